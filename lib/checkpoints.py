@@ -1,0 +1,210 @@
+"""Local checkpoint folders: scanning `checkpoints/`, manifests, label files, safe loading.
+
+A checkpoint is a folder `checkpoints/<name>/` with a `model.json` manifest and a weights
+file. Weights load from safetensors, or from `.pt`/`.pth` with `torch.load(weights_only=True)`;
+a pickle that would run code is refused. Nothing outside the checkpoints root is ever read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINTS_DIR = Path(os.environ.get("LENS_CHECKPOINTS", PROJECT_ROOT / "checkpoints"))
+MANIFEST = "model.json"
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+TASKS = ("classification", "segmentation", "detection", "grounding")
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message says why and what to do."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A pickle that would execute code on load."""
+
+
+def safe_path(user_path: str | Path, root: Path | None = None) -> Path:
+    """Resolve a user-typed path inside `root` (default: checkpoints/); refuse escapes.
+
+    `..` components, absolute paths elsewhere and symlinks leading out are refused.
+    """
+    root = (root or CHECKPOINTS_DIR).resolve()
+    raw = Path(user_path)
+    if ".." in raw.parts:
+        raise CheckpointError(f"'{user_path}' contains '..'; only paths inside {root} are loaded.")
+    candidate = raw if raw.is_absolute() else root / raw
+    resolved = candidate.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise CheckpointError(f"'{user_path}' leads outside {root} (a link or an absolute path); "
+                              "only files inside the checkpoints folder are loaded.")
+    return resolved
+
+
+def strip_prefixes(state: dict[str, Any]) -> dict[str, Any]:
+    """Remove `module.` (DataParallel) and `_orig_mod.` (torch.compile) key prefixes."""
+    out = {}
+    for key, value in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _PREFIXES:
+                if key.startswith(prefix):
+                    key = key[len(prefix):]
+                    changed = True
+        out[key] = value
+    return out
+
+
+def load_state_dict(path: str | Path, root: Path | None = None) -> dict[str, Any]:
+    """Load a state dict safely from inside the checkpoints root."""
+    path = safe_path(path, root)
+    if not path.is_file():
+        raise CheckpointError(f"Weights file '{path.name}' not found.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        try:
+            state = load_file(str(path))
+        except Exception as exc:  # safetensors raises its own error types
+            raise CheckpointError(f"'{path.name}' is not a valid safetensors file: {exc}") from exc
+    else:
+        import pickle
+
+        import torch
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise UnsafeCheckpointError(
+                f"'{path.name}' was refused: it is a pickle holding Python objects that would run "
+                "code when loaded. Save a plain state_dict (torch.save(model.state_dict(), ...)) "
+                "or a .safetensors file instead.") from exc
+        except (RuntimeError, EOFError, OSError) as exc:
+            raise CheckpointError(f"'{path.name}' is corrupt or not a PyTorch file: {exc}") from exc
+        for key in ("state_dict", "model_state_dict", "model", "module"):
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"'{path.name}' holds no state dict.")
+    return strip_prefixes(state)
+
+
+def parse_labels(text: str, filename: str = "") -> list[str]:
+    """Parse a label file: one name per line, JSON (list or {index: name}), or Places365.
+
+    Places365 lines look like `/a/abbey 0` and become "abbey" (`/b/bus_interior 1` → "bus interior").
+    """
+    stripped = text.strip()
+    if filename.endswith(".json") or stripped.startswith(("[", "{")):
+        data = json.loads(stripped)
+        if isinstance(data, list):
+            return [str(x) for x in data]
+        if isinstance(data, dict):
+            return [str(data[k]) for k in sorted(data, key=lambda k: int(k))]
+        raise CheckpointError(f"Label file '{filename}' is JSON but neither a list nor a dict.")
+    lines = [ln.strip() for ln in stripped.splitlines() if ln.strip()]
+    if lines and all(ln.startswith("/") and ln.rsplit(" ", 1)[-1].isdigit() for ln in lines):
+        pairs = []
+        for ln in lines:
+            path, index = ln.rsplit(" ", 1)
+            name = path.split("/", 2)[-1]  # drop "/a/"
+            pairs.append((int(index), name.replace("/", " / ").replace("_", " ")))
+        return [name for _, name in sorted(pairs)]
+    return lines
+
+
+def parse_indoor_outdoor(text: str) -> list[str]:
+    """Parse an `IO_places365.txt`-style file (`/a/abbey 2`; 1 = indoor, 2 = outdoor)."""
+    out = []
+    for ln in text.strip().splitlines():
+        code = ln.strip().rsplit(" ", 1)[-1]
+        out.append({"1": "indoor", "2": "outdoor"}.get(code, "unknown"))
+    return out
+
+
+@dataclass
+class Checkpoint:
+    """One folder under checkpoints/: its manifest, or why it cannot be used."""
+
+    name: str
+    folder: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
+    weights: Path | None = None
+    labels: list[str] | None = None
+    indoor_outdoor: list[str] | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def task(self) -> str:
+        return self.manifest.get("task", "classification")
+
+    @property
+    def architecture(self) -> str:
+        return str(self.manifest.get("architecture", ""))
+
+
+def read_checkpoint(folder: Path) -> Checkpoint:
+    """Read and validate one checkpoint folder; problems end up in `.error`, never raised."""
+    ckpt = Checkpoint(name=folder.name, folder=folder)
+    try:
+        root = folder.parent
+        manifest_path = safe_path(folder / MANIFEST, root)
+        if not manifest_path.is_file():
+            raise CheckpointError(f"no {MANIFEST} manifest in the folder")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{MANIFEST} is not valid JSON ({exc})") from exc
+        if not isinstance(manifest, dict):
+            raise CheckpointError(f"{MANIFEST} must be a JSON object")
+        ckpt.manifest = manifest
+        task = manifest.get("task", "classification")
+        if task not in TASKS:
+            raise CheckpointError(f"unknown task '{task}' (one of {', '.join(TASKS)})")
+        if not manifest.get("architecture"):
+            raise CheckpointError(f"{MANIFEST} has no 'architecture'")
+        weights_name = manifest.get("weights")
+        if weights_name:
+            weights = safe_path(folder / weights_name, root)
+        else:
+            found = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+            if not found:
+                raise CheckpointError("no weights file (*.safetensors, *.pt, *.pth)")
+            weights = safe_path(found[0], root)
+        if not weights.is_file():
+            raise CheckpointError(f"weights file '{weights.name}' is missing")
+        ckpt.weights = weights
+        if manifest.get("labels"):
+            labels_path = safe_path(folder / manifest["labels"], root)
+            if not labels_path.is_file():
+                raise CheckpointError(f"labels file '{manifest['labels']}' is missing")
+            ckpt.labels = parse_labels(labels_path.read_text(), labels_path.name)
+        n = manifest.get("num_classes")
+        if n is not None and ckpt.labels is not None and len(ckpt.labels) != int(n):
+            raise CheckpointError(f"labels file has {len(ckpt.labels)} names but the model has "
+                                  f"{n} classes")
+        if manifest.get("indoor_outdoor"):
+            io_path = safe_path(folder / manifest["indoor_outdoor"], root)
+            if io_path.is_file():
+                ckpt.indoor_outdoor = parse_indoor_outdoor(io_path.read_text())
+    except (CheckpointError, OSError, ValueError) as exc:
+        ckpt.error = str(exc)
+    return ckpt
+
+
+def scan(root: Path | None = None) -> list[Checkpoint]:
+    """Every folder under the checkpoints root, usable or not (with the reason)."""
+    root = root or CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    return [read_checkpoint(p) for p in sorted(root.iterdir())
+            if p.is_dir() and not p.name.startswith((".", "_"))]

@@ -1,0 +1,76 @@
+"""Home: what each page is for, the compute device, library versions, which models are ready."""
+
+import pandas as pd
+import streamlit as st
+
+from lib import system
+
+st.title("Lens")
+st.write("Inspect computer-vision models, demo them and try quick what-if uploads.")
+
+PAGES = [
+    ("Classification", "pages/classification.py",
+     "Top-k predictions of timm classifiers with Grad-CAM overlays, model comparison, "
+     "labelled-folder evaluation and video scene timelines."),
+    ("Segmentation", "pages/segmentation.py",
+     "SAM 2 point, box and text prompts on images and video; masks, tracking, effects, export."),
+    ("Detection", "pages/detection.py",
+     "DETR vs Faster R-CNN on COCO-format data: mAP, per-class AP, PR curves, error analysis."),
+    ("Runs", "pages/runs.py",
+     "W&B runs from the cloud and local offline folders, side by side."),
+]
+cols = st.columns(len(PAGES))
+for col, (title, path, blurb) in zip(cols, PAGES):
+    with col.container(border=True):
+        st.page_link(path, label=title)
+        st.caption(blurb)
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Compute")
+    with st.spinner("Looking for a GPU..."):
+        dev = system.device_info()
+    memory = f", {dev.memory_gb} GB" if dev.memory_gb else ""
+    st.markdown(f"Device: **{dev.kind.upper()}** · {dev.name}{memory}")
+    versions = system.library_versions()
+    st.dataframe(pd.DataFrame({"library": list(versions), "version": list(versions.values())}),
+                 hide_index=True, width="stretch", key="versions")
+
+with right:
+    from lib.cache import MODELS
+
+    st.subheader("Models in memory")
+    cached = MODELS.summary()
+    used_mb = MODELS.used_bytes / 2**20
+    st.metric("Memory used by cached models", f"{used_mb:.0f} MB",
+              help=f"Budget {MODELS.budget_bytes / 2**20:.0f} MB (LENS_MODEL_BUDGET_MB); the "
+                   "least recently used model is released when a new one would exceed it.")
+    st.caption(f"Budget: {MODELS.budget_bytes / 2**20:.0f} MB · "
+               + (", ".join(f"{k} ({b / 2**20:.0f} MB)" for k, b in cached) or "none loaded yet"))
+
+st.subheader("Models ready offline")
+st.caption("Local checkpoints, packaged weights and hub cache entries found on this machine. "
+           "Missing ones can be fetched on a connected machine with `python -m lib.weights fetch "
+           "NAME`, then the caches copied here. Drop a folder with a `model.json` into "
+           "`checkpoints/` and it appears below.")
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _model_table() -> pd.DataFrame:
+    from lib import registry
+    rows = []
+    for spec in registry.all_specs():
+        avail = registry.availability(spec)
+        rows.append({"ready": "✅" if avail.ready else ("⚠️ broken" if spec.error else "⬇️"),
+                     "model": spec.name, "task": spec.task, "source": spec.source,
+                     "weights": avail.where if avail.ready or spec.error else spec.fetch_command})
+    return pd.DataFrame(rows)
+
+
+with st.spinner("Checking which weights are on this machine..."):
+    table = _model_table()
+ready = int((table["ready"] == "✅").sum())
+st.write(f"**{ready}** of {len(table)} models ready to use offline.")
+st.dataframe(table, hide_index=True, width="stretch", key="models_table",
+             column_config={"weights": st.column_config.TextColumn("weights / how to fetch",
+                                                                    width="large")})

@@ -1,0 +1,62 @@
+"""The model registry: specs, offline readiness, real packaged weights, missing weights."""
+
+import pytest
+import torch
+
+from lib import registry, weights
+
+
+def test_builtin_catalogue_covers_every_task():
+    specs = registry.builtin_specs()
+    assert {s.task for s in specs} == {"classification", "segmentation", "detection", "grounding"}
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names))
+    assert registry.DEFAULT_CLASSIFIER in names
+    for arch in registry.CURATED_TIMM:
+        assert registry.find(arch).source == "timm"
+
+
+def test_unknown_model_names_the_known_ones():
+    with pytest.raises(registry.ModelCreateError, match="Unknown model 'nope_net'.*Known:"):
+        registry.find("nope_net")
+
+
+def test_packaged_default_is_ready_and_matches_reference_weights(shared_assets):
+    from safetensors.torch import load_file
+    spec = registry.find(registry.DEFAULT_CLASSIFIER)
+    assert registry.availability(spec).ready
+    loaded = registry.create(spec, device="cpu")
+    reference = load_file(shared_assets / "models/tf_efficientnet_lite0_in1k.safetensors")
+    state = loaded.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in reference.items())
+    assert loaded.preprocess.mean == (0.5, 0.5, 0.5)  # from timm's data config, not typed in
+    assert loaded.preprocess.interpolation == "bicubic"
+    assert loaded.labels[285] == "Egyptian cat" and not loaded.untrained
+
+
+def test_missing_hub_weights_name_the_fetch_command(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = registry.find("resnet50")
+    assert not registry.availability(spec).ready
+    with pytest.raises(registry.WeightsMissingError) as info:
+        registry.create(spec)
+    assert "python -m lib.weights fetch 'resnet50'" in str(info.value)
+
+
+def test_non_classification_models_are_not_built_here():
+    with pytest.raises(registry.ModelCreateError, match="segmentation model"):
+        registry.create(registry.find("facebook/sam2.1-hiera-tiny"))
+
+
+def test_weights_cli_lists_every_model(capsys, checkpoints_dir):
+    assert weights.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert f"ready    classification {registry.DEFAULT_CLASSIFIER}" in out
+    assert "missing  segmentation   facebook/sam2.1-hiera-tiny" in out
+    assert out.count("\n") == len(registry.builtin_specs())
+
+
+def test_weights_cli_fetch_reports_failure(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert weights.main(["fetch", "nope_net"]) == 1
+    assert "nope_net: FAILED" in capsys.readouterr().err
