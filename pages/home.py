@@ -33,8 +33,7 @@ with left:
     memory = f", {dev.memory_gb} GB" if dev.memory_gb else ""
     st.markdown(f"Device: **{dev.kind.upper()}** · {dev.name}{memory}")
     versions = system.library_versions()
-    st.dataframe(pd.DataFrame({"library": list(versions), "version": list(versions.values())}),
-                 hide_index=True, width="stretch", key="versions")
+    st.caption("Libraries: " + " · ".join(f"{k} {v}" for k, v in versions.items()))
 
 with right:
     from lib.cache import MODELS
@@ -61,7 +60,7 @@ def _model_table() -> pd.DataFrame:
     rows = []
     for spec in registry.all_specs():
         avail = registry.availability(spec)
-        rows.append({"ready": "✅" if avail.ready else ("⚠️ broken" if spec.error else "⬇️"),
+        rows.append({"status": "ready" if avail.ready else ("broken" if spec.error else "download"),
                      "model": spec.name, "task": spec.task, "source": spec.source,
                      "weights": avail.where if avail.ready or spec.error else spec.fetch_command})
     return pd.DataFrame(rows)
@@ -69,7 +68,7 @@ def _model_table() -> pd.DataFrame:
 
 with st.spinner("Checking which weights are on this machine..."):
     table = _model_table()
-ready = int((table["ready"] == "✅").sum())
+ready = int((table["status"] == "ready").sum())
 st.write(f"**{ready}** of {len(table)} models ready to use offline.")
 st.dataframe(table, hide_index=True, width="stretch", key="models_table",
              column_config={"weights": st.column_config.TextColumn("weights / how to fetch",

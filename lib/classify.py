@@ -1,0 +1,258 @@
+"""Image classification: preprocessing from the model's data config, top-k predictions.
+
+Works on a `registry.LoadedModel`. Places365 models with an indoor/outdoor table also get a
+scene type, decided as the official Places365 demo does (mean of the top-10 classes' flags).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lib.registry import LoadedModel
+
+
+@dataclass(frozen=True)
+class Prediction:
+    index: int
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Classification:
+    top: tuple[Prediction, ...]          # highest probability first
+    indoor_outdoor: str | None = None    # Places365-style models only
+
+    @property
+    def best(self) -> Prediction:
+        return self.top[0]
+
+
+def _transform(lm: LoadedModel):
+    from timm.data import create_transform
+    return create_transform(**lm.preprocess.as_timm_config(), is_training=False)
+
+
+def to_tensor(lm: LoadedModel, images: Image.Image | list[Image.Image]):
+    """Preprocess one or more RGB images into a batch on the model's device."""
+    import torch
+    images = images if isinstance(images, list) else [images]
+    transform = _transform(lm)
+    return torch.stack([transform(im.convert("RGB")) for im in images]).to(lm.device)
+
+
+def model_view(lm: LoadedModel, tensor) -> np.ndarray:
+    """The image as the model sees it (resized, cropped), as HxWx3 uint8, from a 1-image batch."""
+    mean = np.asarray(lm.preprocess.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(lm.preprocess.std, dtype=np.float32)[:, None, None]
+    arr = tensor[0].detach().float().cpu().numpy() * std + mean
+    return (np.clip(arr.transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8)
+
+
+def probabilities(lm: LoadedModel, tensor) -> np.ndarray:
+    """Softmax probabilities, shape (batch, classes)."""
+    import torch
+    with torch.inference_mode():
+        logits = lm.model(tensor)
+    return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+
+def top_k(lm: LoadedModel, probs: np.ndarray, k: int = 5) -> Classification:
+    """Top-k predictions from one row of probabilities."""
+    order = np.argsort(-probs, kind="stable")[: max(1, min(k, probs.shape[-1]))]
+    top = tuple(Prediction(int(i), lm.labels[int(i)], float(probs[i])) for i in order)
+    scene = None
+    if lm.spec.indoor_outdoor and len(lm.spec.indoor_outdoor) == probs.shape[-1]:
+        top10 = np.argsort(-probs, kind="stable")[:10]
+        outdoor = np.mean([lm.spec.indoor_outdoor[i] == "outdoor" for i in top10])
+        scene = "outdoor" if outdoor >= 0.5 else "indoor"
+    return Classification(top=top, indoor_outdoor=scene)
+
+
+def classify(lm: LoadedModel, images: Image.Image | list[Image.Image],
+             k: int = 5) -> list[Classification]:
+    """Top-k predictions for each image."""
+    probs = probabilities(lm, to_tensor(lm, images))
+    return [top_k(lm, row, k) for row in probs]
+
+
+# -- labelled-folder evaluation ---------------------------------------------------------------
+
+class DatasetError(ValueError):
+    """A folder or archive that cannot be evaluated; the message says why."""
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+
+
+def data_roots() -> list[Path]:
+    """Folders a user may name by path (LENS_DATA_ROOTS, os.pathsep-separated; default: the
+    folder holding the project, which includes ../shared)."""
+    import os
+    default = str(Path(__file__).resolve().parent.parent.parent)
+    return [Path(p).resolve() for p in os.environ.get("LENS_DATA_ROOTS", default).split(os.pathsep)
+            if p]
+
+
+def data_path(text: str) -> Path:
+    """Resolve a user-typed folder path; only folders under `data_roots()` are read."""
+    path = Path(text.strip()).expanduser().resolve()
+    roots = data_roots()
+    if not any(path == r or r in path.parents for r in roots):
+        raise DatasetError(f"'{text}' is outside the folders Lens may read "
+                           f"({', '.join(map(str, roots))}); set LENS_DATA_ROOTS to allow it.")
+    return path
+
+
+def find_labelled_images(folder: str | Path) -> list[tuple[Path, str]]:
+    """(image path, class folder name) for every image in class subfolders, sorted."""
+    from lib.images import ACCEPTED_EXTENSIONS
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"'{folder}' is not a folder.")
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DatasetError(f"'{folder.name}' has no class subfolders; put each class's images "
+                           "in a folder named after the class.")
+    items = [(p, c.name) for c in classes for p in sorted(c.rglob("*"))
+             if p.is_file() and p.suffix.lower().lstrip(".") in ACCEPTED_EXTENSIONS]
+    if not items:
+        raise DatasetError(f"The class folders of '{folder.name}' hold no images.")
+    return items
+
+
+def match_classes(class_names: list[str], labels: list[str]) -> dict[str, int]:
+    """Map folder names to model class indices by name (case, '_' and '-' ignored).
+
+    A label like "tabby, tabby cat" matches a folder named "tabby" or "tabby cat".
+    """
+    index: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        for alias in [label] + [a for a in label.split(",")]:
+            index.setdefault(_norm(alias), i)
+    mapping, missing = {}, []
+    for name in class_names:
+        if _norm(name) in index:
+            mapping[name] = index[_norm(name)]
+        elif name.isdigit() and int(name) < len(labels):
+            mapping[name] = int(name)
+        else:
+            missing.append(name)
+    if missing:
+        raise DatasetError(f"Folder names not among the model's classes: {', '.join(missing)}. "
+                           "Name each folder after a class of the model.")
+    return mapping
+
+
+def safe_extract_zip(data: bytes, dest: Path, max_bytes: int = 2 * 2**30) -> Path:
+    """Extract an uploaded zip inside `dest`, refusing absolute paths, '..' and bombs."""
+    import io
+    import zipfile
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise DatasetError("The upload is not a valid zip archive.") from exc
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if sum(m.file_size for m in members) > max_bytes:
+            raise DatasetError(f"The archive unpacks to more than {max_bytes / 2**30:.0f} GB.")
+        root = dest.resolve()
+        for m in members:
+            target = (root / m.filename).resolve()
+            if root not in target.parents or ".." in Path(m.filename).parts:
+                raise DatasetError(f"The archive holds an unsafe path: '{m.filename}'.")
+            if m.filename.startswith("__MACOSX/"):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(m))
+    subdirs = [p for p in root.iterdir() if p.is_dir() and p.name != "__MACOSX"]
+    files = [p for p in root.iterdir() if p.is_file()]
+    # A zip of one folder holding the class folders: step into it.
+    if len(subdirs) == 1 and not files and any(q.is_dir() for q in subdirs[0].iterdir()):
+        return subdirs[0]
+    return root
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    path: str
+    true_label: str
+    true_index: int
+    pred_index: int
+    pred_label: str
+    confidence: float      # probability of the predicted class
+    in_top5: bool
+
+    @property
+    def correct(self) -> bool:
+        return self.pred_index == self.true_index
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    items: tuple[EvalItem, ...]
+    classes: tuple[str, ...]          # folder class names, sorted
+    confusion: np.ndarray             # rows: true class; cols: predicted class, last = other
+    skipped: tuple[tuple[str, str], ...] = ()   # (file, reason) of unreadable images
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean([i.correct for i in self.items])) if self.items else 0.0
+
+    @property
+    def top5_accuracy(self) -> float:
+        return float(np.mean([i.in_top5 for i in self.items])) if self.items else 0.0
+
+    def per_class(self) -> list[tuple[str, int, float]]:
+        """(class, images, accuracy) per folder class."""
+        out = []
+        for name in self.classes:
+            mine = [i for i in self.items if i.true_label == name]
+            out.append((name, len(mine), float(np.mean([i.correct for i in mine])) if mine else 0.0))
+        return out
+
+    def confident_mistakes(self, n: int = 8) -> list[EvalItem]:
+        wrong = [i for i in self.items if not i.correct]
+        return sorted(wrong, key=lambda i: (-i.confidence, i.path))[:n]
+
+    def to_csv(self) -> str:
+        import pandas as pd
+        return pd.DataFrame([{"path": i.path, "true": i.true_label, "predicted": i.pred_label,
+                              "confidence": round(i.confidence, 6), "correct": i.correct,
+                              "in_top5": i.in_top5} for i in self.items]).to_csv(index=False)
+
+
+def evaluate(lm: LoadedModel, items: list[tuple[Path, str]], batch_size: int = 16,
+             progress=None) -> EvalResult:
+    """Classify every (path, class) pair; `progress(done, total)` is called after each batch."""
+    from lib.images import ImageError, load_image
+    classes = sorted({c for _, c in items})
+    mapping = match_classes(classes, lm.labels)
+    col = {mapping[c]: j for j, c in enumerate(classes)}
+    confusion = np.zeros((len(classes), len(classes) + 1), dtype=np.int64)
+    results, skipped = [], []
+    for start in range(0, len(items), batch_size):
+        batch, images = [], []
+        for path, cls in items[start:start + batch_size]:
+            try:
+                images.append(load_image(path).image)
+                batch.append((path, cls))
+            except ImageError as exc:
+                skipped.append((str(path), str(exc)))
+        if images:
+            probs = probabilities(lm, to_tensor(lm, images))
+            for (path, cls), row in zip(batch, probs):
+                pred = int(np.argmax(row))
+                top5 = np.argsort(-row, kind="stable")[:5]
+                truth = mapping[cls]
+                results.append(EvalItem(str(path), cls, truth, pred, lm.labels[pred],
+                                        float(row[pred]), bool(truth in top5)))
+                confusion[classes.index(cls), col.get(pred, len(classes))] += 1
+        if progress:
+            progress(min(start + batch_size, len(items)), len(items))
+    return EvalResult(tuple(results), tuple(classes), confusion, tuple(skipped))

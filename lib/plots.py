@@ -1,0 +1,55 @@
+"""Pure Plotly figure builders: data in, figure out; no Streamlit, no models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+_LAYOUT = dict(template="plotly_dark", margin=dict(l=10, r=10, t=40, b=10))
+
+
+def topk_bar(labels: Sequence[str], probabilities: Sequence[float], title: str = "") -> go.Figure:
+    """Horizontal bars, best class on top, probabilities as percentages."""
+    fig = go.Figure(go.Bar(x=[p * 100 for p in probabilities][::-1], y=list(labels)[::-1],
+                           orientation="h", text=[f"{p:.1%}" for p in probabilities][::-1],
+                           textposition="auto", marker_color="#4f8cff"))
+    fig.update_layout(title=title, xaxis_title="probability (%)", xaxis_range=[0, 100],
+                      height=60 + 32 * len(labels), **_LAYOUT)
+    return fig
+
+
+def confusion_heatmap(matrix: np.ndarray, true_names: Sequence[str],
+                      pred_names: Sequence[str], title: str = "Confusion matrix") -> go.Figure:
+    """Counts with true classes on rows and predicted classes on columns."""
+    fig = go.Figure(go.Heatmap(z=matrix, x=list(pred_names), y=list(true_names),
+                               colorscale="Blues", text=matrix, texttemplate="%{text}",
+                               hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true",
+                      yaxis_autorange="reversed", height=max(320, 40 * len(true_names) + 120),
+                      **_LAYOUT)
+    return fig
+
+
+def scene_timeline(times: Sequence[float], labels: Sequence[str], probabilities: Sequence[float],
+                   segments: Sequence[tuple[float, float, str]], title: str = "") -> go.Figure:
+    """Per-frame top class (markers, opacity = probability) above merged scene segments."""
+    classes = list(dict.fromkeys(list(labels) + [s[2] for s in segments]))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=list(times), y=list(labels), mode="markers", name="frame top-1",
+                             marker=dict(size=9, opacity=[max(0.25, p) for p in probabilities]),
+                             customdata=[f"{p:.0%}" for p in probabilities],
+                             hovertemplate="%{x:.2f} s: %{y} (%{customdata})<extra></extra>"))
+    palette = ["#4f8cff", "#ff7f50", "#3cb371", "#ba55d3", "#ffd700", "#20b2aa", "#ff6b81"]
+    for i, (start, end, label) in enumerate(segments):
+        fig.add_trace(go.Scatter(x=[start, end], y=["scenes", "scenes"], mode="lines",
+                                 line=dict(width=18, color=palette[classes.index(label)
+                                                                    % len(palette)]),
+                                 name=label, showlegend=False,
+                                 hovertemplate=f"scene {i + 1}: {label}<br>{start:.1f}–{end:.1f} s"
+                                               "<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="time (s)",
+                      yaxis=dict(categoryorder="array", categoryarray=["scenes"] + classes),
+                      height=140 + 28 * len(classes), **_LAYOUT)
+    return fig

@@ -1,0 +1,303 @@
+"""Classification: top-k predictions with CAM overlays, comparison, evaluation, video scenes."""
+
+import io
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+from PIL import Image
+
+from lib import cache, checkpoints, images, plots, registry, samples, video
+
+OTHER = "Other timm model…"
+st.title("Scene classification")
+
+
+# -- cached computations (keyed by content hash; leading-underscore arguments are not hashed) --
+
+@st.cache_data(ttl=30, show_spinner=False)
+def model_options() -> dict[str, str]:
+    """name -> readiness note, default classifier first."""
+    out = {}
+    for spec in registry.all_specs("classification"):
+        if spec.error:
+            out[spec.name] = f"broken: {spec.error}"
+        else:
+            out[spec.name] = "ready" if registry.availability(spec).ready else "needs download"
+    return out
+
+
+def load_model(name: str):
+    """(LoadedModel, lock) from the process-wide cache, or None after showing why."""
+    try:
+        with st.spinner(f"Loading {name}…"):
+            return cache.get_model(name)
+    except (registry.WeightsMissingError, registry.ModelCreateError,
+            checkpoints.CheckpointError) as exc:
+        st.error(str(exc))
+        return None
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def predict(sha: str, model: str, k: int, _image: Image.Image):
+    from lib import classify
+    lm, _ = cache.get_model(model)
+    return classify.classify(lm, _image, k)[0]
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def explain(sha: str, model: str, method: str, target: int, layer: str, _image: Image.Image):
+    from lib import cam
+    lm, lock = cache.get_model(model)
+    return cam.explain(lm, _image, method, target, layer, lock)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def faithfulness(sha: str, model: str, method: str, target: int, layer: str,
+                 _image: Image.Image, _explanation):
+    from lib import cam
+    lm, lock = cache.get_model(model)
+    return cam.explain_faithfulness(lm, _image, _explanation, lock)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def layer_list(model: str) -> list[str]:
+    from lib import cam
+    return cam.layer_choices(cache.get_model(model)[0].model)
+
+
+def png_bytes(arr) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def read_uploads(files) -> list[images.IntakeImage]:
+    """Decode uploads through the one intake; a bad file gets a message, the rest go on."""
+    good = []
+    for f in files or []:
+        try:
+            good.append(images.load_image(f.getvalue(), name=f.name))
+        except images.ImageError as exc:
+            st.error(str(exc))
+    return good
+
+
+# -- model and image choice -------------------------------------------------------------------
+
+options = model_options()
+names = list(options) + [OTHER]
+with st.sidebar:
+    st.subheader("Model")
+    choice = st.selectbox("Classifier", names, key="model",
+                          format_func=lambda n: n if n == OTHER else f"{n} · {options[n]}")
+    model_name = (st.text_input("timm model name or hf-hub: id", key="timm_name",
+                                placeholder="e.g. resnet18.a1_in1k").strip()
+                  if choice == OTHER else choice)
+    top_k = st.slider("Top-k", 1, 10, 5, key="top_k")
+
+tab_explain, tab_compare, tab_eval, tab_video = st.tabs(
+    ["Explain", "Compare", "Evaluate a folder", "Video scenes"])
+
+with tab_explain:
+    up_col, sample_col = st.columns([3, 2])
+    uploads = up_col.file_uploader("Upload images", type=images.ACCEPTED_EXTENSIONS,
+                                   accept_multiple_files=True, key="uploads")
+    sample = sample_col.selectbox("…or a sample photo", list(samples.SAMPLES), key="sample")
+    intake = read_uploads(uploads)
+    if not uploads:
+        intake = [images.load_image(samples.sample_bytes(sample), name=sample)]
+
+loaded = load_model(model_name) if model_name else None
+
+with tab_explain:
+    if loaded and intake:
+        lm, _ = loaded
+        if len(intake) > 1:
+            thumbs = st.columns(min(len(intake), 6))
+            for i, item in enumerate(intake):
+                pred = predict(item.sha256, model_name, top_k, item.image).best
+                thumbs[i % len(thumbs)].image(item.image, caption=f"{item.name}: {pred.label} "
+                                              f"({pred.probability:.0%})", width="stretch")
+            picked = st.selectbox("Explain image", range(len(intake)), key="picked",
+                                  format_func=lambda i: intake[i].name)
+        else:
+            picked = 0
+        item = intake[picked]
+        result = predict(item.sha256, model_name, top_k, item.image)
+        head = f"**{item.name}** · top-1 **{result.best.label}** ({result.best.probability:.1%})"
+        if result.indoor_outdoor:
+            head += f" · scene type: **{result.indoor_outdoor}**"
+        st.markdown(head)
+
+        from lib.cam import COLORMAPS, METHODS
+        c1, c2, c3, c4, c5 = st.columns([2, 3, 3, 2, 2])
+        method = c1.selectbox("CAM method", list(METHODS), key="method")
+        label_options = list(range(len(lm.labels)))
+        target = c2.selectbox("Explain class (type to search)", label_options,
+                              index=result.best.index, key="target",
+                              format_func=lambda i: f"{lm.labels[i]} ({i})")
+        layers = layer_list(model_name)
+        layer = c3.selectbox("Target layer", layers, key="layer")
+        colormap = c4.selectbox("Colormap", COLORMAPS, key="colormap")
+        opacity = c5.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
+
+        chart_col, cam_col = st.columns([2, 5])
+        chart_col.plotly_chart(plots.topk_bar([p.label for p in result.top],
+                                              [p.probability for p in result.top],
+                                              title=f"Top-{len(result.top)}"),
+                               key="topk_chart")
+        with cam_col:
+            slow = method in ("ScoreCAM", "AblationCAM")
+            try:
+                with st.spinner(f"{method}…" + (" (many forward passes; this takes a while)"
+                                               if slow else "")):
+                    expl = explain(item.sha256, model_name, method, target, layer, item.image)
+            except (ValueError, RuntimeError) as exc:
+                st.error(f"{method} on layer '{layer}' failed: {exc}. Pick another layer.")
+                expl = None
+            if expl is not None:
+                from lib.cam import heatmap_rgb
+                over = expl.overlay(colormap, opacity)
+                v1, v2, v3 = st.columns(3)
+                v1.image(expl.view, caption="as the model sees it", width="stretch")
+                v2.image(heatmap_rgb(expl.cam.heatmap, colormap),
+                         caption=f"{method} · {expl.cam.layer}", width="stretch")
+                v3.image(over, caption=f"overlay · {expl.cam.target_label}", width="stretch")
+                st.download_button("Download overlay (PNG)", png_bytes(over),
+                                   file_name=f"{Path(item.name).stem}_{method}_{target}.png",
+                                   mime="image/png", key="download_overlay")
+        if expl is not None:
+            with st.spinner("Measuring how faithful the map is (ROAD)…"):
+                faith = faithfulness(item.sha256, model_name, method, target, layer,
+                                     item.image, expl)
+            st.markdown("**Faithfulness** (pytorch_grad_cam.metrics; target class probability)")
+            m1, m2 = st.columns(2)
+            m1.metric("Confidence change keeping only the top 25% of the map",
+                      f"{faith.keep_top_change * 100:+.1f} pts",
+                      delta=f"{(faith.keep_top_change - faith.random_keep_top_change) * 100:+.1f} "
+                            "pts vs random CAM",
+                      help=f"Random CAM baseline: {faith.random_keep_top_change * 100:+.1f} pts. "
+                           "Higher is better: the kept region carries the evidence.")
+            m2.metric("ROAD (combined, 20/80 %)", f"{faith.road:.3f}",
+                      delta=f"{faith.road - faith.random_road:+.3f} vs random CAM",
+                      help=f"Random CAM baseline: {faith.random_road:.3f}. Higher is better.")
+            if faith.road <= faith.random_road:
+                st.warning("This map scores no better than a random CAM on ROAD: read it with "
+                           "care.")
+
+with tab_compare:
+    mode = st.radio("Compare", ["models", "methods"], horizontal=True, key="compare_mode")
+    if mode == "models":
+        picks = st.multiselect("Models (2–4)", list(options), max_selections=4,
+                               default=[n for n in options if options[n] == "ready"][:2],
+                               key="compare_models")
+        cells = [(m, st.session_state.get("method", "GradCAM")) for m in picks]
+    else:
+        from lib.cam import METHODS
+        picks = st.multiselect("Methods (2–4)", list(METHODS), max_selections=4,
+                               default=["GradCAM", "EigenCAM"], key="compare_methods")
+        cells = [(model_name, m) for m in picks]
+    if len(cells) < 2:
+        st.info("Pick at least two to compare.")
+    elif intake:
+        item = intake[0] if len(intake) == 1 else intake[st.session_state.get("picked", 0)]
+        st.caption(f"Image: {item.name}. Each cell explains its own top-1 class.")
+        grid = st.columns(len(cells))
+        for col, (m_name, meth) in zip(grid, cells):
+            with col:
+                if load_model(m_name) is None:
+                    continue
+                res = predict(item.sha256, m_name, 1, item.image).best
+                with st.spinner(f"{meth} on {m_name}…"):
+                    lay = layer_list(m_name)[0]
+                    ex = explain(item.sha256, m_name, meth, res.index, lay, item.image)
+                st.image(ex.overlay(), width="stretch",
+                         caption=f"{m_name} · {meth}\n{res.label} ({res.probability:.0%})")
+
+with tab_eval:
+    st.caption("A folder with one subfolder per class, each named after one of the model's "
+               "classes. By path on the server, or as a zip.")
+    path_text = st.text_input("Folder path on the server", key="eval_path")
+    eval_zip = st.file_uploader("…or upload a zip", type=["zip"], key="eval_zip")
+    if st.button("Evaluate", key="run_eval", disabled=not loaded):
+        from lib import classify
+        try:
+            if eval_zip is not None:
+                folder = classify.safe_extract_zip(eval_zip.getvalue(),
+                                                   Path(tempfile.mkdtemp(prefix="lens-eval-")))
+            elif path_text:
+                folder = classify.data_path(path_text)
+            else:
+                raise classify.DatasetError("Give a folder path or upload a zip.")
+            items = classify.find_labelled_images(folder)
+            bar = st.progress(0.0, text="Evaluating…")
+            result = classify.evaluate(loaded[0], items, progress=lambda d, n: bar.progress(
+                d / n, text=f"Evaluating… {d}/{n} images"))
+            bar.empty()
+            st.session_state["eval_result"] = (model_name, result)
+        except classify.DatasetError as exc:
+            st.error(str(exc))
+    if "eval_result" in st.session_state:
+        ev_model, ev = st.session_state["eval_result"]
+        st.markdown(f"**{ev_model}** on {len(ev.items)} images")
+        e1, e2, e3 = st.columns(3)
+        e1.metric("Accuracy", f"{ev.accuracy:.1%}")
+        e2.metric("Top-5 accuracy", f"{ev.top5_accuracy:.1%}")
+        e3.metric("Unreadable images skipped", len(ev.skipped))
+        import pandas as pd
+        st.dataframe(pd.DataFrame(ev.per_class(), columns=["class", "images", "accuracy"]),
+                     hide_index=True, key="per_class")
+        st.plotly_chart(plots.confusion_heatmap(ev.confusion, ev.classes,
+                                                list(ev.classes) + ["other"]),
+                        key="confusion_chart")
+        st.download_button("Download predictions (CSV)", ev.to_csv(),
+                           file_name="evaluation.csv", mime="text/csv", key="download_csv")
+        mistakes = ev.confident_mistakes()
+        if mistakes:
+            st.markdown("**Most confident mistakes** (CAM of the predicted class)")
+            cols = st.columns(4)
+            for i, m in enumerate(mistakes):
+                mi = images.load_image(m.path)
+                ex = explain(mi.sha256, ev_model, "GradCAM", m.pred_index,
+                             layer_list(ev_model)[0], mi.image)
+                cols[i % 4].image(ex.overlay(), width="stretch",
+                                  caption=f"{Path(m.path).name}: {m.pred_label} "
+                                          f"({m.confidence:.0%}), true {m.true_label}")
+
+with tab_video:
+    clip = st.file_uploader("Upload a short clip", type=video.ACCEPTED_EXTENSIONS, key="clip")
+    v1, v2 = st.columns(2)
+    every = v1.slider("Sample one frame every (s)", 0.1, 5.0, 1.0, 0.1, key="every_s")
+    min_len = v2.slider("Minimum scene duration (s)", 0.0, 30.0, 2.0, 0.5, key="min_scene_s")
+    if clip is not None and loaded:
+        from lib import scenes
+        try:
+            info = video.open_video(video.save_upload(clip.getvalue(), clip.name))
+            st.caption(f"{info.width}x{info.height}, {info.fps:.1f} fps, {info.frame_count} "
+                       f"frames, {info.duration_s:.1f} s")
+            key = (clip.file_id, model_name, every)
+            if st.session_state.get("video_key") != key:
+                bar = st.progress(0.0, text="Classifying frames…")
+                preds = scenes.classify_frames(loaded[0], info, every, progress=lambda d, n: (
+                    bar.progress(min(1.0, d / n), text=f"Classifying frames… {d}/{n}")))
+                bar.empty()
+                st.session_state["video_key"], st.session_state["video_preds"] = key, preds
+            preds = st.session_state["video_preds"]
+            segs = scenes.merge_segments(preds, min_len, info.duration_s)
+            st.subheader(f"{len(segs)} scene{'s' if len(segs) != 1 else ''}")
+            st.plotly_chart(plots.scene_timeline(
+                [p.time_s for p in preds], [p.label for p in preds],
+                [p.probability for p in preds],
+                [(s.start_s, s.end_s, s.label) for s in segs]), key="timeline_chart")
+            cols = st.columns(min(4, len(segs)) or 1)
+            for i, seg in enumerate(segs):
+                frame = video.read_frame(info, seg.keyframe_index)
+                img = Image.fromarray(frame.rgb)
+                ex = explain(f"{clip.file_id}:{frame.index}", model_name, "GradCAM",
+                             seg.class_index, layer_list(model_name)[0], img)
+                cols[i % len(cols)].image(ex.overlay(), width="stretch",
+                                          caption=f"{seg.start_s:.1f}–{seg.end_s:.1f} s: "
+                                                  f"{seg.label}")
+        except video.VideoError as exc:
+            st.error(str(exc))
