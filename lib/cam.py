@@ -29,6 +29,7 @@ METHODS = {"GradCAM": "GradCAM", "GradCAM++": "GradCAMPlusPlus", "XGradCAM": "XG
 #: Methods computed on the fast path (one forward, a short backward, or none).
 FAST_METHODS = {"GradCAM", "GradCAM++", "XGradCAM", "LayerCAM", "HiResCAM", "EigenCAM"}
 GRADIENT_FREE = {"EigenCAM", "ScoreCAM", "AblationCAM"}
+_RNG_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -175,9 +176,10 @@ def compute_cam(lm: LoadedModel, tensor, method: str = "GradCAM", target_index: 
                                                      need_grads=method not in GRADIENT_FREE)
                 target = int(logits[0].argmax()) if target_index is None else target_index
                 to_nchw = reshape or (lambda t: t)
-                cam.activations_and_grads.activations = [to_nchw(act).cpu()]
+                # clones: the library's release() detaches in place, which views refuse
+                cam.activations_and_grads.activations = [to_nchw(act).cpu().clone()]
                 cam.activations_and_grads.gradients = (
-                    [to_nchw(grad).cpu()] if grad is not None else [])
+                    [to_nchw(grad).cpu().clone()] if grad is not None else [])
                 per_layer = cam.compute_cam_per_layer(tensor, [ClassifierOutputTarget(target)],
                                                       False)
                 heat = cam.aggregate_multi_layers(per_layer)[0]
@@ -251,7 +253,9 @@ def faithfulness(lm: LoadedModel, tensor, heatmap: np.ndarray, target_index: int
     scores = []
     for cam in (heatmap, rand):
         keep = (cam >= np.percentile(cam, 75)).astype(np.float32)[None]
-        with torch.inference_mode():
+        # ROAD's imputer adds noise from torch's global RNG: seed it so scores repeat
+        with _RNG_LOCK, torch.random.fork_rng(devices=[]), torch.inference_mode():
+            torch.manual_seed(seed)
             change = CamMultImageConfidenceChange()(tensor, keep, targets, lm.model)
             road = ROADCombined(percentiles=list(percentiles))(tensor, cam[None], targets,
                                                               lm.model)

@@ -100,6 +100,7 @@ def merge_segments(preds: list[FramePrediction], min_duration_s: float,
             lo, hi = sorted((shortest, target))
             merged = (relabelled + runs[target]) if target > shortest else (runs[target] + relabelled)
             runs[lo:hi + 1] = [merged]
+            runs = _join_equal(runs)
             changed = True
 
     segments = []
@@ -111,3 +112,13 @@ def merge_segments(preds: list[FramePrediction], min_duration_s: float,
                                 key.index, key.time_s,
                                 float(np.mean([p.probability for p in own]))))
     return segments
+
+
+def _join_equal(runs: list[list[FramePrediction]]) -> list[list[FramePrediction]]:
+    out: list[list[FramePrediction]] = []
+    for run in runs:
+        if out and out[-1][0].class_index == run[0].class_index:
+            out[-1] = out[-1] + run
+        else:
+            out.append(run)
+    return out

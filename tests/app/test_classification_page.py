@@ -1,0 +1,96 @@
+"""AppTest for the classification page: upload, CAM method, class, compare, evaluate, video."""
+
+import io
+
+import pytest
+from PIL import Image
+from skimage import data
+from streamlit.testing.v1 import AppTest
+
+from tests.app.test_pages import run_page
+from tests.helpers import write_video
+
+
+def png(arr) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def page() -> AppTest:
+    return run_page("classification")
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def captions(at: AppTest) -> list[str]:
+    return [i.caption for img in at.get("image") for i in img.proto.imgs]
+
+
+def test_sample_photo_is_explained_by_default(page):
+    assert not page.exception
+    assert "top-1 **tiger cat**" in texts(page)
+    assert "overlay · tiger cat" in captions(page)
+    assert page.get("download_button")
+
+
+@pytest.mark.parametrize("name,data_bytes,message", [
+    ("notes.png", b"just some text", "text file"),
+    ("empty.jpg", b"", "empty"),
+    ("page.png", b"<html><body>x</body></html>", "HTML"),
+])
+def test_bad_upload_shows_error_and_page_keeps_working(name, data_bytes, message):
+    at = run_page("classification")
+    at.file_uploader(key="uploads").set_value((name, data_bytes, "image/png")).run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error)
+    at.file_uploader(key="uploads").set_value(
+        [(name, data_bytes, "image/png"), ("coffee.png", png(data.coffee()), "image/png")]).run()
+    assert not at.exception and "top-1 **espresso**" in texts(at)
+
+
+def test_change_method_and_class(page):
+    page.selectbox(key="method").set_value("EigenCAM").run()
+    assert not page.exception
+    assert any(c.startswith("EigenCAM") for c in captions(page))
+    page.selectbox(key="target").set_value(285).run()
+    assert "overlay · Egyptian cat" in captions(page)
+
+
+def test_compare_methods_grid(page):
+    page.radio(key="compare_mode").set_value("methods").run()
+    page.multiselect(key="compare_methods").set_value(["GradCAM", "LayerCAM", "EigenCAM"]).run()
+    assert not page.exception
+    grid = [c for c in captions(page) if "EfficientNet-Lite0" in c]
+    assert len(grid) == 3 and any("LayerCAM" in c for c in grid)
+
+
+def test_evaluate_folder_and_bad_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
+    for cls, arr in [("tiger cat", data.chelsea()), ("espresso", data.coffee())]:
+        (tmp_path / "set" / cls).mkdir(parents=True)
+        Image.fromarray(arr).save(tmp_path / "set" / cls / "a.png")
+    (tmp_path / "flat").mkdir()
+    at = run_page("classification")
+    at.text_input(key="eval_path").set_value(str(tmp_path / "flat"))
+    at.button(key="run_eval").click().run()
+    assert any("no class subfolders" in e.value for e in at.error)
+    at.text_input(key="eval_path").set_value(str(tmp_path / "set"))
+    at.button(key="run_eval").click().run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Accuracy"] == "100.0%" and metrics["Top-5 accuracy"] == "100.0%"
+
+
+def test_video_scenes(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", frames=12, fps=4, size=(96, 64))
+    at = run_page("classification")
+    at.slider(key="every_s").set_value(1.0)
+    at.file_uploader(key="clip").set_value(("clip.mp4", path.read_bytes(), "video/mp4")).run()
+    assert not at.exception
+    assert any(s.value.endswith(("scene", "scenes")) for s in at.subheader)
+    at.file_uploader(key="clip").set_value(("bad.mp4", b"nope" * 100, "video/mp4")).run()
+    assert any("not a video" in e.value for e in at.error)

@@ -1,0 +1,43 @@
+"""AppTest: the app and every page render without an exception."""
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+PAGES = ["home", "classification", "segmentation", "detection", "runs"]
+
+
+def run_page(name: str, timeout: float = 180) -> AppTest:
+    """Open a page through the router, as the browser does."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout).run()
+    at.switch_page(f"pages/{name}.py")
+    return at.run()
+
+
+def test_app_routes_to_all_pages():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception
+    assert at.title[0].value == "Lens"  # Home is the default page
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_without_exception(page):
+    at = run_page(page)
+    assert not at.exception, at.exception
+    assert at.title, f"{page} has no title"
+
+
+def test_home_lists_a_dropped_checkpoint(checkpoints_dir):
+    import streamlit as st
+    st.cache_data.clear()
+    folder = checkpoints_dir / "my-places-model"
+    folder.mkdir()
+    (folder / "model.json").write_text(json.dumps({"architecture": "efficientnet_b0"}))
+    at = run_page("home")
+    table = at.dataframe[-1].value
+    row = table[table["model"] == "my-places-model"].iloc[0]
+    assert row["status"] == "broken" and "no weights file" in row["weights"]
+    assert any("models ready to use offline" in m.value for m in at.markdown)
