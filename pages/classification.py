@@ -131,13 +131,17 @@ with tab_explain:
         st.markdown(head)
 
         from lib.cam import COLORMAPS, METHODS
+        layers = layer_list(model_name)
+        # A new image or model starts from its top class and the model's default layer.
+        if st.session_state.get("explaining") != (item.sha256, model_name):
+            st.session_state["explaining"] = (item.sha256, model_name)
+            st.session_state["target"] = result.best.index
+            if st.session_state.get("layer") not in layers:
+                st.session_state["layer"] = layers[0]
         c1, c2, c3, c4, c5 = st.columns([2, 3, 3, 2, 2])
         method = c1.selectbox("CAM method", list(METHODS), key="method")
-        label_options = list(range(len(lm.labels)))
-        target = c2.selectbox("Explain class (type to search)", label_options,
-                              index=result.best.index, key="target",
-                              format_func=lambda i: f"{lm.labels[i]} ({i})")
-        layers = layer_list(model_name)
+        target = c2.selectbox("Explain class (type to search)", list(range(len(lm.labels))),
+                              key="target", format_func=lambda i: f"{lm.labels[i]} ({i})")
         layer = c3.selectbox("Target layer", layers, key="layer")
         colormap = c4.selectbox("Colormap", COLORMAPS, key="colormap")
         opacity = c5.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
