@@ -16,5 +16,6 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+st.session_state["lens_router"] = True  # pages check this: see the guard at their top
 st.sidebar.caption("Lens · inspect, demo and compare vision models")
 page.run()

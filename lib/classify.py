@@ -90,23 +90,14 @@ def _norm(name: str) -> str:
     return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
 
 
-def data_roots() -> list[Path]:
-    """Folders a user may name by path (LENS_DATA_ROOTS, os.pathsep-separated; default: the
-    folder holding the project, which includes ../shared)."""
-    import os
-    default = str(Path(__file__).resolve().parent.parent.parent)
-    return [Path(p).resolve() for p in os.environ.get("LENS_DATA_ROOTS", default).split(os.pathsep)
-            if p]
-
-
 def data_path(text: str) -> Path:
-    """Resolve a user-typed folder path; only folders under `data_roots()` are read."""
-    path = Path(text.strip()).expanduser().resolve()
-    roots = data_roots()
-    if not any(path == r or r in path.parents for r in roots):
-        raise DatasetError(f"'{text}' is outside the folders Lens may read "
-                           f"({', '.join(map(str, roots))}); set LENS_DATA_ROOTS to allow it.")
-    return path
+    """A user-typed folder, confined to the allowed data roots (see lib.paths)."""
+    from lib.paths import PathNotAllowedError
+    from lib.paths import data_path as resolve
+    try:
+        return resolve(text)
+    except PathNotAllowedError as exc:
+        raise DatasetError(str(exc)) from exc
 
 
 def find_labelled_images(folder: str | Path) -> list[tuple[Path, str]]:

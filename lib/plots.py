@@ -53,3 +53,45 @@ def scene_timeline(times: Sequence[float], labels: Sequence[str], probabilities:
                       yaxis=dict(categoryorder="array", categoryarray=["scenes"] + classes),
                       height=140 + 28 * len(classes), **_LAYOUT)
     return fig
+
+
+def curves(lines: Sequence[tuple[str, Sequence[float], Sequence[float]]], metric: str,
+           x_title: str, log_y: bool = False,
+           bands: Sequence[tuple[str, Sequence[float], Sequence[float], Sequence[float]]] = (),
+           ) -> go.Figure:
+    """Overlaid lines (name, x, y); optional bands (name, x, low, high) drawn beneath them."""
+    fig = go.Figure()
+    for name, x, low, high in bands:
+        fig.add_trace(go.Scatter(x=list(x) + list(x)[::-1], y=list(high) + list(low)[::-1],
+                                 fill="toself", line=dict(width=0), opacity=0.25,
+                                 name=f"{name} min–max", hoverinfo="skip"))
+    for name, x, y in lines:
+        fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines", name=name))
+    fig.update_layout(title=metric, xaxis_title=x_title, yaxis_type="log" if log_y else "linear",
+                      height=380, legend=dict(orientation="h", y=-0.25), **_LAYOUT)
+    return fig
+
+
+def parallel_coordinates(columns: dict[str, Sequence], metric: str, values: Sequence[float],
+                         best: int | None = None) -> go.Figure:
+    """One line per run across config axes, coloured by the metric; the best run on top."""
+    dims = []
+    for name, col in columns.items():
+        col = list(col)
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in col):
+            dims.append(dict(label=name, values=col))
+        else:
+            cats = sorted({str(v) for v in col})
+            dims.append(dict(label=name, values=[cats.index(str(v)) for v in col],
+                             tickvals=list(range(len(cats))), ticktext=cats))
+    dims.append(dict(label=metric, values=list(values)))
+    title = f"{metric} by config"
+    if best is not None:
+        title += f" · best run highlighted ({metric} = {values[best]:.4g})"
+    fig = go.Figure(go.Parcoords(line=dict(color=list(values), colorscale="Viridis",
+                                           showscale=True), dimensions=dims))
+    if best is not None:
+        fig.data[0].dimensions[-1]["constraintrange"] = [values[best] - 1e-9, values[best] + 1e-9]
+    fig.update_layout(title=title, height=460, template="plotly_dark",
+                      margin=dict(l=60, r=40, t=100, b=30))
+    return fig

@@ -5,6 +5,11 @@ import tempfile
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+if "lens_router" not in st.session_state:  # opened by URL before app.py ran: use its router
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 from PIL import Image
 
 from lib import cache, checkpoints, images, plots, registry, samples, video

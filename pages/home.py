@@ -2,6 +2,11 @@
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+if "lens_router" not in st.session_state:  # opened by URL before app.py ran: use its router
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 from lib import system
 

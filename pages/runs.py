@@ -1,7 +1,224 @@
-"""Runs (coming): W&B run comparison."""
+"""Runs: W&B runs from local offline folders and the W&B cloud, compared side by side.
 
+The comparison lives in the URL (query parameters), so a copied link reopens it.
+"""
+
+import os
+
+import pandas as pd
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+if "lens_router" not in st.session_state:  # opened by URL before app.py ran: use its router
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+from lib import paths, plots, runs
 
 st.title("Runs")
-st.info("Coming soon: W&B runs from the cloud and from local offline run folders, side by side: "
-        "config diff, curves, parallel coordinates.")
+params = st.query_params
+
+
+def param(name: str, default: str = "") -> str:
+    return params.get(name, default)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def offline_runs(root: str, source: str):
+    return runs.load_offline(root, source=source)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def offline_history(path: str) -> pd.DataFrame:
+    return runs.read_history(paths.Path(path))
+
+
+# -- source -----------------------------------------------------------------------------------
+
+source = st.radio("Source", ["Local folder", "W&B cloud"], horizontal=True, key="source",
+                  index=1 if param("source") == "cloud" else 0)
+infos: list[runs.RunInfo] = []
+problems: list[runs.ReadProblem] = []
+
+if source == "Local folder":
+    default = param("path", str(runs.SAMPLE_RUNS))
+    folder = st.text_input("Folder holding wandb/offline-run-* (or run-*) folders",
+                           value=default, key="folder")
+    is_sample = paths.Path(folder).resolve() == runs.SAMPLE_RUNS.resolve()
+    try:
+        root = runs.SAMPLE_RUNS if is_sample else paths.data_path(folder)
+        with st.spinner("Reading runs…"):
+            infos, problems = offline_runs(str(root), "sample" if is_sample else "offline")
+        if is_sample:
+            st.info("Showing the bundled **sample runs** (a tiny MLP trained on two spirals by "
+                    "`python -m lib.samples runs`). Type another folder to compare your own.")
+        if not infos and not problems:
+            st.warning(f"No W&B runs found under '{folder}' (looked for wandb/offline-run-*/"
+                       "*.wandb and run-*/*.wandb).")
+    except (paths.PathNotAllowedError, runs.RunReadError) as exc:
+        st.error(str(exc))
+    params["source"], params["path"] = "local", folder
+else:
+    c1, c2 = st.columns(2)
+    entity = c1.text_input("Entity", value=param("entity"), key="entity")
+    project = c2.text_input("Project", value=param("project"), key="project")
+    filters = st.text_input("Filters (MongoDB-style JSON, optional)", key="filters",
+                            placeholder='{"state": "finished"}')
+    with st.form("cloud", clear_on_submit=True):
+        has_key = bool(os.environ.get("WANDB_API_KEY"))
+        try:
+            has_key = has_key or "WANDB_API_KEY" in st.secrets
+        except Exception:  # noqa: BLE001 - no secrets file
+            pass
+        # Used for this request only: the form clears it, it is never shown or stored.
+        api_key = st.text_input("API key" + (" (optional: one is configured)" if has_key else ""),
+                                type="password")
+        fetch = st.form_submit_button("Fetch runs")
+    if fetch and entity and project:
+        import json
+        key = api_key or os.environ.get("WANDB_API_KEY")
+        if not key:
+            try:
+                key = st.secrets.get("WANDB_API_KEY")
+            except Exception:  # noqa: BLE001
+                key = None
+        try:
+            flt = json.loads(filters) if filters.strip() else None
+            bar = st.progress(0.0, text="Fetching runs…")
+            fetched = runs.load_cloud(entity, project, api_key=key, filters=flt,
+                                      progress=lambda d, n: bar.progress(d / n, text=f"{d}/{n}"))
+            bar.empty()
+            st.session_state["cloud_runs"] = fetched
+            params["source"], params["entity"], params["project"] = "cloud", entity, project
+        except json.JSONDecodeError:
+            st.error("Filters must be valid JSON, e.g. {\"state\": \"finished\"}.")
+        except Exception as exc:  # noqa: BLE001 - any cloud failure becomes a message
+            st.error(runs.cloud_error_message(exc, entity, project))
+        del key
+    infos = st.session_state.get("cloud_runs", [])
+    if not infos:
+        st.caption("Enter an entity and project and fetch. The key comes from WANDB_API_KEY, "
+                   "Streamlit secrets, or the field above (used once, never kept).")
+
+for p in problems:
+    st.error(f"Could not read {paths.Path(p.path).parent.name}: {p.message}")
+
+if not infos:
+    st.stop()
+
+# -- run table --------------------------------------------------------------------------------
+
+all_config = sorted(set().union(*(runs.flatten(r.config) for r in infos)))
+all_summary = sorted({k for r in infos for k in r.summary if not k.startswith("_")})
+c1, c2, c3 = st.columns([2, 2, 2])
+config_cols = c1.multiselect("Config columns", all_config, key="config_cols",
+                             default=[k for k in all_config if k in ("lr", "optimizer")][:4])
+summary_cols = c2.multiselect("Summary columns", all_summary, key="summary_cols",
+                              default=all_summary[:3])
+text_filter = c3.text_input("Filter runs (name, tag or state contains)", key="run_filter")
+table = runs.runs_table(infos, config_cols, summary_cols)
+if text_filter:
+    needle = text_filter.lower()
+    mask = table[["name", "tags", "state"]].apply(
+        lambda col: col.astype(str).str.lower().str.contains(needle, regex=False)).any(axis=1)
+    table = table[mask]
+st.dataframe(table, hide_index=True, key="runs_table")
+by_name = {r.name: r for r in infos}
+wanted = [n for n in param("runs").split(",") if n in by_name]
+selected_names = st.multiselect("Runs to compare", list(table["name"]), key="selected",
+                                default=wanted or list(table["name"])[:4])
+selected = [by_name[n] for n in selected_names]
+params["runs"] = ",".join(selected_names)
+if not selected:
+    st.info("Select runs to compare.")
+    st.stop()
+
+tab_diff, tab_curves, tab_parallel = st.tabs(["Config diff", "Curves", "Parallel coordinates"])
+
+with tab_diff:
+    show_all = st.toggle("Show all keys", key="diff_all")
+    diff = runs.config_diff(selected, all_keys=show_all)
+    if diff.empty:
+        st.info("The selected runs have identical configs.")
+    else:
+        st.dataframe(diff.astype(str), key="config_diff")
+
+with tab_curves:
+    histories: dict[str, pd.DataFrame] = {}
+    notes = set()
+    with st.spinner("Loading histories…"):
+        for r in selected:
+            if r.source == "cloud":
+                try:
+                    histories[r.name], note = runs.cloud_history(r)
+                    notes.add(note)
+                except Exception as exc:  # noqa: BLE001
+                    st.error(f"{r.name}: {runs.cloud_error_message(exc, r.entity, r.project)}")
+            else:
+                try:
+                    histories[r.name] = offline_history(r.path)
+                except runs.RunReadError as exc:
+                    st.error(str(exc))
+    numeric = sorted(set().union(*(runs.numeric_metrics(h) for h in histories.values())))
+    k1, k2, k3, k4 = st.columns([3, 2, 2, 1])
+    pattern = k1.text_input("Metrics (patterns, comma-separated)", key="metrics",
+                            value=param("metrics", "val/*"))
+    x_axis = k2.selectbox("x axis", ["_step", "wall time"] + numeric, key="x_axis")
+    smoothing = k3.slider("Smoothing (EMA)", 0.0, 0.99, float(param("smooth", "0") or 0),
+                          0.01, key="smoothing")
+    log_y = k4.toggle("log y", key="log_y")
+    group_key = st.selectbox("Group runs by config key", ["(none)"] + all_config, key="group_by")
+    params["metrics"], params["smooth"] = pattern, str(smoothing)
+    metrics = runs.match_metrics(numeric, pattern)
+    if not metrics:
+        st.warning(f"No metric matches '{pattern}'. Logged: {', '.join(numeric) or 'none'}.")
+    for note in notes - {""}:
+        st.caption(f"Cloud histories {note}.")
+    stats_frames = []
+    for metric in metrics:
+        if group_key == "(none)":
+            lines = [(name, *runs.series(h, metric, x_axis, smoothing))
+                     for name, h in histories.items()]
+            fig = plots.curves(lines, metric, x_axis, log_y)
+        else:
+            groups: dict[str, list[pd.DataFrame]] = {}
+            for r in selected:
+                if r.name in histories:
+                    value = runs.flatten(r.config).get(group_key, "—")
+                    groups.setdefault(f"{group_key}={value}", []).append(histories[r.name])
+            lines, bands = [], []
+            for gname, hs in groups.items():
+                band = runs.group_band(hs, metric, x_axis, smoothing)
+                lines.append((f"{gname} (mean of {len(hs)})", band["x"], band["mean"]))
+                bands.append((gname, band["x"], band["min"], band["max"]))
+            fig = plots.curves(lines, metric, x_axis, log_y, bands=bands)
+        st.plotly_chart(fig, key=f"curve_{metric}")
+        stats = runs.metric_stats(histories, metric)
+        stats.insert(1, "metric", metric)
+        stats_frames.append(stats)
+    if stats_frames:
+        stats_all = pd.concat(stats_frames, ignore_index=True)
+        st.dataframe(stats_all, hide_index=True, key="metric_stats")
+        export = runs.runs_table(selected, all_config, all_summary)
+        st.download_button("Export comparison (CSV)", export.to_csv(index=False),
+                           file_name="runs_comparison.csv", mime="text/csv", key="export_csv")
+
+with tab_parallel:
+    numeric_summary = sorted({k for r in selected for k, v in r.summary.items()
+                              if isinstance(v, (int, float)) and not k.startswith("_")})
+    if len(selected) < 2 or not numeric_summary or not all_config:
+        st.info("Select at least two runs with config keys and numeric summary metrics.")
+    else:
+        p1, p2, p3 = st.columns([3, 2, 1])
+        axes = p1.multiselect("Config axes", all_config, key="pc_axes",
+                              default=[k for k in all_config if runs.config_diff(selected).index
+                                       .isin([k]).any()][:4] or all_config[:3])
+        target = p2.selectbox("Metric", numeric_summary, key="pc_metric")
+        higher = p3.toggle("higher is better", value="loss" not in target, key="pc_higher")
+        values = [float(r.summary.get(target, float("nan"))) for r in selected]
+        finite = [i for i, v in enumerate(values) if v == v]
+        best = (max if higher else min)(finite, key=lambda i: values[i]) if finite else None
+        cols = {a: [runs.flatten(r.config).get(a, "—") for r in selected] for a in axes}
+        st.plotly_chart(plots.parallel_coordinates(cols, target, values, best), key="parallel")
+        if best is not None:
+            st.success(f"Best run: **{selected[best].name}** ({target} = {values[best]:.4g})")

@@ -21,7 +21,7 @@ def test_home_loads_and_every_nav_link_opens_its_page(page, server):
     page.screenshot(path=ARTIFACTS / "home.png", full_page=True)
     nav = page.get_by_test_id("stSidebarNav")
     for link, heading in NAV:
-        nav.get_by_role("link", name=link).click()
+        nav.get_by_role("link", name=link, exact=True).click()
         page.get_by_role("heading", name=heading, exact=True).wait_for()
         assert not page.get_by_test_id("stException").count()
         page.screenshot(path=ARTIFACTS / f"nav-{link.lower()}.png", full_page=True)
@@ -44,3 +44,41 @@ def test_upload_shows_overlay_and_download_works(page, server, tmp_path):
     assert target.name == "coffee_GradCAM_967.png"
     image = Image.open(io.BytesIO(target.read_bytes()))
     assert image.format == "PNG" and image.size == (224, 224)
+
+
+def test_runs_compare_from_a_shared_url(page, server, tmp_path):
+    """A URL with runs and smoothing reopens the same comparison; export downloads a CSV."""
+    url = (f"{server}/runs?runs=spirals-adam-lr0.01-w32,spirals-sgd-lr0.1-w64"
+           "&metrics=val/acc&smooth=0.5")
+    page.goto(url)
+    page.get_by_text("Runs to compare").wait_for()
+    page.get_by_role("tab", name="Curves").click()
+    page.get_by_text("Export comparison (CSV)").wait_for()
+    assert page.locator(".js-plotly-plot").count() >= 1
+    assert page.get_by_text("0.50").count() >= 1  # the smoothing slider kept its value
+    page.screenshot(path=ARTIFACTS / "runs.png", full_page=True)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Export comparison (CSV)").click()
+    target = tmp_path / "runs.csv"
+    info.value.save_as(target)
+    lines = target.read_text().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("name,id,project,state")
+
+
+def test_cold_deep_link_gets_the_router(browser):
+    """The first request to a fresh server is a page URL: the sidebar still shows our nav."""
+    from tests.conftest import ROOT
+    from tests.e2e.conftest import free_port, start_streamlit
+    port = free_port()
+    proc = start_streamlit(ROOT / "app.py", port, ROOT)
+    try:
+        pg = browser.new_page()
+        pg.goto(f"http://127.0.0.1:{port}/runs")
+        pg.get_by_role("heading", name="Runs", exact=True).wait_for(timeout=60_000)
+        nav = pg.get_by_test_id("stSidebarNav")
+        nav.get_by_role("link", name="Classification", exact=True).wait_for(timeout=30_000)
+        assert nav.get_by_role("link", name="app", exact=True).count() == 0
+        pg.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -1,0 +1,462 @@
+"""W&B runs: local offline run folders and the W&B cloud, read into one `Run` type.
+
+Offline runs are read without syncing, through wandb's own reader of the `.wandb` transaction
+log: `wandb leet inspect` (we call the `wandb-core` program it launches, with the same
+arguments, to save the Python CLI's start-up per run). `--summary --json` gives a run's
+metadata, config and summary; `--json` gives every record, of which we keep the history rows.
+A run still being written, or cut off mid-record, is read up to its last whole record (the
+reader does that). Parsed runs are cached on disk, keyed by file size and modification time.
+
+    python -m lib.runs export PATH --format csv|json
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CACHE_DIR = Path(os.environ.get("LENS_CACHE", Path.home() / ".cache" / "lens")) / "runs"
+SAMPLE_RUNS = Path(__file__).resolve().parent.parent / "samples" / "runs"
+
+
+class RunReadError(RuntimeError):
+    """A run (or a source of runs) that cannot be read; the message says why."""
+
+
+@dataclass
+class RunInfo:
+    """One run's metadata, config and summary (no history)."""
+
+    id: str
+    name: str
+    project: str
+    entity: str = ""
+    state: str = ""
+    tags: list[str] = field(default_factory=list)
+    notes: str = ""
+    created: str = ""             # ISO start time, as the reader reports it
+    runtime: float | None = None  # seconds (summary `_runtime`)
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    source: str = "offline"       # offline | cloud | sample
+    path: str = ""                # .wandb file, or entity/project/id for cloud runs
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.path or self.id}"
+
+
+@dataclass(frozen=True)
+class ReadProblem:
+    path: str
+    message: str
+
+
+# -- offline runs -----------------------------------------------------------------------------
+
+def find_run_files(root: str | Path) -> list[Path]:
+    """Every `.wandb` log under `root` (a wandb dir, a run dir, a file, or a folder of them)."""
+    root = Path(root)
+    if root.is_file():
+        return [root] if root.suffix == ".wandb" else []
+    if not root.is_dir():
+        raise RunReadError(f"'{root}' does not exist.")
+    found = []
+    for path in sorted(root.rglob("*.wandb")):
+        parts = path.parts
+        if "latest-run" in parts:
+            continue
+        if path.parent.name.startswith(("offline-run-", "run-")) or path.parent == root:
+            found.append(path)
+    return found
+
+
+def _core_command(path: Path, summary: bool) -> list[str]:
+    try:
+        from wandb.util import get_core_path
+        core = get_core_path()
+        cmd = [core, "leet", "inspect", "--no-observability", "--json"]
+        if summary:
+            cmd.append("--summary")
+        return cmd + ["--run-file", str(path), str(path.parent)]
+    except Exception:  # noqa: BLE001 - fall back to the public CLI
+        cmd = ["wandb", "leet", "inspect", "--json"] + (["--summary"] if summary else [])
+        return cmd + [str(path)]
+
+
+def leet_inspect(path: Path, summary: bool) -> str:
+    """Run `wandb leet inspect --json [--summary]` on a .wandb file; raise on failure."""
+    proc = subprocess.run(_core_command(path, summary), capture_output=True, text=True,
+                          timeout=600)
+    if proc.returncode != 0:
+        err = (proc.stderr or proc.stdout).strip().splitlines()
+        raise RunReadError(f"{path.parent.name}: not a readable W&B run log "
+                           f"({err[-1] if err else 'exit code ' + str(proc.returncode)})")
+    return proc.stdout
+
+
+def _cache_key(path: Path, kind: str) -> Path:
+    st = path.stat()
+    digest = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    return CACHE_DIR / f"{digest[:32]}.{kind}"
+
+
+def info_from_summary(data: dict[str, Any], path: str, source: str = "offline") -> RunInfo:
+    summary = {k: v for k, v in (data.get("summary") or {}).items() if k != "_wandb"}
+    config = {k: v for k, v in (data.get("config") or {}).items() if k != "_wandb"}
+    return RunInfo(id=data.get("run_id", ""), name=data.get("name") or data.get("run_id", ""),
+                   project=data.get("project", ""), entity=data.get("entity", ""),
+                   state=data.get("state", ""), tags=list(data.get("tags") or []),
+                   notes=data.get("notes") or "", created=data.get("start_time", ""),
+                   runtime=summary.get("_runtime"), config=config, summary=summary,
+                   source=source, path=path)
+
+
+def read_run_info(path: Path, source: str = "offline") -> RunInfo:
+    """Metadata, config and summary of one offline run (cached on disk)."""
+    cache = _cache_key(path, "info.json")
+    if cache.is_file():
+        return RunInfo(**json.loads(cache.read_text()))
+    out = leet_inspect(path, summary=True)
+    try:
+        data = json.loads(out)
+    except json.JSONDecodeError as exc:
+        raise RunReadError(f"{path.parent.name}: the reader printed no JSON") from exc
+    info = info_from_summary(data, str(path), source)
+    if info.state == "running" and _incomplete(path):
+        info.state = "running (incomplete log)"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(asdict(info), default=str))
+    return info
+
+
+def _incomplete(path: Path) -> bool:
+    """True when the log has no exit record (still being written, or cut off)."""
+    out = leet_inspect(path, summary=False)
+    return '"type":"exit"' not in out
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """Every history row of an offline run, up to its last whole record (cached on disk)."""
+    cache = _cache_key(path, "history.parquet")
+    if cache.is_file():
+        return pd.read_parquet(cache)
+    rows = []
+    for line in leet_inspect(path, summary=False).splitlines():
+        if '"type":"history"' not in line:
+            continue
+        rec = json.loads(line)["history"]
+        item = dict(rec.get("item") or {})
+        item.setdefault("_step", (rec.get("step") or {}).get("num", len(rows)))
+        rows.append(item)
+    frame = pd.DataFrame(rows)
+    frame = frame[[c for c in frame.columns if not c.startswith("_wandb")]]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        frame.to_parquet(cache)
+    except (ValueError, TypeError, ImportError):
+        pass  # mixed-type columns: keep it in memory only
+    return frame
+
+
+def load_offline(root: str | Path, source: str = "offline",
+                 progress: Callable[[int, int], None] | None = None,
+                 workers: int = 8) -> tuple[list[RunInfo], list[ReadProblem]]:
+    """All runs under `root`; runs that cannot be read are reported, the others returned."""
+    files = find_run_files(root)
+    infos: list[RunInfo] = []
+    problems: list[ReadProblem] = []
+    done = 0
+
+    def one(path: Path):
+        try:
+            return read_run_info(path, source)
+        except (RunReadError, OSError, subprocess.TimeoutExpired) as exc:
+            return ReadProblem(str(path), str(exc))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for result in pool.map(one, files):
+            (problems if isinstance(result, ReadProblem) else infos).append(result)
+            done += 1
+            if progress:
+                progress(done, len(files))
+    return infos, problems
+
+
+# -- W&B cloud --------------------------------------------------------------------------------
+
+def _with_backoff(fn: Callable[[], Any], tries: int = 5, base: float = 1.0,
+                  sleep: Callable[[float], None] | None = None):
+    """Retry `fn` on rate limits and transient network errors, doubling the wait."""
+    sleep = sleep or time.sleep
+    for attempt in range(tries):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - wandb raises many error types
+            text = str(exc).lower()
+            transient = any(s in text for s in ("429", "rate limit", "timed out", "timeout",
+                                                "temporarily", "503", "502"))
+            if not transient or attempt == tries - 1:
+                raise
+            sleep(base * 2 ** attempt)
+    raise AssertionError("unreachable")
+
+
+def cloud_error_message(exc: Exception, entity: str, project: str) -> str:
+    """A user-facing message for a failed cloud request (never includes the key)."""
+    text = str(exc)
+    low = text.lower()
+    if any(s in low for s in ("connection", "resolve", "network", "max retries", "timed out",
+                              "did not respond", "unreachable")):
+        return "Cannot reach the W&B cloud from this machine (no network). Local runs still work."
+    if any(s in low for s in ("401", "api key", "unauthorized", "credentials", "permission")):
+        return "W&B refused the API key (wrong or expired key); check it and try again."
+    if "404" in low or "not found" in low or "could not find" in low:
+        return f"W&B has no project '{entity}/{project}' visible to this key."
+    return f"W&B request failed ({type(exc).__name__})."
+
+
+def load_cloud(entity: str, project: str, api_key: str | None = None,
+               filters: dict | None = None, max_runs: int = 500,
+               progress: Callable[[int, int], None] | None = None,
+               api: Any = None) -> list[RunInfo]:
+    """Runs of a W&B project through `wandb.Api()`. The key is used for this request only."""
+    if api is None:
+        import wandb
+        api = _with_backoff(lambda: wandb.Api(api_key=api_key or None, timeout=30))
+    runs = _with_backoff(lambda: list(api.runs(f"{entity}/{project}", filters=filters or {},
+                                                per_page=100)[:max_runs]))
+    infos = []
+    for i, r in enumerate(runs):
+        summary = {k: v for k, v in dict(r.summary).items() if not k.startswith("_wandb")
+                   and isinstance(v, (int, float, str, bool, type(None)))}
+        infos.append(RunInfo(id=r.id, name=r.name, project=project, entity=entity, state=r.state,
+                             tags=list(r.tags or []), notes=r.notes or "",
+                             created=str(r.created_at), runtime=summary.get("_runtime"),
+                             config={k: v for k, v in dict(r.config).items()
+                                     if not k.startswith("_")},
+                             summary=summary, source="cloud", path=f"{entity}/{project}/{r.id}"))
+        if progress:
+            progress(i + 1, len(runs))
+    return infos
+
+
+def cloud_history(info: RunInfo, api_key: str | None = None, full: bool = True,
+                  samples: int = 1500, api: Any = None) -> tuple[pd.DataFrame, str]:
+    """History of a cloud run (cached on disk): full via scan_history, or sampled."""
+    cache = CACHE_DIR / "cloud" / f"{info.path.replace('/', '__')}.{'full' if full else 'sampled'}.parquet"
+    if cache.is_file():
+        frame = pd.read_parquet(cache)
+    else:
+        if api is None:
+            import wandb
+            api = wandb.Api(api_key=api_key or None, timeout=30)
+        run = _with_backoff(lambda: api.run(info.path))
+        frame = (pd.DataFrame(list(run.scan_history())) if full
+                 else run.history(samples=samples, pandas=True))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(cache)
+    note = "" if full else f"sampled to {len(frame)} points"
+    return frame, note
+
+
+# -- comparison -------------------------------------------------------------------------------
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and "value" in v and len(v) <= 2 and "desc" in v:
+            v = v["value"]  # cloud configs wrap values as {"value": ..., "desc": ...}
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _cell(v: Any) -> Any:
+    return json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v
+
+
+def runs_table(infos: list[RunInfo], config_keys: Iterable[str] = (),
+               summary_keys: Iterable[str] = ()) -> pd.DataFrame:
+    """One row per run: name, state, tags, created, runtime, chosen config and summary keys."""
+    rows = []
+    for r in infos:
+        flat = flatten(r.config)
+        row = {"name": r.name, "id": r.id, "project": r.project, "state": r.state,
+               "tags": ", ".join(r.tags), "created": r.created, "runtime_s": r.runtime,
+               "source": r.source}
+        row.update({f"config.{k}": _cell(flat.get(k)) for k in config_keys})
+        row.update({k: _cell(r.summary.get(k)) for k in summary_keys})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def export_rows(infos: list[RunInfo]) -> list[dict[str, Any]]:
+    """One flat dict per run: id, name, project, state, tags, created, runtime, config, summary."""
+    out = []
+    for r in infos:
+        row = {"id": r.id, "name": r.name, "project": r.project, "state": r.state,
+               "tags": list(r.tags), "created": r.created, "runtime": r.runtime}
+        row.update({f"config.{k}": v for k, v in flatten(r.config).items()})
+        row.update({f"summary.{k}": v for k, v in flatten(r.summary).items()})
+        out.append(row)
+    return out
+
+
+def config_diff(infos: list[RunInfo], all_keys: bool = False) -> pd.DataFrame:
+    """Flattened config keys (rows) by run (columns); only differing keys unless `all_keys`."""
+    flats = [flatten(r.config) for r in infos]
+    keys = sorted(set().union(*flats)) if flats else []
+    data = {}
+    for key in keys:
+        values = [_cell(f.get(key, "—")) for f in flats]
+        if all_keys or len({json.dumps(v, default=str) for v in values}) > 1:
+            data[key] = values
+    frame = pd.DataFrame(data, index=[r.name for r in infos]).T
+    frame.index.name = "config key"
+    return frame
+
+
+def match_metrics(columns: Iterable[str], patterns: str) -> list[str]:
+    """Metrics matching comma-separated glob patterns like `val/*, train/loss`."""
+    pats = [p.strip() for p in patterns.split(",") if p.strip()]
+    cols = [c for c in columns if not c.startswith("_")]
+    return [c for c in cols if any(fnmatch.fnmatchcase(c, p) for p in pats)]
+
+
+def numeric_metrics(history: pd.DataFrame) -> list[str]:
+    return [c for c in history.columns if not c.startswith("_")
+            and pd.api.types.is_numeric_dtype(history[c])]
+
+
+def smooth_ema(values: pd.Series, weight: float) -> pd.Series:
+    """W&B's debiased exponential moving average; weight 0 leaves the curve as is."""
+    if weight <= 0:
+        return values
+    return values.ewm(alpha=1 - weight, adjust=True, ignore_na=True).mean()
+
+
+def downsample_minmax(x: np.ndarray, y: np.ndarray, max_points: int = 2000):
+    """Keep extremes: split into buckets and keep each bucket's first, min, max and last point.
+
+    Spikes and dips survive (unlike striding or averaging); output has at most `max_points`.
+    """
+    n = len(x)
+    if n <= max_points:
+        return np.asarray(x), np.asarray(y)
+    buckets = max(1, max_points // 4)
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    keep = []
+    yv = np.asarray(y, dtype=float)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi <= lo:
+            continue
+        seg = yv[lo:hi]
+        finite = np.isfinite(seg)
+        idx = {lo, hi - 1}
+        if finite.any():
+            idx |= {lo + int(np.nanargmin(np.where(finite, seg, np.nan))),
+                    lo + int(np.nanargmax(np.where(finite, seg, np.nan)))}
+        keep.extend(sorted(idx))
+    keep = np.asarray(keep)
+    return np.asarray(x)[keep], yv[keep]
+
+
+def x_values(history: pd.DataFrame, x_axis: str) -> pd.Series:
+    """The x axis: `_step`, `wall time` (seconds since the first row) or any metric."""
+    if x_axis == "wall time":
+        col = "_timestamp" if "_timestamp" in history else "_runtime"
+        return history[col] - history[col].min()
+    return history[x_axis]
+
+
+def series(history: pd.DataFrame, metric: str, x_axis: str = "_step", smoothing: float = 0.0,
+           max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of one metric, smoothed, downsampled, NaN rows dropped."""
+    if metric not in history:
+        return np.array([]), np.array([])
+    frame = pd.DataFrame({"x": x_values(history, x_axis), "y": history[metric]}).dropna()
+    frame = frame.sort_values("x", kind="stable")
+    y = smooth_ema(frame["y"].astype(float), smoothing)
+    return downsample_minmax(frame["x"].to_numpy(), y.to_numpy(), max_points)
+
+
+def metric_stats(histories: dict[str, pd.DataFrame], metric: str) -> pd.DataFrame:
+    """min / max / last of one metric per run."""
+    rows = []
+    for name, h in histories.items():
+        s = h[metric].dropna() if metric in h else pd.Series(dtype=float)
+        rows.append({"run": name, "min": s.min() if len(s) else None,
+                     "max": s.max() if len(s) else None,
+                     "last": s.iloc[-1] if len(s) else None, "points": len(s)})
+    return pd.DataFrame(rows)
+
+
+def group_band(histories: list[pd.DataFrame], metric: str, x_axis: str = "_step",
+               smoothing: float = 0.0) -> pd.DataFrame:
+    """Mean and min-max band across runs, aligned on x: columns x, mean, min, max, runs."""
+    parts = []
+    for i, h in enumerate(histories):
+        if metric in h:
+            f = pd.DataFrame({"x": x_values(h, x_axis), "y": h[metric]}).dropna()
+            f = f.sort_values("x", kind="stable")
+            f["y"] = smooth_ema(f["y"].astype(float), smoothing)
+            f["run"] = i
+            parts.append(f)
+    if not parts:
+        return pd.DataFrame(columns=["x", "mean", "min", "max", "runs"])
+    g = pd.concat(parts).groupby("x")["y"]
+    return pd.DataFrame({"mean": g.mean(), "min": g.min(), "max": g.max(),
+                         "runs": g.count()}).reset_index()
+
+
+# -- command line -----------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.runs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("export", help="one row (CSV) or object (JSON) per run under PATH")
+    ex.add_argument("path")
+    ex.add_argument("--format", choices=["csv", "json"], default="csv")
+    ex.add_argument("--out", help="write here instead of standard output")
+    args = parser.parse_args(argv)
+    try:
+        infos, problems = load_offline(args.path)
+    except RunReadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for p in problems:
+        print(f"skipped {p.path}: {p.message}", file=sys.stderr)
+    rows = export_rows(infos)
+    if args.format == "json":
+        text = json.dumps(rows, indent=2, default=str)
+    else:
+        frame = pd.DataFrame([{k: _cell(v) for k, v in r.items()} for r in rows])
+        text = frame.to_csv(index=False)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0 if infos or not problems else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

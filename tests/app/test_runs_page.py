@@ -1,0 +1,89 @@
+"""AppTest for the runs page on generated offline runs, bad folders and the cloud form."""
+
+import shutil
+
+import pytest
+
+from lib import runs
+from tests.app.test_pages import run_page
+from tests.unit.test_runs import project  # noqa: F401 - the generated offline project
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "CACHE_DIR", tmp_path / "cache")
+    import streamlit as st
+    st.cache_data.clear()
+
+
+def test_sample_runs_on_first_start():
+    at = run_page("runs")
+    assert not at.exception
+    assert any("sample runs" in i.value for i in at.info)
+    table = at.dataframe[0].value
+    assert len(table) == 4 and set(table["state"]) == {"finished"}
+    assert len(at.multiselect(key="selected").value) == 4
+
+
+def test_compare_generated_runs(project, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(project.parent))
+    at = run_page("runs")
+    at.text_input(key="folder").set_value(str(project)).run()
+    assert not at.exception
+    assert sorted(at.dataframe[0].value["name"]) == ["alpha", "beta", "gamma"]
+    at.multiselect(key="selected").set_value(["beta", "gamma"]).run()
+    diff = at.dataframe[1].value
+    assert list(diff.index) == ["model.arch"]
+    at.text_input(key="metrics").set_value("train/*, val/acc").run()
+    assert len(at.get("plotly_chart")) >= 2
+    stats = at.dataframe[2].value
+    assert set(stats["metric"]) == {"train/loss", "val/acc"} and len(stats) == 4
+    assert at.query_params["runs"] == "beta,gamma"
+    at.selectbox(key="group_by").set_value("model.arch").run()
+    assert not at.exception
+
+
+def test_corrupt_run_is_reported_and_the_rest_shown(project, tmp_path, monkeypatch):  # noqa: F811
+    root = tmp_path / "mixed"
+    shutil.copytree(project, root)
+    bad = root / "wandb" / "offline-run-bad-zzz"
+    bad.mkdir()
+    (bad / "run-zzz.wandb").write_bytes(b"garbage")
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
+    at = run_page("runs")
+    at.text_input(key="folder").set_value(str(root)).run()
+    assert any("not a readable W&B run log" in e.value for e in at.error)
+    assert len(at.dataframe[0].value) == 3
+
+
+def test_empty_and_forbidden_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
+    at = run_page("runs")
+    at.text_input(key="folder").set_value(str(tmp_path)).run()
+    assert any("No W&B runs found" in w.value for w in at.warning)
+    at.text_input(key="folder").set_value("/etc").run()
+    assert any("outside the folders" in e.value for e in at.error)
+
+
+def test_cloud_key_is_used_once_and_never_kept(monkeypatch):
+    seen = {}
+
+    def fake_load(entity, project, api_key=None, filters=None, progress=None, **kw):
+        seen["key"] = api_key
+        raise RuntimeError("Max retries exceeded: Failed to resolve host")
+
+    monkeypatch.setattr(runs, "load_cloud", fake_load)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    secret = "k" * 40
+    at = run_page("runs")
+    at.radio(key="source").set_value("W&B cloud").run()
+    at.text_input(key="entity").set_value("team")
+    at.text_input(key="project").set_value("proj")
+    password = [t for t in at.text_input if t.label.startswith("API key")][0]
+    password.set_value(secret)
+    at.button[0].click().run()
+    assert seen["key"] == secret
+    assert any("Cannot reach the W&B cloud" in e.value for e in at.error)
+    assert all(secret not in repr(at.session_state[k]) for k in at.session_state)
+    shown = [e for e in at.main if not getattr(e, "label", "").startswith("API key")]
+    assert shown and all(secret not in str(getattr(e, "value", "")) for e in shown)

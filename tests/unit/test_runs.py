@@ -1,0 +1,214 @@
+"""W&B runs: the offline reader against `wandb leet`, broken logs, diff, smoothing, downsampling,
+export CLI, and the cloud path with a fake API."""
+
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import runs
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "CACHE_DIR", tmp_path / "cache")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """Three offline runs made by wandb itself: two finished, one with a nested config."""
+    import wandb
+    root = tmp_path_factory.mktemp("wb")
+    specs = [("alpha", {"lr": 0.1, "model": {"arch": "b0", "depth": 2}}, ["a"]),
+             ("beta", {"lr": 0.01, "model": {"arch": "b0", "depth": 3}}, ["b", "x"]),
+             ("gamma", {"lr": 0.01, "model": {"arch": "b3", "depth": 3}}, [])]
+    for i, (name, config, tags) in enumerate(specs):
+        run = wandb.init(mode="offline", dir=str(root), project="proj", name=name, config=config,
+                         tags=tags, notes=f"notes {name}",
+                         settings=wandb.Settings(silent=True, console="off"))
+        for step in range(50):
+            run.log({"train/loss": 1.0 / (step + 1 + i), "val/acc": step / 50 + i / 10,
+                     "lr_now": 0.1 * 0.9 ** step}, step=step)
+        run.summary["best"] = 0.5 + i / 10
+        run.finish()
+    return root
+
+
+def leet_summary(path) -> dict:
+    out = subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def test_reader_matches_wandb_leet(project):
+    infos, problems = runs.load_offline(project)
+    assert not problems and sorted(r.name for r in infos) == ["alpha", "beta", "gamma"]
+    for info in infos:
+        ref = leet_summary(info.path)
+        assert info.id == ref["run_id"] and info.project == ref["project"] == "proj"
+        assert info.config == {k: v for k, v in ref["config"].items() if k != "_wandb"}
+        assert info.summary == {k: v for k, v in ref["summary"].items() if k != "_wandb"}
+        assert info.state == ref["state"] == "finished"
+        assert info.tags == ref["tags"] and info.notes == ref["notes"]
+        assert info.created == ref["start_time"] and info.runtime == ref["summary"]["_runtime"]
+
+
+def test_full_history_matches_logged_values(project):
+    infos, _ = runs.load_offline(project)
+    beta = next(r for r in infos if r.name == "beta")
+    hist = runs.read_history(runs.Path(beta.path))
+    assert len(hist) == 50 and hist["_step"].tolist() == list(range(50))
+    assert hist["train/loss"].tolist() == pytest.approx([1.0 / (s + 2) for s in range(50)])
+    assert sorted(runs.numeric_metrics(hist)) == ["lr_now", "train/loss", "val/acc"]
+
+
+def test_cut_off_log_reads_up_to_last_whole_record(project, tmp_path):
+    infos, _ = runs.load_offline(project)
+    src = runs.Path(infos[0].path)
+    data = src.read_bytes()
+    cut = tmp_path / "wandb" / "offline-run-cut-abc123"
+    cut.mkdir(parents=True)
+    (cut / "run-abc123.wandb").write_bytes(data[: int(len(data) * 0.6)])
+    info = runs.read_run_info(cut / "run-abc123.wandb")
+    assert info.state.startswith("running")
+    hist = runs.read_history(cut / "run-abc123.wandb")
+    assert 0 < len(hist) < 50
+    assert hist["_step"].tolist() == list(range(len(hist)))
+
+
+def test_corrupt_log_is_reported_and_others_still_load(project, tmp_path):
+    import shutil
+    root = tmp_path / "mixed"
+    shutil.copytree(project, root)
+    bad = root / "wandb" / "offline-run-bad-zzz"
+    bad.mkdir()
+    (bad / "run-zzz.wandb").write_bytes(b"garbage, not a transaction log")
+    infos, problems = runs.load_offline(root)
+    assert len(infos) == 3 and len(problems) == 1
+    assert "not a readable W&B run log" in problems[0].message
+
+
+def test_folder_without_runs(tmp_path):
+    assert runs.load_offline(tmp_path) == ([], [])
+    with pytest.raises(runs.RunReadError, match="does not exist"):
+        runs.load_offline(tmp_path / "missing")
+
+
+def test_second_load_comes_from_disk_cache(project, monkeypatch):
+    runs.load_offline(project)
+    monkeypatch.setattr(runs, "leet_inspect", lambda *a, **k: pytest.fail("not cached"))
+    infos, problems = runs.load_offline(project)
+    assert len(infos) == 3 and not problems
+
+
+def test_config_diff_flattens_and_hides_equal_keys(project):
+    infos = sorted(runs.load_offline(project)[0], key=lambda r: r.name)
+    diff = runs.config_diff(infos)
+    assert list(diff.index) == ["lr", "model.arch", "model.depth"]
+    assert diff.loc["model.arch"].tolist() == ["b0", "b0", "b3"]
+    two = runs.config_diff(infos[1:])
+    assert list(two.index) == ["model.arch"]
+    assert list(runs.config_diff(infos[1:], all_keys=True).index) == ["lr", "model.arch",
+                                                                      "model.depth"]
+
+
+def test_metric_patterns():
+    cols = ["train/loss", "val/acc", "val/loss", "lr_now", "_step"]
+    assert runs.match_metrics(cols, "val/*") == ["val/acc", "val/loss"]
+    assert runs.match_metrics(cols, "val/acc, train/*") == ["train/loss", "val/acc"]
+    assert runs.match_metrics(cols, "nothing*") == []
+
+
+def test_ema_matches_debiased_wandb_formula():
+    values = pd.Series([1.0, 3.0, 2.0, 5.0])
+    w = 0.6
+    expected, acc, norm = [], 0.0, 0.0
+    for v in values:
+        acc = acc * w + (1 - w) * v
+        norm = norm * w + (1 - w)
+        expected.append(acc / norm)
+    assert runs.smooth_ema(values, w).tolist() == pytest.approx(expected)
+    assert runs.smooth_ema(values, 0).tolist() == values.tolist()
+
+
+def test_downsampling_keeps_extremes():
+    x = np.arange(100_000)
+    y = np.sin(x / 1000.0)
+    y[31_337] = 50.0   # a spike
+    y[77_777] = -50.0  # a dip
+    xs, ys = runs.downsample_minmax(x, y, max_points=1000)
+    assert len(xs) <= 1000 and xs[0] == 0 and xs[-1] == 99_999
+    assert 31_337 in xs and 77_777 in xs and ys.max() == 50.0 and ys.min() == -50.0
+    assert np.all(np.diff(xs) > 0)
+
+
+def test_group_band_and_stats():
+    h1 = pd.DataFrame({"_step": [0, 1, 2], "m": [1.0, 2.0, 3.0]})
+    h2 = pd.DataFrame({"_step": [0, 1, 2], "m": [3.0, 4.0, 5.0]})
+    band = runs.group_band([h1, h2], "m")
+    assert band["mean"].tolist() == [2.0, 3.0, 4.0] and band["max"].tolist() == [3.0, 4.0, 5.0]
+    stats = runs.metric_stats({"a": h1, "b": h2}, "m")
+    assert stats[["min", "max", "last"]].values.tolist() == [[1, 3, 3], [3, 5, 5]]
+
+
+def test_export_cli_json_and_csv(project, capsys, tmp_path):
+    assert runs.main(["export", str(project), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    alpha = next(r for r in rows if r["name"] == "alpha")
+    assert alpha["config.model.depth"] == 2 and alpha["summary.best"] == 0.5
+    assert set(alpha) >= {"id", "name", "project", "state", "tags", "created", "runtime"}
+    out = tmp_path / "runs.csv"
+    assert runs.main(["export", str(project), "--format", "csv", "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert len(frame) == 3 and "config.lr" in frame.columns
+
+
+class FakeRun:
+    def __init__(self, i):
+        self.id, self.name, self.state, self.tags, self.notes = f"id{i}", f"r{i}", "finished", [], ""
+        self.created_at = "2026-01-01T00:00:00"
+        self.config = {"lr": 0.1 * i, "_private": 1}
+        self.summary = {"acc": 0.5 + i / 10, "_runtime": 10.0 * i, "_wandb": {"x": 1}}
+
+
+class FakeApi:
+    def __init__(self, fail_times=0, error="429 Too Many Requests"):
+        self.calls, self.fail_times, self.error = 0, fail_times, error
+
+    def runs(self, path, filters=None, per_page=100):
+        self.calls += 1
+        if self.calls <= self.fail_times:
+            raise RuntimeError(self.error)
+        return [FakeRun(i) for i in range(3)]
+
+
+def test_cloud_runs_with_backoff(monkeypatch):
+    slept = []
+    monkeypatch.setattr(runs.time, "sleep", slept.append)
+    api = FakeApi(fail_times=2)
+    progress = []
+    infos = runs.load_cloud("team", "proj", api=api,
+                            progress=lambda d, n: progress.append((d, n)))
+    assert [r.name for r in infos] == ["r0", "r1", "r2"] and api.calls == 3
+    assert slept == [1.0, 2.0] and progress[-1] == (3, 3)
+    assert infos[2].config == {"lr": pytest.approx(0.2)} and infos[2].runtime == 20.0
+    assert infos[0].source == "cloud" and infos[0].path == "team/proj/id0"
+
+
+@pytest.mark.parametrize("error,message", [
+    ("401 Unauthorized: invalid api key", "refused the API key"),
+    ("404 Not Found: project", "has no project 'team/proj'"),
+    ("Max retries exceeded: Failed to resolve 'api.wandb.ai'", "no network"),
+])
+def test_cloud_errors_become_clear_messages(error, message):
+    with pytest.raises(RuntimeError) as info:
+        runs.load_cloud("team", "proj", api=FakeApi(fail_times=1, error=error))
+    assert message in runs.cloud_error_message(info.value, "team", "proj")
+
+
+def test_bundled_sample_runs_are_readable():
+    infos, problems = runs.load_offline(runs.SAMPLE_RUNS, source="sample")
+    assert not problems and len(infos) == 4
+    assert all("sample" in r.tags and r.summary["best/val_acc"] > 0.5 for r in infos)
