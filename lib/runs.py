@@ -150,20 +150,87 @@ def _incomplete(path: Path) -> bool:
     return '"type":"exit"' not in out
 
 
+_BLOCK = 32768      # the .wandb log is LevelDB's log format: 32 KiB blocks of chunks
+_CHUNK_HEADER = 7   # crc32c (4), length (2), chunk type (1)
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def iter_records(path: Path):
+    """Yield each whole record's bytes from a .wandb log; stop at a cut-off record."""
+    data = path.read_bytes()
+    if data[:4] != b":W&B":
+        raise RunReadError(f"{path.parent.name}: not a readable W&B run log (bad header)")
+    pos, pending = _CHUNK_HEADER, None   # the file header fills the first 7 bytes
+    while pos + _CHUNK_HEADER <= len(data):
+        left = _BLOCK - pos % _BLOCK
+        if left < _CHUNK_HEADER:          # block trailer padding
+            pos += left
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        if kind == 0 and length == 0:     # zero padding up to the block end
+            pos += left
+            continue
+        start, end = pos + _CHUNK_HEADER, pos + _CHUNK_HEADER + length
+        if end > len(data) or kind not in (_FULL, _FIRST, _MIDDLE, _LAST):
+            return                        # cut off mid-record, or garbage: stop here
+        chunk, pos = data[start:end], end
+        if kind == _FULL:
+            yield chunk
+        elif kind == _FIRST:
+            pending = chunk
+        elif pending is not None:
+            pending += chunk
+            if kind == _LAST:
+                yield pending
+                pending = None
+
+
+def _history_rows(path: Path) -> list[dict[str, Any]]:
+    """History rows decoded with wandb's own protobuf Record class."""
+    from google.protobuf.message import DecodeError
+    from wandb.proto import wandb_internal_pb2 as pb
+    parts = []   # each row as JSON text, parsed in one json.loads at the end (much faster)
+    record = pb.Record()
+    dumps = json.dumps
+    for raw in iter_records(path):
+        if b"history" not in raw[:64] and b"_step" not in raw:
+            continue  # cheap pre-filter; the protobuf check below decides
+        try:
+            record.ParseFromString(raw)
+        except DecodeError:
+            break
+        if record.WhichOneof("record_type") != "history":
+            continue
+        fields = [f"{dumps(item.key or '/'.join(item.nested_key))}:{item.value_json}"
+                  for item in record.history.item]
+        if not any(item.key == "_step" for item in record.history.item):
+            fields.append(f'"_step":{record.history.step.num}')
+        parts.append("{" + ",".join(fields) + "}")
+    return json.loads("[" + ",".join(parts) + "]")
+
+
+def history_via_leet(path: Path) -> pd.DataFrame:
+    """History rows as `wandb leet inspect --json` prints them (slow; the reference)."""
+    rows = []
+    for line in leet_inspect(path, summary=False).splitlines():
+        if '"type":"history"' in line:
+            rec = json.loads(line)["history"]
+            item = dict(rec.get("item") or {})
+            item.setdefault("_step", (rec.get("step") or {}).get("num", len(rows)))
+            rows.append(item)
+    return pd.DataFrame(rows)
+
+
 def read_history(path: Path) -> pd.DataFrame:
-    """Every history row of an offline run, up to its last whole record (cached on disk)."""
+    """Every history row of an offline run, up to its last whole record (cached on disk).
+
+    Decoded directly from the log with wandb's protobuf classes, about 10x faster than
+    `wandb leet inspect --json`; a test checks both give the same rows.
+    """
     cache = _cache_key(path, "history.parquet")
     if cache.is_file():
         return pd.read_parquet(cache)
-    rows = []
-    for line in leet_inspect(path, summary=False).splitlines():
-        if '"type":"history"' not in line:
-            continue
-        rec = json.loads(line)["history"]
-        item = dict(rec.get("item") or {})
-        item.setdefault("_step", (rec.get("step") or {}).get("num", len(rows)))
-        rows.append(item)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(_history_rows(path))
     frame = frame[[c for c in frame.columns if not c.startswith("_wandb")]]
     cache.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -212,3 +212,19 @@ def test_bundled_sample_runs_are_readable():
     infos, problems = runs.load_offline(runs.SAMPLE_RUNS, source="sample")
     assert not problems and len(infos) == 4
     assert all("sample" in r.tags and r.summary["best/val_acc"] > 0.5 for r in infos)
+
+
+def test_fast_history_decoder_equals_wandb_leet(project, tmp_path):
+    infos, _ = runs.load_offline(project)
+    for info in infos:
+        path = runs.Path(info.path)
+        fast = runs.read_history(path)
+        ref = runs.history_via_leet(path)
+        pd.testing.assert_frame_equal(fast[sorted(fast.columns)], ref[sorted(ref.columns)])
+    # and on a log cut off mid-record
+    data = runs.Path(infos[0].path).read_bytes()
+    cut = tmp_path / "run-cut.wandb"
+    cut.write_bytes(data[: len(data) // 2 + 3])
+    fast, ref = pd.DataFrame(runs._history_rows(cut)), runs.history_via_leet(cut)
+    assert len(fast) == len(ref) > 0
+    pd.testing.assert_frame_equal(fast[sorted(fast.columns)], ref[sorted(ref.columns)])
