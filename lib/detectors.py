@@ -1,0 +1,252 @@
+"""Detectors (torchvision Faster R-CNN, transformers DETR family) and the inference job.
+
+`create_detector` loads real weights or raises `WeightsMissingError` naming the fetch command;
+it never falls back to random weights. `InferenceJob` runs a detector over a dataset in a
+background thread with progress, cancel and resume; its COCO results JSON is cached on disk
+per (model, dataset subset, settings), so reloading never recomputes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from lib import registry
+from lib.detection import CocoDataset, Detections, from_torchvision, map_labels
+
+CACHE_DIR = Path(os.environ.get("LENS_CACHE", Path.home() / ".cache" / "lens")) / "detections"
+
+
+@dataclass
+class Detector:
+    name: str
+    kind: str                      # torchvision | transformers
+    model: Any
+    labels: dict[int, str]         # model label index -> name
+    processor: Any = None
+    device: str = "cpu"
+    untrained: bool = False        # tiny test models only: never shown as a benchmark
+
+    def predict(self, images: list[Image.Image], image_ids: list[int], label_map: dict[int, int],
+                threshold: float = 0.05) -> list[Detections]:
+        """Detections for a batch of RGB images, class ids mapped to dataset categories."""
+        import torch
+        with torch.inference_mode():
+            if self.kind == "torchvision":
+                from torchvision.transforms.functional import to_tensor
+                outs = self.model([to_tensor(im).to(self.device) for im in images])
+            else:
+                inputs = self.processor(images=images, return_tensors="pt").to(self.device)
+                raw = self.model(**inputs)
+                outs = self.processor.post_process_object_detection(
+                    raw, threshold=threshold, target_sizes=[(im.height, im.width) for im in images])
+        dets = []
+        for image_id, out in zip(image_ids, outs):
+            det = from_torchvision(image_id, out, label_map)
+            dets.append(det.above(threshold))
+        return dets
+
+
+def _torchvision_weights(spec: registry.ModelSpec):
+    import torchvision.models.detection as det
+    cls_name, member = spec.weights.split(".")
+    return getattr(getattr(det, cls_name), member)
+
+
+def create_detector(spec: registry.ModelSpec, device: str | None = None) -> Detector:
+    """A detector with its real weights, or `WeightsMissingError` with the fetch command."""
+    device = device or registry.best_device()
+    if spec.source == "torchvision":
+        import torchvision.models.detection as det
+        weights = _torchvision_weights(spec)
+        if not registry.availability(spec).ready and not registry.hub_reachable():
+            raise registry.WeightsMissingError(spec, "no access to download.pytorch.org")
+        try:
+            state = weights.get_state_dict(progress=False)
+        except Exception as exc:  # noqa: BLE001 - network errors come in many types
+            raise registry.WeightsMissingError(spec, type(exc).__name__) from exc
+        model = getattr(det, spec.arch)(weights=None, weights_backbone=None,
+                                        num_classes=len(weights.meta["categories"]))
+        model.load_state_dict(state)
+        labels = dict(enumerate(weights.meta["categories"]))
+        return Detector(spec.name, "torchvision", model.eval().to(device), labels, device=device)
+    if spec.source == "transformers":
+        from transformers import AutoImageProcessor, AutoModelForObjectDetection
+        offline = not registry.hub_reachable()
+        try:
+            model = AutoModelForObjectDetection.from_pretrained(spec.arch, local_files_only=offline)
+            processor = AutoImageProcessor.from_pretrained(spec.arch, local_files_only=offline)
+        except OSError as exc:
+            raise registry.WeightsMissingError(spec, "not in the Hugging Face cache") from exc
+        return Detector(spec.name, "transformers", model.eval().to(device),
+                        {int(k): v for k, v in model.config.id2label.items()}, processor, device)
+    raise registry.ModelCreateError(f"'{spec.name}' is not a detection model Lens can run.")
+
+
+def tiny_detector(kind: str, labels: dict[int, str]) -> Detector:
+    """A randomly initialised small detector for plumbing tests; marked untrained."""
+    if kind == "torchvision":
+        from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+        model = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None,
+                                                      num_classes=max(labels) + 1,
+                                                      box_score_thresh=0.0)
+        return Detector("tiny-fasterrcnn", kind, model.eval(), labels, untrained=True)
+    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor
+    config = DetrConfig(use_timm_backbone=True, backbone="resnet18", use_pretrained_backbone=False,
+                        d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                        num_queries=10, id2label=labels, label2id={v: k for k, v in labels.items()})
+    processor = DetrImageProcessor(size={"shortest_edge": 128, "longest_edge": 160})
+    return Detector("tiny-detr", "transformers", DetrForObjectDetection(config).eval(), labels,
+                    processor, untrained=True)
+
+
+# -- the inference job ------------------------------------------------------------------------
+
+@dataclass
+class SpeedStats:
+    latencies_s: list[float] = field(default_factory=list)   # per image
+    peak_memory_mb: float = 0.0
+    device: str = "cpu"
+
+    def summary(self) -> dict[str, float]:
+        lat = np.asarray(self.latencies_s) if self.latencies_s else np.zeros(1)
+        return {"latency_median_ms": float(np.median(lat) * 1000),
+                "latency_p90_ms": float(np.percentile(lat, 90) * 1000),
+                "images_per_s": float(len(self.latencies_s) / max(lat.sum(), 1e-9)),
+                "peak_memory_mb": self.peak_memory_mb}
+
+
+def cache_key(model_name: str, dataset: CocoDataset, settings: dict[str, Any]) -> str:
+    blob = json.dumps({"model": model_name, "data": dataset.fingerprint, **settings}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+class InferenceJob:
+    """Run a detector over a dataset in a thread; resumable, cancellable, cached on disk."""
+
+    def __init__(self, key: str, dataset: CocoDataset, make_detector: Callable[[], Detector],
+                 label_map: Callable[[Detector], dict[int, int]], threshold: float = 0.05,
+                 batch_size: int = 2, cache_dir: Path | None = None):
+        self.key, self.dataset, self.threshold, self.batch_size = key, dataset, threshold, batch_size
+        self._make, self._label_map = make_detector, label_map
+        root = cache_dir or CACHE_DIR
+        self.results_path = root / f"{key}.json"
+        self.partial_path = root / f"{key}.partial.jsonl"
+        self.speed_path = root / f"{key}.speed.json"
+        self.total = len(dataset.image_ids)
+        self.done = 0
+        self.error: str | None = None
+        self.started = 0.0
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.results_path.is_file()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if self.finished or self.running:
+            return
+        self._cancel.clear()
+        self.error = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"lens-{self.key}")
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread:
+            self._thread.join(timeout)
+
+    def eta_s(self) -> float | None:
+        if not self.running or self.done == 0:
+            return None
+        rate = self.done / max(time.time() - self.started, 1e-9)
+        return (self.total - self.done) / rate if rate else None
+
+    def results(self) -> list[dict[str, Any]]:
+        return json.loads(self.results_path.read_text()) if self.finished else []
+
+    def speed(self) -> dict[str, float]:
+        return json.loads(self.speed_path.read_text()) if self.speed_path.is_file() else {}
+
+    def _done_ids(self) -> tuple[set[int], list[dict]]:
+        done, rows = set(), []
+        if self.partial_path.is_file():
+            for line in self.partial_path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # a line cut off by a crash: redo that image
+                done.add(rec["image_id"])
+                rows += rec["results"]
+        return done, rows
+
+    def _run(self) -> None:
+        import psutil
+        try:
+            self.results_path.parent.mkdir(parents=True, exist_ok=True)
+            done, _ = self._done_ids()
+            self.done = len(done)
+            todo = [i for i in self.dataset.image_ids if i not in done]
+            detector = self._make()
+            label_map = self._label_map(detector)
+            speed = SpeedStats(device=detector.device)
+            process = psutil.Process()
+            peak = process.memory_info().rss
+            self.started = time.time() - 1e-9
+            with self.partial_path.open("a") as out:
+                for start in range(0, len(todo), self.batch_size):
+                    if self._cancel.is_set():
+                        return
+                    ids = todo[start:start + self.batch_size]
+                    images = [Image.open(self.dataset.image_path(i)).convert("RGB") for i in ids]
+                    t0 = time.perf_counter()
+                    dets = detector.predict(images, ids, label_map, self.threshold)
+                    per_image = (time.perf_counter() - t0) / len(ids)
+                    speed.latencies_s += [per_image] * len(ids)
+                    peak = max(peak, process.memory_info().rss)
+                    for det in dets:
+                        out.write(json.dumps({"image_id": det.image_id,
+                                              "results": det.to_coco()}) + "\n")
+                    out.flush()
+                    self.done += len(ids)
+            if detector.device == "cuda":
+                import torch
+                speed.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
+            else:
+                speed.peak_memory_mb = peak / 2**20
+            _, rows = self._done_ids()
+            self.speed_path.write_text(json.dumps({**speed.summary(), "device": speed.device}))
+            self.results_path.write_text(json.dumps(rows))
+            self.partial_path.unlink(missing_ok=True)
+        except Exception as exc:  # noqa: BLE001 - shown on the page; partial results are kept
+            self.error = str(exc)
+
+
+_JOBS: dict[str, InferenceJob] = {}
+_JOBS_LOCK = threading.Lock()
+
+
+def get_job(key: str, factory: Callable[[], InferenceJob]) -> InferenceJob:
+    """One job per cache key, shared by every session of the process."""
+    with _JOBS_LOCK:
+        if key not in _JOBS:
+            _JOBS[key] = factory()
+        return _JOBS[key]
