@@ -309,3 +309,25 @@ def explain_faithfulness(lm: LoadedModel, image, explanation: Explanation,
     from lib.classify import to_tensor
     return faithfulness(lm, to_tensor(lm, image), explanation.cam.heatmap,
                         explanation.cam.target_index, explanation.cam.layer, lock)
+
+
+def detector_cam(detector, image, boxes_xyxy: np.ndarray, model_labels: list[int],
+                 lock: threading.RLock | None = None) -> np.ndarray:
+    """EigenCAM of a torchvision Faster R-CNN's backbone (FPN) for an image, HxW in [0, 1].
+
+    EigenCAM needs no gradients, so it shows what fired in the backbone for this image; the
+    boxes and labels given are the detections being explained (pytorch_grad_cam's target).
+    """
+    from pytorch_grad_cam import EigenCAM
+    from pytorch_grad_cam.utils.model_targets import FasterRCNNBoxScoreTarget
+    from pytorch_grad_cam.utils.reshape_transforms import fasterrcnn_reshape_transform
+    from torchvision.transforms.functional import to_tensor
+    if detector.kind != "torchvision":
+        raise ValueError("Detector CAMs are available for torchvision Faster R-CNN models.")
+    tensor = to_tensor(image.convert("RGB")).unsqueeze(0).to(detector.device)
+    target = FasterRCNNBoxScoreTarget(labels=list(model_labels),
+                                      bounding_boxes=np.asarray(boxes_xyxy).reshape(-1, 4))
+    with lock or contextlib.nullcontext():
+        with EigenCAM(detector.model, [detector.model.backbone],
+                      reshape_transform=fasterrcnn_reshape_transform) as cam:
+            return cam(tensor, targets=[target])[0].astype(np.float32)

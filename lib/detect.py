@@ -18,9 +18,45 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dataclasses import dataclass
+
 from lib import coco_eval, detection, detectors, registry
+from lib import errors as errors_mod
 
 WANDB_DIR = Path(os.environ.get("LENS_WANDB_DIR", Path.home() / ".cache" / "lens" / "benchmarks"))
+
+
+@dataclass
+class Report:
+    """Everything the detection page shows about one model on one dataset."""
+
+    metrics: coco_eval.CocoMetrics
+    errors: errors_mod.ErrorReport
+    confusion: Any
+    confusion_names: list[str]
+    per_image: Any            # DataFrame image_id, file, TP, FP, FN
+    ious: Any                 # IoU of matched TPs
+    f1: Any                   # DataFrame threshold, precision, recall, F1
+    detections: dict[int, detection.Detections]
+
+
+def report(dataset: detection.CocoDataset, results: list[dict], score_thr: float = 0.5) -> Report:
+    """Metrics, error buckets and matching analyses of one set of results."""
+    dets = detection.from_coco_results(results)
+    confusion, names = coco_eval.confusion_matrix(dataset, dets, score_thr)
+    return Report(coco_eval.evaluate(dataset, results), errors_mod.analyse(dataset, dets),
+                  confusion, names, coco_eval.per_image_counts(dataset, dets, score_thr),
+                  coco_eval.matched_ious(dataset, dets, score_thr),
+                  coco_eval.f1_vs_confidence(dataset, dets), dets)
+
+
+def compare_images(a: Report, b: Report) -> Any:
+    """Per image: TP − FP of model A and B and the difference (B wins where positive)."""
+    merged = a.per_image.merge(b.per_image, on=["image_id", "file"], suffixes=("_A", "_B"))
+    merged["score_A"] = merged["TP_A"] - merged["FP_A"]
+    merged["score_B"] = merged["TP_B"] - merged["FP_B"]
+    merged["B_minus_A"] = merged["score_B"] - merged["score_A"]
+    return merged.sort_values("B_minus_A", kind="stable")
 
 
 def evaluate_files(images: str | Path, annotations: str | Path, predictions: str | Path,

@@ -95,6 +95,8 @@ def create_detector(spec: registry.ModelSpec, device: str | None = None) -> Dete
 
 def tiny_detector(kind: str, labels: dict[int, str]) -> Detector:
     """A randomly initialised small detector for plumbing tests; marked untrained."""
+    import torch
+    torch.manual_seed(0)
     if kind == "torchvision":
         from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
         model = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None,
@@ -102,6 +104,7 @@ def tiny_detector(kind: str, labels: dict[int, str]) -> Detector:
                                                       box_score_thresh=0.0)
         return Detector("tiny-fasterrcnn", kind, model.eval(), labels, untrained=True)
     from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor
+    labels = {i: labels.get(i, "N/A") for i in range(max(labels) + 1)}  # DETR: contiguous ids
     config = DetrConfig(use_timm_backbone=True, backbone="resnet18", use_pretrained_backbone=False,
                         d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
                         decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,

@@ -28,3 +28,36 @@ def data_path(text: str) -> Path:
         raise PathNotAllowedError(f"'{text}' is outside the folders Lens may read "
                                   f"({', '.join(map(str, roots))}); set LENS_DATA_ROOTS to allow it.")
     return path
+
+
+class ArchiveError(ValueError):
+    """An uploaded archive that cannot be unpacked safely."""
+
+
+def safe_extract_zip(data: bytes, dest: Path, max_bytes: int = 2 * 2**30) -> Path:
+    """Extract an uploaded zip inside `dest`, refusing absolute paths, '..' and bombs."""
+    import io
+    import zipfile
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise ArchiveError("The upload is not a valid zip archive.") from exc
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if sum(m.file_size for m in members) > max_bytes:
+            raise ArchiveError(f"The archive unpacks to more than {max_bytes / 2**30:.0f} GB.")
+        root = dest.resolve()
+        for m in members:
+            target = (root / m.filename).resolve()
+            if root not in target.parents or ".." in Path(m.filename).parts:
+                raise ArchiveError(f"The archive holds an unsafe path: '{m.filename}'.")
+            if m.filename.startswith("__MACOSX/"):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(m))
+    subdirs = [p for p in root.iterdir() if p.is_dir() and p.name != "__MACOSX"]
+    files = [p for p in root.iterdir() if p.is_file()]
+    # A zip of one folder holding the class folders: step into it.
+    if len(subdirs) == 1 and not files and any(q.is_dir() for q in subdirs[0].iterdir()):
+        return subdirs[0]
+    return root

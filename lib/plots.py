@@ -95,3 +95,49 @@ def parallel_coordinates(columns: dict[str, Sequence], metric: str, values: Sequ
     fig.update_layout(title=title, height=460, template="plotly_dark",
                       margin=dict(l=60, r=40, t=100, b=30))
     return fig
+
+
+def metrics_bars(stats: dict[str, dict[str, float]], keys: Sequence[str]) -> go.Figure:
+    """Grouped bars: one group per metric key, one bar per model."""
+    fig = go.Figure([go.Bar(name=model, x=list(keys), y=[values[k] for k in keys],
+                            text=[f"{values[k]:.3f}" for k in keys], textposition="outside")
+                     for model, values in stats.items()])
+    fig.update_layout(barmode="group", yaxis_range=[0, 1.1], height=360, **_LAYOUT)
+    return fig
+
+
+def pr_curves(curves: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+              title: str = "Precision–recall (IoU 0.5)") -> go.Figure:
+    fig = go.Figure([go.Scatter(x=list(r), y=list(p), mode="lines", name=name)
+                     for name, r, p in curves])
+    fig.update_layout(title=title, xaxis_title="recall", yaxis_title="precision",
+                      xaxis_range=[0, 1], yaxis_range=[0, 1.05], height=360, **_LAYOUT)
+    return fig
+
+
+def f1_curves(curves: Sequence[tuple[str, Sequence[float], Sequence[float]]]) -> go.Figure:
+    fig = go.Figure([go.Scatter(x=list(t), y=list(f1), mode="lines", name=name)
+                     for name, t, f1 in curves])
+    fig.update_layout(title="F1 against confidence threshold", xaxis_title="confidence",
+                      yaxis_title="F1", xaxis_range=[0, 1], yaxis_range=[0, 1.05], height=360,
+                      **_LAYOUT)
+    return fig
+
+
+def iou_histogram(ious: dict[str, Sequence[float]]) -> go.Figure:
+    fig = go.Figure([go.Histogram(x=list(v), name=f"{name} (mean {np.mean(v):.3f})"
+                                  if len(v) else name, xbins=dict(start=0.5, end=1.0, size=0.025),
+                                  opacity=0.7) for name, v in ious.items()])
+    fig.update_layout(title="IoU of matched true positives", xaxis_title="IoU",
+                      yaxis_title="detections", barmode="overlay", height=340, **_LAYOUT)
+    return fig
+
+
+def error_bars(deltas: dict[str, dict[str, float]]) -> go.Figure:
+    """ΔAP50 per error type, one bar per model."""
+    fig = go.Figure([go.Bar(name=model, x=list(d), y=[v * 100 for v in d.values()],
+                            text=[f"{v * 100:.1f}" for v in d.values()], textposition="outside")
+                     for model, d in deltas.items()])
+    fig.update_layout(title="AP50 gained by fixing each error type (points)", barmode="group",
+                      yaxis_title="ΔAP50 (points)", height=360, **_LAYOUT)
+    return fig

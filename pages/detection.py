@@ -1,12 +1,319 @@
-"""Detection (coming): DETR vs Faster R-CNN on COCO-format data."""
+"""Detection benchmark: two models (built-in detectors or imported results) on COCO data."""
 
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import streamlit as st
+from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
+
+from lib import cache, coco_eval, detect, detection, detectors, images, paths, plots, registry
+from lib.errors import ERROR_TYPES
 
 if "lens_router" not in st.session_state:  # opened by URL before app.py ran: use its router
     PagesManager.uses_pages_directory = False
     st.rerun()
 
-st.title("Detection")
-st.info("Coming soon: DETR vs Faster R-CNN on COCO-format data, with COCO mAP, per-class AP, "
-        "PR curves, error analysis, speed and memory.")
+st.title("Detection benchmark")
+SHARED = paths.PROJECT_ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
+IMPORT = "Import predictions (COCO results JSON)"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def load_dataset(annotations: str, images_dir: str, mtime: float, subset: int | None, seed: int):
+    return detection.load_coco(annotations, images_dir).subset(subset, seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def build_report(fingerprint: str, results_hash: str, score_thr: float, _dataset, _results):
+    return detect.report(_dataset, _results, score_thr)
+
+
+def find_coco_in(folder: Path) -> tuple[Path, Path]:
+    """The instances JSON and images folder inside an unpacked zip."""
+    jsons = sorted(folder.rglob("*.json"), key=lambda p: ("instances" not in p.name, p.name))
+    if not jsons:
+        raise detection.DatasetError("The zip holds no annotations .json file.")
+    pictures = [p for p in folder.rglob("*") if p.suffix.lower().lstrip(".")
+                in images.ACCEPTED_EXTENSIONS]
+    if not pictures:
+        raise detection.DatasetError("The zip holds no images.")
+    return jsons[0], pictures[0].parent
+
+
+# -- data -------------------------------------------------------------------------------------
+
+with st.sidebar:
+    st.subheader("Dataset")
+    how = st.radio("COCO data", ["Path", "Upload zip"], horizontal=True, key="data_source")
+    default_ann = SHARED / "annotations" / "instances_val2017.json" if SHARED.is_dir() else ""
+    default_img = SHARED / "val2017" if SHARED.is_dir() else ""
+    if how == "Path":
+        ann_text = st.text_input("Instances JSON", str(default_ann), key="ann_path")
+        img_text = st.text_input("Images folder", str(default_img), key="img_path")
+    else:
+        upload = st.file_uploader("Zip with images and an instances JSON", type=["zip"],
+                                  key="data_zip")
+    subset = st.number_input("Subset size (0 = all)", 0, 100_000, 0, key="subset")
+    seed = st.number_input("Subset seed", 0, 10_000, 0, key="seed")
+    score_thr = st.slider("Score threshold (confusion, per-image counts)", 0.05, 0.95, 0.5,
+                          0.05, key="score_thr")
+    map_by = st.radio("Map model labels to categories by", ["name", "id"], horizontal=True,
+                      key="map_by", help="COCO models number their 80 classes on ids 1–90; by "
+                                         "name also works for datasets that renumber them.")
+
+dataset = None
+try:
+    if how == "Path":
+        if ann_text and img_text:
+            ann, img = paths.data_path(ann_text), paths.data_path(img_text)
+            mtime = ann.stat().st_mtime if ann.is_file() else 0.0
+            dataset = load_dataset(str(ann), str(img), mtime, subset or None, int(seed))
+    elif upload is not None:
+        folder = Path(tempfile.gettempdir()) / f"lens-coco-{upload.file_id}"
+        if not folder.exists():
+            paths.safe_extract_zip(upload.getvalue(), folder)
+        ann, img = find_coco_in(folder)
+        dataset = load_dataset(str(ann), str(img), 0.0, subset or None, int(seed))
+except (detection.DatasetError, paths.PathNotAllowedError, paths.ArchiveError) as exc:
+    st.error(str(exc))
+if dataset is None:
+    st.info("Choose a COCO-format dataset in the sidebar.")
+    st.stop()
+n_images = len(dataset.image_ids)
+st.caption(f"{n_images} images, {len(dataset.data['annotations'])} objects, "
+           f"{len(dataset.categories)} categories · {dataset.annotations_path.name}")
+if dataset.missing_images:
+    st.warning(f"{len(dataset.missing_images)} images listed in the annotations are missing "
+               f"from the folder (e.g. {dataset.missing_images[0]}); they count as images with "
+               "no detections.")
+
+# -- models -----------------------------------------------------------------------------------
+
+detector_specs = [s for s in registry.all_specs("detection") if not s.error]
+choices = [IMPORT] + [s.name for s in detector_specs]
+reports: dict[str, detect.Report] = {}
+speeds: dict[str, dict] = {}
+cols = st.columns(2)
+for slot, col in zip(["A", "B"], cols):
+    with col.container(border=True):
+        choice = st.selectbox(f"Model {slot}", choices, key=f"model_{slot}")
+        results = None
+        if choice == IMPORT:
+            file = st.file_uploader("COCO results JSON", type=["json"], key=f"preds_{slot}")
+            stem = Path(file.name).stem if file else f"model {slot}"
+            label = st.text_input("Name", placeholder=stem, key=f"name_{slot}") or stem
+            if file is not None:
+                try:
+                    results = detection.read_results_json(file.getvalue(), dataset)
+                    if not results:
+                        st.warning("The file holds no predictions: every metric is 0.")
+                    speeds[label] = {"note": "imported: speed not measured"}
+                except detection.DatasetError as exc:
+                    st.error(str(exc))
+        else:
+            spec = registry.find(choice)
+            label = choice
+            avail = registry.availability(spec)
+            key = detectors.cache_key(spec.name, dataset, {"threshold": 0.05, "map_by": map_by})
+            job = detectors.get_job(key, lambda spec=spec, key=key: detectors.InferenceJob(
+                key, dataset, lambda: detectors.create_detector(spec),
+                lambda det: detection.map_labels(det.labels, dataset.categories, by=map_by)))
+            if job.finished:
+                results, speeds[label] = job.results(), job.speed()
+                st.caption(f"Cached predictions ({len(results)} boxes).")
+            elif not avail.ready and not registry.hub_reachable():
+                st.error(f"Weights for {choice} are not on this machine. On a connected machine "
+                         f"run `{spec.fetch_command}` and copy the caches here.")
+            else:
+                b1, b2 = st.columns(2)
+                if b1.button("Run" if not job.done else "Resume", key=f"run_{slot}",
+                             disabled=job.running):
+                    job.start()
+                if b2.button("Cancel", key=f"cancel_{slot}", disabled=not job.running):
+                    job.cancel()
+
+                @st.fragment(run_every=1.0)
+                def progress(job=job):
+                    if job.running:
+                        eta = job.eta_s()
+                        rate = job.done / max(1e-9, __import__("time").time() - job.started)
+                        st.progress(job.done / job.total, text=f"{job.done}/{job.total} images · "
+                                    f"{rate:.1f} images/s" + (f" · {eta:.0f} s left" if eta else ""))
+                    elif job.finished:
+                        st.rerun()
+                    elif job.error:
+                        st.error(f"Inference failed: {job.error} (partial results are kept; "
+                                 "Resume continues).")
+                    elif job.done:
+                        st.caption(f"Stopped at {job.done}/{job.total} images; Resume continues.")
+                progress()
+        if results is not None:
+            digest = hashlib.sha256(json.dumps(results, sort_keys=True).encode()).hexdigest()
+            with st.spinner(f"Evaluating {label}…"):
+                reports[label] = build_report(dataset.fingerprint, digest, score_thr, dataset,
+                                              results)
+
+if not reports:
+    st.info("Import a results JSON (e.g. from a YOLO run) or run a detector for model A or B.")
+    st.stop()
+names = list(reports)
+
+# -- metrics ----------------------------------------------------------------------------------
+
+tab_metrics, tab_classes, tab_errors, tab_images, tab_whatif = st.tabs(
+    ["Metrics", "Per class", "Errors", "Images", "What-if"])
+
+with tab_metrics:
+    table = pd.DataFrame({n: r.metrics.stats for n, r in reports.items()})
+    if len(names) == 2:
+        table["B − A"] = table[names[1]] - table[names[0]]
+    st.dataframe(table.style.format("{:.4f}"), key="metrics_table")
+    st.plotly_chart(plots.metrics_bars({n: r.metrics.stats for n, r in reports.items()},
+                                       ["AP", "AP50", "AP75", "AR100"]), key="metrics_chart")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(plots.pr_curves([(n, *coco_eval.pr_curve(r.metrics))
+                                     for n, r in reports.items()]), key="pr_overall")
+    c2.plotly_chart(plots.f1_curves([(n, r.f1["threshold"], r.f1["F1"])
+                                     for n, r in reports.items()]), key="f1_chart")
+    st.plotly_chart(plots.iou_histogram({n: r.ious for n, r in reports.items()}), key="iou_hist")
+    st.caption(" · ".join(f"{n}: mean IoU of matched TPs {r.ious.mean():.3f}"
+                          for n, r in reports.items() if len(r.ious)))
+    st.subheader("Speed (measured by the benchmark)")
+    st.dataframe(pd.DataFrame(speeds).T if speeds else pd.DataFrame(), key="speed_table")
+    export = pd.concat([r.metrics.per_class.assign(model=n) for n, r in reports.items()])
+    e1, e2, e3 = st.columns(3)
+    e1.download_button("Per-class AP (CSV)", export.to_csv(index=False), "per_class_ap.csv",
+                       "text/csv", key="export_csv")
+    e2.download_button("Metrics (JSON)", json.dumps({n: r.metrics.stats for n, r in
+                                                     reports.items()}, indent=2),
+                       "metrics.json", "application/json", key="export_json")
+    if e3.button("Log to W&B", key="log_wandb"):
+        for n, r in reports.items():
+            where = detect.log_benchmark(n, dataset, subset or None, int(seed), score_thr,
+                                         r.metrics.stats, {k: v for k, v in speeds.get(n, {}).items()
+                                                           if isinstance(v, (int, float))})
+        st.success(f"Logged {len(reports)} benchmark run(s) to {Path(where).parent} — open that "
+                   "folder on the Runs page.")
+
+with tab_classes:
+    per = None
+    for n, r in reports.items():
+        part = r.metrics.per_class.set_index(["category_id", "name", "objects"])[["AP", "AP50"]]
+        part.columns = [f"{c} · {n}" for c in part.columns]
+        per = part if per is None else per.join(part)
+    st.dataframe(per.reset_index(), hide_index=True, key="per_class_table")
+    cat = st.selectbox("PR curve of class", sorted(dataset.categories), key="pr_class",
+                       format_func=lambda c: dataset.categories[c])
+    st.plotly_chart(plots.pr_curves([(n, *coco_eval.pr_curve(r.metrics, cat))
+                                     for n, r in reports.items()],
+                                    title=f"Precision–recall · {dataset.categories[cat]}"),
+                    key="pr_class_chart")
+    which = st.selectbox("Confusion matrix of", names, key="confusion_model")
+    rep = reports[which]
+    present = [i for i in range(len(rep.confusion_names))
+               if rep.confusion[i].sum() or rep.confusion[:, i].sum()]
+    st.plotly_chart(plots.confusion_heatmap(rep.confusion[present][:, present],
+                                            [rep.confusion_names[i] for i in present],
+                                            [rep.confusion_names[i] for i in present],
+                                            title=f"Confusion (score ≥ {score_thr}, IoU ≥ 0.5)"),
+                    key="det_confusion")
+
+with tab_errors:
+    st.plotly_chart(plots.error_bars({n: r.errors.delta_ap for n, r in reports.items()}),
+                    key="tide_chart")
+    st.dataframe(pd.DataFrame({n: r.errors.counts for n, r in reports.items()}).T,
+                 key="error_counts")
+    st.caption("Errors in the manner of TIDE: each bar is the AP50 an oracle would gain by "
+               "fixing only that kind of error (see lib/errors.py).")
+
+with tab_images:
+    g1, g2 = st.columns(2)
+    bucket = g1.selectbox("Show images with", ["(all)"] + ERROR_TYPES +
+                          [f"class: {n}" for n in dataset.categories.values()], key="bucket")
+    per_image = detect.compare_images(reports[names[0]], reports[names[-1]])
+    if len(names) == 2:
+        g2.caption(f"Where {names[1]} regresses against {names[0]} (top) and wins (bottom), "
+                   "by TP − FP per image.")
+    ids = per_image["image_id"].tolist()
+    if bucket in ERROR_TYPES:
+        wanted = set().union(*(r.errors.images_with(bucket) for r in reports.values()))
+        ids = [i for i in ids if i in wanted]
+    elif bucket.startswith("class: "):
+        cid = {v: k for k, v in dataset.categories.items()}[bucket[7:]]
+        ids = [i for i in ids if any(a["category_id"] == cid for a in dataset.annotations(i))]
+    st.dataframe(per_image[per_image["image_id"].isin(ids)], hide_index=True, key="per_image")
+    grid = st.columns(3)
+    for k, image_id in enumerate(ids[:9]):
+        path = dataset.image_path(image_id)
+        if not path.is_file():
+            continue
+        gt_b, gt_c = coco_eval.gt_arrays(dataset, image_id)
+        groups = [(gt_b, [dataset.categories[int(c)] for c in gt_c], detection.PALETTE["gt"])]
+        for n, color in zip(names, (detection.PALETTE["a"], detection.PALETTE["b"])):
+            det = reports[n].detections.get(image_id, detection.Detections(image_id))
+            det = det.above(score_thr)
+            groups.append((det.xyxy, [f"{dataset.categories.get(int(c), c)} {s:.2f}"
+                                      for c, s in zip(det.class_ids, det.scores)], color))
+        grid[k % 3].image(detection.draw(images.load_image(path).image, groups), width="stretch",
+                          caption=f"{path.name}: green = truth, orange = {names[0]}"
+                                  + (f", blue = {names[1]}" if len(names) == 2 else ""))
+
+    torchvision_models = [n for n in names if n in [s.name for s in detector_specs
+                                                     if s.source == "torchvision"]]
+    if torchvision_models:
+        with st.expander("What fired? EigenCAM of a false positive"):
+            n = st.selectbox("Model", torchvision_models, key="cam_model")
+            wrong = [lab for lab in reports[n].errors.labels if lab.kind != "TP"]
+            pick = st.selectbox("False positive", range(len(wrong)), key="cam_fp",
+                                format_func=lambda i: f"image {wrong[i].image_id} · "
+                                                      f"{wrong[i].kind} error")
+            if wrong:
+                from lib import cam as cam_lib
+                lab = wrong[pick]
+                det = reports[n].detections[lab.image_id]
+                detector_entry = cache.MODELS.get(f"detector:{n}", lambda: detectors.create_detector(
+                    registry.find(n)))
+                inverse = {v: k for k, v in detection.map_labels(
+                    detector_entry.value.labels, dataset.categories, by=map_by).items()}
+                picture = images.load_image(dataset.image_path(lab.image_id)).image
+                heat = cam_lib.detector_cam(detector_entry.value, picture,
+                                            det.xyxy[lab.index:lab.index + 1],
+                                            [inverse.get(int(det.class_ids[lab.index]), 0)],
+                                            detector_entry.lock)
+                shown = detection.draw(Image.fromarray(cam_lib.overlay(
+                    np.asarray(picture), heat)), [(det.xyxy[lab.index:lab.index + 1],
+                    [f"{dataset.categories.get(int(det.class_ids[lab.index]))} "
+                     f"{det.scores[lab.index]:.2f}"], detection.PALETTE["a"])])
+                st.image(shown, caption=f"EigenCAM of {n}'s backbone; the box is the {lab.kind} "
+                                        "error", width="stretch")
+
+with tab_whatif:
+    st.caption("Upload one image: both built-in detectors side by side, with a score slider.")
+    runnable = [n for n in names if n in [s.name for s in detector_specs]]
+    if not runnable:
+        st.info("What-if needs a built-in detector with its weights on this machine; imported "
+                "predictions cannot run on new images.")
+    else:
+        shot = st.file_uploader("Image", type=images.ACCEPTED_EXTENSIONS, key="whatif_image")
+        thr = st.slider("Score threshold", 0.05, 0.95, 0.5, 0.05, key="whatif_thr")
+        if shot is not None:
+            try:
+                picture = images.load_image(shot.getvalue(), shot.name).image
+                cols = st.columns(len(runnable))
+                for col, n in zip(cols, runnable):
+                    det = cache.MODELS.get(f"detector:{n}", lambda n=n: detectors.create_detector(
+                        registry.find(n))).value
+                    out = det.predict([picture], [0], {i: i for i in det.labels}, thr)[0]
+                    col.image(detection.draw(picture, [(out.xyxy, [
+                        f"{det.labels.get(int(c), c)} {s:.2f}" for c, s in
+                        zip(out.class_ids, out.scores)], detection.PALETTE["a"])]),
+                        caption=n, width="stretch")
+            except images.ImageError as exc:
+                st.error(str(exc))
+            except registry.WeightsMissingError as exc:
+                st.error(str(exc))

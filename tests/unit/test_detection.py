@@ -1,0 +1,296 @@
+"""Detection: dataset intake, converters, metric agreement with pycocotools, error buckets,
+adapters on tiny models, the inference job, the command line and W&B logging."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lib import coco_eval, detect, detection, detectors, errors, runs
+from lib.detection import DatasetError, Detections
+
+
+def write_coco(root, anns, images=(("a.png", 1, 100, 100),), cats=((1, "cat"), (2, "dog")),
+               make_images=True):
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    if make_images:
+        for name, _, w, h in images:
+            Image.new("RGB", (w, h)).save(root / "images" / name)
+    data = {"images": [{"id": i, "file_name": n, "width": w, "height": h} for n, i, w, h in images],
+            "categories": [{"id": c, "name": n} for c, n in cats],
+            "annotations": [{"id": k + 1, "image_id": a[5] if len(a) > 5 else 1,
+                             "bbox": list(a[:4]), "category_id": a[4], "area": a[2] * a[3],
+                             "iscrowd": 0} for k, a in enumerate(anns)]}
+    (root / "ann.json").write_text(json.dumps(data))
+    return detection.load_coco(root / "ann.json", root / "images")
+
+
+@pytest.fixture(scope="module")
+def coco(shared_assets):
+    base = shared_assets / "data" / "coco_val2017_tiny"
+    return detection.load_coco(base / "annotations" / "instances_val2017.json", base / "val2017")
+
+
+def gt_results(dataset, shift=0.0, drop=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for a in dataset.data["annotations"]:
+        if a.get("iscrowd") or rng.random() < drop:
+            continue
+        x, y, w, h = a["bbox"]
+        out.append({"image_id": a["image_id"], "category_id": a["category_id"],
+                    "bbox": [x + shift * w, y + shift * h, w, h],
+                    "score": float(rng.uniform(0.1, 1.0))})
+    return out
+
+
+# -- intake -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content,message", [
+    ("not json", "not valid JSON"),
+    ('{"foo": 1}', "not a COCO instances file"),
+    ('{"images": [], "annotations": [], "categories": [{"id": 1, "name": "a"}]}', "no images"),
+    ('{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 9, '
+     '"bbox": [0,0,1,1], "category_id": 1}], "categories": [{"id": 1, "name": "a"}]}',
+     "image id 9"),
+    ('{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1, '
+     '"bbox": [0,0,1,1], "category_id": 7}], "categories": [{"id": 1, "name": "a"}]}',
+     "category id 7"),
+    ('{"images": [{"id": 1, "file_name": "gone.png"}], "annotations": [], '
+     '"categories": [{"id": 1, "name": "a"}]}', "None of the 1 images"),
+])
+def test_bad_datasets(tmp_path, content, message):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "ann.json").write_text(content)
+    with pytest.raises(DatasetError, match=message):
+        detection.load_coco(tmp_path / "ann.json", tmp_path / "images")
+
+
+def test_missing_images_and_images_without_annotations(tmp_path):
+    ds = write_coco(tmp_path, [(10, 10, 20, 20, 1)],
+                    images=(("a.png", 1, 100, 100), ("b.png", 2, 100, 100)))
+    (tmp_path / "images" / "b.png").unlink()
+    ds = detection.load_coco(tmp_path / "ann.json", tmp_path / "images")
+    assert ds.missing_images == ["b.png"] and ds.annotations(2) == []
+    assert coco_eval.evaluate(ds, []).stats["AP"] == 0.0
+
+
+@pytest.mark.parametrize("payload,message", [
+    ("{", "not valid JSON"),
+    ('{"a": 1}', "JSON list"),
+    ('[{"image_id": 1, "bbox": [0, 0, 1, 1]}]', "lacks"),
+    ('[{"image_id": 999, "category_id": 1, "bbox": [0,0,1,1], "score": 1}]', "another dataset"),
+    ('[{"image_id": 1, "category_id": 42, "bbox": [0,0,1,1], "score": 1}]', "category ids"),
+])
+def test_bad_results_files(tmp_path, payload, message):
+    ds = write_coco(tmp_path, [(10, 10, 20, 20, 1)])
+    with pytest.raises(DatasetError, match=message):
+        detection.read_results_json(payload.encode(), ds)
+    assert detection.read_results_json(b"[]", ds) == []
+
+
+def test_subset_is_deterministic(coco):
+    a, b = coco.subset(10, seed=3), coco.subset(10, seed=3)
+    assert a.image_ids == b.image_ids and len(a.image_ids) == 10
+    assert a.image_ids != coco.subset(10, seed=4).image_ids
+    assert {x["image_id"] for x in a.data["annotations"]} <= set(a.image_ids)
+
+
+# -- converters and labels --------------------------------------------------------------------
+
+def test_coco_results_round_trip():
+    rows = [{"image_id": 5, "category_id": 3, "bbox": [1.0, 2.0, 10.0, 20.0], "score": 0.5}]
+    dets = detection.from_coco_results(rows)
+    assert dets[5].xyxy.tolist() == [[1, 2, 11, 22]]
+    assert detection.to_coco_results(dets) == rows
+    with pytest.raises(ValueError, match="same length"):
+        Detections(1, np.zeros((2, 4)), [0.1], [1, 2])
+
+
+def test_label_mapping_by_name_and_id():
+    torchvision_style = {0: "__background__", 1: "person", 3: "car", 12: "N/A", 13: "stop sign"}
+    renumbered = {1: "person", 2: "car", 3: "stop_sign"}
+    assert detection.map_labels(torchvision_style, renumbered) == {1: 1, 3: 2, 13: 3}
+    coco_ids = {1: "person", 3: "car", 13: "stop sign"}
+    assert detection.map_labels(torchvision_style, coco_ids, by="id") == {1: 1, 3: 3, 13: 13}
+
+
+def test_from_torchvision_drops_unmapped_labels():
+    import torch
+    out = {"boxes": torch.tensor([[0., 0., 5., 5.], [1., 1., 2., 2.]]),
+           "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([1, 12])}
+    det = detection.from_torchvision(7, out, {1: 100})
+    assert det.class_ids.tolist() == [100] and det.image_id == 7
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+def test_ground_truth_as_predictions_scores_one(coco):
+    stats = coco_eval.evaluate(coco, gt_results(coco)).stats
+    assert stats["AP"] == pytest.approx(1.0) and stats["AP50"] == pytest.approx(1.0)
+    assert set(stats) == set(coco_eval.METRIC_KEYS)
+
+
+@pytest.mark.parametrize("shift,drop", [(0.0, 0.3), (0.1, 0.0), (0.25, 0.1), (0.6, 0.0)])
+def test_metrics_equal_pycocotools(coco, shift, drop):
+    results = gt_results(coco, shift, drop, seed=1)
+    ours = coco_eval.evaluate(coco, results).stats
+    ref = coco_eval.evaluate_pycocotools(coco, results)
+    assert all(abs(ours[k] - ref[k]) <= 1e-6 for k in coco_eval.METRIC_KEYS)
+    if shift >= 0.1:
+        assert ours["AP"] < 1.0
+
+
+def test_analyses_on_a_small_case(tmp_path):
+    ds = write_coco(tmp_path, [(10, 10, 30, 30, 1), (60, 60, 30, 30, 2)])
+    dets = {1: Detections(1, [[10, 10, 40, 40], [60, 60, 90, 90], [0, 70, 20, 90]],
+                          [0.9, 0.8, 0.7], [1, 1, 2])}
+    m, names = coco_eval.confusion_matrix(ds, dets)
+    assert names == ["cat", "dog", "background"]
+    # cat found; dog predicted as cat; one detection on background; nothing missed
+    assert m.tolist() == [[1, 0, 0], [1, 0, 0], [0, 1, 0]]
+    counts = coco_eval.per_image_counts(ds, dets).iloc[0]
+    assert (counts.TP, counts.FP, counts.FN) == (1, 2, 1)
+    assert coco_eval.matched_ious(ds, dets).tolist() == [1.0]
+    f1 = coco_eval.f1_vs_confidence(ds, dets)
+    assert f1["precision"].tolist() == pytest.approx([1.0, 0.5, 1 / 3])
+    assert f1["recall"].tolist() == pytest.approx([0.5, 0.5, 0.5])
+
+
+# -- TIDE-style errors ------------------------------------------------------------------------
+
+def test_one_error_of_each_kind(tmp_path):
+    ds = write_coco(tmp_path, [(10, 10, 30, 30, 1),    # A cat: found, and duplicated
+                               (60, 60, 30, 30, 2),    # B dog: predicted as cat (class error)
+                               (60, 10, 30, 30, 1),    # C cat: badly localised
+                               (10, 60, 30, 30, 1)])   # D cat: missed
+    dets = {1: Detections(1, [[10, 10, 40, 40], [10, 10, 40, 40], [60, 60, 90, 90],
+                              [70, 20, 100, 50], [75, 25, 105, 55], [0, 0, 4, 4]],
+                          [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [1, 1, 1, 1, 2, 1])}
+    report = errors.analyse(ds, dets)
+    assert [(lab.index, lab.kind) for lab in report.labels] == [
+        (0, "TP"), (1, "duplicate"), (2, "class"), (3, "location"), (4, "both"),
+        (5, "background")]
+    assert report.counts == {"class": 1, "location": 1, "both": 1, "duplicate": 1,
+                             "background": 1, "missed": 1}
+    assert report.delta_ap["class"] > 0 and report.delta_ap["location"] > 0
+    assert report.delta_ap["missed"] > 0
+    assert all(v >= -1e-9 for v in report.delta_ap.values())
+    assert report.images_with("missed") == [1]
+
+
+def test_background_error_on_top_costs_ap(tmp_path):
+    ds = write_coco(tmp_path, [(10, 10, 30, 30, 1)])
+    dets = {1: Detections(1, [[60, 60, 90, 90], [10, 10, 40, 40]], [0.9, 0.5], [1, 1])}
+    report = errors.analyse(ds, dets)
+    assert report.counts["background"] == 1
+    assert report.delta_ap["background"] > 0.4 and report.ap50 < 0.6
+
+
+# -- detectors and the inference job ----------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["torchvision", "transformers"])
+def test_tiny_adapters_shapes_and_label_mapping(tmp_path, kind):
+    ds = write_coco(tmp_path, [(10, 10, 30, 30, 1)], images=(("a.png", 1, 128, 96),))  # w, h
+    noise = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(ds.image_path(1))
+    det = detectors.tiny_detector(kind, {1: "cat", 2: "dog"})
+    assert det.untrained
+    out = det.predict([Image.open(ds.image_path(1)).convert("RGB")], [1],
+                      detection.map_labels(det.labels, ds.categories), threshold=0.0)[0]
+    assert out.image_id == 1 and out.xyxy.shape[1] == 4 and len(out) > 0
+    assert set(out.class_ids.tolist()) <= {1, 2}
+    assert (out.xyxy[:, 2] <= 128 + 1e-3).all() and (out.xyxy[:, 3] <= 96 + 1e-3).all()
+
+
+class FakeDetector:
+    device = "cpu"
+    labels = {1: "cat"}
+
+    def __init__(self, delay=0.0, fail_on=None):
+        self.delay, self.fail_on, self.calls = delay, fail_on, 0
+
+    def predict(self, images, ids, label_map, threshold):
+        self.calls += 1
+        time.sleep(self.delay)
+        if self.fail_on is not None and self.fail_on in ids:
+            raise RuntimeError("boom")
+        return [Detections(i, [[1, 1, 5, 5]], [0.9], [1]) for i in ids]
+
+
+def test_job_progress_cancel_resume_and_cache(tmp_path):
+    images = tuple((f"{i}.png", i, 8, 8) for i in range(1, 9))
+    ds = write_coco(tmp_path, [(1, 1, 4, 4, 1, i) for i in range(1, 9)], images=images)
+    slow = FakeDetector(delay=0.2)
+    job = detectors.InferenceJob("k1", ds, lambda: slow, lambda d: {1: 1}, batch_size=2,
+                                 cache_dir=tmp_path / "cache")
+    job.start()
+    while job.done < 2:
+        time.sleep(0.05)
+    job.cancel()
+    job.wait()
+    assert not job.finished and 2 <= job.done < 8 and job.partial_path.is_file()
+    fast = FakeDetector()
+    resumed = detectors.InferenceJob("k1", ds, lambda: fast, lambda d: {1: 1}, batch_size=2,
+                                     cache_dir=tmp_path / "cache")
+    resumed.start()
+    resumed.wait()
+    assert resumed.finished and not resumed.partial_path.exists()
+    assert fast.calls == (8 - job.done + 1) // 2          # only the remaining images
+    assert sorted(r["image_id"] for r in resumed.results()) == list(range(1, 9))
+    assert set(resumed.speed()) >= {"latency_median_ms", "latency_p90_ms", "images_per_s",
+                                    "peak_memory_mb"}
+    again = detectors.InferenceJob("k1", ds, lambda: pytest.fail("recomputed"), lambda d: {},
+                                   cache_dir=tmp_path / "cache")
+    again.start()
+    assert again.finished and len(again.results()) == 8
+
+
+def test_job_error_keeps_partial_results(tmp_path):
+    images = tuple((f"{i}.png", i, 8, 8) for i in range(1, 5))
+    ds = write_coco(tmp_path, [], images=images)
+    job = detectors.InferenceJob("k2", ds, lambda: FakeDetector(fail_on=3), lambda d: {1: 1},
+                                 batch_size=2, cache_dir=tmp_path / "cache")
+    job.start()
+    job.wait()
+    assert job.error == "boom" and job.done == 2 and len(job.partial_path.read_text().splitlines()) == 2
+
+
+# -- command line and W&B ---------------------------------------------------------------------
+
+def test_cli_evaluate_prints_json_metrics(coco, tmp_path, capsys):
+    preds = tmp_path / "results.json"
+    preds.write_text(json.dumps(gt_results(coco, 0.1, 0.2)))
+    assert detect.main(["evaluate", "--images", str(coco.images_dir), "--annotations",
+                        str(coco.annotations_path), "--predictions", str(preds), "--json"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(last) == ["AP", "AP50", "AP75", "APs", "APm", "APl",
+                          "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
+    ref = coco_eval.evaluate_pycocotools(coco, gt_results(coco, 0.1, 0.2))
+    assert all(abs(last[k] - ref[k]) <= 1e-6 for k in last)
+
+
+def test_cli_run_without_weights_says_how_to_fetch(coco, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code = detect.main(["run", "--model", "fasterrcnn_resnet50_fpn", "--images",
+                        str(coco.images_dir), "--annotations", str(coco.annotations_path),
+                        "--out", str(tmp_path / "out.json"), "--subset", "2"])
+    assert code == 2
+    assert "python -m lib.weights fetch 'fasterrcnn_resnet50_fpn'" in capsys.readouterr().err
+
+
+def test_benchmark_logged_to_wandb_is_readable_by_runs_page(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setattr(runs, "CACHE_DIR", tmp_path / "cache")
+    ds = write_coco(tmp_path / "data", [(10, 10, 30, 30, 1)])
+    stats = coco_eval.evaluate(ds, [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30],
+                                     "score": 0.9}]).stats
+    detect.log_benchmark("my-yolo", ds, None, 0, 0.5, stats, {"images_per_s": 12.5},
+                         out_dir=tmp_path / "wb")
+    infos, problems = runs.load_offline(tmp_path / "wb")
+    assert not problems and len(infos) == 1
+    info = infos[0]
+    assert info.config["model"] == "my-yolo" and info.config["score_threshold"] == 0.5
+    assert info.summary["AP50"] == pytest.approx(1.0) and info.summary["images_per_s"] == 12.5
