@@ -82,3 +82,24 @@ def test_cold_deep_link_gets_the_router(browser):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_detection_benchmark_with_imported_predictions(page, server, tmp_path, shared_assets):
+    import json
+
+    from lib import detection
+    from tests.unit.test_detection import gt_results
+    base = shared_assets / "data" / "coco_val2017_tiny"
+    coco = detection.load_coco(base / "annotations" / "instances_val2017.json", base / "val2017")
+    for name, shift in (("sharp", 0.05), ("blurry", 0.3)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(gt_results(coco, shift, 0.2)))
+    page.goto(f"{server}/detection")
+    page.get_by_text("80 images, 815 objects").wait_for()
+    page.locator("input[type=file]").nth(0).set_input_files(str(tmp_path / "sharp.json"))
+    page.get_by_role("tab", name="Errors").wait_for()
+    page.locator("input[type=file]").nth(1).set_input_files(str(tmp_path / "blurry.json"))
+    page.locator("th", has_text="B − A").first.wait_for(state="attached")
+    page.get_by_role("tab", name="Errors").click()
+    page.get_by_text("AP50 gained by fixing each error type").wait_for()
+    assert page.locator(".js-plotly-plot").count() >= 1
+    page.screenshot(path=ARTIFACTS / "detection.png", full_page=True)

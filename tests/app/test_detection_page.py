@@ -1,0 +1,60 @@
+"""AppTest for the detection page on the COCO sample with imported predictions."""
+
+import json
+
+import pytest
+
+from lib import coco_eval, detection
+from tests.app.test_pages import run_page
+from tests.unit.test_detection import coco, gt_results  # noqa: F401
+
+
+@pytest.fixture
+def page(coco, monkeypatch):  # noqa: F811
+    import streamlit as st
+    st.cache_data.clear()
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(coco.images_dir.parent.parent))
+    return run_page("detection", timeout=300)
+
+
+def upload(at, slot, name, payload: bytes):
+    at.file_uploader(key=f"preds_{slot}").set_value((name, payload, "application/json"))
+    return at.run(timeout=300)
+
+
+def test_imported_predictions_compared(page, coco):  # noqa: F811
+    assert not page.exception
+    a, b = gt_results(coco, 0.05, 0.1, seed=1), gt_results(coco, 0.3, 0.3, seed=2)
+    upload(page, "A", "good.json", json.dumps(a).encode())
+    upload(page, "B", "worse.json", json.dumps(b).encode())
+    assert not page.exception
+    table = page.dataframe[0].value
+    assert list(table.columns) == ["good", "worse", "B − A"]
+    assert table.loc["AP", "good"] == pytest.approx(coco_eval.evaluate(coco, a).stats["AP"])
+    assert table.loc["AP", "B − A"] < 0
+    errors_table = [d.value for d in page.dataframe if "missed" in getattr(d.value, "columns", [])]
+    assert errors_table and errors_table[0].loc["worse", "missed"] > errors_table[0].loc["good",
+                                                                                        "missed"]
+    page.selectbox(key="bucket").set_value("missed").run(timeout=300)
+    assert not page.exception and page.get("image")
+
+
+@pytest.mark.parametrize("payload,message", [
+    (b"{ nope", "not valid JSON"),
+    (json.dumps([{"image_id": 123456789, "category_id": 1, "bbox": [0, 0, 1, 1],
+                  "score": 1}]).encode(), "another dataset"),
+])
+def test_bad_predictions_file_shows_error(page, payload, message):
+    upload(page, "A", "bad.json", payload)
+    assert not page.exception
+    assert any(message in e.value for e in page.error)
+
+
+def test_bad_dataset_path_and_missing_weights(page, coco, tmp_path):  # noqa: F811
+    bad = coco.images_dir.parent.parent / "nope.json"
+    page.text_input(key="ann_path").set_value(str(bad)).run(timeout=300)
+    assert any("not found" in e.value for e in page.error)
+    page.text_input(key="ann_path").set_value(str(coco.annotations_path)).run(timeout=300)
+    page.selectbox(key="model_A").set_value("fasterrcnn_resnet50_fpn").run(timeout=300)
+    assert any("python -m lib.weights fetch 'fasterrcnn_resnet50_fpn'" in e.value
+               for e in page.error)
