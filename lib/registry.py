@@ -145,6 +145,13 @@ def timm_spec(name: str) -> ModelSpec:
                      label_set="imagenet-1k", description="timm pretrained weights (hub)")
 
 
+def transformers_detector_spec(repo_id: str) -> ModelSpec:
+    """A spec for any transformers object-detection id (RT-DETR, Conditional/Deformable DETR)."""
+    repo_id = repo_id.strip()
+    return ModelSpec(name=repo_id, task="detection", source="transformers", arch=repo_id,
+                     weights=repo_id, label_set="model", description="transformers detector")
+
+
 def checkpoint_spec(ckpt: ckpts.Checkpoint) -> ModelSpec:
     """A spec for a folder under checkpoints/ (broken ones carry `.error`)."""
     m = ckpt.manifest

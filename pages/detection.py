@@ -21,6 +21,7 @@ if "lens_router" not in st.session_state:  # opened by URL before app.py ran: us
 st.title("Detection benchmark")
 SHARED = paths.PROJECT_ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
 IMPORT = "Import predictions (COCO results JSON)"
+OTHER = "Other transformers detector id…"
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -95,7 +96,7 @@ if dataset.missing_images:
 # -- models -----------------------------------------------------------------------------------
 
 detector_specs = [s for s in registry.all_specs("detection") if not s.error]
-choices = [IMPORT] + [s.name for s in detector_specs]
+choices = [IMPORT] + [s.name for s in detector_specs] + [OTHER]
 reports: dict[str, detect.Report] = {}
 speeds: dict[str, dict] = {}
 cols = st.columns(2)
@@ -116,8 +117,15 @@ for slot, col in zip(["A", "B"], cols):
                 except detection.DatasetError as exc:
                     st.error(str(exc))
         else:
-            spec = registry.find(choice)
-            label = choice
+            if choice == OTHER:
+                repo = st.text_input("Hugging Face id", key=f"hf_id_{slot}",
+                                     placeholder="e.g. PekingU/rtdetr_r18vd")
+                if not repo:
+                    continue
+                spec = registry.transformers_detector_spec(repo)
+            else:
+                spec = registry.find(choice)
+            label = spec.name
             avail = registry.availability(spec)
             key = detectors.cache_key(spec.name, dataset, {"threshold": 0.05, "map_by": map_by})
             job = detectors.get_job(key, lambda spec=spec, key=key: detectors.InferenceJob(

@@ -11,7 +11,7 @@ from tests.e2e.conftest import ARTIFACTS
 pytestmark = pytest.mark.e2e
 
 NAV = [("Classification", "Scene classification"), ("Segmentation", "Segmentation"),
-       ("Detection", "Detection"), ("Runs", "Runs"), ("Home", "Lens")]
+       ("Detection", "Detection benchmark"), ("Runs", "Runs"), ("Home", "Lens")]
 
 
 def test_home_loads_and_every_nav_link_opens_its_page(page, server):
