@@ -1,0 +1,347 @@
+"""Training command: fine-tune a timm classifier into a `checkpoints/<name>/` folder.
+
+    python -m lib.train classify --data FOLDER --model tf_efficientnet_lite0 --name my-model
+        [--epochs 10 --batch-size 32 --lr 1e-3 --accum 1 --clip 1.0 --warmup 1 --patience 3
+         --img-size 128 --seed 0 --init package|timm|scratch --group-regex REGEX]
+
+FOLDER holds class subfolders, or `train/` and `val/` folders of class subfolders (split by
+folder). Otherwise the split is by group key: `--group-regex` takes the group from each file
+name (first capture group), so near-duplicate frames of one clip never fall on both sides.
+Logs to W&B (offline unless WANDB_API_KEY is set) inside the checkpoint folder. The folder
+(safetensors, model.json, labels, the command, seed, time, final metrics) loads on the
+classification page with no change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lib import checkpoints, images
+
+
+class TrainError(ValueError):
+    """Bad training input; the message says what to fix."""
+
+
+@dataclass
+class Split:
+    classes: list[str]
+    train: list[tuple[Path, int]]
+    val: list[tuple[Path, int]]
+
+
+def _class_items(folder: Path) -> dict[str, list[Path]]:
+    out = {}
+    for c in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        out[c.name] = sorted(p for p in c.rglob("*") if p.is_file()
+                             and p.suffix.lower().lstrip(".") in images.ACCEPTED_EXTENSIONS)
+    return out
+
+
+def split_dataset(folder: str | Path, val_fraction: float = 0.2, seed: int = 0,
+                  group_regex: str | None = None) -> Split:
+    """Train/val split by folder (train/ and val/) or by group key."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TrainError(f"Dataset folder '{folder}' does not exist.")
+    if (folder / "train").is_dir() and (folder / "val").is_dir():
+        train, val = _class_items(folder / "train"), _class_items(folder / "val")
+        classes = sorted(set(train) | set(val))
+        if not classes:
+            raise TrainError(f"'{folder}/train' has no class subfolders.")
+        idx = {c: i for i, c in enumerate(classes)}
+        return Split(classes, [(p, idx[c]) for c in train for p in train[c]],
+                     [(p, idx[c]) for c in val for p in val[c]])
+    items = _class_items(folder)
+    if not items:
+        raise TrainError(f"'{folder}' has no class subfolders (or train/ and val/ folders).")
+    for c, paths in items.items():
+        if len(paths) < 2:
+            raise TrainError(f"Class '{c}' has {len(paths)} image(s); each class needs at least "
+                             "2 (one for training, one for validation).")
+    classes = sorted(items)
+    pattern = re.compile(group_regex) if group_regex else None
+    train, val = [], []
+    for i, c in enumerate(classes):
+        groups: dict[str, list[Path]] = {}
+        for p in items[c]:
+            m = pattern.search(p.name) if pattern else None
+            groups.setdefault(m.group(1) if m and m.groups() else p.stem, []).append(p)
+        keys = sorted(groups, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
+        n_val = max(1, round(len(keys) * val_fraction)) if len(keys) > 1 else 0
+        if n_val == 0:
+            raise TrainError(f"Class '{c}' has a single group; the split needs at least two.")
+        val += [(p, i) for g in keys[:n_val] for p in groups[g]]
+        train += [(p, i) for g in keys[n_val:] for p in groups[g]]
+    return Split(classes, train, val)
+
+
+def load_images(items: list[tuple[Path, int]], log=print) -> tuple[list, list[int], int]:
+    """Decode through the one intake; unreadable files are skipped and counted."""
+    good, labels, skipped = [], [], 0
+    for path, label in items:
+        try:
+            good.append(images.load_image(path).image)
+            labels.append(label)
+        except images.ImageError as exc:
+            skipped += 1
+            log(f"skipped: {exc}")
+    return good, labels, skipped
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(False)
+
+
+def init_weights(model, arch: str, init: str) -> str:
+    """Load backbone weights and start the new head small; returns what the manifest records."""
+    if init == "scratch":
+        return "random initialisation (trained from scratch)"
+    head = model.get_classifier()
+    if hasattr(head, "weight"):
+        import torch
+        torch.nn.init.normal_(head.weight, std=0.01)  # timm's init is too wide for few classes
+        torch.nn.init.zeros_(head.bias)
+    if init == "package":
+        from lib import registry
+        spec = next((s for s in registry.builtin_specs()
+                     if s.source == "package" and s.arch == arch), None)
+        if spec is None:
+            raise TrainError(f"No packaged weights for '{arch}'; use --init timm or scratch.")
+        import timm
+        full = timm.create_model(arch, pretrained=False, num_classes=1000)
+        state = registry._package_state_dict(spec, full)
+        own = model.state_dict()
+        loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(loaded, strict=False)
+        return f"packaged ImageNet weights ({spec.weights}), classifier re-initialised"
+    if init == "timm":
+        import timm
+        pretrained = timm.create_model(arch, pretrained=True)
+        own = model.state_dict()
+        model.load_state_dict({k: v for k, v in pretrained.state_dict().items()
+                               if k in own and own[k].shape == v.shape}, strict=False)
+        return f"timm pretrained weights for {arch}"
+    raise TrainError(f"Unknown --init '{init}'.")
+
+
+def _cosine_with_warmup(optimizer, warmup_steps: int, total_steps: int):
+    import torch
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _evaluate(model, tensors, labels, batch_size, device):
+    import torch
+    model.eval()
+    preds, losses = [], []
+    with torch.inference_mode():
+        for s in range(0, len(tensors), batch_size):
+            x = torch.stack(tensors[s:s + batch_size]).to(device)
+            y = torch.tensor(labels[s:s + batch_size], device=device)
+            logits = model(x)
+            losses.append(torch.nn.functional.cross_entropy(logits, y, reduction="sum").item())
+            preds += logits.argmax(1).tolist()
+    acc = float(np.mean(np.asarray(preds) == np.asarray(labels))) if labels else 0.0
+    return acc, sum(losses) / max(1, len(labels)), preds
+
+
+def train_classifier(args) -> Path:
+    """Fine-tune, early-stop on validation accuracy, write the checkpoint folder."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+    from timm.data import create_transform, resolve_data_config
+    from tqdm import tqdm
+
+    from lib import registry
+
+    seed_everything(args.seed)
+    split = split_dataset(args.data, args.val_fraction, args.seed, args.group_regex)
+    out = Path(args.out) / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    log_lines: list[str] = []
+
+    def log(msg: str) -> None:
+        log_lines.append(msg)
+        print(msg, file=sys.stderr)
+
+    train_imgs, train_y, skipped_train = load_images(split.train, log)
+    val_imgs, val_y, skipped_val = load_images(split.val, log)
+    if not train_imgs or not val_imgs:
+        raise TrainError("No readable images left for training or validation.")
+    log(f"{len(train_imgs)} train / {len(val_imgs)} val images, {len(split.classes)} classes; "
+        f"skipped {skipped_train + skipped_val} unreadable")
+
+    device = args.device or registry.best_device()
+    model = timm.create_model(args.model, pretrained=False, num_classes=len(split.classes))
+    init = init_weights(model, args.model, args.init)
+    cfg = resolve_data_config({}, model=model)
+    cfg.update(input_size=(3, args.img_size, args.img_size), crop_pct=1.0)
+    pre = registry.Preprocess.from_config(cfg)
+    eval_tf = create_transform(**pre.as_timm_config(), is_training=False)
+    train_tensors = [eval_tf(im) for im in train_imgs]
+    val_tensors = [eval_tf(im) for im in val_imgs]
+    model.to(device)
+
+    config = {k: v for k, v in vars(args).items() if k != "func"}
+    config.update(init=init, classes=split.classes, train_images=len(train_imgs),
+                  val_images=len(val_imgs), preprocessing=pre.as_timm_config())
+    import wandb
+    run = wandb.init(mode="online" if os.environ.get("WANDB_API_KEY") else "offline",
+                     dir=str(out), project="lens-training", name=args.name, config=config,
+                     job_type="train-classifier", tags=["train", "classification"],
+                     settings=wandb.Settings(silent=True, console="off"))
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = math.ceil(len(train_tensors) / (args.batch_size * args.accum))
+    total = steps_per_epoch * args.epochs
+    scheduler = _cosine_with_warmup(optimizer, steps_per_epoch * args.warmup, total)
+    use_amp = device == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    gen = torch.Generator().manual_seed(args.seed)
+    best_acc, best_state, bad_epochs, step, best_epoch = -1.0, None, 0, 0, 0
+    try:
+        for epoch in range(args.epochs):
+            model.train()
+            order = torch.randperm(len(train_tensors), generator=gen).tolist()
+            losses = []
+            batches = range(0, len(order), args.batch_size)
+            optimizer.zero_grad()
+            for b, s in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}",
+                                       file=sys.stderr, disable=args.quiet)):
+                idx = order[s:s + args.batch_size]
+                x = torch.stack([train_tensors[i] for i in idx])
+                flip = torch.rand(len(idx), generator=gen) < 0.5
+                x[flip] = x[flip].flip(-1)
+                x = x.to(device)
+                y = torch.tensor([train_y[i] for i in idx], device=device)
+                with torch.autocast(device_type="cuda", enabled=use_amp):
+                    loss = torch.nn.functional.cross_entropy(model(x), y, label_smoothing=0.1)
+                scaler.scale(loss / args.accum).backward()
+                losses.append(loss.item())
+                if (b + 1) % args.accum == 0 or s + args.batch_size >= len(order):
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad()
+                    scheduler.step()
+                    step += 1
+                    run.log({"train/loss": float(np.mean(losses[-args.accum:])),
+                             "train/lr": scheduler.get_last_lr()[0], "epoch": epoch}, step=step)
+            acc, val_loss, _ = _evaluate(model, val_tensors, val_y, args.batch_size, device)
+            run.log({"val/acc": acc, "val/loss": val_loss, "train/epoch_loss": float(
+                np.mean(losses)), "epoch": epoch + 1}, step=step)
+            log(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}, val loss {val_loss:.4f}, "
+                f"val acc {acc:.4f}")
+            if acc > best_acc:
+                best_acc, bad_epochs, best_epoch = acc, 0, epoch + 1
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+                if bad_epochs >= args.patience:
+                    log(f"early stop: no improvement for {args.patience} epochs")
+                    break
+    except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+        if "out of memory" in str(exc).lower():
+            run.finish(exit_code=1)
+            raise TrainError(f"Out of memory at batch size {args.batch_size}: try "
+                             f"--batch-size {max(1, args.batch_size // 2)} --accum "
+                             f"{args.accum * 2} (same effective batch).") from exc
+        raise
+
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous()
+             for k, v in best_state.items()}
+    save_file(state, out / "model.safetensors")
+    (out / "labels.txt").write_text("\n".join(split.classes) + "\n")
+    manifest = {"task": "classification", "architecture": args.model,
+                "num_classes": len(split.classes), "labels": "labels.txt",
+                "weights": "model.safetensors", "preprocessing": {
+                    **pre.as_timm_config(), "input_size": list(pre.input_size)},
+                "label_set": args.label_set, "description": args.description, "init": init,
+                "command": "python -m lib.train " + " ".join(shlex.quote(a) for a in args.argv),
+                "seed": args.seed, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "best_epoch": best_epoch, "data": str(args.data)}
+    (out / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+    # Final metrics, measured by the project's own code on the saved checkpoint.
+    from lib import classify
+    lm = registry.create(registry.checkpoint_spec(checkpoints.read_checkpoint(out)), device)
+    items = [(p, split.classes[y]) for p, y in split.val]
+    result = classify.evaluate(lm, items)
+    manifest["metrics"] = {"val_accuracy": result.accuracy, "val_images": len(result.items),
+                           "skipped_images": skipped_train + skipped_val}
+    (out / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    import wandb as _wandb
+    run.log({"confusion_matrix": _wandb.plot.confusion_matrix(
+        y_true=[i.true_index for i in result.items], preds=[i.pred_index for i in result.items],
+        class_names=split.classes)})
+    run.summary.update({"final/val_accuracy": result.accuracy, "best_epoch": best_epoch})
+    run.finish()
+    (out / "train.log").write_text("\n".join(log_lines) + "\n")
+    log(f"wrote {out} (val accuracy {result.accuracy:.4f})")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m lib.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("classify", help="fine-tune a timm classifier")
+    c.add_argument("--data", required=True)
+    c.add_argument("--model", default="tf_efficientnet_lite0")
+    c.add_argument("--name", required=True)
+    c.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
+    c.add_argument("--init", default="package", choices=["package", "timm", "scratch"])
+    c.add_argument("--epochs", type=int, default=10)
+    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--lr", type=float, default=1e-3)
+    c.add_argument("--weight-decay", type=float, default=0.01)
+    c.add_argument("--accum", type=int, default=1, help="gradient accumulation steps")
+    c.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
+    c.add_argument("--warmup", type=int, default=1, help="warm-up epochs")
+    c.add_argument("--patience", type=int, default=3, help="early stopping patience (epochs)")
+    c.add_argument("--img-size", type=int, default=128)
+    c.add_argument("--val-fraction", type=float, default=0.2)
+    c.add_argument("--group-regex", help="group key from file names, e.g. '^(.*)_frame'")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device")
+    c.add_argument("--label-set", default="custom")
+    c.add_argument("--description", default="")
+    c.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    args.argv = argv
+    try:
+        train_classifier(args)
+        return 0
+    except (TrainError, checkpoints.CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
