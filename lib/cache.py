@@ -99,6 +99,6 @@ MODELS = ModelCache(DEFAULT_BUDGET_MB * 1024 * 1024)
 def get_model(name: str, device: str | None = None):
     """The loaded model for a registry name, from the process-wide cache: (LoadedModel, lock)."""
     from lib import registry
-    spec = registry.find(name)
-    entry = MODELS.get(f"{spec.name}@{device or 'auto'}", lambda: registry.create(spec, device))
+    entry = MODELS.get(f"{name}@{device or 'auto'}",
+                       lambda: registry.create(registry.find(name), device))
     return entry.value, entry.lock

@@ -264,6 +264,18 @@ def load_offline(root: str | Path, source: str = "offline",
     return infos, problems
 
 
+def tidy_wandb_dir(root: Path) -> None:
+    """Keep run logs and files; drop debug logs, temp folders and the latest-run link."""
+    import shutil
+    for path in sorted(Path(root).rglob("*"), key=lambda p: -len(p.parts)):
+        if path.is_symlink():
+            path.unlink()
+        elif path.name in ("logs", "tmp") and path.is_dir():
+            shutil.rmtree(path)
+        elif path.suffix == ".log" and path.exists() and "wandb" in path.parts:
+            path.unlink()
+
+
 # -- W&B cloud --------------------------------------------------------------------------------
 
 def _with_backoff(fn: Callable[[], Any], tries: int = 5, base: float = 1.0,

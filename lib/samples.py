@@ -99,14 +99,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for optimizer, lr, width in SAMPLE_SWEEP:
         print(train_sample_run(out, optimizer, lr, width))
-    # keep the run logs and files; drop debug logs, temp folders and the latest-run link
-    for junk in list((out / "wandb").rglob("*")):
-        if junk.is_symlink():
-            junk.unlink()
-        elif junk.name in ("logs", "tmp") and junk.is_dir():
-            shutil.rmtree(junk)
-        elif junk.suffix == ".log" and junk.exists():
-            junk.unlink()
+    from lib.runs import tidy_wandb_dir
+    tidy_wandb_dir(out / "wandb")
     return 0
 
 

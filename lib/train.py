@@ -301,9 +301,61 @@ def train_classifier(args) -> Path:
         class_names=split.classes)})
     run.summary.update({"final/val_accuracy": result.accuracy, "best_epoch": best_epoch})
     run.finish()
+    from lib.runs import tidy_wandb_dir
+    tidy_wandb_dir(out / "wandb")
     (out / "train.log").write_text("\n".join(log_lines) + "\n")
     log(f"wrote {out} (val accuracy {result.accuracy:.4f})")
     return out
+
+
+DEMO_SYNTH = {"seed": 0, "train": 600, "val": 150, "size": 128}
+DEMO_CLASSIFIER_ARGS = ["--model", "tf_efficientnet_lite0", "--init", "package", "--epochs", "12",
+                        "--patience", "4", "--lr", "1e-3", "--batch-size", "32",
+                        "--img-size", "224", "--label-set", "synthetic shapes", "--quiet"]
+
+
+def cam_in_box_rate(folder: Path, val_dir: Path) -> float:
+    """Share of val images whose Grad-CAM peak (for the true class) lies in the object's box."""
+    from lib import cam, registry
+    lm = registry.create(registry.checkpoint_spec(checkpoints.read_checkpoint(folder)), "cpu")
+    boxes = json.loads((val_dir / "boxes.json").read_text())
+    hits = 0
+    for rel, (x, y, w, h) in boxes.items():
+        image = images.load_image(val_dir / rel).image
+        ex = cam.explain(lm, image, "GradCAM", lm.labels.index(rel.split("/")[0]))
+        row, col = np.unravel_index(np.argmax(ex.cam.heatmap), ex.cam.heatmap.shape)
+        scale = image.width / ex.cam.heatmap.shape[1]
+        hits += (x <= (col + 0.5) * scale <= x + w) and (y <= (row + 0.5) * scale <= y + h)
+    return hits / len(boxes)
+
+
+def finish_demo(folder: Path, data_root: Path) -> dict:
+    """Record the data recipe and the CAM check in a demo checkpoint's manifest."""
+    manifest = json.loads((folder / checkpoints.MANIFEST).read_text())
+    manifest["synth"] = dict(DEMO_SYNTH)
+    manifest["data"] = ("python -m lib.synth " + " ".join(
+        f"--{k} {v}" for k, v in DEMO_SYNTH.items()))
+    manifest["metrics"]["cam_peak_in_box"] = cam_in_box_rate(
+        folder, data_root / "classification" / "val")
+    (folder / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def demo_classifier(out_root: Path) -> Path:
+    """The demo pack's classifier, from its fixed recipe (retrain only when it changes)."""
+    import tempfile
+
+    from lib import synth
+    with tempfile.TemporaryDirectory() as tmp:
+        data = synth.generate(Path(tmp) / "synth", **DEMO_SYNTH)
+        code = main(["classify", "--data", str(data / "classification"), "--name",
+                     "demo-classifier", "--out", str(out_root), *DEMO_CLASSIFIER_ARGS,
+                     "--description", "Demo pack: EfficientNet-Lite0 (packaged ImageNet "
+                     "weights) fine-tuned on Lens' synthetic shapes."])
+        if code:
+            raise TrainError("demo classifier training failed")
+        finish_demo(out_root / "demo-classifier", data)
+    return out_root / "demo-classifier"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,10 +385,15 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--label-set", default="custom")
     c.add_argument("--description", default="")
     c.add_argument("--quiet", action="store_true")
+    d = sub.add_parser("demo-classifier", help="retrain the demo pack's classifier")
+    d.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
     args = parser.parse_args(argv)
     args.argv = argv
     try:
-        train_classifier(args)
+        if args.command == "demo-classifier":
+            demo_classifier(Path(args.out))
+        else:
+            train_classifier(args)
         return 0
     except (TrainError, checkpoints.CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)

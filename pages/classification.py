@@ -91,9 +91,15 @@ def read_uploads(files) -> list[images.IntakeImage]:
 # -- model and image choice -------------------------------------------------------------------
 
 options = model_options()
-names = list(options) + [OTHER]
+if registry.hub_reachable():  # the real hub defaults first
+    names = sorted(options, key=lambda n: n != "efficientnet_b0") + [OTHER]
+else:
+    names = list(options) + [OTHER]
 with st.sidebar:
     st.subheader("Model")
+    if not registry.hub_reachable():
+        st.caption("No model-hub access: defaulting to offline models (the packaged "
+                   "EfficientNet-Lite0 for ImageNet, and checkpoints/ such as the demo pack).")
     choice = st.selectbox("Classifier", names, key="model",
                           format_func=lambda n: n if n == OTHER else f"{n} · {options[n]}")
     model_name = (st.text_input("timm model name or hf-hub: id", key="timm_name",

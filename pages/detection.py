@@ -34,6 +34,19 @@ def build_report(fingerprint: str, results_hash: str, score_thr: float, _dataset
     return detect.report(_dataset, _results, score_thr)
 
 
+@st.cache_data(show_spinner="EigenCAM…", max_entries=64)
+def false_positive_cam(model: str, image_id: int, index: int, map_by: str, _picture, _box,
+                       _category: int, _categories):
+    """EigenCAM of a built-in Faster R-CNN for one of its detections (cached)."""
+    from lib import cam as cam_lib
+    entry = cache.MODELS.get(f"detector:{model}",
+                             lambda: detectors.create_detector(registry.find(model)))
+    inverse = {v: k for k, v in detection.map_labels(entry.value.labels, _categories,
+                                                     by=map_by).items()}
+    return cam_lib.detector_cam(entry.value, _picture, _box, [inverse.get(_category, 0)],
+                                entry.lock)
+
+
 def find_coco_in(folder: Path) -> tuple[Path, Path]:
     """The instances JSON and images folder inside an unpacked zip."""
     jsons = sorted(folder.rglob("*.json"), key=lambda p: ("instances" not in p.name, p.name))
@@ -284,15 +297,10 @@ with tab_images:
                 from lib import cam as cam_lib
                 lab = wrong[pick]
                 det = reports[n].detections[lab.image_id]
-                detector_entry = cache.MODELS.get(f"detector:{n}", lambda: detectors.create_detector(
-                    registry.find(n)))
-                inverse = {v: k for k, v in detection.map_labels(
-                    detector_entry.value.labels, dataset.categories, by=map_by).items()}
                 picture = images.load_image(dataset.image_path(lab.image_id)).image
-                heat = cam_lib.detector_cam(detector_entry.value, picture,
-                                            det.xyxy[lab.index:lab.index + 1],
-                                            [inverse.get(int(det.class_ids[lab.index]), 0)],
-                                            detector_entry.lock)
+                heat = false_positive_cam(n, lab.image_id, lab.index, map_by, picture,
+                                          det.xyxy[lab.index:lab.index + 1],
+                                          int(det.class_ids[lab.index]), dataset.categories)
                 shown = detection.draw(Image.fromarray(cam_lib.overlay(
                     np.asarray(picture), heat)), [(det.xyxy[lab.index:lab.index + 1],
                     [f"{dataset.categories.get(int(det.class_ids[lab.index]))} "
