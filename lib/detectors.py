@@ -66,6 +66,10 @@ def _torchvision_weights(spec: registry.ModelSpec):
 def create_detector(spec: registry.ModelSpec, device: str | None = None) -> Detector:
     """A detector with its real weights, or `WeightsMissingError` with the fetch command."""
     device = device or registry.best_device()
+    if spec.source == "checkpoint":
+        if spec.error:
+            raise registry.ModelCreateError(f"Checkpoint '{spec.name}' cannot load: {spec.error}")
+        return checkpoint_detector(spec, device)
     if spec.source == "torchvision":
         import torchvision.models.detection as det
         weights = _torchvision_weights(spec)
@@ -253,3 +257,63 @@ def get_job(key: str, factory: Callable[[], InferenceJob]) -> InferenceJob:
         if key not in _JOBS:
             _JOBS[key] = factory()
         return _JOBS[key]
+
+
+# -- Faster R-CNN on a timm backbone (what `lib.train detect` trains) -------------------------
+
+def build_fasterrcnn_timm(backbone: str, num_classes: int, fpn_channels: int = 128,
+                          min_size: int = 128, max_size: int = 128):
+    """torchvision Faster R-CNN on a timm `features_only` backbone with a small FPN.
+
+    `num_classes` excludes the background (torchvision's label 0).
+    """
+    from collections import OrderedDict
+
+    import timm
+    import torch
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+    class TimmFPN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = timm.create_model(backbone, pretrained=False, features_only=True,
+                                          out_indices=(2, 3, 4))
+            self.fpn = FeaturePyramidNetwork(self.body.feature_info.channels(), fpn_channels,
+                                             extra_blocks=LastLevelMaxPool())
+            self.out_channels = fpn_channels
+
+        def forward(self, x):
+            return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(self.body(x))))
+
+    anchors = AnchorGenerator(sizes=((16,), (32,), (64,), (128,)),
+                              aspect_ratios=((0.5, 1.0, 2.0),) * 4)
+    return FasterRCNN(TimmFPN(), num_classes=None, min_size=min_size, max_size=max_size,
+                      rpn_anchor_generator=anchors,
+                      box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], 7, 2),
+                      box_head=TwoMLPHead(fpn_channels * 49, 256),
+                      box_predictor=FastRCNNPredictor(256, num_classes + 1))
+
+
+def checkpoint_detector(spec: registry.ModelSpec, device: str | None = None) -> Detector:
+    """A detector from a `checkpoints/<name>/` folder written by `lib.train detect`."""
+    from lib import checkpoints as ckpts
+    m = spec.extra["manifest"]
+    if m.get("architecture") != "fasterrcnn_timm":
+        raise registry.ModelCreateError(f"Checkpoint '{spec.name}': unknown detection "
+                                        f"architecture '{m.get('architecture')}'.")
+    labels = list(spec.labels)
+    model = build_fasterrcnn_timm(m["backbone"], len(labels), m.get("fpn_channels", 128),
+                                  m.get("min_size", 128), m.get("max_size", 128))
+    state = ckpts.load_state_dict(spec.weights, root=Path(spec.extra["folder"]).parent)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise registry.ModelCreateError(f"Checkpoint '{spec.name}' does not fit its manifest: "
+                                        f"{str(exc).splitlines()[0]}") from exc
+    device = device or registry.best_device()
+    names = {0: "__background__", **{i + 1: n for i, n in enumerate(labels)}}
+    return Detector(spec.name, "torchvision", model.eval().to(device), names, device=device)

@@ -114,7 +114,7 @@ def init_weights(model, arch: str, init: str) -> str:
     """Load backbone weights and start the new head small; returns what the manifest records."""
     if init == "scratch":
         return "random initialisation (trained from scratch)"
-    head = model.get_classifier()
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
     if hasattr(head, "weight"):
         import torch
         torch.nn.init.normal_(head.weight, std=0.01)  # timm's init is too wide for few classes
@@ -308,6 +308,168 @@ def train_classifier(args) -> Path:
     return out
 
 
+def _coco_split(root: Path, split: str):
+    from lib import detection
+    folder = root / split
+    ann = folder / "annotations.json"
+    if not ann.is_file():
+        raise TrainError(f"'{folder}' has no annotations.json (expected {split}/annotations.json "
+                         f"and {split}/images/, as `python -m lib.synth` writes).")
+    try:
+        ds = detection.load_coco(ann, folder / "images")
+    except detection.DatasetError as exc:
+        raise TrainError(str(exc)) from exc
+    if not ds.data["annotations"]:
+        raise TrainError(f"'{ann}' has no annotations: nothing to learn from.")
+    return ds
+
+
+def train_detector(args) -> Path:
+    """Fine-tune a Faster R-CNN (timm backbone + FPN) on a COCO dataset; early-stop on mAP@0.5
+    measured by the detection page's evaluation code; write the checkpoint folder."""
+    import torch
+    import wandb
+    from safetensors.torch import save_file
+    from torchvision.transforms.functional import to_tensor
+    from tqdm import tqdm
+
+    from lib import coco_eval, detection, detectors, registry
+
+    seed_everything(args.seed)
+    root = Path(args.data)
+    if not root.is_dir():
+        raise TrainError(f"Dataset folder '{root}' does not exist.")
+    train_ds, val_ds = _coco_split(root, "train"), _coco_split(root, "val")
+    cat_ids = sorted(train_ds.categories)
+    classes = [train_ds.categories[c] for c in cat_ids]
+    to_label = {c: i + 1 for i, c in enumerate(cat_ids)}
+    device = args.device or registry.best_device()
+    model = detectors.build_fasterrcnn_timm(args.backbone, len(classes), args.fpn_channels,
+                                            args.img_size, args.img_size)
+    init = init_weights(model.backbone.body, args.backbone, args.init)
+    if args.init != "scratch":
+        init = (init.replace(", classifier re-initialised", " for the backbone")
+                + "; FPN and detection heads trained from scratch")
+    model.to(device)
+
+    def load(ds, with_targets: bool):
+        out = []
+        for image_id in ds.image_ids:
+            try:
+                image = images.load_image(ds.image_path(image_id)).image
+            except images.ImageError as exc:
+                print(f"skipped: {exc}", file=sys.stderr)
+                continue
+            boxes, cls = coco_eval.gt_arrays(ds, image_id)
+            keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            target = {"boxes": torch.as_tensor(boxes[keep]),
+                      "labels": torch.as_tensor([to_label[int(c)] for c in cls[keep]],
+                                                dtype=torch.int64)}
+            out.append((image_id, to_tensor(image), target))
+        return out
+
+    train_items, val_items = load(train_ds, True), load(val_ds, False)
+    config = {k: v for k, v in vars(args).items() if k not in ("func", "argv")}
+    config.update(init=init, classes=classes, train_images=len(train_items),
+                  val_images=len(val_items))
+    out = Path(args.out) / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    run = wandb.init(mode="online" if os.environ.get("WANDB_API_KEY") else "offline",
+                     dir=str(out), project="lens-training", name=args.name, config=config,
+                     job_type="train-detector", tags=["train", "detection"],
+                     settings=wandb.Settings(silent=True, console="off"))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = math.ceil(len(train_items) / (args.batch_size * args.accum))
+    scheduler = _cosine_with_warmup(optimizer, steps_per_epoch * args.warmup,
+                                    steps_per_epoch * args.epochs)
+    label_map = {i + 1: c for i, c in enumerate(cat_ids)}
+
+    def val_map() -> dict[str, float]:
+        model.eval()
+        results = []
+        with torch.inference_mode():
+            for s in range(0, len(val_items), args.batch_size):
+                chunk = val_items[s:s + args.batch_size]
+                outs = model([t.to(device) for _, t, _ in chunk])
+                for (image_id, _, _), o in zip(chunk, outs):
+                    results += detection.from_torchvision(image_id, o, label_map).to_coco()
+        return coco_eval.evaluate(val_ds, results).stats
+
+    gen = torch.Generator().manual_seed(args.seed)
+    best, best_state, bad, step, best_epoch = -1.0, None, 0, 0, 0
+    try:
+        for epoch in range(args.epochs):
+            model.train()
+            order = torch.randperm(len(train_items), generator=gen).tolist()
+            losses = []
+            optimizer.zero_grad()
+            batches = list(range(0, len(order), args.batch_size))
+            for b, s in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}",
+                                       file=sys.stderr, disable=args.quiet)):
+                chunk = [train_items[i] for i in order[s:s + args.batch_size]]
+                loss = sum(model([t.to(device) for _, t, _ in chunk],
+                                 [{k: v.to(device) for k, v in g.items()} for _, _, g in chunk])
+                           .values())
+                (loss / args.accum).backward()
+                losses.append(loss.item())
+                if (b + 1) % args.accum == 0 or b == len(batches) - 1:
+                    torch.nn.utils.clip_grad_norm_(params, args.clip)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    scheduler.step()
+                    step += 1
+                    run.log({"train/loss": losses[-1], "train/lr": scheduler.get_last_lr()[0]},
+                            step=step)
+            stats = val_map()
+            run.log({"val/mAP50": stats["AP50"], "val/mAP": stats["AP"],
+                     "train/epoch_loss": float(np.mean(losses)), "epoch": epoch + 1}, step=step)
+            print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}, val mAP@0.5 "
+                  f"{stats['AP50']:.4f}", file=sys.stderr)
+            if stats["AP50"] > best:
+                best, bad, best_epoch = stats["AP50"], 0, epoch + 1
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                bad += 1
+                if bad >= args.patience:
+                    break
+    except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+        if "out of memory" in str(exc).lower():
+            run.finish(exit_code=1)
+            raise TrainError(f"Out of memory at batch size {args.batch_size}: try --batch-size "
+                             f"{max(1, args.batch_size // 2)} --accum {args.accum * 2}.") from exc
+        raise
+    save_file({k: (v.half() if v.is_floating_point() else v).contiguous()
+               for k, v in best_state.items()}, out / "model.safetensors")
+    (out / "labels.txt").write_text("\n".join(classes) + "\n")
+    manifest = {"task": "detection", "architecture": "fasterrcnn_timm", "backbone": args.backbone,
+                "fpn_channels": args.fpn_channels, "min_size": args.img_size,
+                "max_size": args.img_size, "num_classes": len(classes), "labels": "labels.txt",
+                "weights": "model.safetensors", "init": init, "label_set": args.label_set,
+                "command": "python -m lib.train " + " ".join(shlex.quote(a) for a in args.argv),
+                "seed": args.seed, "best_epoch": best_epoch,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "data": str(root)}
+    (out / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    # Final mAP, measured by the detection page's code on the saved checkpoint.
+    spec = registry.checkpoint_spec(checkpoints.read_checkpoint(out))
+    det = detectors.create_detector(spec, device)
+    results = []
+    for image_id, tensor, _ in val_items:
+        from torchvision.transforms.functional import to_pil_image
+        results += det.predict([to_pil_image(tensor)], [image_id],
+                               {i + 1: c for i, c in enumerate(cat_ids)}, 0.05)[0].to_coco()
+    stats = coco_eval.evaluate(val_ds, results).stats
+    manifest["metrics"] = {"val_map50": stats["AP50"], "val_map": stats["AP"],
+                           "val_images": len(val_items)}
+    (out / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    run.summary.update({"final/val_map50": stats["AP50"], "final/val_map": stats["AP"]})
+    run.finish()
+    from lib.runs import tidy_wandb_dir
+    tidy_wandb_dir(out / "wandb")
+    print(f"wrote {out} (val mAP@0.5 {stats['AP50']:.4f})", file=sys.stderr)
+    return out
+
+
 DEMO_SYNTH = {"seed": 0, "train": 600, "val": 150, "size": 128}
 DEMO_CLASSIFIER_ARGS = ["--model", "tf_efficientnet_lite0", "--init", "package", "--epochs", "12",
                         "--patience", "4", "--lr", "1e-3", "--batch-size", "32",
@@ -385,6 +547,27 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--label-set", default="custom")
     c.add_argument("--description", default="")
     c.add_argument("--quiet", action="store_true")
+    t = sub.add_parser("detect", help="fine-tune a Faster R-CNN (timm backbone + FPN)")
+    t.add_argument("--data", required=True, help="folder with train/ and val/ COCO splits")
+    t.add_argument("--model", default="fasterrcnn_timm", choices=["fasterrcnn_timm"])
+    t.add_argument("--backbone", default="tf_efficientnet_lite0")
+    t.add_argument("--name", required=True)
+    t.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
+    t.add_argument("--init", default="package", choices=["package", "timm", "scratch"])
+    t.add_argument("--epochs", type=int, default=12)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--accum", type=int, default=1)
+    t.add_argument("--clip", type=float, default=5.0)
+    t.add_argument("--warmup", type=int, default=1)
+    t.add_argument("--patience", type=int, default=4)
+    t.add_argument("--img-size", type=int, default=128)
+    t.add_argument("--fpn-channels", type=int, default=128)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device")
+    t.add_argument("--label-set", default="custom")
+    t.add_argument("--quiet", action="store_true")
     d = sub.add_parser("demo-classifier", help="retrain the demo pack's classifier")
     d.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
     args = parser.parse_args(argv)
@@ -392,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo-classifier":
             demo_classifier(Path(args.out))
+        elif args.command == "detect":
+            train_detector(args)
         else:
             train_classifier(args)
         return 0

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from lib import cam, checkpoints, classify, registry, synth
 from tests.conftest import ROOT
@@ -56,3 +57,23 @@ def test_demo_gradcam_peaks_inside_the_object(demo, val_split):
         hits += (x <= (col + 0.5) * scale <= x + w) and (y <= (row + 0.5) * scale <= y + h)
     assert hits / len(boxes) >= 0.9, f"{hits}/{len(boxes)}"
     assert checkpoints.read_checkpoint(DEMO).ok
+
+
+def test_demo_detector_map_recorded_and_reproduced(tmp_path_factory):
+    from lib import coco_eval, detection, detectors
+    folder = ROOT / "checkpoints" / "demo-fasterrcnn"
+    manifest = json.loads((folder / "model.json").read_text())
+    assert manifest["metrics"]["val_map50"] >= 0.8
+    data = manifest["synth"]
+    out = synth.generate(tmp_path_factory.mktemp("det"), seed=data["seed"], train=data["train"],
+                         val=data["val"], size=data["size"], splits=("val",))
+    val = detection.load_coco(out / "detection/val/annotations.json",
+                              out / "detection/val/images")
+    det = detectors.create_detector(registry.find("demo-fasterrcnn"), "cpu")
+    label_map = detection.map_labels(det.labels, val.categories)
+    results = []
+    for image_id in val.image_ids:
+        image = Image.open(val.image_path(image_id)).convert("RGB")
+        results += det.predict([image], [image_id], label_map, 0.05)[0].to_coco()
+    stats = coco_eval.evaluate(val, results).stats
+    assert stats["AP50"] == pytest.approx(manifest["metrics"]["val_map50"], abs=1e-6)

@@ -82,3 +82,41 @@ def test_few_step_training_run(small_synth, tmp_path, monkeypatch, capsys):
     epoch_loss = history["train/epoch_loss"].dropna().tolist()
     assert len(epoch_loss) == 4 and epoch_loss[-1] < epoch_loss[0]
     assert infos[0].summary["final/val_accuracy"] == manifest["metrics"]["val_accuracy"]
+
+
+def test_few_step_detector_training(small_synth, tmp_path, monkeypatch):
+    from lib import detectors
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setattr(runs, "CACHE_DIR", tmp_path / "cache")
+    code = train.main(["detect", "--data", str(small_synth / "detection"), "--name", "tinydet",
+                       "--out", str(tmp_path / "ck"), "--init", "scratch", "--epochs", "2",
+                       "--patience", "5", "--batch-size", "4", "--img-size", "64",
+                       "--fpn-channels", "32", "--quiet"])
+    assert code == 0
+    folder = tmp_path / "ck" / "tinydet"
+    manifest = json.loads((folder / "model.json").read_text())
+    assert manifest["task"] == "detection" and set(manifest["metrics"]) >= {"val_map50", "val_map"}
+    spec = registry.checkpoint_spec(checkpoints.read_checkpoint(folder))
+    assert spec.task == "detection" and spec.error is None
+    det = detectors.create_detector(spec, "cpu")
+    assert [det.labels[i] for i in range(1, 5)] == synth.CLASSES  # 0 is the background
+    infos, problems = runs.load_offline(folder)
+    assert not problems and infos[0].config["model"] == "fasterrcnn_timm"
+    losses = runs.read_history(runs.Path(infos[0].path))["train/epoch_loss"].dropna().tolist()
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert 0.0 <= manifest["metrics"]["val_map50"] <= 1.0
+
+
+def test_detection_data_without_annotations(tmp_path):
+    import shutil
+    for split in ("train", "val"):
+        (tmp_path / split / "images").mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / split / "images" / "a.png")
+        (tmp_path / split / "annotations.json").write_text(json.dumps({
+            "images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8}],
+            "annotations": [], "categories": [{"id": 1, "name": "a"}]}))
+    assert train.main(["detect", "--data", str(tmp_path), "--name", "x",
+                       "--out", str(tmp_path / "ck")]) == 2
+    shutil.rmtree(tmp_path / "val")
+    with pytest.raises(train.TrainError, match="no annotations.json"):
+        train._coco_split(tmp_path, "val")
