@@ -109,6 +109,10 @@ if dataset.missing_images:
 # -- models -----------------------------------------------------------------------------------
 
 detector_specs = [s for s in registry.all_specs("detection") if not s.error]
+if not registry.hub_reachable():
+    st.caption("No model-hub access: DETR and torchvision weights are missing unless cached. "
+               "The demo pack's detector (`demo-fasterrcnn`, synthetic shapes) runs offline on "
+               "data from `python -m lib.synth`; imported predictions always work.")
 choices = [IMPORT] + [s.name for s in detector_specs] + [OTHER]
 reports: dict[str, detect.Report] = {}
 speeds: dict[str, dict] = {}
