@@ -194,10 +194,11 @@ tab_metrics, tab_classes, tab_errors, tab_images, tab_whatif = st.tabs(
     ["Metrics", "Per class", "Errors", "Images", "What-if"])
 
 with tab_metrics:
-    table = pd.DataFrame({n: r.metrics.stats for n, r in reports.items()})
+    # COCO reports -1 where the dataset has no objects of that size: show "n/a"
+    table = pd.DataFrame({n: r.metrics.stats for n, r in reports.items()}).where(lambda t: t >= 0)
     if len(names) == 2:
         table["B − A"] = table[names[1]] - table[names[0]]
-    st.dataframe(table.style.format("{:.4f}"), key="metrics_table")
+    st.dataframe(table.style.format("{:.4f}", na_rep="n/a"), key="metrics_table")
     st.plotly_chart(plots.metrics_bars({n: r.metrics.stats for n, r in reports.items()},
                                        ["AP", "AP50", "AP75", "AR100"]), key="metrics_chart")
     c1, c2 = st.columns(2)
