@@ -58,3 +58,25 @@ def test_bad_dataset_path_and_missing_weights(page, coco, tmp_path):  # noqa: F8
     page.selectbox(key="model_A").set_value("fasterrcnn_resnet50_fpn").run(timeout=300)
     assert any("python -m lib.weights fetch 'fasterrcnn_resnet50_fpn'" in e.value
                for e in page.error)
+
+
+def test_size_ranges_without_objects_show_na(tmp_path, monkeypatch):
+    """Synthetic 128-px images have no large objects: COCO's -1 for APl is shown as n/a."""
+    import math
+
+    import streamlit as st
+
+    from lib import synth
+    st.cache_data.clear()
+    out = synth.generate(tmp_path / "synth", seed=1, train=0, val=6, size=128, splits=("val",))
+    ann, imgs = out / "detection/val/annotations.json", out / "detection/val/images"
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
+    at = run_page("detection", timeout=300)
+    at.text_input(key="ann_path").set_value(str(ann))
+    at.text_input(key="img_path").set_value(str(imgs)).run(timeout=300)
+    truth = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+              "score": 1.0} for a in json.loads(ann.read_text())["annotations"]]
+    upload(at, "A", "truth.json", json.dumps(truth).encode())
+    table = at.dataframe[0].value
+    assert table.loc["AP", "truth"] == pytest.approx(1.0)
+    assert math.isnan(table.loc["APl", "truth"])
