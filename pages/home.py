@@ -68,7 +68,8 @@ def _model_table() -> pd.DataFrame:
         rows.append({"status": "ready" if avail.ready else ("broken" if spec.error else "download"),
                      "model": spec.name, "task": spec.task, "source": spec.source,
                      "weights": avail.where if avail.ready or spec.error else spec.fetch_command})
-    return pd.DataFrame(rows)
+    order = {"ready": 0, "broken": 1, "download": 2}  # what works here first
+    return pd.DataFrame(rows).sort_values("status", key=lambda c: c.map(order), kind="stable")
 
 
 with st.spinner("Checking which weights are on this machine..."):
