@@ -168,13 +168,105 @@ def _evaluate(model, tensors, labels, batch_size, device):
     return acc, sum(losses) / max(1, len(labels)), preds
 
 
+def _start_run(out: Path, args, config: dict, job_type: str, tags: list[str]):
+    """A W&B run inside the checkpoint folder (offline unless WANDB_API_KEY is set)."""
+    import wandb
+    return wandb.init(mode="online" if os.environ.get("WANDB_API_KEY") else "offline",
+                      dir=str(out), project="lens-training", name=args.name, config=config,
+                      job_type=job_type, tags=tags,
+                      settings=wandb.Settings(silent=True, console="off"))
+
+
+def _fit(model, args, n_train: int, batch_loss, validate, run, log, device: str, gen):
+    """The training loop both tasks share; returns (best state dict, best epoch).
+
+    `batch_loss(indices)` returns the loss of those training items (it runs under autocast on
+    CUDA); `validate()` returns (score to maximise, metrics to log, a text for the log).
+    AdamW, cosine schedule with warm-up, gradient accumulation and clipping, early stopping.
+    """
+    import torch
+    from tqdm import tqdm
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = math.ceil(n_train / (args.batch_size * args.accum))
+    scheduler = _cosine_with_warmup(optimizer, steps_per_epoch * args.warmup,
+                                    steps_per_epoch * args.epochs)
+    use_amp = device == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    best, best_state, bad, step, best_epoch = -1.0, None, 0, 0, 0
+    try:
+        for epoch in range(args.epochs):
+            model.train()
+            order = torch.randperm(n_train, generator=gen).tolist()
+            batches = list(range(0, n_train, args.batch_size))
+            losses = []
+            optimizer.zero_grad()
+            for b, s in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}",
+                                       file=sys.stderr, disable=args.quiet)):
+                with torch.autocast(device_type="cuda", enabled=use_amp):
+                    loss = batch_loss(order[s:s + args.batch_size])
+                scaler.scale(loss / args.accum).backward()
+                losses.append(loss.item())
+                if (b + 1) % args.accum == 0 or b == len(batches) - 1:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(params, args.clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad()
+                    scheduler.step()
+                    step += 1
+                    run.log({"train/loss": float(np.mean(losses[-args.accum:])),
+                             "train/lr": scheduler.get_last_lr()[0], "epoch": epoch}, step=step)
+            score, metrics, text = validate()
+            run.log({**metrics, "train/epoch_loss": float(np.mean(losses)), "epoch": epoch + 1},
+                    step=step)
+            log(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}, {text}")
+            if score > best:
+                best, bad, best_epoch = score, 0, epoch + 1
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                bad += 1
+                if bad >= args.patience:
+                    log(f"early stop: no improvement for {args.patience} epochs")
+                    break
+    except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+        if "out of memory" in str(exc).lower():
+            run.finish(exit_code=1)
+            raise TrainError(f"Out of memory at batch size {args.batch_size}: try "
+                             f"--batch-size {max(1, args.batch_size // 2)} --accum "
+                             f"{args.accum * 2} (same effective batch).") from exc
+        raise
+    return best_state, best_epoch
+
+
+def _save_checkpoint(out: Path, state: dict, classes: list[str], manifest: dict, args) -> dict:
+    """fp16 safetensors, labels and the manifest with the command, seed and time."""
+    from safetensors.torch import save_file
+    save_file({k: (v.half() if v.is_floating_point() else v).contiguous()
+               for k, v in state.items()}, out / "model.safetensors")
+    (out / "labels.txt").write_text("\n".join(classes) + "\n")
+    manifest = {**manifest, "num_classes": len(classes), "labels": "labels.txt",
+                "weights": "model.safetensors",
+                "command": "python -m lib.train " + " ".join(shlex.quote(a) for a in args.argv),
+                "seed": args.seed, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (out / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def _finish_run(run, out: Path, manifest: dict, summary: dict) -> None:
+    (out / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    run.summary.update(summary)
+    run.finish()
+    from lib.runs import tidy_wandb_dir
+    tidy_wandb_dir(out / "wandb")
+
+
 def train_classifier(args) -> Path:
     """Fine-tune, early-stop on validation accuracy, write the checkpoint folder."""
     import timm
     import torch
-    from safetensors.torch import save_file
     from timm.data import create_transform, resolve_data_config
-    from tqdm import tqdm
 
     from lib import registry
 
@@ -206,86 +298,31 @@ def train_classifier(args) -> Path:
     val_tensors = [eval_tf(im) for im in val_imgs]
     model.to(device)
 
-    config = {k: v for k, v in vars(args).items() if k != "func"}
+    config = {k: v for k, v in vars(args).items() if k not in ("func", "argv")}
     config.update(init=init, classes=split.classes, train_images=len(train_imgs),
                   val_images=len(val_imgs), preprocessing=pre.as_timm_config())
-    import wandb
-    run = wandb.init(mode="online" if os.environ.get("WANDB_API_KEY") else "offline",
-                     dir=str(out), project="lens-training", name=args.name, config=config,
-                     job_type="train-classifier", tags=["train", "classification"],
-                     settings=wandb.Settings(silent=True, console="off"))
-
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    steps_per_epoch = math.ceil(len(train_tensors) / (args.batch_size * args.accum))
-    total = steps_per_epoch * args.epochs
-    scheduler = _cosine_with_warmup(optimizer, steps_per_epoch * args.warmup, total)
-    use_amp = device == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    run = _start_run(out, args, config, "train-classifier", ["train", "classification"])
     gen = torch.Generator().manual_seed(args.seed)
-    best_acc, best_state, bad_epochs, step, best_epoch = -1.0, None, 0, 0, 0
-    try:
-        for epoch in range(args.epochs):
-            model.train()
-            order = torch.randperm(len(train_tensors), generator=gen).tolist()
-            losses = []
-            batches = range(0, len(order), args.batch_size)
-            optimizer.zero_grad()
-            for b, s in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}",
-                                       file=sys.stderr, disable=args.quiet)):
-                idx = order[s:s + args.batch_size]
-                x = torch.stack([train_tensors[i] for i in idx])
-                flip = torch.rand(len(idx), generator=gen) < 0.5
-                x[flip] = x[flip].flip(-1)
-                x = x.to(device)
-                y = torch.tensor([train_y[i] for i in idx], device=device)
-                with torch.autocast(device_type="cuda", enabled=use_amp):
-                    loss = torch.nn.functional.cross_entropy(model(x), y, label_smoothing=0.1)
-                scaler.scale(loss / args.accum).backward()
-                losses.append(loss.item())
-                if (b + 1) % args.accum == 0 or s + args.batch_size >= len(order):
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    optimizer.zero_grad()
-                    scheduler.step()
-                    step += 1
-                    run.log({"train/loss": float(np.mean(losses[-args.accum:])),
-                             "train/lr": scheduler.get_last_lr()[0], "epoch": epoch}, step=step)
-            acc, val_loss, _ = _evaluate(model, val_tensors, val_y, args.batch_size, device)
-            run.log({"val/acc": acc, "val/loss": val_loss, "train/epoch_loss": float(
-                np.mean(losses)), "epoch": epoch + 1}, step=step)
-            log(f"epoch {epoch + 1}: train loss {np.mean(losses):.4f}, val loss {val_loss:.4f}, "
-                f"val acc {acc:.4f}")
-            if acc > best_acc:
-                best_acc, bad_epochs, best_epoch = acc, 0, epoch + 1
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
-                if bad_epochs >= args.patience:
-                    log(f"early stop: no improvement for {args.patience} epochs")
-                    break
-    except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
-        if "out of memory" in str(exc).lower():
-            run.finish(exit_code=1)
-            raise TrainError(f"Out of memory at batch size {args.batch_size}: try "
-                             f"--batch-size {max(1, args.batch_size // 2)} --accum "
-                             f"{args.accum * 2} (same effective batch).") from exc
-        raise
 
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous()
-             for k, v in best_state.items()}
-    save_file(state, out / "model.safetensors")
-    (out / "labels.txt").write_text("\n".join(split.classes) + "\n")
-    manifest = {"task": "classification", "architecture": args.model,
-                "num_classes": len(split.classes), "labels": "labels.txt",
-                "weights": "model.safetensors", "preprocessing": {
-                    **pre.as_timm_config(), "input_size": list(pre.input_size)},
-                "label_set": args.label_set, "description": args.description, "init": init,
-                "command": "python -m lib.train " + " ".join(shlex.quote(a) for a in args.argv),
-                "seed": args.seed, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "best_epoch": best_epoch, "data": str(args.data)}
-    (out / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    def batch_loss(idx):
+        x = torch.stack([train_tensors[i] for i in idx])
+        flip = torch.rand(len(idx), generator=gen) < 0.5
+        x[flip] = x[flip].flip(-1)
+        y = torch.tensor([train_y[i] for i in idx], device=device)
+        return torch.nn.functional.cross_entropy(model(x.to(device)), y, label_smoothing=0.1)
+
+    def validate():
+        acc, val_loss, _ = _evaluate(model, val_tensors, val_y, args.batch_size, device)
+        return acc, {"val/acc": acc, "val/loss": val_loss}, \
+            f"val loss {val_loss:.4f}, val acc {acc:.4f}"
+
+    best_state, best_epoch = _fit(model, args, len(train_tensors), batch_loss, validate, run,
+                                  log, device, gen)
+    manifest = _save_checkpoint(out, best_state, split.classes, {
+        "task": "classification", "architecture": args.model,
+        "preprocessing": {**pre.as_timm_config(), "input_size": list(pre.input_size)},
+        "label_set": args.label_set, "description": args.description, "init": init,
+        "best_epoch": best_epoch, "data": str(args.data)}, args)
 
     # Final metrics, measured by the project's own code on the saved checkpoint.
     from lib import classify
@@ -294,15 +331,12 @@ def train_classifier(args) -> Path:
     result = classify.evaluate(lm, items)
     manifest["metrics"] = {"val_accuracy": result.accuracy, "val_images": len(result.items),
                            "skipped_images": skipped_train + skipped_val}
-    (out / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
-    import wandb as _wandb
-    run.log({"confusion_matrix": _wandb.plot.confusion_matrix(
+    import wandb
+    run.log({"confusion_matrix": wandb.plot.confusion_matrix(
         y_true=[i.true_index for i in result.items], preds=[i.pred_index for i in result.items],
         class_names=split.classes)})
-    run.summary.update({"final/val_accuracy": result.accuracy, "best_epoch": best_epoch})
-    run.finish()
-    from lib.runs import tidy_wandb_dir
-    tidy_wandb_dir(out / "wandb")
+    _finish_run(run, out, manifest, {"final/val_accuracy": result.accuracy,
+                                     "best_epoch": best_epoch})
     (out / "train.log").write_text("\n".join(log_lines) + "\n")
     log(f"wrote {out} (val accuracy {result.accuracy:.4f})")
     return out
@@ -328,10 +362,7 @@ def train_detector(args) -> Path:
     """Fine-tune a Faster R-CNN (timm backbone + FPN) on a COCO dataset; early-stop on mAP@0.5
     measured by the detection page's evaluation code; write the checkpoint folder."""
     import torch
-    import wandb
-    from safetensors.torch import save_file
-    from torchvision.transforms.functional import to_tensor
-    from tqdm import tqdm
+    from torchvision.transforms.functional import to_pil_image, to_tensor
 
     from lib import coco_eval, detection, detectors, registry
 
@@ -352,7 +383,7 @@ def train_detector(args) -> Path:
                 + "; FPN and detection heads trained from scratch")
     model.to(device)
 
-    def load(ds, with_targets: bool):
+    def load(ds):
         out = []
         for image_id in ds.image_ids:
             try:
@@ -368,24 +399,21 @@ def train_detector(args) -> Path:
             out.append((image_id, to_tensor(image), target))
         return out
 
-    train_items, val_items = load(train_ds, True), load(val_ds, False)
+    train_items, val_items = load(train_ds), load(val_ds)
     config = {k: v for k, v in vars(args).items() if k not in ("func", "argv")}
     config.update(init=init, classes=classes, train_images=len(train_items),
                   val_images=len(val_items))
     out = Path(args.out) / args.name
     out.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(mode="online" if os.environ.get("WANDB_API_KEY") else "offline",
-                     dir=str(out), project="lens-training", name=args.name, config=config,
-                     job_type="train-detector", tags=["train", "detection"],
-                     settings=wandb.Settings(silent=True, console="off"))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
-    steps_per_epoch = math.ceil(len(train_items) / (args.batch_size * args.accum))
-    scheduler = _cosine_with_warmup(optimizer, steps_per_epoch * args.warmup,
-                                    steps_per_epoch * args.epochs)
+    run = _start_run(out, args, config, "train-detector", ["train", "detection"])
     label_map = {i + 1: c for i, c in enumerate(cat_ids)}
 
-    def val_map() -> dict[str, float]:
+    def batch_loss(idx):
+        chunk = [train_items[i] for i in idx]
+        return sum(model([t.to(device) for _, t, _ in chunk],
+                         [{k: v.to(device) for k, v in g.items()} for _, _, g in chunk]).values())
+
+    def validate():
         model.eval()
         results = []
         with torch.inference_mode():
@@ -394,78 +422,30 @@ def train_detector(args) -> Path:
                 outs = model([t.to(device) for _, t, _ in chunk])
                 for (image_id, _, _), o in zip(chunk, outs):
                     results += detection.from_torchvision(image_id, o, label_map).to_coco()
-        return coco_eval.evaluate(val_ds, results).stats
+        stats = coco_eval.evaluate(val_ds, results).stats
+        return stats["AP50"], {"val/mAP50": stats["AP50"], "val/mAP": stats["AP"]}, \
+            f"val mAP@0.5 {stats['AP50']:.4f}"
 
     gen = torch.Generator().manual_seed(args.seed)
-    best, best_state, bad, step, best_epoch = -1.0, None, 0, 0, 0
-    try:
-        for epoch in range(args.epochs):
-            model.train()
-            order = torch.randperm(len(train_items), generator=gen).tolist()
-            losses = []
-            optimizer.zero_grad()
-            batches = list(range(0, len(order), args.batch_size))
-            for b, s in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}",
-                                       file=sys.stderr, disable=args.quiet)):
-                chunk = [train_items[i] for i in order[s:s + args.batch_size]]
-                loss = sum(model([t.to(device) for _, t, _ in chunk],
-                                 [{k: v.to(device) for k, v in g.items()} for _, _, g in chunk])
-                           .values())
-                (loss / args.accum).backward()
-                losses.append(loss.item())
-                if (b + 1) % args.accum == 0 or b == len(batches) - 1:
-                    torch.nn.utils.clip_grad_norm_(params, args.clip)
-                    optimizer.step()
-                    optimizer.zero_grad()
-                    scheduler.step()
-                    step += 1
-                    run.log({"train/loss": losses[-1], "train/lr": scheduler.get_last_lr()[0]},
-                            step=step)
-            stats = val_map()
-            run.log({"val/mAP50": stats["AP50"], "val/mAP": stats["AP"],
-                     "train/epoch_loss": float(np.mean(losses)), "epoch": epoch + 1}, step=step)
-            print(f"epoch {epoch + 1}: loss {np.mean(losses):.4f}, val mAP@0.5 "
-                  f"{stats['AP50']:.4f}", file=sys.stderr)
-            if stats["AP50"] > best:
-                best, bad, best_epoch = stats["AP50"], 0, epoch + 1
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            else:
-                bad += 1
-                if bad >= args.patience:
-                    break
-    except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
-        if "out of memory" in str(exc).lower():
-            run.finish(exit_code=1)
-            raise TrainError(f"Out of memory at batch size {args.batch_size}: try --batch-size "
-                             f"{max(1, args.batch_size // 2)} --accum {args.accum * 2}.") from exc
-        raise
-    save_file({k: (v.half() if v.is_floating_point() else v).contiguous()
-               for k, v in best_state.items()}, out / "model.safetensors")
-    (out / "labels.txt").write_text("\n".join(classes) + "\n")
-    manifest = {"task": "detection", "architecture": "fasterrcnn_timm", "backbone": args.backbone,
-                "fpn_channels": args.fpn_channels, "min_size": args.img_size,
-                "max_size": args.img_size, "num_classes": len(classes), "labels": "labels.txt",
-                "weights": "model.safetensors", "init": init, "label_set": args.label_set,
-                "command": "python -m lib.train " + " ".join(shlex.quote(a) for a in args.argv),
-                "seed": args.seed, "best_epoch": best_epoch,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "data": str(root)}
-    (out / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    best_state, best_epoch = _fit(model, args, len(train_items), batch_loss, validate, run,
+                                  lambda msg: print(msg, file=sys.stderr), device, gen)
+    manifest = _save_checkpoint(out, best_state, classes, {
+        "task": "detection", "architecture": "fasterrcnn_timm", "backbone": args.backbone,
+        "fpn_channels": args.fpn_channels, "min_size": args.img_size, "max_size": args.img_size,
+        "init": init, "label_set": args.label_set, "best_epoch": best_epoch,
+        "data": str(root)}, args)
     # Final mAP, measured by the detection page's code on the saved checkpoint.
     spec = registry.checkpoint_spec(checkpoints.read_checkpoint(out))
     det = detectors.create_detector(spec, device)
     results = []
     for image_id, tensor, _ in val_items:
-        from torchvision.transforms.functional import to_pil_image
         results += det.predict([to_pil_image(tensor)], [image_id],
                                {i + 1: c for i, c in enumerate(cat_ids)}, 0.05)[0].to_coco()
     stats = coco_eval.evaluate(val_ds, results).stats
     manifest["metrics"] = {"val_map50": stats["AP50"], "val_map": stats["AP"],
                            "val_images": len(val_items)}
-    (out / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
-    run.summary.update({"final/val_map50": stats["AP50"], "final/val_map": stats["AP"]})
-    run.finish()
-    from lib.runs import tidy_wandb_dir
-    tidy_wandb_dir(out / "wandb")
+    _finish_run(run, out, manifest, {"final/val_map50": stats["AP50"],
+                                     "final/val_map": stats["AP"]})
     print(f"wrote {out} (val mAP@0.5 {stats['AP50']:.4f})", file=sys.stderr)
     return out
 
@@ -525,49 +505,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    def common(cmd, epochs, batch, lr, wd, clip, patience):
+        """Options both trainers take (defaults per task)."""
+        cmd.add_argument("--name", required=True)
+        cmd.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
+        cmd.add_argument("--init", default="package", choices=["package", "timm", "scratch"])
+        cmd.add_argument("--epochs", type=int, default=epochs)
+        cmd.add_argument("--batch-size", type=int, default=batch)
+        cmd.add_argument("--lr", type=float, default=lr)
+        cmd.add_argument("--weight-decay", type=float, default=wd)
+        cmd.add_argument("--accum", type=int, default=1, help="gradient accumulation steps")
+        cmd.add_argument("--clip", type=float, default=clip, help="gradient norm clipping")
+        cmd.add_argument("--warmup", type=int, default=1, help="warm-up epochs")
+        cmd.add_argument("--patience", type=int, default=patience,
+                         help="early stopping patience (epochs)")
+        cmd.add_argument("--img-size", type=int, default=128)
+        cmd.add_argument("--seed", type=int, default=0)
+        cmd.add_argument("--device")
+        cmd.add_argument("--label-set", default="custom")
+        cmd.add_argument("--quiet", action="store_true")
+
     c = sub.add_parser("classify", help="fine-tune a timm classifier")
     c.add_argument("--data", required=True)
     c.add_argument("--model", default="tf_efficientnet_lite0")
-    c.add_argument("--name", required=True)
-    c.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
-    c.add_argument("--init", default="package", choices=["package", "timm", "scratch"])
-    c.add_argument("--epochs", type=int, default=10)
-    c.add_argument("--batch-size", type=int, default=32)
-    c.add_argument("--lr", type=float, default=1e-3)
-    c.add_argument("--weight-decay", type=float, default=0.01)
-    c.add_argument("--accum", type=int, default=1, help="gradient accumulation steps")
-    c.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
-    c.add_argument("--warmup", type=int, default=1, help="warm-up epochs")
-    c.add_argument("--patience", type=int, default=3, help="early stopping patience (epochs)")
-    c.add_argument("--img-size", type=int, default=128)
     c.add_argument("--val-fraction", type=float, default=0.2)
     c.add_argument("--group-regex", help="group key from file names, e.g. '^(.*)_frame'")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--device")
-    c.add_argument("--label-set", default="custom")
     c.add_argument("--description", default="")
-    c.add_argument("--quiet", action="store_true")
+    common(c, epochs=10, batch=32, lr=1e-3, wd=0.01, clip=1.0, patience=3)
     t = sub.add_parser("detect", help="fine-tune a Faster R-CNN (timm backbone + FPN)")
     t.add_argument("--data", required=True, help="folder with train/ and val/ COCO splits")
     t.add_argument("--model", default="fasterrcnn_timm", choices=["fasterrcnn_timm"])
     t.add_argument("--backbone", default="tf_efficientnet_lite0")
-    t.add_argument("--name", required=True)
-    t.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
-    t.add_argument("--init", default="package", choices=["package", "timm", "scratch"])
-    t.add_argument("--epochs", type=int, default=12)
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--weight-decay", type=float, default=1e-4)
-    t.add_argument("--accum", type=int, default=1)
-    t.add_argument("--clip", type=float, default=5.0)
-    t.add_argument("--warmup", type=int, default=1)
-    t.add_argument("--patience", type=int, default=4)
-    t.add_argument("--img-size", type=int, default=128)
     t.add_argument("--fpn-channels", type=int, default=128)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device")
-    t.add_argument("--label-set", default="custom")
-    t.add_argument("--quiet", action="store_true")
+    common(t, epochs=12, batch=8, lr=5e-4, wd=1e-4, clip=5.0, patience=4)
     d = sub.add_parser("demo-classifier", help="retrain the demo pack's classifier")
     d.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
     args = parser.parse_args(argv)
