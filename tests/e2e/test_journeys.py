@@ -10,6 +10,12 @@ from tests.e2e.conftest import ARTIFACTS
 
 pytestmark = pytest.mark.e2e
 
+def wait_idle(page, timeout_ms: int = 120_000) -> None:
+    """Wait until Streamlit has finished rerunning (its status widget is gone)."""
+    page.wait_for_timeout(300)
+    page.get_by_test_id("stStatusWidget").wait_for(state="detached", timeout=timeout_ms)
+
+
 NAV = [("Classification", "Scene classification"), ("Segmentation", "Segmentation"),
        ("Detection", "Detection benchmark"), ("Runs", "Runs"), ("Home", "Lens")]
 
@@ -97,6 +103,7 @@ def test_detection_benchmark_with_imported_predictions(page, server, tmp_path, s
     page.get_by_text("80 images, 815 objects").wait_for()
     page.locator("input[type=file]").nth(0).set_input_files(str(tmp_path / "sharp.json"))
     page.get_by_role("tab", name="Errors").wait_for()
+    wait_idle(page)  # a file set during a rerun can be lost
     page.locator("input[type=file]").nth(1).set_input_files(str(tmp_path / "blurry.json"))
     page.locator("th", has_text="B − A").first.wait_for(state="attached")
     page.get_by_role("tab", name="Errors").click()
