@@ -298,22 +298,64 @@ def build_fasterrcnn_timm(backbone: str, num_classes: int, fpn_channels: int = 1
                       box_predictor=FastRCNNPredictor(256, num_classes + 1))
 
 
+def build_conditional_detr(backbone: str, labels: list[str], d_model: int = 128,
+                           layers: int = 2, num_queries: int = 20, out_indices=(1, 2, 3)):
+    """A small Conditional DETR (transformers) on a timm backbone; stride 16 by default, so
+    128 px images give an 8 x 8 token grid. Labels are contiguous from 0 (no background)."""
+    from transformers import ConditionalDetrConfig, ConditionalDetrForObjectDetection
+    config = ConditionalDetrConfig(
+        backbone_config={"model_type": "timm_backbone", "backbone": backbone, "num_channels": 3,
+                         "out_indices": list(out_indices), "use_pretrained_backbone": False},
+        d_model=d_model, encoder_layers=layers, decoder_layers=layers,
+        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * d_model,
+        decoder_ffn_dim=2 * d_model, num_queries=num_queries,
+        id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    model = ConditionalDetrForObjectDetection(config)
+    # transformers freezes the backbone's BatchNorm with its own layer, which drops the
+    # activation that timm's BatchNormAct2d carries (EfficientNet's ReLU6): features explode.
+    # timm's own freezing keeps it; the state-dict keys are the same.
+    import timm
+    from timm.layers import freeze_batch_norm_2d
+    body = timm.create_model(backbone, pretrained=False, features_only=True,
+                             out_indices=tuple(out_indices))
+    model.model.backbone.model = freeze_batch_norm_2d(body)
+    return model
+
+
+def detr_processor(img_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
+    """Resize to a fixed square and normalise (EfficientNet-Lite's mean = std = 0.5)."""
+    from transformers import ConditionalDetrImageProcessor
+    return ConditionalDetrImageProcessor(size={"height": img_size, "width": img_size},
+                                         image_mean=list(mean), image_std=list(std), do_pad=False)
+
+
 def checkpoint_detector(spec: registry.ModelSpec, device: str | None = None) -> Detector:
     """A detector from a `checkpoints/<name>/` folder written by `lib.train detect`."""
     from lib import checkpoints as ckpts
     m = spec.extra["manifest"]
-    if m.get("architecture") != "fasterrcnn_timm":
-        raise registry.ModelCreateError(f"Checkpoint '{spec.name}': unknown detection "
-                                        f"architecture '{m.get('architecture')}'.")
+    folder = Path(spec.extra["folder"])
     labels = list(spec.labels)
-    model = build_fasterrcnn_timm(m["backbone"], len(labels), m.get("fpn_channels", 128),
-                                  m.get("min_size", 128), m.get("max_size", 128))
-    state = ckpts.load_state_dict(spec.weights, root=Path(spec.extra["folder"]).parent)
+    arch = m.get("architecture")
+    if arch == "fasterrcnn_timm":
+        model = build_fasterrcnn_timm(m["backbone"], len(labels), m.get("fpn_channels", 128),
+                                      m.get("min_size", 128), m.get("max_size", 128))
+        names = {0: "__background__", **{i + 1: n for i, n in enumerate(labels)}}
+        kind, processor = "torchvision", None
+    elif arch == "conditional_detr":
+        d = m.get("detr", {})
+        model = build_conditional_detr(m["backbone"], labels, d.get("d_model", 128),
+                                       d.get("layers", 2), d.get("num_queries", 20),
+                                       tuple(d.get("out_indices", (1, 2, 3))))
+        names = dict(enumerate(labels))
+        kind, processor = "transformers", detr_processor(m.get("img_size", 128))
+    else:
+        raise registry.ModelCreateError(f"Checkpoint '{spec.name}': unknown detection "
+                                        f"architecture '{arch}'.")
+    state = ckpts.load_state_dict(spec.weights, root=folder.parent)
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(state)  # fp16 on disk; copied into fp32 parameters
     except RuntimeError as exc:
         raise registry.ModelCreateError(f"Checkpoint '{spec.name}' does not fit its manifest: "
                                         f"{str(exc).splitlines()[0]}") from exc
     device = device or registry.best_device()
-    names = {0: "__background__", **{i + 1: n for i, n in enumerate(labels)}}
-    return Detector(spec.name, "torchvision", model.eval().to(device), names, device=device)
+    return Detector(spec.name, kind, model.eval().to(device), names, processor, device)

@@ -1,8 +1,12 @@
-"""Training command: fine-tune a timm classifier into a `checkpoints/<name>/` folder.
+"""Training command: fine-tune a classifier or a detector into a `checkpoints/<name>/` folder.
 
     python -m lib.train classify --data FOLDER --model tf_efficientnet_lite0 --name my-model
         [--epochs 10 --batch-size 32 --lr 1e-3 --accum 1 --clip 1.0 --warmup 1 --patience 3
          --img-size 128 --seed 0 --init package|timm|scratch --group-regex REGEX]
+    python -m lib.train detect --data COCO_DIR --model fasterrcnn_timm|conditional_detr --name N
+    python -m lib.train demo-classifier | demo-detector fasterrcnn|conditional-detr
+
+Detection: COCO_DIR holds train/ and val/ (annotations.json + images/, as `lib.synth` writes).
 
 FOLDER holds class subfolders, or `train/` and `val/` folders of class subfolders (split by
 folder). Otherwise the split is by group key: `--group-regex` takes the group from each file
@@ -359,12 +363,13 @@ def _coco_split(root: Path, split: str):
 
 
 def train_detector(args) -> Path:
-    """Fine-tune a Faster R-CNN (timm backbone + FPN) on a COCO dataset; early-stop on mAP@0.5
-    measured by the detection page's evaluation code; write the checkpoint folder."""
+    """Fine-tune a detector on a COCO dataset: a Faster R-CNN (timm backbone + FPN) or a small
+    Conditional DETR (transformers, same timm backbone). Early-stops on mAP@0.5 measured by the
+    detection page's own prediction and evaluation code; writes the checkpoint folder."""
     import torch
-    from torchvision.transforms.functional import to_pil_image, to_tensor
+    from torchvision.transforms.functional import to_tensor
 
-    from lib import coco_eval, detection, detectors, registry
+    from lib import coco_eval, detectors, registry
 
     seed_everything(args.seed)
     root = Path(args.data)
@@ -373,17 +378,35 @@ def train_detector(args) -> Path:
     train_ds, val_ds = _coco_split(root, "train"), _coco_split(root, "val")
     cat_ids = sorted(train_ds.categories)
     classes = [train_ds.categories[c] for c in cat_ids]
-    to_label = {c: i + 1 for i, c in enumerate(cat_ids)}
     device = args.device or registry.best_device()
-    model = detectors.build_fasterrcnn_timm(args.backbone, len(classes), args.fpn_channels,
-                                            args.img_size, args.img_size)
-    init = init_weights(model.backbone.body, args.backbone, args.init)
+    detr = args.model == "conditional_detr"
+    if detr:
+        model = detectors.build_conditional_detr(args.backbone, classes, args.d_model,
+                                                 args.layers, args.num_queries)
+        processor = detectors.detr_processor(args.img_size)
+        body, label_of = model.model.backbone.model, {c: i for i, c in enumerate(cat_ids)}
+        names = dict(enumerate(classes))
+        arch = {"architecture": "conditional_detr", "img_size": args.img_size,
+                "detr": {"d_model": args.d_model, "layers": args.layers,
+                         "num_queries": args.num_queries, "out_indices": [1, 2, 3]}}
+        heads = "transformer and detection heads"
+    else:
+        model = detectors.build_fasterrcnn_timm(args.backbone, len(classes), args.fpn_channels,
+                                                args.img_size, args.img_size)
+        processor, body = None, model.backbone.body
+        label_of = {c: i + 1 for i, c in enumerate(cat_ids)}
+        names = {0: "__background__", **{i + 1: n for i, n in enumerate(classes)}}
+        arch = {"architecture": "fasterrcnn_timm", "fpn_channels": args.fpn_channels,
+                "min_size": args.img_size, "max_size": args.img_size}
+        heads = "FPN and detection heads"
+    init = init_weights(body, args.backbone, args.init)
     if args.init != "scratch":
         init = (init.replace(", classifier re-initialised", " for the backbone")
-                + "; FPN and detection heads trained from scratch")
+                + f"; {heads} trained from scratch")
     model.to(device)
 
     def load(ds):
+        """(image id, PIL image, training input) per readable image; corrupt ones are skipped."""
         out = []
         for image_id in ds.image_ids:
             try:
@@ -393,10 +416,19 @@ def train_detector(args) -> Path:
                 continue
             boxes, cls = coco_eval.gt_arrays(ds, image_id)
             keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-            target = {"boxes": torch.as_tensor(boxes[keep]),
-                      "labels": torch.as_tensor([to_label[int(c)] for c in cls[keep]],
-                                                dtype=torch.int64)}
-            out.append((image_id, to_tensor(image), target))
+            boxes, labels = boxes[keep], [label_of[int(c)] for c in cls[keep]]
+            if detr:
+                anns = [{"bbox": [x0, y0, x1 - x0, y1 - y0], "category_id": lab,
+                         "area": (x1 - x0) * (y1 - y0), "iscrowd": 0}
+                        for (x0, y0, x1, y1), lab in zip(boxes.tolist(), labels)]
+                enc = processor(images=image, annotations={"image_id": image_id,
+                                                           "annotations": anns},
+                                return_tensors="pt")
+                item = (enc["pixel_values"][0], enc["labels"][0])
+            else:
+                item = (to_tensor(image), {"boxes": torch.as_tensor(boxes),
+                                           "labels": torch.as_tensor(labels, dtype=torch.int64)})
+            out.append((image_id, image, item))
         return out
 
     train_items, val_items = load(train_ds), load(val_ds)
@@ -405,24 +437,30 @@ def train_detector(args) -> Path:
                   val_images=len(val_items))
     out = Path(args.out) / args.name
     out.mkdir(parents=True, exist_ok=True)
-    run = _start_run(out, args, config, "train-detector", ["train", "detection"])
-    label_map = {i + 1: c for i, c in enumerate(cat_ids)}
+    run = _start_run(out, args, config, "train-detector", ["train", "detection", args.model])
+    label_map = {lab: c for c, lab in label_of.items()}   # model label -> dataset category
 
     def batch_loss(idx):
-        chunk = [train_items[i] for i in idx]
-        return sum(model([t.to(device) for _, t, _ in chunk],
-                         [{k: v.to(device) for k, v in g.items()} for _, _, g in chunk]).values())
+        chunk = [train_items[i][2] for i in idx]
+        if detr:
+            return model(pixel_values=torch.stack([x for x, _ in chunk]).to(device),
+                         labels=[{k: v.to(device) for k, v in g.items()} for _, g in chunk]).loss
+        return sum(model([x.to(device) for x, _ in chunk],
+                         [{k: v.to(device) for k, v in g.items()} for _, g in chunk]).values())
+
+    def predict_val(det):
+        results = []
+        for s in range(0, len(val_items), args.batch_size):
+            chunk = val_items[s:s + args.batch_size]
+            for d in det.predict([im for _, im, _ in chunk], [i for i, _, _ in chunk],
+                                 label_map, 0.05):
+                results += d.to_coco()
+        return coco_eval.evaluate(val_ds, results).stats
 
     def validate():
         model.eval()
-        results = []
-        with torch.inference_mode():
-            for s in range(0, len(val_items), args.batch_size):
-                chunk = val_items[s:s + args.batch_size]
-                outs = model([t.to(device) for _, t, _ in chunk])
-                for (image_id, _, _), o in zip(chunk, outs):
-                    results += detection.from_torchvision(image_id, o, label_map).to_coco()
-        stats = coco_eval.evaluate(val_ds, results).stats
+        stats = predict_val(detectors.Detector(args.name, "transformers" if detr else
+                                               "torchvision", model, names, processor, device))
         return stats["AP50"], {"val/mAP50": stats["AP50"], "val/mAP": stats["AP"]}, \
             f"val mAP@0.5 {stats['AP50']:.4f}"
 
@@ -430,18 +468,11 @@ def train_detector(args) -> Path:
     best_state, best_epoch = _fit(model, args, len(train_items), batch_loss, validate, run,
                                   lambda msg: print(msg, file=sys.stderr), device, gen)
     manifest = _save_checkpoint(out, best_state, classes, {
-        "task": "detection", "architecture": "fasterrcnn_timm", "backbone": args.backbone,
-        "fpn_channels": args.fpn_channels, "min_size": args.img_size, "max_size": args.img_size,
-        "init": init, "label_set": args.label_set, "best_epoch": best_epoch,
-        "data": str(root)}, args)
-    # Final mAP, measured by the detection page's code on the saved checkpoint.
+        "task": "detection", **arch, "backbone": args.backbone, "init": init,
+        "label_set": args.label_set, "best_epoch": best_epoch, "data": str(root)}, args)
+    # Final mAP, measured by the detection page's code on the saved (fp16) checkpoint.
     spec = registry.checkpoint_spec(checkpoints.read_checkpoint(out))
-    det = detectors.create_detector(spec, device)
-    results = []
-    for image_id, tensor, _ in val_items:
-        results += det.predict([to_pil_image(tensor)], [image_id],
-                               {i + 1: c for i, c in enumerate(cat_ids)}, 0.05)[0].to_coco()
-    stats = coco_eval.evaluate(val_ds, results).stats
+    stats = predict_val(detectors.create_detector(spec, device))
     manifest["metrics"] = {"val_map50": stats["AP50"], "val_map": stats["AP"],
                            "val_images": len(val_items)}
     _finish_run(run, out, manifest, {"final/val_map50": stats["AP50"],
@@ -500,6 +531,39 @@ def demo_classifier(out_root: Path) -> Path:
     return out_root / "demo-classifier"
 
 
+DEMO_DETECTORS = {
+    "fasterrcnn": (["--model", "fasterrcnn_timm", "--epochs", "2"],
+                   "Faster R-CNN (EfficientNet-Lite0 backbone from the packaged ImageNet "
+                   "weights, FPN 128) trained 2 epochs"),
+    "conditional-detr": (["--model", "conditional_detr", "--epochs", "60", "--patience", "10",
+                          "--lr", "2e-4", "--warmup", "2", "--clip", "0.1"],
+                         "Conditional DETR (transformers; EfficientNet-Lite0 backbone from the "
+                         "packaged ImageNet weights, 2+2 layers of width 128, 20 queries)"),
+}
+
+
+def demo_detector(out_root: Path, which: str) -> Path:
+    """One of the demo pack's detectors, from its fixed recipe (retrain only when it changes)."""
+    import tempfile
+
+    from lib import synth
+    args, what = DEMO_DETECTORS[which]
+    name = f"demo-{which}"
+    with tempfile.TemporaryDirectory() as tmp:
+        data = synth.generate(Path(tmp) / "synth", **DEMO_SYNTH)
+        code = main(["detect", "--data", str(data / "detection"), "--name", name, "--out",
+                     str(out_root), *args, "--label-set", "synthetic shapes", "--quiet"])
+        if code:
+            raise TrainError(f"{name} training failed")
+    folder = out_root / name
+    manifest = json.loads((folder / checkpoints.MANIFEST).read_text())
+    manifest.update(synth=dict(DEMO_SYNTH), description=f"Demo pack: {what} on Lens' "
+                    "synthetic shapes.", data="python -m lib.synth " + " ".join(
+                        f"--{k} {v}" for k, v in DEMO_SYNTH.items()))
+    (folder / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m lib.train", description=__doc__,
@@ -532,19 +596,29 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--group-regex", help="group key from file names, e.g. '^(.*)_frame'")
     c.add_argument("--description", default="")
     common(c, epochs=10, batch=32, lr=1e-3, wd=0.01, clip=1.0, patience=3)
-    t = sub.add_parser("detect", help="fine-tune a Faster R-CNN (timm backbone + FPN)")
+    t = sub.add_parser("detect", help="fine-tune a Faster R-CNN or a Conditional DETR "
+                                      "(timm backbone)")
     t.add_argument("--data", required=True, help="folder with train/ and val/ COCO splits")
-    t.add_argument("--model", default="fasterrcnn_timm", choices=["fasterrcnn_timm"])
+    t.add_argument("--model", default="fasterrcnn_timm",
+                   choices=["fasterrcnn_timm", "conditional_detr"])
     t.add_argument("--backbone", default="tf_efficientnet_lite0")
-    t.add_argument("--fpn-channels", type=int, default=128)
+    t.add_argument("--fpn-channels", type=int, default=128, help="Faster R-CNN: FPN width")
+    t.add_argument("--d-model", type=int, default=128, help="DETR: transformer width")
+    t.add_argument("--layers", type=int, default=2, help="DETR: encoder and decoder layers")
+    t.add_argument("--num-queries", type=int, default=20, help="DETR: object queries")
     common(t, epochs=12, batch=8, lr=5e-4, wd=1e-4, clip=5.0, patience=4)
     d = sub.add_parser("demo-classifier", help="retrain the demo pack's classifier")
     d.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
+    dd = sub.add_parser("demo-detector", help="retrain one of the demo pack's detectors")
+    dd.add_argument("which", choices=sorted(DEMO_DETECTORS))
+    dd.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
     args = parser.parse_args(argv)
     args.argv = argv
     try:
         if args.command == "demo-classifier":
             demo_classifier(Path(args.out))
+        elif args.command == "demo-detector":
+            demo_detector(Path(args.out), args.which)
         elif args.command == "detect":
             train_detector(args)
         else:

@@ -84,24 +84,33 @@ def test_few_step_training_run(small_synth, tmp_path, monkeypatch, capsys):
     assert infos[0].summary["final/val_accuracy"] == manifest["metrics"]["val_accuracy"]
 
 
-def test_few_step_detector_training(small_synth, tmp_path, monkeypatch):
+@pytest.mark.parametrize("model, extra, first_label", [
+    ("fasterrcnn_timm", ["--fpn-channels", "32"], 1),             # 0 is the background
+    ("conditional_detr", ["--d-model", "32", "--num-queries", "8", "--lr", "1e-3"], 0),
+])
+def test_few_step_detector_training(small_synth, tmp_path, monkeypatch, model, extra,
+                                    first_label):
     from lib import detectors
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setattr(runs, "CACHE_DIR", tmp_path / "cache")
     code = train.main(["detect", "--data", str(small_synth / "detection"), "--name", "tinydet",
-                       "--out", str(tmp_path / "ck"), "--init", "scratch", "--epochs", "2",
-                       "--patience", "5", "--batch-size", "4", "--img-size", "64",
-                       "--fpn-channels", "32", "--quiet"])
+                       "--model", model, "--out", str(tmp_path / "ck"), "--init", "scratch",
+                       "--epochs", "2", "--patience", "5", "--batch-size", "4", "--img-size",
+                       "64", "--warmup", "0", "--quiet", *extra])
     assert code == 0
     folder = tmp_path / "ck" / "tinydet"
     manifest = json.loads((folder / "model.json").read_text())
-    assert manifest["task"] == "detection" and set(manifest["metrics"]) >= {"val_map50", "val_map"}
+    assert manifest["task"] == "detection" and manifest["architecture"] == model
+    assert set(manifest["metrics"]) >= {"val_map50", "val_map"}
     spec = registry.checkpoint_spec(checkpoints.read_checkpoint(folder))
     assert spec.task == "detection" and spec.error is None
     det = detectors.create_detector(spec, "cpu")
-    assert [det.labels[i] for i in range(1, 5)] == synth.CLASSES  # 0 is the background
+    assert [det.labels[first_label + i] for i in range(4)] == synth.CLASSES
+    image = Image.open(small_synth / "detection/val/images/00003.png").convert("RGB")
+    (dets,) = det.predict([image], [3], {first_label + i: i + 1 for i in range(4)}, 0.0)
+    assert dets.xyxy.shape[1] == 4 and set(dets.class_ids.tolist()) <= {1, 2, 3, 4}
     infos, problems = runs.load_offline(folder)
-    assert not problems and infos[0].config["model"] == "fasterrcnn_timm"
+    assert not problems and infos[0].config["model"] == model
     losses = runs.read_history(runs.Path(infos[0].path))["train/epoch_loss"].dropna().tolist()
     assert len(losses) == 2 and losses[1] < losses[0]
     assert 0.0 <= manifest["metrics"]["val_map50"] <= 1.0
