@@ -1,12 +1,463 @@
-"""Segmentation (coming): SAM 2 prompts on images and video."""
+"""Segmentation viewer: click, box and text prompts on images and video (SAM 2.1 / EdgeTAM),
+everything mode, effects and mask export. Logic lives in lib.segment, lib.segment_video and
+lib.masks; this page reads widgets, calls them and renders."""
 
+import hashlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
-if "lens_router" not in st.session_state:  # opened by URL before app.py ran: use its router
+if "lens_router" not in st.session_state:  # a cold deep link: go through app.py's router
+    from streamlit.runtime.pages_manager import PagesManager
     PagesManager.uses_pages_directory = False
     st.rerun()
 
+from streamlit_image_coordinates import streamlit_image_coordinates
+
+from lib import images, registry, samples
+from lib import masks as M
+from lib import segment as S
+from lib import video as V
+
+DISPLAY_WIDTH = 720
 st.title("Segmentation")
-st.info("Coming soon: SAM 2 point, box and text prompts on images and video, with masks, "
-        "tracking, blur/pixelate effects and mask export.")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _decode(data: bytes, name: str):
+    return images.load_image(data, name=name)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _sample(name: str):
+    return images.load_image(samples.sample_bytes(name), name=name)
+
+
+def _display(image: np.ndarray) -> np.ndarray:
+    """The image scaled down for display (clicks are mapped back by the widget's width)."""
+    h, w = image.shape[:2]
+    if w <= DISPLAY_WIDTH:
+        return image
+    import cv2
+    return cv2.resize(image, (DISPLAY_WIDTH, round(h * DISPLAY_WIDTH / w)),
+                      interpolation=cv2.INTER_AREA)
+
+
+def _click(value, image_width: int, state: dict):
+    """A new click (point) or drag (box) from the image widget, in image pixels; else None."""
+    if not value or value.get("unix_time") == state.get("last_click"):
+        return None
+    state["last_click"] = value.get("unix_time")
+    s = image_width / (value.get("width") or image_width)   # displayed -> image pixels
+    x1, y1 = value.get("x1", value.get("x")), value.get("y1", value.get("y"))
+    x2, y2 = value.get("x2", x1), value.get("y2", y1)
+    if abs(x2 - x1) < 4 and abs(y2 - y1) < 4:
+        return ("point", (x1 * s, y1 * s))
+    return ("box", (x1 * s, y1 * s, x2 * s, y2 * s))
+
+
+def _model_picker(key: str) -> str:
+    choices = S.model_choices()
+    names = [n for n, _ in choices]
+    ready = dict(choices)
+    have_sam = any(ok for n, ok in choices if n != S.GRABCUT)
+    name = st.sidebar.selectbox(
+        "Segmentation model", names, key=key,
+        format_func=lambda n: n if ready[n] else f"{n} (weights missing)")
+    if not have_sam:
+        spec = registry.find(registry.SAM2_IDS[0])
+        st.info("No SAM2 weights on this machine (no hub access). The **GrabCut** classical "
+                "fallback segments inside a box you drag; its masks are labelled as such, never "
+                f"as SAM2. To get SAM 2.1 on a connected machine: `{spec.fetch_command}`.")
+    return name
+
+
+def _load(name: str):
+    try:
+        with st.spinner(f"Loading {name}…"):
+            return S.load_segmenter(name)
+    except (registry.WeightsMissingError, registry.ModelCreateError) as exc:
+        st.error(f"{exc}  \nMeanwhile, pick **{S.GRABCUT}** in the sidebar: it works offline "
+                 "with box prompts.")
+        return None
+
+
+def _untrained_note(seg) -> None:
+    if getattr(seg, "untrained", False):
+        st.warning("Untrained test model: masks are plumbing checks, not predictions.")
+
+
+# -- image mode ------------------------------------------------------------------------------
+
+def _objects(state) -> list[S.SegObject]:
+    return state.setdefault("objects", [S.SegObject(1)])
+
+
+def _active(state) -> S.SegObject:
+    objs = _objects(state)
+    return next((o for o in objs if o.obj_id == state.get("active", 1)), objs[0])
+
+
+def _run(seg, image, obj: S.SegObject, multimask: bool) -> None:
+    if not obj.has_prompts():
+        obj.result = None
+        return
+    try:
+        obj.result = seg.predict(image, obj.points, obj.box, multimask=multimask)
+        obj.choice = obj.result.best
+    except S.PromptError as exc:
+        st.warning(str(exc))
+
+
+def image_mode() -> None:
+    src_col, sample_col = st.columns([3, 2])
+    upload = src_col.file_uploader("Image", type=images.ACCEPTED_EXTENSIONS, key="seg_upload")
+    sample = sample_col.selectbox("…or a sample photo", list(samples.SAMPLES), key="seg_sample")
+    try:
+        intake = _decode(upload.getvalue(), upload.name) if upload else _sample(sample)
+    except images.ImageError as exc:
+        st.error(str(exc))
+        return
+    image = np.asarray(intake.image)
+    digest = S.image_digest(image)
+    state = st.session_state.setdefault("seg_state", {})
+    if state.get("digest") != digest:
+        state.clear()
+        state["digest"] = digest
+    name = _model_picker("seg_model")
+    seg = _load(name)
+    if seg is None:
+        return
+    _untrained_note(seg)
+
+    objs = _objects(state)
+    c1, c2, c3, c4, c5 = st.columns([2, 1, 1, 1, 1])
+    ids = [o.obj_id for o in objs]
+    active_id = c1.selectbox("Object", ids, index=ids.index(_active(state).obj_id),
+                             format_func=lambda i: next(o.name for o in objs if o.obj_id == i),
+                             key=f"seg_active_{len(ids)}")
+    state["active"] = active_id
+    obj = _active(state)
+    if c2.button("New object"):
+        new = S.SegObject(max(ids) + 1)
+        objs.append(new)
+        state["active"] = new.obj_id
+        st.rerun()
+    negative = c3.toggle("Negative", help="Clicks add negative (background) points")
+    multimask = st.sidebar.checkbox("Multimask output", value=True,
+                                    help="Three candidate masks with their predicted IoU")
+    opacity = st.sidebar.slider("Opacity", 0.0, 1.0, 0.5, 0.05)
+    outline = st.sidebar.checkbox("Outline", value=True)
+    if c4.button("Undo", disabled=not obj.has_prompts()):
+        if obj.points:
+            obj.points.pop()
+        else:
+            obj.box = None
+        _run(seg, image, obj, multimask)
+    if c5.button("Clear", disabled=not obj.has_prompts()):
+        obj.points, obj.box, obj.result = [], None, None
+
+    # The canvas: masks of every object, prompts of the active one.
+    layers = [(o.mask, o.color) for o in objs if o.mask is not None]
+    shown = M.overlay(image, layers, opacity, outline) if layers else image
+    shown = M.draw_prompts(shown, obj.points, [obj.box] if obj.box else [], obj.color)
+    disp = _display(shown)
+    st.caption(f"Click to add a {'negative' if negative else 'positive'} point to "
+               f"**{obj.name}**; drag to draw its box.  Model: **{seg.label}**")
+    value = streamlit_image_coordinates(disp, key=f"seg_click_{digest}", click_and_drag=True,
+                                        cursor="crosshair")
+    event = _click(value, image.shape[1], state)
+    if event:
+        kind, data = event
+        h, w = image.shape[:2]
+        if kind == "point":
+            x, y = data
+            if not (0 <= x < w and 0 <= y < h):
+                st.warning(f"The click ({x:.0f}, {y:.0f}) is outside the image; prompts kept.")
+            else:
+                obj.points.append((x, y, 0 if negative else 1))
+        else:
+            box = S.clip_box(data, w, h)
+            if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+                st.warning("The box has (almost) no area; prompts kept.")
+            else:
+                obj.box = box
+        _run(seg, image, obj, multimask)
+        st.rerun()
+
+    _candidates(obj)
+    _prompt_editor(seg, image, obj, multimask)
+    with st.expander("Text prompt (Florence-2 grounding)"):
+        _text_prompt(seg, image, state, multimask)
+    with st.expander("Everything mode"):
+        _everything(seg, image, state)
+    _effects_and_export(image, objs, intake.name)
+
+
+def _candidates(obj: S.SegObject) -> None:
+    r = obj.result
+    if r is None or len(r.masks) < 2:
+        if r is not None:
+            st.caption(f"{obj.name}: 1 mask from {r.source}"
+                       + ("" if np.isnan(r.scores[0]) else f", predicted IoU {r.scores[0]:.3f}"))
+        return
+    labels = [f"Mask {i + 1}: predicted IoU {s:.3f}, {int(m.sum())} px"
+              for i, (m, s) in enumerate(zip(r.masks, r.scores))]
+    obj.choice = st.radio(f"Candidates for {obj.name} ({r.source})", range(len(labels)),
+                          index=obj.choice, format_func=lambda i: labels[i], horizontal=True,
+                          key=f"seg_choice_{obj.obj_id}_{id(r)}")
+
+
+def _prompt_editor(seg, image, obj: S.SegObject, multimask: bool) -> None:
+    import pandas as pd
+    with st.expander(f"Prompts of {obj.name}", expanded=False):
+        obj.label = st.text_input("Name", obj.label, key=f"seg_label_{obj.obj_id}")
+        df = pd.DataFrame(obj.points, columns=["x", "y", "positive"]).astype(
+            {"x": float, "y": float, "positive": bool})
+        edited = st.data_editor(df, num_rows="dynamic", key=f"seg_points_{obj.obj_id}_"
+                                f"{len(obj.points)}")
+        box = st.text_input("Box x0, y0, x1, y1 (empty for none)",
+                            ", ".join(f"{v:.0f}" for v in obj.box) if obj.box else "",
+                            key=f"seg_box_{obj.obj_id}_{obj.box}")
+        if st.button("Apply edits", key=f"seg_apply_{obj.obj_id}"):
+            try:
+                obj.points = [(float(r.x), float(r.y), int(bool(r.positive)))
+                              for r in edited.dropna().itertuples()]
+                vals = [float(v) for v in box.replace(" ", "").split(",") if v]
+                if vals and len(vals) != 4:
+                    raise ValueError("a box needs four numbers")
+                obj.box = tuple(vals) if vals else None
+            except ValueError as exc:
+                st.warning(f"Could not read the edits: {exc}.")
+                return
+            _run(seg, image, obj, multimask)
+            st.rerun()
+
+
+def _text_prompt(seg, image, state, multimask: bool) -> None:
+    choices = S.grounder_choices()
+    col1, col2 = st.columns([3, 2])
+    phrase = col1.text_input("Find", placeholder="person, logo, dog…", key="seg_phrase")
+    gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_grounder",
+                           format_func=lambda n: n if dict(choices)[n] else
+                           f"{n} (weights missing)")
+    if st.button("Find boxes", key="seg_find"):
+        if not phrase.strip():
+            st.warning("Type what to find first, e.g. 'person' or 'logo'.")
+            return
+        try:
+            with st.spinner(f"Grounding '{phrase}' with {gname}…"):
+                state["found"] = (phrase, S.load_grounder(gname).boxes(image, phrase))
+        except registry.WeightsMissingError as exc:
+            st.error(str(exc))
+            return
+    found = state.get("found")
+    if not found:
+        return
+    phrase, boxes = found
+    if not boxes:
+        st.info(f"Nothing in the image matched '{phrase}'. Try another phrase.")
+        return
+    st.image(M.draw_prompts(image, [], [b for _, b in boxes], (255, 0, 255)),
+             caption=f"{len(boxes)} box(es) for '{phrase}'", width=DISPLAY_WIDTH)
+    if st.button(f"Segment these {len(boxes)} box(es)", key="seg_found_go"):
+        objs = _objects(state)
+        for label, box in boxes:
+            obj = S.SegObject(max(o.obj_id for o in objs) + 1, box=box, label=label)
+            _run(seg, image, obj, multimask)
+            objs.append(obj)
+        state.pop("found")
+        st.rerun()
+
+
+def _everything(seg, image, state) -> None:
+    if seg.kind != "sam2":
+        st.caption("Everything mode needs SAM2 weights.")
+        return
+    c1, c2, c3 = st.columns(3)
+    side = c1.slider("Points per side", 4, 32, 16)
+    min_iou = c2.slider("Min predicted IoU", 0.0, 1.0, 0.7, 0.05)
+    min_stab = c3.slider("Min stability", 0.0, 1.0, 0.85, 0.05)
+    if st.button("Segment everything", key="seg_everything"):
+        bar = st.progress(0.0, text="Prompting a grid of points…")
+        state["auto"] = seg.everything(image, side, min_iou, min_stab,
+                                       progress=lambda f: bar.progress(f, text=f"{f:.0%}"))
+        bar.empty()
+    auto = state.get("auto")
+    if auto is None:
+        return
+    if not auto:
+        st.info("No mask passed the filters; lower the IoU or stability thresholds.")
+        return
+    st.image(M.overlay(image, [(a.mask, M.color_for(i + 1)) for i, a in enumerate(auto)], 0.5),
+             caption=f"{len(auto)} masks, largest first", width=DISPLAY_WIDTH)
+    st.dataframe([{"#": i + 1, "area (px)": a.area, "predicted IoU": round(a.predicted_iou, 3),
+                   "stability": round(a.stability, 3), "box": a.bbox}
+                  for i, a in enumerate(auto)], hide_index=True)
+    if st.button("Add them as objects", key="seg_auto_add"):
+        objs = _objects(state)
+        for a in auto:
+            obj = S.SegObject(max(o.obj_id for o in objs) + 1, label=f"auto {a.area} px")
+            obj.result = S.MaskResult(a.mask[None], np.array([a.predicted_iou]), seg.label)
+            objs.append(obj)
+        st.rerun()
+
+
+def _effects_and_export(image, objs, name: str) -> None:
+    done = [o for o in objs if o.mask is not None]
+    st.subheader("Effects and export")
+    if not done:
+        st.caption("Segment an object first.")
+        return
+    c1, c2, c3 = st.columns([2, 2, 1])
+    picked = c1.multiselect("Objects", [o.obj_id for o in done], default=[o.obj_id for o in done],
+                            format_func=lambda i: next(o.name for o in done if o.obj_id == i))
+    effect = c2.selectbox("Effect", ["none", *M.EFFECTS])
+    strength = c3.slider("Strength", 3, 99, 31, 2)
+    color = st.color_picker("Fill colour", "#000000") if effect == "fill" else "#000000"
+    sel = [o for o in done if o.obj_id in picked]
+    stem = Path(name).stem
+    if effect != "none" and sel:
+        rgb = tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
+        edited = M.apply_effect(image, [o.mask for o in sel], effect, strength, rgb)
+        st.image(edited, caption=f"{effect} on {len(sel)} object(s)", width=DISPLAY_WIDTH)
+        st.download_button("Download edited image (PNG)", M.png_bytes(edited),
+                           f"{stem}-{effect.replace(' ', '-')}.png", "image/png")
+    cols = st.columns(min(4, len(done)) or 1)
+    for k, o in enumerate(done):
+        cols[k % len(cols)].download_button(f"Mask: {o.name}", M.png_bytes(o.mask),
+                                            f"{stem}-mask-{o.obj_id}.png", "image/png",
+                                            key=f"seg_dl_{o.obj_id}")
+    h, w = image.shape[:2]
+    coco = M.coco_json([(name, w, h, [o.mask for o in done], [o.obj_id for o in done])],
+                       {o.obj_id: o.name for o in done})
+    st.download_button("All masks (COCO JSON, RLE)", coco, f"{stem}-masks.json",
+                       "application/json")
+
+
+# -- video mode ------------------------------------------------------------------------------
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _video(digest: str, data: bytes, name: str):
+    from lib import segment_video as SV
+    path = V.save_upload(data, name)
+    info = V.open_video(path)
+    return info, SV.load_frames(info)
+
+
+def video_mode() -> None:
+    from lib import segment_video as SV
+    upload = st.file_uploader("Video (MP4, MOV, WebM, AVI)", type=V.ACCEPTED_EXTENSIONS,
+                              key="seg_video")
+    name = _model_picker("seg_video_model")
+    if upload is None:
+        st.caption(f"Up to {SV.MAX_FRAMES} frames; frames are decoded once and the model "
+                   "reads them on demand.")
+        return
+    data = upload.getvalue()
+    digest = hashlib.sha1(data).hexdigest()[:16]
+    try:
+        with st.spinner("Decoding the clip…"):
+            info, frames = _video(digest, data, upload.name)
+    except V.VideoError as exc:
+        st.error(str(exc))
+        return
+    if name == S.GRABCUT:
+        st.error("Video tracking needs a SAM2 or EdgeTAM video model; the GrabCut fallback "
+                 "works on images only. Fetch the weights on a connected machine: "
+                 f"`{registry.find(registry.SAM2_IDS[0]).fetch_command}`.")
+        return
+    try:
+        with st.spinner(f"Loading {name}…"):
+            vm = SV.load_video_model(name)
+    except (registry.WeightsMissingError, registry.ModelCreateError) as exc:
+        st.error(str(exc))
+        return
+    _untrained_note(vm)
+    state = st.session_state.setdefault("seg_video_state", {})
+    if state.get("key") != (digest, name):
+        state.clear()
+        state.update(key=(digest, name), tracker=vm.tracker(info, frames), active=1)
+    tracker: SV.Tracker = state["tracker"]
+    st.caption(f"{info.width}×{info.height}, {len(frames)} frames at {info.fps:.1f} fps")
+    frame_idx = st.slider("Frame", 0, len(frames) - 1, 0, key="seg_frame")
+    c1, c2, c3 = st.columns([2, 1, 1])
+    ids = sorted(set(tracker.objects) | {state["active"]})
+    state["active"] = c1.selectbox("Object", ids, index=ids.index(state["active"]),
+                                   key=f"seg_vobj_{len(ids)}")
+    if c2.button("New object", key="seg_vnew"):
+        state["active"] = max(ids) + 1
+        st.rerun()
+    negative = c3.toggle("Negative", key="seg_vneg")
+    shown = tracker.render_frame(frame_idx)
+    disp = _display(shown)
+    value = streamlit_image_coordinates(disp, key=f"seg_vclick_{digest}_{frame_idx}",
+                                        click_and_drag=True, cursor="crosshair")
+    event = _click(value, info.width, state)
+    if event:
+        kind, d = event
+        obj = tracker.objects.get(state["active"])
+        points, box = (obj.prompts.get(frame_idx, ([], None)) if obj else ([], None))
+        points = list(points)
+        if kind == "point":
+            points.append((d[0], d[1], 0 if negative else 1))
+        else:
+            box = S.clip_box(d, info.width, info.height)
+        try:
+            tracker.add_prompt(frame_idx, state["active"], points, box)
+        except (S.PromptError, V.VideoError) as exc:
+            st.warning(f"{exc} Prompts kept.")
+        else:
+            st.rerun()
+    if tracker.objects:
+        st.dataframe([{"object": o.name, "prompted frames": ", ".join(map(str, sorted(o.prompts)))}
+                      for o in tracker.objects.values()], hide_index=True)
+        if st.button("Propagate through the clip", type="primary", key="seg_propagate"):
+            bar = st.progress(0.0, text="Tracking…")
+
+            def show(p: SV.Progress) -> None:
+                eta = f", about {p.eta_s:.0f} s left" if p.eta_s is not None else ""
+                bar.progress(p.done / p.total, text=f"{p.done}/{p.total} frames{eta}")
+            tracker.propagate(show)
+            st.rerun()
+    if tracker.propagated:
+        st.success(f"Tracked {len(tracker.objects)} object(s) through {len(frames)} frames; "
+                   "scrub the frame slider to check.")
+        _video_exports(tracker, upload.name)
+
+
+def _video_exports(tracker, name: str) -> None:
+    st.subheader("Effects and export")
+    c1, c2, c3 = st.columns([2, 2, 1])
+    ids = list(tracker.objects)
+    picked = c1.multiselect("Objects", ids, default=ids, key="seg_vpick",
+                            format_func=lambda i: tracker.objects[i].name)
+    effect = c2.selectbox("Effect", ["outline overlay", *[e for e in M.EFFECTS if e != "cutout"]],
+                          key="seg_veffect")
+    strength = c3.slider("Strength", 3, 99, 31, 2, key="seg_vstrength")
+    stem = Path(name).stem
+    if st.button("Render MP4", key="seg_render"):
+        bar = st.progress(0.0, text="Rendering…")
+        out = Path(tempfile.mkdtemp(prefix="lens-render-")) / f"{stem}-lens.mp4"
+        tracker.export_mp4(out, None if effect == "outline overlay" else effect, picked, strength,
+                           progress=lambda p: bar.progress(p.done / p.total,
+                                                           text=f"{p.done}/{p.total} frames"))
+        st.session_state["seg_render"] = out.read_bytes()
+    if st.session_state.get("seg_render"):
+        st.video(st.session_state["seg_render"])
+        st.download_button("Download MP4", st.session_state["seg_render"], f"{stem}-lens.mp4",
+                           "video/mp4")
+    c1, c2 = st.columns(2)
+    c1.download_button("Masks: zip of PNGs", tracker.export_png_zip(), f"{stem}-masks.zip",
+                       "application/zip")
+    c2.download_button("Masks: COCO JSON (RLE)", tracker.export_coco(), f"{stem}-masks.json",
+                       "application/json")
+
+
+mode = st.radio("Mode", ["Image", "Video"], horizontal=True, key="seg_mode")
+if mode == "Image":
+    image_mode()
+else:
+    video_mode()
