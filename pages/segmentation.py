@@ -101,6 +101,7 @@ def _active(state) -> S.SegObject:
 
 
 def _run(seg, image, obj: S.SegObject, multimask: bool) -> None:
+    """Segment one object from its prompts; a problem becomes a notice shown after the rerun."""
     if not obj.has_prompts():
         obj.result = None
         return
@@ -108,7 +109,11 @@ def _run(seg, image, obj: S.SegObject, multimask: bool) -> None:
         obj.result = seg.predict(image, obj.points, obj.box, multimask=multimask)
         obj.choice = obj.result.best
     except S.PromptError as exc:
-        st.warning(str(exc))
+        _notice(str(exc))
+
+
+def _notice(message: str) -> None:
+    st.session_state.setdefault("seg_state", {})["notice"] = message
 
 
 def image_mode() -> None:
@@ -120,7 +125,7 @@ def image_mode() -> None:
     except images.ImageError as exc:
         st.error(str(exc))
         return
-    image = np.asarray(intake.image)
+    image = np.array(intake.image)   # writable: torch warns on read-only arrays
     digest = S.image_digest(image)
     state = st.session_state.setdefault("seg_state", {})
     if state.get("digest") != digest:
@@ -131,6 +136,8 @@ def image_mode() -> None:
     if seg is None:
         return
     _untrained_note(seg)
+    if state.get("notice"):
+        st.warning(state.pop("notice"))
 
     objs = _objects(state)
     c1, c2, c3, c4, c5 = st.columns([2, 1, 1, 1, 1])
@@ -175,13 +182,13 @@ def image_mode() -> None:
         if kind == "point":
             x, y = data
             if not (0 <= x < w and 0 <= y < h):
-                st.warning(f"The click ({x:.0f}, {y:.0f}) is outside the image; prompts kept.")
+                _notice(f"The click ({x:.0f}, {y:.0f}) is outside the image; prompts kept.")
             else:
                 obj.points.append((x, y, 0 if negative else 1))
         else:
             box = S.clip_box(data, w, h)
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
-                st.warning("The box has (almost) no area; prompts kept.")
+                _notice("The box has (almost) no area; prompts kept.")
             else:
                 obj.box = box
         _run(seg, image, obj, multimask)
@@ -223,15 +230,18 @@ def _prompt_editor(seg, image, obj: S.SegObject, multimask: bool) -> None:
                             key=f"seg_box_{obj.obj_id}_{obj.box}")
         if st.button("Apply edits", key=f"seg_apply_{obj.obj_id}"):
             try:
-                obj.points = [(float(r.x), float(r.y), int(bool(r.positive)))
-                              for r in edited.dropna().itertuples()]
+                points = [(float(r.x), float(r.y), int(bool(r.positive)))
+                          for r in edited.dropna().itertuples()]
                 vals = [float(v) for v in box.replace(" ", "").split(",") if v]
                 if vals and len(vals) != 4:
                     raise ValueError("a box needs four numbers")
-                obj.box = tuple(vals) if vals else None
-            except ValueError as exc:
-                st.warning(f"Could not read the edits: {exc}.")
+                new_box = S.clip_box(vals, *image.shape[1::-1]) if vals else None
+                if points or new_box:
+                    S.check_prompts(points, new_box, image.shape[1], image.shape[0])
+            except ValueError as exc:   # PromptError is a ValueError
+                st.warning(f"Could not use the edits: {exc} The previous prompts are kept.")
                 return
+            obj.points, obj.box = points, new_box
             _run(seg, image, obj, multimask)
             st.rerun()
 

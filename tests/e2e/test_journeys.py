@@ -110,3 +110,35 @@ def test_detection_benchmark_with_imported_predictions(page, server, tmp_path, s
     page.get_by_text("AP50 gained by fixing each error type").wait_for()
     assert page.locator(".js-plotly-plot").count() >= 1
     page.screenshot(path=ARTIFACTS / "detection.png", full_page=True)
+
+
+def test_segmentation_drag_a_box_and_see_the_mask(page, server):
+    """Drag a box on the sample photo: the (offline) GrabCut mask is drawn in the object's
+    colour on the clickable image, and the mask downloads appear."""
+    import base64
+
+    import numpy as np
+
+    from lib import masks as M
+    page.goto(f"{server}/segmentation")
+    page.get_by_role("heading", name="Segmentation", exact=True).wait_for()
+    wait_idle(page)
+    frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
+    image = frame.locator("#image")
+    image.wait_for()
+    box = image.bounding_box()
+    x0, y0 = box["x"] + box["width"] * 0.27, box["y"] + box["height"] * 0.05
+    x1, y1 = box["x"] + box["width"] * 0.73, box["y"] + box["height"] * 0.75
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()
+    page.get_by_text("1 mask from GrabCut (classical fallback, not SAM2)").wait_for(
+        timeout=120_000)
+    page.get_by_role("button", name="Mask: object 1").wait_for()
+    wait_idle(page)
+    src = frame.locator("#image").get_attribute("src")
+    drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))))
+    outline = (drawn[..., :3] == M.color_for(1)).all(axis=-1)
+    assert outline.sum() > 100                                   # the mask's outline is drawn
+    page.screenshot(path=ARTIFACTS / "segmentation.png", full_page=True)

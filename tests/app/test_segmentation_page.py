@@ -1,0 +1,132 @@
+"""AppTest for the segmentation page: the offline GrabCut path, SAM2 candidates (tiny model),
+text prompts, effects and exports, bad input, and video mode's messages."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lib import registry
+from lib import segment as S
+from lib import segment_video as SV
+from tests.app.test_pages import run_page
+from tests.helpers import write_video
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    monkeypatch.setattr(registry, "hub_reachable", lambda timeout=2.0: False)
+
+
+@pytest.fixture
+def tiny_sam(monkeypatch):
+    """A tiny random SAM2 in place of the real weights (the page marks it untrained)."""
+    tiny = S.tiny_segmenter()
+    monkeypatch.setattr(S, "model_choices", lambda: [(tiny.name, True), (S.GRABCUT, True)])
+    monkeypatch.setattr(S, "load_segmenter",
+                        lambda name: tiny if name == tiny.name else S.grabcut_segmenter())
+    return tiny
+
+
+def set_box(at, box: str):
+    next(t for t in at.text_input if t.label.startswith("Box")).set_value(box)
+    next(b for b in at.button if b.label == "Apply edits").click()
+    return at.run()
+
+
+def texts(at) -> str:
+    return "\n".join([c.value for c in at.caption] + [m.value for m in at.markdown])
+
+
+def test_offline_defaults_to_labelled_grabcut_and_exports(offline):
+    at = run_page("segmentation")
+    assert not at.exception
+    assert at.sidebar.selectbox[0].value == S.GRABCUT
+    assert "lib.weights fetch" in at.info[0].value and "GrabCut" in at.info[0].value
+    at = set_box(at, "120, 20, 330, 300")                   # a box around the cat's head
+    assert not at.exception
+    assert f"object 1: 1 mask from {S.GRABCUT}" in texts(at)
+    labels = [d.label for d in at.download_button]
+    assert "Mask: object 1" in labels and "All masks (COCO JSON, RLE)" in labels
+    effect = next(s for s in at.selectbox if s.label == "Effect")
+    effect.set_value("pixelate").run()
+    assert "Download edited image (PNG)" in [d.label for d in at.download_button]
+    assert "pixelate on 1 object(s)" in [i.caption for img in at.get("image")
+                                         for i in img.proto.imgs]
+
+
+def test_zero_area_box_warns_and_keeps_prompts(offline):
+    at = set_box(run_page("segmentation"), "120, 20, 330, 300")
+    at = set_box(at, "50, 50, 50, 200")
+    assert not at.exception
+    assert any("no area" in w.value for w in at.warning)
+    assert f"1 mask from {S.GRABCUT}" in texts(at)           # the earlier mask is kept
+    at = set_box(at, "1, 2, 3")
+    assert any("four numbers" in w.value for w in at.warning)
+
+
+def test_sam2_candidates_are_listed_with_predicted_iou(tiny_sam):
+    at = set_box(run_page("segmentation"), "120, 20, 330, 300")
+    assert not at.exception
+    assert any("Untrained test model" in w.value for w in at.warning)
+    radio = next(r for r in at.radio if r.label.startswith("Candidates for object 1"))
+    assert len(radio.options) == 3 and all("predicted IoU" in o for o in radio.options)
+    radio.set_value(2).run()
+    assert not at.exception
+
+
+def test_text_prompt_boxes_then_masks(tiny_sam, monkeypatch):
+    class Stub:
+        def boxes(self, image, phrase):
+            return [] if phrase == "unicorn" else [("cat", (120.0, 20.0, 330.0, 300.0)),
+                                                   ("cat", (10.0, 200.0, 60.0, 290.0))]
+    monkeypatch.setattr(S, "load_grounder", lambda name: Stub())
+    at = run_page("segmentation")
+    find = next(b for b in at.button if b.label == "Find boxes")
+    find.click().run()
+    assert any("Type what to find" in w.value for w in at.warning)
+    at.text_input(key="seg_phrase").set_value("unicorn").run()
+    next(b for b in at.button if b.label == "Find boxes").click().run()
+    assert any("Nothing in the image matched 'unicorn'" in i.value for i in at.info)
+    at.text_input(key="seg_phrase").set_value("cat").run()
+    next(b for b in at.button if b.label == "Find boxes").click().run()
+    next(b for b in at.button if b.label == "Segment these 2 box(es)").click().run()
+    assert not at.exception
+    downloads = [d.label for d in at.download_button]
+    assert downloads.count("Mask: cat") == 2
+
+
+def test_grounding_without_weights_names_the_fix(offline):
+    at = run_page("segmentation")
+    at.text_input(key="seg_phrase").set_value("cat").run()
+    next(b for b in at.button if b.label == "Find boxes").click().run()
+    assert not at.exception
+    assert any("Florence-2" in e.value and "lib.weights fetch" in e.value for e in at.error)
+
+
+def test_video_mode_messages(offline, tmp_path, monkeypatch):
+    at = run_page("segmentation")
+    at.radio(key="seg_mode").set_value("Video").run()
+    at.file_uploader(key="seg_video").set_value(("notes.mp4", b"not a video", "video/mp4")).run()
+    assert not at.exception and "not a video Lens can read" in at.error[0].value
+    clip = write_video(tmp_path / "clip.mp4", frames=6, size=(64, 48))
+    at.file_uploader(key="seg_video").set_value(("clip.mp4", clip.read_bytes(),
+                                                 "video/mp4")).run()
+    assert any("works on images only" in e.value for e in at.error)
+    monkeypatch.setattr(SV, "MAX_FRAMES", 3)
+    long_clip = write_video(tmp_path / "long.mp4", frames=9, size=(64, 48))
+    at.file_uploader(key="seg_video").set_value(("long.mp4", long_clip.read_bytes(),
+                                                 "video/mp4")).run()
+    assert any("tracking takes at most 3" in e.value for e in at.error)
+
+
+def test_video_mode_with_a_video_model_shows_the_frame(tiny_sam, tmp_path, monkeypatch):
+    monkeypatch.setattr(SV, "load_video_model", lambda name: SV.tiny_video_model())
+    at = run_page("segmentation")
+    at.radio(key="seg_mode").set_value("Video").run()
+    clip = write_video(tmp_path / "clip.mp4", frames=6, size=(64, 48))
+    at.file_uploader(key="seg_video").set_value(("clip.mp4", clip.read_bytes(),
+                                                 "video/mp4")).run()
+    assert not at.exception and not at.error
+    assert "64×48, 6 frames" in texts(at)
+    assert at.slider(key="seg_frame").max == 5

@@ -1,0 +1,188 @@
+"""Promptable segmentation on tiny random SAM2 models: shapes, prompts, caching, determinism,
+everything mode, the GrabCut fallback, loading without weights, and video tracking."""
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lib import masks as M
+from lib import registry, segment as S
+from lib import segment_video as SV
+from lib import video as V
+from tests.helpers import write_video
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return S.tiny_segmenter()
+
+
+@pytest.fixture
+def image():
+    return np.random.default_rng(0).integers(0, 255, (90, 140, 3), dtype=np.uint8)
+
+
+def test_points_and_box_give_ranked_masks_at_image_size(seg, image):
+    r = seg.predict(image, [(40, 30, 1), (100, 60, 0)])
+    assert r.masks.shape == (3, 90, 140) and r.masks.dtype == bool
+    assert r.scores.shape == (3,) and list(r.scores) == sorted(r.scores, reverse=True)
+    assert r.best == 0 and r.source == seg.name
+    single = seg.predict(image, [(40, 30, 1)], box=(10, 10, 80, 70), multimask=False)
+    assert single.masks.shape == (1, 90, 140)
+
+
+def test_embedding_is_computed_once_per_image_and_model(seg, image, monkeypatch):
+    S._EMBEDDINGS.clear()
+    calls = []
+    real = seg._embed
+    monkeypatch.setattr(seg, "_embed", lambda im: calls.append(1) or real(im))
+    a = seg.predict(image, [(40, 30, 1)])
+    b = seg.predict(image, [(40, 30, 1), (70, 50, 1)])
+    c = seg.predict(image, [(40, 30, 1)])
+    assert len(calls) == 1                           # three prompts, one embedding
+    assert np.array_equal(a.masks, c.masks) and np.array_equal(a.scores, c.scores)
+    assert not np.array_equal(a.scores, b.scores)    # the prompt reached the decoder
+    seg.predict(image[:, ::-1].copy(), [(40, 30, 1)])
+    assert len(calls) == 2                           # a new image is embedded again
+
+
+def test_same_prompts_same_masks_across_fresh_models(image):
+    one = S.tiny_segmenter(seed=0).predict(image, [(40, 30, 1)], box=(5, 5, 90, 80))
+    two = S.tiny_segmenter(seed=0).predict(image, [(40, 30, 1)], box=(5, 5, 90, 80))
+    assert np.array_equal(one.masks, two.masks) and np.allclose(one.scores, two.scores)
+
+
+@pytest.mark.parametrize("points, box, message", [
+    ([(150, 10, 1)], None, "outside"), ([(-1, 10, 1)], None, "outside"),
+    ([], (10, 10, 11, 60), "no area"), ([], None, "No prompt"),
+    ([], (200, 100, 300, 200), "outside the image"),
+])
+def test_bad_prompts_raise_clear_errors(seg, image, points, box, message):
+    with pytest.raises(S.PromptError, match=message):
+        seg.predict(image, points, box)
+
+
+def test_clip_box_orders_and_clips_a_drag():
+    assert S.clip_box((120, 80, -5, 10), 100, 50) == (0.0, 10.0, 100.0, 50.0)
+
+
+def test_everything_mode_filters_dedupes_and_sorts(seg, image):
+    seen = []
+    auto = seg.everything(image, points_per_side=4, min_iou=0.0, min_stability=0.0,
+                          max_overlap=0.5, min_area_frac=0.0, progress=seen.append)
+    assert seen[-1] == 1.0 and auto
+    areas = [a.area for a in auto]
+    assert areas == sorted(areas, reverse=True)
+    assert all(a.mask.shape == (90, 140) and a.area == a.mask.sum() for a in auto)
+    for i, a in enumerate(auto):
+        for b in auto[i + 1:]:
+            assert M.iou(a.mask, b.mask) <= 0.5
+    assert seg.everything(image, points_per_side=4, min_iou=1.01) == []
+
+
+def test_grabcut_fallback_is_labelled_and_needs_a_box(image):
+    gc = S.grabcut_segmenter()
+    r = gc.predict(image, [], (20, 20, 100, 70))
+    assert r.source == S.GRABCUT and "not SAM2" in r.source and r.masks.shape == (1, 90, 140)
+    assert np.isnan(r.scores[0]) and r.best == 0
+    with pytest.raises(S.PromptError, match="needs a box"):
+        gc.predict(image, [(30, 30, 1)])
+    with pytest.raises(S.PromptError, match="SAM2"):
+        gc.everything(image)
+
+
+def test_missing_weights_name_the_fetch_command(monkeypatch):
+    monkeypatch.setattr(registry, "hub_reachable", lambda timeout=2.0: False)
+    spec = registry.find("facebook/sam2.1-hiera-tiny")
+    with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
+        S.create_segmenter(spec, "cpu")
+    with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
+        SV.create_video_model(spec, "cpu")
+    with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
+        S.create_grounder(registry.find("florence-community/Florence-2-base"), "cpu")
+    names = [n for n, _ in S.model_choices()]
+    assert names.index(S.GRABCUT) < names.index("facebook/sam2.1-hiera-tiny")  # usable first
+
+
+def test_empty_text_prompt_is_refused():
+    g = S.Grounder("g", model=None, processor=None)
+    with pytest.raises(S.PromptError, match="Type what to find"):
+        g.boxes(np.zeros((8, 8, 3), np.uint8), "  ")
+
+
+def test_real_sam2_point_on_a_coco_object(shared_assets):
+    """With real SAM 2.1 weights present, one click on a COCO object gives IoU >= 0.7."""
+    spec = registry.find("facebook/sam2.1-hiera-tiny")
+    if not registry.availability(spec).ready:
+        pytest.skip("no real SAM2 weights on this machine")
+    from pycocotools.coco import COCO
+    root = shared_assets / "data" / "coco_val2017_tiny"
+    coco = COCO(str(root / "annotations" / "instances_val2017.json"))
+    ann = max((a for a in coco.dataset["annotations"] if not a["iscrowd"]),
+              key=lambda a: a["area"])
+    info = coco.imgs[ann["image_id"]]
+    image = np.asarray(Image.open(root / "val2017" / info["file_name"]).convert("RGB"))
+    truth = coco.annToMask(ann).astype(bool)
+    ys, xs = np.nonzero(truth)
+    k = np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2)   # a point on the object
+    r = S.create_segmenter(spec, "cpu").predict(image, [(float(xs[k]), float(ys[k]), 1)])
+    assert max(M.iou(m, truth) for m in r.masks) >= 0.7
+
+
+# -- video -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = write_video(tmp_path_factory.mktemp("v") / "clip.mp4", frames=8, size=(96, 64))
+    info = V.open_video(path)
+    return info, SV.load_frames(info)
+
+
+def test_tracking_propagates_all_frames_and_exports(clip, tmp_path):
+    info, frames = clip
+    tracker = SV.tiny_video_model().tracker(info, frames)
+    with pytest.raises(V.VideoError, match="Prompt at least one object"):
+        tracker.propagate()
+    first = tracker.add_prompt(3, 1, [(30, 20, 1)], label="ball")
+    assert first.shape == (64, 96) and np.array_equal(tracker.mask(3, 1), first)
+    seen = []
+    assert tracker.propagate(seen.append) == 8 and tracker.propagated
+    assert [p.done for p in seen] == list(range(1, 9)) and seen[-1].eta_s == 0
+    assert sorted(tracker.masks) == list(range(8))
+    # frames are made on demand and only a few model-size tensors are kept
+    made = tracker.session.processed_frames
+    assert made.made >= 8 and len(made._lru) <= 4
+    # an object added mid-video is tracked through the whole clip on the next propagation
+    tracker.add_prompt(5, 2, [], box=(10, 10, 60, 50))
+    assert not tracker.propagated
+    tracker.propagate()
+    assert all(set(tracker.masks[f]) == {1, 2} for f in range(8))
+    out = tracker.export_mp4(tmp_path / "out.mp4", effect="blur")
+    rendered = V.open_video(out)
+    assert rendered.frame_count == 8 and (rendered.width, rendered.height) == (96, 64)
+    z = zipfile.ZipFile(io.BytesIO(tracker.export_png_zip()))
+    assert len(z.namelist()) == 16 and "frame00000_obj1.png" in z.namelist()
+    doc = json.loads(tracker.export_coco())
+    assert len(doc["images"]) == 8 and len(doc["annotations"]) == 16
+    assert {c["name"] for c in doc["categories"]} == {"ball", "object 2"}
+
+
+def test_video_limits_and_bad_prompts(clip):
+    info, frames = clip
+    with pytest.raises(V.VideoError, match="at most 4"):
+        SV.check_limits(info, max_frames=4)
+    with pytest.raises(V.VideoError, match="downscale"):
+        SV.check_limits(info, max_bytes=1000)
+    tracker = SV.tiny_video_model().tracker(info, frames)
+    with pytest.raises(V.VideoError, match="outside the clip"):
+        tracker.add_prompt(99, 1, [(3, 3, 1)])
+    with pytest.raises(S.PromptError, match="outside"):
+        tracker.add_prompt(0, 1, [(300, 3, 1)])
+    tracker.add_prompt(0, 1, [(3, 3, 1)])
+    with pytest.raises(S.PromptError, match="no area"):
+        tracker.add_prompt(1, 1, [], box=(5, 5, 5, 40))
+    assert list(tracker.objects[1].prompts) == [0]        # the earlier prompt is kept
