@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 CLASSES = ["circle", "square", "triangle", "star"]
+DEMO = {"seed": 0, "train": 600, "val": 150, "size": 128}   # the demo pack's data recipe
 
 
 def _background(rng: np.random.Generator, size: int) -> Image.Image:
@@ -156,6 +157,27 @@ def generate(out: str | Path, seed: int = 0, train: int = 400, val: int = 120,
         write_detection(out / "detection" / split, count, size, seed * 1000 + offset)
         write_classification(out / "classification" / split, count, size, seed * 1000 + 10 + offset)
     return out
+
+
+def demo_val(cache_root: str | Path | None = None) -> Path:
+    """The demo pack's validation split (detection COCO layout), generated once into the cache.
+
+    Returns the split folder (`annotations.json` + `images/`); the same images the demo
+    checkpoints' manifests were measured on.
+    """
+    import os
+    import shutil
+    import tempfile
+    root = Path(cache_root or os.environ.get("LENS_CACHE", Path.home() / ".cache" / "lens"))
+    name = "synth-demo-" + "-".join(f"{k}{v}" for k, v in DEMO.items())
+    folder = root / name / "detection" / "val"
+    if not (folder / "annotations.json").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".synth-"))
+        generate(tmp, DEMO["seed"], DEMO["train"], DEMO["val"], DEMO["size"], splits=("val",))
+        shutil.rmtree(root / name, ignore_errors=True)
+        tmp.rename(root / name)    # atomic: concurrent sessions never see a half-written split
+    return folder
 
 
 def main(argv: list[str] | None = None) -> int:

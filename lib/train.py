@@ -481,7 +481,7 @@ def train_detector(args) -> Path:
     return out
 
 
-DEMO_SYNTH = {"seed": 0, "train": 600, "val": 150, "size": 128}
+from lib.synth import DEMO as DEMO_SYNTH  # noqa: E402  (the demo pack's data recipe)
 DEMO_CLASSIFIER_ARGS = ["--model", "tf_efficientnet_lite0", "--init", "package", "--epochs", "12",
                         "--patience", "4", "--lr", "1e-3", "--batch-size", "32",
                         "--img-size", "224", "--label-set", "synthetic shapes", "--quiet"]

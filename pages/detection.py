@@ -61,15 +61,20 @@ def find_coco_in(folder: Path) -> tuple[Path, Path]:
 
 # -- data -------------------------------------------------------------------------------------
 
+OFFLINE = not registry.hub_reachable()
+DEMO_DATA = "Demo (synthetic shapes)"
 with st.sidebar:
     st.subheader("Dataset")
-    how = st.radio("COCO data", ["Path", "Upload zip"], horizontal=True, key="data_source")
+    sources = [DEMO_DATA, "Path", "Upload zip"]
+    how = st.radio("COCO data", sources, index=0 if OFFLINE else 1, horizontal=True,
+                   key="data_source", help="Demo: the validation split the demo pack's "
+                   "detectors were measured on (`python -m lib.synth`, generated once).")
     default_ann = SHARED / "annotations" / "instances_val2017.json" if SHARED.is_dir() else ""
     default_img = SHARED / "val2017" if SHARED.is_dir() else ""
     if how == "Path":
         ann_text = st.text_input("Instances JSON", str(default_ann), key="ann_path")
         img_text = st.text_input("Images folder", str(default_img), key="img_path")
-    else:
+    elif how == "Upload zip":
         upload = st.file_uploader("Zip with images and an instances JSON", type=["zip"],
                                   key="data_zip")
     subset = st.number_input("Subset size (0 = all)", 0, 100_000, 0, key="subset")
@@ -82,7 +87,14 @@ with st.sidebar:
 
 dataset = None
 try:
-    if how == "Path":
+    if how == DEMO_DATA:
+        from lib import synth
+        with st.spinner("Generating the demo validation split (once)…"):
+            demo = synth.demo_val()
+        ann = demo / "annotations.json"
+        dataset = load_dataset(str(ann), str(demo / "images"), ann.stat().st_mtime,
+                               subset or None, int(seed))
+    elif how == "Path":
         if ann_text and img_text:
             ann, img = paths.data_path(ann_text), paths.data_path(img_text)
             mtime = ann.stat().st_mtime if ann.is_file() else 0.0
@@ -109,17 +121,21 @@ if dataset.missing_images:
 # -- models -----------------------------------------------------------------------------------
 
 detector_specs = [s for s in registry.all_specs("detection") if not s.error]
-if not registry.hub_reachable():
-    st.caption("No model-hub access: DETR and torchvision weights are missing unless cached. "
-               "The demo pack's detector (`demo-fasterrcnn`, synthetic shapes) runs offline on "
-               "data from `python -m lib.synth`; imported predictions always work.")
+demo_models = [s.name for s in detector_specs if s.name.startswith("demo-")]
+if OFFLINE:
+    st.info("No model-hub access: DETR and torchvision COCO weights are missing unless cached. "
+            "Showing the demo pack instead: its detectors (" + ", ".join(demo_models) + ") on "
+            "the synthetic shapes they were trained for. Imported predictions always work.")
 choices = [IMPORT] + [s.name for s in detector_specs] + [OTHER]
+# On demo data the demo detectors are the defaults; otherwise imported predictions.
+defaults = demo_models + [IMPORT, IMPORT] if how == DEMO_DATA else [IMPORT, IMPORT]
 reports: dict[str, detect.Report] = {}
 speeds: dict[str, dict] = {}
 cols = st.columns(2)
-for slot, col in zip(["A", "B"], cols):
+for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
     with col.container(border=True):
-        choice = st.selectbox(f"Model {slot}", choices, key=f"model_{slot}")
+        choice = st.selectbox(f"Model {slot}", choices, index=choices.index(defaults[k]),
+                              key=f"model_{slot}" + ("_demo" if how == DEMO_DATA else ""))
         results = None
         if choice == IMPORT:
             file = st.file_uploader("COCO results JSON", type=["json"], key=f"preds_{slot}")

@@ -13,7 +13,7 @@ if "lens_router" not in st.session_state:  # opened by URL before app.py ran: us
     PagesManager.uses_pages_directory = False
     st.rerun()
 
-from lib import paths, plots, runs
+from lib import checkpoints, paths, plots, runs
 
 st.title("Runs")
 params = st.query_params
@@ -41,17 +41,29 @@ infos: list[runs.RunInfo] = []
 problems: list[runs.ReadProblem] = []
 
 if source == "Local folder":
-    default = param("path", str(runs.SAMPLE_RUNS))
-    folder = st.text_input("Folder holding wandb/offline-run-* (or run-*) folders",
+    bundled = {  # folder -> what it is; the demo pack's runs open first
+        str(checkpoints.CHECKPOINTS_DIR): "the **demo pack's training runs** (the classifier "
+        "and detectors in `checkpoints/demo-*`, trained by `python -m lib.train`)",
+        str(runs.SAMPLE_RUNS): "the bundled **sample runs** (a tiny MLP trained on two spirals "
+        "by `python -m lib.samples runs`)"}
+    c1, c2 = st.columns([3, 1])
+    default = param("path", str(checkpoints.CHECKPOINTS_DIR))
+
+    def show_bundled() -> None:
+        st.session_state["folder"] = str(checkpoints.CHECKPOINTS_DIR if st.session_state[
+            "bundled"] == "demo pack" else runs.SAMPLE_RUNS)
+    c2.selectbox("Bundled runs", ["demo pack", "spirals sweep"], key="bundled",
+                 index=1 if default == str(runs.SAMPLE_RUNS) else 0, on_change=show_bundled)
+    folder = c1.text_input("Folder holding wandb/offline-run-* (or run-*) folders",
                            value=default, key="folder")
-    is_sample = paths.Path(folder).resolve() == runs.SAMPLE_RUNS.resolve()
+    bundled_as = next((k for k in bundled if paths.Path(folder).resolve()
+                       == paths.Path(k).resolve()), None)
     try:
-        root = runs.SAMPLE_RUNS if is_sample else paths.data_path(folder)
+        root = paths.Path(bundled_as) if bundled_as else paths.data_path(folder)
         with st.spinner("Reading runs…"):
-            infos, problems = offline_runs(str(root), "sample" if is_sample else "offline")
-        if is_sample:
-            st.info("Showing the bundled **sample runs** (a tiny MLP trained on two spirals by "
-                    "`python -m lib.samples runs`). Type another folder to compare your own.")
+            infos, problems = offline_runs(str(root), "sample" if bundled_as else "offline")
+        if bundled_as:
+            st.info(f"Showing {bundled[bundled_as]}. Type another folder to compare your own.")
         if not infos and not problems:
             st.warning(f"No W&B runs found under '{folder}' (looked for wandb/offline-run-*/"
                        "*.wandb and run-*/*.wandb).")
@@ -125,6 +137,9 @@ if text_filter:
 st.dataframe(table, hide_index=True, key="runs_table")
 by_name = {r.name: r for r in infos}
 wanted = [n for n in param("runs").split(",") if n in by_name]
+if st.session_state.get("_runs_of") != sorted(by_name):   # another folder: fresh selection
+    st.session_state.pop("selected", None)
+    st.session_state["_runs_of"] = sorted(by_name)
 selected_names = st.multiselect("Runs to compare", list(table["name"]), key="selected",
                                 default=wanted or list(table["name"])[:4])
 selected = [by_name[n] for n in selected_names]

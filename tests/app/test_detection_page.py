@@ -14,7 +14,9 @@ def page(coco, monkeypatch):  # noqa: F811
     import streamlit as st
     st.cache_data.clear()
     monkeypatch.setenv("LENS_DATA_ROOTS", str(coco.images_dir.parent.parent))
-    return run_page("detection", timeout=300)
+    at = run_page("detection", timeout=300)
+    at.radio(key="data_source").set_value("Path")
+    return at.run(timeout=300)
 
 
 def upload(at, slot, name, payload: bytes):
@@ -72,6 +74,7 @@ def test_size_ranges_without_objects_show_na(tmp_path, monkeypatch):
     ann, imgs = out / "detection/val/annotations.json", out / "detection/val/images"
     monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
     at = run_page("detection", timeout=300)
+    at.radio(key="data_source").set_value("Path").run(timeout=300)
     at.text_input(key="ann_path").set_value(str(ann))
     at.text_input(key="img_path").set_value(str(imgs)).run(timeout=300)
     truth = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
@@ -80,3 +83,21 @@ def test_size_ranges_without_objects_show_na(tmp_path, monkeypatch):
     table = at.dataframe[0].value
     assert table.loc["AP", "truth"] == pytest.approx(1.0)
     assert math.isnan(table.loc["APl", "truth"])
+
+
+def test_offline_defaults_to_the_demo_pack(monkeypatch, tmp_path):
+    """No hub: the demo validation split and the demo detectors are preselected, and the page
+    says why."""
+    import streamlit as st
+
+    from lib import registry
+    st.cache_data.clear()
+    monkeypatch.setattr(registry, "hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.setenv("LENS_CACHE", str(tmp_path))
+    at = run_page("detection", timeout=300)
+    assert not at.exception
+    assert at.radio(key="data_source").value == "Demo (synthetic shapes)"
+    assert any("150 images" in c.value and "4 categories" in c.value for c in at.caption)
+    assert at.selectbox(key="model_A_demo").value == "demo-fasterrcnn"
+    assert at.selectbox(key="model_B_demo").value.startswith("demo-")
+    assert any("Showing the demo pack" in i.value for i in at.info)

@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 from lib import runs
+from lib import checkpoints
 from tests.app.test_pages import run_page
 from tests.unit.test_runs import project  # noqa: F401 - the generated offline project
 
@@ -16,9 +17,15 @@ def private_cache(tmp_path, monkeypatch):
     st.cache_data.clear()
 
 
-def test_sample_runs_on_first_start():
+def test_demo_pack_runs_on_first_start_and_spirals_one_click_away():
     at = run_page("runs")
     assert not at.exception
+    assert any("demo pack's training runs" in i.value for i in at.info)
+    table = at.dataframe[0].value
+    demo = sorted(p.name for p in checkpoints.CHECKPOINTS_DIR.glob("demo-*/wandb"))
+    assert len(demo) >= 2 and len(table) == len(demo)   # one training run per demo model
+    assert set(table["state"]) == {"finished"}
+    at.selectbox(key="bundled").set_value("spirals sweep").run()
     assert any("sample runs" in i.value for i in at.info)
     table = at.dataframe[0].value
     assert len(table) == 4 and set(table["state"]) == {"finished"}

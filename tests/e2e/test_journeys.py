@@ -54,13 +54,16 @@ def test_upload_shows_overlay_and_download_works(page, server, tmp_path):
 
 def test_runs_compare_from_a_shared_url(page, server, tmp_path):
     """A URL with runs and smoothing reopens the same comparison; export downloads a CSV."""
+    from urllib.parse import quote
+
+    from lib import runs
     url = (f"{server}/runs?runs=spirals-adam-lr0.01-w32,spirals-sgd-lr0.1-w64"
-           "&metrics=val/acc&smooth=0.5")
+           f"&metrics=val/acc&smooth=0.5&path={quote(str(runs.SAMPLE_RUNS))}")
     page.goto(url)
     page.get_by_text("Runs to compare").wait_for()
     page.get_by_role("tab", name="Curves").click()
     page.get_by_text("Export comparison (CSV)").wait_for()
-    assert page.locator(".js-plotly-plot").count() >= 1
+    page.locator(".js-plotly-plot").first.wait_for()   # the curves render after the buttons
     assert page.get_by_text("0.50").count() >= 1  # the smoothing slider kept its value
     page.screenshot(path=ARTIFACTS / "runs.png", full_page=True)
     with page.expect_download() as info:
