@@ -390,6 +390,7 @@ def video_mode() -> None:
     if state.get("key") != (digest, name):
         state.clear()
         state.update(key=(digest, name), tracker=vm.tracker(info, frames), active=1)
+        st.session_state.pop("seg_render_mp4", None)   # a render of the previous clip
     tracker: SV.Tracker = state["tracker"]
     st.caption(f"{info.width}×{info.height}, {len(frames)} frames at {info.fps:.1f} fps")
     frame_idx = st.slider("Frame", 0, len(frames) - 1, 0, key="seg_frame")
@@ -421,6 +422,8 @@ def video_mode() -> None:
             st.warning(f"{exc} Prompts kept.")
         else:
             st.rerun()
+    with st.expander("Text prompt on this frame (Florence-2 grounding)"):
+        _video_text_prompt(tracker, frame_idx, state)
     if tracker.objects:
         st.dataframe([{"object": o.name, "prompted frames": ", ".join(map(str, sorted(o.prompts)))}
                       for o in tracker.objects.values()], hide_index=True)
@@ -436,6 +439,31 @@ def video_mode() -> None:
         st.success(f"Tracked {len(tracker.objects)} object(s) through {len(frames)} frames; "
                    "scrub the frame slider to check.")
         _video_exports(tracker, upload.name)
+
+
+def _video_text_prompt(tracker, frame_idx: int, state) -> None:
+    choices = S.grounder_choices()
+    col1, col2 = st.columns([3, 2])
+    phrase = col1.text_input("Find", placeholder="person, logo…", key="seg_vphrase")
+    gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_vgrounder")
+    if not st.button("Find and track", key="seg_vfind"):
+        return
+    if not phrase.strip():
+        st.warning("Type what to find first, e.g. 'person' or 'logo'.")
+        return
+    try:
+        with st.spinner(f"Grounding '{phrase}' on frame {frame_idx}…"):
+            boxes = S.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)
+    except registry.WeightsMissingError as exc:
+        st.error(str(exc))
+        return
+    if not boxes:
+        st.info(f"Nothing on frame {frame_idx} matched '{phrase}'. Try another phrase or frame.")
+        return
+    next_id = max([*tracker.objects, state["active"]]) + 1
+    for k, (label, box) in enumerate(boxes):
+        tracker.add_prompt(frame_idx, next_id + k, [], box, label=label)
+    st.rerun()
 
 
 def _video_exports(tracker, name: str) -> None:
@@ -454,10 +482,10 @@ def _video_exports(tracker, name: str) -> None:
         tracker.export_mp4(out, None if effect == "outline overlay" else effect, picked, strength,
                            progress=lambda p: bar.progress(p.done / p.total,
                                                            text=f"{p.done}/{p.total} frames"))
-        st.session_state["seg_render"] = out.read_bytes()
-    if st.session_state.get("seg_render"):
-        st.video(st.session_state["seg_render"])
-        st.download_button("Download MP4", st.session_state["seg_render"], f"{stem}-lens.mp4",
+        st.session_state["seg_render_mp4"] = out.read_bytes()
+    if st.session_state.get("seg_render_mp4"):
+        st.video(st.session_state["seg_render_mp4"])
+        st.download_button("Download MP4", st.session_state["seg_render_mp4"], f"{stem}-lens.mp4",
                            "video/mp4")
     c1, c2 = st.columns(2)
     c1.download_button("Masks: zip of PNGs", tracker.export_png_zip(), f"{stem}-masks.zip",

@@ -130,3 +130,30 @@ def test_video_mode_with_a_video_model_shows_the_frame(tiny_sam, tmp_path, monke
     assert not at.exception and not at.error
     assert "64×48, 6 frames" in texts(at)
     assert at.slider(key="seg_frame").max == 5
+
+
+def test_video_text_prompt_adds_tracked_objects(tiny_sam, tmp_path, monkeypatch):
+    class Stub:
+        def boxes(self, image, phrase):
+            return [("logo", (5.0, 5.0, 30.0, 30.0))] if phrase == "logo" else []
+    monkeypatch.setattr(SV, "load_video_model", lambda name: SV.tiny_video_model())
+    monkeypatch.setattr(S, "load_grounder", lambda name: Stub())
+    at = run_page("segmentation")
+    at.radio(key="seg_mode").set_value("Video").run()
+    clip = write_video(tmp_path / "clip.mp4", frames=5, size=(64, 48))
+    at.file_uploader(key="seg_video").set_value(("clip.mp4", clip.read_bytes(),
+                                                 "video/mp4")).run()
+    at.text_input(key="seg_vphrase").set_value("cat").run()
+    at.button(key="seg_vfind").click().run()
+    assert any("Nothing on frame 0 matched 'cat'" in i.value for i in at.info)
+    at.text_input(key="seg_vphrase").set_value("logo").run()
+    at.button(key="seg_vfind").click().run()
+    assert not at.exception
+    assert at.dataframe[0].value["object"].tolist() == ["logo"]
+    at.button(key="seg_propagate").click().run()
+    assert not at.exception
+    assert any("Tracked 1 object(s) through 5 frames" in s.value for s in at.success)
+    labels = [d.label for d in at.download_button]
+    assert "Masks: zip of PNGs" in labels and "Masks: COCO JSON (RLE)" in labels
+    at.button(key="seg_render").click().run()
+    assert not at.exception and "Download MP4" in [d.label for d in at.download_button]

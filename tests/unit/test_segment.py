@@ -186,3 +186,20 @@ def test_video_limits_and_bad_prompts(clip):
     with pytest.raises(S.PromptError, match="no area"):
         tracker.add_prompt(1, 1, [], box=(5, 5, 5, 40))
     assert list(tracker.objects[1].prompts) == [0]        # the earlier prompt is kept
+
+
+def test_a_segmentation_checkpoint_folder_loads(tmp_path, image):
+    """A transformers-format SAM2 folder with a manifest under checkpoints/ is listed and runs."""
+    from lib import checkpoints
+    tiny = S.tiny_segmenter(seed=1)
+    folder = tmp_path / "my-sam2"
+    tiny.model.save_pretrained(folder)
+    tiny.processor.save_pretrained(folder)
+    (folder / "model.json").write_text(json.dumps({
+        "task": "segmentation", "architecture": "sam2", "weights": "model.safetensors"}))
+    spec = registry.checkpoint_spec(checkpoints.read_checkpoint(folder))
+    assert spec.error is None and spec.task == "segmentation"
+    loaded = S.create_segmenter(spec, "cpu")
+    ref = tiny.predict(image, [(40, 30, 1)])
+    got = loaded.predict(image, [(40, 30, 1)])
+    assert np.array_equal(ref.masks, got.masks) and np.allclose(ref.scores, got.scores)
