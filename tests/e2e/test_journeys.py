@@ -103,7 +103,10 @@ def test_detection_benchmark_with_imported_predictions(page, server, tmp_path, s
     for name, shift in (("sharp", 0.05), ("blurry", 0.3)):
         (tmp_path / f"{name}.json").write_text(json.dumps(gt_results(coco, shift, 0.2)))
     page.goto(f"{server}/detection")
+    page.get_by_text("150 images").wait_for()            # offline: the demo split first
+    page.get_by_test_id("stSidebar").get_by_text("Path", exact=True).click()
     page.get_by_text("80 images, 815 objects").wait_for()
+    wait_idle(page)
     page.locator("input[type=file]").nth(0).set_input_files(str(tmp_path / "sharp.json"))
     page.get_by_role("tab", name="Errors").wait_for()
     wait_idle(page)  # a file set during a rerun can be lost
