@@ -448,10 +448,10 @@ def train_detector(args) -> Path:
         return sum(model([x.to(device) for x, _ in chunk],
                          [{k: v.to(device) for k, v in g.items()} for _, g in chunk]).values())
 
-    def predict_val(det):
+    def predict_val(det, batch_size=args.batch_size):
         results = []
-        for s in range(0, len(val_items), args.batch_size):
-            chunk = val_items[s:s + args.batch_size]
+        for s in range(0, len(val_items), batch_size):
+            chunk = val_items[s:s + batch_size]
             for d in det.predict([im for _, im, _ in chunk], [i for i, _, _ in chunk],
                                  label_map, 0.05):
                 results += d.to_coco()
@@ -470,9 +470,10 @@ def train_detector(args) -> Path:
     manifest = _save_checkpoint(out, best_state, classes, {
         "task": "detection", **arch, "backbone": args.backbone, "init": init,
         "label_set": args.label_set, "best_epoch": best_epoch, "data": str(root)}, args)
-    # Final mAP, measured by the detection page's code on the saved (fp16) checkpoint.
+    # Final mAP, measured as the detection page does (one image at a time) on the saved
+    # (fp16) checkpoint.
     spec = registry.checkpoint_spec(checkpoints.read_checkpoint(out))
-    stats = predict_val(detectors.create_detector(spec, device))
+    stats = predict_val(detectors.create_detector(spec, device), batch_size=1)
     manifest["metrics"] = {"val_map50": stats["AP50"], "val_map": stats["AP"],
                            "val_images": len(val_items)}
     _finish_run(run, out, manifest, {"final/val_map50": stats["AP50"],
