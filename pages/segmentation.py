@@ -195,6 +195,13 @@ def image_mode() -> None:
         st.rerun()
 
     _candidates(obj)
+    st.dataframe([{"id": o.obj_id, "object": o.name,
+                   "points +/-": f"{sum(p[2] == 1 for p in o.points)}/"
+                                 f"{sum(p[2] == 0 for p in o.points)}",
+                   "box": ", ".join(f"{v:.0f}" for v in o.box) if o.box else "",
+                   "mask px": int(o.mask.sum()) if o.mask is not None else 0,
+                   "from": o.result.source if o.result else ""} for o in objs],
+                 hide_index=True)
     _prompt_editor(seg, image, obj, multimask)
     with st.expander("Text prompt (Florence-2 grounding)"):
         _text_prompt(seg, image, state, multimask)

@@ -46,6 +46,9 @@ def test_offline_defaults_to_labelled_grabcut_and_exports(offline):
     at = set_box(at, "120, 20, 330, 300")                   # a box around the cat's head
     assert not at.exception
     assert f"object 1: 1 mask from {S.GRABCUT}" in texts(at)
+    listed = at.dataframe[0].value.iloc[0]
+    assert listed["box"] == "120, 20, 330, 300" and listed["mask px"] > 1000
+    assert listed["from"] == S.GRABCUT
     labels = [d.label for d in at.download_button]
     assert "Mask: object 1" in labels and "All masks (COCO JSON, RLE)" in labels
     effect = next(s for s in at.selectbox if s.label == "Effect")
