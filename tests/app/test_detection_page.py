@@ -98,6 +98,6 @@ def test_offline_defaults_to_the_demo_pack(monkeypatch, tmp_path):
     assert not at.exception
     assert at.radio(key="data_source").value == "Demo (synthetic shapes)"
     assert any("150 images" in c.value and "4 categories" in c.value for c in at.caption)
-    assert at.selectbox(key="model_A_demo").value == "demo-fasterrcnn"
-    assert at.selectbox(key="model_B_demo").value.startswith("demo-")
+    assert {at.selectbox(key="model_A_demo").value, at.selectbox(key="model_B_demo").value} \
+        == {"demo-fasterrcnn", "demo-conditional-detr"}
     assert any("Showing the demo pack" in i.value for i in at.info)
