@@ -88,11 +88,11 @@ class Segmenter:
             kwargs["input_boxes"] = [[[float(v) for v in box]]]
         enc = self.processor(images=None, original_sizes=[[h, w]], return_tensors="pt",
                              **kwargs)
-        inputs = {k: enc[k].to(self.device) for k in ("input_points", "input_labels",
-                                                       "input_boxes") if k in enc}
+        inputs = {k: self._to_device(enc[k]) for k in ("input_points", "input_labels",
+                                                         "input_boxes") if k in enc}
         with torch.inference_mode():
             out = self.model(image_embeddings=emb, multimask_output=multimask, **inputs)
-            full = self.processor.post_process_masks(out.pred_masks.cpu(), [[h, w]],
+            full = self.processor.post_process_masks(out.pred_masks.float().cpu(), [[h, w]],
                                                      binarize=False)[0][0]
         scores = out.iou_scores[0, 0].float().cpu().numpy()
         order = np.argsort(-scores, kind="stable")
@@ -107,7 +107,13 @@ class Segmenter:
         import torch
         enc = self.processor(images=image, return_tensors="pt")
         with torch.inference_mode():
-            return self.model.get_image_embeddings(enc["pixel_values"].to(self.device))
+            return self.model.get_image_embeddings(self._to_device(enc["pixel_values"]))
+
+    def _to_device(self, tensor):
+        """On the model's device; floating tensors in its dtype (half precision on a GPU)."""
+        if tensor.is_floating_point():
+            return tensor.to(self.device, self.model.dtype)
+        return tensor.to(self.device)
 
     # -- everything mode -----------------------------------------------------------------
     def everything(self, image: np.ndarray, points_per_side: int = 16, min_iou: float = 0.7,
@@ -133,8 +139,8 @@ class Segmenter:
                                  input_labels=[[[1] for _ in chunk]])
             with torch.inference_mode():
                 out = self.model(image_embeddings=emb,
-                                 input_points=enc["input_points"].to(self.device),
-                                 input_labels=enc["input_labels"].to(self.device),
+                                 input_points=self._to_device(enc["input_points"]),
+                                 input_labels=self._to_device(enc["input_labels"]),
                                  multimask_output=True)
             low = out.pred_masks[0].float().cpu()           # points x 3 x h' x w'
             iou = out.iou_scores[0].float().cpu().numpy()   # points x 3

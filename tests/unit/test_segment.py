@@ -203,3 +203,13 @@ def test_a_segmentation_checkpoint_folder_loads(tmp_path, image):
     ref = tiny.predict(image, [(40, 30, 1)])
     got = loaded.predict(image, [(40, 30, 1)])
     assert np.array_equal(ref.masks, got.masks) and np.allclose(ref.scores, got.scores)
+
+
+def test_low_precision_model_gets_inputs_in_its_dtype(image):
+    """On a GPU the model runs in half precision; bfloat16 exercises the same casts on CPU."""
+    import torch
+    seg = S.tiny_segmenter(seed=2)
+    seg.model = seg.model.to(torch.bfloat16)
+    r = seg.predict(image, [(40, 30, 1)], box=(10, 10, 80, 70))
+    assert r.masks.shape == (3, 90, 140) and r.scores.dtype == np.float32
+    assert seg.everything(image, points_per_side=2, min_iou=0.0, min_stability=0.0)
