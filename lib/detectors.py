@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from lib import registry
-from lib.detection import CocoDataset, Detections, from_torchvision, map_labels
+from lib.detection import CocoDataset, Detections, from_torchvision
 
 CACHE_DIR = Path(os.environ.get("LENS_CACHE", Path.home() / ".cache" / "lens")) / "detections"
 

@@ -1,9 +1,6 @@
 """AppTest for the segmentation page: the offline GrabCut path, SAM2 candidates (tiny model),
 text prompts, effects and exports, bad input, and video mode's messages."""
 
-import json
-
-import numpy as np
 import pytest
 
 from lib import registry
