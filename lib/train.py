@@ -536,7 +536,7 @@ DEMO_DETECTORS = {
     "fasterrcnn": (["--model", "fasterrcnn_timm", "--epochs", "2"],
                    "Faster R-CNN (EfficientNet-Lite0 backbone from the packaged ImageNet "
                    "weights, FPN 128) trained 2 epochs"),
-    "conditional-detr": (["--model", "conditional_detr", "--epochs", "50", "--patience", "50",
+    "conditional-detr": (["--model", "conditional_detr", "--epochs", "120", "--patience", "120",
                           "--lr", "2e-4", "--warmup", "2", "--clip", "0.1"],
                          "Conditional DETR (transformers; EfficientNet-Lite0 backbone from the "
                          "packaged ImageNet weights, 2+2 layers of width 128, 20 queries)"),
