@@ -12,21 +12,36 @@ class PathNotAllowedError(ValueError):
     """A typed path outside the allowed roots; the message says how to allow it."""
 
 
+def _root_texts() -> list[str]:
+    return [p for p in os.environ.get("LENS_DATA_ROOTS", str(PROJECT_ROOT.parent))
+            .split(os.pathsep) if p]
+
+
 def data_roots() -> list[Path]:
     """LENS_DATA_ROOTS (os.pathsep-separated); default: the folder holding the project, which
     includes ../shared."""
-    default = str(PROJECT_ROOT.parent)
-    return [Path(p).resolve() for p in os.environ.get("LENS_DATA_ROOTS", default).split(os.pathsep)
-            if p]
+    return [Path(p).expanduser().resolve() for p in _root_texts()]
+
+
+def _under(path: Path, roots: list[Path]) -> bool:
+    return any(path == r or r in path.parents for r in roots)
 
 
 def data_path(text: str) -> Path:
-    """Resolve a user-typed path; only paths under `data_roots()` are read."""
-    path = Path(text.strip()).expanduser().resolve()
-    roots = data_roots()
-    if not any(path == r or r in path.parents for r in roots):
+    """Resolve a user-typed path; only paths under `data_roots()` are read.
+
+    A path counts as inside when its resolved form is, or when its lexical form ('..'
+    collapsed, symlinks kept) is: a symlink an administrator placed inside a root (say
+    `../shared` linked to a shared disk) stays readable, while '..' cannot escape.
+    """
+    raw = Path(text.strip()).expanduser()
+    path = raw.resolve()
+    lexical_roots = [Path(os.path.abspath(Path(p).expanduser())) for p in _root_texts()]
+    if not (_under(path, data_roots())
+            or _under(Path(os.path.abspath(raw)), lexical_roots + data_roots())):
         raise PathNotAllowedError(f"'{text}' is outside the folders Lens may read "
-                                  f"({', '.join(map(str, roots))}); set LENS_DATA_ROOTS to allow it.")
+                                  f"({', '.join(map(str, data_roots()))}); set LENS_DATA_ROOTS "
+                                  "to allow it.")
     return path
 
 

@@ -114,6 +114,14 @@ def test_data_path_is_confined(monkeypatch, tmp_path):
     assert classify.data_path(str(tmp_path / "x")) == (tmp_path / "x").resolve()
     with pytest.raises(DatasetError, match="outside the folders"):
         classify.data_path("/etc")
+    with pytest.raises(DatasetError, match="outside the folders"):
+        classify.data_path(str(tmp_path / ".." / ".." / "etc"))     # '..' cannot escape
+    outside = tmp_path.parent / f"{tmp_path.name}-shared-disk"
+    (outside / "coco").mkdir(parents=True)
+    (tmp_path / "shared").symlink_to(outside)                      # placed by the admin
+    assert classify.data_path(str(tmp_path / "shared" / "coco")) == outside / "coco"
+    with pytest.raises(DatasetError, match="outside the folders"):
+        classify.data_path(str(outside / "coco"))                    # not by its own name
 
 
 def fp(t, cls, p=0.9):
