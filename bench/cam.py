@@ -7,28 +7,18 @@ the last line. Weights are random (timing only), so no hub access is needed.
 """
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import median_time  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 import numpy as np  # noqa: E402
 import timm  # noqa: E402
 import torch  # noqa: E402
 
 from lib import cam, registry  # noqa: E402
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -10,12 +10,12 @@ then `click/embed ratio: X` on the last line (goal: X <= 0.05).
 """
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import median_time  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -24,16 +24,6 @@ from skimage import data  # noqa: E402
 
 from lib import registry  # noqa: E402
 from lib import segment as S  # noqa: E402
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def segmenter(name: str) -> tuple[S.Segmenter, str]:

@@ -40,8 +40,9 @@ def _model(name: str, reduced: bool):
     spec = registry.find(name)
     if registry.availability(spec).ready and not reduced:
         return SV.create_video_model(spec), "real weights"
-    from transformers import (Sam2HieraDetConfig, Sam2VideoConfig, Sam2VideoModel,
-                              Sam2VideoProcessor, Sam2VisionConfig)
+    from transformers import (Sam2HieraDetConfig, Sam2ImageProcessor, Sam2VideoConfig,
+                              Sam2VideoModel, Sam2VideoProcessor, Sam2VideoVideoProcessor,
+                              Sam2VisionConfig)
     torch.manual_seed(0)
     if reduced:
         dims = [16, 32, 64, 128]
@@ -56,7 +57,6 @@ def _model(name: str, reduced: bool):
         how = "reduced stand-in (random weights, real per-frame shapes)"
     else:
         config, how = Sam2VideoConfig(), "random weights, SAM 2.1 hiera-tiny architecture"
-    from transformers import Sam2ImageProcessor, Sam2VideoVideoProcessor
     processor = Sam2VideoProcessor(image_processor=Sam2ImageProcessor(),
                                    video_processor=Sam2VideoVideoProcessor())
     device = registry.best_device()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -238,25 +237,35 @@ def _model_class(arch: str):
     return transformers.EdgeTamModel if "edgetam" in arch.lower() else transformers.Sam2Model
 
 
-def create_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segmenter:
-    """SAM 2.1 / EdgeTAM with real weights (hub cache or a `checkpoints/` folder in
-    transformers format), or `WeightsMissingError` with the fetch command."""
-    from transformers import Sam2Processor
+def load_pretrained(spec: registry.ModelSpec, model_cls, processor_cls,
+                    device: str | None = None, half_on_gpu: bool = True):
+    """(model, processor, device) for a transformers id (hub cache; the hub only when it
+    answers) or a `checkpoints/` folder in transformers format; `WeightsMissingError` with the
+    fetch command when the weights are not here. Half precision on a GPU."""
     device = device or registry.best_device()
     if spec.source == "checkpoint":
         src, offline = spec.extra["folder"], True
     elif spec.source == "transformers":
         src, offline = spec.arch, not registry.hub_reachable()
     else:
-        raise registry.ModelCreateError(f"'{spec.name}' is not a segmentation model.")
+        raise registry.ModelCreateError(f"'{spec.name}' is not a transformers model.")
     try:
-        model = _model_class(spec.arch).from_pretrained(src, local_files_only=offline)
-        processor = Sam2Processor.from_pretrained(src, local_files_only=offline)
+        model = model_cls.from_pretrained(src, local_files_only=offline)
+        processor = processor_cls.from_pretrained(src, local_files_only=offline)
     except OSError as exc:
         raise registry.WeightsMissingError(spec, "not in the Hugging Face cache") from exc
-    if device == "cuda":
+    if device == "cuda" and half_on_gpu:
         model = model.half()
-    return Segmenter(spec.name, "sam2", model.eval().to(device), processor, device)
+    return model.eval().to(device), processor, device
+
+
+def create_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segmenter:
+    """SAM 2.1 / EdgeTAM with real weights (hub cache or a `checkpoints/` folder in
+    transformers format), or `WeightsMissingError` with the fetch command."""
+    from transformers import Sam2Processor
+    model, processor, device = load_pretrained(spec, _model_class(spec.arch), Sam2Processor,
+                                               device)
+    return Segmenter(spec.name, "sam2", model, processor, device)
 
 
 def tiny_sam2_config(image_size: int = 256, hidden: int = 128):
@@ -331,15 +340,9 @@ class Grounder:
 
 def create_grounder(spec: registry.ModelSpec, device: str | None = None) -> Grounder:
     from transformers import AutoProcessor, Florence2ForConditionalGeneration
-    device = device or registry.best_device()
-    offline = not registry.hub_reachable()
-    try:
-        model = Florence2ForConditionalGeneration.from_pretrained(spec.arch,
-                                                                  local_files_only=offline)
-        processor = AutoProcessor.from_pretrained(spec.arch, local_files_only=offline)
-    except OSError as exc:
-        raise registry.WeightsMissingError(spec, "not in the Hugging Face cache") from exc
-    return Grounder(spec.name, model.eval().to(device), processor, device)
+    model, processor, device = load_pretrained(spec, Florence2ForConditionalGeneration,
+                                               AutoProcessor, device, half_on_gpu=False)
+    return Grounder(spec.name, model, processor, device)
 
 
 # -- the objects a user builds ---------------------------------------------------------------
@@ -371,12 +374,6 @@ class SegObject:
 
     def has_prompts(self) -> bool:
         return bool(self.points) or self.box is not None
-
-
-def timed(fn, *args, **kwargs) -> tuple[Any, float]:
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t
 
 
 # -- what the page offers --------------------------------------------------------------------

@@ -168,8 +168,7 @@ class Tracker:
         return masks[list(out.object_ids).index(obj_id)]
 
     # -- propagation -----------------------------------------------------------------------
-    def propagate(self, progress: Callable[[Progress], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> int:
+    def propagate(self, progress: Callable[[Progress], None] | None = None) -> int:
         """Track every prompted object through the clip; returns the frames processed."""
         import torch
         if not self.objects:
@@ -188,8 +187,6 @@ class Tracker:
                     done += 1
                     if progress:
                         progress(Progress(done, total, time.perf_counter() - t0))
-                    if should_stop and should_stop():
-                        return done
         self.propagated = True
         return done
 
@@ -289,19 +286,11 @@ def load_video_model(name: str) -> VideoModel:
 def create_video_model(spec: registry.ModelSpec, device: str | None = None) -> VideoModel:
     """The video model with real weights, or `WeightsMissingError` naming the fetch command."""
     from transformers import Sam2VideoProcessor
-    device = device or registry.best_device()
-    if spec.source == "checkpoint":
-        src, offline = spec.extra["folder"], True
-    else:
-        src, offline = spec.arch, not registry.hub_reachable()
-    try:
-        model = _video_model_class(spec.arch).from_pretrained(src, local_files_only=offline)
-        processor = Sam2VideoProcessor.from_pretrained(src, local_files_only=offline)
-    except OSError as exc:
-        raise registry.WeightsMissingError(spec, "not in the Hugging Face cache") from exc
-    if device == "cuda":
-        model = model.half()
-    return VideoModel(spec.name, model.eval().to(device), processor, device)
+
+    from lib.segment import load_pretrained
+    model, processor, device = load_pretrained(spec, _video_model_class(spec.arch),
+                                               Sam2VideoProcessor, device)
+    return VideoModel(spec.name, model, processor, device)
 
 
 def tiny_video_model(image_size: int = 256, seed: int = 0) -> VideoModel:
