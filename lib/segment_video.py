@@ -25,7 +25,8 @@ from lib import registry
 from lib import video as V
 
 MAX_FRAMES = int(os.environ.get("LENS_SAM_MAX_FRAMES", 300))
-MAX_FRAME_BYTES = int(os.environ.get("LENS_SAM_MAX_FRAME_BYTES", 1 << 30))  # decoded RGB, all frames
+# decoded RGB of the whole clip
+MAX_FRAME_BYTES = int(os.environ.get("LENS_SAM_MAX_FRAME_BYTES", 1 << 30))
 
 
 @dataclass
@@ -88,7 +89,8 @@ class _LazyFrames(dict):
 class TrackedObject:
     obj_id: int
     label: str = ""
-    prompts: dict[int, tuple[list, tuple | None]] = field(default_factory=dict)  # frame -> (points, box)
+    # frame -> (points, box)
+    prompts: dict[int, tuple[list, tuple | None]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -340,28 +340,34 @@ def _effects_and_export(image, objs, name: str) -> None:
         rgb = tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
         edited = M.apply_effect(image, [o.mask for o in sel], effect, strength, rgb)
         st.image(edited, caption=f"{effect} on {len(sel)} object(s)", width=DISPLAY_WIDTH)
-        st.download_button("Download edited image (PNG)", M.png_bytes(edited),
+        st.download_button("Download edited image (PNG)", lambda: M.png_bytes(edited),
                            f"{stem}-{effect.replace(' ', '-')}.png", "image/png")
     cols = st.columns(min(4, len(done)) or 1)
     for k, o in enumerate(done):
-        cols[k % len(cols)].download_button(f"Mask: {o.name}", M.png_bytes(o.mask),
+        cols[k % len(cols)].download_button(f"Mask: {o.name}", lambda m=o.mask: M.png_bytes(m),
                                             f"{stem}-mask-{o.obj_id}.png", "image/png",
                                             key=f"seg_dl_{o.obj_id}")
     h, w = image.shape[:2]
-    coco = M.coco_json([(name, w, h, [o.mask for o in done], [o.obj_id for o in done])],
-                       {o.obj_id: o.name for o in done})
-    st.download_button("All masks (COCO JSON, RLE)", coco, f"{stem}-masks.json",
-                       "application/json")
+    st.download_button("All masks (COCO JSON, RLE)", lambda: M.coco_json(   # built on click
+        [(name, w, h, [o.mask for o in done], [o.obj_id for o in done])],
+        {o.obj_id: o.name for o in done}), f"{stem}-masks.json", "application/json")
 
 
 # -- video mode ------------------------------------------------------------------------------
 
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _video(digest: str, data: bytes, name: str):
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _video_info(digest: str, _data: bytes, name: str):
+    """Probe the upload and check the tracker's limits (cheap; no frames decoded)."""
     from lib import segment_video as SV
-    path = V.save_upload(data, name)
-    info = V.open_video(path)
-    return info, SV.load_frames(info)
+    info = V.open_video(V.save_upload(_data, name))
+    SV.check_limits(info)
+    return info
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _video_frames(digest: str, _info):
+    from lib import segment_video as SV
+    return SV.load_frames(_info)
 
 
 def video_mode() -> None:
@@ -376,8 +382,7 @@ def video_mode() -> None:
     data = upload.getvalue()
     digest = hashlib.sha1(data).hexdigest()[:16]
     try:
-        with st.spinner("Decoding the clip…"):
-            info, frames = _video(digest, data, upload.name)
+        info = _video_info(digest, data, upload.name)
     except V.VideoError as exc:
         st.error(str(exc))
         return
@@ -393,6 +398,8 @@ def video_mode() -> None:
         st.error(str(exc))
         return
     _untrained_note(vm)
+    with st.spinner("Decoding the clip…"):
+        frames = _video_frames(digest, info)
     state = st.session_state.setdefault("seg_video_state", {})
     if state.get("key") != (digest, name):
         state.clear()
@@ -495,9 +502,10 @@ def _video_exports(tracker, name: str) -> None:
         st.download_button("Download MP4", st.session_state["seg_render_mp4"], f"{stem}-lens.mp4",
                            "video/mp4")
     c1, c2 = st.columns(2)
-    c1.download_button("Masks: zip of PNGs", tracker.export_png_zip(), f"{stem}-masks.zip",
+    # Exports are built when clicked, not on every rerun (a clip holds hundreds of masks).
+    c1.download_button("Masks: zip of PNGs", tracker.export_png_zip, f"{stem}-masks.zip",
                        "application/zip")
-    c2.download_button("Masks: COCO JSON (RLE)", tracker.export_coco(), f"{stem}-masks.json",
+    c2.download_button("Masks: COCO JSON (RLE)", tracker.export_coco, f"{stem}-masks.json",
                        "application/json")
 
 
