@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from lib import checkpoints, images
+from lib.synth import DEMO as DEMO_SYNTH  # the demo pack's data recipe
 
 
 class TrainError(ValueError):
@@ -482,7 +483,6 @@ def train_detector(args) -> Path:
     return out
 
 
-from lib.synth import DEMO as DEMO_SYNTH  # noqa: E402  (the demo pack's data recipe)
 DEMO_CLASSIFIER_ARGS = ["--model", "tf_efficientnet_lite0", "--init", "package", "--epochs", "12",
                         "--patience", "4", "--lr", "1e-3", "--batch-size", "32",
                         "--img-size", "224", "--label-set", "synthetic shapes", "--quiet"]
@@ -503,16 +503,20 @@ def cam_in_box_rate(folder: Path, val_dir: Path) -> float:
     return hits / len(boxes)
 
 
-def finish_demo(folder: Path, data_root: Path) -> dict:
-    """Record the data recipe and the CAM check in a demo checkpoint's manifest."""
+def _record_demo_recipe(folder: Path, **extra) -> dict:
+    """Write the demo data recipe (and `extra` keys) into a demo checkpoint's manifest."""
     manifest = json.loads((folder / checkpoints.MANIFEST).read_text())
-    manifest["synth"] = dict(DEMO_SYNTH)
-    manifest["data"] = ("python -m lib.synth " + " ".join(
-        f"--{k} {v}" for k, v in DEMO_SYNTH.items()))
-    manifest["metrics"]["cam_peak_in_box"] = cam_in_box_rate(
-        folder, data_root / "classification" / "val")
+    manifest.update(synth=dict(DEMO_SYNTH), data="python -m lib.synth " + " ".join(
+        f"--{k} {v}" for k, v in DEMO_SYNTH.items()), **extra)
     (folder / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def finish_demo(folder: Path, data_root: Path) -> dict:
+    """Record the data recipe and the CAM check in a demo checkpoint's manifest."""
+    metrics = json.loads((folder / checkpoints.MANIFEST).read_text())["metrics"]
+    metrics["cam_peak_in_box"] = cam_in_box_rate(folder, data_root / "classification" / "val")
+    return _record_demo_recipe(folder, metrics=metrics)
 
 
 def demo_classifier(out_root: Path) -> Path:
@@ -557,11 +561,7 @@ def demo_detector(out_root: Path, which: str) -> Path:
         if code:
             raise TrainError(f"{name} training failed")
     folder = out_root / name
-    manifest = json.loads((folder / checkpoints.MANIFEST).read_text())
-    manifest.update(synth=dict(DEMO_SYNTH), description=f"Demo pack: {what} on Lens' "
-                    "synthetic shapes.", data="python -m lib.synth " + " ".join(
-                        f"--{k} {v}" for k, v in DEMO_SYNTH.items()))
-    (folder / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    _record_demo_recipe(folder, description=f"Demo pack: {what} on Lens' synthetic shapes.")
     return folder
 
 
