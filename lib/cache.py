@@ -1,22 +1,31 @@
-"""Process-wide model cache: each model loaded once, shared by all sessions, under a budget.
+"""Process-wide memory Lens keeps: models loaded once and shared, under one budget.
 
 Streamlit runs every session as a thread of one process, so a module-level cache is shared
-by all of them. When loading a model would exceed the memory budget, the least recently used
-models are released first. Each cached model carries a lock: code that mutates a model (CAM
-hooks, for instance) holds it, so concurrent sessions never see each other's hooks.
+by all of them. The budget (`LENS_MODEL_BUDGET_MB`) counts everything Lens keeps:
+
+- models (`get`): least recently used first out when room is needed;
+- other shared state (`put`): SAM2 image embeddings, likewise evictable;
+- state owned elsewhere (`track`): decoded video clips and tracking sessions. It is counted
+  while alive (a weak reference drops it when its owner lets go) and never evicted here;
+  models make room for it.
+
+Something that cannot fit even in an empty cache raises `ModelTooLargeError`, a message
+instead of an out-of-memory kill. Each cached model carries a lock; every forward pass on a
+shared model runs under it (hooks are per thread otherwise).
 """
 
 from __future__ import annotations
 
 import gc
-import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_BUDGET_MB = int(os.environ.get("LENS_MODEL_BUDGET_MB", 6144))
+from lib import settings
+from lib.errors import ModelTooLargeError
 
 
 def model_nbytes(obj: Any) -> int:
@@ -30,6 +39,20 @@ def model_nbytes(obj: Any) -> int:
     return total
 
 
+def tensor_nbytes(obj: Any) -> int:
+    """Bytes of a tensor, array, or a (nested) list/tuple/dict of them."""
+    if hasattr(obj, "nbytes") and not callable(obj.nbytes):
+        return int(obj.nbytes)
+    if hasattr(obj, "element_size"):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_nbytes(v) for v in obj)
+    return sum(tensor_nbytes(v) for v in getattr(obj, "__dict__", {}).values()
+               if hasattr(v, "nbytes") or hasattr(v, "element_size"))
+
+
 @dataclass
 class CacheEntry:
     key: str
@@ -38,16 +61,26 @@ class CacheEntry:
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
-class ModelCache:
-    """Least-recently-used cache of loaded models with a byte budget and per-model locks."""
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.0f} MB"
 
-    def __init__(self, budget_bytes: int, sizeof: Callable[[Any], int] = model_nbytes):
-        self.budget_bytes = budget_bytes
+
+class ModelCache:
+    """LRU of shared models and state with one byte budget and per-entry locks."""
+
+    def __init__(self, budget_bytes: int | None = None,
+                 sizeof: Callable[[Any], int] = model_nbytes):
+        self._budget = budget_bytes
         self._sizeof = sizeof
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
+        self._tracked: dict[int, tuple[str, int]] = {}
         self._guard = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
         self.evictions: list[str] = []
+
+    @property
+    def budget_bytes(self) -> int:
+        return self._budget or settings.get().model_budget_mb * 2**20
 
     def get(self, key: str, loader: Callable[[], Any]) -> CacheEntry:
         """Return the cached entry for `key`, loading it once (other callers wait)."""
@@ -61,43 +94,106 @@ class ModelCache:
                 if key in self._entries:
                     self._entries.move_to_end(key)
                     return self._entries[key]
-            value = loader()
-            entry = CacheEntry(key=key, value=value, nbytes=self._sizeof(value))
-            with self._guard:
-                self._make_room(entry.nbytes)
-                self._entries[key] = entry
-                self._loading.pop(key, None)
-            return entry
+            try:
+                value = loader()
+                return self._insert(key, value, self._sizeof(value))
+            finally:
+                with self._guard:
+                    self._loading.pop(key, None)
 
-    def _make_room(self, incoming: int) -> None:
-        while self._entries and self.used_bytes + incoming > self.budget_bytes:
+    def put(self, key: str, value: Any, nbytes: int) -> CacheEntry:
+        """Keep shared state (not a model) under the budget; evictable like a model."""
+        return self._insert(key, value, nbytes)
+
+    def peek(self, key: str) -> Any | None:
+        with self._guard:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry.value
+
+    def track(self, key: str, owner: Any, nbytes: int) -> None:
+        """Count `nbytes` held by `owner` (weakly referenced) until it is collected."""
+        with self._guard:
+            self._make_room(nbytes, key)
+            self._tracked[id(owner)] = (key, nbytes)
+        weakref.finalize(owner, self._untrack, id(owner))
+
+    def make_room(self, key: str, nbytes: int) -> None:
+        """Evict until `nbytes` more would fit (before allocating them), or raise."""
+        with self._guard:
+            self._make_room(nbytes, key)
+
+    def _untrack(self, ident: int) -> None:
+        with self._guard:
+            self._tracked.pop(ident, None)
+
+    def _insert(self, key: str, value: Any, nbytes: int) -> CacheEntry:
+        own = getattr(value, "lock", None)   # a model's own lock, held by its forward passes
+        entry = CacheEntry(key=key, value=value, nbytes=nbytes,
+                           lock=own if own is not None else threading.RLock())
+        with self._guard:
+            self._make_room(nbytes, key)
+            self._entries[key] = entry
+        return entry
+
+    def _make_room(self, incoming: int, key: str) -> None:
+        """Evict least recently used entries until `incoming` fits (caller holds the guard)."""
+        budget = self.budget_bytes
+        pinned = sum(n for _, n in self._tracked.values())
+        if incoming + pinned > budget:
+            raise ModelTooLargeError(
+                f"'{key.split(':', 1)[-1]}' needs {_mb(incoming)}; with {_mb(pinned)} held by "
+                f"open videos it does not fit the memory budget of {_mb(budget)}.",
+                "Close other videos, pick a smaller model, or raise LENS_MODEL_BUDGET_MB.")
+        freed = False
+        while self._entries and self._used() + incoming > budget:
             old_key, _ = self._entries.popitem(last=False)
             self.evictions.append(old_key)
-        gc.collect()
+            freed = True
+        if freed:
+            gc.collect()
+
+    def _used(self) -> int:
+        return (sum(e.nbytes for e in self._entries.values())
+                + sum(n for _, n in self._tracked.values()))
 
     def release(self, key: str) -> None:
         with self._guard:
             self._entries.pop(key, None)
 
-    def clear(self) -> None:
+    def clear(self, prefix: str = "") -> None:
+        """Drop every entry (or those whose key starts with `prefix`)."""
         with self._guard:
-            self._entries.clear()
+            for key in [k for k in self._entries if k.startswith(prefix)]:
+                del self._entries[key]
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Keys starting with `prefix`, least recently used first."""
+        with self._guard:
+            return [k for k in self._entries if k.startswith(prefix)]
 
     @property
     def used_bytes(self) -> int:
-        return sum(e.nbytes for e in self._entries.values())
+        with self._guard:
+            return self._used()
 
     def summary(self) -> list[tuple[str, int]]:
-        """(key, bytes) of each cached model, least recently used first."""
+        """(key, bytes) of each entry, least recently used first, then tracked state."""
         with self._guard:
-            return [(e.key, e.nbytes) for e in self._entries.values()]
+            return ([(e.key, e.nbytes) for e in self._entries.values()]
+                    + list(self._tracked.values()))
 
 
-MODELS = ModelCache(DEFAULT_BUDGET_MB * 1024 * 1024)
+MODELS = ModelCache()
 
 
 def get_model(name: str, device: str | None = None):
-    """The loaded model for a registry name, from the process-wide cache: (LoadedModel, lock)."""
+    """The loaded model for a registry name, from the process-wide cache: (LoadedModel, lock).
+
+    The lock is also `LoadedModel.lock`: every forward pass on the model takes it.
+    """
     from lib import registry
     entry = MODELS.get(f"{name}@{device or 'auto'}",
                        lambda: registry.create(registry.find(name), device))

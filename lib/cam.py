@@ -167,7 +167,7 @@ def compute_cam(lm: LoadedModel, tensor, method: str = "GradCAM", target_index: 
     layer_name = layer_name or lm.spec.cam_layer or default_target_layer(model)
     layer = get_layer(model, layer_name)
     reshape = reshape_transform(model)
-    with lock or contextlib.nullcontext():
+    with lock or lm.lock:
         cam = _method(method, model, layer, reshape)
         try:
             if method in FAST_METHODS:
@@ -217,7 +217,7 @@ def library_cam(lm: LoadedModel, tensor, method: str, target_index: int, layer_n
     """pytorch_grad_cam's own default path (reference for tests and benchmarks)."""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     layer = get_layer(lm.model, layer_name)
-    with lock or contextlib.nullcontext(), _params_trainable(lm.model, True):
+    with lock or lm.lock, _params_trainable(lm.model, True):
         with _method(method, lm.model, layer, reshape_transform(lm.model)) as cam:
             return cam(input_tensor=tensor, targets=[ClassifierOutputTarget(target_index)])[0]
 
@@ -225,7 +225,8 @@ def library_cam(lm: LoadedModel, tensor, method: str, target_index: int, layer_n
 def random_cam(lm: LoadedModel, tensor, layer_name: str, seed: int = 0) -> np.ndarray:
     """RandomCAM's baseline (uniform random channel weights), deterministic by seed."""
     from pytorch_grad_cam.utils.image import scale_cam_image
-    _, act, _ = fast_activations(lm, tensor, layer_name, None, need_grads=False)
+    with lm.lock:
+        _, act, _ = fast_activations(lm, tensor, layer_name, None, need_grads=False)
     reshape = reshape_transform(lm.model)
     act = (reshape(act) if reshape else act).cpu().numpy()
     weights = np.random.default_rng(seed).uniform(-1, 1, size=(act.shape[0], act.shape[1]))
@@ -242,14 +243,18 @@ def faithfulness(lm: LoadedModel, tensor, heatmap: np.ndarray, target_index: int
     A faithful map keeps (or raises) the confidence when only its salient region is kept and
     scores a higher ROAD than the random baseline.
     """
-    import torch
-    from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
-    from pytorch_grad_cam.metrics.road import ROADCombined
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
     targets = [ClassifierOutputSoftmaxTarget(target_index)]
-    with lock or contextlib.nullcontext():
-        rand = random_cam(lm, tensor, layer_name, seed=seed)
+    with lock or lm.lock:   # every forward pass below: no other thread's hooks see them
+        return _faithfulness(lm, tensor, heatmap, targets, layer_name, percentiles, seed)
+
+
+def _faithfulness(lm, tensor, heatmap, targets, layer_name, percentiles, seed) -> Faithfulness:
+    import torch
+    from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
+    from pytorch_grad_cam.metrics.road import ROADCombined
+    rand = random_cam(lm, tensor, layer_name, seed=seed)
     scores = []
     for cam in (heatmap, rand):
         keep = (cam >= np.percentile(cam, 75)).astype(np.float32)[None]
@@ -327,7 +332,7 @@ def detector_cam(detector, image, boxes_xyxy: np.ndarray, model_labels: list[int
     tensor = to_tensor(image.convert("RGB")).unsqueeze(0).to(detector.device)
     target = FasterRCNNBoxScoreTarget(labels=list(model_labels),
                                       bounding_boxes=np.asarray(boxes_xyxy).reshape(-1, 4))
-    with lock or contextlib.nullcontext():
+    with lock or detector.lock:
         with EigenCAM(detector.model, [detector.model.backbone],
                       reshape_transform=fasterrcnn_reshape_transform) as cam:
             return cam(tensor, targets=[target])[0].astype(np.float32)

@@ -21,12 +21,7 @@ TASKS = ("classification", "segmentation", "detection", "grounding")
 _PREFIXES = ("module.", "_orig_mod.")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message says why and what to do."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """A pickle that would execute code on load."""
+from lib.errors import CheckpointError, UnsafeCheckpointError  # noqa: E402  (re-exported)
 
 
 def safe_path(user_path: str | Path, root: Path | None = None) -> Path:
@@ -105,7 +100,11 @@ def parse_labels(text: str, filename: str = "") -> list[str]:
         if isinstance(data, list):
             return [str(x) for x in data]
         if isinstance(data, dict):
-            return [str(data[k]) for k in sorted(data, key=lambda k: int(k))]
+            try:
+                return [str(data[k]) for k in sorted(data, key=lambda k: int(k))]
+            except (TypeError, ValueError):
+                raise CheckpointError(f"Label file '{filename}' maps non-numbers to names.") \
+                    from None
         raise CheckpointError(f"Label file '{filename}' is JSON but neither a list nor a dict.")
     lines = [ln.strip() for ln in stripped.splitlines() if ln.strip()]
     if lines and all(ln.startswith("/") and ln.rsplit(" ", 1)[-1].isdigit() for ln in lines):
@@ -125,6 +124,94 @@ def parse_indoor_outdoor(text: str) -> list[str]:
         code = ln.strip().rsplit(" ", 1)[-1]
         out.append({"1": "indoor", "2": "outdoor"}.get(code, "unknown"))
     return out
+
+
+# -- manifest schema --------------------------------------------------------------------------
+
+MAX_CLASSES = 100_000
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "box", "hamming", "lanczos")
+CROP_MODES = ("center", "squash", "border")
+
+
+def _is_int(v: Any, lo: int = 1, hi: int = 1 << 16) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _is_num(v: Any) -> bool:
+    import math
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _file_field(m: dict, key: str) -> list[str]:
+    v = m.get(key)
+    if v is None:
+        return []
+    from lib.paths import safe_relative
+    if not safe_relative(v):
+        return [f"'{key}' must be a file name inside the folder"]
+    return []
+
+
+def manifest_problems(m: dict[str, Any]) -> list[str]:
+    """Every problem with a `model.json`, each naming the field and what it should be."""
+    problems = []
+    task = m.get("task", "classification")
+    if task not in TASKS:
+        problems.append(f"'task' must be one of {', '.join(TASKS)}")
+    arch = m.get("architecture")
+    if not isinstance(arch, str) or not arch.strip() or len(arch) > 200:
+        problems.append("'architecture' must be a model architecture name (text)")
+    for key in ("weights", "labels", "indoor_outdoor"):
+        problems += _file_field(m, key)
+    for key in ("cam_layer", "description", "label_set", "backbone"):
+        if key in m and not isinstance(m[key], str):
+            problems.append(f"'{key}' must be text")
+    if "num_classes" in m and not _is_int(m["num_classes"], 1, MAX_CLASSES):
+        problems.append(f"'num_classes' must be a whole number from 1 to {MAX_CLASSES}")
+    for key in ("fpn_channels", "min_size", "max_size", "img_size"):
+        if key in m and not _is_int(m[key], 1, 4096):
+            problems.append(f"'{key}' must be a whole number from 1 to 4096")
+    if "detr" in m:
+        d = m["detr"]
+        if not isinstance(d, dict) or not all(
+                _is_int(v, 0, 4096) for k, v in d.items() if k != "out_indices") or not (
+                isinstance(d.get("out_indices", [0]), list)
+                and all(_is_int(v, 0, 8) for v in d.get("out_indices", [0]))):
+            problems.append("'detr' must hold whole numbers (d_model, layers, num_queries, "
+                            "out_indices)")
+    pre = m.get("preprocessing")
+    if pre is not None:
+        if not isinstance(pre, dict):
+            problems.append("'preprocessing' must be an object")
+        else:
+            size = pre.get("input_size", [3, 224, 224])
+            if not (isinstance(size, list) and len(size) == 3 and size[0] in (1, 3)
+                    and all(_is_int(v, 1, 4096) for v in size)):
+                problems.append("'preprocessing.input_size' must be [3, height, width] "
+                                "(at most 4096)")
+            for key in ("mean", "std"):
+                v = pre.get(key, [0.5, 0.5, 0.5])
+                if not (isinstance(v, list) and len(v) == 3 and all(_is_num(x) for x in v)
+                        and (key == "mean" or all(x > 0 for x in v))):
+                    problems.append(f"'preprocessing.{key}' must be 3 numbers"
+                                    + (" above 0" if key == "std" else ""))
+            if pre.get("interpolation", "bicubic") not in INTERPOLATIONS:
+                problems.append(f"'preprocessing.interpolation' must be one of "
+                                f"{', '.join(INTERPOLATIONS)}")
+            crop = pre.get("crop_pct", 0.875)
+            if not (_is_num(crop) and 0 < crop <= 2):
+                problems.append("'preprocessing.crop_pct' must be a number in (0, 2]")
+            if pre.get("crop_mode", "center") not in CROP_MODES:
+                problems.append(f"'preprocessing.crop_mode' must be one of {', '.join(CROP_MODES)}")
+    return problems
+
+
+def _read_text(path: Path, limit: int = 16 << 20) -> str:
+    with path.open("rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise CheckpointError(f"'{path.name}' is larger than {limit >> 20} MB")
+    return data.decode("utf-8", "replace")
 
 
 @dataclass
@@ -161,17 +248,15 @@ def read_checkpoint(folder: Path) -> Checkpoint:
         if not manifest_path.is_file():
             raise CheckpointError(f"no {MANIFEST} manifest in the folder")
         try:
-            manifest = json.loads(manifest_path.read_text())
+            manifest = json.loads(_read_text(manifest_path, 1 << 20))
         except json.JSONDecodeError as exc:
             raise CheckpointError(f"{MANIFEST} is not valid JSON ({exc})") from exc
         if not isinstance(manifest, dict):
             raise CheckpointError(f"{MANIFEST} must be a JSON object")
+        problems = manifest_problems(manifest)
+        if problems:
+            raise CheckpointError(f"{MANIFEST}: " + "; ".join(problems))
         ckpt.manifest = manifest
-        task = manifest.get("task", "classification")
-        if task not in TASKS:
-            raise CheckpointError(f"unknown task '{task}' (one of {', '.join(TASKS)})")
-        if not manifest.get("architecture"):
-            raise CheckpointError(f"{MANIFEST} has no 'architecture'")
         weights_name = manifest.get("weights")
         if weights_name:
             weights = safe_path(folder / weights_name, root)
@@ -187,7 +272,7 @@ def read_checkpoint(folder: Path) -> Checkpoint:
             labels_path = safe_path(folder / manifest["labels"], root)
             if not labels_path.is_file():
                 raise CheckpointError(f"labels file '{manifest['labels']}' is missing")
-            ckpt.labels = parse_labels(labels_path.read_text(), labels_path.name)
+            ckpt.labels = parse_labels(_read_text(labels_path), labels_path.name)
         n = manifest.get("num_classes")
         if n is not None and ckpt.labels is not None and len(ckpt.labels) != int(n):
             raise CheckpointError(f"labels file has {len(ckpt.labels)} names but the model has "
@@ -195,9 +280,14 @@ def read_checkpoint(folder: Path) -> Checkpoint:
         if manifest.get("indoor_outdoor"):
             io_path = safe_path(folder / manifest["indoor_outdoor"], root)
             if io_path.is_file():
-                ckpt.indoor_outdoor = parse_indoor_outdoor(io_path.read_text())
+                ckpt.indoor_outdoor = parse_indoor_outdoor(_read_text(io_path))
     except (CheckpointError, OSError, ValueError) as exc:
         ckpt.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - one broken folder never breaks a page
+        ckpt.error = f"cannot be read ({type(exc).__name__})"
+    if ckpt.error:
+        ckpt.manifest = {k: v for k, v in ckpt.manifest.items() if k == "task"
+                         and v in TASKS}
     return ckpt
 
 

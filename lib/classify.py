@@ -56,7 +56,7 @@ def model_view(lm: LoadedModel, tensor) -> np.ndarray:
 def probabilities(lm: LoadedModel, tensor) -> np.ndarray:
     """Softmax probabilities, shape (batch, classes)."""
     import torch
-    with torch.inference_mode():
+    with lm.lock, torch.inference_mode():
         logits = lm.model(tensor)
     return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
@@ -82,36 +82,29 @@ def classify(lm: LoadedModel, images: Image.Image | list[Image.Image],
 
 # -- labelled-folder evaluation ---------------------------------------------------------------
 
-class DatasetError(ValueError):
-    """A folder or archive that cannot be evaluated; the message says why."""
+from lib.errors import DatasetError  # noqa: E402  (re-exported)
 
 
 def _norm(name: str) -> str:
     return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
 
 
-def data_path(text: str) -> Path:
-    """A user-typed folder, confined to the allowed data roots (see lib.paths)."""
-    from lib.paths import PathNotAllowedError
-    from lib.paths import data_path as resolve
-    try:
-        return resolve(text)
-    except PathNotAllowedError as exc:
-        raise DatasetError(str(exc)) from exc
-
-
 def find_labelled_images(folder: str | Path) -> list[tuple[Path, str]]:
     """(image path, class folder name) for every image in class subfolders, sorted."""
     from lib.images import ACCEPTED_EXTENSIONS
+    from lib.paths import contained
     folder = Path(folder)
     if not folder.is_dir():
-        raise DatasetError(f"'{folder}' is not a folder.")
-    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise DatasetError(f"'{folder.name}' is not a folder.")
+    # links that lead out of the folder are neither listed nor read
+    classes = sorted(p for p in folder.iterdir() if not p.name.startswith(".")
+                     and contained(p, folder) and p.is_dir())
     if not classes:
         raise DatasetError(f"'{folder.name}' has no class subfolders; put each class's images "
                            "in a folder named after the class.")
     items = [(p, c.name) for c in classes for p in sorted(c.rglob("*"))
-             if p.is_file() and p.suffix.lower().lstrip(".") in ACCEPTED_EXTENSIONS]
+             if p.suffix.lower().lstrip(".") in ACCEPTED_EXTENSIONS and contained(p, folder)
+             and p.is_file()]
     if not items:
         raise DatasetError(f"The class folders of '{folder.name}' hold no images.")
     return items
@@ -138,16 +131,6 @@ def match_classes(class_names: list[str], labels: list[str]) -> dict[str, int]:
         raise DatasetError(f"Folder names not among the model's classes: {', '.join(missing)}. "
                            "Name each folder after a class of the model.")
     return mapping
-
-
-def safe_extract_zip(data: bytes, dest: Path) -> Path:
-    """Extract an uploaded zip (see lib.paths.safe_extract_zip); errors as DatasetError."""
-    from lib.paths import ArchiveError
-    from lib.paths import safe_extract_zip as extract
-    try:
-        return extract(data, dest)
-    except ArchiveError as exc:
-        raise DatasetError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

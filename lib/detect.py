@@ -20,10 +20,9 @@ from typing import Any
 
 from dataclasses import dataclass
 
-from lib import coco_eval, detection, detectors, registry
-from lib import errors as errors_mod
+from lib import cli, coco_eval, detection, detectors, errors, registry, settings
+from lib import tide
 
-WANDB_DIR = Path(os.environ.get("LENS_WANDB_DIR", Path.home() / ".cache" / "lens" / "benchmarks"))
 
 
 @dataclass
@@ -31,7 +30,7 @@ class Report:
     """Everything the detection page shows about one model on one dataset."""
 
     metrics: coco_eval.CocoMetrics
-    errors: errors_mod.ErrorReport
+    errors: tide.ErrorReport
     confusion: Any
     confusion_names: list[str]
     per_image: Any            # DataFrame image_id, file, TP, FP, FN
@@ -44,7 +43,7 @@ def report(dataset: detection.CocoDataset, results: list[dict], score_thr: float
     """Metrics, error buckets and matching analyses of one set of results."""
     dets = detection.from_coco_results(results)
     confusion, names = coco_eval.confusion_matrix(dataset, dets, score_thr)
-    return Report(coco_eval.evaluate(dataset, results), errors_mod.analyse(dataset, dets),
+    return Report(coco_eval.evaluate(dataset, results), tide.analyse(dataset, dets),
                   confusion, names, coco_eval.per_image_counts(dataset, dets, score_thr),
                   coco_eval.matched_ious(dataset, dets, score_thr),
                   coco_eval.f1_vs_confidence(dataset, dets), dets)
@@ -72,7 +71,7 @@ def run_model(model: str, dataset: detection.CocoDataset, threshold: float = 0.0
     spec = registry.find(model)
     key = detectors.cache_key(spec.name, dataset, {"threshold": threshold})
     job = detectors.get_job(key, lambda: detectors.InferenceJob(
-        key, dataset, lambda: detectors.create_detector(spec),
+        key, dataset, lambda: detectors.load_detector(spec),
         lambda det: detection.map_labels(det.labels, dataset.categories), threshold, batch_size))
     job.start()
     while job.running:
@@ -80,7 +79,7 @@ def run_model(model: str, dataset: detection.CocoDataset, threshold: float = 0.0
         if progress:
             progress(job.done, job.total)
     if job.error:
-        raise RuntimeError(job.error)
+        raise errors.ModelError(f"Inference failed: {job.error}")
     return job
 
 
@@ -89,7 +88,7 @@ def log_benchmark(model: str, dataset: detection.CocoDataset, subset: int | None
                   out_dir: Path | None = None) -> str:
     """Log one benchmark as a W&B run (offline unless WANDB_API_KEY is set); returns its dir."""
     import wandb
-    out_dir = out_dir or WANDB_DIR
+    out_dir = out_dir or settings.get().wandb_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
     run = wandb.init(mode=mode, dir=str(out_dir), project="lens-detection-benchmarks",
@@ -106,6 +105,7 @@ def log_benchmark(model: str, dataset: detection.CocoDataset, subset: int | None
     return str(Path(path).parent)
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.detect", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -123,26 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", required=True)
     run.add_argument("--threshold", type=float, default=0.05)
     args = parser.parse_args(argv)
-    try:
-        if args.command == "evaluate":
-            metrics = evaluate_files(args.images, args.annotations, args.predictions,
-                                     args.subset, args.seed)
-            if args.json:
-                print(json.dumps(metrics.stats))
-            else:
-                for key, value in metrics.stats.items():
-                    print(f"{key:6s} {value:.4f}")
-            return 0
-        dataset = detection.load_coco(args.annotations, args.images).subset(args.subset, args.seed)
-        job = run_model(args.model, dataset, args.threshold,
-                        progress=lambda d, n: print(f"\r{d}/{n} images", end="", file=sys.stderr))
-        Path(args.out).write_text(json.dumps(job.results()))
-        print(f"\nwrote {len(job.results())} detections to {args.out}", file=sys.stderr)
+    if args.command == "evaluate":
+        metrics = evaluate_files(args.images, args.annotations, args.predictions,
+                                 args.subset, args.seed)
+        if args.json:
+            print(json.dumps(metrics.stats))
+        else:
+            for key, value in metrics.stats.items():
+                print(f"{key:6s} {value:.4f}")
         return 0
-    except (detection.DatasetError, registry.WeightsMissingError,
-            registry.ModelCreateError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    dataset = detection.load_coco(args.annotations, args.images).subset(args.subset, args.seed)
+    job = run_model(args.model, dataset, args.threshold,
+                    progress=lambda d, n: print(f"\r{d}/{n} images", end="", file=sys.stderr))
+    Path(args.out).write_text(json.dumps(job.results()))
+    print(f"\nwrote {len(job.results())} detections to {args.out}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ model, e.g. a YOLO run), torchvision detector outputs, transformers post-process
 
 from __future__ import annotations
 
-import json
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,20 +17,27 @@ import numpy as np
 from PIL import Image
 
 
-class DatasetError(ValueError):
-    """A dataset or predictions file that cannot be used; the message says why."""
+from lib.errors import DatasetError  # noqa: E402  (re-exported)
 
 
 # -- datasets ---------------------------------------------------------------------------------
 
 @dataclass
 class CocoDataset:
-    """A COCO instances file plus its images folder (validated)."""
+    """A validated COCO instances file plus its images folder.
+
+    `data` is a clean copy holding only the fields Lens uses, every one checked. Images whose
+    `file_name` would lead outside the images folder are in `refused_images`; files that are
+    not there are in `missing_images`; annotations with empty, negative or non-finite boxes
+    were left out and counted in `refused_boxes`.
+    """
 
     annotations_path: Path
     images_dir: Path
     data: dict[str, Any]
     missing_images: list[str] = field(default_factory=list)
+    refused_images: list[str] = field(default_factory=list)
+    refused_boxes: int = 0
 
     @property
     def categories(self) -> dict[int, str]:
@@ -44,7 +51,14 @@ class CocoDataset:
         return self._images[image_id]
 
     def image_path(self, image_id: int) -> Path:
-        return self.images_dir / self._images[image_id]["file_name"]
+        """The image's file, always inside the images folder (`DatasetError` otherwise)."""
+        from lib.paths import contained
+        name = self._images[image_id]["file_name"]
+        path = contained(self.images_dir / name, self.images_dir)
+        if path is None:
+            raise DatasetError(f"Image '{name}' leads outside the images folder and is not "
+                               "read.")
+        return path
 
     def annotations(self, image_id: int) -> list[dict[str, Any]]:
         return self._by_image.get(image_id, [])
@@ -64,57 +78,174 @@ class CocoDataset:
         data = {**self.data, "images": [im for im in self.data["images"] if im["id"] in keep],
                 "annotations": [a for a in self.data["annotations"] if a["image_id"] in keep]}
         return CocoDataset(self.annotations_path, self.images_dir, data,
-                           [m for m in self.missing_images])
+                           list(self.missing_images), list(self.refused_images),
+                           self.refused_boxes)
 
     @property
     def fingerprint(self) -> str:
-        """Identifies (file, subset) for caching predictions."""
+        """Identifies what a model reads: the annotations file, the images folder, the subset,
+        and each image file's name, size and modification time."""
         import hashlib
-        ids = ",".join(map(str, self.image_ids))
-        return hashlib.sha256(f"{self.annotations_path.resolve()}|{ids}".encode()).hexdigest()[:16]
+        h = hashlib.sha256(f"{self.annotations_path.resolve()}|{self.images_dir.resolve()}"
+                           .encode())
+        for image_id in self.image_ids:
+            name = self._images[image_id]["file_name"]
+            try:
+                st = self.image_path(image_id).stat()
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            except (OSError, DatasetError):
+                stamp = "-"
+            h.update(f"|{image_id}:{name}:{stamp}".encode())
+        return h.hexdigest()[:16]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _good_box(b: Any) -> bool | None:
+    """True for 4 finite numbers with positive width and height; False for 4 numbers that are
+    not (negative, zero or NaN); None when it is not 4 numbers at all."""
+    if not (isinstance(b, (list, tuple)) and len(b) == 4 and all(_is_number(v) for v in b)):
+        return None
+    return all(math.isfinite(v) for v in b) and b[2] > 0 and b[3] > 0
+
+
+def _good_segmentation(seg: Any) -> bool:
+    """COCO RLE ({size: [h, w], counts}) or polygons (lists of numbers); kept for exports."""
+    if isinstance(seg, dict):
+        size, counts = seg.get("size"), seg.get("counts")
+        return (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)
+                and (isinstance(counts, str) or (isinstance(counts, list)
+                                                 and all(_is_int(v) for v in counts))))
+    return isinstance(seg, list) and all(
+        isinstance(p, list) and all(_is_number(v) and math.isfinite(v) for v in p) for p in seg)
+
+
+def _objects(data: dict, key: str, name: str) -> list[dict]:
+    items = data.get(key)
+    if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
+        raise DatasetError(f"'{name}': '{key}' must be a list of objects.",
+                           "Export the dataset in COCO instances format.")
+    return items
+
+
+def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
+    """A clean copy of a COCO instances object, every field Lens uses checked, and the number
+    of annotations left out for empty, negative or non-finite boxes. `DatasetError` names the
+    first structural problem and its field."""
+    from lib import settings
+    if not isinstance(data, dict) or not all(k in data for k in ("images", "annotations",
+                                                                    "categories")):
+        raise DatasetError(f"'{name}' is not a COCO instances file: it needs 'images', "
+                           "'annotations' and 'categories'.")
+    raw_cats, raw_images = _objects(data, "categories", name), _objects(data, "images", name)
+    raw_anns = _objects(data, "annotations", name)
+    if not raw_images:
+        raise DatasetError(f"'{name}' lists no images.")
+    if not raw_cats:
+        raise DatasetError(f"'{name}' has no categories.")
+    limit = settings.get().max_categories
+    if len(raw_cats) > limit:
+        raise DatasetError(f"'{name}' has {len(raw_cats)} categories, over the limit of {limit}.",
+                           "Raise LENS_MAX_CATEGORIES if it is genuine.")
+    cats = []
+    for i, c in enumerate(raw_cats):
+        if not _is_int(c.get("id")) or not isinstance(c.get("name"), str):
+            raise DatasetError(f"categories[{i}] needs an integer 'id' and a text 'name'.")
+        cats.append({"id": c["id"], "name": c["name"][:200],
+                     "supercategory": str(c.get("supercategory", ""))[:200]})
+    if len({c["id"] for c in cats}) != len(cats):
+        raise DatasetError(f"'{name}': category ids are not unique.")
+    from lib.paths import safe_relative
+    images = []
+    for i, im in enumerate(raw_images):
+        if not _is_int(im.get("id")):
+            raise DatasetError(f"images[{i}] needs an integer 'id'.")
+        if not safe_relative(im.get("file_name")):
+            raise DatasetError(f"images[{i}].file_name must be a relative path inside the "
+                               "images folder (no '..', not absolute).")
+        clean = {"id": im["id"], "file_name": im["file_name"].replace("\\", "/")}
+        for k in ("width", "height"):
+            if _is_number(im.get(k)) and math.isfinite(im[k]) and im[k] > 0:
+                clean[k] = im[k]
+        images.append(clean)
+    if len({im["id"] for im in images}) != len(images):
+        raise DatasetError(f"'{name}': image ids are not unique.")
+    image_ids, cat_ids = {im["id"] for im in images}, {c["id"] for c in cats}
+    anns, refused, used_ids = [], 0, set()
+    for i, ann in enumerate(raw_anns):
+        if not _is_int(ann.get("image_id")) or ann["image_id"] not in image_ids:
+            raise DatasetError(f"annotations[{i}].image_id {str(ann.get('image_id'))[:40]} is "
+                               "not an image id in 'images'.")
+        if not _is_int(ann.get("category_id")) or ann["category_id"] not in cat_ids:
+            raise DatasetError(f"annotations[{i}].category_id {str(ann.get('category_id'))[:40]}"
+                               " is not a category id in 'categories'.")
+        good = _good_box(ann.get("bbox"))
+        if good is None:
+            raise DatasetError(f"annotations[{i}].bbox must be [x, y, width, height] numbers.")
+        if not good:
+            refused += 1
+            continue
+        bbox = [float(v) for v in ann["bbox"]]
+        crowd = ann.get("iscrowd", 0)
+        area = ann.get("area")
+        ann_id = ann.get("id")
+        if not _is_int(ann_id) or ann_id in used_ids:
+            ann_id = None
+        anns.append({"id": ann_id, "image_id": ann["image_id"], "category_id": ann["category_id"],
+                     "bbox": bbox, "iscrowd": 1 if crowd in (1, True) else 0,
+                     **({"segmentation": ann["segmentation"]}
+                        if _good_segmentation(ann.get("segmentation")) else {}),
+                     "area": float(area) if _is_number(area) and math.isfinite(area) and area >= 0
+                     else bbox[2] * bbox[3]})
+        if ann_id is not None:
+            used_ids.add(ann_id)
+    next_id = max(used_ids, default=0) + 1
+    for ann in anns:   # ids missing or repeated: new unique ones
+        if ann["id"] is None:
+            ann["id"], next_id = next_id, next_id + 1
+    return {"images": images, "annotations": anns, "categories": cats}, refused
 
 
 def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> CocoDataset:
     """Read and validate a COCO instances JSON; images are looked up in `images_dir`."""
+    from lib.paths import contained, read_json
     annotations = Path(annotations)
     images_dir = Path(images_dir) if images_dir else annotations.parent.parent / "images"
-    try:
-        data = json.loads(annotations.read_text())
-    except FileNotFoundError as exc:
-        raise DatasetError(f"Annotations file '{annotations}' not found.") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"'{annotations.name}' is not valid JSON ({exc}).") from exc
-    if not isinstance(data, dict) or not all(k in data for k in ("images", "annotations",
-                                                                    "categories")):
-        raise DatasetError(f"'{annotations.name}' is not a COCO instances file: it needs "
-                           "'images', 'annotations' and 'categories'.")
-    if not data["images"]:
-        raise DatasetError(f"'{annotations.name}' lists no images.")
-    if not data["categories"]:
-        raise DatasetError(f"'{annotations.name}' has no categories.")
-    image_ids = {im.get("id") for im in data["images"]}
-    cat_ids = {c.get("id") for c in data["categories"]}
-    for i, ann in enumerate(data["annotations"]):
-        bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4):
-            raise DatasetError(f"Annotation #{i} has no valid [x, y, w, h] bbox.")
-        if ann.get("image_id") not in image_ids:
-            raise DatasetError(f"Annotation #{i} points to image id {ann.get('image_id')}, "
-                               "which is not in 'images'.")
-        if ann.get("category_id") not in cat_ids:
-            raise DatasetError(f"Annotation #{i} has category id {ann.get('category_id')}, "
-                               "which is not in 'categories'.")
-        ann.setdefault("iscrowd", 0)
-        ann.setdefault("area", float(bbox[2] * bbox[3]))
-        ann.setdefault("id", i + 1)
+    if not annotations.is_file():
+        raise DatasetError(f"Annotations file '{annotations.name}' not found.")
+    data, refused_boxes = validate_coco(read_json(annotations), annotations.name)
     if not images_dir.is_dir():
-        raise DatasetError(f"Images folder '{images_dir}' not found.")
-    missing = [im["file_name"] for im in data["images"]
-               if not (images_dir / im["file_name"]).is_file()]
-    if len(missing) == len(data["images"]):
-        raise DatasetError(f"None of the {len(missing)} images listed in '{annotations.name}' "
-                           f"is in '{images_dir}'.")
-    return CocoDataset(annotations, images_dir, data, missing)
+        raise DatasetError(f"Images folder '{images_dir.name}' not found.")
+    missing, refused = [], []
+    for im in data["images"]:
+        path = contained(images_dir / im["file_name"], images_dir)
+        if path is None:
+            refused.append(im["file_name"])   # a link leading out: never read, never probed
+        elif not path.is_file():
+            missing.append(im["file_name"])
+    if len(missing) + len(refused) == len(data["images"]):
+        raise DatasetError(f"None of the {len(data['images'])} images listed in "
+                           f"'{annotations.name}' is in the folder '{images_dir.name}'.")
+    return CocoDataset(annotations, images_dir, data, missing, refused, refused_boxes)
+
+
+def find_coco_in(folder: Path) -> tuple[Path, Path]:
+    """The instances JSON and images folder inside an unpacked zip."""
+    from lib.images import ACCEPTED_EXTENSIONS
+    jsons = sorted(folder.rglob("*.json"), key=lambda p: ("instances" not in p.name, p.name))
+    if not jsons:
+        raise DatasetError("The zip holds no annotations .json file.")
+    pictures = [p for p in folder.rglob("*") if p.suffix.lower().lstrip(".")
+                in ACCEPTED_EXTENSIONS]
+    if not pictures:
+        raise DatasetError("The zip holds no images.")
+    return jsons[0], pictures[0].parent
 
 
 # -- detections -------------------------------------------------------------------------------
@@ -171,34 +302,69 @@ def to_coco_results(dets: dict[int, Detections] | list[Detections]) -> list[dict
     return [row for d in items for row in d.to_coco()]
 
 
-def read_results_json(data: bytes | str | Path, dataset: CocoDataset) -> list[dict[str, Any]]:
-    """Parse and check an imported COCO results file against the dataset."""
-    try:
-        if isinstance(data, Path):
-            data = data.read_bytes()
-        results = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"The predictions file is not valid JSON ({exc}).") from exc
+@dataclass
+class ResultsCheck:
+    """An imported results file after validation: the usable rows and what was left out."""
+
+    results: list[dict[str, Any]]
+    refused: int = 0          # rows with empty, negative or non-finite boxes or scores
+    other_images: int = 0     # rows for images not in this dataset (subset or another set)
+
+
+def check_results(data: bytes | str | Path | Any, dataset: CocoDataset) -> ResultsCheck:
+    """Parse and validate an imported COCO results file against the dataset."""
+    from lib.paths import read_json
+    results = read_json(data, "the predictions file") if isinstance(
+        data, (bytes, str, Path)) else data
     if isinstance(results, dict) and "annotations" in results:
         results = results["annotations"]
     if not isinstance(results, list):
         raise DatasetError("A COCO results file is a JSON list of {image_id, category_id, bbox, "
                            "score} objects.")
-    need = {"image_id", "category_id", "bbox", "score"}
-    for i, r in enumerate(results):
-        if not isinstance(r, dict) or not need <= set(r) or len(r.get("bbox") or []) != 4:
-            raise DatasetError(f"Prediction #{i} lacks image_id, category_id, bbox [x,y,w,h] "
-                               "or score.")
     ids, cats = set(dataset.image_ids), set(dataset.categories)
-    known = [r for r in results if r["image_id"] in ids]
-    if results and not known:
+    rows, refused, other = [], 0, 0
+    for i, r in enumerate(results):
+        if not isinstance(r, dict):
+            raise DatasetError(f"Prediction #{i} is not an object.")
+        image_id, category_id = _whole(r.get("image_id")), _whole(r.get("category_id"))
+        if image_id is None or category_id is None:
+            raise DatasetError(f"Prediction #{i} needs integer 'image_id' and 'category_id'.")
+        good = _good_box(r.get("bbox"))
+        if good is None:
+            raise DatasetError(f"Prediction #{i}: 'bbox' must be [x, y, width, height] numbers.")
+        score = r.get("score")
+        if not _is_number(score):
+            raise DatasetError(f"Prediction #{i}: 'score' must be a number.")
+        if not good or not math.isfinite(score):
+            refused += 1
+            continue
+        if image_id not in ids:
+            other += 1
+            continue
+        rows.append({"image_id": image_id, "category_id": category_id,
+                     "bbox": [float(v) for v in r["bbox"]], "score": float(score)})
+    if results and not rows and other:
         raise DatasetError("None of the predictions' image ids is in this dataset: the results "
                            "file is for another dataset.")
-    unknown_cats = sorted({r["category_id"] for r in known} - cats)
+    unknown_cats = sorted({r["category_id"] for r in rows} - cats)
     if unknown_cats:
         raise DatasetError(f"Predictions use category ids the dataset does not have: "
-                           f"{unknown_cats[:10]}. Map the model's labels to the dataset's.")
-    return known
+                           f"{unknown_cats[:10]}.", "Map the model's labels to the dataset's.")
+    return ResultsCheck(rows, refused, other)
+
+
+def _whole(v: Any) -> int | None:
+    """An integer id (a float with no fraction counts)."""
+    if _is_int(v):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return None
+
+
+def read_results_json(data: bytes | str | Path, dataset: CocoDataset) -> list[dict[str, Any]]:
+    """The usable rows of an imported COCO results file (see `check_results`)."""
+    return check_results(data, dataset).results
 
 
 # -- label mapping ----------------------------------------------------------------------------

@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lib import registry
+from lib import registry, settings
 from lib.detection import CocoDataset, Detections, from_torchvision
 
-CACHE_DIR = Path(os.environ.get("LENS_CACHE", Path.home() / ".cache" / "lens")) / "detections"
 
 
 @dataclass
@@ -36,12 +35,14 @@ class Detector:
     processor: Any = None
     device: str = "cpu"
     untrained: bool = False        # tiny test models only: never shown as a benchmark
+    #: held by every forward pass (an EigenCAM hooks the shared model)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def predict(self, images: list[Image.Image], image_ids: list[int], label_map: dict[int, int],
                 threshold: float = 0.05) -> list[Detections]:
         """Detections for a batch of RGB images, class ids mapped to dataset categories."""
         import torch
-        with torch.inference_mode():
+        with self.lock, torch.inference_mode():
             if self.kind == "torchvision":
                 from torchvision.transforms.functional import to_tensor
                 outs = self.model([to_tensor(im).to(self.device) for im in images])
@@ -97,6 +98,12 @@ def create_detector(spec: registry.ModelSpec, device: str | None = None) -> Dete
     raise registry.ModelCreateError(f"'{spec.name}' is not a detection model Lens can run.")
 
 
+def load_detector(spec: registry.ModelSpec) -> Detector:
+    """A detector from the process-wide model cache (counted in the memory budget)."""
+    from lib import cache
+    return cache.MODELS.get(f"detector:{spec.name}", lambda: create_detector(spec)).value
+
+
 def tiny_detector(kind: str, labels: dict[int, str]) -> Detector:
     """A randomly initialised small detector for plumbing tests; marked untrained."""
     import torch
@@ -147,10 +154,11 @@ class InferenceJob:
                  batch_size: int = 2, cache_dir: Path | None = None):
         self.key, self.dataset, self.threshold, self.batch_size = key, dataset, threshold, batch_size
         self._make, self._label_map = make_detector, label_map
-        root = cache_dir or CACHE_DIR
+        root = cache_dir or settings.cache_dir("detections")
         self.results_path = root / f"{key}.json"
         self.partial_path = root / f"{key}.partial.jsonl"
         self.speed_path = root / f"{key}.speed.json"
+        self.failed_path = root / f"{key}.failed.json"
         self.total = len(dataset.image_ids)
         self.done = 0
         self.error: str | None = None
@@ -193,8 +201,14 @@ class InferenceJob:
     def speed(self) -> dict[str, float]:
         return json.loads(self.speed_path.read_text()) if self.speed_path.is_file() else {}
 
-    def _done_ids(self) -> tuple[set[int], list[dict]]:
-        done, rows = set(), []
+    def failed(self) -> dict[int, str]:
+        """Images that could not be read: image id -> reason (they count as no detections)."""
+        if self.failed_path.is_file():
+            return {int(k): v for k, v in json.loads(self.failed_path.read_text()).items()}
+        return self._partial()[2]
+
+    def _partial(self) -> tuple[set[int], list[dict], dict[int, str]]:
+        done, rows, failed = set(), [], {}
         if self.partial_path.is_file():
             for line in self.partial_path.read_text().splitlines():
                 try:
@@ -203,13 +217,24 @@ class InferenceJob:
                     break  # a line cut off by a crash: redo that image
                 done.add(rec["image_id"])
                 rows += rec["results"]
-        return done, rows
+                if rec.get("failed"):
+                    failed[rec["image_id"]] = rec["failed"]
+        return done, rows, failed
+
+    def _read(self, image_id: int):
+        """The image as RGB, or the reason it cannot be used."""
+        from lib.errors import LensError
+        from lib.images import load_image
+        try:
+            return load_image(self.dataset.image_path(image_id)).image
+        except LensError as exc:
+            return str(exc)
 
     def _run(self) -> None:
         import psutil
         try:
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
-            done, _ = self._done_ids()
+            done, _, _ = self._partial()
             self.done = len(done)
             todo = [i for i in self.dataset.image_ids if i not in done]
             detector = self._make()
@@ -222,8 +247,17 @@ class InferenceJob:
                 for start in range(0, len(todo), self.batch_size):
                     if self._cancel.is_set():
                         return
-                    ids = todo[start:start + self.batch_size]
-                    images = [Image.open(self.dataset.image_path(i)).convert("RGB") for i in ids]
+                    batch = [(i, self._read(i)) for i in todo[start:start + self.batch_size]]
+                    for i, reason in batch:
+                        if isinstance(reason, str):
+                            out.write(json.dumps({"image_id": i, "results": [],
+                                                  "failed": reason}) + "\n")
+                    ids = [i for i, im in batch if not isinstance(im, str)]
+                    images = [im for _, im in batch if not isinstance(im, str)]
+                    self.done += len(batch) - len(ids)
+                    if not ids:
+                        out.flush()
+                        continue
                     t0 = time.perf_counter()
                     dets = detector.predict(images, ids, label_map, self.threshold)
                     per_image = (time.perf_counter() - t0) / len(ids)
@@ -239,7 +273,8 @@ class InferenceJob:
                 speed.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
             else:
                 speed.peak_memory_mb = peak / 2**20
-            _, rows = self._done_ids()
+            _, rows, failed = self._partial()
+            self.failed_path.write_text(json.dumps(failed))
             self.speed_path.write_text(json.dumps({**speed.summary(), "device": speed.device}))
             self.results_path.write_text(json.dumps(rows))
             self.partial_path.unlink(missing_ok=True)

@@ -18,16 +18,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from lib import settings
+
 #: Formats Lens accepts (Pillow format names). MPO is how Pillow names some camera JPEGs.
 ACCEPTED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP", "BMP": "BMP",
                     "TIFF": "TIFF", "GIF": "GIF"}
 ACCEPTED_EXTENSIONS = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
-#: Default pixel limit (width x height): 50 megapixels. Override with LENS_MAX_IMAGE_PIXELS.
-DEFAULT_MAX_PIXELS = int(os.environ.get("LENS_MAX_IMAGE_PIXELS", 50_000_000))
 
 
-class ImageError(ValueError):
-    """An input that is not a usable image; the message is meant for the user."""
+from lib.errors import ImageError  # noqa: E402  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def load_image(source: bytes | str | Path, name: str | None = None,
     else:
         data = bytes(source)
         name = name or "upload"
-    limit = max_pixels or DEFAULT_MAX_PIXELS
+    limit = max_pixels or settings.get().max_image_pixels
 
     if not data:
         raise ImageError(f"'{name}' is empty (0 bytes).")

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import socket
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from lib import checkpoints as ckpts
+from lib import errors
 
 TASKS = ckpts.TASKS
 
 
-class WeightsMissingError(RuntimeError):
+class WeightsMissingError(errors.WeightsMissingError):
     """Real weights are not on this machine; the message names the fetch command."""
 
     def __init__(self, spec: ModelSpec, detail: str = ""):
@@ -32,8 +35,7 @@ class WeightsMissingError(RuntimeError):
         super().__init__(msg)
 
 
-class ModelCreateError(RuntimeError):
-    """A model that cannot be built (unknown architecture, wrong shapes, broken checkpoint)."""
+ModelCreateError = errors.ModelCreateError
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,26 @@ def builtin_specs() -> list[ModelSpec]:
     return specs
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}")
+
+
+def check_model_id(text: str, what: str = "timm model name") -> str:
+    """A typed model id, stripped, or `ModelCreateError` naming the expected form: a timm name
+    (`resnet50.a1_in1k`), `hf-hub:owner/repo`, or a Hugging Face `owner/repo` id."""
+    text = (text or "").strip()
+    body = text[len("hf-hub:"):] if text.startswith("hf-hub:") else text
+    pattern = _REPO if (what != "timm model name" or text.startswith("hf-hub:")) else _NAME
+    if not pattern.fullmatch(body) or ".." in body:
+        example = ("a timm name like 'resnet18.a1_in1k' or 'hf-hub:owner/repo'"
+                   if what == "timm model name" else "an id like 'owner/repo'")
+        raise ModelCreateError(f"'{text[:80]}' is not a valid {what}.", f"Type {example}.")
+    return text
+
+
 def timm_spec(name: str) -> ModelSpec:
     """A spec for any timm model name or `hf-hub:` id, with its pretrained weights."""
-    name = name.strip()
+    name = check_model_id(name)
     return ModelSpec(name=name, task="classification", source="timm", arch=name,
                      weights=name if name.startswith("hf-hub:") else f"timm:{name}",
                      label_set="imagenet-1k", description="timm pretrained weights (hub)")
@@ -147,7 +166,7 @@ def timm_spec(name: str) -> ModelSpec:
 
 def transformers_detector_spec(repo_id: str) -> ModelSpec:
     """A spec for any transformers object-detection id (RT-DETR, Conditional/Deformable DETR)."""
-    repo_id = repo_id.strip()
+    repo_id = check_model_id(repo_id, "Hugging Face model id")
     return ModelSpec(name=repo_id, task="detection", source="transformers", arch=repo_id,
                      weights=repo_id, label_set="model", description="transformers detector")
 
@@ -178,10 +197,11 @@ def find(name: str, root: Path | None = None) -> ModelSpec:
     for spec in all_specs(root=root):
         if spec.name == name:
             return spec
+    name = check_model_id(name)
     if name.startswith("hf-hub:") or _timm_knows(name):
         return timm_spec(name)
-    known = ", ".join(s.name for s in all_specs(root=root))
-    raise ModelCreateError(f"Unknown model '{name}'. Known: {known}; or any timm model name.")
+    raise ModelCreateError(f"Unknown model '{name}'.", "Pick one from the list (python -m "
+                           "lib.weights list shows all), or type any timm model name.")
 
 
 def _timm_knows(name: str) -> bool:
@@ -274,6 +294,8 @@ class LoadedModel:
     labels: list[str]
     device: str
     untrained: bool = False       # True only for tiny test models: never shown as real output
+    #: held by every forward pass: CAM hooks on a shared model must not see other threads
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
 
 _HUB_REACHABLE: bool | None = None

@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,12 +30,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lib import cli
+
 CACHE_DIR = Path(os.environ.get("LENS_CACHE", Path.home() / ".cache" / "lens")) / "runs"
 SAMPLE_RUNS = Path(__file__).resolve().parent.parent / "samples" / "runs"
 
 
-class RunReadError(RuntimeError):
-    """A run (or a source of runs) that cannot be read; the message says why."""
+from lib.errors import RunReadError  # noqa: E402  (re-exported)
 
 
 @dataclass
@@ -70,16 +72,17 @@ class ReadProblem:
 
 def find_run_files(root: str | Path) -> list[Path]:
     """Every `.wandb` log under `root` (a wandb dir, a run dir, a file, or a folder of them)."""
+    from lib.paths import contained
     root = Path(root)
     if root.is_file():
         return [root] if root.suffix == ".wandb" else []
     if not root.is_dir():
-        raise RunReadError(f"'{root}' does not exist.")
+        raise RunReadError(f"'{root.name}' is not a folder.")
     found = []
     for path in sorted(root.rglob("*.wandb")):
         parts = path.parts
-        if "latest-run" in parts:
-            continue
+        if "latest-run" in parts or contained(path, root) is None or not path.is_file():
+            continue   # links out of the folder are not read
         if path.parent.name.startswith(("offline-run-", "run-")) or path.parent == root:
             found.append(path)
     return found
@@ -155,8 +158,16 @@ _CHUNK_HEADER = 7   # crc32c (4), length (2), chunk type (1)
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 
 
-def iter_records(path: Path):
-    """Yield each whole record's bytes from a .wandb log; stop at a cut-off record."""
+def iter_records(path: Path, stats: dict[str, int] | None = None):
+    """Yield each whole record's bytes from a .wandb log; stop at a cut-off record.
+
+    Every chunk's CRC-32 (over its type byte and data, as wandb writes it) is checked, as
+    wandb's own reader does: a corrupt chunk drops its record and the rest of its 32 KiB
+    block, counted in `stats["corrupt"]`, and reading resumes at the next block.
+    """
+    import zlib
+    stats = stats if stats is not None else {}
+    stats.setdefault("corrupt", 0)
     data = path.read_bytes()
     if data[:4] != b":W&B":
         raise RunReadError(f"{path.parent.name}: not a readable W&B run log (bad header)")
@@ -171,8 +182,15 @@ def iter_records(path: Path):
             pos += left
             continue
         start, end = pos + _CHUNK_HEADER, pos + _CHUNK_HEADER + length
-        if end > len(data) or kind not in (_FULL, _FIRST, _MIDDLE, _LAST):
-            return                        # cut off mid-record, or garbage: stop here
+        if end > len(data):
+            return                        # cut off mid-record: the writer is not done
+        crc = int.from_bytes(data[pos:pos + 4], "little")
+        if (kind not in (_FULL, _FIRST, _MIDDLE, _LAST) or length > left - _CHUNK_HEADER
+                or zlib.crc32(data[pos + 6:end]) != crc):
+            stats["corrupt"] += 1         # drop the record and the rest of the block
+            pending = None
+            pos += left
+            continue
         chunk, pos = data[start:end], end
         if kind == _FULL:
             yield chunk
@@ -185,20 +203,23 @@ def iter_records(path: Path):
                 pending = None
 
 
-def _history_rows(path: Path) -> list[dict[str, Any]]:
-    """History rows decoded with wandb's own protobuf Record class."""
+def _history_rows(path: Path, stats: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """History rows decoded with wandb's own protobuf Record class. Corrupt chunks (CRC) and
+    rows whose values are not JSON are dropped and counted in `stats`."""
+    stats = stats if stats is not None else {}
     from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2 as pb
     parts = []   # each row as JSON text, parsed in one json.loads at the end (much faster)
     record = pb.Record()
     dumps = json.dumps
-    for raw in iter_records(path):
+    for raw in iter_records(path, stats):
         if b"history" not in raw[:64] and b"_step" not in raw:
             continue  # cheap pre-filter; the protobuf check below decides
         try:
             record.ParseFromString(raw)
         except DecodeError:
-            break
+            stats["corrupt"] = stats.get("corrupt", 0) + 1
+            continue
         if record.WhichOneof("record_type") != "history":
             continue
         fields = [f"{dumps(item.key or '/'.join(item.nested_key))}:{item.value_json}"
@@ -206,7 +227,16 @@ def _history_rows(path: Path) -> list[dict[str, Any]]:
         if not any(item.key == "_step" for item in record.history.item):
             fields.append(f'"_step":{record.history.step.num}')
         parts.append("{" + ",".join(fields) + "}")
-    return json.loads("[" + ",".join(parts) + "]")
+    try:
+        return json.loads("[" + ",".join(parts) + "]")
+    except (json.JSONDecodeError, RecursionError):   # a bad value: keep the good rows
+        rows = []
+        for part in parts:
+            try:
+                rows.append(json.loads(part))
+            except (json.JSONDecodeError, RecursionError):
+                stats["bad_rows"] = stats.get("bad_rows", 0) + 1
+        return rows
 
 
 def history_via_leet(path: Path) -> pd.DataFrame:
@@ -230,8 +260,10 @@ def read_history(path: Path) -> pd.DataFrame:
     cache = _cache_key(path, "history.parquet")
     if cache.is_file():
         return pd.read_parquet(cache)
-    frame = pd.DataFrame(_history_rows(path))
+    stats: dict[str, int] = {}
+    frame = pd.DataFrame(_history_rows(path, stats))
     frame = frame[[c for c in frame.columns if not c.startswith("_wandb")]]
+    frame.attrs["dropped"] = stats.get("corrupt", 0) + stats.get("bad_rows", 0)
     cache.parent.mkdir(parents=True, exist_ok=True)
     try:
         frame.to_parquet(cache)
@@ -309,14 +341,44 @@ def cloud_error_message(exc: Exception, entity: str, project: str) -> str:
     return f"W&B request failed ({type(exc).__name__})."
 
 
+_CLIENTS: dict[str, Any] = {}     # a visitor's token -> their wandb.Api (it holds the key)
+_CLIENTS_LOCK = threading.Lock()
+MAX_CLIENTS = 64
+
+
+def cloud_api(api_key: str | None = None) -> Any:
+    """A `wandb.Api` for the key given (or the configured one)."""
+    import wandb
+    return _with_backoff(lambda: wandb.Api(api_key=api_key or None, timeout=30))
+
+
+def remember_client(token: str, api: Any) -> None:
+    """Keep a visitor's API client in server memory (never in session state, never shown),
+    so later requests of theirs (histories) use the key they typed; oldest dropped first."""
+    with _CLIENTS_LOCK:
+        _CLIENTS.pop(token, None)
+        _CLIENTS[token] = api
+        while len(_CLIENTS) > MAX_CLIENTS:
+            _CLIENTS.pop(next(iter(_CLIENTS)))
+
+
+def client_for(token: str) -> Any | None:
+    with _CLIENTS_LOCK:
+        return _CLIENTS.get(token)
+
+
+def forget_client(token: str) -> None:
+    with _CLIENTS_LOCK:
+        _CLIENTS.pop(token, None)
+
+
 def load_cloud(entity: str, project: str, api_key: str | None = None,
                filters: dict | None = None, max_runs: int = 500,
                progress: Callable[[int, int], None] | None = None,
                api: Any = None) -> list[RunInfo]:
     """Runs of a W&B project through `wandb.Api()`. The key is used for this request only."""
     if api is None:
-        import wandb
-        api = _with_backoff(lambda: wandb.Api(api_key=api_key or None, timeout=30))
+        api = cloud_api(api_key)
     runs = _with_backoff(lambda: list(api.runs(f"{entity}/{project}", filters=filters or {},
                                                 per_page=100)[:max_runs]))
     infos = []
@@ -342,8 +404,7 @@ def cloud_history(info: RunInfo, api_key: str | None = None, full: bool = True,
         frame = pd.read_parquet(cache)
     else:
         if api is None:
-            import wandb
-            api = wandb.Api(api_key=api_key or None, timeout=30)
+            api = cloud_api(api_key)
         run = _with_backoff(lambda: api.run(info.path))
         frame = (pd.DataFrame(list(run.scan_history())) if full
                  else run.history(samples=samples, pandas=True))
@@ -509,6 +570,7 @@ def group_band(histories: list[pd.DataFrame], metric: str, x_axis: str = "_step"
 
 # -- command line -----------------------------------------------------------------------------
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.runs")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -517,11 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--format", choices=["csv", "json"], default="csv")
     ex.add_argument("--out", help="write here instead of standard output")
     args = parser.parse_args(argv)
-    try:
-        infos, problems = load_offline(args.path)
-    except RunReadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    infos, problems = load_offline(args.path)
     for p in problems:
         print(f"skipped {p.path}: {p.message}", file=sys.stderr)
     rows = export_rows(infos)

@@ -10,8 +10,6 @@ each click only runs SAM2's prompt encoder and mask decoder.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +23,7 @@ GRABCUT = "GrabCut (classical fallback, not SAM2)"
 EMBED_CACHE_SIZE = 8     # embeddings kept per process (about 6 MB each for SAM 2.1 at 1024 px)
 
 
-class PromptError(ValueError):
-    """A prompt that cannot be used (outside the image, zero-area box, nothing to segment)."""
+from lib.errors import PromptError  # noqa: E402  (re-exported)
 
 
 @dataclass
@@ -196,34 +193,35 @@ def image_digest(image: np.ndarray) -> str:
         f"-{image.shape[1]}x{image.shape[0]}"
 
 
-class _LRU:
-    """A tiny thread-safe LRU for embeddings; one computation per key."""
+class _Embeddings:
+    """SAM2 image embeddings, kept in the process-wide cache (so the memory budget counts
+    them), at most `size` at a time; one computation per key."""
+
+    PREFIX = "embedding:"
 
     def __init__(self, size: int):
         self.size = size
-        self._data: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
         self.misses = 0
 
     def get(self, key, compute):
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
+        from lib import cache
+        name = self.PREFIX + "|".join(map(str, key))
+        hit = cache.MODELS.peek(name)
+        if hit is not None:
+            return hit
         value = compute()
-        with self._lock:
-            self.misses += 1
-            self._data[key] = value
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
+        self.misses += 1
+        cache.MODELS.put(name, value, cache.tensor_nbytes(value))
+        for old in cache.MODELS.keys(self.PREFIX)[:-self.size]:
+            cache.MODELS.release(old)
         return value
 
     def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
+        from lib import cache
+        cache.MODELS.clear(self.PREFIX)
 
 
-_EMBEDDINGS = _LRU(EMBED_CACHE_SIZE)
+_EMBEDDINGS = _Embeddings(EMBED_CACHE_SIZE)
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -243,6 +241,8 @@ def load_pretrained(spec: registry.ModelSpec, model_cls, processor_cls,
     answers) or a `checkpoints/` folder in transformers format; `WeightsMissingError` with the
     fetch command when the weights are not here. Half precision on a GPU."""
     device = device or registry.best_device()
+    if spec.error:
+        raise registry.ModelCreateError(f"Checkpoint '{spec.name}' cannot load: {spec.error}")
     if spec.source == "checkpoint":
         src, offline = spec.extra["folder"], True
     elif spec.source == "transformers":

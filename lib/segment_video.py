@@ -10,7 +10,6 @@ precision on a GPU.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -21,12 +20,9 @@ from typing import Any
 import numpy as np
 
 from lib import masks as M
-from lib import registry
+from lib import registry, settings
 from lib import video as V
 
-MAX_FRAMES = int(os.environ.get("LENS_SAM_MAX_FRAMES", 300))
-# decoded RGB of the whole clip
-MAX_FRAME_BYTES = int(os.environ.get("LENS_SAM_MAX_FRAME_BYTES", 1 << 30))
 
 
 @dataclass
@@ -43,8 +39,8 @@ class Progress:
 def check_limits(info: V.VideoInfo, max_frames: int | None = None,
                  max_bytes: int | None = None) -> None:
     """Raise `VideoError` for clips whose frames would not fit the tracker's memory budget."""
-    max_frames = max_frames or MAX_FRAMES
-    max_bytes = max_bytes or MAX_FRAME_BYTES
+    max_frames = max_frames or settings.get().sam_max_frames
+    max_bytes = max_bytes or settings.get().sam_max_frame_bytes
     if info.frame_count > max_frames:
         raise V.VideoError(f"'{info.path.name}' has {info.frame_count} frames; tracking takes at "
                            f"most {max_frames} (trim the clip or lower its frame rate).")
@@ -254,9 +250,28 @@ class Tracker:
 
 # -- loading ---------------------------------------------------------------------------------
 
-def load_frames(info: V.VideoInfo) -> list[np.ndarray]:
+class ClipFrames(list):
+    """A clip's decoded frames; counted in the process memory budget while alive."""
+
+
+def load_frames(info: V.VideoInfo) -> ClipFrames:
+    """Every frame as uint8 RGB, the limits checked on what is decoded, frame by frame, and
+    the clip counted in the memory budget (`lib.cache`) for as long as it is kept."""
+    from lib import cache
     check_limits(info)
-    return [f.rgb for f in V.iter_frames(info)]
+    cache.MODELS.make_room(f"video:{info.path.name}",
+                           info.frame_count * info.width * info.height * 3)
+    s = settings.get()
+    frames, used = ClipFrames(), 0
+    for f in V.iter_frames(info):
+        used += f.rgb.nbytes
+        if len(frames) >= s.sam_max_frames or used > s.sam_max_frame_bytes:
+            raise V.VideoError(f"'{info.path.name}' decodes to more than {s.sam_max_frames} "
+                               f"frames or {s.sam_max_frame_bytes / 2**20:.0f} MB.",
+                               "Trim or downscale it (e.g. to 480p).")
+        frames.append(f.rgb)
+    cache.MODELS.track(f"video frames: {info.path.name}", frames, used)
+    return frames
 
 
 def _video_model_class(arch: str):

@@ -33,11 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lib import checkpoints, images
+from lib import checkpoints, cli, images
+from lib.errors import InputError
 from lib.synth import DEMO as DEMO_SYNTH  # the demo pack's data recipe
 
 
-class TrainError(ValueError):
+class TrainError(InputError):
     """Bad training input; the message says what to fix."""
 
 
@@ -565,6 +566,7 @@ def demo_detector(out_root: Path, which: str) -> Path:
     return folder
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m lib.train", description=__doc__,
@@ -625,9 +627,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             train_classifier(args)
         return 0
-    except (TrainError, checkpoints.CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except OSError as exc:
+        raise TrainError(f"{exc.strerror}: {exc.filename}") from None
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lib import registry
+from lib import cli, registry
+from lib.errors import LensError
 
 #: What `fetch --defaults` downloads: one model per page.
 DEFAULTS = ["efficientnet_b0", "facebook/sam2.1-hiera-tiny", "florence-community/Florence-2-base",
@@ -39,6 +40,7 @@ def fetch(spec: registry.ModelSpec) -> str:
     return registry.availability(spec).where
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.weights", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,9 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             spec = registry.find(name)
             print(f"{name}: {fetch(spec)}")
-        except Exception as exc:  # noqa: BLE001 - report every failure and go on
+        except LensError as exc:
             failed += 1
-            print(f"{name}: FAILED ({type(exc).__name__}: {exc})", file=sys.stderr)
+            print(f"error: {name}: {' '.join(str(exc).split())}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - hub failures come in many types; go on
+            failed += 1
+            print(f"error: {name}: download failed ({type(exc).__name__})", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -1,18 +1,16 @@
 """Classification: top-k predictions with CAM overlays, comparison, evaluation, video scenes."""
 
 import io
-import tempfile
 from pathlib import Path
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
+from lib import ui  # noqa: E402
 
-if "lens_router" not in st.session_state:  # opened by URL before app.py ran: use its router
-    PagesManager.uses_pages_directory = False
-    st.rerun()
+ui.page_setup()
 from PIL import Image
 
-from lib import cache, checkpoints, images, plots, registry, samples, video
+from lib import cache, images, paths, plots, registry, samples, scratch, video
+from lib.errors import LensError
 
 OTHER = "Other timm model…"
 st.title("Scene classification")
@@ -37,9 +35,8 @@ def load_model(name: str):
     try:
         with st.spinner(f"Loading {name}…"):
             return cache.get_model(name)
-    except (registry.WeightsMissingError, registry.ModelCreateError,
-            checkpoints.CheckpointError) as exc:
-        st.error(str(exc))
+    except LensError as exc:
+        ui.show_error(exc)
         return None
 
 
@@ -248,12 +245,12 @@ with tab_eval:
     eval_zip = st.file_uploader("…or upload a zip", type=["zip"], key="eval_zip")
     if st.button("Evaluate", key="run_eval", disabled=not loaded):
         from lib import classify
-        try:
+        with ui.reported():
             if eval_zip is not None:
-                folder = classify.safe_extract_zip(eval_zip.getvalue(),
-                                                   Path(tempfile.mkdtemp(prefix="lens-eval-")))
+                with st.spinner("Unpacking the archive…"):
+                    folder = paths.extract_zip(eval_zip.getvalue())
             elif path_text:
-                folder = classify.data_path(path_text)
+                folder = paths.data_path(path_text, "dir")
             else:
                 raise classify.DatasetError("Give a folder path or upload a zip.")
             items = classify.find_labelled_images(folder)
@@ -262,8 +259,6 @@ with tab_eval:
                 d / n, text=f"Evaluating… {d}/{n} images"))
             bar.empty()
             st.session_state["eval_result"] = (model_name, result)
-        except classify.DatasetError as exc:
-            st.error(str(exc))
     if "eval_result" in st.session_state:
         ev_model, ev = st.session_state["eval_result"]
         st.markdown(f"**{ev_model}** on {len(ev.items)} images")
@@ -284,12 +279,13 @@ with tab_eval:
             st.markdown("**Most confident mistakes** (CAM of the predicted class)")
             cols = st.columns(4)
             for i, m in enumerate(mistakes):
-                mi = images.load_image(m.path)
-                ex = explain(mi.sha256, ev_model, "GradCAM", m.pred_index,
-                             layer_list(ev_model)[0], mi.image)
-                cols[i % 4].image(ex.overlay(), width="stretch",
-                                  caption=f"{Path(m.path).name}: {m.pred_label} "
-                                          f"({m.confidence:.0%}), true {m.true_label}")
+                with cols[i % 4], ui.reported():
+                    mi = images.load_image(m.path)
+                    ex = explain(mi.sha256, ev_model, "GradCAM", m.pred_index,
+                                 layer_list(ev_model)[0], mi.image)
+                    st.image(ex.overlay(), width="stretch",
+                             caption=f"{Path(m.path).name}: {m.pred_label} "
+                                     f"({m.confidence:.0%}), true {m.true_label}")
 
 with tab_video:
     clip = st.file_uploader("Upload a short clip", type=video.ACCEPTED_EXTENSIONS, key="clip")
@@ -298,8 +294,8 @@ with tab_video:
     min_len = v2.slider("Minimum scene duration (s)", 0.0, 30.0, 2.0, 0.5, key="min_scene_s")
     if clip is not None and loaded:
         from lib import scenes
-        try:
-            info = video.open_video(video.save_upload(clip.getvalue(), clip.name))
+        with ui.reported():
+            info = video.open_video(scratch.store_bytes(clip.getvalue(), Path(clip.name).suffix))
             st.caption(f"{info.width}x{info.height}, {info.fps:.1f} fps, {info.frame_count} "
                        f"frames, {info.duration_s:.1f} s")
             key = (clip.file_id, model_name, every)
@@ -325,5 +321,3 @@ with tab_video:
                 cols[i % len(cols)].image(ex.overlay(), width="stretch",
                                           caption=f"{seg.start_s:.1f}–{seg.end_s:.1f} s: "
                                                   f"{seg.label}")
-        except video.VideoError as exc:
-            st.error(str(exc))

@@ -2,21 +2,19 @@
 
 import hashlib
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 from PIL import Image
-from streamlit.runtime.pages_manager import PagesManager
+from lib import coco_eval, detect, detection, detectors, images, paths, plots, registry
+from lib.errors import LensError
+from lib.tide import ERROR_TYPES
 
-from lib import cache, coco_eval, detect, detection, detectors, images, paths, plots, registry
-from lib.errors import ERROR_TYPES
+from lib import ui  # noqa: E402
 
-if "lens_router" not in st.session_state:  # opened by URL before app.py ran: use its router
-    PagesManager.uses_pages_directory = False
-    st.rerun()
+ui.page_setup()
 
 st.title("Detection benchmark")
 SHARED = paths.PROJECT_ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
@@ -39,24 +37,10 @@ def false_positive_cam(model: str, image_id: int, index: int, map_by: str, _pict
                        _category: int, _categories):
     """EigenCAM of a built-in Faster R-CNN for one of its detections (cached)."""
     from lib import cam as cam_lib
-    entry = cache.MODELS.get(f"detector:{model}",
-                             lambda: detectors.create_detector(registry.find(model)))
-    inverse = {v: k for k, v in detection.map_labels(entry.value.labels, _categories,
+    detector = detectors.load_detector(registry.find(model))
+    inverse = {v: k for k, v in detection.map_labels(detector.labels, _categories,
                                                      by=map_by).items()}
-    return cam_lib.detector_cam(entry.value, _picture, _box, [inverse.get(_category, 0)],
-                                entry.lock)
-
-
-def find_coco_in(folder: Path) -> tuple[Path, Path]:
-    """The instances JSON and images folder inside an unpacked zip."""
-    jsons = sorted(folder.rglob("*.json"), key=lambda p: ("instances" not in p.name, p.name))
-    if not jsons:
-        raise detection.DatasetError("The zip holds no annotations .json file.")
-    pictures = [p for p in folder.rglob("*") if p.suffix.lower().lstrip(".")
-                in images.ACCEPTED_EXTENSIONS]
-    if not pictures:
-        raise detection.DatasetError("The zip holds no images.")
-    return jsons[0], pictures[0].parent
+    return cam_lib.detector_cam(detector, _picture, _box, [inverse.get(_category, 0)])
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -86,7 +70,7 @@ with st.sidebar:
                                          "name also works for datasets that renumber them.")
 
 dataset = None
-try:
+with ui.reported():
     if how == DEMO_DATA:
         from lib import synth
         with st.spinner("Generating the demo validation split (once)…"):
@@ -96,17 +80,14 @@ try:
                                subset or None, int(seed))
     elif how == "Path":
         if ann_text and img_text:
-            ann, img = paths.data_path(ann_text), paths.data_path(img_text)
-            mtime = ann.stat().st_mtime if ann.is_file() else 0.0
-            dataset = load_dataset(str(ann), str(img), mtime, subset or None, int(seed))
+            ann = paths.data_path(ann_text, "file")
+            img = paths.data_path(img_text, "dir")
+            dataset = load_dataset(str(ann), str(img), ann.stat().st_mtime, subset or None,
+                                   int(seed))
     elif upload is not None:
-        folder = Path(tempfile.gettempdir()) / f"lens-coco-{upload.file_id}"
-        if not folder.exists():
-            paths.safe_extract_zip(upload.getvalue(), folder)
-        ann, img = find_coco_in(folder)
+        with st.spinner("Unpacking the archive…"):
+            ann, img = detection.find_coco_in(paths.extract_zip(upload.getvalue()))
         dataset = load_dataset(str(ann), str(img), 0.0, subset or None, int(seed))
-except (detection.DatasetError, paths.PathNotAllowedError, paths.ArchiveError) as exc:
-    st.error(str(exc))
 if dataset is None:
     st.info("Choose a COCO-format dataset in the sidebar.")
     st.stop()
@@ -117,6 +98,13 @@ if dataset.missing_images:
     st.warning(f"{len(dataset.missing_images)} images listed in the annotations are missing "
                f"from the folder (e.g. {dataset.missing_images[0]}); they count as images with "
                "no detections.")
+if dataset.refused_images:
+    st.warning(f"{len(dataset.refused_images)} images listed in the annotations lead outside "
+               "the images folder (links) and are not read; they count as images with no "
+               "detections.")
+if dataset.refused_boxes:
+    st.warning(f"{dataset.refused_boxes} annotations with empty, negative or non-finite boxes "
+               "were left out.")
 
 # -- models -----------------------------------------------------------------------------------
 
@@ -142,31 +130,41 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
             stem = Path(file.name).stem if file else f"model {slot}"
             label = st.text_input("Name", placeholder=stem, key=f"name_{slot}") or stem
             if file is not None:
-                try:
-                    results = detection.read_results_json(file.getvalue(), dataset)
+                with ui.reported():
+                    checked = detection.check_results(file.getvalue(), dataset)
+                    results = checked.results
+                    if checked.refused:
+                        st.warning(f"{checked.refused} predictions with empty, negative or "
+                                   "non-finite boxes or scores were refused and not scored.")
                     if not results:
                         st.warning("The file holds no predictions: every metric is 0.")
                     speeds[label] = {"note": "imported: speed not measured"}
-                except detection.DatasetError as exc:
-                    st.error(str(exc))
         else:
             if choice == OTHER:
                 repo = st.text_input("Hugging Face id", key=f"hf_id_{slot}",
                                      placeholder="e.g. PekingU/rtdetr_r18vd")
                 if not repo:
                     continue
-                spec = registry.transformers_detector_spec(repo)
+                try:
+                    spec = registry.transformers_detector_spec(repo)
+                except LensError as exc:
+                    ui.show_error(exc)
+                    continue
             else:
                 spec = registry.find(choice)
             label = spec.name
             avail = registry.availability(spec)
             key = detectors.cache_key(spec.name, dataset, {"threshold": 0.05, "map_by": map_by})
             job = detectors.get_job(key, lambda spec=spec, key=key: detectors.InferenceJob(
-                key, dataset, lambda: detectors.create_detector(spec),
+                key, dataset, lambda: detectors.load_detector(spec),
                 lambda det: detection.map_labels(det.labels, dataset.categories, by=map_by)))
             if job.finished:
                 results, speeds[label] = job.results(), job.speed()
                 st.caption(f"Cached predictions ({len(results)} boxes).")
+                failed = job.failed()
+                if failed:
+                    st.warning(f"{len(failed)} images could not be read and count as images "
+                               f"with no detections (e.g. {next(iter(failed.values()))}).")
             elif not avail.ready and not registry.hub_reachable():
                 st.error(f"Weights for {choice} are not on this machine. On a connected machine "
                          f"run `{spec.fetch_command}` and copy the caches here.")
@@ -271,7 +269,7 @@ with tab_errors:
     st.dataframe(pd.DataFrame({n: r.errors.counts for n, r in reports.items()}).T,
                  key="error_counts")
     st.caption("Errors in the manner of TIDE: each bar is the AP50 an oracle would gain by "
-               "fixing only that kind of error (see lib/errors.py).")
+               "fixing only that kind of error (see lib/tide.py).")
 
 with tab_images:
     g1, g2 = st.columns(2)
@@ -291,7 +289,10 @@ with tab_images:
     st.dataframe(per_image[per_image["image_id"].isin(ids)], hide_index=True, key="per_image")
     grid = st.columns(3)
     for k, image_id in enumerate(ids[:9]):
-        path = dataset.image_path(image_id)
+        try:
+            path = dataset.image_path(image_id)
+        except detection.DatasetError:
+            continue
         if not path.is_file():
             continue
         gt_b, gt_c = coco_eval.gt_arrays(dataset, image_id)
@@ -315,19 +316,20 @@ with tab_images:
                                 format_func=lambda i: f"image {wrong[i].image_id} · "
                                                       f"{wrong[i].kind} error")
             if wrong:
-                from lib import cam as cam_lib
-                lab = wrong[pick]
-                det = reports[n].detections[lab.image_id]
-                picture = images.load_image(dataset.image_path(lab.image_id)).image
-                heat = false_positive_cam(n, lab.image_id, lab.index, map_by, picture,
-                                          det.xyxy[lab.index:lab.index + 1],
-                                          int(det.class_ids[lab.index]), dataset.categories)
-                shown = detection.draw(Image.fromarray(cam_lib.overlay(
-                    np.asarray(picture), heat)), [(det.xyxy[lab.index:lab.index + 1],
-                    [f"{dataset.categories.get(int(det.class_ids[lab.index]))} "
-                     f"{det.scores[lab.index]:.2f}"], detection.PALETTE["a"])])
-                st.image(shown, caption=f"EigenCAM of {n}'s backbone; the box is the {lab.kind} "
-                                        "error", width="stretch")
+                with ui.reported():
+                    from lib import cam as cam_lib
+                    lab = wrong[pick]
+                    det = reports[n].detections[lab.image_id]
+                    picture = images.load_image(dataset.image_path(lab.image_id)).image
+                    heat = false_positive_cam(n, lab.image_id, lab.index, map_by, picture,
+                                              det.xyxy[lab.index:lab.index + 1],
+                                              int(det.class_ids[lab.index]), dataset.categories)
+                    shown = detection.draw(Image.fromarray(cam_lib.overlay(
+                        np.asarray(picture), heat)), [(det.xyxy[lab.index:lab.index + 1],
+                        [f"{dataset.categories.get(int(det.class_ids[lab.index]))} "
+                         f"{det.scores[lab.index]:.2f}"], detection.PALETTE["a"])])
+                    st.image(shown, caption=f"EigenCAM of {n}'s backbone; the box is the {lab.kind} "
+                                            "error", width="stretch")
 
 with tab_whatif:
     st.caption("Upload one image: both built-in detectors side by side, with a score slider.")
@@ -339,18 +341,13 @@ with tab_whatif:
         shot = st.file_uploader("Image", type=images.ACCEPTED_EXTENSIONS, key="whatif_image")
         thr = st.slider("Score threshold", 0.05, 0.95, 0.5, 0.05, key="whatif_thr")
         if shot is not None:
-            try:
+            with ui.reported():
                 picture = images.load_image(shot.getvalue(), shot.name).image
                 cols = st.columns(len(runnable))
                 for col, n in zip(cols, runnable):
-                    det = cache.MODELS.get(f"detector:{n}", lambda n=n: detectors.create_detector(
-                        registry.find(n))).value
+                    det = detectors.load_detector(registry.find(n))
                     out = det.predict([picture], [0], {i: i for i in det.labels}, thr)[0]
                     col.image(detection.draw(picture, [(out.xyxy, [
                         f"{det.labels.get(int(c), c)} {s:.2f}" for c, s in
                         zip(out.class_ids, out.scores)], detection.PALETTE["a"])]),
                         caption=n, width="stretch")
-            except images.ImageError as exc:
-                st.error(str(exc))
-            except registry.WeightsMissingError as exc:
-                st.error(str(exc))

@@ -2,11 +2,9 @@
 
 import pandas as pd
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
+from lib import ui  # noqa: E402
 
-if "lens_router" not in st.session_state:  # opened by URL before app.py ran: use its router
-    PagesManager.uses_pages_directory = False
-    st.rerun()
+ui.page_setup()
 
 from lib import system
 

@@ -7,13 +7,12 @@ import os
 
 import pandas as pd
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
+from lib import ui  # noqa: E402
 
-if "lens_router" not in st.session_state:  # opened by URL before app.py ran: use its router
-    PagesManager.uses_pages_directory = False
-    st.rerun()
+ui.page_setup()
 
 from lib import checkpoints, paths, plots, runs
+from lib.errors import LensError
 
 st.title("Runs")
 params = st.query_params
@@ -59,7 +58,7 @@ if source == "Local folder":
     bundled_as = next((k for k in bundled if paths.Path(folder).resolve()
                        == paths.Path(k).resolve()), None)
     try:
-        root = paths.Path(bundled_as) if bundled_as else paths.data_path(folder)
+        root = paths.Path(bundled_as) if bundled_as else paths.data_path(folder, "any")
         with st.spinner("Reading runs…"):
             infos, problems = offline_runs(str(root), "sample" if bundled_as else "offline")
         if bundled_as:
@@ -67,8 +66,8 @@ if source == "Local folder":
         if not infos and not problems:
             st.warning(f"No W&B runs found under '{folder}' (looked for wandb/offline-run-*/"
                        "*.wandb and run-*/*.wandb).")
-    except (paths.PathNotAllowedError, runs.RunReadError) as exc:
-        st.error(str(exc))
+    except LensError as exc:
+        ui.show_error(exc)
     params["source"], params["path"] = "local", folder
 else:
     c1, c2 = st.columns(2)
@@ -97,8 +96,11 @@ else:
         try:
             flt = json.loads(filters) if filters.strip() else None
             bar = st.progress(0.0, text="Fetching runs…")
-            fetched = runs.load_cloud(entity, project, api_key=key, filters=flt,
+            api = runs.cloud_api(key)
+            fetched = runs.load_cloud(entity, project, filters=flt, api=api,
                                       progress=lambda d, n: bar.progress(d / n, text=f"{d}/{n}"))
+            runs.remember_client(ui.session_id(), api)   # histories use the same key
+            del api
             bar.empty()
             st.session_state["cloud_runs"] = fetched
             params["source"], params["entity"], params["project"] = "cloud", entity, project
@@ -165,15 +167,20 @@ with tab_curves:
         for r in selected:
             if r.source == "cloud":
                 try:
-                    histories[r.name], note = runs.cloud_history(r)
+                    histories[r.name], note = runs.cloud_history(
+                        r, api=runs.client_for(ui.session_id()))
                     notes.add(note)
                 except Exception as exc:  # noqa: BLE001
                     st.error(f"{r.name}: {runs.cloud_error_message(exc, r.entity, r.project)}")
             else:
                 try:
                     histories[r.name] = offline_history(r.path)
-                except runs.RunReadError as exc:
-                    st.error(str(exc))
+                    dropped = histories[r.name].attrs.get("dropped", 0)
+                    if dropped:
+                        st.warning(f"{r.name}: {dropped} corrupt records (bad checksum or "
+                                   "values) were skipped.")
+                except LensError as exc:
+                    ui.show_error(exc)
     numeric = sorted(set().union(*(runs.numeric_metrics(h) for h in histories.values())))
     k1, k2, k3, k4 = st.columns([3, 2, 2, 1])
     pattern = k1.text_input("Metrics (patterns, comma-separated)", key="metrics",

@@ -3,20 +3,19 @@ everything mode, effects and mask export. Logic lives in lib.segment, lib.segmen
 lib.masks; this page reads widgets, calls them and renders."""
 
 import hashlib
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-if "lens_router" not in st.session_state:  # a cold deep link: go through app.py's router
-    from streamlit.runtime.pages_manager import PagesManager
-    PagesManager.uses_pages_directory = False
-    st.rerun()
+from lib import ui  # noqa: E402
+
+ui.page_setup()
 
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from lib import images, registry, samples
+from lib import images, registry, samples, scratch, settings
+from lib.errors import LensError
 from lib import masks as M
 from lib import segment as S
 from lib import video as V
@@ -78,7 +77,7 @@ def _load(name: str):
     try:
         with st.spinner(f"Loading {name}…"):
             return S.load_segmenter(name)
-    except (registry.WeightsMissingError, registry.ModelCreateError) as exc:
+    except LensError as exc:
         st.error(f"{exc}  \nMeanwhile, pick **{S.GRABCUT}** in the sidebar: it works offline "
                  "with box prompts.")
         return None
@@ -267,7 +266,7 @@ def _text_prompt(seg, image, state, multimask: bool) -> None:
         try:
             with st.spinner(f"Grounding '{phrase}' with {gname}…"):
                 state["found"] = (phrase, S.load_grounder(gname).boxes(image, phrase))
-        except registry.WeightsMissingError as exc:
+        except LensError as exc:
             st.error(str(exc))
             return
     found = state.get("found")
@@ -359,7 +358,7 @@ def _effects_and_export(image, objs, name: str) -> None:
 def _video_info(digest: str, _data: bytes, name: str):
     """Probe the upload and check the tracker's limits (cheap; no frames decoded)."""
     from lib import segment_video as SV
-    info = V.open_video(V.save_upload(_data, name))
+    info = V.open_video(scratch.store_bytes(_data, Path(name).suffix))
     SV.check_limits(info)
     return info
 
@@ -376,7 +375,7 @@ def video_mode() -> None:
                               key="seg_video")
     name = _model_picker("seg_video_model")
     if upload is None:
-        st.caption(f"Up to {SV.MAX_FRAMES} frames; frames are decoded once and the model "
+        st.caption(f"Up to {settings.get().sam_max_frames} frames; frames are decoded once and the model "
                    "reads them on demand.")
         return
     data = upload.getvalue()
@@ -394,7 +393,7 @@ def video_mode() -> None:
     try:
         with st.spinner(f"Loading {name}…"):
             vm = SV.load_video_model(name)
-    except (registry.WeightsMissingError, registry.ModelCreateError) as exc:
+    except LensError as exc:
         st.error(str(exc))
         return
     _untrained_note(vm)
@@ -468,7 +467,7 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
     try:
         with st.spinner(f"Grounding '{phrase}' on frame {frame_idx}…"):
             boxes = S.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)
-    except registry.WeightsMissingError as exc:
+    except LensError as exc:
         st.error(str(exc))
         return
     if not boxes:
@@ -492,11 +491,12 @@ def _video_exports(tracker, name: str) -> None:
     stem = Path(name).stem
     if st.button("Render MP4", key="seg_render"):
         bar = st.progress(0.0, text="Rendering…")
-        out = Path(tempfile.mkdtemp(prefix="lens-render-")) / f"{stem}-lens.mp4"
+        out = scratch.new_file(".mp4", prefix="render-")
         tracker.export_mp4(out, None if effect == "outline overlay" else effect, picked, strength,
                            progress=lambda p: bar.progress(p.done / p.total,
                                                            text=f"{p.done}/{p.total} frames"))
         st.session_state["seg_render_mp4"] = out.read_bytes()
+        out.unlink(missing_ok=True)
     if st.session_state.get("seg_render_mp4"):
         st.video(st.session_state["seg_render_mp4"])
         st.download_button("Download MP4", st.session_state["seg_render_mp4"], f"{stem}-lens.mp4",

@@ -55,7 +55,7 @@ def test_bad_predictions_file_shows_error(page, payload, message):
 def test_bad_dataset_path_and_missing_weights(page, coco, tmp_path):  # noqa: F811
     bad = coco.images_dir.parent.parent / "nope.json"
     page.text_input(key="ann_path").set_value(str(bad)).run(timeout=300)
-    assert any("not found" in e.value for e in page.error)
+    assert any("does not exist" in e.value for e in page.error)
     page.text_input(key="ann_path").set_value(str(coco.annotations_path)).run(timeout=300)
     page.selectbox(key="model_A").set_value("fasterrcnn_resnet50_fpn").run(timeout=300)
     assert any("python -m lib.weights fetch 'fasterrcnn_resnet50_fpn'" in e.value

@@ -69,28 +69,53 @@ def test_empty_and_forbidden_folders(tmp_path, monkeypatch):
     at.text_input(key="folder").set_value(str(tmp_path)).run()
     assert any("No W&B runs found" in w.value for w in at.warning)
     at.text_input(key="folder").set_value("/etc").run()
-    assert any("outside the folders" in e.value for e in at.error)
+    assert any("not inside the folders Lens may read" in e.value for e in at.error)
 
 
-def test_cloud_key_is_used_once_and_never_kept(monkeypatch):
-    seen = {}
+class FakeApi:
+    """A stand-in for wandb.Api that, like W&B, answers only to the right key."""
 
-    def fake_load(entity, project, api_key=None, filters=None, progress=None, **kw):
-        seen["key"] = api_key
-        raise RuntimeError("Max retries exceeded: Failed to resolve host")
+    SECRET = "k" * 40
+    made: list = []
 
-    monkeypatch.setattr(runs, "load_cloud", fake_load)
+    def __init__(self, api_key=None, timeout=None):
+        if api_key != self.SECRET:
+            raise RuntimeError("401 Unauthorized: api key not valid")
+        FakeApi.made.append(self)
+
+    def runs(self, path, filters=None, per_page=100):
+        from types import SimpleNamespace as NS
+        return [NS(id=f"r{i}", name=f"run-{i}", state="finished", tags=[], notes="",
+                   created_at="2026-01-01", summary={"val/acc": 0.5 + i / 10},
+                   config={"lr": 0.1 * (i + 1)}) for i in range(2)]
+
+    def run(self, path):
+        from types import SimpleNamespace as NS
+        i = int(path.rsplit("r", 1)[-1])
+        return NS(scan_history=lambda: [{"_step": s, "val/acc": 0.1 * s + i} for s in range(5)])
+
+
+def test_cloud_key_reaches_runs_and_histories_and_is_never_kept(tmp_path, monkeypatch):
+    import wandb
+    monkeypatch.setattr(wandb, "Api", FakeApi)
+    monkeypatch.setattr(runs, "CACHE_DIR", tmp_path / "cache")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    secret = "k" * 40
+    secret = FakeApi.SECRET
     at = run_page("runs")
     at.radio(key="source").set_value("W&B cloud").run()
     at.text_input(key="entity").set_value("team")
     at.text_input(key="project").set_value("proj")
     password = [t for t in at.text_input if t.label.startswith("API key")][0]
+    password.set_value("wrong")
+    at.button[0].click().run()
+    assert any("refused the API key" in e.value for e in at.error)
+    password = [t for t in at.text_input if t.label.startswith("API key")][0]
     password.set_value(secret)
     at.button[0].click().run()
-    assert seen["key"] == secret
-    assert any("Cannot reach the W&B cloud" in e.value for e in at.error)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.dataframe[0].value) == 2
+    # the Curves tab fetched both histories with the key typed above (no key anywhere else)
+    assert [c for c in at.get("plotly_chart")], "curves drawn from the cloud histories"
     assert all(secret not in repr(at.session_state[k]) for k in at.session_state)
     shown = [e for e in at.main if not getattr(e, "label", "").startswith("API key")]
     assert shown and all(secret not in str(getattr(e, "value", "")) for e in shown)

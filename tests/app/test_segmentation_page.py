@@ -113,7 +113,7 @@ def test_video_mode_messages(offline, tmp_path, monkeypatch):
     at.file_uploader(key="seg_video").set_value(("clip.mp4", clip.read_bytes(),
                                                  "video/mp4")).run()
     assert any("works on images only" in e.value for e in at.error)
-    monkeypatch.setattr(SV, "MAX_FRAMES", 3)
+    monkeypatch.setenv("LENS_SAM_MAX_FRAMES", "3")
     long_clip = write_video(tmp_path / "long.mp4", frames=9, size=(64, 48))
     at.file_uploader(key="seg_video").set_value(("long.mp4", long_clip.read_bytes(),
                                                  "video/mp4")).run()

@@ -94,7 +94,7 @@ def test_new_folder_appears_without_code_change(checkpoints_dir):
     ("bad-json", "not valid JSON"),
     ("no-weights", "no weights file"),
     ("labels-mismatch", "labels file has 2 names but the model has 3 classes"),
-    ("bad-task", "unknown task"),
+    ("bad-task", "'task' must be one of"),
 ])
 def test_broken_folder_is_listed_with_reason(checkpoints_dir, breakage, reason):
     folder, _ = make_checkpoint(checkpoints_dir, name="broken")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import coco_eval, detect, detection, detectors, errors, runs
+from lib import coco_eval, detect, detection, detectors, runs, tide
 from lib.detection import DatasetError, Detections
 
 
@@ -54,10 +54,10 @@ def gt_results(dataset, shift=0.0, drop=0.0, seed=0):
     ('{"images": [], "annotations": [], "categories": [{"id": 1, "name": "a"}]}', "no images"),
     ('{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 9, '
      '"bbox": [0,0,1,1], "category_id": 1}], "categories": [{"id": 1, "name": "a"}]}',
-     "image id 9"),
+     "image_id 9 is not an image id"),
     ('{"images": [{"id": 1, "file_name": "a.png"}], "annotations": [{"image_id": 1, '
      '"bbox": [0,0,1,1], "category_id": 7}], "categories": [{"id": 1, "name": "a"}]}',
-     "category id 7"),
+     "category_id 7 is not a category id"),
     ('{"images": [{"id": 1, "file_name": "gone.png"}], "annotations": [], '
      '"categories": [{"id": 1, "name": "a"}]}', "None of the 1 images"),
 ])
@@ -80,7 +80,7 @@ def test_missing_images_and_images_without_annotations(tmp_path):
 @pytest.mark.parametrize("payload,message", [
     ("{", "not valid JSON"),
     ('{"a": 1}', "JSON list"),
-    ('[{"image_id": 1, "bbox": [0, 0, 1, 1]}]', "lacks"),
+    ('[{"image_id": 1, "bbox": [0, 0, 1, 1]}]', "needs integer 'image_id' and 'category_id'"),
     ('[{"image_id": 999, "category_id": 1, "bbox": [0,0,1,1], "score": 1}]', "another dataset"),
     ('[{"image_id": 1, "category_id": 42, "bbox": [0,0,1,1], "score": 1}]', "category ids"),
 ])
@@ -169,7 +169,7 @@ def test_one_error_of_each_kind(tmp_path):
     dets = {1: Detections(1, [[10, 10, 40, 40], [10, 10, 40, 40], [60, 60, 90, 90],
                               [70, 20, 100, 50], [75, 25, 105, 55], [0, 0, 4, 4]],
                           [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [1, 1, 1, 1, 2, 1])}
-    report = errors.analyse(ds, dets)
+    report = tide.analyse(ds, dets)
     assert [(lab.index, lab.kind) for lab in report.labels] == [
         (0, "TP"), (1, "duplicate"), (2, "class"), (3, "location"), (4, "both"),
         (5, "background")]
@@ -184,7 +184,7 @@ def test_one_error_of_each_kind(tmp_path):
 def test_background_error_on_top_costs_ap(tmp_path):
     ds = write_coco(tmp_path, [(10, 10, 30, 30, 1)])
     dets = {1: Detections(1, [[60, 60, 90, 90], [10, 10, 40, 40]], [0.9, 0.5], [1, 1])}
-    report = errors.analyse(ds, dets)
+    report = tide.analyse(ds, dets)
     assert report.counts["background"] == 1
     assert report.delta_ap["background"] > 0.4 and report.ap50 < 0.6
 

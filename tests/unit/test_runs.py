@@ -92,7 +92,7 @@ def test_corrupt_log_is_reported_and_others_still_load(project, tmp_path):
 
 def test_folder_without_runs(tmp_path):
     assert runs.load_offline(tmp_path) == ([], [])
-    with pytest.raises(runs.RunReadError, match="does not exist"):
+    with pytest.raises(runs.RunReadError, match="is not a folder"):
         runs.load_offline(tmp_path / "missing")
 
 

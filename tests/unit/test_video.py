@@ -2,7 +2,8 @@
 
 import pytest
 
-from lib.video import VideoError, iter_frames, open_video, read_frame, save_upload
+from lib.scratch import store_bytes
+from lib.video import VideoError, iter_frames, open_video, read_frame
 from tests.helpers import write_video
 
 CONTAINERS = [("mp4", "mpeg4"), ("mov", "h264"), ("webm", "libvpx"), ("avi", "mpeg4")]
@@ -45,7 +46,7 @@ def test_limits_give_clear_messages(tmp_path):
     (b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "not a video|is a"),
 ])
 def test_non_videos_are_refused(data, message):
-    path = save_upload(data, "upload.mp4")
+    path = store_bytes(data, ".mp4")
     with pytest.raises(VideoError, match=message):
         open_video(path)
 
