@@ -14,6 +14,7 @@ The last line prints `cached/first load ratio: X`.
 import argparse
 import shutil
 import sys
+import os
 import tempfile
 import time
 from multiprocessing import Pool
@@ -61,7 +62,7 @@ def main() -> None:
     from lib import runs
     with tempfile.TemporaryDirectory() as tmp:
         root, real = Path(tmp) / "project", Path(tmp) / "real"
-        runs.CACHE_DIR = Path(tmp) / "cache"
+        os.environ["LENS_CACHE"] = str(Path(tmp) / "cache")
         t0 = time.perf_counter()
         with Pool(2) as pool:
             made = pool.map(write_run, [(real, i, args.steps) for i in range(args.distinct)])

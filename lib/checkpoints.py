@@ -8,13 +8,10 @@ a pickle that would run code is refused. Nothing outside the checkpoints root is
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS_DIR = Path(os.environ.get("LENS_CHECKPOINTS", PROJECT_ROOT / "checkpoints"))
 MANIFEST = "model.json"
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 TASKS = ("classification", "segmentation", "detection", "grounding")
@@ -29,7 +26,7 @@ def safe_path(user_path: str | Path, root: Path | None = None) -> Path:
 
     `..` components, absolute paths elsewhere and symlinks leading out are refused.
     """
-    root = (root or CHECKPOINTS_DIR).resolve()
+    root = (root or checkpoints_dir()).resolve()
     raw = Path(user_path)
     if ".." in raw.parts:
         raise CheckpointError(f"'{user_path}' contains '..'; only paths inside {root} are loaded.")
@@ -124,6 +121,12 @@ def parse_indoor_outdoor(text: str) -> list[str]:
         code = ln.strip().rsplit(" ", 1)[-1]
         out.append({"1": "indoor", "2": "outdoor"}.get(code, "unknown"))
     return out
+
+
+def checkpoints_dir() -> Path:
+    """Where local model folders live (`LENS_CHECKPOINTS`)."""
+    from lib import settings
+    return settings.get().checkpoints
 
 
 # -- manifest schema --------------------------------------------------------------------------
@@ -293,7 +296,7 @@ def read_checkpoint(folder: Path) -> Checkpoint:
 
 def scan(root: Path | None = None) -> list[Checkpoint]:
     """Every folder under the checkpoints root, usable or not (with the reason)."""
-    root = root or CHECKPOINTS_DIR
+    root = root or checkpoints_dir()
     if not root.is_dir():
         return []
     return [read_checkpoint(p) for p in sorted(root.iterdir())

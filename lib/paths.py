@@ -27,7 +27,7 @@ from typing import Any
 from lib import scratch, settings
 from lib.errors import ArchiveError, DatasetError, PathNotAllowedError  # noqa: F401
 
-PROJECT_ROOT = settings.PROJECT_ROOT
+
 MAX_NAME = 255        # bytes of one path component, as most file systems allow
 MAX_PATH = 1024       # characters of an archive entry's name
 
@@ -69,7 +69,7 @@ def data_path(text: str, kind: str = "any") -> Path:
     if ".." in raw.parts:
         raise PathNotAllowedError(f"'{text}' contains '..'.", "Give the path without '..'.")
     if not raw.is_absolute():
-        raw = PROJECT_ROOT / raw
+        raw = settings.PROJECT_ROOT / raw
     try:
         resolved = raw.resolve()
     except (OSError, RuntimeError):   # a link loop, say

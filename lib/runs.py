@@ -16,7 +16,6 @@ import argparse
 import fnmatch
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -30,9 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib import cli
+from lib import cli, settings
 
-CACHE_DIR = Path(os.environ.get("LENS_CACHE", Path.home() / ".cache" / "lens")) / "runs"
 SAMPLE_RUNS = Path(__file__).resolve().parent.parent / "samples" / "runs"
 
 
@@ -115,7 +113,7 @@ def leet_inspect(path: Path, summary: bool) -> str:
 def _cache_key(path: Path, kind: str) -> Path:
     st = path.stat()
     digest = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
-    return CACHE_DIR / f"{digest[:32]}.{kind}"
+    return settings.cache_dir("runs") / f"{digest[:32]}.{kind}"
 
 
 def info_from_summary(data: dict[str, Any], path: str, source: str = "offline") -> RunInfo:
@@ -399,7 +397,8 @@ def load_cloud(entity: str, project: str, api_key: str | None = None,
 def cloud_history(info: RunInfo, api_key: str | None = None, full: bool = True,
                   samples: int = 1500, api: Any = None) -> tuple[pd.DataFrame, str]:
     """History of a cloud run (cached on disk): full via scan_history, or sampled."""
-    cache = CACHE_DIR / "cloud" / f"{info.path.replace('/', '__')}.{'full' if full else 'sampled'}.parquet"
+    name = hashlib.sha256(info.path.encode()).hexdigest()[:32]
+    cache = settings.cache_dir("runs", "cloud") / f"{name}.{'full' if full else 'sampled'}.parquet"
     if cache.is_file():
         frame = pd.read_parquet(cache)
     else:

@@ -168,7 +168,8 @@ def demo_val(cache_root: str | Path | None = None) -> Path:
     import os
     import shutil
     import tempfile
-    root = Path(cache_root or os.environ.get("LENS_CACHE", Path.home() / ".cache" / "lens"))
+    from lib import settings
+    root = Path(cache_root or settings.get().cache)
     name = "synth-demo-" + "-".join(f"{k}{v}" for k, v in DEMO.items())
     folder = root / name / "detection" / "val"
     if not (folder / "annotations.json").is_file():

@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     def common(cmd, epochs, batch, lr, wd, clip, patience):
         """Options both trainers take (defaults per task)."""
         cmd.add_argument("--name", required=True)
-        cmd.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
+        cmd.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
         cmd.add_argument("--init", default="package", choices=["package", "timm", "scratch"])
         cmd.add_argument("--epochs", type=int, default=epochs)
         cmd.add_argument("--batch-size", type=int, default=batch)
@@ -611,10 +611,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--num-queries", type=int, default=20, help="DETR: object queries")
     common(t, epochs=12, batch=8, lr=5e-4, wd=1e-4, clip=5.0, patience=4)
     d = sub.add_parser("demo-classifier", help="retrain the demo pack's classifier")
-    d.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
+    d.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
     dd = sub.add_parser("demo-detector", help="retrain one of the demo pack's detectors")
     dd.add_argument("which", choices=sorted(DEMO_DETECTORS))
-    dd.add_argument("--out", default=str(checkpoints.CHECKPOINTS_DIR))
+    dd.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
     args = parser.parse_args(argv)
     args.argv = argv
     try:

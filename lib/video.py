@@ -50,7 +50,7 @@ def _limits(max_seconds: float | None, max_pixels: int | None,
 
 def _too_large(name: str, width: int, height: int, max_pixels: int) -> VideoError:
     return VideoError(f"'{name}' has {width}x{height} frames, over the limit of "
-                      f"{max_pixels / 1e6:.1f} megapixels per frame.", "Downscale it first.")
+                      f"{max_pixels:,} pixels per frame.", "Downscale it first.")
 
 
 def _too_long(name: str, seconds: float, max_seconds: float) -> VideoError:

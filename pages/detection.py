@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from PIL import Image
-from lib import coco_eval, detect, detection, detectors, images, paths, plots, registry
+from lib import coco_eval, detect, detection, detectors, images, paths, plots, registry, settings
 from lib.errors import LensError
 from lib.tide import ERROR_TYPES
 
@@ -17,7 +17,7 @@ from lib import ui  # noqa: E402
 ui.page_setup()
 
 st.title("Detection benchmark")
-SHARED = paths.PROJECT_ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
+SHARED = settings.PROJECT_ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
 IMPORT = "Import predictions (COCO results JSON)"
 OTHER = "Other transformers detector id…"
 

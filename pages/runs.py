@@ -41,15 +41,15 @@ problems: list[runs.ReadProblem] = []
 
 if source == "Local folder":
     bundled = {  # folder -> what it is; the demo pack's runs open first
-        str(checkpoints.CHECKPOINTS_DIR): "the **demo pack's training runs** (the classifier "
+        str(checkpoints.checkpoints_dir()): "the **demo pack's training runs** (the classifier "
         "and detectors in `checkpoints/demo-*`, trained by `python -m lib.train`)",
         str(runs.SAMPLE_RUNS): "the bundled **sample runs** (a tiny MLP trained on two spirals "
         "by `python -m lib.samples runs`)"}
     c1, c2 = st.columns([3, 1])
-    default = param("path", str(checkpoints.CHECKPOINTS_DIR))
+    default = param("path", str(checkpoints.checkpoints_dir()))
 
     def show_bundled() -> None:
-        st.session_state["folder"] = str(checkpoints.CHECKPOINTS_DIR if st.session_state[
+        st.session_state["folder"] = str(checkpoints.checkpoints_dir() if st.session_state[
             "bundled"] == "demo pack" else runs.SAMPLE_RUNS)
     c2.selectbox("Bundled runs", ["demo pack", "spirals sweep"], key="bundled",
                  index=1 if default == str(runs.SAMPLE_RUNS) else 0, on_change=show_bundled)

@@ -375,14 +375,14 @@ def video_mode() -> None:
                               key="seg_video")
     name = _model_picker("seg_video_model")
     if upload is None:
-        st.caption(f"Up to {settings.get().sam_max_frames} frames; frames are decoded once and the model "
-                   "reads them on demand.")
+        st.caption(f"Up to {settings.get().sam_max_frames} frames; frames are decoded once and "
+                   "the model reads them on demand.")
         return
     data = upload.getvalue()
     digest = hashlib.sha1(data).hexdigest()[:16]
     try:
         info = _video_info(digest, data, upload.name)
-    except V.VideoError as exc:
+    except LensError as exc:
         st.error(str(exc))
         return
     if name == S.GRABCUT:
@@ -397,8 +397,12 @@ def video_mode() -> None:
         st.error(str(exc))
         return
     _untrained_note(vm)
-    with st.spinner("Decoding the clip…"):
-        frames = _video_frames(digest, info)
+    try:
+        with st.spinner("Decoding the clip…"):
+            frames = _video_frames(digest, info)
+    except LensError as exc:   # limits are checked again on what is actually decoded
+        st.error(str(exc))
+        return
     state = st.session_state.setdefault("seg_video_state", {})
     if state.get("key") != (digest, name):
         state.clear()

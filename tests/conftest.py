@@ -25,8 +25,7 @@ def shared_assets() -> Path:
 @pytest.fixture
 def checkpoints_dir(tmp_path, monkeypatch) -> Path:
     """An empty checkpoints/ folder that the registry scans instead of the project's."""
-    from lib import checkpoints
     root = tmp_path / "checkpoints"
     root.mkdir()
-    monkeypatch.setattr(checkpoints, "CHECKPOINTS_DIR", root)
+    monkeypatch.setenv("LENS_CHECKPOINTS", str(root))
     return root

@@ -12,7 +12,7 @@ from tests.unit.test_runs import project  # noqa: F401 - the generated offline p
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(runs, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
     import streamlit as st
     st.cache_data.clear()
 
@@ -22,7 +22,7 @@ def test_demo_pack_runs_on_first_start_and_spirals_one_click_away():
     assert not at.exception
     assert any("demo pack's training runs" in i.value for i in at.info)
     table = at.dataframe[0].value
-    demo = sorted(p.name for p in checkpoints.CHECKPOINTS_DIR.glob("demo-*/wandb"))
+    demo = sorted(p.name for p in checkpoints.checkpoints_dir().glob("demo-*/wandb"))
     assert len(demo) >= 2 and len(table) == len(demo)   # one training run per demo model
     assert set(table["state"]) == {"finished"}
     at.selectbox(key="bundled").set_value("spirals sweep").run()
@@ -98,7 +98,7 @@ class FakeApi:
 def test_cloud_key_reaches_runs_and_histories_and_is_never_kept(tmp_path, monkeypatch):
     import wandb
     monkeypatch.setattr(wandb, "Api", FakeApi)
-    monkeypatch.setattr(runs, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     secret = FakeApi.SECRET
     at = run_page("runs")

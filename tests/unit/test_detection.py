@@ -283,7 +283,7 @@ def test_cli_run_without_weights_says_how_to_fetch(coco, tmp_path, capsys, monke
 
 def test_benchmark_logged_to_wandb_is_readable_by_runs_page(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.setattr(runs, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
     ds = write_coco(tmp_path / "data", [(10, 10, 30, 30, 1)])
     stats = coco_eval.evaluate(ds, [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30],
                                      "score": 0.9}]).stats

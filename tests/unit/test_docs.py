@@ -25,3 +25,21 @@ def test_headless_opencv_only():
     reqs = (ROOT / "requirements.txt").read_text()
     assert "opencv-python-headless" in reqs
     assert not re.search(r"^opencv-python(?!-headless)", reqs, re.M)
+
+
+def test_settings_table_matches_the_settings_module():
+    from lib.settings import SETTINGS
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Settings"):text.index("## Security model")]
+    rows = {m[1]: m[2] for m in re.finditer(r"^\| `(LENS_\w+)` \| ([^|]*) \|", table, re.M)}
+    assert set(rows) == set(SETTINGS)
+    for env, setting in SETTINGS.items():
+        if setting.default.isdigit():
+            assert rows[env].strip() == setting.default, env
+
+
+def test_only_the_settings_module_reads_lens_variables():
+    offenders = [str(p.relative_to(ROOT)) for folder in ("lib", "pages") for p in
+                 (ROOT / folder).glob("*.py") if p.name != "settings.py"
+                 and re.search(r"environ[^\n]*LENS_|getenv\([^)]*LENS_", p.read_text())]
+    assert not offenders, offenders

@@ -13,7 +13,7 @@ from lib import runs
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(runs, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")

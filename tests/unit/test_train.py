@@ -60,7 +60,7 @@ def test_bad_training_data(tmp_path, make, message):
 
 def test_few_step_training_run(small_synth, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.setattr(runs, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
     data = small_synth / "classification"
     (data / "train" / "circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     code = train.main(["classify", "--data", str(data), "--model", "test_efficientnet",
@@ -92,7 +92,7 @@ def test_few_step_detector_training(small_synth, tmp_path, monkeypatch, model, e
                                     first_label):
     from lib import detectors
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.setattr(runs, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
     code = train.main(["detect", "--data", str(small_synth / "detection"), "--name", "tinydet",
                        "--model", model, "--out", str(tmp_path / "ck"), "--init", "scratch",
                        "--epochs", "2", "--patience", "5", "--batch-size", "4", "--img-size",

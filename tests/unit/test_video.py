@@ -36,7 +36,7 @@ def test_limits_give_clear_messages(tmp_path):
     path = write_video(tmp_path / "clip.mp4", frames=12, fps=6)
     with pytest.raises(VideoError, match="over the limit of 1 s"):
         open_video(path, max_seconds=1)
-    with pytest.raises(VideoError, match="megapixels per frame"):
+    with pytest.raises(VideoError, match="pixels per frame"):
         open_video(path, max_pixels=1000)
 
 
