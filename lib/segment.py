@@ -168,6 +168,10 @@ def check_prompts(points, box, width: int, height: int) -> None:
     """Raise `PromptError` for prompts outside the image or a zero-area box."""
     if not points and box is None:
         raise PromptError("No prompt yet: click on the object, or drag a box around it.")
+    import math
+    if not all(math.isfinite(float(v)) for p in points for v in p[:2]) or (
+            box is not None and not all(math.isfinite(float(v)) for v in box)):
+        raise PromptError("Prompts must be finite numbers.")
     for x, y, _ in points:
         if not (0 <= x < width and 0 <= y < height):
             raise PromptError(f"The point ({x:.0f}, {y:.0f}) is outside the "

@@ -19,7 +19,16 @@ params = st.query_params
 
 
 def param(name: str, default: str = "") -> str:
-    return params.get(name, default)
+    """A query parameter (a shared link: visitor input like any other)."""
+    return str(params.get(name, default))[:2000]
+
+
+def param_float(name: str, default: float, lo: float, hi: float) -> float:
+    try:
+        value = float(param(name, str(default)) or default)
+    except ValueError:
+        return default
+    return min(hi, max(lo, value)) if value == value else default
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -94,7 +103,9 @@ else:
             except Exception:  # noqa: BLE001
                 key = None
         try:
-            flt = json.loads(filters) if filters.strip() else None
+            flt = paths.read_json(filters.encode(), "the filters") if filters.strip() else None
+            if flt is not None and not isinstance(flt, dict):
+                raise json.JSONDecodeError("not an object", filters, 0)
             bar = st.progress(0.0, text="Fetching runs…")
             api = runs.cloud_api(key)
             fetched = runs.load_cloud(entity, project, filters=flt, api=api,
@@ -104,8 +115,8 @@ else:
             bar.empty()
             st.session_state["cloud_runs"] = fetched
             params["source"], params["entity"], params["project"] = "cloud", entity, project
-        except json.JSONDecodeError:
-            st.error("Filters must be valid JSON, e.g. {\"state\": \"finished\"}.")
+        except (json.JSONDecodeError, LensError):
+            st.error("Filters must be a JSON object, e.g. {\"state\": \"finished\"}.")
         except Exception as exc:  # noqa: BLE001 - any cloud failure becomes a message
             st.error(runs.cloud_error_message(exc, entity, project))
         del key
@@ -186,7 +197,7 @@ with tab_curves:
     pattern = k1.text_input("Metrics (patterns, comma-separated)", key="metrics",
                             value=param("metrics", "val/*"))
     x_axis = k2.selectbox("x axis", ["_step", "wall time"] + numeric, key="x_axis")
-    smoothing = k3.slider("Smoothing (EMA)", 0.0, 0.99, float(param("smooth", "0") or 0),
+    smoothing = k3.slider("Smoothing (EMA)", 0.0, 0.99, param_float("smooth", 0.0, 0.0, 0.99),
                           0.01, key="smoothing")
     log_y = k4.toggle("log y", key="log_y")
     group_key = st.selectbox("Group runs by config key", ["(none)"] + all_config, key="group_by")

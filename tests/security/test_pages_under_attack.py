@@ -385,3 +385,23 @@ def test_broken_manifests_never_break_a_page(checkpoints_dir, page):
         broken = table[table["model"].str.startswith("bad-")]
         assert len(broken) == len(BAD_MANIFESTS) and set(broken["status"]) == {"broken"}
         assert broken["weights"].str.contains("must|JSON object").all(), broken["weights"]
+
+
+@pytest.mark.parametrize("smooth", ["abc", "5", "nan", "-1e308"])
+def test_shared_links_with_hostile_parameters(server, smooth):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params.update({"smooth": smooth, "path": "/etc", "runs": "x" * 5000})
+    at.run()
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception, at.exception
+    assert "not inside the folders Lens may read" in messages(at)
+
+
+def test_cloud_filters_that_are_not_an_object(server):
+    at = run_page("runs")
+    widget(at, "radio", "Source").set_value("W&B cloud").run()
+    widget(at, "text_input", "Entity").set_value("team")
+    widget(at, "text_input", "Project").set_value("proj")
+    widget(at, "text_input", "Filters (MongoDB-style JSON, optional)").set_value("[" * 50_000)
+    at.button[0].click().run()
+    ok(at, "Filters must be a JSON object")
