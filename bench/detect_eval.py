@@ -20,12 +20,12 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from lib import coco_eval, detection  # noqa: E402
+from lib import coco_eval, datasets  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
 
 
-def synthetic_dataset(tmp: Path, images: int = 200, seed: int = 0) -> detection.CocoDataset:
+def synthetic_dataset(tmp: Path, images: int = 200, seed: int = 0) -> datasets.CocoDataset:
     from PIL import Image
     rng = np.random.default_rng(seed)
     (tmp / "images").mkdir()
@@ -41,10 +41,10 @@ def synthetic_dataset(tmp: Path, images: int = 200, seed: int = 0) -> detection.
                        for i in range(images)],
             "categories": [{"id": c, "name": f"c{c}"} for c in range(1, 21)], "annotations": anns}
     (tmp / "ann.json").write_text(json.dumps(data))
-    return detection.load_coco(tmp / "ann.json", tmp / "images")
+    return datasets.load_coco(tmp / "ann.json", tmp / "images")
 
 
-def fake_detections(dataset: detection.CocoDataset, copies: int, seed: int = 0) -> list[dict]:
+def fake_detections(dataset: datasets.CocoDataset, copies: int, seed: int = 0) -> list[dict]:
     rng = np.random.default_rng(seed)
     cats = sorted(dataset.categories)
     out = []
@@ -68,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if SHARED.is_dir():
-            ds = detection.load_coco(SHARED / "annotations" / "instances_val2017.json",
+            ds = datasets.load_coco(SHARED / "annotations" / "instances_val2017.json",
                                      SHARED / "val2017")
             source = "COCO val2017 sample (../shared)"
         else:

@@ -59,7 +59,6 @@ def main() -> None:
     parser.add_argument("--distinct", type=int, default=2)
     parser.add_argument("--compare", type=int, default=8)
     args = parser.parse_args()
-    from lib import runs
     with tempfile.TemporaryDirectory() as tmp:
         root, real = Path(tmp) / "project", Path(tmp) / "real"
         os.environ["LENS_CACHE"] = str(Path(tmp) / "cache")

@@ -29,7 +29,7 @@ from lib import segment as S  # noqa: E402
 def segmenter(name: str) -> tuple[S.Segmenter, str]:
     spec = registry.find(name)
     if registry.availability(spec).ready:
-        return S.create_segmenter(spec), "real weights"
+        return S.build_segmenter(spec), "real weights"
     from transformers import Sam2Config, Sam2Model
     torch.manual_seed(0)
     model = Sam2Model(Sam2Config()).eval().to(registry.best_device())

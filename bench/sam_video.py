@@ -39,7 +39,7 @@ def _model(name: str, reduced: bool):
     from lib import segment_video as SV
     spec = registry.find(name)
     if registry.availability(spec).ready and not reduced:
-        return SV.create_video_model(spec), "real weights"
+        return SV.build_video_model(spec), "real weights"
     from transformers import (Sam2HieraDetConfig, Sam2ImageProcessor, Sam2VideoConfig,
                               Sam2VideoModel, Sam2VideoProcessor, Sam2VideoVideoProcessor,
                               Sam2VisionConfig)

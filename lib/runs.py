@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from lib import cli, settings
+from lib.progress import Callback, Ticker
 
 SAMPLE_RUNS = Path(__file__).resolve().parent.parent / "samples" / "runs"
 
@@ -271,10 +272,11 @@ def read_history(path: Path) -> pd.DataFrame:
 
 
 def load_offline(root: str | Path, source: str = "offline",
-                 progress: Callable[[int, int], None] | None = None,
+                 progress: Callback | None = None,
                  workers: int = 8) -> tuple[list[RunInfo], list[ReadProblem]]:
     """All runs under `root`; runs that cannot be read are reported, the others returned."""
     files = find_run_files(root)
+    tick = Ticker(len(files), progress)
     infos: list[RunInfo] = []
     problems: list[ReadProblem] = []
     done = 0
@@ -289,8 +291,7 @@ def load_offline(root: str | Path, source: str = "offline",
         for result in pool.map(one, files):
             (problems if isinstance(result, ReadProblem) else infos).append(result)
             done += 1
-            if progress:
-                progress(done, len(files))
+            tick(done)
     return infos, problems
 
 
@@ -372,7 +373,7 @@ def forget_client(token: str) -> None:
 
 def load_cloud(entity: str, project: str, api_key: str | None = None,
                filters: dict | None = None, max_runs: int = 500,
-               progress: Callable[[int, int], None] | None = None,
+               progress: Callback | None = None,
                api: Any = None) -> list[RunInfo]:
     """Runs of a W&B project through `wandb.Api()`. The key is used for this request only."""
     if api is None:
@@ -380,6 +381,7 @@ def load_cloud(entity: str, project: str, api_key: str | None = None,
     runs = _with_backoff(lambda: list(api.runs(f"{entity}/{project}", filters=filters or {},
                                                 per_page=100)[:max_runs]))
     infos = []
+    tick = Ticker(len(runs), progress)
     for i, r in enumerate(runs):
         summary = {k: v for k, v in dict(r.summary).items() if not k.startswith("_wandb")
                    and isinstance(v, (int, float, str, bool, type(None)))}
@@ -389,8 +391,7 @@ def load_cloud(entity: str, project: str, api_key: str | None = None,
                              config={k: v for k, v in dict(r.config).items()
                                      if not k.startswith("_")},
                              summary=summary, source="cloud", path=f"{entity}/{project}/{r.id}"))
-        if progress:
-            progress(i + 1, len(runs))
+        tick(i + 1)
     return infos
 
 

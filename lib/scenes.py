@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from lib import classify
+from lib.progress import Callback, Ticker
 from lib.registry import LoadedModel
 from lib.video import VideoInfo, iter_frames
 
@@ -38,9 +38,10 @@ class Segment:
 
 
 def classify_frames(lm: LoadedModel, info: VideoInfo, every_s: float, batch_size: int = 8,
-                    progress: Callable[[int, int], None] | None = None) -> list[FramePrediction]:
+                    progress: Callback | None = None) -> list[FramePrediction]:
     """Top-1 class of one frame every `every_s` seconds (frames streamed, not kept)."""
     expected = max(1, int(info.duration_s / every_s) + 1)
+    tick = Ticker(expected, progress)
     out: list[FramePrediction] = []
     batch: list = []
 
@@ -52,8 +53,7 @@ def classify_frames(lm: LoadedModel, info: VideoInfo, every_s: float, batch_size
             out.append(FramePrediction(frame.index, frame.time_s, lm.labels[idx], idx,
                                        float(row[idx])))
         batch.clear()
-        if progress:
-            progress(len(out), max(expected, len(out)))
+        tick(len(out), max(expected, len(out)))
 
     for frame in iter_frames(info, every_s=every_s):
         batch.append(frame)

@@ -1,7 +1,7 @@
 """Promptable image segmentation: SAM 2.1 / EdgeTAM (transformers), or a labelled GrabCut
 fallback, plus Florence-2 phrase grounding for text prompts.
 
-`create_segmenter` loads real weights or raises `WeightsMissingError` naming the fetch command;
+`build_segmenter` (through `lib.cache.load`) loads real weights or raises `WeightsMissingError` naming the fetch command;
 `grabcut_segmenter()` is the classical fallback for box prompts, and its masks say so. The
 image embedding is computed once per (model, image) and kept in a small process-wide LRU, so
 each click only runs SAM2's prompt encoder and mask decoder.
@@ -10,7 +10,7 @@ each click only runs SAM2's prompt encoder and mask decoder.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from lib import masks as M
 from lib import registry
+from lib.progress import Callback, Ticker
 
 GRABCUT = "GrabCut (classical fallback, not SAM2)"
 EMBED_CACHE_SIZE = 8     # embeddings kept per process (about 6 MB each for SAM 2.1 at 1024 px)
@@ -115,7 +116,7 @@ class Segmenter:
     def everything(self, image: np.ndarray, points_per_side: int = 16, min_iou: float = 0.7,
                    min_stability: float = 0.85, max_overlap: float = 0.7,
                    min_area_frac: float = 0.0005, batch: int = 64,
-                   progress: Callable[[float], None] | None = None) -> list[AutoMask]:
+                   progress: Callback | None = None) -> list[AutoMask]:
         """Automatic masks from a grid of single-point prompts, filtered by predicted IoU and
         stability, deduplicated by mask IoU, largest first."""
         if self.kind != "sam2":
@@ -128,6 +129,7 @@ class Segmenter:
         grid = [((i + 0.5) * step * w, (j + 0.5) * step * h)
                 for j in range(points_per_side) for i in range(points_per_side)]
         cands, scores, stabs = [], [], []
+        tick = Ticker(len(grid), progress)
         for s in range(0, len(grid), batch):
             chunk = grid[s:s + batch]
             enc = self.processor(images=None, original_sizes=[[h, w]], return_tensors="pt",
@@ -147,8 +149,7 @@ class Segmenter:
                         cands.append(low[p, k])
                         scores.append(float(iou[p, k]))
                         stabs.append(stab)
-            if progress:
-                progress(min(1.0, (s + len(chunk)) / len(grid)))
+            tick(s + len(chunk))
         if not cands:
             return []
         with torch.inference_mode():
@@ -248,7 +249,7 @@ def load_pretrained(spec: registry.ModelSpec, model_cls, processor_cls,
     if spec.error:
         raise registry.ModelCreateError(f"Checkpoint '{spec.name}' cannot load: {spec.error}")
     if spec.source == "checkpoint":
-        src, offline = spec.extra["folder"], True
+        src, offline = str(spec.folder), True
     elif spec.source == "transformers":
         src, offline = spec.arch, not registry.hub_reachable()
     else:
@@ -263,7 +264,7 @@ def load_pretrained(spec: registry.ModelSpec, model_cls, processor_cls,
     return model.eval().to(device), processor, device
 
 
-def create_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segmenter:
+def build_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segmenter:
     """SAM 2.1 / EdgeTAM with real weights (hub cache or a `checkpoints/` folder in
     transformers format), or `WeightsMissingError` with the fetch command."""
     from transformers import Sam2Processor
@@ -312,6 +313,14 @@ def tiny_segmenter(image_size: int = 256, seed: int = 0) -> Segmenter:
 
 # -- text prompts (Florence-2 phrase grounding) ----------------------------------------------
 
+@dataclass(frozen=True)
+class Region:
+    """One region a phrase was grounded to: its label and xyxy box in image pixels."""
+
+    label: str
+    box: tuple[float, float, float, float]
+
+
 @dataclass
 class Grounder:
     name: str
@@ -319,8 +328,8 @@ class Grounder:
     processor: Any
     device: str = "cpu"
 
-    def boxes(self, image: np.ndarray, phrase: str) -> list[tuple[str, tuple[float, ...]]]:
-        """(label, xyxy box) for each region Florence-2 grounds the phrase to."""
+    def boxes(self, image: np.ndarray, phrase: str) -> list[Region]:
+        """Each region Florence-2 grounds the phrase to."""
         import torch
         from PIL import Image
         phrase = phrase.strip()
@@ -338,11 +347,11 @@ class Grounder:
         parsed = self.processor.post_process_generation(text, task=task,
                                                         image_size=(pil.width, pil.height))
         found = parsed.get(task, {})
-        return [(str(lab), tuple(float(v) for v in box))
+        return [Region(str(lab), tuple(float(v) for v in box))
                 for box, lab in zip(found.get("bboxes", []), found.get("labels", []))]
 
 
-def create_grounder(spec: registry.ModelSpec, device: str | None = None) -> Grounder:
+def build_grounder(spec: registry.ModelSpec, device: str | None = None) -> Grounder:
     from transformers import AutoProcessor, Florence2ForConditionalGeneration
     model, processor, device = load_pretrained(spec, Florence2ForConditionalGeneration,
                                                AutoProcessor, device, half_on_gpu=False)
@@ -394,14 +403,12 @@ def load_segmenter(name: str) -> Segmenter:
     if name == GRABCUT:
         return grabcut_segmenter()
     from lib import cache
-    return cache.MODELS.get(f"segmenter:{name}",
-                            lambda: create_segmenter(registry.find(name))).value
+    return cache.load(name, "segmentation").model
 
 
 def load_grounder(name: str) -> Grounder:
     from lib import cache
-    return cache.MODELS.get(f"grounder:{name}",
-                            lambda: create_grounder(registry.find(name))).value
+    return cache.load(name, "grounding").model
 
 
 def grounder_choices() -> list[tuple[str, bool]]:

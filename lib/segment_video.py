@@ -21,19 +21,9 @@ import numpy as np
 
 from lib import masks as M
 from lib import registry, settings
+from lib.progress import Progress
 from lib import video as V
 
-
-
-@dataclass
-class Progress:
-    done: int
-    total: int
-    elapsed_s: float
-
-    @property
-    def eta_s(self) -> float | None:
-        return self.elapsed_s / self.done * (self.total - self.done) if self.done else None
 
 
 def check_limits(info: V.VideoInfo, max_frames: int | None = None,
@@ -296,11 +286,10 @@ class VideoModel:
 def load_video_model(name: str) -> VideoModel:
     """The video model for a registry name, from the process-wide model cache."""
     from lib import cache
-    return cache.MODELS.get(f"video:{name}",
-                            lambda: create_video_model(registry.find(name))).value
+    return cache.load(name, "tracking").model
 
 
-def create_video_model(spec: registry.ModelSpec, device: str | None = None) -> VideoModel:
+def build_video_model(spec: registry.ModelSpec, device: str | None = None) -> VideoModel:
     """The video model with real weights, or `WeightsMissingError` naming the fetch command."""
     from transformers import Sam2VideoProcessor
 

@@ -165,7 +165,6 @@ def demo_val(cache_root: str | Path | None = None) -> Path:
     Returns the split folder (`annotations.json` + `images/`); the same images the demo
     checkpoints' manifests were measured on.
     """
-    import os
     import shutil
     import tempfile
     from lib import settings

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lib import coco_eval
-from lib.detection import CocoDataset, Detections
+from lib.datasets import CocoDataset, Detections
 
 ERROR_TYPES = ["class", "location", "both", "duplicate", "background", "missed"]
 T_FG, T_BG = 0.5, 0.1

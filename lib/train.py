@@ -332,7 +332,7 @@ def train_classifier(args) -> Path:
 
     # Final metrics, measured by the project's own code on the saved checkpoint.
     from lib import classify
-    lm = registry.create(registry.checkpoint_spec(checkpoints.read_checkpoint(out)), device)
+    lm = registry.build(registry.checkpoint_spec(checkpoints.read_checkpoint(out)), device=device)
     items = [(p, split.classes[y]) for p, y in split.val]
     result = classify.evaluate(lm, items)
     manifest["metrics"] = {"val_accuracy": result.accuracy, "val_images": len(result.items),
@@ -349,19 +349,89 @@ def train_classifier(args) -> Path:
 
 
 def _coco_split(root: Path, split: str):
-    from lib import detection
+    from lib import datasets
     folder = root / split
     ann = folder / "annotations.json"
     if not ann.is_file():
         raise TrainError(f"'{folder}' has no annotations.json (expected {split}/annotations.json "
                          f"and {split}/images/, as `python -m lib.synth` writes).")
     try:
-        ds = detection.load_coco(ann, folder / "images")
-    except detection.DatasetError as exc:
+        ds = datasets.load_coco(ann, folder / "images")
+    except datasets.DatasetError as exc:
         raise TrainError(str(exc)) from exc
     if not ds.data["annotations"]:
         raise TrainError(f"'{ann}' has no annotations: nothing to learn from.")
     return ds
+
+
+# -- detector architectures Lens trains (their checkpoints load through lib.detectors) ------
+
+def build_fasterrcnn_timm(backbone: str, num_classes: int, fpn_channels: int = 128,
+                          min_size: int = 128, max_size: int = 128):
+    """torchvision Faster R-CNN on a timm `features_only` backbone with a small FPN.
+
+    `num_classes` excludes the background (torchvision's label 0).
+    """
+    from collections import OrderedDict
+
+    import timm
+    import torch
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+    class TimmFPN(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = timm.create_model(backbone, pretrained=False, features_only=True,
+                                          out_indices=(2, 3, 4))
+            self.fpn = FeaturePyramidNetwork(self.body.feature_info.channels(), fpn_channels,
+                                             extra_blocks=LastLevelMaxPool())
+            self.out_channels = fpn_channels
+
+        def forward(self, x):
+            return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(self.body(x))))
+
+    anchors = AnchorGenerator(sizes=((16,), (32,), (64,), (128,)),
+                              aspect_ratios=((0.5, 1.0, 2.0),) * 4)
+    return FasterRCNN(TimmFPN(), num_classes=None, min_size=min_size, max_size=max_size,
+                      rpn_anchor_generator=anchors,
+                      box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], 7, 2),
+                      box_head=TwoMLPHead(fpn_channels * 49, 256),
+                      box_predictor=FastRCNNPredictor(256, num_classes + 1))
+
+
+def build_conditional_detr(backbone: str, labels: list[str], d_model: int = 128,
+                           layers: int = 2, num_queries: int = 20, out_indices=(1, 2, 3)):
+    """A small Conditional DETR (transformers) on a timm backbone; stride 16 by default, so
+    128 px images give an 8 x 8 token grid. Labels are contiguous from 0 (no background)."""
+    from transformers import ConditionalDetrConfig, ConditionalDetrForObjectDetection
+    config = ConditionalDetrConfig(
+        backbone_config={"model_type": "timm_backbone", "backbone": backbone, "num_channels": 3,
+                         "out_indices": list(out_indices), "use_pretrained_backbone": False},
+        d_model=d_model, encoder_layers=layers, decoder_layers=layers,
+        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * d_model,
+        decoder_ffn_dim=2 * d_model, num_queries=num_queries,
+        id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    model = ConditionalDetrForObjectDetection(config)
+    # transformers freezes the backbone's BatchNorm with its own layer, which drops the
+    # activation that timm's BatchNormAct2d carries (EfficientNet's ReLU6): features explode.
+    # timm's own freezing keeps it; the state-dict keys are the same.
+    import timm
+    from timm.layers import freeze_batch_norm_2d
+    body = timm.create_model(backbone, pretrained=False, features_only=True,
+                             out_indices=tuple(out_indices))
+    model.model.backbone.model = freeze_batch_norm_2d(body)
+    return model
+
+
+def detr_processor(img_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
+    """Resize to a fixed square and normalise (EfficientNet-Lite's mean = std = 0.5)."""
+    from transformers import ConditionalDetrImageProcessor
+    return ConditionalDetrImageProcessor(size={"height": img_size, "width": img_size},
+                                         image_mean=list(mean), image_std=list(std), do_pad=False)
 
 
 def train_detector(args) -> Path:
@@ -383,9 +453,9 @@ def train_detector(args) -> Path:
     device = args.device or registry.best_device()
     detr = args.model == "conditional_detr"
     if detr:
-        model = detectors.build_conditional_detr(args.backbone, classes, args.d_model,
+        model = build_conditional_detr(args.backbone, classes, args.d_model,
                                                  args.layers, args.num_queries)
-        processor = detectors.detr_processor(args.img_size)
+        processor = detr_processor(args.img_size)
         body, label_of = model.model.backbone.model, {c: i for i, c in enumerate(cat_ids)}
         names = dict(enumerate(classes))
         arch = {"architecture": "conditional_detr", "img_size": args.img_size,
@@ -393,7 +463,7 @@ def train_detector(args) -> Path:
                          "num_queries": args.num_queries, "out_indices": [1, 2, 3]}}
         heads = "transformer and detection heads"
     else:
-        model = detectors.build_fasterrcnn_timm(args.backbone, len(classes), args.fpn_channels,
+        model = build_fasterrcnn_timm(args.backbone, len(classes), args.fpn_channels,
                                                 args.img_size, args.img_size)
         processor, body = None, model.backbone.body
         label_of = {c: i + 1 for i, c in enumerate(cat_ids)}
@@ -475,7 +545,7 @@ def train_detector(args) -> Path:
     # Final mAP, measured as the detection page does (one image at a time) on the saved
     # (fp16) checkpoint.
     spec = registry.checkpoint_spec(checkpoints.read_checkpoint(out))
-    stats = predict_val(detectors.create_detector(spec, device), batch_size=1)
+    stats = predict_val(registry.build(spec, "detection", device), batch_size=1)
     manifest["metrics"] = {"val_map50": stats["AP50"], "val_map": stats["AP"],
                            "val_images": len(val_items)}
     _finish_run(run, out, manifest, {"final/val_map50": stats["AP50"],
@@ -492,7 +562,7 @@ DEMO_CLASSIFIER_ARGS = ["--model", "tf_efficientnet_lite0", "--init", "package",
 def cam_in_box_rate(folder: Path, val_dir: Path) -> float:
     """Share of val images whose Grad-CAM peak (for the true class) lies in the object's box."""
     from lib import cam, registry
-    lm = registry.create(registry.checkpoint_spec(checkpoints.read_checkpoint(folder)), "cpu")
+    lm = registry.build(registry.checkpoint_spec(checkpoints.read_checkpoint(folder)), device="cpu")
     boxes = json.loads((val_dir / "boxes.json").read_text())
     hits = 0
     for rel, (x, y, w, h) in boxes.items():

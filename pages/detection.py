@@ -1,6 +1,5 @@
 """Detection benchmark: two models (built-in detectors or imported results) on COCO data."""
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -8,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from PIL import Image
-from lib import coco_eval, detect, detection, detectors, images, paths, plots, registry, settings
+from lib import benchmark, cache, coco_eval, datasets, detectors, images, paths, plots, registry, settings
 from lib.errors import LensError
 from lib.tide import ERROR_TYPES
 
@@ -24,12 +23,12 @@ OTHER = "Other transformers detector id…"
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def load_dataset(annotations: str, images_dir: str, mtime: float, subset: int | None, seed: int):
-    return detection.load_coco(annotations, images_dir).subset(subset, seed)
+    return datasets.load_coco(annotations, images_dir).subset(subset, seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def build_report(fingerprint: str, results_hash: str, score_thr: float, _dataset, _results):
-    return detect.report(_dataset, _results, score_thr)
+def build_report(fingerprint: str, detections_digest: str, score_thr: float, _dataset, _dets):
+    return benchmark.report(_dataset, _dets, score_thr)
 
 
 @st.cache_data(show_spinner="EigenCAM…", max_entries=64)
@@ -37,8 +36,8 @@ def false_positive_cam(model: str, image_id: int, index: int, map_by: str, _pict
                        _category: int, _categories):
     """EigenCAM of a built-in Faster R-CNN for one of its detections (cached)."""
     from lib import cam as cam_lib
-    detector = detectors.load_detector(registry.find(model))
-    inverse = {v: k for k, v in detection.map_labels(detector.labels, _categories,
+    detector = cache.load(model, "detection").model
+    inverse = {v: k for k, v in datasets.map_labels(detector.labels, _categories,
                                                      by=map_by).items()}
     return cam_lib.detector_cam(detector, _picture, _box, [inverse.get(_category, 0)])
 
@@ -86,7 +85,7 @@ with ui.reported():
                                    int(seed))
     elif upload is not None:
         with st.spinner("Unpacking the archive…"):
-            ann, img = detection.find_coco_in(paths.extract_zip(upload.getvalue()))
+            ann, img = datasets.find_coco_in(paths.extract_zip(upload.getvalue()))
         dataset = load_dataset(str(ann), str(img), 0.0, subset or None, int(seed))
 if dataset is None:
     st.info("Choose a COCO-format dataset in the sidebar.")
@@ -117,26 +116,26 @@ if OFFLINE:
 choices = [IMPORT] + [s.name for s in detector_specs] + [OTHER]
 # On demo data the demo detectors are the defaults; otherwise imported predictions.
 defaults = demo_models + [IMPORT, IMPORT] if how == DEMO_DATA else [IMPORT, IMPORT]
-reports: dict[str, detect.Report] = {}
+reports: dict[str, benchmark.Report] = {}
 speeds: dict[str, dict] = {}
 cols = st.columns(2)
 for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
     with col.container(border=True):
         choice = st.selectbox(f"Model {slot}", choices, index=choices.index(defaults[k]),
                               key=f"model_{slot}" + ("_demo" if how == DEMO_DATA else ""))
-        results = None
+        dets = None
         if choice == IMPORT:
             file = st.file_uploader("COCO results JSON", type=["json"], key=f"preds_{slot}")
             stem = Path(file.name).stem if file else f"model {slot}"
             label = st.text_input("Name", placeholder=stem, key=f"name_{slot}") or stem
             if file is not None:
                 with ui.reported():
-                    checked = detection.check_results(file.getvalue(), dataset)
-                    results = checked.results
+                    checked = datasets.check_results(file.getvalue(), dataset)
+                    dets = checked.detections
                     if checked.refused:
                         st.warning(f"{checked.refused} predictions with empty, negative or "
                                    "non-finite boxes or scores were refused and not scored.")
-                    if not results:
+                    if not checked.results:
                         st.warning("The file holds no predictions: every metric is 0.")
                     speeds[label] = {"note": "imported: speed not measured"}
         else:
@@ -146,21 +145,21 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
                 if not repo:
                     continue
                 try:
-                    spec = registry.transformers_detector_spec(repo)
+                    spec = registry.find(repo, "detection")
                 except LensError as exc:
                     ui.show_error(exc)
                     continue
             else:
-                spec = registry.find(choice)
+                spec = registry.find(choice, "detection")
             label = spec.name
             avail = registry.availability(spec)
             key = detectors.cache_key(spec.name, dataset, {"threshold": 0.05, "map_by": map_by})
             job = detectors.get_job(key, lambda spec=spec, key=key: detectors.InferenceJob(
-                key, dataset, lambda: detectors.load_detector(spec),
-                lambda det: detection.map_labels(det.labels, dataset.categories, by=map_by)))
+                key, dataset, lambda: cache.load(spec, "detection").model,
+                lambda det: datasets.map_labels(det.labels, dataset.categories, by=map_by)))
             if job.finished:
-                results, speeds[label] = job.results(), job.speed()
-                st.caption(f"Cached predictions ({len(results)} boxes).")
+                dets, speeds[label] = job.detections(), job.speed()
+                st.caption(f"Cached predictions ({sum(map(len, dets.values()))} boxes).")
                 failed = job.failed()
                 if failed:
                     st.warning(f"{len(failed)} images could not be read and count as images "
@@ -179,10 +178,8 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
                 @st.fragment(run_every=1.0)
                 def progress(job=job):
                     if job.running:
-                        eta = job.eta_s()
-                        rate = job.done / max(1e-9, __import__("time").time() - job.started)
-                        st.progress(job.done / job.total, text=f"{job.done}/{job.total} images · "
-                                    f"{rate:.1f} images/s" + (f" · {eta:.0f} s left" if eta else ""))
+                        p = job.progress
+                        st.progress(p.fraction, text=p.text("images"))
                     elif job.finished:
                         st.rerun()
                     elif job.error:
@@ -191,11 +188,10 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
                     elif job.done:
                         st.caption(f"Stopped at {job.done}/{job.total} images; Resume continues.")
                 progress()
-        if results is not None:
-            digest = hashlib.sha256(json.dumps(results, sort_keys=True).encode()).hexdigest()
+        if dets is not None:
             with st.spinner(f"Evaluating {label}…"):
-                reports[label] = build_report(dataset.fingerprint, digest, score_thr, dataset,
-                                              results)
+                reports[label] = build_report(dataset.fingerprint, datasets.digest(dets),
+                                              score_thr, dataset, dets)
 
 if not reports:
     st.info("Import a results JSON (e.g. from a YOLO run) or run a detector for model A or B.")
@@ -234,7 +230,7 @@ with tab_metrics:
                        "metrics.json", "application/json", key="export_json")
     if e3.button("Log to W&B", key="log_wandb"):
         for n, r in reports.items():
-            where = detect.log_benchmark(n, dataset, subset or None, int(seed), score_thr,
+            where = benchmark.log_benchmark(n, dataset, subset or None, int(seed), score_thr,
                                          r.metrics.stats, {k: v for k, v in speeds.get(n, {}).items()
                                                            if isinstance(v, (int, float))})
         st.success(f"Logged {len(reports)} benchmark run(s) to {Path(where).parent} — open that "
@@ -275,7 +271,7 @@ with tab_images:
     g1, g2 = st.columns(2)
     bucket = g1.selectbox("Show images with", ["(all)"] + ERROR_TYPES +
                           [f"class: {n}" for n in dataset.categories.values()], key="bucket")
-    per_image = detect.compare_images(reports[names[0]], reports[names[-1]])
+    per_image = benchmark.compare_images(reports[names[0]], reports[names[-1]])
     if len(names) == 2:
         g2.caption(f"Where {names[1]} regresses against {names[0]} (top) and wins (bottom), "
                    "by TP − FP per image.")
@@ -291,18 +287,18 @@ with tab_images:
     for k, image_id in enumerate(ids[:9]):
         try:
             path = dataset.image_path(image_id)
-        except detection.DatasetError:
+        except datasets.DatasetError:
             continue
         if not path.is_file():
             continue
         gt_b, gt_c = coco_eval.gt_arrays(dataset, image_id)
-        groups = [(gt_b, [dataset.categories[int(c)] for c in gt_c], detection.PALETTE["gt"])]
-        for n, color in zip(names, (detection.PALETTE["a"], detection.PALETTE["b"])):
-            det = reports[n].detections.get(image_id, detection.Detections(image_id))
+        groups = [(gt_b, [dataset.categories[int(c)] for c in gt_c], datasets.PALETTE["gt"])]
+        for n, color in zip(names, (datasets.PALETTE["a"], datasets.PALETTE["b"])):
+            det = reports[n].detections.get(image_id, datasets.Detections(image_id))
             det = det.above(score_thr)
             groups.append((det.xyxy, [f"{dataset.categories.get(int(c), c)} {s:.2f}"
                                       for c, s in zip(det.class_ids, det.scores)], color))
-        grid[k % 3].image(detection.draw(images.load_image(path).image, groups), width="stretch",
+        grid[k % 3].image(datasets.draw(images.load_image(path).image, groups), width="stretch",
                           caption=f"{path.name}: green = truth, orange = {names[0]}"
                                   + (f", blue = {names[1]}" if len(names) == 2 else ""))
 
@@ -324,10 +320,10 @@ with tab_images:
                     heat = false_positive_cam(n, lab.image_id, lab.index, map_by, picture,
                                               det.xyxy[lab.index:lab.index + 1],
                                               int(det.class_ids[lab.index]), dataset.categories)
-                    shown = detection.draw(Image.fromarray(cam_lib.overlay(
+                    shown = datasets.draw(Image.fromarray(cam_lib.overlay(
                         np.asarray(picture), heat)), [(det.xyxy[lab.index:lab.index + 1],
                         [f"{dataset.categories.get(int(det.class_ids[lab.index]))} "
-                         f"{det.scores[lab.index]:.2f}"], detection.PALETTE["a"])])
+                         f"{det.scores[lab.index]:.2f}"], datasets.PALETTE["a"])])
                     st.image(shown, caption=f"EigenCAM of {n}'s backbone; the box is the {lab.kind} "
                                             "error", width="stretch")
 
@@ -345,9 +341,9 @@ with tab_whatif:
                 picture = images.load_image(shot.getvalue(), shot.name).image
                 cols = st.columns(len(runnable))
                 for col, n in zip(cols, runnable):
-                    det = detectors.load_detector(registry.find(n))
+                    det = cache.load(n, "detection").model
                     out = det.predict([picture], [0], {i: i for i in det.labels}, thr)[0]
-                    col.image(detection.draw(picture, [(out.xyxy, [
+                    col.image(datasets.draw(picture, [(out.xyxy, [
                         f"{det.labels.get(int(c), c)} {s:.2f}" for c, s in
-                        zip(out.class_ids, out.scores)], detection.PALETTE["a"])]),
+                        zip(out.class_ids, out.scores)], datasets.PALETTE["a"])]),
                         caption=n, width="stretch")

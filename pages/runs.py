@@ -106,13 +106,12 @@ else:
             flt = paths.read_json(filters.encode(), "the filters") if filters.strip() else None
             if flt is not None and not isinstance(flt, dict):
                 raise json.JSONDecodeError("not an object", filters, 0)
-            bar = st.progress(0.0, text="Fetching runs…")
+            bar = ui.ProgressBar("runs fetched")
             api = runs.cloud_api(key)
-            fetched = runs.load_cloud(entity, project, filters=flt, api=api,
-                                      progress=lambda d, n: bar.progress(d / n, text=f"{d}/{n}"))
+            fetched = runs.load_cloud(entity, project, filters=flt, api=api, progress=bar)
             runs.remember_client(ui.session_id(), api)   # histories use the same key
             del api
-            bar.empty()
+            bar.clear()
             st.session_state["cloud_runs"] = fetched
             params["source"], params["entity"], params["project"] = "cloud", entity, project
         except (json.JSONDecodeError, LensError):

@@ -276,12 +276,13 @@ def _text_prompt(seg, image, state, multimask: bool) -> None:
     if not boxes:
         st.info(f"Nothing in the image matched '{phrase}'. Try another phrase.")
         return
-    st.image(M.draw_prompts(image, [], [b for _, b in boxes], (255, 0, 255)),
+    st.image(M.draw_prompts(image, [], [r.box for r in boxes], (255, 0, 255)),
              caption=f"{len(boxes)} box(es) for '{phrase}'", width=DISPLAY_WIDTH)
     if st.button(f"Segment these {len(boxes)} box(es)", key="seg_found_go"):
         objs = _objects(state)
-        for label, box in boxes:
-            obj = S.SegObject(max(o.obj_id for o in objs) + 1, box=box, label=label)
+        for region in boxes:
+            obj = S.SegObject(max(o.obj_id for o in objs) + 1, box=region.box,
+                              label=region.label)
             _run(seg, image, obj, multimask)
             objs.append(obj)
         state.pop("found")
@@ -297,10 +298,9 @@ def _everything(seg, image, state) -> None:
     min_iou = c2.slider("Min predicted IoU", 0.0, 1.0, 0.7, 0.05)
     min_stab = c3.slider("Min stability", 0.0, 1.0, 0.85, 0.05)
     if st.button("Segment everything", key="seg_everything"):
-        bar = st.progress(0.0, text="Prompting a grid of points…")
-        state["auto"] = seg.everything(image, side, min_iou, min_stab,
-                                       progress=lambda f: bar.progress(f, text=f"{f:.0%}"))
-        bar.empty()
+        bar = ui.ProgressBar("grid points prompted")
+        state["auto"] = seg.everything(image, side, min_iou, min_stab, progress=bar)
+        bar.clear()
     auto = state.get("auto")
     if auto is None:
         return
@@ -445,12 +445,7 @@ def video_mode() -> None:
         st.dataframe([{"object": o.name, "prompted frames": ", ".join(map(str, sorted(o.prompts)))}
                       for o in tracker.objects.values()], hide_index=True)
         if st.button("Propagate through the clip", type="primary", key="seg_propagate"):
-            bar = st.progress(0.0, text="Tracking…")
-
-            def show(p: SV.Progress) -> None:
-                eta = f", about {p.eta_s:.0f} s left" if p.eta_s is not None else ""
-                bar.progress(p.done / p.total, text=f"{p.done}/{p.total} frames{eta}")
-            tracker.propagate(show)
+            tracker.propagate(ui.ProgressBar("frames tracked"))
             st.rerun()
     if tracker.propagated:
         st.success(f"Tracked {len(tracker.objects)} object(s) through {len(frames)} frames; "
@@ -478,8 +473,8 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
         st.info(f"Nothing on frame {frame_idx} matched '{phrase}'. Try another phrase or frame.")
         return
     next_id = max([*tracker.objects, state["active"]]) + 1
-    for k, (label, box) in enumerate(boxes):
-        tracker.add_prompt(frame_idx, next_id + k, [], box, label=label)
+    for k, region in enumerate(boxes):
+        tracker.add_prompt(frame_idx, next_id + k, [], region.box, label=region.label)
     st.rerun()
 
 
@@ -494,11 +489,11 @@ def _video_exports(tracker, name: str) -> None:
     strength = c3.slider("Strength", 3, 99, 31, 2, key="seg_vstrength")
     stem = Path(name).stem
     if st.button("Render MP4", key="seg_render"):
-        bar = st.progress(0.0, text="Rendering…")
+        bar = ui.ProgressBar("frames rendered")
         out = scratch.new_file(".mp4", prefix="render-")
         tracker.export_mp4(out, None if effect == "outline overlay" else effect, picked, strength,
-                           progress=lambda p: bar.progress(p.done / p.total,
-                                                           text=f"{p.done}/{p.total} frames"))
+                           progress=bar)
+        bar.clear()
         st.session_state["seg_render_mp4"] = out.read_bytes()
         out.unlink(missing_ok=True)
     if st.session_state.get("seg_render_mp4"):

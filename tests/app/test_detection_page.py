@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lib import coco_eval, detection
+from lib import coco_eval
 from tests.app.test_pages import run_page
 from tests.unit.test_detection import coco, gt_results  # noqa: F401
 

@@ -4,7 +4,6 @@ import shutil
 
 import pytest
 
-from lib import runs
 from lib import checkpoints
 from tests.app.test_pages import run_page
 from tests.unit.test_runs import project  # noqa: F401 - the generated offline project

@@ -78,8 +78,8 @@ def test_sam2_candidates_are_listed_with_predicted_iou(tiny_sam):
 def test_text_prompt_boxes_then_masks(tiny_sam, monkeypatch):
     class Stub:
         def boxes(self, image, phrase):
-            return [] if phrase == "unicorn" else [("cat", (120.0, 20.0, 330.0, 300.0)),
-                                                   ("cat", (10.0, 200.0, 60.0, 290.0))]
+            return [] if phrase == "unicorn" else [S.Region("cat", (120.0, 20.0, 330.0, 300.0)),
+                                                   S.Region("cat", (10.0, 200.0, 60.0, 290.0))]
     monkeypatch.setattr(S, "load_grounder", lambda name: Stub())
     at = run_page("segmentation")
     find = next(b for b in at.button if b.label == "Find boxes")
@@ -135,7 +135,7 @@ def test_video_mode_with_a_video_model_shows_the_frame(tiny_sam, tmp_path, monke
 def test_video_text_prompt_adds_tracked_objects(tiny_sam, tmp_path, monkeypatch):
     class Stub:
         def boxes(self, image, phrase):
-            return [("logo", (5.0, 5.0, 30.0, 30.0))] if phrase == "logo" else []
+            return [S.Region("logo", (5.0, 5.0, 30.0, 30.0))] if phrase == "logo" else []
     monkeypatch.setattr(SV, "load_video_model", lambda name: SV.tiny_video_model())
     monkeypatch.setattr(S, "load_grounder", lambda name: Stub())
     at = run_page("segmentation")

@@ -96,10 +96,10 @@ def test_cold_deep_link_gets_the_router(browser):
 def test_detection_benchmark_with_imported_predictions(page, server, tmp_path, shared_assets):
     import json
 
-    from lib import detection
+    from lib import datasets
     from tests.unit.test_detection import gt_results
     base = shared_assets / "data" / "coco_val2017_tiny"
-    coco = detection.load_coco(base / "annotations" / "instances_val2017.json", base / "val2017")
+    coco = datasets.load_coco(base / "annotations" / "instances_val2017.json", base / "val2017")
     for name, shift in (("sharp", 0.05), ("blurry", 0.3)):
         (tmp_path / f"{name}.json").write_text(json.dumps(gt_results(coco, shift, 0.2)))
     page.goto(f"{server}/detection")

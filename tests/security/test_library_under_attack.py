@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lib import cache, detection, detectors, paths, registry, scratch
+from lib import cache, datasets, detectors, paths, registry, scratch
 from lib.errors import ArchiveError, DatasetError, ModelTooLargeError, PathNotAllowedError
 from tests.conftest import ROOT
 from tests.security import attacks as A
@@ -75,14 +75,14 @@ def test_sixteen_threads_classify_explain_and_measure_as_one():
 
 # -- caches keyed by what the model read; jobs over broken datasets -------------------------------
 
-def _dataset(folder: Path, names=("a.png", "b.png")) -> detection.CocoDataset:
+def _dataset(folder: Path, names=("a.png", "b.png")) -> datasets.CocoDataset:
     (folder / "images").mkdir(parents=True, exist_ok=True)
     for i, n in enumerate(names):
         Image.new("RGB", (32, 32), (40 * i, 90, 10)).save(folder / "images" / n)
     (folder / "ann.json").write_text(json.dumps(A.coco(
         [{"id": i + 1, "file_name": n} for i, n in enumerate(names)],
         [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 10, 10]}])))
-    return detection.load_coco(folder / "ann.json", folder / "images")
+    return datasets.load_coco(folder / "ann.json", folder / "images")
 
 
 def test_prediction_cache_key_covers_the_images_read(tmp_path):
@@ -90,7 +90,7 @@ def test_prediction_cache_key_covers_the_images_read(tmp_path):
     key = detectors.cache_key("m", ds, {})
     other_folder = tmp_path / "d2"
     _dataset(other_folder)
-    same_json_other_images = detection.load_coco(tmp_path / "d" / "ann.json",
+    same_json_other_images = datasets.load_coco(tmp_path / "d" / "ann.json",
                                                  other_folder / "images")
     assert detectors.cache_key("m", same_json_other_images, {}) != key
     time.sleep(0.01)
@@ -158,14 +158,14 @@ def test_json_size_cap(tmp_path, monkeypatch):
     with pytest.raises(DatasetError, match="larger than"):
         paths.read_json(tmp_path / "big.json")
     with pytest.raises(DatasetError, match="larger than"):
-        detection.load_coco(tmp_path / "big.json", tmp_path)
+        datasets.load_coco(tmp_path / "big.json", tmp_path)
 
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "../x.png", "a/../../x.png", "C:/x.png",
                                   "..\\..\\x.png", "", None, 7])
 def test_coco_file_names_must_stay_inside(tmp_path, name):
     with pytest.raises(DatasetError, match="file_name"):
-        detection.validate_coco(A.coco([{"id": 1, "file_name": name}]), "ann.json")
+        datasets.validate_coco(A.coco([{"id": 1, "file_name": name}]), "ann.json")
 
 
 def test_zip_member_read_in_chunks_not_whole(monkeypatch, tmp_path):
@@ -217,18 +217,19 @@ def test_budget_counts_embeddings_and_open_clips():
 
 
 def test_detector_jobs_load_through_the_shared_cache(monkeypatch):
+    """The benchmark job, the What-if tab and the EigenCAM share one loaded detector."""
     made = []
     spec = registry.ModelSpec(name="fake-det", task="detection", source="torchvision",
                               arch="x", weights="x")
-    monkeypatch.setattr(detectors, "create_detector", lambda s: made.append(s) or
+    monkeypatch.setattr(detectors, "build_torchvision", lambda s, device: made.append(s) or
                         detectors.tiny_detector("torchvision", {1: "a"}))
     try:
-        a = detectors.load_detector(spec)
-        b = detectors.load_detector(spec)
+        a = cache.load(spec, "detection").model
+        b = cache.load(spec, "detection").model
         assert a is b and len(made) == 1
-        assert "detector:fake-det" in [k for k, _ in cache.MODELS.summary()]
+        assert "detection:fake-det@auto" in [k for k, _ in cache.MODELS.summary()]
     finally:
-        cache.MODELS.release("detector:fake-det")
+        cache.MODELS.release("detection:fake-det@auto")
 
 
 # -- command lines --------------------------------------------------------------------------------

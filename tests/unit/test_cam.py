@@ -23,7 +23,7 @@ def tiny(arch: str, classes: int = 10, size: int = 64):
 
 @pytest.fixture(scope="module")
 def lite0():
-    return registry.create(registry.find(registry.DEFAULT_CLASSIFIER), device="cpu")
+    return registry.build(registry.find(registry.DEFAULT_CLASSIFIER), device="cpu")
 
 
 @pytest.fixture(scope="module")

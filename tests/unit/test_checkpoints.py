@@ -75,7 +75,7 @@ def test_checkpoint_round_trip_through_registry(checkpoints_dir, fmt, prefix):
     spec = registry.find("tiny")
     assert spec.source == "checkpoint" and spec.error is None
     assert spec.labels == ("a", "b", "c")
-    loaded = registry.create(spec, device="cpu")
+    loaded = registry.build(spec, device="cpu")
     x = torch.randn(1, 3, 64, 64)
     model.eval()
     assert torch.allclose(loaded.model(x), model(x), atol=1e-6)
@@ -112,17 +112,17 @@ def test_broken_folder_is_listed_with_reason(checkpoints_dir, breakage, reason):
     assert reason in spec.error
     assert not registry.availability(spec).ready
     with pytest.raises(registry.ModelCreateError, match="cannot load"):
-        registry.create(spec)
+        registry.build(spec)
 
 
 def test_unknown_architecture_and_wrong_shapes(checkpoints_dir):
     make_checkpoint(checkpoints_dir, name="alien", manifest_extra={"architecture": "alien_net"})
     with pytest.raises(registry.ModelCreateError, match="alien_net"):
-        registry.create(registry.find("alien"))
+        registry.build(registry.find("alien"))
     make_checkpoint(checkpoints_dir, name="shapes", manifest_extra={"num_classes": 4},
                     labels="a\nb\nc\nd\n")
     with pytest.raises(registry.ModelCreateError, match="does not fit"):
-        registry.create(registry.find("shapes"))
+        registry.build(registry.find("shapes"))
 
 
 def test_label_formats():

@@ -18,7 +18,7 @@ from tests.helpers import write_video
 
 @pytest.fixture(scope="module")
 def lite0():
-    return registry.create(registry.find(registry.DEFAULT_CLASSIFIER), device="cpu")
+    return registry.build(registry.find(registry.DEFAULT_CLASSIFIER), device="cpu")
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_evaluation_numbers_and_determinism(lite0, labelled_folder):
     items = classify.find_labelled_images(labelled_folder)
     assert len(items) == 4
     seen = []
-    first = classify.evaluate(lite0, items, batch_size=2, progress=lambda d, n: seen.append((d, n)))
+    first = classify.evaluate(lite0, items, batch_size=2, progress=lambda p: seen.append((p.done, p.total)))
     second = classify.evaluate(lite0, items, batch_size=2)
     assert seen == [(2, 4), (4, 4)]
     assert first.accuracy == pytest.approx(2 / 3) and first.top5_accuracy == 1.0
@@ -129,7 +129,7 @@ def test_video_frames_classified_at_chosen_rate(tmp_path):
     info = open_video(write_video(tmp_path / "v.mp4", frames=24, fps=6))
     progress = []
     preds = scenes.classify_frames(lm, info, every_s=0.5, batch_size=3,
-                                   progress=lambda d, n: progress.append(d))
+                                   progress=lambda p: progress.append(p.done))
     assert [p.index for p in preds] == [0, 3, 6, 9, 12, 15, 18, 21]
     assert progress[-1] == 8 and all(0 <= p.probability <= 1 for p in preds)
 

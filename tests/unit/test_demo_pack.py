@@ -15,7 +15,7 @@ DEMO = ROOT / "checkpoints" / "demo-classifier"
 @pytest.fixture(scope="module")
 def demo():
     manifest = json.loads((DEMO / "model.json").read_text())
-    lm = registry.create(registry.find("demo-classifier"), "cpu")
+    lm = registry.build(registry.find("demo-classifier"), device="cpu")
     return manifest, lm
 
 
@@ -63,14 +63,14 @@ def test_demo_gradcam_peaks_inside_the_object(demo, val_split):
                                          ("demo-conditional-detr", 0.0)])  # DETR: recorded
 def test_demo_detector_map_recorded_and_reproduced(tmp_path_factory, name, floor):
     """mAP@0.5 in the manifest equals what the detection page's code measures now."""
-    from lib import coco_eval, detection, detectors
+    from lib import coco_eval, datasets
     manifest = json.loads((ROOT / "checkpoints" / name / "model.json").read_text())
     assert manifest["metrics"]["val_map50"] >= floor
     assert manifest["synth"] == synth.DEMO        # measured on the demo split
     split = synth.demo_val(tmp_path_factory.mktemp("cache"))
-    val = detection.load_coco(split / "annotations.json", split / "images")
-    det = detectors.create_detector(registry.find(name), "cpu")
-    label_map = detection.map_labels(det.labels, val.categories)
+    val = datasets.load_coco(split / "annotations.json", split / "images")
+    det = registry.build(registry.find(name), device="cpu")
+    label_map = datasets.map_labels(det.labels, val.categories)
     results = []
     for image_id in val.image_ids:
         image = Image.open(val.image_path(image_id)).convert("RGB")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import coco_eval, detect, detection, detectors, runs, tide
-from lib.detection import DatasetError, Detections
+from lib import benchmark, coco_eval, datasets, detect, detectors, runs, tide
+from lib.datasets import DatasetError, Detections
 
 
 def write_coco(root, anns, images=(("a.png", 1, 100, 100),), cats=((1, "cat"), (2, "dog")),
@@ -24,13 +24,13 @@ def write_coco(root, anns, images=(("a.png", 1, 100, 100),), cats=((1, "cat"), (
                              "bbox": list(a[:4]), "category_id": a[4], "area": a[2] * a[3],
                              "iscrowd": 0} for k, a in enumerate(anns)]}
     (root / "ann.json").write_text(json.dumps(data))
-    return detection.load_coco(root / "ann.json", root / "images")
+    return datasets.load_coco(root / "ann.json", root / "images")
 
 
 @pytest.fixture(scope="module")
 def coco(shared_assets):
     base = shared_assets / "data" / "coco_val2017_tiny"
-    return detection.load_coco(base / "annotations" / "instances_val2017.json", base / "val2017")
+    return datasets.load_coco(base / "annotations" / "instances_val2017.json", base / "val2017")
 
 
 def gt_results(dataset, shift=0.0, drop=0.0, seed=0):
@@ -65,14 +65,14 @@ def test_bad_datasets(tmp_path, content, message):
     (tmp_path / "images").mkdir()
     (tmp_path / "ann.json").write_text(content)
     with pytest.raises(DatasetError, match=message):
-        detection.load_coco(tmp_path / "ann.json", tmp_path / "images")
+        datasets.load_coco(tmp_path / "ann.json", tmp_path / "images")
 
 
 def test_missing_images_and_images_without_annotations(tmp_path):
     ds = write_coco(tmp_path, [(10, 10, 20, 20, 1)],
                     images=(("a.png", 1, 100, 100), ("b.png", 2, 100, 100)))
     (tmp_path / "images" / "b.png").unlink()
-    ds = detection.load_coco(tmp_path / "ann.json", tmp_path / "images")
+    ds = datasets.load_coco(tmp_path / "ann.json", tmp_path / "images")
     assert ds.missing_images == ["b.png"] and ds.annotations(2) == []
     assert coco_eval.evaluate(ds, []).stats["AP"] == 0.0
 
@@ -87,8 +87,8 @@ def test_missing_images_and_images_without_annotations(tmp_path):
 def test_bad_results_files(tmp_path, payload, message):
     ds = write_coco(tmp_path, [(10, 10, 20, 20, 1)])
     with pytest.raises(DatasetError, match=message):
-        detection.read_results_json(payload.encode(), ds)
-    assert detection.read_results_json(b"[]", ds) == []
+        datasets.read_results_json(payload.encode(), ds)
+    assert datasets.read_results_json(b"[]", ds) == []
 
 
 def test_subset_is_deterministic(coco):
@@ -102,9 +102,9 @@ def test_subset_is_deterministic(coco):
 
 def test_coco_results_round_trip():
     rows = [{"image_id": 5, "category_id": 3, "bbox": [1.0, 2.0, 10.0, 20.0], "score": 0.5}]
-    dets = detection.from_coco_results(rows)
+    dets = datasets.from_coco_results(rows)
     assert dets[5].xyxy.tolist() == [[1, 2, 11, 22]]
-    assert detection.to_coco_results(dets) == rows
+    assert datasets.to_coco_results(dets) == rows
     with pytest.raises(ValueError, match="same length"):
         Detections(1, np.zeros((2, 4)), [0.1], [1, 2])
 
@@ -112,16 +112,16 @@ def test_coco_results_round_trip():
 def test_label_mapping_by_name_and_id():
     torchvision_style = {0: "__background__", 1: "person", 3: "car", 12: "N/A", 13: "stop sign"}
     renumbered = {1: "person", 2: "car", 3: "stop_sign"}
-    assert detection.map_labels(torchvision_style, renumbered) == {1: 1, 3: 2, 13: 3}
+    assert datasets.map_labels(torchvision_style, renumbered) == {1: 1, 3: 2, 13: 3}
     coco_ids = {1: "person", 3: "car", 13: "stop sign"}
-    assert detection.map_labels(torchvision_style, coco_ids, by="id") == {1: 1, 3: 3, 13: 13}
+    assert datasets.map_labels(torchvision_style, coco_ids, by="id") == {1: 1, 3: 3, 13: 13}
 
 
 def test_from_torchvision_drops_unmapped_labels():
     import torch
     out = {"boxes": torch.tensor([[0., 0., 5., 5.], [1., 1., 2., 2.]]),
            "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([1, 12])}
-    det = detection.from_torchvision(7, out, {1: 100})
+    det = datasets.from_torchvision(7, out, {1: 100})
     assert det.class_ids.tolist() == [100] and det.image_id == 7
 
 
@@ -199,7 +199,7 @@ def test_tiny_adapters_shapes_and_label_mapping(tmp_path, kind):
     det = detectors.tiny_detector(kind, {1: "cat", 2: "dog"})
     assert det.untrained
     out = det.predict([Image.open(ds.image_path(1)).convert("RGB")], [1],
-                      detection.map_labels(det.labels, ds.categories), threshold=0.0)[0]
+                      datasets.map_labels(det.labels, ds.categories), threshold=0.0)[0]
     assert out.image_id == 1 and out.xyxy.shape[1] == 4 and len(out) > 0
     assert set(out.class_ids.tolist()) <= {1, 2}
     assert (out.xyxy[:, 2] <= 128 + 1e-3).all() and (out.xyxy[:, 3] <= 96 + 1e-3).all()
@@ -287,7 +287,7 @@ def test_benchmark_logged_to_wandb_is_readable_by_runs_page(tmp_path, monkeypatc
     ds = write_coco(tmp_path / "data", [(10, 10, 30, 30, 1)])
     stats = coco_eval.evaluate(ds, [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30],
                                      "score": 0.9}]).stats
-    detect.log_benchmark("my-yolo", ds, None, 0, 0.5, stats, {"images_per_s": 12.5},
+    benchmark.log_benchmark("my-yolo", ds, None, 0, 0.5, stats, {"images_per_s": 12.5},
                          out_dir=tmp_path / "wb")
     infos, problems = runs.load_offline(tmp_path / "wb")
     assert not problems and len(infos) == 1

@@ -25,7 +25,7 @@ def test_packaged_default_is_ready_and_matches_reference_weights(shared_assets):
     from safetensors.torch import load_file
     spec = registry.find(registry.DEFAULT_CLASSIFIER)
     assert registry.availability(spec).ready
-    loaded = registry.create(spec, device="cpu")
+    loaded = registry.build(spec, device="cpu")
     reference = load_file(shared_assets / "models/tf_efficientnet_lite0_in1k.safetensors")
     state = loaded.model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in reference.items())
@@ -39,13 +39,42 @@ def test_missing_hub_weights_name_the_fetch_command(monkeypatch):
     spec = registry.find("resnet50")
     assert not registry.availability(spec).ready
     with pytest.raises(registry.WeightsMissingError) as info:
-        registry.create(spec)
+        registry.build(spec)
     assert "python -m lib.weights fetch 'resnet50'" in str(info.value)
 
 
-def test_non_classification_models_are_not_built_here():
-    with pytest.raises(registry.ModelCreateError, match="segmentation model"):
-        registry.create(registry.find("facebook/sam2.1-hiera-tiny"))
+def test_a_model_is_built_only_for_its_own_task():
+    with pytest.raises(registry.ModelCreateError, match="segmentation model, not a "
+                                                       "classification model"):
+        registry.build(registry.find("facebook/sam2.1-hiera-tiny"), "classification")
+    with pytest.raises(registry.ModelCreateError, match="is not one Lens knows"):
+        registry.ModelSpec(name="x", task="poetry", source="timm", arch="x", weights="x")
+
+
+def test_every_known_model_has_a_builder_and_a_source_backend():
+    import importlib
+    for spec in registry.all_specs():
+        assert spec.source in registry.SOURCES
+        module, function = registry.BUILDERS[(spec.task, spec.source)].split(":")
+        assert callable(getattr(importlib.import_module(module), function))
+    for target in registry.BUILDERS.values():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), target
+
+
+def test_cache_load_is_the_one_entry_point(monkeypatch):
+    """One key format, one load per (task, name, device), the model's own lock."""
+    from lib import cache
+    models = cache.ModelCache(budget_bytes=1 << 30)
+    monkeypatch.setattr(cache, "MODELS", models)
+    built = []
+    monkeypatch.setattr(registry, "build", lambda spec, task, device: built.append(task) or
+                        registry.from_module(__import__("torch").nn.Linear(2, 2), ["a", "b"]))
+    a = cache.load(registry.DEFAULT_CLASSIFIER, "classification")
+    b = cache.load(registry.DEFAULT_CLASSIFIER, "classification")
+    assert a.model is b.model and built == ["classification"] and a.lock is a.model.lock
+    assert a.untrained and [k for k, _ in models.summary()] == [
+        f"classification:{registry.DEFAULT_CLASSIFIER}@auto"]
 
 
 def test_weights_cli_lists_every_model(capsys, checkpoints_dir):

@@ -190,7 +190,7 @@ def test_cloud_runs_with_backoff(monkeypatch):
     api = FakeApi(fail_times=2)
     progress = []
     infos = runs.load_cloud("team", "proj", api=api,
-                            progress=lambda d, n: progress.append((d, n)))
+                            progress=lambda p: progress.append((p.done, p.total)))
     assert [r.name for r in infos] == ["r0", "r1", "r2"] and api.calls == 3
     assert slept == [1.0, 2.0] and progress[-1] == (3, 3)
     assert infos[2].config == {"lr": pytest.approx(0.2)} and infos[2].runtime == 20.0

@@ -74,7 +74,7 @@ def test_everything_mode_filters_dedupes_and_sorts(seg, image):
     seen = []
     auto = seg.everything(image, points_per_side=4, min_iou=0.0, min_stability=0.0,
                           max_overlap=0.5, min_area_frac=0.0, progress=seen.append)
-    assert seen[-1] == 1.0 and auto
+    assert seen[-1].fraction == 1.0 and auto
     areas = [a.area for a in auto]
     assert areas == sorted(areas, reverse=True)
     assert all(a.mask.shape == (90, 140) and a.area == a.mask.sum() for a in auto)
@@ -99,11 +99,11 @@ def test_missing_weights_name_the_fetch_command(monkeypatch):
     monkeypatch.setattr(registry, "hub_reachable", lambda timeout=2.0: False)
     spec = registry.find("facebook/sam2.1-hiera-tiny")
     with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
-        S.create_segmenter(spec, "cpu")
+        S.build_segmenter(spec, "cpu")
     with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
-        SV.create_video_model(spec, "cpu")
+        SV.build_video_model(spec, "cpu")
     with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
-        S.create_grounder(registry.find("florence-community/Florence-2-base"), "cpu")
+        S.build_grounder(registry.find("florence-community/Florence-2-base"), "cpu")
     names = [n for n, _ in S.model_choices()]
     assert names.index(S.GRABCUT) < names.index("facebook/sam2.1-hiera-tiny")  # usable first
 
@@ -129,7 +129,7 @@ def test_real_sam2_point_on_a_coco_object(shared_assets):
     truth = coco.annToMask(ann).astype(bool)
     ys, xs = np.nonzero(truth)
     k = np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2)   # a point on the object
-    r = S.create_segmenter(spec, "cpu").predict(image, [(float(xs[k]), float(ys[k]), 1)])
+    r = S.build_segmenter(spec, "cpu").predict(image, [(float(xs[k]), float(ys[k]), 1)])
     assert max(M.iou(m, truth) for m in r.masks) >= 0.7
 
 
@@ -199,7 +199,7 @@ def test_a_segmentation_checkpoint_folder_loads(tmp_path, image):
         "task": "segmentation", "architecture": "sam2", "weights": "model.safetensors"}))
     spec = registry.checkpoint_spec(checkpoints.read_checkpoint(folder))
     assert spec.error is None and spec.task == "segmentation"
-    loaded = S.create_segmenter(spec, "cpu")
+    loaded = S.build_segmenter(spec, "cpu")
     ref = tiny.predict(image, [(40, 30, 1)])
     got = loaded.predict(image, [(40, 30, 1)])
     assert np.array_equal(ref.masks, got.masks) and np.allclose(ref.scores, got.scores)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import checkpoints, detection, registry, runs, synth, train
+from lib import checkpoints, datasets, registry, runs, synth, train
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def test_synth_is_deterministic_and_valid(small_synth, tmp_path):
     for rel in ("detection/train/annotations.json", "classification/val/boxes.json",
                 "detection/val/images/00003.png", "classification/train/boxes.json"):
         assert (small_synth / rel).read_bytes() == (again / rel).read_bytes()
-    ds = detection.load_coco(small_synth / "detection/train/annotations.json",
+    ds = datasets.load_coco(small_synth / "detection/train/annotations.json",
                              small_synth / "detection/train/images")
     assert list(ds.categories.values()) == synth.CLASSES and len(ds.image_ids) == 24
     from pycocotools import mask as mask_utils
@@ -74,7 +74,7 @@ def test_few_step_training_run(small_synth, tmp_path, monkeypatch, capsys):
     assert manifest["seed"] == 0 and "lib.train classify" in manifest["command"]
     assert "skipped: 'broken.png'" in (folder / "train.log").read_text()
     spec = registry.checkpoint_spec(checkpoints.read_checkpoint(folder))
-    loaded = registry.create(spec, "cpu")
+    loaded = registry.build(spec, device="cpu")
     assert loaded.labels == sorted(synth.CLASSES) and loaded.preprocess.input_size == (3, 48, 48)
     infos, problems = runs.load_offline(folder)
     assert not problems and infos[0].name == "tiny"
@@ -90,7 +90,6 @@ def test_few_step_training_run(small_synth, tmp_path, monkeypatch, capsys):
 ])
 def test_few_step_detector_training(small_synth, tmp_path, monkeypatch, model, extra,
                                     first_label):
-    from lib import detectors
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
     code = train.main(["detect", "--data", str(small_synth / "detection"), "--name", "tinydet",
@@ -104,7 +103,7 @@ def test_few_step_detector_training(small_synth, tmp_path, monkeypatch, model, e
     assert set(manifest["metrics"]) >= {"val_map50", "val_map"}
     spec = registry.checkpoint_spec(checkpoints.read_checkpoint(folder))
     assert spec.task == "detection" and spec.error is None
-    det = detectors.create_detector(spec, "cpu")
+    det = registry.build(spec, device="cpu")
     assert [det.labels[first_label + i] for i in range(4)] == synth.CLASSES
     image = Image.open(small_synth / "detection/val/images/00003.png").convert("RGB")
     (dets,) = det.predict([image], [3], {first_label + i: i + 1 for i in range(4)}, 0.0)

@@ -297,6 +297,18 @@ def from_coco_results(results: list[dict[str, Any]]) -> dict[int, Detections]:
     return out
 
 
+def digest(dets: dict[int, Detections]) -> str:
+    """A content hash of a model's detections (for caching what is computed from them)."""
+    import hashlib
+    h = hashlib.sha256()
+    for image_id in sorted(dets):
+        d = dets[image_id]
+        h.update(f"{image_id}|{len(d)}|".encode())
+        for arr in (d.xyxy, d.scores, d.class_ids):
+            h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
 def to_coco_results(dets: dict[int, Detections] | list[Detections]) -> list[dict[str, Any]]:
     items = dets.values() if isinstance(dets, dict) else dets
     return [row for d in items for row in d.to_coco()]
@@ -309,6 +321,10 @@ class ResultsCheck:
     results: list[dict[str, Any]]
     refused: int = 0          # rows with empty, negative or non-finite boxes or scores
     other_images: int = 0     # rows for images not in this dataset (subset or another set)
+
+    @property
+    def detections(self) -> dict[int, Detections]:
+        return from_coco_results(self.results)
 
 
 def check_results(data: bytes | str | Path | Any, dataset: CocoDataset) -> ResultsCheck:
