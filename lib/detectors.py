@@ -98,6 +98,13 @@ def build_transformers(spec: registry.ModelSpec, device: str) -> Detector:
                     {int(k): v for k, v in model.config.id2label.items()}, processor, device)
 
 
+def is_faster_rcnn(spec: registry.ModelSpec) -> bool:
+    """torchvision's Faster R-CNN, built in or trained by Lens (EigenCAM works on both)."""
+    return spec.source == "torchvision" or (
+        spec.source == "checkpoint" and (spec.manifest or {}).get("architecture")
+        == "fasterrcnn_timm")
+
+
 def tiny_detector(kind: str, labels: dict[int, str]) -> Detector:
     """A randomly initialised small detector for plumbing tests; marked untrained."""
     import torch

@@ -47,6 +47,12 @@ class ProgressBar:
         self._bar.empty()
 
 
+def untrained_warning(model) -> None:
+    """Say so when a model is an untrained test model: its output is never shown as real."""
+    if getattr(model, "untrained", False):
+        st.warning("Untrained test model: its output is a plumbing check, not a prediction.")
+
+
 def show_error(exc: LensError) -> None:
     st.error(str(exc))
 

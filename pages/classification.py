@@ -131,6 +131,8 @@ with tab_explain:
         intake = [sample_image(sample)]
 
 loaded = load_model(model_name) if model_name else None
+if loaded:
+    ui.untrained_warning(loaded)
 
 with tab_explain:
     if loaded and intake:

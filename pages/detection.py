@@ -303,7 +303,7 @@ with tab_images:
                                   + (f", blue = {names[1]}" if len(names) == 2 else ""))
 
     torchvision_models = [n for n in names if n in [s.name for s in detector_specs
-                                                     if s.source == "torchvision"]]
+                                                     if detectors.is_faster_rcnn(s)]]
     if torchvision_models:
         with st.expander("What fired? EigenCAM of a false positive"):
             n = st.selectbox("Model", torchvision_models, key="cam_model")
@@ -341,7 +341,10 @@ with tab_whatif:
                 picture = images.load_image(shot.getvalue(), shot.name).image
                 cols = st.columns(len(runnable))
                 for col, n in zip(cols, runnable):
-                    det = cache.load(n, "detection").model
+                    handle = cache.load(n, "detection")
+                    with col:
+                        ui.untrained_warning(handle)
+                    det = handle.model
                     out = det.predict([picture], [0], {i: i for i in det.labels}, thr)[0]
                     col.image(datasets.draw(picture, [(out.xyxy, [
                         f"{det.labels.get(int(c), c)} {s:.2f}" for c, s in

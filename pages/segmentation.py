@@ -83,11 +83,6 @@ def _load(name: str):
         return None
 
 
-def _untrained_note(seg) -> None:
-    if getattr(seg, "untrained", False):
-        st.warning("Untrained test model: masks are plumbing checks, not predictions.")
-
-
 # -- image mode ------------------------------------------------------------------------------
 
 def _objects(state) -> list[S.SegObject]:
@@ -134,7 +129,7 @@ def image_mode() -> None:
     seg = _load(name)
     if seg is None:
         return
-    _untrained_note(seg)
+    ui.untrained_warning(seg)
     if state.get("notice"):
         st.warning(state.pop("notice"))
 
@@ -146,23 +141,23 @@ def image_mode() -> None:
                              key=f"seg_active_{len(ids)}")
     state["active"] = active_id
     obj = _active(state)
-    if c2.button("New object"):
+    if c2.button("New object", key="seg_new_object"):
         new = S.SegObject(max(ids) + 1)
         objs.append(new)
         state["active"] = new.obj_id
         st.rerun()
-    negative = c3.toggle("Negative", help="Clicks add negative (background) points")
+    negative = c3.toggle("Negative", help="Clicks add negative (background) points", key="seg_negative")
     multimask = st.sidebar.checkbox("Multimask output", value=True,
-                                    help="Three candidate masks with their predicted IoU")
-    opacity = st.sidebar.slider("Opacity", 0.0, 1.0, 0.5, 0.05)
-    outline = st.sidebar.checkbox("Outline", value=True)
-    if c4.button("Undo", disabled=not obj.has_prompts()):
+                                    help="Three candidate masks with their predicted IoU", key="seg_multimask_output")
+    opacity = st.sidebar.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="seg_opacity")
+    outline = st.sidebar.checkbox("Outline", value=True, key="seg_outline")
+    if c4.button("Undo", disabled=not obj.has_prompts(), key="seg_undo"):
         if obj.points:
             obj.points.pop()
         else:
             obj.box = None
         _run(seg, image, obj, multimask)
-    if c5.button("Clear", disabled=not obj.has_prompts()):
+    if c5.button("Clear", disabled=not obj.has_prompts(), key="seg_clear"):
         obj.points, obj.box, obj.result = [], None, None
 
     # The canvas: masks of every object, prompts of the active one.
@@ -218,9 +213,10 @@ def _candidates(obj: S.SegObject) -> None:
         return
     labels = [f"Mask {i + 1}: predicted IoU {s:.3f}, {int(m.sum())} px"
               for i, (m, s) in enumerate(zip(r.masks, r.scores))]
+    result_id = hashlib.sha1(r.scores.tobytes()).hexdigest()[:8]   # new candidates: new radio
     obj.choice = st.radio(f"Candidates for {obj.name} ({r.source})", range(len(labels)),
                           index=obj.choice, format_func=lambda i: labels[i], horizontal=True,
-                          key=f"seg_choice_{obj.obj_id}_{id(r)}")
+                          key=f"seg_choice_{obj.obj_id}_{result_id}")
 
 
 def _prompt_editor(seg, image, obj: S.SegObject, multimask: bool) -> None:
@@ -294,9 +290,9 @@ def _everything(seg, image, state) -> None:
         st.caption("Everything mode needs SAM2 weights.")
         return
     c1, c2, c3 = st.columns(3)
-    side = c1.slider("Points per side", 4, 32, 16)
-    min_iou = c2.slider("Min predicted IoU", 0.0, 1.0, 0.7, 0.05)
-    min_stab = c3.slider("Min stability", 0.0, 1.0, 0.85, 0.05)
+    side = c1.slider("Points per side", 4, 32, 16, key="seg_points_per_side")
+    min_iou = c2.slider("Min predicted IoU", 0.0, 1.0, 0.7, 0.05, key="seg_min_predicted_iou")
+    min_stab = c3.slider("Min stability", 0.0, 1.0, 0.85, 0.05, key="seg_min_stability")
     if st.button("Segment everything", key="seg_everything"):
         bar = ui.ProgressBar("grid points prompted")
         state["auto"] = seg.everything(image, side, min_iou, min_stab, progress=bar)
@@ -329,10 +325,10 @@ def _effects_and_export(image, objs, name: str) -> None:
         return
     c1, c2, c3 = st.columns([2, 2, 1])
     picked = c1.multiselect("Objects", [o.obj_id for o in done], default=[o.obj_id for o in done],
-                            format_func=lambda i: next(o.name for o in done if o.obj_id == i))
-    effect = c2.selectbox("Effect", ["none", *M.EFFECTS])
-    strength = c3.slider("Strength", 3, 99, 31, 2)
-    color = st.color_picker("Fill colour", "#000000") if effect == "fill" else "#000000"
+                            format_func=lambda i: next(o.name for o in done if o.obj_id == i), key="seg_objects")
+    effect = c2.selectbox("Effect", ["none", *M.EFFECTS], key="seg_effect")
+    strength = c3.slider("Strength", 3, 99, 31, 2, key="seg_strength")
+    color = st.color_picker("Fill colour", "#000000", key="seg_fill_colour") if effect == "fill" else "#000000"
     sel = [o for o in done if o.obj_id in picked]
     stem = Path(name).stem
     if effect != "none" and sel:
@@ -340,7 +336,7 @@ def _effects_and_export(image, objs, name: str) -> None:
         edited = M.apply_effect(image, [o.mask for o in sel], effect, strength, rgb)
         st.image(edited, caption=f"{effect} on {len(sel)} object(s)", width=DISPLAY_WIDTH)
         st.download_button("Download edited image (PNG)", lambda: M.png_bytes(edited),
-                           f"{stem}-{effect.replace(' ', '-')}.png", "image/png")
+                           f"{stem}-{effect.replace(' ', '-')}.png", "image/png", key="seg_download_edited_image_pn")
     cols = st.columns(min(4, len(done)) or 1)
     for k, o in enumerate(done):
         cols[k % len(cols)].download_button(f"Mask: {o.name}", lambda m=o.mask: M.png_bytes(m),
@@ -349,7 +345,7 @@ def _effects_and_export(image, objs, name: str) -> None:
     h, w = image.shape[:2]
     st.download_button("All masks (COCO JSON, RLE)", lambda: M.coco_json(   # built on click
         [(name, w, h, [o.mask for o in done], [o.obj_id for o in done])],
-        {o.obj_id: o.name for o in done}), f"{stem}-masks.json", "application/json")
+        {o.obj_id: o.name for o in done}), f"{stem}-masks.json", "application/json", key="seg_all_masks_coco_json_rle")
 
 
 # -- video mode ------------------------------------------------------------------------------
@@ -396,7 +392,7 @@ def video_mode() -> None:
     except LensError as exc:
         st.error(str(exc))
         return
-    _untrained_note(vm)
+    ui.untrained_warning(vm)
     try:
         with st.spinner("Decoding the clip…"):
             frames = _video_frames(digest, info)
@@ -499,13 +495,13 @@ def _video_exports(tracker, name: str) -> None:
     if st.session_state.get("seg_render_mp4"):
         st.video(st.session_state["seg_render_mp4"])
         st.download_button("Download MP4", st.session_state["seg_render_mp4"], f"{stem}-lens.mp4",
-                           "video/mp4")
+                           "video/mp4", key="seg_download_mp4")
     c1, c2 = st.columns(2)
     # Exports are built when clicked, not on every rerun (a clip holds hundreds of masks).
     c1.download_button("Masks: zip of PNGs", tracker.export_png_zip, f"{stem}-masks.zip",
-                       "application/zip")
+                       "application/zip", key="seg_masks_zip_of_pngs")
     c2.download_button("Masks: COCO JSON (RLE)", tracker.export_coco, f"{stem}-masks.json",
-                       "application/json")
+                       "application/json", key="seg_masks_coco_json_rle")
 
 
 mode = st.radio("Mode", ["Image", "Video"], horizontal=True, key="seg_mode")

@@ -1,10 +1,12 @@
-"""Small builders shared by tests: synthetic videos."""
+"""Small builders shared by tests: synthetic videos, COCO files, COCO results."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 
 def write_video(path: Path, frames: int = 12, fps: int = 6, size=(64, 48), codec="mpeg4",
@@ -24,3 +26,32 @@ def write_video(path: Path, frames: int = 12, fps: int = 6, size=(64, 48), codec
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def write_coco(root, anns, images=(("a.png", 1, 100, 100),), cats=((1, "cat"), (2, "dog")),
+               make_images=True):
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    if make_images:
+        for name, _, w, h in images:
+            Image.new("RGB", (w, h)).save(root / "images" / name)
+    data = {"images": [{"id": i, "file_name": n, "width": w, "height": h} for n, i, w, h in images],
+            "categories": [{"id": c, "name": n} for c, n in cats],
+            "annotations": [{"id": k + 1, "image_id": a[5] if len(a) > 5 else 1,
+                             "bbox": list(a[:4]), "category_id": a[4], "area": a[2] * a[3],
+                             "iscrowd": 0} for k, a in enumerate(anns)]}
+    from lib import datasets
+    (root / "ann.json").write_text(json.dumps(data))
+    return datasets.load_coco(root / "ann.json", root / "images")
+
+
+def gt_results(dataset, shift=0.0, drop=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for a in dataset.data["annotations"]:
+        if a.get("iscrowd") or rng.random() < drop:
+            continue
+        x, y, w, h = a["bbox"]
+        out.append({"image_id": a["image_id"], "category_id": a["category_id"],
+                    "bbox": [x + shift * w, y + shift * h, w, h],
+                    "score": float(rng.uniform(0.1, 1.0))})
+    return out

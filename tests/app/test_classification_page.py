@@ -17,8 +17,9 @@ def png(arr) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def page() -> AppTest:
+    """A fresh classification page per test (no test sees another's widget changes)."""
     return run_page("classification")
 
 
@@ -94,3 +95,17 @@ def test_video_scenes(tmp_path):
     assert any(s.value.endswith(("scene", "scenes")) for s in at.subheader)
     at.file_uploader(key="clip").set_value(("bad.mp4", b"nope" * 100, "video/mp4")).run()
     assert any("not a video" in e.value for e in at.error)
+
+
+def test_untrained_models_are_labelled(monkeypatch):
+    """A test model with random weights is said to be one, never shown as if real."""
+    import timm
+
+    from lib import cache, registry
+    lm = registry.from_module(timm.create_model("test_efficientnet", num_classes=3),
+                              ["a", "b", "c"])
+    monkeypatch.setattr(cache, "load", lambda name, task, device=None: cache.ModelHandle(
+        lm.spec, lm, lm.lock, lm.untrained))
+    at = run_page("classification")
+    assert not at.exception
+    assert any("Untrained test model" in w.value for w in at.warning)

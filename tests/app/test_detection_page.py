@@ -1,4 +1,4 @@
-"""AppTest for the detection page on the COCO sample with imported predictions."""
+"""AppTest for the detection page on the COCO sample (or the demo split where it is absent)."""
 
 import json
 
@@ -6,16 +6,18 @@ import pytest
 
 from lib import coco_eval
 from tests.app.test_pages import run_page
-from tests.unit.test_detection import coco, gt_results  # noqa: F401
+from tests.helpers import gt_results
 
 
 @pytest.fixture
-def page(coco, monkeypatch):  # noqa: F811
+def page(coco, monkeypatch):
     import streamlit as st
     st.cache_data.clear()
     monkeypatch.setenv("LENS_DATA_ROOTS", str(coco.images_dir.parent.parent))
     at = run_page("detection", timeout=300)
-    at.radio(key="data_source").set_value("Path")
+    at.radio(key="data_source").set_value("Path").run(timeout=300)
+    at.text_input(key="ann_path").set_value(str(coco.annotations_path))
+    at.text_input(key="img_path").set_value(str(coco.images_dir))
     return at.run(timeout=300)
 
 
@@ -24,7 +26,7 @@ def upload(at, slot, name, payload: bytes):
     return at.run(timeout=300)
 
 
-def test_imported_predictions_compared(page, coco):  # noqa: F811
+def test_imported_predictions_compared(page, coco):
     assert not page.exception
     a, b = gt_results(coco, 0.05, 0.1, seed=1), gt_results(coco, 0.3, 0.3, seed=2)
     upload(page, "A", "good.json", json.dumps(a).encode())
@@ -32,7 +34,9 @@ def test_imported_predictions_compared(page, coco):  # noqa: F811
     assert not page.exception
     table = page.dataframe[0].value
     assert list(table.columns) == ["good", "worse", "B − A"]
-    assert table.loc["AP", "good"] == pytest.approx(coco_eval.evaluate(coco, a).stats["AP"])
+    # the page's numbers against the reference implementation, not against its own code
+    assert table.loc["AP", "good"] == pytest.approx(coco_eval.evaluate_pycocotools(coco, a)["AP"],
+                                                    abs=1e-6)
     assert table.loc["AP", "B − A"] < 0
     errors_table = [d.value for d in page.dataframe if "missed" in getattr(d.value, "columns", [])]
     assert errors_table and errors_table[0].loc["worse", "missed"] > errors_table[0].loc["good",
@@ -52,7 +56,7 @@ def test_bad_predictions_file_shows_error(page, payload, message):
     assert any(message in e.value for e in page.error)
 
 
-def test_bad_dataset_path_and_missing_weights(page, coco, tmp_path):  # noqa: F811
+def test_bad_dataset_path_and_missing_weights(page, coco, tmp_path):
     bad = coco.images_dir.parent.parent / "nope.json"
     page.text_input(key="ann_path").set_value(str(bad)).run(timeout=300)
     assert any("does not exist" in e.value for e in page.error)
@@ -101,3 +105,98 @@ def test_offline_defaults_to_the_demo_pack(monkeypatch, tmp_path):
     assert {at.selectbox(key="model_A_demo").value, at.selectbox(key="model_B_demo").value} \
         == {"demo-fasterrcnn", "demo-conditional-detr"}
     assert any("Showing the demo pack" in i.value for i in at.info)
+
+
+# -- built-in detectors from the page: run, cancel, resume, EigenCAM, what-if -------------------
+
+@pytest.fixture
+def demo_page(monkeypatch, tmp_path):
+    """The offline detection page on 12 images of the demo split, predictions cached in tmp."""
+    import streamlit as st
+
+    from lib import registry
+    st.cache_data.clear()
+    monkeypatch.setattr(registry, "hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.setenv("LENS_CACHE", str(tmp_path))
+    at = run_page("detection", timeout=300)
+    at.number_input(key="subset").set_value(12).run(timeout=300)
+    yield at
+    from lib import detectors
+    for job in detectors._JOBS.values():   # no job thread outlives its test
+        job.cancel()
+        job.wait(60)
+
+
+def _wait(job, until, timeout=300):
+    import time
+    end = time.time() + timeout
+    while not until(job) and time.time() < end:
+        time.sleep(0.1)
+    assert until(job), (job.done, job.total, job.error)
+
+
+def test_run_cancel_resume_then_cam_and_what_if(demo_page, monkeypatch, tmp_path):
+    import time
+
+    from lib import detectors
+    from tests.security.attacks import png_bytes
+    at = demo_page
+    assert at.selectbox(key="model_B_demo").value == "demo-fasterrcnn"
+    real_read = detectors.InferenceJob._read
+    monkeypatch.setattr(detectors.InferenceJob, "_read",       # slow enough to cancel
+                        lambda self, i: time.sleep(0.15) or real_read(self, i))
+    at.button(key="run_B").click().run(timeout=300)
+    (job,) = [j for j in detectors._JOBS.values()
+              if j.results_path.is_relative_to(tmp_path) and (j.running or j.done)]
+    _wait(job, lambda j: j.done >= 2)
+    at.button(key="cancel_B").click().run(timeout=300)
+    _wait(job, lambda j: not j.running)
+    stopped_at = job.done
+    assert 0 < stopped_at < 12 and not job.finished
+    at.run(timeout=300)
+    assert at.button(key="run_B").label == "Resume"
+    assert any(f"Stopped at {stopped_at}/12" in c.value for c in at.caption)
+    before = job.partial_path.read_text().splitlines()
+    at.button(key="run_B").click().run(timeout=300)
+    _wait(job, lambda j: j.finished)
+    at.run(timeout=300)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Cached predictions" in c.value for c in at.caption)
+    assert len(before) == stopped_at and not job.partial_path.exists()  # resumed, then merged
+    # the page's AP50 is pycocotools' on the same detections
+    table = at.dataframe[0].value
+    assert table.loc["AP50", "demo-fasterrcnn"] == pytest.approx(
+        coco_eval.evaluate_pycocotools(job.dataset, job.results())["AP50"], abs=1e-6)
+    # EigenCAM of one of its false positives (Images tab, "What fired?")
+    captions = [i.caption for img in at.get("image") for i in img.proto.imgs]
+    assert any("EigenCAM of demo-fasterrcnn's backbone" in c for c in captions), captions
+    # What-if: one upload through the detector that ran
+    at.file_uploader(key="whatif_image").set_value(("shape.png", png_bytes((128, 128)),
+                                                   "image/png")).run(timeout=300)
+    assert not at.exception and not at.error
+    captions = [i.caption for img in at.get("image") for i in img.proto.imgs]
+    assert "demo-fasterrcnn" in captions
+
+
+def test_dataset_zip_upload(monkeypatch, tmp_path):
+    """A zip of a COCO dataset (annotations + images) uploaded from the sidebar."""
+    import io
+    import zipfile
+
+    import streamlit as st
+
+    from lib import synth
+    st.cache_data.clear()
+    monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
+    split = synth.demo_val(tmp_path / "demo")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.write(split / "annotations.json", "set/annotations/instances_val.json")
+        for image in sorted((split / "images").iterdir()):
+            z.write(image, f"set/images/{image.name}")
+    at = run_page("detection", timeout=300)
+    at.radio(key="data_source").set_value("Upload zip").run(timeout=300)
+    at.file_uploader(key="data_zip").set_value(("set.zip", buf.getvalue(),
+                                                "application/zip")).run(timeout=300)
+    assert not at.exception and not at.error
+    assert any("150 images" in c.value and "instances_val.json" in c.value for c in at.caption)

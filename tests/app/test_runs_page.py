@@ -6,7 +6,6 @@ import pytest
 
 from lib import checkpoints
 from tests.app.test_pages import run_page
-from tests.unit.test_runs import project  # noqa: F401 - the generated offline project
 
 
 @pytest.fixture(autouse=True)

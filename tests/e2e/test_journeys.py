@@ -97,7 +97,7 @@ def test_detection_benchmark_with_imported_predictions(page, server, tmp_path, s
     import json
 
     from lib import datasets
-    from tests.unit.test_detection import gt_results
+    from tests.helpers import gt_results
     base = shared_assets / "data" / "coco_val2017_tiny"
     coco = datasets.load_coco(base / "annotations" / "instances_val2017.json", base / "val2017")
     for name, shift in (("sharp", 0.05), ("blurry", 0.3)):

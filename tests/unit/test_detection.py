@@ -10,40 +10,7 @@ from PIL import Image
 
 from lib import benchmark, coco_eval, datasets, detect, detectors, runs, tide
 from lib.datasets import DatasetError, Detections
-
-
-def write_coco(root, anns, images=(("a.png", 1, 100, 100),), cats=((1, "cat"), (2, "dog")),
-               make_images=True):
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    if make_images:
-        for name, _, w, h in images:
-            Image.new("RGB", (w, h)).save(root / "images" / name)
-    data = {"images": [{"id": i, "file_name": n, "width": w, "height": h} for n, i, w, h in images],
-            "categories": [{"id": c, "name": n} for c, n in cats],
-            "annotations": [{"id": k + 1, "image_id": a[5] if len(a) > 5 else 1,
-                             "bbox": list(a[:4]), "category_id": a[4], "area": a[2] * a[3],
-                             "iscrowd": 0} for k, a in enumerate(anns)]}
-    (root / "ann.json").write_text(json.dumps(data))
-    return datasets.load_coco(root / "ann.json", root / "images")
-
-
-@pytest.fixture(scope="module")
-def coco(shared_assets):
-    base = shared_assets / "data" / "coco_val2017_tiny"
-    return datasets.load_coco(base / "annotations" / "instances_val2017.json", base / "val2017")
-
-
-def gt_results(dataset, shift=0.0, drop=0.0, seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    for a in dataset.data["annotations"]:
-        if a.get("iscrowd") or rng.random() < drop:
-            continue
-        x, y, w, h = a["bbox"]
-        out.append({"image_id": a["image_id"], "category_id": a["category_id"],
-                    "bbox": [x + shift * w, y + shift * h, w, h],
-                    "score": float(rng.uniform(0.1, 1.0))})
-    return out
+from tests.helpers import gt_results, write_coco
 
 
 # -- intake -----------------------------------------------------------------------------------

@@ -16,26 +16,6 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """Three offline runs made by wandb itself: two finished, one with a nested config."""
-    import wandb
-    root = tmp_path_factory.mktemp("wb")
-    specs = [("alpha", {"lr": 0.1, "model": {"arch": "b0", "depth": 2}}, ["a"]),
-             ("beta", {"lr": 0.01, "model": {"arch": "b0", "depth": 3}}, ["b", "x"]),
-             ("gamma", {"lr": 0.01, "model": {"arch": "b3", "depth": 3}}, [])]
-    for i, (name, config, tags) in enumerate(specs):
-        run = wandb.init(mode="offline", dir=str(root), project="proj", name=name, config=config,
-                         tags=tags, notes=f"notes {name}",
-                         settings=wandb.Settings(silent=True, console="off"))
-        for step in range(50):
-            run.log({"train/loss": 1.0 / (step + 1 + i), "val/acc": step / 50 + i / 10,
-                     "lr_now": 0.1 * 0.9 ** step}, step=step)
-        run.summary["best"] = 0.5 + i / 10
-        run.finish()
-    return root
-
-
 def leet_summary(path) -> dict:
     out = subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(path)],
                          capture_output=True, text=True, check=True).stdout
