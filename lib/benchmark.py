@@ -4,44 +4,78 @@ detector over a dataset, and logging a benchmark to W&B."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib import cache, coco_eval, datasets, detectors, errors, registry, settings, tide
+from lib import cache, coco_eval, datasets, detectors, errors, matching, registry, settings, tide
 from lib.progress import Callback
 
 
 @dataclass
 class Report:
-    """Everything the detection page shows about one model on one dataset."""
+    """Everything the detection page shows about one model on one dataset. Built once per
+    (model, dataset); every view at a score threshold is a filter of its match table."""
 
     metrics: coco_eval.CocoMetrics
     errors: tide.ErrorReport
-    confusion: Any
-    confusion_names: list[str]
-    per_image: Any            # DataFrame image_id, file, TP, FP, FN
-    ious: Any                 # IoU of matched TPs
+    table: matching.MatchTable
     f1: Any                   # DataFrame threshold, precision, recall, F1
     detections: dict[int, datasets.Detections]
+    categories: dict[int, str]
+
+    def confusion(self, score_thr: float = 0.5) -> tuple[Any, list[str]]:
+        return self.table.confusion(self.categories, score_thr)
+
+    def per_image(self, score_thr: float = 0.5) -> Any:
+        """DataFrame image_id, file, TP, FP, FN."""
+        return self.table.per_image_counts(score_thr)
+
+    def ious(self, score_thr: float = 0.5) -> Any:
+        """IoU of the matched true positives at or above the threshold."""
+        return self.table.matched_ious(score_thr)
 
 
-def report(dataset: datasets.CocoDataset, dets: dict[int, datasets.Detections],
-           score_thr: float = 0.5) -> Report:
-    """Metrics, error buckets and matching analyses of one model's detections."""
-    confusion, names = coco_eval.confusion_matrix(dataset, dets, score_thr)
-    metrics = coco_eval.evaluate(dataset, datasets.to_coco_results(dets))
-    return Report(metrics, tide.analyse(dataset, dets),
-                  confusion, names, coco_eval.per_image_counts(dataset, dets, score_thr),
-                  coco_eval.matched_ious(dataset, dets, score_thr),
-                  coco_eval.f1_vs_confidence(dataset, dets), dets)
+def report(dataset: datasets.CocoDataset, dets: dict[int, datasets.Detections]) -> Report:
+    """The COCO evaluation and one match table of one model's detections, and what follows.
+
+    The match table and the TIDE analysis (numpy, which releases the GIL) are built in a
+    second thread while faster-coco-eval evaluates."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def analysis():
+        table = matching.match(dataset, dets)
+        return table, tide.analyse(dataset, dets, table), table.f1_vs_confidence()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="lens-analysis") as pool:
+        future = pool.submit(analysis)
+        # hundreds of thousands of result rows become dicts here and in the library: no
+        # garbage collection passes over them meanwhile (they are all alive anyway)
+        with _gc_paused():
+            metrics = coco_eval.evaluate(dataset, datasets.to_coco_results(dets), owned=True)
+        table, errors, f1 = future.result()
+    return Report(metrics, errors, table, f1, dets, dataset.categories)
 
 
-def compare_images(a: Report, b: Report) -> Any:
+@contextlib.contextmanager
+def _gc_paused():
+    import gc
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def compare_images(a: Report, b: Report, score_thr: float = 0.5) -> Any:
     """Per image: TP − FP of model A and B and the difference (B wins where positive)."""
-    merged = a.per_image.merge(b.per_image, on=["image_id", "file"], suffixes=("_A", "_B"))
+    merged = a.per_image(score_thr).merge(b.per_image(score_thr), on=["image_id", "file"],
+                                          suffixes=("_A", "_B"))
     merged["score_A"] = merged["TP_A"] - merged["FP_A"]
     merged["score_B"] = merged["TP_B"] - merged["FP_B"]
     merged["B_minus_A"] = merged["score_B"] - merged["score_A"]

@@ -63,6 +63,13 @@ class CocoDataset:
     def annotations(self, image_id: int) -> list[dict[str, Any]]:
         return self._by_image.get(image_id, [])
 
+    def gt_boxes(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Non-crowd ground truth of one image: (xyxy boxes, category ids)."""
+        anns = [a for a in self.annotations(image_id) if not a.get("iscrowd")]
+        boxes = np.array([a["bbox"] for a in anns], np.float32).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        return boxes, np.array([a["category_id"] for a in anns], np.int64)
+
     def __post_init__(self):
         self._images = {im["id"]: im for im in self.data["images"]}
         self._by_image: dict[int, list] = {}
@@ -274,13 +281,7 @@ class Detections:
         return Detections(self.image_id, self.xyxy[keep], self.scores[keep], self.class_ids[keep])
 
     def to_coco(self) -> list[dict[str, Any]]:
-        out = []
-        for (x1, y1, x2, y2), s, c in zip(self.xyxy.tolist(), self.scores.tolist(),
-                                          self.class_ids.tolist()):
-            out.append({"image_id": self.image_id, "category_id": int(c),
-                        "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                        "score": round(float(s), 5)})
-        return out
+        return to_coco_results([self])
 
 
 def from_coco_results(results: list[dict[str, Any]]) -> dict[int, Detections]:
@@ -310,8 +311,17 @@ def digest(dets: dict[int, Detections]) -> str:
 
 
 def to_coco_results(dets: dict[int, Detections] | list[Detections]) -> list[dict[str, Any]]:
-    items = dets.values() if isinstance(dets, dict) else dets
-    return [row for d in items for row in d.to_coco()]
+    """COCO results rows (boxes [x, y, w, h] to 0.01 px, scores to 1e-5), as `to_coco`."""
+    items = [d for d in (dets.values() if isinstance(dets, dict) else dets) if len(d)]
+    if not items:
+        return []
+    xyxy = np.concatenate([d.xyxy for d in items]).astype(np.float64)
+    boxes = np.round(np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], 1), 2).tolist()
+    scores = np.round(np.concatenate([d.scores for d in items]).astype(np.float64), 5).tolist()
+    classes = np.concatenate([d.class_ids for d in items]).tolist()
+    ids = np.concatenate([np.full(len(d), d.image_id) for d in items]).tolist()
+    return [{"image_id": i, "category_id": c, "bbox": b, "score": s}
+            for i, c, b, s in zip(ids, classes, boxes, scores)]
 
 
 @dataclass

@@ -12,21 +12,24 @@ Ground truth that no TP, class or location error points at is "missed".
 Each error type's ΔAP is AP50 after an oracle fixes only that type, minus AP50 as is:
 class errors take their object's class, location errors its box (or are dropped when the
 object is already found), duplicate/both/background detections are dropped, missed objects
-are removed from the ground truth. AP50 comes from the same COCO evaluation as the metrics.
+are removed from the ground truth. Both come from one match table (`lib.matching`): the
+labels are columns of it, and each AP50 is computed from its per-detection flags as COCO
+computes AP at IoU 0.5 (equal to COCO's where the dataset has no crowd regions), so the
+whole analysis is one pass over the images and seven vectorised AP computations.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 
-from lib import coco_eval
+from lib import matching
 from lib.datasets import CocoDataset, Detections
 
 ERROR_TYPES = ["class", "location", "both", "duplicate", "background", "missed"]
-T_FG, T_BG = 0.5, 0.1
+T_FG, T_BG = matching.T_FG, matching.T_BG
+_CODE = {k: i for i, k in enumerate(matching.KINDS)}
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,8 @@ class LabelledDetection:
     image_id: int
     index: int            # index in that image's Detections
     kind: str             # TP or one of ERROR_TYPES (not "missed")
-    target: int           # ground-truth index the label refers to (-1 if none)
+    target: int           # ground-truth index (in the image's non-crowd boxes), -1 if none
+    score: float = 0.0
 
 
 @dataclass
@@ -42,109 +46,87 @@ class ErrorReport:
     ap50: float
     delta_ap: dict[str, float]
     counts: dict[str, int]
-    labels: list[LabelledDetection]
-    missed: list[tuple[int, int]]          # (image_id, ground-truth index)
+    table: matching.MatchTable
+
+    @property
+    def labels(self) -> list[LabelledDetection]:
+        """Every detection's label, per image, highest score first."""
+        d = self.table.det.sort_values(["score"], ascending=False, kind="stable")
+        order = {i: k for k, i in enumerate(self.table.image_ids)}
+        d = d.iloc[np.argsort(d["image_id"].map(order).to_numpy(), kind="stable")]
+        return self._labelled(d)
+
+    def errors(self, limit: int = 200) -> list[LabelledDetection]:
+        """The highest-scoring detections that are not true positives."""
+        d = self.table.det[self.table.det["kind"] != _CODE["TP"]]
+        return self._labelled(d.nlargest(limit, "score"))
+
+    def _labelled(self, d) -> list[LabelledDetection]:
+        gt_index = self.table.gt["index"].to_numpy()
+        return [LabelledDetection(int(i), int(x), matching.KINDS[int(k)],
+                                  int(gt_index[t]) if t >= 0 else -1, float(s))
+                for i, x, k, t, s in zip(d["image_id"], d["index"], d["kind"], d["target"],
+                                         d["score"])]
+
+    @property
+    def missed(self) -> list[tuple[int, int]]:
+        """(image_id, ground-truth index) of every missed object."""
+        gt = self.table.gt[_missed(self.table)]
+        return list(zip(gt["image_id"].tolist(), gt["index"].tolist()))
 
     def images_with(self, kind: str) -> list[int]:
-        ids = ([i for i, _ in self.missed] if kind == "missed"
-               else [lab.image_id for lab in self.labels if lab.kind == kind])
-        return sorted(set(ids))
-
-
-def label_image(gt_boxes: np.ndarray, gt_cls: np.ndarray, det: Detections):
-    """Labels for one image's detections and the indices of its missed ground truth."""
-    ious = coco_eval.box_iou(det.xyxy, gt_boxes)
-    matched = np.zeros(len(gt_boxes), bool)
-    pointed = np.zeros(len(gt_boxes), bool)
-    labels = []
-    for d in np.argsort(-det.scores, kind="stable"):
-        row = ious[d] if len(gt_boxes) else np.zeros(0)
-        same = gt_cls == det.class_ids[d]
-        same_iou = np.where(same, row, -1.0)
-        other_iou = np.where(~same, row, -1.0)
-        free_same = np.where(same & ~matched, row, -1.0)
-        if free_same.size and free_same.max() >= T_FG:
-            g = int(free_same.argmax())
-            matched[g] = pointed[g] = True
-            labels.append((int(d), "TP", g))
-        elif same_iou.size and same_iou.max() >= T_FG:
-            labels.append((int(d), "duplicate", int(same_iou.argmax())))
-        elif other_iou.size and other_iou.max() >= T_FG:
-            g = int(other_iou.argmax())
-            pointed[g] = True
-            labels.append((int(d), "class", g))
-        elif same_iou.size and same_iou.max() >= T_BG:
-            g = int(same_iou.argmax())
-            pointed[g] = True
-            labels.append((int(d), "location", g))
-        elif row.size and row.max() >= T_BG:
-            labels.append((int(d), "both", int(row.argmax())))
-        else:
-            labels.append((int(d), "background", -1))
-    missed = [int(g) for g in np.flatnonzero(~pointed)]
-    return labels, missed
-
-
-def analyse(dataset: CocoDataset, dets: dict[int, Detections]) -> ErrorReport:
-    """Label every detection and compute ΔAP50 per error type."""
-    labels: list[LabelledDetection] = []
-    missed: list[tuple[int, int]] = []
-    gts = {i: coco_eval.gt_arrays(dataset, i) for i in dataset.image_ids}
-    for image_id in dataset.image_ids:
-        det = dets.get(image_id, Detections(image_id))
-        lab, miss = label_image(*gts[image_id], det)
-        labels += [LabelledDetection(image_id, d, k, g) for d, k, g in lab]
-        missed += [(image_id, g) for g in miss]
-
-    def ap50(fixed: dict[int, Detections], data: CocoDataset = dataset) -> float:
-        results = [r for d in fixed.values() for r in d.to_coco()]
-        return coco_eval.evaluate(data, results).stats["AP50"]
-
-    base = ap50(dets)
-    delta = {}
-    for kind in ERROR_TYPES:
         if kind == "missed":
-            drop = {(i, g) for i, g in missed}
-            data = copy.deepcopy(dataset.data)
-            keep_ids = set()
-            for image_id in dataset.image_ids:
-                anns = [a for a in dataset.annotations(image_id) if not a.get("iscrowd")]
-                keep_ids |= {a["id"] for g, a in enumerate(anns) if (image_id, g) not in drop}
-            data["annotations"] = [a for a in data["annotations"]
-                                   if a.get("iscrowd") or a["id"] in keep_ids]
-            fixed_ds = CocoDataset(dataset.annotations_path, dataset.images_dir, data)
-            delta[kind] = ap50(dets, fixed_ds) - base
+            ids = self.table.gt.loc[_missed(self.table), "image_id"]
         else:
-            delta[kind] = ap50(_fix(dets, labels, kind, gts)) - base
-    counts = {k: sum(lab.kind == k for lab in labels) for k in ERROR_TYPES[:-1]}
-    counts["missed"] = len(missed)
-    return ErrorReport(base, delta, counts, labels, missed)
+            ids = self.table.det.loc[self.table.det["kind"] == _CODE[kind], "image_id"]
+        return sorted(set(ids.tolist()))
 
 
-def _fix(dets: dict[int, Detections], labels: list[LabelledDetection], kind: str,
-         gts: dict) -> dict[int, Detections]:
-    """The detections after an oracle fixes every error of one kind."""
-    out = {}
-    by_image: dict[int, list[LabelledDetection]] = {}
-    for lab in labels:
-        by_image.setdefault(lab.image_id, []).append(lab)
-    for image_id, det in dets.items():
-        xyxy, cls, keep = det.xyxy.copy(), det.class_ids.copy(), np.ones(len(det), bool)
-        taken = {lab.target for lab in by_image.get(image_id, []) if lab.kind == "TP"}
-        for lab in sorted(by_image.get(image_id, []), key=lambda x: -det.scores[x.index]):
-            if lab.kind != kind:
-                continue
-            if kind in ("class", "location"):
-                if lab.target in taken:
-                    keep[lab.index] = False       # the object is already found: drop
-                else:
-                    boxes, classes = gts[image_id]
-                    if kind == "class":
-                        cls[lab.index] = classes[lab.target]
-                    else:
-                        xyxy[lab.index] = boxes[lab.target]
-                    taken.add(lab.target)
-            else:
-                keep[lab.index] = False
-        out[image_id] = Detections(image_id, xyxy[keep], det.scores[keep], cls[keep])
-    return out
+def _missed(table: matching.MatchTable) -> np.ndarray:
+    """Ground truth that no TP, class or location error points at."""
+    d = table.det
+    pointing = d["kind"].isin([_CODE["TP"], _CODE["class"], _CODE["location"]])
+    pointed = np.zeros(len(table.gt), bool)
+    pointed[d.loc[pointing, "target"].to_numpy()] = True
+    return ~pointed
+
+
+def analyse(dataset: CocoDataset, dets: dict[int, Detections],
+            table: matching.MatchTable | None = None) -> ErrorReport:
+    """Label every detection and compute ΔAP50 per error type (from one match table)."""
+    t = table if table is not None else matching.match(dataset, dets)
+    d = t.det
+    image, cat = d["image_id"].to_numpy(), d["category_id"].to_numpy()
+    score, kind = d["score"].to_numpy(), d["kind"].to_numpy()
+    target, tp = d["target"].to_numpy(), (d["gt"] >= 0).to_numpy()
+    gt_cat = t.gt["category_id"].to_numpy()
+    n_gt = {c: int((gt_cat == c).sum()) for c in sorted(dataset.categories)}
+
+    ap50 = matching.AP50(image, cat, score)
+
+    def ap(keep=None, category=None, hits=tp, totals=n_gt) -> float:
+        return ap50(hits, totals, keep, category)
+
+    base = ap()
+    delta = {}
+    for name in ERROR_TYPES[:-1]:
+        code = _CODE[name]
+        keep = kind != code
+        if name in ("class", "location"):      # the oracle fixes them, once per object
+            fixed_cat, hits = cat.copy(), tp.copy()
+            taken = np.zeros(len(gt_cat), bool)
+            taken[target[tp]] = True
+            for i in np.flatnonzero(kind == code)[np.argsort(-score[kind == code],
+                                                             kind="stable")]:
+                if not taken[target[i]]:
+                    taken[target[i]] = keep[i] = hits[i] = True
+                    fixed_cat[i] = gt_cat[target[i]]
+            delta[name] = ap(keep, fixed_cat, hits) - base
+        else:                                   # dropped
+            delta[name] = ap(keep) - base
+    missed = _missed(t)
+    left = {c: n - int((gt_cat[missed] == c).sum()) for c, n in n_gt.items()}
+    delta["missed"] = ap(totals=left) - base
+    counts = {k: int((kind == _CODE[k]).sum()) for k in ERROR_TYPES[:-1]}
+    counts["missed"] = int(missed.sum())
+    return ErrorReport(base, delta, counts, t)

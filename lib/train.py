@@ -486,7 +486,7 @@ def train_detector(args) -> Path:
             except images.ImageError as exc:
                 print(f"skipped: {exc}", file=sys.stderr)
                 continue
-            boxes, cls = coco_eval.gt_arrays(ds, image_id)
+            boxes, cls = ds.gt_boxes(image_id)
             keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
             boxes, labels = boxes[keep], [label_of[int(c)] for c in cls[keep]]
             if detr:

@@ -27,8 +27,9 @@ def load_dataset(annotations: str, images_dir: str, mtime: float, subset: int | 
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def build_report(fingerprint: str, detections_digest: str, score_thr: float, _dataset, _dets):
-    return benchmark.report(_dataset, _dets, score_thr)
+def build_report(fingerprint: str, detections_digest: str, _dataset, _dets):
+    """Evaluated and matched once per (dataset, detections); the threshold only filters."""
+    return benchmark.report(_dataset, _dets)
 
 
 @st.cache_data(show_spinner="EigenCAM…", max_entries=64)
@@ -62,7 +63,7 @@ with st.sidebar:
                                   key="data_zip")
     subset = st.number_input("Subset size (0 = all)", 0, 100_000, 0, key="subset")
     seed = st.number_input("Subset seed", 0, 10_000, 0, key="seed")
-    score_thr = st.slider("Score threshold (confusion, per-image counts)", 0.05, 0.95, 0.5,
+    score_thr = st.slider("Score threshold (confusion, per-image counts, IoUs)", 0.05, 0.95, 0.5,
                           0.05, key="score_thr")
     map_by = st.radio("Map model labels to categories by", ["name", "id"], horizontal=True,
                       key="map_by", help="COCO models number their 80 classes on ids 1–90; by "
@@ -191,7 +192,7 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
         if dets is not None:
             with st.spinner(f"Evaluating {label}…"):
                 reports[label] = build_report(dataset.fingerprint, datasets.digest(dets),
-                                              score_thr, dataset, dets)
+                                              dataset, dets)
 
 if not reports:
     st.info("Import a results JSON (e.g. from a YOLO run) or run a detector for model A or B.")
@@ -216,9 +217,10 @@ with tab_metrics:
                                      for n, r in reports.items()]), key="pr_overall")
     c2.plotly_chart(plots.f1_curves([(n, r.f1["threshold"], r.f1["F1"])
                                      for n, r in reports.items()]), key="f1_chart")
-    st.plotly_chart(plots.iou_histogram({n: r.ious for n, r in reports.items()}), key="iou_hist")
-    st.caption(" · ".join(f"{n}: mean IoU of matched TPs {r.ious.mean():.3f}"
-                          for n, r in reports.items() if len(r.ious)))
+    ious = {n: r.ious(score_thr) for n, r in reports.items()}
+    st.plotly_chart(plots.iou_histogram(ious), key="iou_hist")
+    st.caption(" · ".join(f"{n}: mean IoU of matched TPs {v.mean():.3f} (score ≥ {score_thr})"
+                          for n, v in ious.items() if len(v)))
     st.subheader("Speed (measured by the benchmark)")
     st.dataframe(pd.DataFrame(speeds).T if speeds else pd.DataFrame(), key="speed_table")
     export = pd.concat([r.metrics.per_class.assign(model=n) for n, r in reports.items()])
@@ -251,11 +253,12 @@ with tab_classes:
                     key="pr_class_chart")
     which = st.selectbox("Confusion matrix of", names, key="confusion_model")
     rep = reports[which]
-    present = [i for i in range(len(rep.confusion_names))
-               if rep.confusion[i].sum() or rep.confusion[:, i].sum()]
-    st.plotly_chart(plots.confusion_heatmap(rep.confusion[present][:, present],
-                                            [rep.confusion_names[i] for i in present],
-                                            [rep.confusion_names[i] for i in present],
+    confusion, confusion_names = rep.confusion(score_thr)
+    present = [i for i in range(len(confusion_names))
+               if confusion[i].sum() or confusion[:, i].sum()]
+    st.plotly_chart(plots.confusion_heatmap(confusion[present][:, present],
+                                            [confusion_names[i] for i in present],
+                                            [confusion_names[i] for i in present],
                                             title=f"Confusion (score ≥ {score_thr}, IoU ≥ 0.5)"),
                     key="det_confusion")
 
@@ -271,7 +274,7 @@ with tab_images:
     g1, g2 = st.columns(2)
     bucket = g1.selectbox("Show images with", ["(all)"] + ERROR_TYPES +
                           [f"class: {n}" for n in dataset.categories.values()], key="bucket")
-    per_image = benchmark.compare_images(reports[names[0]], reports[names[-1]])
+    per_image = benchmark.compare_images(reports[names[0]], reports[names[-1]], score_thr)
     if len(names) == 2:
         g2.caption(f"Where {names[1]} regresses against {names[0]} (top) and wins (bottom), "
                    "by TP − FP per image.")
@@ -291,7 +294,7 @@ with tab_images:
             continue
         if not path.is_file():
             continue
-        gt_b, gt_c = coco_eval.gt_arrays(dataset, image_id)
+        gt_b, gt_c = dataset.gt_boxes(image_id)
         groups = [(gt_b, [dataset.categories[int(c)] for c in gt_c], datasets.PALETTE["gt"])]
         for n, color in zip(names, (datasets.PALETTE["a"], datasets.PALETTE["b"])):
             det = reports[n].detections.get(image_id, datasets.Detections(image_id))
@@ -307,7 +310,7 @@ with tab_images:
     if torchvision_models:
         with st.expander("What fired? EigenCAM of a false positive"):
             n = st.selectbox("Model", torchvision_models, key="cam_model")
-            wrong = [lab for lab in reports[n].errors.labels if lab.kind != "TP"]
+            wrong = reports[n].errors.errors(limit=200)   # the highest-scoring ones
             pick = st.selectbox("False positive", range(len(wrong)), key="cam_fp",
                                 format_func=lambda i: f"image {wrong[i].image_id} · "
                                                       f"{wrong[i].kind} error")
