@@ -72,6 +72,21 @@ def _gc_paused():
             gc.enable()
 
 
+def leaderboard(reports: dict[str, Report]) -> Any:
+    """One row per model: the 12 COCO numbers and the ΔAP50 of each TIDE-style error type
+    (n/a where COCO reports -1: no objects of that size)."""
+    import pandas as pd
+    rows = []
+    for name, r in reports.items():
+        row = {"model": name, **{k: (v if v >= 0 else float("nan"))
+                                 for k, v in r.metrics.stats.items()}}
+        row.update({f"ΔAP {k}": v for k, v in r.errors.delta_ap.items()})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("AP", ascending=False, kind="stable").reset_index(drop=True) \
+        if len(frame) else frame
+
+
 def compare_images(a: Report, b: Report, score_thr: float = 0.5) -> Any:
     """Per image: TP − FP of model A and B and the difference (B wins where positive)."""
     merged = a.per_image(score_thr).merge(b.per_image(score_thr), on=["image_id", "file"],

@@ -193,9 +193,46 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
             with st.spinner(f"Evaluating {label}…"):
                 reports[label] = build_report(dataset.fingerprint, datasets.digest(dets),
                                               dataset, dets)
+            if choice == IMPORT:   # imported files stay on the leaderboard for this session
+                st.session_state.setdefault("imported", {}).setdefault(
+                    dataset.fingerprint, {})[label] = dets
 
-if not reports:
+# -- leaderboard: every model evaluated on this dataset ---------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def finished_detections(results_path: str, mtime: float) -> dict:
+    return datasets.from_coco_results(datasets.check_results(Path(results_path), dataset)
+                                      .results)
+
+
+board = dict(reports)
+for spec in detector_specs:              # built-in and checkpoint detectors run on this data
+    key = detectors.cache_key(spec.name, dataset, {"threshold": 0.05, "map_by": map_by})
+    path = settings.cache_dir("detections") / f"{key}.json"
+    if spec.name not in board and path.is_file():
+        dets = finished_detections(str(path), path.stat().st_mtime)
+        board[spec.name] = build_report(dataset.fingerprint, datasets.digest(dets), dataset,
+                                        dets)
+for label, dets in st.session_state.get("imported", {}).get(dataset.fingerprint, {}).items():
+    if label not in board:
+        board[label] = build_report(dataset.fingerprint, datasets.digest(dets), dataset, dets)
+
+if not board:
     st.info("Import a results JSON (e.g. from a YOLO run) or run a detector for model A or B.")
+    st.stop()
+if len(board) > 1:
+    st.subheader(f"Leaderboard · {len(board)} models on this dataset")
+    table = benchmark.leaderboard(board)
+    st.dataframe(table, hide_index=True, key="leaderboard",
+                 column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                for c in table.columns if c != "model"})
+    st.caption("Click a column to sort. ΔAP: the AP50 an oracle gains by fixing only that kind "
+               "of error. Pick any two below for the side-by-side views.")
+    picked = st.multiselect("Compare", list(board), default=list(reports)[:2],
+                            max_selections=2, key="drill_down")
+    reports = {n: board[n] for n in picked} or reports
+if not reports:
     st.stop()
 names = list(reports)
 

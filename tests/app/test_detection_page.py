@@ -21,6 +21,11 @@ def page(coco, monkeypatch):
     return at.run(timeout=300)
 
 
+def metrics_table(at):
+    """The 12 COCO numbers side by side (rows AP … ARl)."""
+    return next(d.value for d in at.dataframe if "AP75" in getattr(d.value, "index", []))
+
+
 def upload(at, slot, name, payload: bytes):
     at.file_uploader(key=f"preds_{slot}").set_value((name, payload, "application/json"))
     return at.run(timeout=300)
@@ -32,7 +37,7 @@ def test_imported_predictions_compared(page, coco):
     upload(page, "A", "good.json", json.dumps(a).encode())
     upload(page, "B", "worse.json", json.dumps(b).encode())
     assert not page.exception
-    table = page.dataframe[0].value
+    table = metrics_table(page)
     assert list(table.columns) == ["good", "worse", "B − A"]
     # the page's numbers against the reference implementation, not against its own code
     assert table.loc["AP", "good"] == pytest.approx(coco_eval.evaluate_pycocotools(coco, a)["AP"],
@@ -84,7 +89,7 @@ def test_size_ranges_without_objects_show_na(tmp_path, monkeypatch):
     truth = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
               "score": 1.0} for a in json.loads(ann.read_text())["annotations"]]
     upload(at, "A", "truth.json", json.dumps(truth).encode())
-    table = at.dataframe[0].value
+    table = metrics_table(at)
     assert table.loc["AP", "truth"] == pytest.approx(1.0)
     assert math.isnan(table.loc["APl", "truth"])
 
@@ -164,7 +169,7 @@ def test_run_cancel_resume_then_cam_and_what_if(demo_page, monkeypatch, tmp_path
     assert any("Cached predictions" in c.value for c in at.caption)
     assert len(before) == stopped_at and not job.partial_path.exists()  # resumed, then merged
     # the page's AP50 is pycocotools' on the same detections
-    table = at.dataframe[0].value
+    table = metrics_table(at)
     assert table.loc["AP50", "demo-fasterrcnn"] == pytest.approx(
         coco_eval.evaluate_pycocotools(job.dataset, job.results())["AP50"], abs=1e-6)
     # EigenCAM of one of its false positives (Images tab, "What fired?")
@@ -200,3 +205,24 @@ def test_dataset_zip_upload(monkeypatch, tmp_path):
                                                 "application/zip")).run(timeout=300)
     assert not at.exception and not at.error
     assert any("150 images" in c.value and "instances_val.json" in c.value for c in at.caption)
+
+
+def test_leaderboard_of_every_model_evaluated_here(page, coco):
+    """Three imported result files through two slots: all three stay on the leaderboard,
+    ordered by AP as pycocotools computes it; any two can be compared."""
+    files = {"sharp": gt_results(coco, 0.02, 0.05, seed=1), "medium": gt_results(
+        coco, 0.15, 0.2, seed=2), "blurry": gt_results(coco, 0.35, 0.4, seed=3)}
+    upload(page, "A", "sharp.json", json.dumps(files["sharp"]).encode())
+    upload(page, "B", "medium.json", json.dumps(files["medium"]).encode())
+    upload(page, "A", "blurry.json", json.dumps(files["blurry"]).encode())
+    assert not page.exception
+    board = next(d.value for d in page.dataframe if "ΔAP missed" in getattr(d.value, "columns",
+                                                                           []))
+    expected = sorted(files, key=lambda n: -coco_eval.evaluate_pycocotools(coco, files[n])["AP"])
+    assert board["model"].tolist() == expected
+    for name, results in files.items():
+        row = board[board["model"] == name].iloc[0]
+        assert row["AP"] == pytest.approx(coco_eval.evaluate_pycocotools(coco, results)["AP"],
+                                          abs=1e-6)
+    page.multiselect(key="drill_down").set_value(["sharp", "blurry"]).run(timeout=300)
+    assert list(metrics_table(page).columns) == ["sharp", "blurry", "B − A"]
