@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib import cache, coco_eval, datasets, detectors, errors, matching, registry, settings, tide
+from lib import coco_eval, datasets, detectors, errors, matching, registry, settings, tide
 from lib.progress import Callback
 
 
@@ -105,14 +105,13 @@ def evaluate_files(images: str | Path, annotations: str | Path, predictions: str
 
 
 def run_model(model: str, dataset: datasets.CocoDataset, threshold: float = 0.05,
-              batch_size: int = 2, progress: Callback | None = None) -> detectors.InferenceJob:
-    """Run a registry detector over a dataset (blocking); returns the finished job."""
+              batch_size: int = 2, progress: Callback | None = None,
+              ray=None) -> detectors.InferenceJob:
+    """Run a registry detector over a dataset (blocking), on this machine or on Ray
+    (`ray_inference.RayOptions`); returns the finished job."""
     spec = registry.find(model, "detection")
-    key = detectors.cache_key(spec.name, dataset, {"threshold": threshold})
-    job = detectors.get_job(key, lambda: detectors.InferenceJob(
-        key, dataset, lambda: cache.load(spec, "detection").model,
-        lambda det: datasets.map_labels(det.labels, dataset.categories), threshold, batch_size))
-    job.start()
+    job = detectors.job_for(spec, dataset, threshold=threshold, batch_size=batch_size)
+    job.start(ray=ray)
     while job.running:
         time.sleep(0.5)
         if progress:

@@ -4,6 +4,10 @@
         --predictions RESULTS.json [--json]
     python -m lib.detect run --model NAME --images DIR --annotations INSTANCES.json \
         --out RESULTS.json [--subset N --seed S --threshold T]
+        [--engine ray [--address ADDR] [--workers N] [--gpus-per-worker G]]
+
+`--engine ray` runs the detector on Ray Data: a local Ray with N workers, or the cluster at
+`--address` (else RAY_ADDRESS / LENS_RAY_ADDRESS). Same results file, same resume.
 
 `evaluate --json` prints the 12 COCO metrics as one JSON object on its last line.
 """
@@ -35,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--model", required=True)
     run.add_argument("--out", required=True)
     run.add_argument("--threshold", type=float, default=0.05)
+    run.add_argument("--engine", choices=["local", "ray"], default="local")
+    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, "
+                                       "LENS_RAY_ADDRESS, else a local Ray)")
+    run.add_argument("--workers", type=int, default=2, help="Ray actors")
+    run.add_argument("--gpus-per-worker", type=float, default=0.0)
+    run.add_argument("--threads-per-worker", type=int, default=1)
     args = parser.parse_args(argv)
     if args.command == "evaluate":
         metrics = benchmark.evaluate_files(args.images, args.annotations, args.predictions,
@@ -46,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{key:6s} {value:.4f}")
         return 0
     dataset = datasets.load_coco(args.annotations, args.images).subset(args.subset, args.seed)
-    job = benchmark.run_model(args.model, dataset, args.threshold,
+    ray = None
+    if args.engine == "ray":
+        from lib import ray_inference
+        default = ray_inference.default_options()
+        ray = ray_inference.RayOptions(args.address or default.address, args.workers,
+                                       args.gpus_per_worker, args.threads_per_worker)
+    job = benchmark.run_model(args.model, dataset, args.threshold, ray=ray,
                     progress=lambda p: print(f"\r{p.text('images')}", end="", file=sys.stderr))
     Path(args.out).write_text(json.dumps(job.results()))
     print(f"\nwrote {len(job.results())} detections to {args.out}", file=sys.stderr)

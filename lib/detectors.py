@@ -148,13 +148,18 @@ def cache_key(model_name: str, dataset: CocoDataset, settings: dict[str, Any]) -
 
 
 class InferenceJob:
-    """Run a detector over a dataset in a thread; resumable, cancellable, cached on disk."""
+    """Run a detector over a dataset in a thread (on this server or on Ray); resumable,
+    cancellable, cached on disk: one JSON line per finished image in a partial shard, merged
+    into the results file when every image is done."""
 
     def __init__(self, key: str, dataset: CocoDataset, make_detector: Callable[[], Detector],
                  label_map: Callable[[Detector], dict[int, int]], threshold: float = 0.05,
-                 batch_size: int = 2, cache_dir: Path | None = None):
+                 batch_size: int = 2, cache_dir: Path | None = None,
+                 spec: registry.ModelSpec | None = None, map_by: str = "name"):
         self.key, self.dataset, self.threshold, self.batch_size = key, dataset, threshold, batch_size
         self._make, self._label_map = make_detector, label_map
+        self.spec, self.map_by = spec, map_by     # what a Ray worker needs to load and map
+        self.device = "cpu"
         root = cache_dir or settings.cache_dir("detections")
         self.results_path = root / f"{key}.json"
         self.partial_path = root / f"{key}.partial.jsonl"
@@ -175,12 +180,17 @@ class InferenceJob:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> None:
+    def start(self, ray=None) -> None:
+        """Run (or resume) in a background thread: on this server, or on Ray when given
+        `ray_inference.RayOptions`. The results are the same either way."""
         if self.finished or self.running:
             return
+        if ray is not None and self.spec is None:
+            raise registry.ModelCreateError("This job has no model spec to send to Ray.")
         self._cancel.clear()
         self.error = None
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"lens-{self.key}")
+        self._thread = threading.Thread(target=self._run, args=(ray,), daemon=True,
+                                        name=f"lens-{self.key}")
         self._thread.start()
 
     def cancel(self) -> None:
@@ -237,45 +247,64 @@ class InferenceJob:
         except LensError as exc:
             return str(exc)
 
-    def _run(self) -> None:
+    def _local_batches(self, todo: list[int]):
+        """This server's engine: the detector in this thread, batch by batch."""
+        detector = self._make()
+        label_map = self._label_map(detector)
+        self.device = detector.device
+        for start in range(0, len(todo), self.batch_size):
+            if self._cancel.is_set():
+                return
+            batch = [(i, self._read(i)) for i in todo[start:start + self.batch_size]]
+            records = [{"image_id": i, "results": [], "failed": im, "seconds": 0.0}
+                       for i, im in batch if isinstance(im, str)]
+            good = [(i, im) for i, im in batch if not isinstance(im, str)]
+            if good:
+                t0 = time.perf_counter()
+                dets = detector.predict([im for _, im in good], [i for i, _ in good],
+                                        label_map, self.threshold)
+                per_image = (time.perf_counter() - t0) / len(good)
+                records += [{"image_id": d.image_id, "results": d.to_coco(), "failed": "",
+                             "seconds": per_image} for d in dets]
+            yield records
+
+    def _run(self, ray_options=None) -> None:
         import psutil
         try:
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
             done, _, _ = self._partial()
             self.done = len(done)
             todo = [i for i in self.dataset.image_ids if i not in done]
-            detector = self._make()
-            label_map = self._label_map(detector)
-            speed = SpeedStats(device=detector.device)
+            if ray_options is not None:
+                from lib import ray_inference
+                self.device = f"ray ({ray_options.workers} workers)"
+                batches = ray_inference.run(ray_options, self.spec, self.dataset, todo,
+                                            self.map_by, self.threshold, self.batch_size,
+                                            self._cancel.is_set)
+            else:
+                batches = self._local_batches(todo)
+            speed = SpeedStats(device=self.device)
             process = psutil.Process()
             peak = process.memory_info().rss
             self.started = time.time() - 1e-9
             with self.partial_path.open("a") as out:
-                for start in range(0, len(todo), self.batch_size):
+                for records in batches:
+                    for rec in records:   # one line per image: a shard a resume can trust
+                        out.write(json.dumps({"image_id": rec["image_id"],
+                                              "results": rec["results"],
+                                              **({"failed": rec["failed"]} if rec["failed"]
+                                                 else {})}) + "\n")
+                        if not rec["failed"]:
+                            speed.latencies_s.append(rec["seconds"])
+                    out.flush()
+                    self.done += len(records)
+                    peak = max(peak, process.memory_info().rss)
                     if self._cancel.is_set():
                         return
-                    batch = [(i, self._read(i)) for i in todo[start:start + self.batch_size]]
-                    for i, reason in batch:
-                        if isinstance(reason, str):
-                            out.write(json.dumps({"image_id": i, "results": [],
-                                                  "failed": reason}) + "\n")
-                    ids = [i for i, im in batch if not isinstance(im, str)]
-                    images = [im for _, im in batch if not isinstance(im, str)]
-                    self.done += len(batch) - len(ids)
-                    if not ids:
-                        out.flush()
-                        continue
-                    t0 = time.perf_counter()
-                    dets = detector.predict(images, ids, label_map, self.threshold)
-                    per_image = (time.perf_counter() - t0) / len(ids)
-                    speed.latencies_s += [per_image] * len(ids)
-                    peak = max(peak, process.memory_info().rss)
-                    for det in dets:
-                        out.write(json.dumps({"image_id": det.image_id,
-                                              "results": det.to_coco()}) + "\n")
-                    out.flush()
-                    self.done += len(ids)
-            if detector.device == "cuda":
+            if self._cancel.is_set() or self.done < self.total:
+                return
+            speed.device = self.device
+            if self.device == "cuda":
                 import torch
                 speed.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
             else:
@@ -299,6 +328,19 @@ def get_job(key: str, factory: Callable[[], InferenceJob]) -> InferenceJob:
         if key not in _JOBS:
             _JOBS[key] = factory()
         return _JOBS[key]
+
+
+def job_for(spec: registry.ModelSpec, dataset: CocoDataset, map_by: str = "name",
+            threshold: float = 0.05, batch_size: int = 2) -> InferenceJob:
+    """The one job (and cache entry) for a registry detector on a dataset subset: the page,
+    the command line and the leaderboard all find the same results."""
+    from lib import cache
+    from lib.datasets import map_labels
+    key = cache_key(spec.name, dataset, {"threshold": threshold, "map_by": map_by})
+    return get_job(key, lambda: InferenceJob(
+        key, dataset, lambda: cache.load(spec, "detection").model,
+        lambda det: map_labels(det.labels, dataset.categories, by=map_by), threshold,
+        batch_size, spec=spec, map_by=map_by))
 
 
 def build_checkpoint(spec: registry.ModelSpec, device: str | None = None) -> Detector:

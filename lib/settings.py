@@ -47,6 +47,9 @@ SETTINGS: dict[str, Setting] = {s.env: s for s in [
             "Lens' cache: detections, runs, demo data, temporary files"),
     Setting("LENS_SCRATCH_MB", "4096", "cap on temporary files (uploads, unpacked zips, "
             "renders) under LENS_CACHE/scratch; the oldest go first"),
+    Setting("LENS_RAY_ADDRESS", "", "Ray cluster for dataset-scale inference (`host:port`, "
+            "`ray://host:10001` or `auto`); empty: Ray's own RAY_ADDRESS, else a local Ray"),
+    Setting("LENS_RAY_WORKERS", "2", "actors of a local Ray (and its CPUs)"),
     Setting("LENS_WANDB_DIR", str(Path.home() / ".cache" / "lens" / "benchmarks"),
             "where 'Log to W&B' writes offline benchmark runs"),
 ]}
@@ -70,6 +73,8 @@ class Settings:
     data_roots: tuple[Path, ...]
     cache: Path
     scratch_mb: float
+    ray_address: str
+    ray_workers: int
     wandb_dir: Path
 
 
@@ -111,6 +116,8 @@ def get() -> Settings:
         data_roots=roots,
         cache=cache,
         scratch_mb=_number("LENS_SCRATCH_MB", float),
+        ray_address=os.environ.get("LENS_RAY_ADDRESS", "").strip(),
+        ray_workers=_number("LENS_RAY_WORKERS"),
         wandb_dir=Path(os.environ.get("LENS_WANDB_DIR", "").strip() or cache / "benchmarks"),
     )
 

@@ -65,9 +65,19 @@ with st.sidebar:
     seed = st.number_input("Subset seed", 0, 10_000, 0, key="seed")
     score_thr = st.slider("Score threshold (confusion, per-image counts, IoUs)", 0.05, 0.95, 0.5,
                           0.05, key="score_thr")
+    run_on = st.radio("Run detectors on", ["this server", "Ray"], horizontal=True,
+                      key="run_on", help="Ray: the cluster at LENS_RAY_ADDRESS (or RAY_ADDRESS), "
+                      "else a local Ray on this machine. Same results, same cache.")
     map_by = st.radio("Map model labels to categories by", ["name", "id"], horizontal=True,
                       key="map_by", help="COCO models number their 80 classes on ids 1–90; by "
                                          "name also works for datasets that renumber them.")
+
+ray_options = None
+if run_on == "Ray":
+    from lib import ray_inference
+    ray_options = ray_inference.default_options()
+    st.sidebar.caption(f"Ray: {ray_options.address or f'a local Ray, {ray_options.workers} workers'}"
+                       " (started on the first Run; the images are read by the workers).")
 
 dataset = None
 with ui.reported():
@@ -154,10 +164,7 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
                 spec = registry.find(choice, "detection")
             label = spec.name
             avail = registry.availability(spec)
-            key = detectors.cache_key(spec.name, dataset, {"threshold": 0.05, "map_by": map_by})
-            job = detectors.get_job(key, lambda spec=spec, key=key: detectors.InferenceJob(
-                key, dataset, lambda: cache.load(spec, "detection").model,
-                lambda det: datasets.map_labels(det.labels, dataset.categories, by=map_by)))
+            job = detectors.job_for(spec, dataset, map_by)
             if job.finished:
                 dets, speeds[label] = job.detections(), job.speed()
                 st.caption(f"Cached predictions ({sum(map(len, dets.values()))} boxes).")
@@ -172,7 +179,7 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
                 b1, b2 = st.columns(2)
                 if b1.button("Run" if not job.done else "Resume", key=f"run_{slot}",
                              disabled=job.running):
-                    job.start()
+                    job.start(ray=ray_options)
                 if b2.button("Cancel", key=f"cancel_{slot}", disabled=not job.running):
                     job.cancel()
 
@@ -208,8 +215,7 @@ def finished_detections(results_path: str, mtime: float) -> dict:
 
 board = dict(reports)
 for spec in detector_specs:              # built-in and checkpoint detectors run on this data
-    key = detectors.cache_key(spec.name, dataset, {"threshold": 0.05, "map_by": map_by})
-    path = settings.cache_dir("detections") / f"{key}.json"
+    path = detectors.job_for(spec, dataset, map_by).results_path
     if spec.name not in board and path.is_file():
         dets = finished_detections(str(path), path.stat().st_mtime)
         board[spec.name] = build_report(dataset.fingerprint, datasets.digest(dets), dataset,

@@ -1,0 +1,99 @@
+"""The Ray engine: the same detections as this server's engine, resume after a cancel, and a
+clear message when no cluster answers. A small local Ray starts once for this module only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from lib import datasets, detectors, errors, ray_inference, registry, synth
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    split = synth.demo_val(tmp_path_factory.mktemp("demo"))
+    return datasets.load_coco(split / "annotations.json", split / "images").subset(10, 0)
+
+
+def test_unreachable_cluster_is_a_clear_message_at_once(demo, tmp_path):
+    import time
+    t0 = time.time()
+    with pytest.raises(errors.ModelError, match="No Ray cluster answers at '127.0.0.1:9'"):
+        ray_inference.connect(ray_inference.RayOptions(address="127.0.0.1:9"))
+    assert time.time() - t0 < 10
+    proc = subprocess.run(
+        [sys.executable, "-m", "lib.detect", "run", "--model", "demo-fasterrcnn", "--images",
+         str(demo.images_dir), "--annotations", str(demo.annotations_path), "--out",
+         str(tmp_path / "out.json"), "--engine", "ray", "--address", "127.0.0.1:9"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "LENS_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 2 and "No Ray cluster answers" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+    ray_inference.connect(ray_inference.RayOptions(workers=2))
+    yield ray_inference.RayOptions(workers=2)
+    ray.shutdown()
+
+
+def _job(spec, dataset, folder):
+    local = detectors.job_for(spec, dataset)
+    return detectors.InferenceJob("k", dataset, local._make, local._label_map, spec=spec,
+                                  cache_dir=folder)
+
+
+@pytest.mark.parametrize("name", ["demo-fasterrcnn", "demo-conditional-detr"])
+def test_ray_results_equal_this_servers(local_ray, demo, tmp_path, name):
+    spec = registry.find(name)
+    here, there = _job(spec, demo, tmp_path / "here"), _job(spec, demo, tmp_path / "there")
+    here.start()
+    there.start(ray=local_ray)
+    here.wait(600)
+    there.wait(600)
+    assert here.error is None and there.error is None and here.finished and there.finished
+    key = lambda r: (r["image_id"], r["category_id"], -r["score"])   # noqa: E731
+    a, b = sorted(here.results(), key=key), sorted(there.results(), key=key)
+    assert len(a) == len(b) > 0
+    for x, y in zip(a, b):
+        assert (x["image_id"], x["category_id"]) == (y["image_id"], y["category_id"])
+        assert x["score"] == pytest.approx(y["score"], abs=1e-4)
+        assert x["bbox"] == pytest.approx(y["bbox"], abs=1e-4 + 0.01)   # both rounded to 0.01
+
+
+def test_cancelled_ray_run_resumes_with_only_the_missing_images(local_ray, demo, tmp_path,
+                                                                monkeypatch):
+    spec = registry.find("demo-fasterrcnn")
+    job = _job(spec, demo, tmp_path)
+    asked: list[list[int]] = []
+    real_run = ray_inference.run
+
+    def spy(options, spec, dataset, image_ids, *args):
+        asked.append(list(image_ids))
+        for records in real_run(options, spec, dataset, image_ids, *args):
+            yield records
+            job.cancel()                     # stop after the first batch
+
+    monkeypatch.setattr(ray_inference, "run", spy)
+    job.start(ray=local_ray)
+    job.wait(600)
+    first = job.done
+    assert 0 < first < len(demo.image_ids) and not job.finished and job.error is None
+    seen: list[list[int]] = []
+
+    def watch(options, spec, dataset, image_ids, *args):
+        seen.append(list(image_ids))
+        yield from real_run(options, spec, dataset, image_ids, *args)
+
+    monkeypatch.setattr(ray_inference, "run", watch)
+    job.start(ray=local_ray)
+    job.wait(600)
+    assert job.finished and job.error is None
+    assert len(seen[0]) == len(demo.image_ids) - first              # only what was missing
+    assert sorted({r["image_id"] for r in job.results()} | set(job.failed())) <= sorted(
+        demo.image_ids)
