@@ -120,10 +120,13 @@ if dataset.refused_boxes:
 
 detector_specs = [s for s in registry.all_specs("detection") if not s.error]
 demo_models = [s.name for s in detector_specs if s.name.startswith("demo-")]
-if OFFLINE:
+if OFFLINE and how == DEMO_DATA:
     st.info("No model-hub access: DETR and torchvision COCO weights are missing unless cached. "
             "Showing the demo pack instead: its detectors (" + ", ".join(demo_models) + ") on "
             "the synthetic shapes they were trained for. Imported predictions always work.")
+elif OFFLINE:
+    st.caption("No model-hub access: DETR and torchvision COCO weights are missing unless "
+               "cached; imported predictions and the demo detectors work.")
 choices = [IMPORT] + [s.name for s in detector_specs] + [OTHER]
 # On demo data the demo detectors are the defaults; otherwise imported predictions.
 defaults = demo_models + [IMPORT, IMPORT] if how == DEMO_DATA else [IMPORT, IMPORT]
@@ -236,7 +239,8 @@ if len(board) > 1:
     st.caption("Click a column to sort. ΔAP: the AP50 an oracle gains by fixing only that kind "
                "of error. Pick any two below for the side-by-side views.")
     picked = st.multiselect("Compare", list(board), default=list(reports)[:2],
-                            max_selections=2, key="drill_down")
+                            max_selections=2,   # follows the slots when they change
+                            key="drill_down_" + "|".join(reports))
     reports = {n: board[n] for n in picked} or reports
 if not reports:
     st.stop()
