@@ -1,14 +1,11 @@
 """Home: what each page is for, the compute device, library versions, which models are ready."""
 
-import pandas as pd
 import streamlit as st
-from lib import ui  # noqa: E402
+
+from lib import ui
 
 ui.page_setup()
-
-from lib import system
-
-st.title("Lens")
+st.title("Lens")   # painted first: everything heavier comes after
 st.write("Inspect computer-vision models, demo them and try quick what-if uploads.")
 
 PAGES = [
@@ -31,6 +28,7 @@ for col, (title, path, blurb) in zip(cols, PAGES):
 left, right = st.columns(2)
 with left:
     st.subheader("Compute")
+    from lib import system
     with st.spinner("Looking for a GPU..."):
         dev = system.device_info()
     memory = f", {dev.memory_gb} GB" if dev.memory_gb else ""
@@ -58,7 +56,9 @@ st.caption("Local checkpoints, packaged weights and hub cache entries found on t
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def _model_table() -> pd.DataFrame:
+def _model_table():
+    import pandas as pd
+
     from lib import registry
     rows = []
     for spec in registry.all_specs():
