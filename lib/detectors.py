@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lib import registry, settings
+from lib import registry, settings, work
 from lib.progress import Progress
 from lib.datasets import CocoDataset, Detections, from_torchvision
 
@@ -260,10 +260,11 @@ class InferenceJob:
                        for i, im in batch if isinstance(im, str)]
             good = [(i, im) for i, im in batch if not isinstance(im, str)]
             if good:
-                t0 = time.perf_counter()
-                dets = detector.predict([im for _, im in good], [i for i, _ in good],
-                                        label_map, self.threshold)
-                per_image = (time.perf_counter() - t0) / len(good)
+                with work.HEAVY.slot():       # a batch waits its turn with the visitors
+                    t0 = time.perf_counter()
+                    dets = detector.predict([im for _, im in good], [i for i, _ in good],
+                                            label_map, self.threshold)
+                    per_image = (time.perf_counter() - t0) / len(good)
                 records += [{"image_id": d.image_id, "results": d.to_coco(), "failed": "",
                              "seconds": per_image} for d in dets]
             yield records

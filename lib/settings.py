@@ -47,6 +47,9 @@ SETTINGS: dict[str, Setting] = {s.env: s for s in [
             "Lens' cache: detections, runs, demo data, temporary files"),
     Setting("LENS_SCRATCH_MB", "4096", "cap on temporary files (uploads, unpacked zips, "
             "renders) under LENS_CACHE/scratch; the oldest go first"),
+    Setting("LENS_HEAVY_SLOTS", "auto", "heavy tasks (CAMs, SAM2, evaluations, detector "
+            "batches) run at once; the rest wait in a fair queue. auto: the CPU cores (set "
+            "the GPU count on a GPU server)"),
     Setting("LENS_RAY_ADDRESS", "", "Ray cluster for dataset-scale inference (`host:port`, "
             "`ray://host:10001` or `auto`); empty: Ray's own RAY_ADDRESS, else a local Ray"),
     Setting("LENS_RAY_WORKERS", "2", "actors of a local Ray (and its CPUs)"),
@@ -73,6 +76,7 @@ class Settings:
     data_roots: tuple[Path, ...]
     cache: Path
     scratch_mb: float
+    heavy_slots: int            # 0: auto
     ray_address: str
     ray_workers: int
     wandb_dir: Path
@@ -116,6 +120,7 @@ def get() -> Settings:
         data_roots=roots,
         cache=cache,
         scratch_mb=_number("LENS_SCRATCH_MB", float),
+        heavy_slots=0 if _text("LENS_HEAVY_SLOTS") == "auto" else _number("LENS_HEAVY_SLOTS"),
         ray_address=os.environ.get("LENS_RAY_ADDRESS", "").strip(),
         ray_workers=_number("LENS_RAY_WORKERS"),
         wandb_dir=Path(os.environ.get("LENS_WANDB_DIR", "").strip() or cache / "benchmarks"),

@@ -5,11 +5,13 @@
 - `show_error(exc)`: any `LensError` as one message (message and hint), nothing else.
 - `reported()`: a context manager that shows the `LensError`s raised inside it.
 - `ProgressBar(what)`: a progress bar for `lib.progress.Progress` callbacks.
+- `queued(what)`: heavy work through the fair queue, showing the visitor's place in it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import weakref
 
 import streamlit as st
 
@@ -23,6 +25,32 @@ def page_setup() -> None:
         from streamlit.runtime.pages_manager import PagesManager
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+class SessionEnd:
+    """Kept in a session's state: when Streamlit drops the session (the visitor left and the
+    reconnect window passed), the object is collected and its callbacks release what Lens
+    keeps for that visitor outside the session state."""
+
+    def __init__(self):
+        self.callbacks: list = []
+        weakref.finalize(self, SessionEnd._release, self.callbacks)
+
+    @staticmethod
+    def _release(callbacks: list) -> None:
+        for fn in callbacks:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - a failing release must not stop the others
+                pass
+
+
+def on_session_end(fn) -> None:
+    """Run `fn` once this visitor's session is gone."""
+    end = st.session_state.get("_lens_session_end")
+    if end is None:
+        end = st.session_state["_lens_session_end"] = SessionEnd()
+    end.callbacks.append(fn)
 
 
 def session_id() -> str:
@@ -45,6 +73,22 @@ class ProgressBar:
 
     def clear(self) -> None:
         self._bar.empty()
+
+
+@contextlib.contextmanager
+def queued(what: str):
+    """Run heavy work through the process's fair queue (`lib.work.HEAVY`); while it waits,
+    the visitor sees their place in the line instead of a frozen page."""
+    from lib import work
+    note = st.empty()
+
+    def waiting(place: int, status) -> None:
+        note.info(f"{what}: {status.running} task(s) running on {status.slots} worker(s); "
+                  f"you are #{place} in the queue.")
+
+    with work.HEAVY.slot(waiting):
+        note.empty()
+        yield
 
 
 def untrained_warning(model) -> None:

@@ -47,14 +47,16 @@ def load_model(name: str) -> cache.ModelHandle | None:
 @st.cache_data(max_entries=512, show_spinner=False)
 def predict(sha: str, model: str, k: int, _image: Image.Image):
     from lib import classify
-    return classify.classify(classifier(model).model, _image, k)[0]
+    with ui.queued("Classifying"):
+        return classify.classify(classifier(model).model, _image, k)[0]
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def explain(sha: str, model: str, method: str, target: int, layer: str, _image: Image.Image):
     from lib import cam
     handle = classifier(model)
-    return cam.explain(handle.model, _image, method, target, layer, handle.lock)
+    with ui.queued(f"{method}"):
+        return cam.explain(handle.model, _image, method, target, layer, handle.lock)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -62,7 +64,8 @@ def faithfulness(sha: str, model: str, method: str, target: int, layer: str,
                  _image: Image.Image, _explanation):
     from lib import cam
     handle = classifier(model)
-    return cam.explain_faithfulness(handle.model, _image, _explanation, handle.lock)
+    with ui.queued("Faithfulness"):
+        return cam.explain_faithfulness(handle.model, _image, _explanation, handle.lock)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -260,7 +263,8 @@ with tab_eval:
                 raise classify.DatasetError("Give a folder path or upload a zip.")
             items = classify.find_labelled_images(folder)
             bar = ui.ProgressBar("images evaluated")
-            result = classify.evaluate(loaded.model, items, progress=bar)
+            with ui.queued("Evaluation"):
+                result = classify.evaluate(loaded.model, items, progress=bar)
             bar.clear()
             st.session_state["eval_result"] = (model_name, result)
     if "eval_result" in st.session_state:
@@ -305,7 +309,8 @@ with tab_video:
             key = (clip.file_id, model_name, every)
             if st.session_state.get("video_key") != key:
                 bar = ui.ProgressBar("frames classified")
-                preds = scenes.classify_frames(loaded.model, info, every, progress=bar)
+                with ui.queued("Video scenes"):
+                    preds = scenes.classify_frames(loaded.model, info, every, progress=bar)
                 bar.clear()
                 st.session_state["video_key"], st.session_state["video_preds"] = key, preds
             preds = st.session_state["video_preds"]

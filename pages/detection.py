@@ -29,7 +29,8 @@ def load_dataset(annotations: str, images_dir: str, mtime: float, subset: int | 
 @st.cache_data(show_spinner=False, max_entries=16)
 def build_report(fingerprint: str, detections_digest: str, _dataset, _dets):
     """Evaluated and matched once per (dataset, detections); the threshold only filters."""
-    return benchmark.report(_dataset, _dets)
+    with ui.queued("COCO evaluation"):
+        return benchmark.report(_dataset, _dets)
 
 
 @st.cache_data(show_spinner="EigenCAM…", max_entries=64)
@@ -40,7 +41,8 @@ def false_positive_cam(model: str, image_id: int, index: int, map_by: str, _pict
     detector = cache.load(model, "detection").model
     inverse = {v: k for k, v in datasets.map_labels(detector.labels, _categories,
                                                      by=map_by).items()}
-    return cam_lib.detector_cam(detector, _picture, _box, [inverse.get(_category, 0)])
+    with ui.queued("EigenCAM"):
+        return cam_lib.detector_cam(detector, _picture, _box, [inverse.get(_category, 0)])
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -395,7 +397,8 @@ with tab_whatif:
                     with col:
                         ui.untrained_warning(handle)
                     det = handle.model
-                    out = det.predict([picture], [0], {i: i for i in det.labels}, thr)[0]
+                    with ui.queued("Detecting"):
+                        out = det.predict([picture], [0], {i: i for i in det.labels}, thr)[0]
                     col.image(datasets.draw(picture, [(out.xyxy, [
                         f"{det.labels.get(int(c), c)} {s:.2f}" for c, s in
                         zip(out.class_ids, out.scores)], datasets.PALETTE["a"])]),

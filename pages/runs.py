@@ -110,6 +110,8 @@ else:
             api = runs.cloud_api(key)
             fetched = runs.load_cloud(entity, project, filters=flt, api=api, progress=bar)
             runs.remember_client(ui.session_id(), api)   # histories use the same key
+            visitor = ui.session_id()
+            ui.on_session_end(lambda: runs.forget_client(visitor))
             del api
             bar.clear()
             st.session_state["cloud_runs"] = fetched

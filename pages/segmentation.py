@@ -100,7 +100,8 @@ def _run(seg, image, obj: S.SegObject, multimask: bool) -> None:
         obj.result = None
         return
     try:
-        obj.result = seg.predict(image, obj.points, obj.box, multimask=multimask)
+        with ui.queued("Segmenting"):
+            obj.result = seg.predict(image, obj.points, obj.box, multimask=multimask)
         obj.choice = obj.result.best
     except S.PromptError as exc:
         _notice(str(exc))
@@ -261,7 +262,8 @@ def _text_prompt(seg, image, state, multimask: bool) -> None:
             return
         try:
             with st.spinner(f"Grounding '{phrase}' with {gname}…"):
-                state["found"] = (phrase, S.load_grounder(gname).boxes(image, phrase))
+                with ui.queued("Grounding"):
+                    state["found"] = (phrase, S.load_grounder(gname).boxes(image, phrase))
         except LensError as exc:
             st.error(str(exc))
             return
@@ -295,7 +297,8 @@ def _everything(seg, image, state) -> None:
     min_stab = c3.slider("Min stability", 0.0, 1.0, 0.85, 0.05, key="seg_min_stability")
     if st.button("Segment everything", key="seg_everything"):
         bar = ui.ProgressBar("grid points prompted")
-        state["auto"] = seg.everything(image, side, min_iou, min_stab, progress=bar)
+        with ui.queued("Everything mode"):
+            state["auto"] = seg.everything(image, side, min_iou, min_stab, progress=bar)
         bar.clear()
     auto = state.get("auto")
     if auto is None:
@@ -441,7 +444,8 @@ def video_mode() -> None:
         st.dataframe([{"object": o.name, "prompted frames": ", ".join(map(str, sorted(o.prompts)))}
                       for o in tracker.objects.values()], hide_index=True)
         if st.button("Propagate through the clip", type="primary", key="seg_propagate"):
-            tracker.propagate(ui.ProgressBar("frames tracked"))
+            with ui.queued("Tracking"):
+                tracker.propagate(ui.ProgressBar("frames tracked"))
             st.rerun()
     if tracker.propagated:
         st.success(f"Tracked {len(tracker.objects)} object(s) through {len(frames)} frames; "
@@ -461,7 +465,8 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
         return
     try:
         with st.spinner(f"Grounding '{phrase}' on frame {frame_idx}…"):
-            boxes = S.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)
+            with ui.queued("Grounding"):
+                boxes = S.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)
     except LensError as exc:
         st.error(str(exc))
         return
@@ -487,8 +492,9 @@ def _video_exports(tracker, name: str) -> None:
     if st.button("Render MP4", key="seg_render"):
         bar = ui.ProgressBar("frames rendered")
         out = scratch.new_file(".mp4", prefix="render-")
-        tracker.export_mp4(out, None if effect == "outline overlay" else effect, picked, strength,
-                           progress=bar)
+        with ui.queued("Rendering"):
+            tracker.export_mp4(out, None if effect == "outline overlay" else effect, picked,
+                               strength, progress=bar)
         bar.clear()
         st.session_state["seg_render_mp4"] = out.read_bytes()
         out.unlink(missing_ok=True)
