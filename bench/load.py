@@ -1,0 +1,121 @@
+"""Many people on one Lens server: N concurrent browser sessions running a mixed journey.
+
+    python bench/load.py [--sessions 16]
+
+One `streamlit run` (sessions dropped 5 s after their tab closes), one Debian Chromium, N
+Playwright contexts (tests/e2e/visitors.py: classification CAM and method change, a
+segmentation box, detection with imported predictions, tab switches and the threshold, a
+shared runs comparison). First one visitor alone (the reference results and the memory after
+one session), then N at once. Reports p50/p95 per interaction kind from the action to the
+page being idle, errors, whether every CAM and mask equals the single visitor's, and the
+server's memory (RSS) after the first session, at peak, and after all sessions closed.
+Last line: `N sessions: p95 light X s, p95 heavy Y s, errors E, identical yes|no, memory
+after close +Z%`.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, start_streamlit  # noqa: E402
+from tests.e2e.visitors import HEAVY, LIGHT, grouped, percentile, summary, visitors  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
+
+
+def rss(pid: int) -> int:
+    proc = psutil.Process(pid)
+    return proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(True))
+
+
+def coco_and_predictions(tmp: Path):
+    from lib import datasets, synth
+    from tests.helpers import gt_results
+    if (SHARED / "annotations" / "instances_val2017.json").is_file():
+        ann, images = SHARED / "annotations" / "instances_val2017.json", SHARED / "val2017"
+    else:
+        split = synth.demo_val(tmp / "demo")
+        ann, images = split / "annotations.json", split / "images"
+    coco = datasets.load_coco(ann, images)
+    preds = tmp / "predictions.json"
+    preds.write_text(json.dumps(gt_results(coco, 0.1, 0.2, seed=1)))
+    return (str(ann), str(images)), preds
+
+
+async def run(n: int, server: str, coco, preds, pid: int):
+    from playwright.async_api import async_playwright
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        (alone,) = await visitors(browser, server, 1, coco, preds)
+        await asyncio.sleep(8)                      # its session is dropped (TTL 5 s)
+        after_first = rss(pid)
+        peak = [after_first]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], rss(pid))
+                time.sleep(0.5)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t0 = time.perf_counter()
+        crowd = await visitors(browser, server, n, coco, preds)
+        wall = time.perf_counter() - t0
+        stop.set()
+        await asyncio.sleep(8)                      # every session dropped
+        ping = await browser.new_page()             # a new visit makes the server sweep
+        await ping.goto(server)
+        await ping.close()
+        await asyncio.sleep(3)
+        after_close = rss(pid)
+        await browser.close()
+    return alone, crowd, wall, after_first, peak[0], after_close
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sessions", type=int, default=16)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        coco, preds = coco_and_predictions(Path(tmp))
+        port = free_port()
+        os.environ["STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL"] = "5"
+        proc = start_streamlit(ROOT / "app.py", port, ROOT, {"LENS_CACHE": str(Path(tmp) / "c")})
+        try:
+            alone, crowd, wall, first, peak, after = asyncio.run(
+                run(args.sessions, f"http://127.0.0.1:{port}", coco, preds, proc.pid))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    print(f"one visitor alone: {sum(map(sum, alone.timings.values())):.1f} s of interactions, "
+          f"errors {len(alone.errors)}")
+    print(f"{args.sessions} visitors at once: {wall:.1f} s wall")
+    for kind, (p50, p95, count) in summary(crowd).items():
+        group = "heavy" if kind in HEAVY else "light"
+        print(f"  {kind:<28} {group}  p50 {p50:6.2f} s  p95 {p95:6.2f} s  ({count})")
+    errors = [e for v in crowd for e in v.errors] + alone.errors
+    for e in errors[:10]:
+        print(f"  error: {e}")
+    identical = all(v.results == alone.results for v in crowd) and bool(alone.results)
+    light, heavy = grouped(crowd, LIGHT), grouped(crowd, HEAVY)
+    print(f"server memory: {first / 2**20:.0f} MB after one session, peak {peak / 2**20:.0f} MB, "
+          f"{after / 2**20:.0f} MB after all closed")
+    print(f"{args.sessions} sessions: p95 light {percentile(light, 95):.2f} s, p95 heavy "
+          f"{percentile(heavy, 95):.2f} s, errors {len(errors)}, identical "
+          f"{'yes' if identical else 'no'}, memory after close "
+          f"{(after / first - 1) * 100:+.0f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Many visitors on one Lens server: concurrent browser sessions (Playwright contexts in one
+Debian Chromium) each running a mixed journey, timed from each action until the page is
+idle. Used by `bench/load.py` (16 visitors) and `tests/e2e/test_load.py` (4).
+
+A journey: classification (sample photo -> CAM -> change the method), segmentation (drag a
+box -> GrabCut mask), detection (COCO data by path -> imported predictions -> switch tabs ->
+move the threshold), runs (a shared comparison URL -> curves). Heavy interactions compute
+(CAMs, masks); light ones switch, move or open over cached results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HEAVY = ("CAM of the sample photo", "change the CAM method", "drag a box -> mask",
+         "import predictions")
+LIGHT = ("open a page", "switch tabs", "move the threshold", "open a shared comparison")
+
+
+@dataclass
+class Visit:
+    timings: dict[str, list[float]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    results: dict[str, str] = field(default_factory=dict)   # what was computed -> its hash
+
+    def time(self, kind: str, seconds: float) -> None:
+        self.timings.setdefault(kind, []).append(seconds)
+
+
+async def _idle(page, timeout_ms: int = 300_000) -> None:
+    await page.wait_for_timeout(250)
+    await page.get_by_test_id("stStatusWidget").wait_for(state="detached", timeout=timeout_ms)
+
+
+async def _timed(visit: Visit, kind: str, page, action, wait_for=None) -> None:
+    t0 = time.perf_counter()
+    await action()
+    if wait_for is not None:
+        await wait_for()
+    await _idle(page)
+    visit.time(kind, time.perf_counter() - t0)
+    if await page.get_by_test_id("stException").count():
+        visit.errors.append(f"{kind}: an exception on the page")
+
+
+async def _image_hash(page, caption: str) -> str:
+    """The bytes of the image shown with this caption."""
+    figure = page.locator("[data-testid=stImage]", has_text=caption).first
+    src = await figure.locator("img").first.get_attribute("src")
+    body = await (await page.request.get(src)).body() if not src.startswith("data:") else \
+        base64.b64decode(src.split(",", 1)[1])
+    return hashlib.sha256(body).hexdigest()
+
+
+async def journey(context, server: str, coco: tuple[str, str], predictions: Path) -> Visit:
+    visit = Visit()
+    page = await context.new_page()
+    page.set_default_timeout(300_000)
+    try:
+        # classification: the sample photo's CAM, then another method
+        await _timed(visit, "CAM of the sample photo", page,
+                     lambda: page.goto(f"{server}/classification"),
+                     lambda: page.get_by_text("overlay · tiger cat").wait_for())
+        visit.results["GradCAM overlay"] = await _image_hash(page, "overlay · tiger cat")
+        method = page.get_by_test_id("stSelectbox").filter(has_text="CAM method")
+
+        async def pick_eigencam():
+            await method.click()
+            await page.get_by_role("option", name="EigenCAM", exact=True).click()
+        await _timed(visit, "change the CAM method", page, pick_eigencam,
+                     lambda: page.get_by_text("EigenCAM · conv_head").wait_for())
+        visit.results["EigenCAM overlay"] = await _image_hash(page, "overlay · tiger cat")
+
+        # segmentation: drag a box around the cat's head
+        await _timed(visit, "open a page", page, lambda: page.goto(f"{server}/segmentation"),
+                     lambda: page.get_by_role("heading", name="Segmentation",
+                                              exact=True).wait_for())
+        frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
+        image = frame.locator("#image")
+        await image.wait_for()
+        box = await image.bounding_box()
+
+        async def drag():
+            await page.mouse.move(box["x"] + box["width"] * 0.27, box["y"] + box["height"] * 0.05)
+            await page.mouse.down()
+            await page.mouse.move(box["x"] + box["width"] * 0.73,
+                                  box["y"] + box["height"] * 0.75, steps=8)
+            await page.mouse.up()
+        await _timed(visit, "drag a box -> mask", page, drag,
+                     lambda: page.get_by_text("1 mask from GrabCut").wait_for())
+        src = await frame.locator("#image").get_attribute("src")
+        visit.results["GrabCut mask"] = hashlib.sha256(src.encode()).hexdigest()
+
+        # detection: the COCO data by path, imported predictions, tabs, the threshold
+        await _timed(visit, "open a page", page, lambda: page.goto(f"{server}/detection"),
+                     lambda: page.get_by_role("heading", name="Detection benchmark").wait_for())
+        sidebar = page.get_by_test_id("stSidebar")
+        await _timed(visit, "switch tabs", page,
+                     lambda: sidebar.get_by_text("Path", exact=True).click())
+        for label, value in (("Instances JSON", coco[0]), ("Images folder", coco[1])):
+            box_ = sidebar.get_by_label(label)
+            await box_.fill(value)
+            await box_.press("Enter")
+            await _idle(page)
+        await _timed(visit, "import predictions", page,
+                     lambda: page.locator("input[type=file]").first.set_input_files(
+                         str(predictions)),
+                     lambda: page.get_by_role("tab", name="Errors").wait_for())
+        await _timed(visit, "switch tabs", page,
+                     lambda: page.get_by_role("tab", name="Errors").click())
+        slider = sidebar.get_by_role("slider").first
+
+        async def nudge():
+            await slider.focus()
+            await slider.press("ArrowRight")
+        await _timed(visit, "move the threshold", page, nudge)
+
+        # runs: a shared comparison
+        from urllib.parse import quote
+        sample_runs = Path(__file__).resolve().parents[2] / "samples" / "runs"
+
+        async def open_comparison():
+            await page.goto(f"{server}/runs?runs=spirals-adam-lr0.01-w32,spirals-sgd-lr0.1-w64"
+                            f"&smooth=0.5&metrics=val/*&path={quote(str(sample_runs))}")
+            await page.get_by_role("tab", name="Curves").click()
+        await _timed(visit, "open a shared comparison", page, open_comparison,
+                     lambda: page.locator(".js-plotly-plot").first.wait_for())
+    except Exception as exc:  # noqa: BLE001 - a failed journey is a counted error
+        visit.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    finally:
+        await page.close()
+    return visit
+
+
+async def visitors(browser, server: str, n: int, coco, predictions) -> list[Visit]:
+    """`n` visitors at once, each in a fresh browser context."""
+    contexts = [await browser.new_context(viewport={"width": 1400, "height": 1000})
+                for _ in range(n)]
+    try:
+        return list(await asyncio.gather(*(journey(c, server, coco, predictions)
+                                           for c in contexts)))
+    finally:
+        for c in contexts:
+            await c.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def summary(visits: list[Visit]) -> dict[str, tuple[float, float, int]]:
+    """Per interaction kind: (p50 s, p95 s, count)."""
+    kinds = sorted({k for v in visits for k in v.timings})
+    out = {}
+    for kind in kinds:
+        values = [t for v in visits for t in v.timings.get(kind, [])]
+        out[kind] = (percentile(values, 50), percentile(values, 95), len(values))
+    return out
+
+
+def grouped(visits: list[Visit], names: tuple[str, ...]) -> list[float]:
+    return [t for v in visits for k in names for t in v.timings.get(k, [])]
