@@ -177,8 +177,9 @@ def _extract_into(archive: zipfile.ZipFile, dest: Path) -> None:
             target.mkdir(parents=True, exist_ok=True)
             continue
         if m.compress_size and m.file_size / m.compress_size > s.max_zip_ratio:
-            raise ArchiveError(f"'{m.filename[:200]}' is compressed {m.file_size / m.compress_size:.0f}"
-                               f"×, over the limit of {s.max_zip_ratio:.0f}× (a zip bomb?).")
+            ratio = m.file_size / m.compress_size
+            raise ArchiveError(f"'{m.filename[:200]}' is compressed {ratio:.0f}×, over the "
+                               f"limit of {s.max_zip_ratio:.0f}× (a zip bomb?).")
         target.parent.mkdir(parents=True, exist_ok=True)
         size = 0
         with archive.open(m) as src, target.open("wb") as out:

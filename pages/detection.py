@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 from PIL import Image
-from lib import benchmark, cache, coco_eval, datasets, detectors, images, paths, plots, registry, settings
+from lib import (benchmark, cache, coco_eval, datasets, detectors, images, paths, plots,
+                 registry, settings)
 from lib.errors import LensError
 from lib.tide import ERROR_TYPES
 
@@ -78,8 +79,9 @@ ray_options = None
 if run_on == "Ray":
     from lib import ray_inference
     ray_options = ray_inference.default_options()
-    st.sidebar.caption(f"Ray: {ray_options.address or f'a local Ray, {ray_options.workers} workers'}"
-                       " (started on the first Run; the images are read by the workers).")
+    where = ray_options.address or f"a local Ray, {ray_options.workers} workers"
+    st.sidebar.caption(f"Ray: {where} (started on the first Run; the images are read by the "
+                       "workers).")
 
 dataset = None
 with ui.reported():

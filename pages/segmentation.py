@@ -147,9 +147,11 @@ def image_mode() -> None:
         objs.append(new)
         state["active"] = new.obj_id
         st.rerun()
-    negative = c3.toggle("Negative", help="Clicks add negative (background) points", key="seg_negative")
+    negative = c3.toggle("Negative", help="Clicks add negative (background) points",
+                         key="seg_negative")
     multimask = st.sidebar.checkbox("Multimask output", value=True,
-                                    help="Three candidate masks with their predicted IoU", key="seg_multimask_output")
+                                    help="Three candidate masks with their predicted IoU",
+                                    key="seg_multimask_output")
     opacity = st.sidebar.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="seg_opacity")
     outline = st.sidebar.checkbox("Outline", value=True, key="seg_outline")
     if c4.button("Undo", disabled=not obj.has_prompts(), key="seg_undo"):
@@ -328,10 +330,12 @@ def _effects_and_export(image, objs, name: str) -> None:
         return
     c1, c2, c3 = st.columns([2, 2, 1])
     picked = c1.multiselect("Objects", [o.obj_id for o in done], default=[o.obj_id for o in done],
-                            format_func=lambda i: next(o.name for o in done if o.obj_id == i), key="seg_objects")
+                            format_func=lambda i: next(o.name for o in done if o.obj_id == i),
+                            key="seg_objects")
     effect = c2.selectbox("Effect", ["none", *M.EFFECTS], key="seg_effect")
     strength = c3.slider("Strength", 3, 99, 31, 2, key="seg_strength")
-    color = st.color_picker("Fill colour", "#000000", key="seg_fill_colour") if effect == "fill" else "#000000"
+    color = (st.color_picker("Fill colour", "#000000", key="seg_fill_colour")
+             if effect == "fill" else "#000000")
     sel = [o for o in done if o.obj_id in picked]
     stem = Path(name).stem
     if effect != "none" and sel:
@@ -339,7 +343,8 @@ def _effects_and_export(image, objs, name: str) -> None:
         edited = M.apply_effect(image, [o.mask for o in sel], effect, strength, rgb)
         st.image(edited, caption=f"{effect} on {len(sel)} object(s)", width=DISPLAY_WIDTH)
         st.download_button("Download edited image (PNG)", lambda: M.png_bytes(edited),
-                           f"{stem}-{effect.replace(' ', '-')}.png", "image/png", key="seg_download_edited_image_pn")
+                           f"{stem}-{effect.replace(' ', '-')}.png", "image/png",
+                           key="seg_download_edited_image")
     cols = st.columns(min(4, len(done)) or 1)
     for k, o in enumerate(done):
         cols[k % len(cols)].download_button(f"Mask: {o.name}", lambda m=o.mask: M.png_bytes(m),
@@ -348,7 +353,8 @@ def _effects_and_export(image, objs, name: str) -> None:
     h, w = image.shape[:2]
     st.download_button("All masks (COCO JSON, RLE)", lambda: M.coco_json(   # built on click
         [(name, w, h, [o.mask for o in done], [o.obj_id for o in done])],
-        {o.obj_id: o.name for o in done}), f"{stem}-masks.json", "application/json", key="seg_all_masks_coco_json_rle")
+        {o.obj_id: o.name for o in done}), f"{stem}-masks.json", "application/json",
+        key="seg_all_masks_coco_json")
 
 
 # -- video mode ------------------------------------------------------------------------------
