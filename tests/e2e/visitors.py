@@ -28,6 +28,7 @@ class Visit:
     timings: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     results: dict[str, str] = field(default_factory=dict)   # what was computed -> its hash
+    step: str = "start"                                      # where a failure happened
 
     def time(self, kind: str, seconds: float) -> None:
         self.timings.setdefault(kind, []).append(seconds)
@@ -39,6 +40,7 @@ async def _idle(page, timeout_ms: int = 300_000) -> None:
 
 
 async def _timed(visit: Visit, kind: str, page, action, wait_for=None) -> None:
+    visit.step = kind
     t0 = time.perf_counter()
     await action()
     if wait_for is not None:
@@ -132,7 +134,8 @@ async def journey(context, server: str, coco: tuple[str, str], predictions: Path
         await _timed(visit, "open a shared comparison", page, open_comparison,
                      lambda: page.locator(".js-plotly-plot").first.wait_for())
     except Exception as exc:  # noqa: BLE001 - a failed journey is a counted error
-        visit.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        visit.errors.append(f"{visit.step}: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200]}")
     finally:
         await page.close()
     return visit
