@@ -52,18 +52,25 @@ class FairQueue:
         told = None
         with self._cond:
             self._waiting.append(ticket)
-            while not (self._waiting[0] is ticket and self._running < self.slots):
-                place = self._waiting.index(ticket) + 1
-                if on_wait and place != told:
-                    told = place
-                    status = QueueStatus(self._running, len(self._waiting), self.slots)
-                    self._cond.release()             # never call out holding the lock
-                    try:
-                        on_wait(place, status)
-                    finally:
-                        self._cond.acquire()
-                    continue
-                self._cond.wait(poll_s)
+            try:
+                while not (self._waiting[0] is ticket and self._running < self.slots):
+                    place = self._waiting.index(ticket) + 1
+                    if on_wait and place != told:
+                        told = place
+                        status = QueueStatus(self._running, len(self._waiting), self.slots)
+                        self._cond.release()         # never call out holding the lock
+                        try:
+                            on_wait(place, status)
+                        finally:
+                            self._cond.acquire()
+                        continue
+                    self._cond.wait(poll_s)
+            except BaseException:
+                # the waiter gave up (a visitor left, Streamlit stopped the script): its
+                # ticket must not block the line
+                self._waiting.remove(ticket)
+                self._cond.notify_all()
+                raise
             self._waiting.popleft()
             self._running += 1
             self._cond.notify_all()

@@ -101,3 +101,45 @@ def test_what_a_session_holds_is_released_when_it_ends():
     del state
     gc.collect()
     assert runs.client_for("visitor-1") is None
+
+
+def test_a_waiter_that_gives_up_does_not_block_the_line():
+    """Streamlit stops a script (the visitor left or reran) by raising inside it, also while
+    it waits here: its place must be given up, or everyone behind it waits forever."""
+    queue = FairQueue(1)
+    release = threading.Event()
+    held = threading.Event()
+
+    def holder():
+        with queue.slot():
+            held.set()
+            release.wait(10)
+
+    class VisitorLeft(Exception):
+        pass
+
+    def leaver():
+        def leave(place, status):
+            raise VisitorLeft()
+        try:
+            with queue.slot(leave):
+                pass
+        except VisitorLeft:
+            pass
+
+    served = []
+    threading.Thread(target=holder).start()
+    held.wait(5)
+    t = threading.Thread(target=leaver)
+    t.start()
+    t.join(5)
+    later = threading.Thread(target=lambda: served.append(_use(queue)))
+    later.start()
+    release.set()
+    later.join(5)
+    assert served == [True] and queue.status.waiting == 0
+
+
+def _use(queue) -> bool:
+    with queue.slot():
+        return True
