@@ -205,8 +205,17 @@ def load(name: Any, task: str, device: str | None = None) -> ModelHandle:
     """The one way to get a model: by registry name (or a `ModelSpec`) for a task, loaded
     once per process under the memory budget. The only cache-key format is here."""
     from lib import registry
-    spec = name if isinstance(name, registry.ModelSpec) else registry.find(name, task)
-    key = f"{registry.Task(task)}:{spec.name}@{device or 'auto'}"
-    entry = MODELS.get(key, lambda: registry.build(spec, task, device))
-    return ModelHandle(spec, entry.value, entry.lock, bool(getattr(entry.value, "untrained",
-                                                                   False)))
+    given = name if isinstance(name, registry.ModelSpec) else None
+    key = f"{registry.Task(task)}:{given.name if given else name}@{device or 'auto'}"
+
+    def build():   # the registry is looked up (checkpoints scanned) only on a miss
+        spec = given or registry.find(name, task)
+        _SPECS[key] = spec
+        return registry.build(spec, task, device)
+
+    entry = MODELS.get(key, build)
+    return ModelHandle(_SPECS.get(key, given), entry.value, entry.lock,
+                       bool(getattr(entry.value, "untrained", False)))
+
+
+_SPECS: dict[str, Any] = {}   # cache key -> the spec its model was built from

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from lib import benchmark, cli, datasets
+from lib.errors import InputError
 
 
 @cli.command
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             for key, value in metrics.stats.items():
                 print(f"{key:6s} {value:.4f}")
         return 0
+    if args.workers < 1 or args.threads_per_worker < 1 or args.gpus_per_worker < 0:
+        raise InputError("--workers and --threads-per-worker must be at least 1, "
+                         "--gpus-per-worker at least 0.")
     dataset = datasets.load_coco(args.annotations, args.images).subset(args.subset, args.seed)
     ray = None
     if args.engine == "ray":

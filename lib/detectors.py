@@ -142,8 +142,12 @@ class SpeedStats:
                 "peak_memory_mb": self.peak_memory_mb}
 
 
-def cache_key(model_name: str, dataset: CocoDataset, settings: dict[str, Any]) -> str:
-    blob = json.dumps({"model": model_name, "data": dataset.fingerprint, **settings}, sort_keys=True)
+def cache_key(model_name: str, dataset: CocoDataset, settings: dict[str, Any],
+              fingerprint: str | None = None) -> str:
+    """Identifies a model's results on a dataset subset (`fingerprint`: the dataset's, when
+    the caller already has it: it stats every image)."""
+    blob = json.dumps({"model": model_name, "data": fingerprint or dataset.fingerprint,
+                       **settings}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -332,12 +336,13 @@ def get_job(key: str, factory: Callable[[], InferenceJob]) -> InferenceJob:
 
 
 def job_for(spec: registry.ModelSpec, dataset: CocoDataset, map_by: str = "name",
-            threshold: float = 0.05, batch_size: int = 2) -> InferenceJob:
+            threshold: float = 0.05, batch_size: int = 2,
+            fingerprint: str | None = None) -> InferenceJob:
     """The one job (and cache entry) for a registry detector on a dataset subset: the page,
     the command line and the leaderboard all find the same results."""
     from lib import cache
     from lib.datasets import map_labels
-    key = cache_key(spec.name, dataset, {"threshold": threshold, "map_by": map_by})
+    key = cache_key(spec.name, dataset, {"threshold": threshold, "map_by": map_by}, fingerprint)
     return get_job(key, lambda: InferenceJob(
         key, dataset, lambda: cache.load(spec, "detection").model,
         lambda det: map_labels(det.labels, dataset.categories, by=map_by), threshold,

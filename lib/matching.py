@@ -25,43 +25,6 @@ T_FG, T_BG = 0.5, 0.1          # TIDE's foreground and background IoU thresholds
 KINDS = ["TP", "duplicate", "class", "location", "both", "background"]
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of xyxy boxes a (N,4) and b (M,4)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(-1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
-def greedy(ious: np.ndarray, order: np.ndarray, allowed: np.ndarray | None = None,
-           thr: float = T_FG) -> tuple[np.ndarray, np.ndarray]:  # reference for tests
-    """For each detection (row), in `order`, the best still-free ground truth (column) with
-    IoU >= thr where `allowed`: (matched column or -1, its IoU)."""
-    n = ious.shape[0]
-    matched = np.full(n, -1, np.int64)
-    matched_iou = np.zeros(n, np.float32)
-    if n == 0 or ious.shape[1] == 0:
-        return matched, matched_iou
-    cand = ious >= thr
-    if allowed is not None:
-        cand &= allowed
-    rows = order[cand.any(1)[order]]                    # most detections touch nothing
-    if not len(rows):
-        return matched, matched_iou
-    free = np.ones(ious.shape[1], bool)
-    for d in rows.tolist():
-        options = np.where(cand[d] & free, ious[d], -1.0)
-        g = int(options.argmax())
-        if options[g] >= thr:
-            free[g] = False
-            matched[d], matched_iou[d] = g, options[g]
-    return matched, matched_iou
-
-
 @dataclass
 class MatchTable:
     """Every detection (rows of `det`) and every non-crowd ground truth (rows of `gt`)."""

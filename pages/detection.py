@@ -106,6 +106,7 @@ if dataset is None:
     st.info("Choose a COCO-format dataset in the sidebar.")
     st.stop()
 n_images = len(dataset.image_ids)
+fingerprint = dataset.fingerprint   # what the models read (stats every image): once a rerun
 st.caption(f"{n_images} images, {len(dataset.data['annotations'])} objects, "
            f"{len(dataset.categories)} categories · {dataset.annotations_path.name}")
 if dataset.missing_images:
@@ -171,7 +172,7 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
                 spec = registry.find(choice, "detection")
             label = spec.name
             avail = registry.availability(spec)
-            job = detectors.job_for(spec, dataset, map_by)
+            job = detectors.job_for(spec, dataset, map_by, fingerprint=fingerprint)
             if job.finished:
                 dets, speeds[label] = job.detections(), job.speed()
                 st.caption(f"Cached predictions ({sum(map(len, dets.values()))} boxes).")
@@ -205,11 +206,11 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
                 progress()
         if dets is not None:
             with st.spinner(f"Evaluating {label}…"):
-                reports[label] = build_report(dataset.fingerprint, datasets.digest(dets),
+                reports[label] = build_report(fingerprint, datasets.digest(dets),
                                               dataset, dets)
             if choice == IMPORT:   # imported files stay on the leaderboard for this session
                 st.session_state.setdefault("imported", {}).setdefault(
-                    dataset.fingerprint, {})[label] = dets
+                    fingerprint, {})[label] = dets
 
 # -- leaderboard: every model evaluated on this dataset ---------------------------------------
 
@@ -222,14 +223,14 @@ def finished_detections(results_path: str, mtime: float) -> dict:
 
 board = dict(reports)
 for spec in detector_specs:              # built-in and checkpoint detectors run on this data
-    path = detectors.job_for(spec, dataset, map_by).results_path
+    path = detectors.job_for(spec, dataset, map_by, fingerprint=fingerprint).results_path
     if spec.name not in board and path.is_file():
         dets = finished_detections(str(path), path.stat().st_mtime)
-        board[spec.name] = build_report(dataset.fingerprint, datasets.digest(dets), dataset,
+        board[spec.name] = build_report(fingerprint, datasets.digest(dets), dataset,
                                         dets)
-for label, dets in st.session_state.get("imported", {}).get(dataset.fingerprint, {}).items():
+for label, dets in st.session_state.get("imported", {}).get(fingerprint, {}).items():
     if label not in board:
-        board[label] = build_report(dataset.fingerprint, datasets.digest(dets), dataset, dets)
+        board[label] = build_report(fingerprint, datasets.digest(dets), dataset, dets)
 
 if not board:
     st.info("Import a results JSON (e.g. from a YOLO run) or run a detector for model A or B.")
