@@ -1,11 +1,11 @@
 """W&B runs: local offline run folders and the W&B cloud, read into one `Run` type.
 
-Offline runs are read without syncing, through wandb's own reader of the `.wandb` transaction
-log: `wandb leet inspect` (we call the `wandb-core` program it launches, with the same
-arguments, to save the Python CLI's start-up per run). `--summary --json` gives a run's
-metadata, config and summary; `--json` gives every record, of which we keep the history rows.
-A run still being written, or cut off mid-record, is read up to its last whole record (the
-reader does that). Parsed runs are cached on disk, keyed by file size and modification time.
+Offline runs are read in-process from the `.wandb` transaction log by `lib.runlog` (a
+compiled scanner; wandb's own protobuf classes decode the few records that decide a run's
+metadata, config and summary). Results equal `wandb leet inspect --summary --json`, which the
+tests use as the reference. A run still being written, or cut off mid-record, is read up to
+its last whole record; `LiveRun` follows one as it grows. Parsed runs are cached on disk,
+keyed by the log's size and modification time (JSON for the metadata, Parquet for histories).
 
     python -m lib.runs export PATH --format csv|json
 """
@@ -16,7 +16,7 @@ import argparse
 import fnmatch
 import hashlib
 import json
-import subprocess
+import os
 import sys
 import threading
 import time
@@ -29,13 +29,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib import cli, settings
+from lib import cli, runlog, settings
+from lib.errors import RunReadError
 from lib.progress import Callback, Ticker
 
 SAMPLE_RUNS = Path(__file__).resolve().parent.parent / "samples" / "runs"
-
-
-from lib.errors import RunReadError  # noqa: E402  (re-exported)
 
 
 @dataclass
@@ -55,6 +53,7 @@ class RunInfo:
     summary: dict[str, Any] = field(default_factory=dict)
     source: str = "offline"       # offline | cloud | sample
     path: str = ""                # .wandb file, or entity/project/id for cloud runs
+    dropped: int = 0              # corrupt or undecodable records skipped while reading
 
     @property
     def key(self) -> str:
@@ -87,34 +86,21 @@ def find_run_files(root: str | Path) -> list[Path]:
     return found
 
 
-def _core_command(path: Path, summary: bool) -> list[str]:
-    try:
-        from wandb.util import get_core_path
-        core = get_core_path()
-        cmd = [core, "leet", "inspect", "--no-observability", "--json"]
-        if summary:
-            cmd.append("--summary")
-        return cmd + ["--run-file", str(path), str(path.parent)]
-    except Exception:  # noqa: BLE001 - fall back to the public CLI
-        cmd = ["wandb", "leet", "inspect", "--json"] + (["--summary"] if summary else [])
-        return cmd + [str(path)]
-
-
-def leet_inspect(path: Path, summary: bool) -> str:
-    """Run `wandb leet inspect --json [--summary]` on a .wandb file; raise on failure."""
-    proc = subprocess.run(_core_command(path, summary), capture_output=True, text=True,
-                          timeout=600)
-    if proc.returncode != 0:
-        err = (proc.stderr or proc.stdout).strip().splitlines()
-        raise RunReadError(f"{path.parent.name}: not a readable W&B run log "
-                           f"({err[-1] if err else 'exit code ' + str(proc.returncode)})")
-    return proc.stdout
-
-
 def _cache_key(path: Path, kind: str) -> Path:
     st = path.stat()
     digest = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
     return settings.cache_dir("runs") / f"{digest[:32]}.{kind}"
+
+
+def scan_log(path: Path, offset: int = 0, verify: np.ndarray = runlog.ALL) -> runlog.Scan:
+    """The whole records of a `.wandb` log from `offset` (0, or a previous scan's resume);
+    `verify`: the record kinds whose CRCs are checked up front (see `runlog.scan`)."""
+    with open(path, "rb") as f:
+        if offset == 0 and f.read(4) != b":W&B":
+            raise RunReadError(f"{path.parent.name}: not a readable W&B run log (bad header)")
+        f.seek(offset)
+        data = np.fromfile(f, dtype=np.uint8)
+    return runlog.scan(data, base=offset, verify=verify)
 
 
 def info_from_summary(data: dict[str, Any], path: str, source: str = "offline") -> RunInfo:
@@ -129,140 +115,39 @@ def info_from_summary(data: dict[str, Any], path: str, source: str = "offline") 
 
 
 def read_run_info(path: Path, source: str = "offline") -> RunInfo:
-    """Metadata, config and summary of one offline run (cached on disk)."""
+    """Metadata, config and summary of one offline run, as `wandb leet inspect --summary`
+    gives them (a test checks), read in-process by `lib.runlog` and cached on disk."""
     cache = _cache_key(path, "info.json")
     if cache.is_file():
         return RunInfo(**json.loads(cache.read_text()))
-    out = leet_inspect(path, summary=True)
-    try:
-        data = json.loads(out)
-    except json.JSONDecodeError as exc:
-        raise RunReadError(f"{path.parent.name}: the reader printed no JSON") from exc
+    scanned = scan_log(path, verify=runlog.METADATA)
+    data = runlog.summarize(scanned)
+    if not data["run_id"]:
+        raise RunReadError(f"{path.parent.name}: the log has no run record (empty, or not a "
+                           "W&B run)")
     info = info_from_summary(data, str(path), source)
-    if info.state == "running" and _incomplete(path):
-        info.state = "running (incomplete log)"
+    info.dropped = scanned.corrupt + scanned.undecodable
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(asdict(info), default=str))
     return info
 
 
-def _incomplete(path: Path) -> bool:
-    """True when the log has no exit record (still being written, or cut off)."""
-    out = leet_inspect(path, summary=False)
-    return '"type":"exit"' not in out
-
-
-_BLOCK = 32768      # the .wandb log is LevelDB's log format: 32 KiB blocks of chunks
-_CHUNK_HEADER = 7   # crc32c (4), length (2), chunk type (1)
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-
-
-def iter_records(path: Path, stats: dict[str, int] | None = None):
-    """Yield each whole record's bytes from a .wandb log; stop at a cut-off record.
-
-    Every chunk's CRC-32 (over its type byte and data, as wandb writes it) is checked, as
-    wandb's own reader does: a corrupt chunk drops its record and the rest of its 32 KiB
-    block, counted in `stats["corrupt"]`, and reading resumes at the next block.
-    """
-    import zlib
-    stats = stats if stats is not None else {}
-    stats.setdefault("corrupt", 0)
-    data = path.read_bytes()
-    if data[:4] != b":W&B":
-        raise RunReadError(f"{path.parent.name}: not a readable W&B run log (bad header)")
-    pos, pending = _CHUNK_HEADER, None   # the file header fills the first 7 bytes
-    while pos + _CHUNK_HEADER <= len(data):
-        left = _BLOCK - pos % _BLOCK
-        if left < _CHUNK_HEADER:          # block trailer padding
-            pos += left
-            continue
-        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
-        if kind == 0 and length == 0:     # zero padding up to the block end
-            pos += left
-            continue
-        start, end = pos + _CHUNK_HEADER, pos + _CHUNK_HEADER + length
-        if end > len(data):
-            return                        # cut off mid-record: the writer is not done
-        crc = int.from_bytes(data[pos:pos + 4], "little")
-        if (kind not in (_FULL, _FIRST, _MIDDLE, _LAST) or length > left - _CHUNK_HEADER
-                or zlib.crc32(data[pos + 6:end]) != crc):
-            stats["corrupt"] += 1         # drop the record and the rest of the block
-            pending = None
-            pos += left
-            continue
-        chunk, pos = data[start:end], end
-        if kind == _FULL:
-            yield chunk
-        elif kind == _FIRST:
-            pending = chunk
-        elif pending is not None:
-            pending += chunk
-            if kind == _LAST:
-                yield pending
-                pending = None
-
-
-def _history_rows(path: Path, stats: dict[str, int] | None = None) -> list[dict[str, Any]]:
-    """History rows decoded with wandb's own protobuf Record class. Corrupt chunks (CRC) and
-    rows whose values are not JSON are dropped and counted in `stats`."""
-    stats = stats if stats is not None else {}
-    from google.protobuf.message import DecodeError
-    from wandb.proto import wandb_internal_pb2 as pb
-    parts = []   # each row as JSON text, parsed in one json.loads at the end (much faster)
-    record = pb.Record()
-    dumps = json.dumps
-    for raw in iter_records(path, stats):
-        if b"history" not in raw[:64] and b"_step" not in raw:
-            continue  # cheap pre-filter; the protobuf check below decides
-        try:
-            record.ParseFromString(raw)
-        except DecodeError:
-            stats["corrupt"] = stats.get("corrupt", 0) + 1
-            continue
-        if record.WhichOneof("record_type") != "history":
-            continue
-        fields = [f"{dumps(item.key or '/'.join(item.nested_key))}:{item.value_json}"
-                  for item in record.history.item]
-        if not any(item.key == "_step" for item in record.history.item):
-            fields.append(f'"_step":{record.history.step.num}')
-        parts.append("{" + ",".join(fields) + "}")
-    try:
-        return json.loads("[" + ",".join(parts) + "]")
-    except (json.JSONDecodeError, RecursionError):   # a bad value: keep the good rows
-        rows = []
-        for part in parts:
-            try:
-                rows.append(json.loads(part))
-            except (json.JSONDecodeError, RecursionError):
-                stats["bad_rows"] = stats.get("bad_rows", 0) + 1
-        return rows
-
-
-def history_via_leet(path: Path) -> pd.DataFrame:
-    """History rows as `wandb leet inspect --json` prints them (slow; the reference)."""
-    rows = []
-    for line in leet_inspect(path, summary=False).splitlines():
-        if '"type":"history"' in line:
-            rec = json.loads(line)["history"]
-            item = dict(rec.get("item") or {})
-            item.setdefault("_step", (rec.get("step") or {}).get("num", len(rows)))
-            rows.append(item)
-    return pd.DataFrame(rows)
+def history_frame(scanned: runlog.Scan) -> pd.DataFrame:
+    """The history rows of a scan as a frame; rows whose values are not JSON are dropped and
+    counted in `frame.attrs["dropped"]` with the scan's corrupt records."""
+    frame, bad_rows = runlog.history_table(scanned)
+    frame = frame[[c for c in frame.columns if not str(c).startswith("_wandb")]]
+    frame.attrs["dropped"] = scanned.corrupt + scanned.undecodable + bad_rows
+    return frame
 
 
 def read_history(path: Path) -> pd.DataFrame:
-    """Every history row of an offline run, up to its last whole record (cached on disk).
-
-    Decoded directly from the log with wandb's protobuf classes, about 10x faster than
-    `wandb leet inspect --json`; a test checks both give the same rows.
-    """
+    """Every history row of an offline run, up to its last whole record (cached on disk as
+    Parquet, keyed by the log's size and modification time)."""
     cache = _cache_key(path, "history.parquet")
     if cache.is_file():
         return pd.read_parquet(cache)
-    stats: dict[str, int] = {}
-    frame = pd.DataFrame(_history_rows(path, stats))
-    frame = frame[[c for c in frame.columns if not c.startswith("_wandb")]]
-    frame.attrs["dropped"] = stats.get("corrupt", 0) + stats.get("bad_rows", 0)
+    frame = history_frame(scan_log(path))
     cache.parent.mkdir(parents=True, exist_ok=True)
     try:
         frame.to_parquet(cache)
@@ -271,26 +156,97 @@ def read_history(path: Path) -> pd.DataFrame:
     return frame
 
 
+class LiveRun:
+    """A run that is still being written, followed from where the last read stopped.
+
+    `poll()` reads only the bytes appended since (from the last whole record; a record cut
+    off at the end waits for the next poll), updates the run's summary and config and
+    appends the new history rows. A log that shrank or was replaced is read again from the
+    start.
+    """
+
+    def __init__(self, path: str | Path, source: str = "offline"):
+        self.path, self.source = Path(path), source
+        self._reset()
+
+    def _reset(self) -> None:
+        self.offset, self.size, self.identity = 0, 0, None
+        self.meta: dict[str, Any] | None = None
+        self.parts: list[pd.DataFrame] = []
+        self._history: pd.DataFrame | None = pd.DataFrame()
+        self.dropped = 0
+
+    def poll(self) -> int:
+        """Read what was appended; returns the number of new history rows."""
+        st = self.path.stat()
+        if (st.st_dev, st.st_ino) != self.identity or st.st_size < self.size:
+            self._reset()
+            self.identity = (st.st_dev, st.st_ino)
+        if st.st_size == self.size:
+            return 0
+        scanned = scan_log(self.path, self.offset)
+        self.meta = runlog.summarize(scanned, into=self.meta)
+        frame = history_frame(scanned)
+        self.dropped += frame.attrs.get("dropped", 0)
+        self.offset, self.size = scanned.resume, st.st_size
+        if len(frame):
+            self.parts.append(frame)
+            self._history = None
+        return len(frame)
+
+    @property
+    def history(self) -> pd.DataFrame:
+        if self._history is None:
+            self._history = pd.concat(self.parts, ignore_index=True) if self.parts \
+                else pd.DataFrame()
+            self.parts = [self._history] if len(self._history) else []
+        return self._history
+
+    @property
+    def info(self) -> RunInfo:
+        info = info_from_summary(self.meta or {}, str(self.path), self.source)
+        info.dropped = self.dropped
+        return info
+
+
+def read_histories(paths: Iterable[str | Path], workers: int | None = None
+                   ) -> dict[str, pd.DataFrame | RunReadError]:
+    """Histories of several offline runs, read in parallel: {path: frame, or the error}."""
+    def one(path: str | Path):
+        try:
+            return read_history(Path(path))
+        except RunReadError as exc:
+            return exc
+        except (OSError, ValueError) as exc:
+            return RunReadError(f"{Path(path).parent.name}: not a readable W&B run log ({exc})")
+    paths = [str(p) for p in paths]
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+        return dict(zip(paths, pool.map(one, paths)))
+
+
 def load_offline(root: str | Path, source: str = "offline",
                  progress: Callback | None = None,
-                 workers: int = 8) -> tuple[list[RunInfo], list[ReadProblem]]:
-    """All runs under `root`; runs that cannot be read are reported, the others returned."""
+                 workers: int | None = None) -> tuple[list[RunInfo], list[ReadProblem]]:
+    """All runs under `root`; runs that cannot be read are reported, the others returned.
+
+    Logs are scanned on `workers` threads (default: one per core); the compiled scanner
+    releases the GIL, so they run in parallel.
+    """
     files = find_run_files(root)
     tick = Ticker(len(files), progress)
     infos: list[RunInfo] = []
     problems: list[ReadProblem] = []
-    done = 0
 
     def one(path: Path):
         try:
             return read_run_info(path, source)
-        except (RunReadError, OSError, subprocess.TimeoutExpired) as exc:
-            return ReadProblem(str(path), str(exc))
+        except (RunReadError, OSError, ValueError) as exc:
+            return ReadProblem(str(path), str(exc) if isinstance(exc, RunReadError) else
+                               f"{path.parent.name}: not a readable W&B run log ({exc})")
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for result in pool.map(one, files):
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+        for done, result in enumerate(pool.map(one, files), 1):
             (problems if isinstance(result, ReadProblem) else infos).append(result)
-            done += 1
             tick(done)
     return infos, problems
 
@@ -449,6 +405,20 @@ def runs_table(infos: list[RunInfo], config_keys: Iterable[str] = (),
     return pd.DataFrame(rows)
 
 
+def filter_table(table: pd.DataFrame, text: str = "", sort_by: str | None = None,
+                 descending: bool = False) -> pd.DataFrame:
+    """Rows whose name, tags or state contain `text` (any case), sorted by a column."""
+    if text:
+        needle = text.lower()
+        hay = table["name"].astype(str) + "\n" + table["tags"].astype(str) + "\n" \
+            + table["state"].astype(str)
+        table = table[hay.str.lower().str.contains(needle, regex=False)]
+    if sort_by and sort_by in table:
+        table = table.sort_values(sort_by, ascending=not descending, kind="stable",
+                                  na_position="last")
+    return table
+
+
 def export_rows(infos: list[RunInfo]) -> list[dict[str, Any]]:
     """One flat dict per run: id, name, project, state, tags, created, runtime, config, summary."""
     out = []
@@ -461,18 +431,93 @@ def export_rows(infos: list[RunInfo]) -> list[dict[str, Any]]:
     return out
 
 
-def config_diff(infos: list[RunInfo], all_keys: bool = False) -> pd.DataFrame:
-    """Flattened config keys (rows) by run (columns); only differing keys unless `all_keys`."""
-    flats = [flatten(r.config) for r in infos]
+def _diff(flats: list[dict[str, Any]], names: list[str], all_keys: bool,
+          label: str) -> pd.DataFrame:
+    """Keys (rows) by run (columns): keys whose values differ first, then (with `all_keys`)
+    the equal ones; alphabetical within each group. Any number of runs."""
     keys = sorted(set().union(*flats)) if flats else []
-    data = {}
+    differing, equal = {}, {}
     for key in keys:
         values = [_cell(f.get(key, "—")) for f in flats]
-        if all_keys or len({json.dumps(v, default=str) for v in values}) > 1:
-            data[key] = values
-    frame = pd.DataFrame(data, index=[r.name for r in infos]).T
-    frame.index.name = "config key"
+        distinct = len({json.dumps(v, default=str) for v in values}) > 1
+        (differing if distinct else equal)[key] = values
+    data = {**differing, **(equal if all_keys else {})}
+    frame = pd.DataFrame(data, index=pd.Index(names)).T if data else \
+        pd.DataFrame(columns=names)
+    frame.index.name = label
+    frame.attrs["differing"] = len(differing)
     return frame
+
+
+def config_diff(infos: list[RunInfo], all_keys: bool = False) -> pd.DataFrame:
+    """Flattened config keys (rows) by run (columns): differing keys first; equal keys only
+    with `all_keys`."""
+    return _diff([flatten(r.config) for r in infos], [r.name for r in infos], all_keys,
+                 "config key")
+
+
+def summary_diff(infos: list[RunInfo], all_keys: bool = False) -> pd.DataFrame:
+    """Summary metrics (rows) by run (columns), as `config_diff`; W&B's internal `_` keys
+    left out."""
+    flats = [{k: v for k, v in flatten(r.summary).items() if not k.startswith("_")}
+             for r in infos]
+    return _diff(flats, [r.name for r in infos], all_keys, "summary key")
+
+
+def parameter_importance(infos: list[RunInfo], metric: str, seed: int = 0) -> pd.DataFrame:
+    """How each config key relates to a summary metric, as W&B's parameter importance panel
+    computes it: the Pearson correlation of the key with the metric, and the importance of
+    the key in a random forest (scikit-learn) that predicts the metric from all keys.
+
+    Numeric keys are used as is (missing values are left to the forest), booleans as 0/1,
+    categorical keys one-hot (one row per value, `key=value`). Keys that never vary, and runs
+    without a numeric value of the metric, are left out. Columns: parameter, importance,
+    correlation, runs; sorted by importance.
+    """
+    from sklearn.ensemble import RandomForestRegressor
+
+    rows, target = [], []
+    for r in infos:
+        value = flatten(r.summary).get(metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            continue
+        rows.append({k: v for k, v in flatten(r.config).items() if not k.startswith("_")})
+        target.append(float(value))
+    empty = pd.DataFrame(columns=["parameter", "importance", "correlation", "runs"])
+    if len(rows) < 3:
+        return empty
+    config = pd.DataFrame(rows)
+    features: dict[str, pd.Series] = {}
+    for key in config.columns:
+        col = config[key]
+        present = col.dropna()
+        if present.map(lambda v: isinstance(v, bool)).all() and len(present):
+            features[key] = col.map({True: 1.0, False: 0.0})
+        elif present.map(lambda v: isinstance(v, (int, float))
+                         and not isinstance(v, bool)).all() and len(present):
+            features[key] = col.astype(float)
+        else:                                     # categorical (or mixed): one-hot
+            text = col.map(lambda v: _cell(v) if v is not None and v == v else None)
+            for value in sorted(text.dropna().unique(), key=str):
+                features[f"{key}={value}"] = (text == value).astype(float)
+    x = pd.DataFrame(features)
+    x = x.loc[:, [c for c in x.columns if x[c].nunique(dropna=False) > 1]]   # keys that vary
+    if x.empty:
+        return empty
+    y = np.asarray(target)
+    forest = RandomForestRegressor(n_estimators=200, random_state=seed)
+    forest.fit(x.to_numpy(), y)
+    correlation = [x[c].corr(pd.Series(y, index=x.index)) for c in x.columns]
+    out = pd.DataFrame({"parameter": x.columns, "importance": forest.feature_importances_,
+                        "correlation": correlation, "runs": x.notna().sum().to_numpy()})
+    return out.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def problem_reasons(problems: list[ReadProblem]) -> list[tuple[str, int]]:
+    """Why runs were skipped: (reason, how many), most common first."""
+    from collections import Counter
+    counts = Counter(p.message.split(": ", 1)[-1] for p in problems)
+    return counts.most_common()
 
 
 def match_metrics(columns: Iterable[str], patterns: str) -> list[str]:

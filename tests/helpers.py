@@ -55,3 +55,29 @@ def gt_results(dataset, shift=0.0, drop=0.0, seed=0):
                     "bbox": [x + shift * w, y + shift * h, w, h],
                     "score": float(rng.uniform(0.1, 1.0))})
     return out
+
+
+# -- wandb leet: the reference reader of .wandb logs in tests ----------------------------------
+
+def leet_json(path, summary: bool) -> str:
+    import subprocess
+    cmd = ["wandb", "leet", "inspect", "--json"] + (["--summary"] if summary else []) + [str(path)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
+
+
+def leet_summary(path) -> dict:
+    """`wandb leet inspect --summary --json` of a log."""
+    return json.loads(leet_json(path, summary=True))
+
+
+def leet_history(path):
+    """History rows as `wandb leet inspect --json` prints them."""
+    import pandas as pd
+    rows = []
+    for line in leet_json(path, summary=False).splitlines():
+        if '"type":"history"' in line:
+            rec = json.loads(line)["history"]
+            item = dict(rec.get("item") or {})
+            item.setdefault("_step", (rec.get("step") or {}).get("num", len(rows)))
+            rows.append(item)
+    return pd.DataFrame(rows)

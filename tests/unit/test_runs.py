@@ -9,17 +9,12 @@ import pandas as pd
 import pytest
 
 from lib import runs
+from tests.helpers import leet_history, leet_summary
 
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
-
-
-def leet_summary(path) -> dict:
-    out = subprocess.run(["wandb", "leet", "inspect", "--summary", "--json", str(path)],
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
 
 
 def test_reader_matches_wandb_leet(project):
@@ -78,7 +73,7 @@ def test_folder_without_runs(tmp_path):
 
 def test_second_load_comes_from_disk_cache(project, monkeypatch):
     runs.load_offline(project)
-    monkeypatch.setattr(runs, "leet_inspect", lambda *a, **k: pytest.fail("not cached"))
+    monkeypatch.setattr(runs, "scan_log", lambda *a, **k: pytest.fail("not cached"))
     infos, problems = runs.load_offline(project)
     assert len(infos) == 3 and not problems
 
@@ -90,7 +85,8 @@ def test_config_diff_flattens_and_hides_equal_keys(project):
     assert diff.loc["model.arch"].tolist() == ["b0", "b0", "b3"]
     two = runs.config_diff(infos[1:])
     assert list(two.index) == ["model.arch"]
-    assert list(runs.config_diff(infos[1:], all_keys=True).index) == ["lr", "model.arch",
+    # all keys: the differing ones first
+    assert list(runs.config_diff(infos[1:], all_keys=True).index) == ["model.arch", "lr",
                                                                       "model.depth"]
 
 
@@ -194,17 +190,93 @@ def test_bundled_sample_runs_are_readable():
     assert all("sample" in r.tags and r.summary["best/val_acc"] > 0.5 for r in infos)
 
 
-def test_fast_history_decoder_equals_wandb_leet(project, tmp_path):
+def test_history_equals_wandb_leet(project, tmp_path):
     infos, _ = runs.load_offline(project)
     for info in infos:
         path = runs.Path(info.path)
         fast = runs.read_history(path)
-        ref = runs.history_via_leet(path)
+        ref = leet_history(path)
         pd.testing.assert_frame_equal(fast[sorted(fast.columns)], ref[sorted(ref.columns)])
     # and on a log cut off mid-record
     data = runs.Path(infos[0].path).read_bytes()
     cut = tmp_path / "run-cut.wandb"
     cut.write_bytes(data[: len(data) // 2 + 3])
-    fast, ref = pd.DataFrame(runs._history_rows(cut)), runs.history_via_leet(cut)
+    fast, ref = runs.history_frame(runs.scan_log(cut)), leet_history(cut)
     assert len(fast) == len(ref) > 0
     pd.testing.assert_frame_equal(fast[sorted(fast.columns)], ref[sorted(ref.columns)])
+
+
+@pytest.fixture(scope="module")
+def odd_runs(tmp_path_factory):
+    """Logs that stress a summary reader: a key logged once early, nested values, a late
+    config update, a deleted summary key, a failed exit; then cut-off and corrupted copies."""
+    import wandb
+    root = tmp_path_factory.mktemp("odd")
+    run = wandb.init(mode="offline", dir=str(root), project="odd", name="failed",
+                     config={"lr": 0.1, "nest": {"a": 1, "b": [1, 2]}}, tags=["t"],
+                     settings=wandb.Settings(silent=True, console="off", x_disable_stats=True))
+    for step in range(1500):
+        row = {"loss": 1 / (step + 1), "deep": {"x": step}}
+        if step == 5:
+            row["best"] = 3.5
+        run.log(row, step=step)
+    run.config.update({"late": 5})
+    run.summary.update({"nestsum": {"q": 1}})
+    del run.summary["loss"]
+    run.finish(exit_code=3)
+    log = next(root.glob("wandb/offline-run-*/*.wandb"))
+    data = log.read_bytes()
+    logs = [log]
+    for frac in (0.05, 0.3, 0.5, 0.77, 0.999):
+        cut = root / f"cut{frac}" / "run-cut.wandb"
+        cut.parent.mkdir()
+        cut.write_bytes(data[:int(len(data) * frac)])
+        logs.append(cut)
+    return logs
+
+
+def test_summary_reader_equals_leet_on_failed_and_cut_off_logs(odd_runs):
+    for log in odd_runs:
+        ref = leet_summary(log)
+        info = runs.read_run_info(log)
+        assert info.summary == ref["summary"], log
+        assert info.config == ref["config"] and info.state == ref["state"], log
+        assert info.created == ref["start_time"] and info.tags == ref["tags"] == ["t"]
+        hist, ref_hist = runs.read_history(log), leet_history(log)
+        assert len(hist) == len(ref_hist), log
+        if len(hist):
+            pd.testing.assert_frame_equal(hist[sorted(hist.columns)],
+                                          ref_hist[sorted(ref_hist.columns)])
+    first = runs.read_run_info(odd_runs[0])
+    assert first.state == "failed" and first.summary["best"] == 3.5
+    assert first.config["late"] == 5 and first.summary["nestsum"] == {"q": 1}
+    assert runs.read_run_info(odd_runs[1]).state == "running"
+
+
+def corrupt_copy(log, tmp_path, kind: int, which: int):
+    """A copy of `log` with one byte flipped inside the `which`-th record of `kind`."""
+    from lib import runlog
+    scanned = runs.scan_log(log)
+    i = int(np.flatnonzero(scanned.kind == kind)[which])
+    data = bytearray(log.read_bytes())
+    data[int(scanned.start[i]) + int(scanned.length[i]) // 2] ^= 0xFF
+    bad = tmp_path / f"wandb-{kind}-{which}" / "offline-run-x-bad" / "run-bad.wandb"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(bytes(data))
+    return bad
+
+
+def test_corrupt_records_are_skipped_counted_and_agree_with_leet(odd_runs, tmp_path):
+    from lib import runlog
+    full = runs.read_history(odd_runs[0])
+    # a corrupt history record: it and the rest of its 32 KiB block are lost, as leet does
+    bad = corrupt_copy(odd_runs[0], tmp_path, runlog.HISTORY, 700)
+    hist = runs.read_history(bad)
+    ref = leet_history(bad)
+    assert hist.attrs["dropped"] == 1 and 1400 < len(hist) == len(ref) < len(full) == 1500
+    pd.testing.assert_frame_equal(hist[sorted(hist.columns)], ref[sorted(ref.columns)])
+    assert runs.read_run_info(bad).summary == leet_summary(bad)["summary"]
+    # a corrupt summary record that decides the summary: found, dropped, the earlier one used
+    bad = corrupt_copy(odd_runs[0], tmp_path, runlog.SUMMARY, -2)
+    info = runs.read_run_info(bad)
+    assert info.dropped >= 1 and info.summary == leet_summary(bad)["summary"]
