@@ -123,17 +123,26 @@ def run_model(model: str, dataset: datasets.CocoDataset, threshold: float = 0.05
 
 def log_benchmark(model: str, dataset: datasets.CocoDataset, subset: int | None, seed: int,
                   threshold: float, metrics: dict[str, float], speed: dict[str, Any] | None = None,
-                  out_dir: Path | None = None) -> str:
-    """Log one benchmark as a W&B run (offline unless WANDB_API_KEY is set); returns its dir."""
+                  out_dir: Path | None = None, data: str = "path",
+                  models: list[str] | None = None, map_by: str = "name") -> str:
+    """Log one benchmark as a W&B run (offline unless WANDB_API_KEY is set); returns its dir.
+
+    The config records what reopens it on the Detection page (`runs.detection_link`): the
+    data source (`demo`, `path` or `upload`), both paths, subset, seed, label mapping and
+    the models compared in the same session (`models`, this one first).
+    """
     import wandb
     out_dir = out_dir or settings.get().wandb_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    compared = [model] + [m for m in (models or []) if m != model]
     run = wandb.init(mode=mode, dir=str(out_dir), project="lens-detection-benchmarks",
                      name=f"{model} on {dataset.annotations_path.stem}", job_type="benchmark",
                      config={"model": model, "dataset": str(dataset.annotations_path),
+                             "images_dir": str(dataset.images_dir), "data": data,
                              "images": len(dataset.image_ids), "subset": subset, "seed": seed,
-                             "score_threshold": threshold}, tags=["benchmark", "detection"],
+                             "score_threshold": threshold, "map_by": map_by,
+                             "models": compared}, tags=["benchmark", "detection"],
                      settings=wandb.Settings(silent=True, console="off"))
     for key, value in {**metrics, **(speed or {})}.items():
         if isinstance(value, (int, float)):

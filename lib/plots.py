@@ -141,3 +141,18 @@ def error_bars(deltas: dict[str, dict[str, float]]) -> go.Figure:
     fig.update_layout(title="AP50 gained by fixing each error type (points)", barmode="group",
                       yaxis_title="ΔAP50 (points)", height=360, **_LAYOUT)
     return fig
+
+
+def importance_bars(parameters: Sequence[str], importance: Sequence[float],
+                    correlation: Sequence[float], metric: str) -> go.Figure:
+    """W&B-style parameter importance: forest importance bars, most important on top, each
+    coloured by the sign of its correlation with the metric (green +, red -)."""
+    names, imp, cor = list(parameters)[::-1], list(importance)[::-1], list(correlation)[::-1]
+    colours = ["#3cb371" if c == c and c >= 0 else "#ff6b6b" for c in cor]
+    text = [f"corr {c:+.2f}" if c == c else "corr n/a" for c in cor]
+    fig = go.Figure(go.Bar(x=imp, y=names, orientation="h", marker_color=colours, text=text,
+                           textposition="auto",
+                           hovertemplate="%{y}<br>importance %{x:.3f}<br>%{text}<extra></extra>"))
+    fig.update_layout(title=f"Parameter importance for {metric}", xaxis_title="importance "
+                      "(random forest)", height=80 + 28 * len(names), **_LAYOUT)
+    return fig

@@ -513,6 +513,39 @@ def parameter_importance(infos: list[RunInfo], metric: str, seed: int = 0) -> pd
     return out.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def disambiguate(infos: list[RunInfo]) -> list[RunInfo]:
+    """Runs with the same name get their id added (and their folder, for copies of one log),
+    so a name picks one run on the page and in shared links. Changes the names in place."""
+    from collections import Counter
+    counts = Counter(r.name for r in infos)
+    for r in infos:
+        if counts[r.name] > 1:
+            r.name = f"{r.name} · {r.id}"
+    counts = Counter(r.name for r in infos)
+    for r in infos:
+        if counts[r.name] > 1:
+            r.name = f"{r.name} · {Path(r.path).parent.name if r.path else r.key}"
+    return infos
+
+
+def detection_link(info: RunInfo) -> str | None:
+    """The Detection page URL that reopens a benchmark logged from it (same data, subset,
+    seed and models), or None for other runs and for uploaded data (not kept)."""
+    from urllib.parse import urlencode
+    c = info.config
+    if "benchmark" not in info.tags or c.get("data") not in ("demo", "path"):
+        return None
+    query: dict[str, Any] = {"data": c["data"]}
+    if c["data"] == "path":
+        if not c.get("dataset") or not c.get("images_dir"):
+            return None
+        query.update(ann=c["dataset"], img=c["images_dir"])
+    models = c.get("models") or [c.get("model")]
+    query.update(models=",".join(str(m) for m in models if m), subset=c.get("subset") or 0,
+                 seed=c.get("seed") or 0, map_by=c.get("map_by") or "name")
+    return "detection?" + urlencode(query)
+
+
 def problem_reasons(problems: list[ReadProblem]) -> list[tuple[str, int]]:
     """Why runs were skipped: (reason, how many), most common first."""
     from collections import Counter

@@ -50,29 +50,46 @@ def false_positive_cam(model: str, image_id: int, index: int, map_by: str, _pict
 
 OFFLINE = not registry.hub_reachable()
 DEMO_DATA = "Demo (synthetic shapes)"
+# A link from the Runs page (a logged benchmark) reopens its data and models: visitor input,
+# validated like typed input (paths through paths.data_path, names against the model list).
+link = {k: str(v)[:2000] for k, v in st.query_params.items()}
+
+
+def link_int(name: str, hi: int) -> int:
+    try:
+        return min(hi, max(0, int(link.get(name, 0))))
+    except ValueError:
+        return 0
+
+
 with st.sidebar:
     st.subheader("Dataset")
     sources = [DEMO_DATA, "Path", "Upload zip"]
-    how = st.radio("COCO data", sources, index=0 if OFFLINE else 1, horizontal=True,
+    linked = {"demo": 0, "path": 1}.get(link.get("data", ""))
+    how = st.radio("COCO data", sources, index=linked if linked is not None else
+                   0 if OFFLINE else 1, horizontal=True,
                    key="data_source", help="Demo: the validation split the demo pack's "
                    "detectors were measured on (`python -m lib.synth`, generated once).")
     default_ann = SHARED / "annotations" / "instances_val2017.json" if SHARED.is_dir() else ""
     default_img = SHARED / "val2017" if SHARED.is_dir() else ""
+    if link.get("data") == "path":
+        default_ann, default_img = link.get("ann", ""), link.get("img", "")
     if how == "Path":
         ann_text = st.text_input("Instances JSON", str(default_ann), key="ann_path")
         img_text = st.text_input("Images folder", str(default_img), key="img_path")
     elif how == "Upload zip":
         upload = st.file_uploader("Zip with images and an instances JSON", type=["zip"],
                                   key="data_zip")
-    subset = st.number_input("Subset size (0 = all)", 0, 100_000, 0, key="subset")
-    seed = st.number_input("Subset seed", 0, 10_000, 0, key="seed")
+    subset = st.number_input("Subset size (0 = all)", 0, 100_000, link_int("subset", 100_000),
+                             key="subset")
+    seed = st.number_input("Subset seed", 0, 10_000, link_int("seed", 10_000), key="seed")
     score_thr = st.slider("Score threshold (confusion, per-image counts, IoUs)", 0.05, 0.95, 0.5,
                           0.05, key="score_thr")
     run_on = st.radio("Run detectors on", ["this server", "Ray"], horizontal=True,
                       key="run_on", help="Ray: the cluster at LENS_RAY_ADDRESS (or RAY_ADDRESS), "
                       "else a local Ray on this machine. Same results, same cache.")
     map_by = st.radio("Map model labels to categories by", ["name", "id"], horizontal=True,
-                      key="map_by", help="COCO models number their 80 classes on ids 1–90; by "
+                      key="map_by", index=1 if link.get("map_by") == "id" else 0, help="COCO models number their 80 classes on ids 1–90; by "
                                          "name also works for datasets that renumber them.")
 
 ray_options = None
@@ -135,6 +152,9 @@ elif OFFLINE:
 choices = [IMPORT] + [s.name for s in detector_specs] + [OTHER]
 # On demo data the demo detectors are the defaults; otherwise imported predictions.
 defaults = demo_models + [IMPORT, IMPORT] if how == DEMO_DATA else [IMPORT, IMPORT]
+if link.get("models"):        # from a logged benchmark: its models (imported ones re-upload)
+    named = [m if m in choices else IMPORT for m in link["models"].split(",")[:2]]
+    defaults = named + defaults[len(named):]
 reports: dict[str, benchmark.Report] = {}
 speeds: dict[str, dict] = {}
 cols = st.columns(2)
@@ -284,9 +304,11 @@ with tab_metrics:
                        "metrics.json", "application/json", key="export_json")
     if e3.button("Log to W&B", key="log_wandb"):
         for n, r in reports.items():
-            where = benchmark.log_benchmark(n, dataset, subset or None, int(seed), score_thr,
-                                         r.metrics.stats, {k: v for k, v in speeds.get(n, {}).items()
-                                                           if isinstance(v, (int, float))})
+            where = benchmark.log_benchmark(
+                n, dataset, subset or None, int(seed), score_thr, r.metrics.stats,
+                {k: v for k, v in speeds.get(n, {}).items() if isinstance(v, (int, float))},
+                data={DEMO_DATA: "demo", "Path": "path"}.get(how, "upload"),
+                models=list(reports), map_by=map_by)
         st.success(f"Logged {len(reports)} benchmark run(s) to {Path(where).parent} — open that "
                    "folder on the Runs page.")
 

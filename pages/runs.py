@@ -33,12 +33,19 @@ def param_float(name: str, default: float, lo: float, hi: float) -> float:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def offline_runs(root: str, source: str):
-    return runs.load_offline(root, source=source)
+    infos, problems = runs.load_offline(root, source=source)
+    return runs.disambiguate(infos), problems
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def offline_history(path: str) -> pd.DataFrame:
-    return runs.read_history(paths.Path(path))
+@st.cache_data(show_spinner=False, max_entries=16)
+def offline_histories(stamped: tuple[tuple[str, int, int], ...]) -> dict:
+    """Histories of (path, size, mtime) logs, read in parallel (a new stamp re-reads)."""
+    return runs.read_histories(path for path, _, _ in stamped)
+
+
+def stamp(path: str) -> tuple[str, int, int]:
+    st_ = paths.Path(path).stat()
+    return path, st_.st_size, st_.st_mtime_ns
 
 
 # -- source -----------------------------------------------------------------------------------
@@ -121,13 +128,22 @@ else:
         except Exception as exc:  # noqa: BLE001 - any cloud failure becomes a message
             st.error(runs.cloud_error_message(exc, entity, project))
         del key
-    infos = st.session_state.get("cloud_runs", [])
+    infos = runs.disambiguate(st.session_state.get("cloud_runs", []))
     if not infos:
         st.caption("Enter an entity and project and fetch. The key comes from WANDB_API_KEY, "
                    "Streamlit secrets, or the field above (used once, never kept).")
 
-for p in problems:
-    st.error(f"Could not read {paths.Path(p.path).parent.name}: {p.message}")
+if problems:
+    reasons = "; ".join(f"{n} × {reason}" for reason, n in runs.problem_reasons(problems)[:5])
+    st.warning(f"Skipped {len(problems)} of {len(problems) + len(infos)} runs that could not be "
+               f"read: {reasons}. The others are shown.")
+    with st.expander(f"Skipped runs ({len(problems)})"):
+        st.dataframe(pd.DataFrame([{"run": paths.Path(p.path).parent.name, "problem": p.message}
+                                   for p in problems]), hide_index=True, key="skipped")
+damaged = [r for r in infos if r.dropped]
+if damaged:
+    st.caption(f"{len(damaged)} runs had corrupt records (bad checksum) that were skipped: "
+               + ", ".join(r.name for r in damaged[:5]) + ("…" if len(damaged) > 5 else ""))
 
 if not infos:
     st.stop()
@@ -142,27 +158,40 @@ config_cols = c1.multiselect("Config columns", all_config, key="config_cols",
 summary_cols = c2.multiselect("Summary columns", all_summary, key="summary_cols",
                               default=all_summary[:3])
 text_filter = c3.text_input("Filter runs (name, tag or state contains)", key="run_filter")
-table = runs.runs_table(infos, config_cols, summary_cols)
-if text_filter:
-    needle = text_filter.lower()
-    mask = table[["name", "tags", "state"]].apply(
-        lambda col: col.astype(str).str.lower().str.contains(needle, regex=False)).any(axis=1)
-    table = table[mask]
-st.dataframe(table, hide_index=True, key="runs_table")
+table = runs.filter_table(runs.runs_table(infos, config_cols, summary_cols), text_filter)
+links = {r.name: runs.detection_link(r) for r in infos}
+column_config = {}
+if any(links.values()):       # benchmarks logged from the Detection page link back to it
+    table.insert(1, "open", table["name"].map(links))
+    column_config["open"] = st.column_config.LinkColumn(
+        "open", display_text="Detection ↗", help="Reopen this benchmark on the Detection page "
+        "(same data, subset and models)")
+st.dataframe(table, hide_index=True, key="runs_table", column_config=column_config)
 by_name = {r.name: r for r in infos}
 wanted = [n for n in param("runs").split(",") if n in by_name]
 if st.session_state.get("_runs_of") != sorted(by_name):   # another folder: fresh selection
     st.session_state.pop("selected", None)
     st.session_state["_runs_of"] = sorted(by_name)
-selected_names = st.multiselect("Runs to compare", list(table["name"]), key="selected",
-                                default=wanted or list(table["name"])[:4])
+shown = list(table["name"])
+
+
+def select_shown() -> None:
+    st.session_state["selected"] = shown
+
+
+s1, s2 = st.columns([5, 1])
+selected_names = s1.multiselect("Runs to compare (any number)", list(by_name), key="selected",
+                                default=wanted or shown[:4])
+s2.button(f"Compare all {len(shown)} shown", key="select_shown", on_click=select_shown,
+          disabled=not shown)
 selected = [by_name[n] for n in selected_names]
 params["runs"] = ",".join(selected_names)
 if not selected:
     st.info("Select runs to compare.")
     st.stop()
 
-tab_diff, tab_curves, tab_parallel = st.tabs(["Config diff", "Curves", "Parallel coordinates"])
+tab_diff, tab_summary, tab_curves, tab_parallel, tab_importance = st.tabs(
+    ["Config diff", "Summary", "Curves", "Parallel coordinates", "Parameter importance"])
 
 with tab_diff:
     show_all = st.toggle("Show all keys", key="diff_all")
@@ -170,89 +199,162 @@ with tab_diff:
     if diff.empty:
         st.info("The selected runs have identical configs.")
     else:
+        st.caption(f"{diff.attrs['differing']} keys differ across {len(selected)} runs"
+                   + (" (listed first)." if show_all else "."))
         st.dataframe(diff.astype(str), key="config_diff")
 
-with tab_curves:
+with tab_summary:
+    show_all_summary = st.toggle("Show equal metrics too", key="summary_all")
+    sdiff = runs.summary_diff(selected, all_keys=show_all_summary)
+    if sdiff.empty:
+        st.info("The selected runs have no summary metrics that differ.")
+    else:
+        st.caption(f"{sdiff.attrs['differing']} summary metrics differ across {len(selected)} "
+                   "runs (listed first).")
+        st.dataframe(sdiff.astype(str), key="summary_diff")
+
+
+def histories_of(chosen: list[runs.RunInfo], live: bool) -> tuple[dict[str, pd.DataFrame], set]:
+    """History frames by run name; offline runs followed live when asked."""
     histories: dict[str, pd.DataFrame] = {}
     notes = set()
-    with st.spinner("Loading histories…"):
-        for r in selected:
-            if r.source == "cloud":
-                try:
-                    histories[r.name], note = runs.cloud_history(
-                        r, api=runs.client_for(ui.session_id()))
-                    notes.add(note)
-                except Exception as exc:  # noqa: BLE001
-                    st.error(f"{r.name}: {runs.cloud_error_message(exc, r.entity, r.project)}")
-            else:
-                try:
-                    histories[r.name] = offline_history(r.path)
-                    dropped = histories[r.name].attrs.get("dropped", 0)
-                    if dropped:
-                        st.warning(f"{r.name}: {dropped} corrupt records (bad checksum or "
-                                   "values) were skipped.")
-                except LensError as exc:
-                    ui.show_error(exc)
-    numeric = sorted(set().union(*(runs.numeric_metrics(h) for h in histories.values())))
+    offline = [r for r in chosen if r.source != "cloud"]
+    if live:
+        followed = st.session_state.setdefault("live_runs", {})   # released with the session
+        for r in offline:
+            tail = followed.setdefault(r.path, runs.LiveRun(r.path, r.source))
+            try:
+                tail.poll()
+                histories[r.name] = tail.history
+            except (LensError, OSError) as exc:
+                st.error(f"{r.name}: {exc}")
+    elif offline:
+        try:
+            read = offline_histories(tuple(stamp(r.path) for r in offline))
+        except OSError as exc:
+            read = {}
+            st.error(f"Could not read a run log: {exc}")
+        for r in offline:
+            frame = read.get(r.path)
+            if isinstance(frame, LensError):
+                ui.show_error(frame)
+            elif frame is not None:
+                histories[r.name] = frame
+                if frame.attrs.get("dropped"):
+                    st.warning(f"{r.name}: {frame.attrs['dropped']} corrupt records (bad "
+                               "checksum or values) were skipped.")
+    for r in chosen:
+        if r.source == "cloud":
+            try:
+                histories[r.name], note = runs.cloud_history(
+                    r, api=runs.client_for(ui.session_id()))
+                notes.add(note)
+            except Exception as exc:  # noqa: BLE001
+                st.error(f"{r.name}: {runs.cloud_error_message(exc, r.entity, r.project)}")
+    return histories, notes
+
+
+with tab_curves:
+    has_offline = any(r.source != "cloud" for r in selected)
+    live = st.toggle("Live", key="live", disabled=not has_offline,
+                     help="Follow runs that are still being written: every 3 s only the records "
+                     "appended since the last read are read, and the curves redrawn.")
     k1, k2, k3, k4 = st.columns([3, 2, 2, 1])
     pattern = k1.text_input("Metrics (patterns, comma-separated)", key="metrics",
                             value=param("metrics", "val/*"))
-    x_axis = k2.selectbox("x axis", ["_step", "wall time"] + numeric, key="x_axis")
     smoothing = k3.slider("Smoothing (EMA)", 0.0, 0.99, param_float("smooth", 0.0, 0.0, 0.99),
                           0.01, key="smoothing")
     log_y = k4.toggle("log y", key="log_y")
     group_key = st.selectbox("Group runs by config key", ["(none)"] + all_config, key="group_by")
     params["metrics"], params["smooth"] = pattern, str(smoothing)
-    metrics = runs.match_metrics(numeric, pattern)
-    if not metrics:
-        st.warning(f"No metric matches '{pattern}'. Logged: {', '.join(numeric) or 'none'}.")
-    for note in notes - {""}:
-        st.caption(f"Cloud histories {note}.")
-    stats_frames = []
-    for metric in metrics:
-        if group_key == "(none)":
-            lines = [(name, *runs.series(h, metric, x_axis, smoothing))
-                     for name, h in histories.items()]
-            fig = plots.curves(lines, metric, x_axis, log_y)
-        else:
-            groups: dict[str, list[pd.DataFrame]] = {}
-            for r in selected:
-                if r.name in histories:
-                    value = runs.flatten(r.config).get(group_key, "—")
-                    groups.setdefault(f"{group_key}={value}", []).append(histories[r.name])
-            lines, bands = [], []
-            for gname, hs in groups.items():
-                band = runs.group_band(hs, metric, x_axis, smoothing)
-                lines.append((f"{gname} (mean of {len(hs)})", band["x"], band["mean"]))
-                bands.append((gname, band["x"], band["min"], band["max"]))
-            fig = plots.curves(lines, metric, x_axis, log_y, bands=bands)
-        st.plotly_chart(fig, key=f"curve_{metric}")
-        stats = runs.metric_stats(histories, metric)
-        stats.insert(1, "metric", metric)
-        stats_frames.append(stats)
-    if stats_frames:
-        stats_all = pd.concat(stats_frames, ignore_index=True)
-        st.dataframe(stats_all, hide_index=True, key="metric_stats")
-        export = runs.runs_table(selected, all_config, all_summary)
-        st.download_button("Export comparison (CSV)", export.to_csv(index=False),
-                           file_name="runs_comparison.csv", mime="text/csv", key="export_csv")
+
+    @st.fragment(run_every=3.0 if live else None)
+    def draw_curves() -> None:
+        with st.spinner("Loading histories…"):
+            histories, notes = histories_of(selected, live)
+        numeric = sorted(set().union(*(runs.numeric_metrics(h) for h in histories.values())))
+        x_axis = k2.selectbox("x axis", ["_step", "wall time"] + numeric, key="x_axis")
+        metrics = runs.match_metrics(numeric, pattern)
+        if live:
+            rows = sum(len(h) for h in histories.values())
+            st.caption(f"Live: {rows} rows read so far; refreshed every 3 s.")
+        if not metrics:
+            st.warning(f"No metric matches '{pattern}'. Logged: {', '.join(numeric) or 'none'}.")
+        for note in notes - {""}:
+            st.caption(f"Cloud histories {note}.")
+        stats_frames = []
+        for metric in metrics:
+            if group_key == "(none)":
+                lines = [(name, *runs.series(h, metric, x_axis, smoothing))
+                         for name, h in histories.items()]
+                fig = plots.curves(lines, metric, x_axis, log_y)
+            else:
+                groups: dict[str, list[pd.DataFrame]] = {}
+                for r in selected:
+                    if r.name in histories:
+                        value = runs.flatten(r.config).get(group_key, "—")
+                        groups.setdefault(f"{group_key}={value}", []).append(histories[r.name])
+                lines, bands = [], []
+                for gname, hs in groups.items():
+                    band = runs.group_band(hs, metric, x_axis, smoothing)
+                    lines.append((f"{gname} (mean of {len(hs)})", band["x"], band["mean"]))
+                    bands.append((gname, band["x"], band["min"], band["max"]))
+                fig = plots.curves(lines, metric, x_axis, log_y, bands=bands)
+            st.plotly_chart(fig, key=f"curve_{metric}")
+            stats = runs.metric_stats(histories, metric)
+            stats.insert(1, "metric", metric)
+            stats_frames.append(stats)
+        if stats_frames:
+            stats_all = pd.concat(stats_frames, ignore_index=True)
+            st.dataframe(stats_all, hide_index=True, key="metric_stats")
+            export = runs.runs_table(selected, all_config, all_summary)
+            st.download_button("Export comparison (CSV)", export.to_csv(index=False),
+                               file_name="runs_comparison.csv", mime="text/csv",
+                               key="export_csv")
+
+    draw_curves()
+
+numeric_summary = sorted({k for r in selected for k, v in runs.flatten(r.summary).items()
+                          if isinstance(v, (int, float)) and not isinstance(v, bool)
+                          and not k.startswith("_")})
 
 with tab_parallel:
-    numeric_summary = sorted({k for r in selected for k, v in r.summary.items()
-                              if isinstance(v, (int, float)) and not k.startswith("_")})
     if len(selected) < 2 or not numeric_summary or not all_config:
         st.info("Select at least two runs with config keys and numeric summary metrics.")
     else:
         p1, p2, p3 = st.columns([3, 2, 1])
+        differing = list(runs.config_diff(selected).index)
         axes = p1.multiselect("Config axes", all_config, key="pc_axes",
-                              default=[k for k in all_config if runs.config_diff(selected).index
-                                       .isin([k]).any()][:4] or all_config[:3])
+                              default=differing[:4] or all_config[:3])
         target = p2.selectbox("Metric", numeric_summary, key="pc_metric")
         higher = p3.toggle("higher is better", value="loss" not in target, key="pc_higher")
-        values = [float(r.summary.get(target, float("nan"))) for r in selected]
+        values = [float(runs.flatten(r.summary).get(target, float("nan"))) for r in selected]
         finite = [i for i, v in enumerate(values) if v == v]
         best = (max if higher else min)(finite, key=lambda i: values[i]) if finite else None
         cols = {a: [runs.flatten(r.config).get(a, "—") for r in selected] for a in axes}
         st.plotly_chart(plots.parallel_coordinates(cols, target, values, best), key="parallel")
         if best is not None:
             st.success(f"Best run: **{selected[best].name}** ({target} = {values[best]:.4g})")
+
+with tab_importance:
+    if len(selected) < 3 or not numeric_summary:
+        st.info("Select at least three runs with a numeric summary metric.")
+    else:
+        metric = st.selectbox("Metric", numeric_summary, key="imp_metric",
+                              index=next((i for i, k in enumerate(numeric_summary)
+                                          if "acc" in k or "map" in k.lower()), 0))
+        with st.spinner("Fitting the random forest…"):
+            importance = runs.parameter_importance(selected, metric)
+        if importance.empty:
+            st.info(f"No config key varies across the runs that have {metric}.")
+        else:
+            st.plotly_chart(plots.importance_bars(importance["parameter"],
+                                                  importance["importance"],
+                                                  importance["correlation"], metric),
+                            key="importance")
+            st.caption(f"As W&B computes it, over {int(importance['runs'].max())} runs with "
+                       f"{metric}: a random forest (scikit-learn, 200 trees) predicts the metric "
+                       "from the config; bars are its feature importances, colours the sign of "
+                       "each key's correlation. Categorical keys are one-hot (key=value); keys "
+                       "that never vary are left out.")
+            st.dataframe(importance, hide_index=True, key="importance_table")

@@ -41,24 +41,97 @@ def test_compare_generated_runs(project, tmp_path, monkeypatch):  # noqa: F811
     assert list(diff.index) == ["model.arch"]
     at.text_input(key="metrics").set_value("train/*, val/acc").run()
     assert len(at.get("plotly_chart")) >= 2
-    stats = at.dataframe[2].value
+    stats = at.dataframe[3].value          # after the table, config and summary diffs
     assert set(stats["metric"]) == {"train/loss", "val/acc"} and len(stats) == 4
     assert at.query_params["runs"] == "beta,gamma"
     at.selectbox(key="group_by").set_value("model.arch").run()
     assert not at.exception
 
 
-def test_corrupt_run_is_reported_and_the_rest_shown(project, tmp_path, monkeypatch):  # noqa: F811
+def test_unreadable_runs_are_counted_by_reason_and_the_rest_shown(project, tmp_path,
+                                                                   monkeypatch):  # noqa: F811
     root = tmp_path / "mixed"
     shutil.copytree(project, root)
-    bad = root / "wandb" / "offline-run-bad-zzz"
-    bad.mkdir()
-    (bad / "run-zzz.wandb").write_bytes(b"garbage")
+    for i, content in enumerate([b"garbage", b"", b"more garbage"]):
+        bad = root / "wandb" / f"offline-run-bad-zz{i}"
+        bad.mkdir()
+        (bad / f"run-zz{i}.wandb").write_bytes(content)
     monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
     at = run_page("runs")
     at.text_input(key="folder").set_value(str(root)).run()
-    assert any("not a readable W&B run log" in e.value for e in at.error)
+    assert not at.exception
+    warning = next(w.value for w in at.warning if "Skipped" in w.value)
+    assert "Skipped 3 of 6 runs" in warning
+    assert "3 × not a readable W&B run log (bad header)" in warning
     assert len(at.dataframe[0].value) == 3
+
+
+def test_summary_importance_and_no_run_cap(tmp_path, monkeypatch):
+    """100 runs: all selected at once, summary diff and parameter importance computed."""
+    import wandb
+    root = tmp_path / "sweep"
+    for i in range(12):            # real wandb runs, copied to 100 run folders below
+        run = wandb.init(mode="offline", dir=str(root / "made"), project="sweep",
+                         name=f"s{i}", config={"lr": 10 ** (-4 + i / 4), "opt": "adam"
+                                               if i % 2 else "sgd", "batch": 32},
+                         settings=wandb.Settings(silent=True, console="off",
+                                                 x_disable_stats=True))
+        run.log({"val/acc": 0.5 + 0.03 * i}, step=0)
+        run.finish()
+    logs = sorted((root / "made").glob("wandb/offline-run-*/*.wandb"))
+    for i in range(100):
+        dst = root / "wandb" / f"offline-run-x-c{i:03d}"
+        dst.mkdir(parents=True)
+        shutil.copy(logs[i % len(logs)], dst / f"run-c{i:03d}.wandb")
+    shutil.rmtree(root / "made")
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
+    at = run_page("runs")
+    at.text_input(key="folder").set_value(str(root)).run()
+    assert len(at.dataframe[0].value) == 100
+    at.button(key="select_shown").click().run()
+    assert not at.exception
+    names = at.multiselect(key="selected").value             # copies: told apart by folder
+    assert len(names) == len(set(names)) == 100 and all(" · offline-run-x-c" in n for n in names)
+    diff = at.dataframe[1].value
+    assert list(diff.index) == ["lr", "opt"] and diff.shape[1] == 100
+    assert "val/acc" in at.dataframe[2].value.index
+    table = next(d.value for d in at.dataframe if "importance" in d.value.columns)
+    assert table["parameter"].iloc[0] == "lr" and "batch" not in set(table["parameter"])
+    assert len(at.get("plotly_chart")) >= 2
+
+
+def test_live_toggle_follows_a_run_being_written(tmp_path, monkeypatch):
+    """The page reads more rows while another process writes the run (polled reruns)."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.unit.test_runs import LIVE_WRITER
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
+    writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(tmp_path), "3000"])
+    try:
+        deadline = time.time() + 120
+        while not list(tmp_path.glob("wandb/offline-run-*/*.wandb")) and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        at = run_page("runs")
+        at.text_input(key="folder").set_value(str(tmp_path)).run()
+        at.text_input(key="metrics").set_value("loss").run()
+        at.toggle(key="live").set_value(True).run()
+        seen = []
+        while writer.poll() is None and time.time() < deadline:
+            at.run()
+            caption = next(c.value for c in at.caption if c.value.startswith("Live:"))
+            seen.append(int(caption.split()[1]))
+            time.sleep(0.5)
+        assert writer.wait(60) == 0
+    finally:
+        writer.kill()
+    assert not at.exception
+    assert len(set(seen)) >= 2 and seen == sorted(seen)     # the row count grew as we watched
+    at.run()
+    caption = next(c.value for c in at.caption if c.value.startswith("Live:"))
+    assert caption.startswith("Live: 3000 rows")
 
 
 def test_empty_and_forbidden_folders(tmp_path, monkeypatch):

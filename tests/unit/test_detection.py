@@ -258,13 +258,20 @@ def test_benchmark_logged_to_wandb_is_readable_by_runs_page(tmp_path, monkeypatc
     ds = write_coco(tmp_path / "data", [(10, 10, 30, 30, 1)])
     stats = coco_eval.evaluate(ds, [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30],
                                      "score": 0.9}]).stats
-    benchmark.log_benchmark("my-yolo", ds, None, 0, 0.5, stats, {"images_per_s": 12.5},
-                         out_dir=tmp_path / "wb")
+    benchmark.log_benchmark("my-yolo", ds, 5, 3, 0.5, stats, {"images_per_s": 12.5},
+                            out_dir=tmp_path / "wb", models=["demo-fasterrcnn", "my-yolo"])
     infos, problems = runs.load_offline(tmp_path / "wb")
     assert not problems and len(infos) == 1
     info = infos[0]
     assert info.config["model"] == "my-yolo" and info.config["score_threshold"] == 0.5
     assert info.summary["AP50"] == pytest.approx(1.0) and info.summary["images_per_s"] == 12.5
+    # its row links back to the Detection page on the same data and models
+    from urllib.parse import parse_qs, urlsplit
+    link = urlsplit(runs.detection_link(info))
+    query = {k: v[0] for k, v in parse_qs(link.query).items()}
+    assert link.path == "detection" and query == {
+        "data": "path", "ann": str(ds.annotations_path), "img": str(ds.images_dir),
+        "models": "my-yolo,demo-fasterrcnn", "subset": "5", "seed": "3", "map_by": "name"}
 
 
 # -- one match table ------------------------------------------------------------------------

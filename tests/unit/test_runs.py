@@ -280,3 +280,119 @@ def test_corrupt_records_are_skipped_counted_and_agree_with_leet(odd_runs, tmp_p
     bad = corrupt_copy(odd_runs[0], tmp_path, runlog.SUMMARY, -2)
     info = runs.read_run_info(bad)
     assert info.dropped >= 1 and info.summary == leet_summary(bad)["summary"]
+
+
+def sweep(n=60, seed=0):
+    """A synthetic sweep: val/acc depends on lr (strongly) and on the optimizer, not on seed."""
+    rng = np.random.default_rng(seed)
+    infos = []
+    for i in range(n):
+        lr = float(10 ** rng.uniform(-4, -1))
+        opt = ["adam", "sgd", "lion"][i % 3]
+        acc = 0.9 - 0.1 * abs(np.log10(lr) + 2.5) + (0.05 if opt == "adam" else 0.0) \
+            + rng.normal(0, 0.003)
+        config = {"lr": lr, "optimizer": opt, "seed": int(rng.integers(1000)),
+                  "augment": bool(i % 2), "batch": 64, "model": {"depth": 3}}
+        summary = {"val/acc": acc, "_step": 10} if i % 10 else {"_step": 10}   # some unfinished
+        infos.append(runs.RunInfo(id=f"r{i}", name=f"run-{i}", project="p", config=config,
+                                  summary=summary))
+    return infos
+
+
+def test_parameter_importance_like_wandb():
+    infos = sweep()
+    table = runs.parameter_importance(infos, "val/acc")
+    params = list(table["parameter"])
+    # constant keys (batch, model.depth) left out; categorical one-hot; booleans 0/1
+    assert set(params) == {"lr", "seed", "augment", "optimizer=adam", "optimizer=lion",
+                           "optimizer=sgd"}
+    assert params[0] == "lr" and table["importance"].sum() == pytest.approx(1.0)
+    assert table.set_index("parameter").loc["lr", "importance"] > \
+        5 * table.set_index("parameter").loc["seed", "importance"]
+    assert set(table["runs"]) == {54}                     # runs without val/acc left out
+    # correlation: Pearson, against numpy's
+    used = [r for r in infos if "val/acc" in r.summary]
+    acc = [r.summary["val/acc"] for r in used]
+    adam = [1.0 if r.config["optimizer"] == "adam" else 0.0 for r in used]
+    expected = np.corrcoef(adam, acc)[0, 1]
+    assert table.set_index("parameter").loc["optimizer=adam", "correlation"] == \
+        pytest.approx(expected)
+    assert expected > 0.3                                 # adam helps: positive
+    # nothing to say: too few runs, or a metric no run has
+    assert runs.parameter_importance(infos[:2], "val/acc").empty
+    assert runs.parameter_importance(infos, "missing").empty
+
+
+def test_diffs_have_no_run_cap_and_list_differing_keys_first():
+    infos = sweep(100)
+    config = runs.config_diff(infos, all_keys=True)
+    assert config.shape[1] == 100 and config.attrs["differing"] == 4
+    assert list(config.index[:4]) == ["augment", "lr", "optimizer", "seed"]
+    assert set(config.index[4:]) == {"batch", "model.depth"}
+    summary = runs.summary_diff(infos)
+    assert summary.shape == (1, 100) and list(summary.index) == ["val/acc"]
+    assert summary.loc["val/acc", "run-0"] == "—"          # no value: a dash, not an error
+
+
+def test_skipped_runs_are_counted_by_reason(tmp_path):
+    for i, content in enumerate([b"garbage", b"", b":W&B\x00\x01\x00\x00"]):
+        d = tmp_path / "wandb" / f"offline-run-x-bad{i}"
+        d.mkdir(parents=True)
+        (d / f"run-bad{i}.wandb").write_bytes(content)
+    infos, problems = runs.load_offline(tmp_path)
+    assert not infos and len(problems) == 3
+    reasons = dict(runs.problem_reasons(problems))
+    assert reasons == {"not a readable W&B run log (bad header)": 2,
+                       "the log has no run record (empty, or not a W&B run)": 1}
+
+
+LIVE_WRITER = """
+import sys, time, wandb
+run = wandb.init(mode="offline", dir=sys.argv[1], project="live", name="live",
+                 settings=wandb.Settings(silent=True, console="off", x_disable_stats=True))
+for step in range(int(sys.argv[2])):
+    run.log({"loss": 1 / (step + 1), "step_sq": step * step}, step=step)
+    if step % 50 == 49:
+        time.sleep(0.3)
+run.finish()
+"""
+
+
+def test_live_run_reads_only_what_was_appended(tmp_path):
+    import subprocess
+    import sys
+    import time
+    writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(tmp_path), "1500"])
+    try:
+        deadline = time.time() + 120
+        logs = []
+        while not logs and time.time() < deadline:
+            logs = list(tmp_path.glob("wandb/offline-run-*/*.wandb"))
+            time.sleep(0.1)
+        live = runs.LiveRun(logs[0])
+        seen, offsets, grew = 0, [], 0
+        while writer.poll() is None and time.time() < deadline:
+            new = live.poll()
+            grew += new > 0
+            seen += new
+            offsets.append(live.offset)
+            assert len(live.history) == seen                    # rows arrive once each
+            time.sleep(0.2)
+        assert writer.wait(60) == 0
+        seen += live.poll()
+    finally:
+        writer.kill()
+    assert grew >= 2 and offsets == sorted(offsets)             # read in pieces, forwards
+    full = runs.read_history(logs[0])
+    pd.testing.assert_frame_equal(live.history, full)
+    assert live.info.state == "finished" and live.info.summary == leet_summary(logs[0])["summary"]
+    assert live.poll() == 0                                     # nothing new: nothing read
+
+
+def test_duplicate_names_are_told_apart():
+    infos = [runs.RunInfo(id=i, name=n, project="p", path=f"/x/offline-run-{k}/run-{i}.wandb")
+             for k, (i, n) in enumerate([("a1", "same"), ("a2", "same"), ("a2", "same"),
+                                         ("b", "other")])]
+    names = [r.name for r in runs.disambiguate(infos)]
+    assert len(set(names)) == 4 and names[3] == "other" and names[0] == "same · a1"
+    assert names[1] == "same · a2 · offline-run-1"
