@@ -227,3 +227,40 @@ def test_leaderboard_of_every_model_evaluated_here(page, coco):
     page.multiselect(key="drill_down_blurry|medium").set_value(["sharp", "blurry"]).run(
         timeout=300)
     assert list(metrics_table(page).columns) == ["sharp", "blurry", "B − A"]
+
+
+def test_a_logged_benchmark_link_reopens_its_data_and_models(coco, monkeypatch):
+    """The Runs page's link (runs.detection_link) opens this page on the same data/models."""
+    from urllib.parse import parse_qs, urlsplit
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from lib import runs
+    from tests.app.test_pages import ROOT
+    st.cache_data.clear()
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(coco.images_dir.parent.parent))
+    info = runs.RunInfo(id="r", name="b", project="p", tags=["benchmark", "detection"],
+                        config={"data": "path", "dataset": str(coco.annotations_path),
+                                "images_dir": str(coco.images_dir), "subset": 7, "seed": 2,
+                                "models": ["demo-fasterrcnn", "my-imported"]})
+    query = {k: v[0] for k, v in parse_qs(urlsplit(runs.detection_link(info)).query).items()}
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at.switch_page("pages/detection.py")
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception
+    assert at.radio(key="data_source").value == "Path"
+    assert at.text_input(key="ann_path").value == str(coco.annotations_path)
+    assert at.number_input(key="subset").value == 7 and at.number_input(key="seed").value == 2
+    assert at.selectbox(key="model_A").value == "demo-fasterrcnn"
+    assert at.selectbox(key="model_B").value.startswith("Import")   # imported: upload again
+    assert any("7 images" in c.value for c in at.caption)
+    # a hostile link is input like any other: refused with the usual message
+    at2 = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at2.switch_page("pages/detection.py")
+    for key, value in {**query, "ann": "/etc/passwd"}.items():
+        at2.query_params[key] = value
+    at2.run()
+    assert any("not inside the folders Lens may read" in e.value for e in at2.error)
