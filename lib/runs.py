@@ -86,6 +86,18 @@ def find_run_files(root: str | Path) -> list[Path]:
     return found
 
 
+def folder_stamp(root: str | Path) -> tuple[int, int, int]:
+    """(logs, total bytes, newest modification) of the run logs under `root`: changes when a
+    run is added, removed or grows, so a cached run table keyed by it is re-read then."""
+    sizes, newest = 0, 0
+    files = find_run_files(root)
+    for path in files:
+        st = path.stat()
+        sizes += st.st_size
+        newest = max(newest, st.st_mtime_ns)
+    return len(files), sizes, newest
+
+
 def _cache_key(path: Path, kind: str) -> Path:
     st = path.stat()
     digest = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()

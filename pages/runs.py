@@ -32,7 +32,9 @@ def param_float(name: str, default: float, lo: float, hi: float) -> float:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def offline_runs(root: str, source: str):
+def offline_runs(root: str, source: str, stamp: tuple):
+    """The run table of a folder; `stamp` (runs.folder_stamp) re-reads it when logs change
+    (each log's own disk cache still skips the unchanged ones)."""
     infos, problems = runs.load_offline(root, source=source)
     return runs.disambiguate(infos), problems
 
@@ -76,7 +78,8 @@ if source == "Local folder":
     try:
         root = paths.Path(bundled_as) if bundled_as else paths.data_path(folder, "any")
         with st.spinner("Reading runs…"):
-            infos, problems = offline_runs(str(root), "sample" if bundled_as else "offline")
+            infos, problems = offline_runs(str(root), "sample" if bundled_as else "offline",
+                                           runs.folder_stamp(root))
         if bundled_as:
             st.info(f"Showing {bundled[bundled_as]}. Type another folder to compare your own.")
         if not infos and not problems:
@@ -226,6 +229,7 @@ def histories_of(chosen: list[runs.RunInfo], live: bool) -> tuple[dict[str, pd.D
             try:
                 tail.poll()
                 histories[r.name] = tail.history
+                notes.add(f"live:{r.name}: {tail.info.state}")
             except (LensError, OSError) as exc:
                 st.error(f"{r.name}: {exc}")
     elif offline:
@@ -277,7 +281,10 @@ with tab_curves:
         metrics = runs.match_metrics(numeric, pattern)
         if live:
             rows = sum(len(h) for h in histories.values())
-            st.caption(f"Live: {rows} rows read so far; refreshed every 3 s.")
+            states = sorted(n[5:] for n in notes if n.startswith("live:"))
+            notes = {n for n in notes if not n.startswith("live:")}
+            st.caption(f"Live: {rows} rows read so far ({'; '.join(states[:5])}); refreshed "
+                       "every 3 s.")
         if not metrics:
             st.warning(f"No metric matches '{pattern}'. Logged: {', '.join(numeric) or 'none'}.")
         for note in notes - {""}:

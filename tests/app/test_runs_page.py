@@ -131,7 +131,7 @@ def test_live_toggle_follows_a_run_being_written(tmp_path, monkeypatch):
     assert len(set(seen)) >= 2 and seen == sorted(seen)     # the row count grew as we watched
     at.run()
     caption = next(c.value for c in at.caption if c.value.startswith("Live:"))
-    assert caption.startswith("Live: 3000 rows")
+    assert caption.startswith("Live: 3000 rows read so far (live: finished)")
 
 
 def test_empty_and_forbidden_folders(tmp_path, monkeypatch):
@@ -190,3 +190,17 @@ def test_cloud_key_reaches_runs_and_histories_and_is_never_kept(tmp_path, monkey
     assert all(secret not in repr(at.session_state[k]) for k in at.session_state)
     shown = [e for e in at.main if not getattr(e, "label", "").startswith("API key")]
     assert shown and all(secret not in str(getattr(e, "value", "")) for e in shown)
+
+
+def test_a_run_added_to_the_folder_appears_on_the_next_rerun(project, tmp_path,
+                                                             monkeypatch):  # noqa: F811
+    root = tmp_path / "growing"
+    shutil.copytree(project, root)
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
+    at = run_page("runs")
+    at.text_input(key="folder").set_value(str(root)).run()
+    assert len(at.dataframe[0].value) == 3
+    first = sorted(root.glob("wandb/offline-run-*"))[0]
+    shutil.copytree(first, root / "wandb" / "offline-run-20990101_000000-copy")
+    at.run()
+    assert len(at.dataframe[0].value) == 4

@@ -74,6 +74,59 @@ def test_runs_compare_from_a_shared_url(page, server, tmp_path):
     assert len(lines) == 3 and lines[0].startswith("name,id,project,state")
 
 
+def test_runs_live_refresh_and_parameter_importance(browser, tmp_path):
+    """A run written by wandb in another process: the Live toggle shows it grow; then the
+    bundled sweep's parameter importance."""
+    import re
+    import subprocess
+    import sys
+    import time
+    from urllib.parse import quote
+
+    from lib import runs
+    from tests.conftest import ROOT
+    from tests.e2e.conftest import free_port, start_streamlit
+    from tests.unit.test_runs import LIVE_WRITER
+    port = free_port()
+    proc = start_streamlit(ROOT / "app.py", port, ROOT,
+                           env={"LENS_DATA_ROOTS": f"{tmp_path}:{ROOT}"})
+    writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(tmp_path), "4000"])
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        while not list(tmp_path.glob("wandb/offline-run-*/*.wandb")):
+            time.sleep(0.1)
+        pg = context.new_page()
+        pg.set_default_timeout(120_000)
+        pg.goto(f"http://127.0.0.1:{port}/runs?metrics=loss&path={quote(str(tmp_path))}")
+        pg.get_by_role("tab", name="Curves").click()
+        pg.get_by_text("Live", exact=True).click()
+        caption = pg.get_by_text(re.compile(r"^Live: \d+ rows"))
+        caption.wait_for()
+        counts = []
+        while writer.poll() is None:
+            counts.append(int(caption.inner_text().split()[1]))
+            time.sleep(0.7)
+        assert writer.wait(60) == 0
+        pg.get_by_text("Live: 4000 rows read so far (live: finished)").wait_for(timeout=30_000)
+        assert len(set(counts)) >= 2 and counts == sorted(counts)   # it grew on screen
+        pg.locator(".js-plotly-plot").first.wait_for()
+        pg.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        pg.screenshot(path=ARTIFACTS / "runs-live.png")
+
+        pg.goto(f"http://127.0.0.1:{port}/runs?path={quote(str(runs.SAMPLE_RUNS))}")
+        pg.get_by_role("tab", name="Parameter importance").click()
+        pg.get_by_text("Parameter importance for").wait_for()
+        pg.get_by_text("As W&B computes it").wait_for()
+        assert not pg.get_by_test_id("stException").count()
+        pg.get_by_text("As W&B computes it").scroll_into_view_if_needed()
+        pg.screenshot(path=ARTIFACTS / "runs-importance.png")
+    finally:
+        writer.kill()
+        context.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_cold_deep_link_gets_the_router(browser):
     """The first request to a fresh server is a page URL: the sidebar still shows our nav."""
     from tests.conftest import ROOT
