@@ -104,14 +104,36 @@ def _cache_key(path: Path, kind: str) -> Path:
     return settings.cache_dir("runs") / f"{digest[:32]}.{kind}"
 
 
-def scan_log(path: Path, offset: int = 0, verify: np.ndarray = runlog.ALL) -> runlog.Scan:
+_BUFFERS = threading.local()
+
+
+def scan_log(path: Path, offset: int = 0, verify: np.ndarray = runlog.ALL,
+             reuse: bool = False) -> runlog.Scan:
     """The whole records of a `.wandb` log from `offset` (0, or a previous scan's resume);
-    `verify`: the record kinds whose CRCs are checked up front (see `runlog.scan`)."""
-    with open(path, "rb") as f:
+    `verify`: the record kinds whose CRCs are checked up front (see `runlog.scan`).
+
+    `reuse`: read into this thread's buffer (no fresh pages per log); the scan is then only
+    valid until this thread's next reusing read, so use its results before that.
+    """
+    with open(path, "rb", buffering=0) as f:
         if offset == 0 and f.read(4) != b":W&B":
             raise RunReadError(f"{path.parent.name}: not a readable W&B run log (bad header)")
+        size = os.fstat(f.fileno()).st_size - offset
         f.seek(offset)
-        data = np.fromfile(f, dtype=np.uint8)
+        if not reuse or size <= 0:
+            data = np.fromfile(f, dtype=np.uint8)
+        else:
+            buffer = getattr(_BUFFERS, "buffer", None)
+            if buffer is None or len(buffer) < size:
+                buffer = _BUFFERS.buffer = np.empty(int(size * 1.25) + 4096, dtype=np.uint8)
+            got = 0
+            view = memoryview(buffer)
+            while got < size:                   # a log may shrink while we read: stop there
+                n = f.readinto(view[got:size])
+                if not n:
+                    break
+                got += n
+            data = buffer[:got]
     return runlog.scan(data, base=offset, verify=verify)
 
 
@@ -132,7 +154,7 @@ def read_run_info(path: Path, source: str = "offline") -> RunInfo:
     cache = _cache_key(path, "info.json")
     if cache.is_file():
         return RunInfo(**json.loads(cache.read_text()))
-    scanned = scan_log(path, verify=runlog.METADATA)
+    scanned = scan_log(path, verify=runlog.METADATA, reuse=True)
     data = runlog.summarize(scanned)
     if not data["run_id"]:
         raise RunReadError(f"{path.parent.name}: the log has no run record (empty, or not a "
@@ -159,7 +181,7 @@ def read_history(path: Path) -> pd.DataFrame:
     cache = _cache_key(path, "history.parquet")
     if cache.is_file():
         return pd.read_parquet(cache)
-    frame = history_frame(scan_log(path))
+    frame = history_frame(scan_log(path, reuse=True))
     cache.parent.mkdir(parents=True, exist_ok=True)
     try:
         frame.to_parquet(cache)
