@@ -663,21 +663,37 @@ def metric_stats(histories: dict[str, pd.DataFrame], metric: str) -> pd.DataFram
 
 
 def group_band(histories: list[pd.DataFrame], metric: str, x_axis: str = "_step",
-               smoothing: float = 0.0) -> pd.DataFrame:
-    """Mean and min-max band across runs, aligned on x: columns x, mean, min, max, runs."""
-    parts = []
-    for i, h in enumerate(histories):
+               smoothing: float = 0.0, max_points: int = 2000) -> pd.DataFrame:
+    """Mean and min-max band across runs, aligned on x: columns x, mean, min, max, runs.
+
+    With more than `max_points` distinct x values the band is reduced per bucket of x: the
+    mean of the means (weighted by how many runs each x has), the min of the mins and the max
+    of the maxes, so the envelope a sweep spans survives at any length.
+    """
+    xs, ys = [], []
+    for h in histories:
         if metric in h:
             f = pd.DataFrame({"x": x_values(h, x_axis), "y": h[metric]}).dropna()
             f = f.sort_values("x", kind="stable")
-            f["y"] = smooth_ema(f["y"].astype(float), smoothing)
-            f["run"] = i
-            parts.append(f)
-    if not parts:
+            xs.append(f["x"].to_numpy())
+            ys.append(smooth_ema(f["y"].astype(float), smoothing).to_numpy())
+    if not xs:
         return pd.DataFrame(columns=["x", "mean", "min", "max", "runs"])
-    g = pd.concat(parts).groupby("x")["y"]
-    return pd.DataFrame({"mean": g.mean(), "min": g.min(), "max": g.max(),
-                         "runs": g.count()}).reset_index()
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])       # one group per distinct x
+    count = np.diff(np.r_[starts, len(x)])
+    total = np.add.reduceat(y, starts)
+    low, high = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+    ux, runs_at = x[starts], count
+    if len(ux) > max_points:                                     # reduce per bucket of x
+        edges = np.unique(np.linspace(0, len(ux), max_points + 1).astype(int)[:-1])
+        ux, runs_at = ux[edges], np.maximum.reduceat(count, edges)
+        total, count = np.add.reduceat(total, edges), np.add.reduceat(count, edges)
+        low, high = np.minimum.reduceat(low, edges), np.maximum.reduceat(high, edges)
+    return pd.DataFrame({"x": ux, "mean": total / count, "min": low, "max": high,
+                         "runs": runs_at})
 
 
 # -- command line -----------------------------------------------------------------------------

@@ -129,6 +129,24 @@ def test_group_band_and_stats():
     assert stats[["min", "max", "last"]].values.tolist() == [[1, 3, 3], [3, 5, 5]]
 
 
+def test_group_band_keeps_mean_and_envelope_at_sweep_scale():
+    rng = np.random.default_rng(0)
+    steps = np.arange(100_000)
+    hs = [pd.DataFrame({"_step": steps, "m": rng.normal(i, 1, len(steps))}) for i in range(20)]
+    hs[3].loc[77_777, "m"] = 1e6                              # one spike in one run
+    band = runs.group_band(hs, "m", max_points=2000)
+    assert len(band) <= 2000 and (band["runs"] == 20).all()
+    everything = np.concatenate([h["m"].to_numpy() for h in hs])
+    assert band["max"].max() == 1e6 and band["min"].min() == everything.min()
+    assert np.average(band["mean"], weights=np.full(len(band), 1)) == \
+        pytest.approx(everything.mean(), rel=1e-3)
+    assert (band["min"] <= band["mean"]).all() and (band["mean"] <= band["max"]).all()
+    # small: exact, per step (pandas' groupby as the reference)
+    small = runs.group_band([h.iloc[:50] for h in hs], "m")
+    ref = pd.concat([h.iloc[:50] for h in hs]).groupby("_step")["m"]
+    assert np.allclose(small["mean"], ref.mean()) and np.allclose(small["min"], ref.min())
+
+
 def test_export_cli_json_and_csv(project, capsys, tmp_path):
     assert runs.main(["export", str(project), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
