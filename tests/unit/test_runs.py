@@ -414,3 +414,18 @@ def test_duplicate_names_are_told_apart():
     names = [r.name for r in runs.disambiguate(infos)]
     assert len(set(names)) == 4 and names[3] == "other" and names[0] == "same · a1"
     assert names[1] == "same · a2 · offline-run-1"
+
+
+def test_a_fifo_or_a_link_out_named_like_a_log_never_blocks_the_folder(project, tmp_path):
+    import os
+    import shutil
+    root = tmp_path / "mixed"
+    shutil.copytree(project, root)
+    fifo = root / "wandb" / "offline-run-x-fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "run-fifo.wandb")                  # opening it would wait for a writer
+    out = root / "wandb" / "offline-run-x-link"
+    out.mkdir()
+    (out / "run-link.wandb").symlink_to("/etc/passwd")  # leads outside the folder
+    infos, problems = runs.load_offline(root)
+    assert len(infos) == 3 and not problems             # neither is read
