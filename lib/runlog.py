@@ -4,18 +4,22 @@ The log is LevelDB's log format: 32 KiB blocks of chunks, each `crc32 (4) | leng
 type (1) | data`, where wandb's CRC is IEEE CRC-32 over the type byte and the data. A record
 is one FULL chunk or a FIRST, MIDDLE..., LAST sequence, and its bytes are a protobuf `Record`.
 
-`scan` walks the chunks in compiled code: it checks every CRC, joins multi-chunk records into
-one buffer, reads each record's type from its protobuf tags, and gives summary records a
-signature (a hash of the keys they update). Reading a run's summary then needs only the last
-summary record of each signature, decoded with wandb's own protobuf classes: the last record
-that touches a key is the last record of its signature. A 100k-step run (300k records, 33 MB)
-scans in tens of milliseconds instead of the seconds a per-record Python loop takes.
+`scan` walks the chunks in compiled code (releasing the GIL, so threads scan logs in
+parallel): it joins multi-chunk records, reads each record's type from its protobuf tags, and
+gives summary records a signature (a hash of the keys they set or remove). CRCs are checked
+for every record that is used: up front for the kinds asked for, on demand (`Scan.check`) for
+the rest. A corrupt record is dropped with the rest of its 32 KiB block, as wandb's reader
+does.
 
-History rows of plotted runs are written by `history_json` straight into one JSON array,
-parsed by one `json.loads`.
+`summarize` gives a run's metadata, config and summary as `wandb leet inspect --summary
+--json` does. A summary is the merge of per-step summary records, and the last record that
+touches a key is the last record of its signature, so only those few records are decoded
+(with wandb's own protobuf classes). `history_table` builds the history column by column: one
+`json.loads` per key instead of a dict per row. A 100k-step run (300k records, 45 MB) takes
+about 50 ms to summarize and 0.3 s to turn into a history table, on one core.
 
 A record cut off at the end of the file (a run still being written) is not returned;
-`Scan.resume` is where reading continues once more bytes arrive (`wandb leet`'s tail rule).
+`Scan.resume` is where reading continues once more bytes arrive.
 """
 
 from __future__ import annotations

@@ -429,3 +429,15 @@ def test_a_fifo_or_a_link_out_named_like_a_log_never_blocks_the_folder(project, 
     (out / "run-link.wandb").symlink_to("/etc/passwd")  # leads outside the folder
     infos, problems = runs.load_offline(root)
     assert len(infos) == 3 and not problems             # neither is read
+
+
+def test_record_field_numbers_match_wandbs_protobuf():
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from lib import runlog
+    fields = pb.Record.DESCRIPTOR.fields_by_name
+    assert (runlog.HISTORY, runlog.SUMMARY, runlog.CONFIG, runlog.RUN, runlog.EXIT) == tuple(
+        fields[n].number for n in ("history", "summary", "config", "run", "exit"))
+    oneof = {f.number for f in pb.Record.DESCRIPTOR.oneofs_by_name["record_type"].fields}
+    outside = {f.number for f in pb.Record.DESCRIPTOR.fields} - oneof
+    assert outside == set(np.flatnonzero(runlog.NOT_TYPE))
