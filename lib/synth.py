@@ -7,6 +7,12 @@ Writes
   OUT/classification/{train,val}/<class>/*.png + boxes.json    (one object per image)
 Classes are shapes (circle, square, triangle, star) drawn with solid or striped fills over
 gradient, noise and line-clutter backgrounds.
+
+    python -m lib.synth --out data/synth --video 20 [--frames 30]
+
+also writes OUT/video/clipNNN.mp4 + clips.json: shapes moving across a background, passing in
+front of each other (occlusions) and entering later, with every object's visible mask on
+every frame (RLE) for measuring a tracker.
 """
 
 from __future__ import annotations
@@ -180,6 +186,113 @@ def demo_val(cache_root: str | Path | None = None) -> Path:
     return folder
 
 
+def _sprite(rng: np.random.Generator, kind: str, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """One shape drawn once (its colours and texture move with it): RGB and alpha mask."""
+    side = int(2 * r + 4)
+    canvas = Image.new("RGB", (side, side))
+    mask = draw_object(canvas, rng, kind, side / 2, side / 2, r)
+    return np.asarray(canvas), mask
+
+
+def make_clip(rng: np.random.Generator, frames: int = 30, size: int = 128):
+    """A clip of 3 shapes on a still background: object 1 passes in front of object 0
+    (an occlusion mid-clip), object 2 enters later. Returns (frames, masks, objects):
+    masks[f][obj] is the object's visible mask on frame f (absent when hidden or not yet
+    there); objects[obj] = (class index, first frame)."""
+    background = np.asarray(_background(rng, size))
+    rs = rng.uniform(0.11, 0.17, 3) * size
+    kinds = [int(k) for k in rng.integers(len(CLASSES), size=3)]
+    sprites = [_sprite(rng, CLASSES[k], r) for k, r in zip(kinds, rs)]
+    mid = frames // 2
+    y0 = rng.uniform(0.35, 0.65) * size
+    start = [np.array([rng.uniform(0.3, 0.45) * size, y0]),                # slow, behind
+             np.array([rng.uniform(0.05, 0.15) * size, y0 + rng.uniform(-3, 3)]),
+             np.array([rng.uniform(0.2, 0.8) * size, rng.choice([0.15, 0.85]) * size])]
+    speed = [np.array(rng.uniform(-0.4, 0.4, 2)),
+             np.zeros(2), np.array(rng.uniform(-1.2, 1.2, 2))]
+    meet = start[0] + speed[0] * mid                                       # 1 crosses 0 mid-clip
+    speed[1] = (meet - start[1]) / mid
+    first = [0, 0, int(rng.integers(frames // 4, frames // 2))]
+    out_frames, masks = [], []
+    for f in range(frames):
+        img = background.copy()
+        layers = []
+        for k in range(3):
+            if f < first[k]:
+                continue
+            cx, cy = start[k] + speed[k] * (f - first[k])
+            rgb, alpha = sprites[k]
+            full = np.zeros((size, size), bool)
+            x0, y0_ = int(round(cx - rgb.shape[1] / 2)), int(round(cy - rgb.shape[0] / 2))
+            xa, ya = max(0, x0), max(0, y0_)
+            xb, yb = min(size, x0 + rgb.shape[1]), min(size, y0_ + rgb.shape[0])
+            if xb <= xa or yb <= ya:
+                continue
+            part = alpha[ya - y0_:yb - y0_, xa - x0:xb - x0]
+            img[ya:yb, xa:xb][part] = rgb[ya - y0_:yb - y0_, xa - x0:xb - x0][part]
+            full[ya:yb, xa:xb] = part
+            layers.append((k, full))
+        visible = {}
+        for i, (k, full) in enumerate(layers):      # later layers are drawn on top
+            above = np.zeros_like(full)
+            for _, other in layers[i + 1:]:
+                above |= other
+            shown = full & ~above
+            if shown.sum() >= 4:
+                visible[k] = shown
+        out_frames.append(img)
+        masks.append(visible)
+    return out_frames, masks, {k: (kinds[k], first[k]) for k in range(3)}
+
+
+def write_clips(out: str | Path, count: int, frames: int = 30, size: int = 128,
+                seed: int = 0, fps: int = 10) -> Path:
+    """`count` clips as OUT/clipNNN.mp4 (H.264) and OUT/clips.json with their masks (RLE)."""
+    import av
+
+    from lib import masks as M
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    index = []
+    for c in range(count):
+        clip, clip_masks, objects = make_clip(rng, frames, size)
+        name = f"clip{c:03d}.mp4"
+        with av.open(str(out / name), "w") as container:
+            stream = container.add_stream("libx264", rate=fps, options={"crf": "10"})
+            stream.width = stream.height = size
+            stream.pix_fmt = "yuv420p"
+            for img in clip:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        index.append({"file": name, "frames": frames, "width": size, "height": size,
+                      "objects": [{"id": k, "category": CLASSES[cls], "first_frame": f0}
+                                  for k, (cls, f0) in objects.items()],
+                      "masks": [{str(k): M.to_rle(m) for k, m in fm.items()}
+                                for fm in clip_masks]})
+    (out / "clips.json").write_text(json.dumps({"seed": seed, "clips": index}))
+    return out
+
+
+def sample_clip(cache_root: str | Path | None = None) -> Path:
+    """A sample clip for the Segmentation page's video mode (generated once into the cache):
+    three shapes moving, one passing in front of another, one entering later."""
+    import shutil
+    import tempfile
+    from lib import settings
+    root = Path(cache_root or settings.get().cache)
+    folder = root / "synth-sample-clip-seed7"
+    if not (folder / "clip000.mp4").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".clip-"))
+        write_clips(tmp, 1, frames=40, size=256, seed=7)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)           # atomic: concurrent sessions never see half a clip
+    return folder / "clip000.mp4"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.synth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -188,8 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=int, default=400)
     parser.add_argument("--val", type=int, default=120)
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--video", type=int, default=0, metavar="N",
+                        help="also write N clips of moving, occluding shapes to OUT/video")
+    parser.add_argument("--frames", type=int, default=30)
     args = parser.parse_args(argv)
     print(generate(args.out, args.seed, args.train, args.val, args.size))
+    if args.video:
+        print(write_clips(Path(args.out) / "video", args.video, args.frames, args.size,
+                          args.seed))
     return 0
 
 

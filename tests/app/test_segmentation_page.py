@@ -1,6 +1,7 @@
 """AppTest for the segmentation page: the offline GrabCut path, SAM2 candidates (tiny model),
 text prompts, effects and exports, bad input, and video mode's messages."""
 
+import numpy as np
 import pytest
 
 from lib import registry
@@ -112,7 +113,8 @@ def test_video_mode_messages(offline, tmp_path, monkeypatch):
     clip = write_video(tmp_path / "clip.mp4", frames=6, size=(64, 48))
     at.file_uploader(key="seg_video").set_value(("clip.mp4", clip.read_bytes(),
                                                  "video/mp4")).run()
-    assert any("works on images only" in e.value for e in at.error)
+    assert not at.error and any("Classical tracking (optical flow + GrabCut, not SAM 2)"
+                                in i.value for i in at.info)
     monkeypatch.setenv("LENS_SAM_MAX_FRAMES", "3")
     long_clip = write_video(tmp_path / "long.mp4", frames=9, size=(64, 48))
     at.file_uploader(key="seg_video").set_value(("long.mp4", long_clip.read_bytes(),
@@ -155,5 +157,42 @@ def test_video_text_prompt_adds_tracked_objects(tiny_sam, tmp_path, monkeypatch)
     assert any("Tracked 1 object(s) through 5 frames" in s.value for s in at.success)
     labels = [d.label for d in at.download_button]
     assert "Masks: zip of PNGs" in labels and "Masks: COCO JSON (RLE)" in labels
+    at.button(key="seg_render").click().run()
+    assert not at.exception and "Download MP4" in [d.label for d in at.download_button]
+
+
+def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatch):
+    """No SAM 2 here: the sample clip, classical tracking (labelled), blur, MP4 and masks."""
+    import json
+
+    from lib import masks as M
+    from lib import synth
+    clip = synth.sample_clip()
+    truth = json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]
+    ys, xs = np.nonzero(M.from_rle(truth[0]["0"]))
+    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+
+    class Grounder:            # the text prompt path adds the object by its box
+        def boxes(self, image, phrase):
+            return [S.Region("circle", box)]
+    monkeypatch.setattr(S, "load_grounder", lambda name: Grounder())
+    at = run_page("segmentation")
+    at.radio(key="seg_mode").set_value("Video").run()
+    at.toggle(key="seg_video_sample").set_value(True).run()
+    assert not at.exception and not at.error
+    assert any("not SAM 2" in i.value for i in at.info)
+    at.text_input(key="seg_vphrase").set_value("shape").run()
+    at.button(key="seg_vfind").click().run()
+    at.button(key="seg_propagate").click().run()
+    assert not at.exception
+    assert any("Tracked 1 object(s) through 40 frames" in s_.value for s_ in at.success)
+    tracker = at.session_state["seg_video_state"]["tracker"]
+    ious = []
+    for f in range(1, 8):                   # before the occlusion: the mask follows the shape
+        gt = M.from_rle(truth[f]["0"])
+        pred = tracker.mask(f, min(tracker.objects))
+        ious.append((pred & gt).sum() / (pred | gt).sum())
+    assert min(ious) > 0.7
+    at.selectbox(key="seg_veffect").set_value("blur").run()
     at.button(key="seg_render").click().run()
     assert not at.exception and "Download MP4" in [d.label for d in at.download_button]
