@@ -201,3 +201,62 @@ def test_segmentation_drag_a_box_and_see_the_mask(page, server):
     outline = (drawn[..., :3] == M.color_for(1)).all(axis=-1)
     assert outline.sum() > 100                                   # the mask's outline is drawn
     page.screenshot(path=ARTIFACTS / "segmentation.png", full_page=True)
+
+
+def test_segmentation_video_offline_track_blur_and_download(page, server, tmp_path):
+    """No SAM 2 here: the sample clip, a box dragged on frame 0, classical tracking (said
+    plainly), a blurred MP4 rendered and downloaded; its frames are blurred where the object is."""
+    import json
+
+    import numpy as np
+
+    from lib import masks as M
+    from lib import synth
+    from lib import video as V
+    clip = synth.sample_clip()
+    truth = json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]
+    ys, xs = np.nonzero(M.from_rle(truth[0]["0"]))
+    page.goto(f"{server}/segmentation")
+    page.get_by_role("heading", name="Segmentation", exact=True).wait_for()
+    wait_idle(page)
+    page.get_by_text("Video", exact=True).click()
+    wait_idle(page)
+    page.get_by_text("Use the sample clip (synthetic moving shapes)").click()
+    page.get_by_text("not SAM 2").first.wait_for()
+    frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
+    image = frame.locator("#image")
+    image.wait_for()
+    wait_idle(page)
+    image.scroll_into_view_if_needed()
+    box = image.bounding_box()
+    scale = box["width"] / 256
+    page.mouse.move(box["x"] + (xs.min() - 3) * scale, box["y"] + (ys.min() - 3) * scale)
+    page.mouse.down()
+    page.mouse.move(box["x"] + (xs.max() + 4) * scale, box["y"] + (ys.max() + 4) * scale,
+                    steps=8)
+    page.mouse.up()
+    page.get_by_role("button", name="Propagate through the clip").click()
+    page.get_by_text("Tracked 1 object(s) through 40 frames").wait_for()
+    wait_idle(page)
+    page.get_by_text("Tracked 1 object(s) through 40 frames").scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "segmentation-video.png")
+    effect = page.get_by_test_id("stSelectbox").filter(has_text="Effect")
+    effect.scroll_into_view_if_needed()
+    effect.locator("input").click()
+    page.get_by_role("option", name="blur", exact=True).click()
+    wait_idle(page)
+    page.get_by_role("button", name="Render MP4").click()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download MP4").click()
+    target = tmp_path / "blurred.mp4"
+    info.value.save_as(target)
+    rendered = [f.rgb for f in V.iter_frames(V.open_video(target))]
+    original = [f.rgb for f in V.iter_frames(V.open_video(clip))]
+    assert len(rendered) == 40
+    inside = M.from_rle(truth[5]["0"])                  # frame 5: the object blurred there
+    blurred = M.apply_effect(original[5], [inside], "blur", 31)[..., :3]
+    to_blurred = np.abs(rendered[5].astype(int) - blurred.astype(int)).sum(-1)[inside].mean()
+    to_original = np.abs(rendered[5].astype(int) - original[5].astype(int)).sum(-1)[inside]
+    assert to_blurred < 0.6 * to_original.mean()
+    strip = np.concatenate([rendered[i] for i in (0, 12, 24, 36)], axis=1)
+    Image.fromarray(strip).save(ARTIFACTS / "segmentation-video-blurred.png")
