@@ -48,8 +48,10 @@ SETTINGS: dict[str, Setting] = {s.env: s for s in [
     Setting("LENS_SCRATCH_MB", "4096", "cap on temporary files (uploads, unpacked zips, "
             "renders) under LENS_CACHE/scratch; the oldest go first"),
     Setting("LENS_HEAVY_SLOTS", "auto", "heavy tasks (CAMs, SAM2, evaluations, detector "
-            "batches) run at once; the rest wait in a fair queue. auto: the CPU cores (set "
-            "the GPU count on a GPU server)"),
+            "batches) run at once; the rest wait in a fair queue. auto: the CPU cores minus "
+            "one, so a core stays free for opening pages and other light work; torch in "
+            "heavy tasks then uses (cores - 1) / slots threads (set the GPU count on a GPU "
+            "server)"),
     Setting("LENS_RAY_ADDRESS", "", "Ray cluster for dataset-scale inference (`host:port`, "
             "`ray://host:10001` or `auto`); empty: Ray's own RAY_ADDRESS, else a local Ray"),
     Setting("LENS_RAY_WORKERS", "2", "actors of a local Ray (and its CPUs)"),

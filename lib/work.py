@@ -7,6 +7,12 @@ embeddings, tracking and renders, detector batches, COCO reports) run at a time,
 asked; a waiting caller is told its place (`on_wait`) and can show it. Light work (cached
 results, plots, widgets) never queues. Nested heavy work in the same thread does not queue
 again.
+
+By default one core stays out of heavy work: `HEAVY` has (cores - 1) slots, and torch's ops
+inside them run on (cores - 1) / slots threads, so the server's event loop and every
+visitor's light interactions (opening a page, switching tabs) keep a core. On 2 cores that
+is one slot on one thread; `bench/load.py` measured 8 of 16 visitors finishing their journey
+that way against 1 of 16 with a slot and all cores' threads per core.
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ class QueueStatus:
 class FairQueue:
     """At most `slots` holders at a time; waiters served strictly in arrival order."""
 
-    def __init__(self, slots: int):
+    def __init__(self, slots: int, torch_threads: int | None = None):
         self.slots = max(1, int(slots))
+        self.torch_threads = torch_threads   # set torch's thread count on first use, if given
         self._cond = threading.Condition()
         self._waiting: deque[object] = deque()
         self._running = 0
@@ -74,6 +81,8 @@ class FairQueue:
             self._waiting.popleft()
             self._running += 1
             self._cond.notify_all()
+        if self.torch_threads:
+            _limit_torch_threads(self.torch_threads)
         self._held.depth = 1
         try:
             yield
@@ -89,9 +98,30 @@ class FairQueue:
             return QueueStatus(self._running, len(self._waiting), self.slots)
 
 
+_TORCH_LIMITED = False
+
+
+def _limit_torch_threads(threads: int) -> None:
+    """Once torch is in use, cap its intra-op threads (process-wide, once)."""
+    global _TORCH_LIMITED
+    import sys
+    torch = sys.modules.get("torch")
+    if _TORCH_LIMITED or torch is None:
+        return
+    _TORCH_LIMITED = True
+    torch.set_num_threads(threads)
+
+
 def _default_slots() -> int:
+    """`LENS_HEAVY_SLOTS`, or auto: the cores minus one (one core stays for light work)."""
     from lib import settings
-    return settings.get().heavy_slots or max(1, os.cpu_count() or 1)
+    return settings.get().heavy_slots or max(1, (os.cpu_count() or 1) - 1)
 
 
-HEAVY = FairQueue(_default_slots())
+def threads_per_slot(slots: int, cores: int | None = None) -> int:
+    """Torch threads for each heavy slot: the cores left after the one kept for light work."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, (cores - 1) // max(1, slots))
+
+
+HEAVY = FairQueue(_default_slots(), torch_threads=threads_per_slot(_default_slots()))

@@ -143,3 +143,15 @@ def test_a_waiter_that_gives_up_does_not_block_the_line():
 def _use(queue) -> bool:
     with queue.slot():
         return True
+
+
+def test_one_core_stays_out_of_heavy_work_by_default(monkeypatch):
+    from lib import work
+    assert work.threads_per_slot(1, cores=2) == 1          # 2 cores: one slot, one thread
+    assert work.threads_per_slot(3, cores=16) == 5         # 15 cores over 3 slots
+    assert work.threads_per_slot(4, cores=1) == 1
+    monkeypatch.setattr(work.os, "cpu_count", lambda: 8)
+    monkeypatch.delenv("LENS_HEAVY_SLOTS", raising=False)
+    assert work._default_slots() == 7
+    monkeypatch.setenv("LENS_HEAVY_SLOTS", "3")
+    assert work._default_slots() == 3
