@@ -57,7 +57,7 @@ def _click(value, image_width: int, state: dict):
     return ("box", (x1 * s, y1 * s, x2 * s, y2 * s))
 
 
-def _model_picker(key: str) -> str:
+def _model_picker(key: str, video: bool = False) -> str:
     choices = S.model_choices()
     names = [n for n, _ in choices]
     ready = dict(choices)
@@ -67,9 +67,18 @@ def _model_picker(key: str) -> str:
         format_func=lambda n: n if ready[n] else f"{n} (weights missing)")
     if not have_sam:
         spec = registry.find(registry.SAM2_IDS[0])
-        st.info("No SAM2 weights on this machine (no hub access). The **GrabCut** classical "
-                "fallback segments inside a box you drag; its masks are labelled as such, never "
-                f"as SAM2. To get SAM 2.1 on a connected machine: `{spec.fetch_command}`.")
+        if video:
+            from lib import segment_video as SV
+            st.info(f"No SAM2 weights on this machine (no hub access): **{SV.CLASSICAL}**. "
+                    "Objects are followed by dense optical flow and refined by GrabCut, frame "
+                    "by frame, starting from a box you drag. It has no memory: an object hidden "
+                    "behind another is lost (mean J 0.69 on 20 synthetic clips, about 0 after "
+                    "an occlusion). To get SAM 2.1 on a connected machine: "
+                    f"`{spec.fetch_command}`.")
+        else:
+            st.info("No SAM2 weights on this machine (no hub access). The **GrabCut** classical "
+                    "fallback segments inside a box you drag; its masks are labelled as such, "
+                    f"never as SAM2. To get SAM 2.1 on a connected machine: `{spec.fetch_command}`.")
     return name
 
 
@@ -378,7 +387,7 @@ def video_mode() -> None:
     from lib import segment_video as SV
     upload = st.file_uploader("Video (MP4, MOV, WebM, AVI)", type=V.ACCEPTED_EXTENSIONS,
                               key="seg_video")
-    name = _model_picker("seg_video_model")
+    name = _model_picker("seg_video_model", video=True)
     if upload is None:
         st.caption(f"Up to {settings.get().sam_max_frames} frames; frames are decoded once and "
                    "the model reads them on demand.")
@@ -399,11 +408,7 @@ def video_mode() -> None:
     if name == S.GRABCUT:     # no SAM 2 here: classical tracking, said plainly
         vm = SV.ClassicalVideoModel()
         name = vm.name
-        st.info(f"**{SV.CLASSICAL}**. With no SAM2 or EdgeTAM weights on this machine, objects "
-                "are followed by dense optical flow and refined by GrabCut, frame by frame. It "
-                "has no memory: an object hidden behind another is lost (mean J 0.69 on 20 "
-                "synthetic clips, about 0 after an occlusion). Drag a box to start an object. "
-                f"For SAM 2.1: `{registry.find(registry.SAM2_IDS[0]).fetch_command}`.")
+        st.caption(f"Tracking with {SV.CLASSICAL}: drag a box to start an object.")
     else:
         try:
             with st.spinner(f"Loading {name}…"):
