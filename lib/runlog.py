@@ -291,11 +291,16 @@ class Scan:
         same = (self.start >= self.start[i]) & (self.start < block_end)
         return np.flatnonzero(same)
 
+    def bytes_at(self, start: int, length: int) -> bytes:
+        """Bytes at an address of this scan: an offset in `data`, or len(data) + an offset
+        in `joined` (how record, body and value positions are given)."""
+        if start >= len(self.data):
+            start -= len(self.data)
+            return self.joined[start:start + length].tobytes()
+        return self.data[start:start + length].tobytes()
+
     def record(self, i: int) -> bytes:
-        s, n = int(self.start[i]), int(self.length[i])
-        if s >= len(self.data):
-            return self.joined[s - len(self.data):s - len(self.data) + n].tobytes()
-        return self.data[s:s + n].tobytes()
+        return self.bytes_at(int(self.start[i]), int(self.length[i]))
 
     def __len__(self) -> int:
         return len(self.start)
@@ -331,13 +336,9 @@ def scan(data: bytes | np.ndarray, base: int = 0, verify: np.ndarray = ALL) -> S
     stats = np.zeros(2, dtype=np.int64)
     count, resume, used = _scan(arr, base, TABLES, verify, joined, *arrays, stats)
     # views, not copies: the untouched tail of each array was never paged in
-    return Scan(arr, joined[:used].copy(), *(a[:count] for a in arrays),
+    return Scan(arr, as_bytes(joined[:used].copy()), *(a[:count] for a in arrays),
                 resume=int(resume), corrupt=int(stats[0]), undecodable=int(stats[1]),
                 base=base)
-
-
-def has_header(data: bytes | np.ndarray) -> bool:
-    return bytes(data[:4]) == b":W&B"
 
 
 # -- history rows -----------------------------------------------------------------------------
@@ -426,25 +427,6 @@ def _history_items(data, joined, kinds, bodies, body_lens, item_row, item_col, i
 
 
 @njit(cache=True, nogil=True)
-def _join_values(data, joined, starts, lens, out):
-    """value_json texts as one JSON array `[v1,v2,...]` in `out`; returns its length."""
-    n = len(data)
-    o = 1
-    out[0] = 91
-    for k in range(len(starts)):
-        if k:
-            out[o] = 44
-            o += 1
-        s = starts[k]
-        m = lens[k]
-        for q in range(m):
-            out[o + q] = joined[s - n + q] if s >= n else data[s + q]
-        o += m
-    out[o] = 93
-    return o + 1
-
-
-@njit(cache=True, nogil=True)
 def _columns_json(data, joined, col, starts, lens, ncols, out, seg_start, seg_end):
     """Each column's value_json texts as one JSON array `[v1,...]`, column k in
     out[seg_start[k]:seg_end[k]]; one pass over the items in file order."""
@@ -483,14 +465,11 @@ def _values(s: Scan, starts: np.ndarray, lens: np.ndarray, text: bytes) -> tuple
     try:
         return json.loads(text), bad
     except (json.JSONDecodeError, RecursionError, UnicodeDecodeError):
-        out = np.empty(int(lens.max(initial=0)) + 2, dtype=np.uint8)
         values = []
-        for k in range(len(starts)):
+        for k, (start, length) in enumerate(zip(starts.tolist(), lens.tolist())):
             try:
-                one = _join_values(s.data, as_bytes(s.joined), starts[k:k + 1], lens[k:k + 1],
-                                   out)
-                values.append(json.loads(out[:one].tobytes())[0])
-            except (json.JSONDecodeError, RecursionError, UnicodeDecodeError, IndexError):
+                values.append(json.loads(s.bytes_at(start, length)))
+            except (json.JSONDecodeError, RecursionError, UnicodeDecodeError):
                 values.append(None)
                 bad[k] = True
         return values, bad
@@ -509,7 +488,7 @@ def history_table(s: Scan):
     item = [np.empty(total, np.int64) for _ in range(6)]
     rows_of = [np.empty(cap, np.int64), np.empty(cap, np.int64)]
     slots, first_item = np.zeros(1 << 16, np.uint64), np.empty(1 << 15, np.int64)
-    items, rows, ncols = _history_items(s.data, as_bytes(s.joined), s.kind, s.body,
+    items, rows, ncols = _history_items(s.data, s.joined, s.kind, s.body,
                                         s.body_length, *item, *rows_of, slots, first_item)
     if ncols < 0:
         raise ValueError(f"more than {len(first_item)} distinct history keys")
@@ -522,23 +501,24 @@ def history_table(s: Scan):
     history_item = pb.HistoryItem()
     text = np.empty(int(vlen.sum()) + items + 2 * ncols + 2, dtype=np.uint8)
     seg_start, seg_end = np.empty(ncols, np.int64), np.empty(ncols, np.int64)
-    _columns_json(s.data, as_bytes(s.joined), col, vstart, vlen, ncols, text, seg_start,
+    _columns_json(s.data, s.joined, col, vstart, vlen, ncols, text, seg_start,
                   seg_end)
     everything = pd.RangeIndex(rows)
     for k in range(ncols):                                # columns in order of first use
         idx = order[bounds[k]:bounds[k + 1]]
         i0 = int(first_item[k])
-        history_item.ParseFromString(_slice(s, int(start[i0]), int(length[i0])))
+        history_item.ParseFromString(s.bytes_at(int(start[i0]), int(length[i0])))
         name = history_item.key or ".".join(history_item.nested_key)   # as leet names it
         values, bad = _values(s, vstart[idx], vlen[idx],
                               text[seg_start[k]:seg_end[k]].tobytes())
         bad_rows[row[idx][bad]] = True
         at = row[idx]
-        if len(at) == rows:                               # a value in every row
+        once = len(at) < 2 or bool((np.diff(at) > 0).all())   # at most once in each row
+        if once and len(at) == rows:                       # a value in every row
             columns[name] = pd.Series(values, index=everything)
             continue
         series = pd.Series(values, index=pd.Index(at))
-        if len(at) > 1 and not (np.diff(at) > 0).all():   # a key twice in a row: last wins
+        if not once:                                       # a key twice in a row: last wins
             series = series[~series.index.duplicated(keep="last")]
         columns[name] = series
     given = columns.get("_step")
@@ -556,13 +536,6 @@ def history_table(s: Scan):
     if dropped:
         frame = frame[~bad_rows].reset_index(drop=True)
     return frame, dropped
-
-
-def _slice(s: Scan, start: int, length: int) -> bytes:
-    if start >= len(s.data):
-        start -= len(s.data)
-        return s.joined[start:start + length].tobytes()
-    return s.data[start:start + length].tobytes()
 
 
 # -- metadata, config and summary -------------------------------------------------------------

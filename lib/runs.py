@@ -243,16 +243,21 @@ class LiveRun:
         return info
 
 
+def _unreadable(path: str | Path, exc: Exception) -> RunReadError:
+    """A failure reading one log as the message the page and the CLI show."""
+    if isinstance(exc, RunReadError):
+        return exc
+    return RunReadError(f"{Path(path).parent.name}: not a readable W&B run log ({exc})")
+
+
 def read_histories(paths: Iterable[str | Path], workers: int | None = None
                    ) -> dict[str, pd.DataFrame | RunReadError]:
     """Histories of several offline runs, read in parallel: {path: frame, or the error}."""
     def one(path: str | Path):
         try:
             return read_history(Path(path))
-        except RunReadError as exc:
-            return exc
-        except (OSError, ValueError) as exc:
-            return RunReadError(f"{Path(path).parent.name}: not a readable W&B run log ({exc})")
+        except (RunReadError, OSError, ValueError) as exc:
+            return _unreadable(path, exc)
     paths = [str(p) for p in paths]
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
         return dict(zip(paths, pool.map(one, paths)))
@@ -275,8 +280,7 @@ def load_offline(root: str | Path, source: str = "offline",
         try:
             return read_run_info(path, source)
         except (RunReadError, OSError, ValueError) as exc:
-            return ReadProblem(str(path), str(exc) if isinstance(exc, RunReadError) else
-                               f"{path.parent.name}: not a readable W&B run log ({exc})")
+            return ReadProblem(str(path), str(_unreadable(path, exc)))
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
         for done, result in enumerate(pool.map(one, files), 1):
