@@ -441,3 +441,57 @@ def test_record_field_numbers_match_wandbs_protobuf():
     oneof = {f.number for f in pb.Record.DESCRIPTOR.oneofs_by_name["record_type"].fields}
     outside = {f.number for f in pb.Record.DESCRIPTOR.fields} - oneof
     assert outside == set(np.flatnonzero(runlog.NOT_TYPE))
+
+
+def write_log(path, records) -> None:
+    """A .wandb log of protobuf Records, framed as wandb writes it (one FULL chunk each)."""
+    import zlib
+    data = bytearray(b":W&B\x00\x01\x00")
+    for record in records:
+        body = record.SerializeToString()
+        assert len(body) < 30_000
+        left = 32768 - len(data) % 32768
+        if left < 7 + len(body):                       # pad to the next block
+            data += b"\x00" * left
+        crc = zlib.crc32(bytes([1]) + body)
+        data += crc.to_bytes(4, "little") + len(body).to_bytes(2, "little") + b"\x01" + body
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+
+
+def test_a_row_with_a_value_that_is_not_json_is_dropped_and_counted(tmp_path):
+    from wandb.proto import wandb_internal_pb2 as pb
+    records = [pb.Record(run=pb.RunRecord(run_id="x1", project="p"))]
+    for step, value in enumerate(["0.5", "{not json", "0.25", "0.125"]):
+        history = pb.HistoryRecord()
+        history.step.num = step
+        history.item.add(key="loss", value_json=value)
+        history.item.add(key="_step", value_json=str(step))
+        if step == 2:                                   # a key twice in one row: the last wins
+            history.item.add(key="loss", value_json="0.3")
+        records.append(pb.Record(history=history))
+    log = tmp_path / "wandb" / "offline-run-x-x1" / "run-x1.wandb"
+    write_log(log, records)
+    hist = runs.read_history(log)
+    assert hist["_step"].tolist() == [0, 2, 3] and hist.attrs["dropped"] == 1
+    assert hist["loss"].tolist() == [0.5, 0.3, 0.125]
+
+
+def test_a_live_run_replaced_or_cut_shorter_is_read_again_from_the_start(project, tmp_path):
+    import shutil
+    logs = sorted(project.glob("wandb/offline-run-*/*.wandb"))
+    log = tmp_path / "wandb" / "offline-run-x-live" / "run-live.wandb"
+    log.parent.mkdir(parents=True)
+    data = logs[0].read_bytes()
+    log.write_bytes(data[: len(data) // 2])               # half written
+    live = runs.LiveRun(log)
+    first = live.poll()
+    assert 0 < first < 50
+    log.write_bytes(data[: len(data) // 4])               # cut shorter: read from the start
+    again = live.poll()
+    assert again == len(live.history) < first
+    shutil.copy(logs[1], log.with_suffix(".new"))         # replaced by another run's log
+    log.with_suffix(".new").replace(log)
+    live.poll()
+    pd.testing.assert_frame_equal(live.history, runs.read_history(logs[1]))
+    assert live.info.id == runs.read_run_info(logs[1]).id
