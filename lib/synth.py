@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from lib import cli
+
 CLASSES = ["circle", "square", "triangle", "star"]
 DEMO = {"seed": 0, "train": 600, "val": 150, "size": 128}   # the demo pack's data recipe
 
@@ -251,6 +253,11 @@ def write_clips(out: str | Path, count: int, frames: int = 30, size: int = 128,
     import av
 
     from lib import masks as M
+    from lib.errors import InputError
+    if count < 0 or frames < 4 or size < 32 or fps < 1:
+        raise InputError(f"Clips need count >= 0, frames >= 4, size >= 32 and fps >= 1 "
+                         f"(got {count}, {frames}, {size}, {fps}).",
+                         "e.g. python -m lib.synth --video 20 --frames 30 --size 128")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -293,6 +300,7 @@ def sample_clip(cache_root: str | Path | None = None) -> Path:
     return folder / "clip000.mp4"
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.synth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -305,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write N clips of moving, occluding shapes to OUT/video")
     parser.add_argument("--frames", type=int, default=30)
     args = parser.parse_args(argv)
+    if min(args.train, args.val, args.video) < 0 or args.size < 32 or args.frames < 4:
+        from lib.errors import InputError
+        raise InputError("Out of range: --train, --val and --video must be >= 0, --size >= 32 "
+                         "and --frames >= 4.", "e.g. python -m lib.synth --video 20")
     print(generate(args.out, args.seed, args.train, args.val, args.size))
     if args.video:
         print(write_clips(Path(args.out) / "video", args.video, args.frames, args.size,

@@ -92,3 +92,21 @@ def test_classical_tracker_is_measured_on_synthetic_clips(tmp_path):
     assert result["clips"] == 6 and result["frames"] > 300
     assert 0.6 < result["J"] < 0.85
     assert result["J_occluded"] < 0.3
+
+
+@pytest.mark.parametrize("flags", [["--frames", "0"], ["--frames", "-5"], ["--size", "8"],
+                                   ["--video", "-1"], ["--train", "-2"]])
+def test_synth_flags_out_of_range_get_one_error_line(flags, tmp_path, capsys):
+    from lib import synth
+    code = synth.main(["--out", str(tmp_path), "--train", "1", "--val", "1", "--video", "1",
+                       *flags])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: Out of range")
+    assert not list(tmp_path.iterdir())                  # nothing written
+
+
+def test_write_clips_refuses_clips_too_short_to_move(tmp_path):
+    from lib import synth
+    from lib.errors import InputError
+    with pytest.raises(InputError, match="frames >= 4"):
+        synth.write_clips(tmp_path, 1, frames=2)
