@@ -196,25 +196,24 @@ if not selected:
 tab_diff, tab_summary, tab_curves, tab_parallel, tab_importance = st.tabs(
     ["Config diff", "Summary", "Curves", "Parallel coordinates", "Parameter importance"])
 
+def diff_tab(frame: pd.DataFrame, what: str, key: str) -> None:
+    """A config or summary diff: how many keys differ, then the table (differing first)."""
+    if frame.empty:
+        st.info(f"The selected runs have no {what} that differ.")
+        return
+    st.caption(f"{frame.attrs['differing']} {what} differ across {len(selected)} runs "
+               "(listed first).")
+    st.dataframe(frame.astype(str), key=key)
+
+
 with tab_diff:
     show_all = st.toggle("Show all keys", key="diff_all")
-    diff = runs.config_diff(selected, all_keys=show_all)
-    if diff.empty:
-        st.info("The selected runs have identical configs.")
-    else:
-        st.caption(f"{diff.attrs['differing']} keys differ across {len(selected)} runs"
-                   + (" (listed first)." if show_all else "."))
-        st.dataframe(diff.astype(str), key="config_diff")
+    diff_tab(runs.config_diff(selected, all_keys=show_all), "config keys", "config_diff")
 
 with tab_summary:
     show_all_summary = st.toggle("Show equal metrics too", key="summary_all")
-    sdiff = runs.summary_diff(selected, all_keys=show_all_summary)
-    if sdiff.empty:
-        st.info("The selected runs have no summary metrics that differ.")
-    else:
-        st.caption(f"{sdiff.attrs['differing']} summary metrics differ across {len(selected)} "
-                   "runs (listed first).")
-        st.dataframe(sdiff.astype(str), key="summary_diff")
+    diff_tab(runs.summary_diff(selected, all_keys=show_all_summary), "summary metrics",
+             "summary_diff")
 
 
 def histories_of(chosen: list[runs.RunInfo], live: bool) -> tuple[dict[str, pd.DataFrame], set]:
