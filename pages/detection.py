@@ -1,6 +1,7 @@
 """Detection benchmark: two models (built-in detectors or imported results) on COCO data."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -152,9 +153,13 @@ elif OFFLINE:
 choices = [IMPORT] + [s.name for s in detector_specs] + [OTHER]
 # On demo data the demo detectors are the defaults; otherwise imported predictions.
 defaults = demo_models + [IMPORT, IMPORT] if how == DEMO_DATA else [IMPORT, IMPORT]
+linked_imports: dict[int, str] = {}   # slot -> an imported model's name, from the link
 if link.get("models"):        # from a logged benchmark: its models (imported ones re-upload)
-    named = [m if m in choices else IMPORT for m in link["models"].split(",")[:2]]
+    linked = link["models"].split(",")[:2]
+    named = [m if m in choices else IMPORT for m in linked]
     defaults = named + defaults[len(named):]
+    linked_imports = {k: re.sub(r"[^\w.\- ]", "", m)[:100]   # shown as text: plain names
+                      for k, m in enumerate(linked) if m not in choices}
 reports: dict[str, benchmark.Report] = {}
 speeds: dict[str, dict] = {}
 cols = st.columns(2)
@@ -165,8 +170,12 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
         dets = None
         if choice == IMPORT:
             file = st.file_uploader("COCO results JSON", type=["json"], key=f"preds_{slot}")
+            if k in linked_imports and file is None:
+                st.caption(f"The logged benchmark compared imported predictions "
+                           f"'{linked_imports[k]}': upload that file again.")
             stem = Path(file.name).stem if file else f"model {slot}"
-            label = st.text_input("Name", placeholder=stem, key=f"name_{slot}") or stem
+            label = st.text_input("Name", value=linked_imports.get(k, ""), placeholder=stem,
+                                  key=f"name_{slot}") or stem
             if file is not None:
                 with ui.reported():
                     checked = datasets.check_results(file.getvalue(), dataset)

@@ -256,11 +256,20 @@ def test_a_logged_benchmark_link_reopens_its_data_and_models(coco, monkeypatch):
     assert at.number_input(key="subset").value == 7 and at.number_input(key="seed").value == 2
     assert at.selectbox(key="model_A").value == "demo-fasterrcnn"
     assert at.selectbox(key="model_B").value.startswith("Import")   # imported: upload again
+    assert at.text_input(key="name_B").value == "my-imported"
+    assert any("upload that file again" in c.value for c in at.caption)
     assert any("7 images" in c.value for c in at.caption)
     # a hostile link is input like any other: refused with the usual message
     at2 = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     at2.switch_page("pages/detection.py")
-    for key, value in {**query, "ann": "/etc/passwd"}.items():
+    hostile = {**query, "ann": "/etc/passwd", "models": "demo-fasterrcnn,x](javascript:1)`<b>"}
+    for key, value in hostile.items():
         at2.query_params[key] = value
     at2.run()
     assert any("not inside the folders Lens may read" in e.value for e in at2.error)
+    at3 = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at3.switch_page("pages/detection.py")
+    for key, value in {**query, "models": "demo-fasterrcnn,x](javascript:1)`<b>"}.items():
+        at3.query_params[key] = value
+    at3.run()
+    assert at3.text_input(key="name_B").value == "xjavascript1b"   # a plain name, no markup
