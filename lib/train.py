@@ -5,6 +5,7 @@
          --img-size 128 --seed 0 --init package|timm|scratch --group-regex REGEX]
     python -m lib.train detect --data COCO_DIR --model fasterrcnn_timm|conditional_detr --name N
     python -m lib.train demo-classifier | demo-detector fasterrcnn|conditional-detr
+    python -m lib.train demo-segmenter        (EdgeTAM-style segmenter + tracker; lib.train_sam)
 
 Detection: COCO_DIR holds train/ and val/ (annotations.json + images/, as `lib.synth` writes).
 
@@ -685,11 +686,17 @@ def main(argv: list[str] | None = None) -> int:
     dd = sub.add_parser("demo-detector", help="retrain one of the demo pack's detectors")
     dd.add_argument("which", choices=sorted(DEMO_DETECTORS))
     dd.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
+    sg = sub.add_parser("demo-segmenter", help="retrain the demo pack's promptable segmenter "
+                                               "and tracker (about an hour on 2 CPU cores)")
+    sg.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
     args = parser.parse_args(argv)
     args.argv = argv
     try:
         if args.command == "demo-classifier":
             demo_classifier(Path(args.out))
+        elif args.command == "demo-segmenter":
+            from lib import train_sam
+            train_sam.demo_segmenter(Path(args.out))
         elif args.command == "demo-detector":
             demo_detector(Path(args.out), args.which)
         elif args.command == "detect":

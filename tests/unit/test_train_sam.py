@@ -1,0 +1,108 @@
+"""The demo segmenter's training code: prompts as the page makes them, the training path equal
+to the inference path, and a few-step run of the whole recipe into a loadable folder."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lib import checkpoints, registry, segment, segment_video, synth
+from lib import train_sam as T
+
+
+@pytest.fixture(scope="module")
+def shape():
+    _, objects = synth.make_image(np.random.default_rng(3), 256, 1)
+    return objects[0][1]
+
+
+@pytest.mark.parametrize("kind", T.PROMPT_KINDS)
+def test_prompts_are_sampled_from_the_mask(shape, kind):
+    rng = np.random.default_rng(0)
+    ys, xs = np.nonzero(shape)
+    for _ in range(20):
+        points = T.sample_prompts(shape, kind, rng)
+        for x, y, label in points:
+            if label == 1:
+                assert shape[int(y), int(x)]                 # positives inside
+            elif label == 0:
+                assert not shape[int(y), int(x)]             # negatives outside
+        corners = [(x, y) for x, y, lab in points if lab in (2, 3)]
+        if kind.startswith("box"):
+            (x0, y0), (x1, y1) = corners
+            w, h = xs.max() - xs.min(), ys.max() - ys.min()
+            assert abs(x0 - xs.min()) <= 0.1 * w + 1 and abs(y1 - ys.max() - 1) <= 0.1 * h + 1
+        else:
+            assert not corners
+
+
+def test_a_box_as_corner_points_is_the_processors_box():
+    """Training encodes a box as two points labelled 2 and 3; the page sends `input_boxes`.
+    The prompt encoder must give the same result both ways."""
+    model = T.new_image_model().eval()
+    with torch.no_grad():
+        pts = model.prompt_encoder(torch.tensor([[[[10.0, 20.0], [100.0, 150.0]]]]),
+                                   torch.tensor([[[2, 3]]]), None, None)[0]
+        box = model.prompt_encoder(None, None, torch.tensor([[[10.0, 20.0, 100.0, 150.0]]]),
+                                   None)[0]
+    assert torch.allclose(pts, box, atol=1e-6)
+
+
+def test_training_features_equal_the_models_own_embeddings():
+    """Stage 1 trains on cached backbone features; what it feeds the decoder must be what
+    `EdgeTamModel.get_image_embeddings` (the page's path) computes."""
+    model = T.new_image_model().eval()
+    data = T.make_images(3, 0, T.processor(), log=None)
+    feats = T.backbone_features(model, data.pixels)
+    with torch.no_grad():
+        ref = model.get_image_embeddings(data.pixels.float())
+        ours = T.embeddings_from_features(model, feats)
+    for a, b in zip(ref, ours):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=2e-2)   # features kept in fp16
+
+
+def test_prompt_and_image_positions_share_one_encoding():
+    """A fresh transformers EdgeTAM draws its prompt and image positional encodings apart;
+    trained that way, a click's position means nothing (the model learned to segment the most
+    salient shape whatever was clicked). The demo model ties them, as SAM has them."""
+    model = T.new_image_model()
+    assert torch.equal(model.prompt_encoder.shared_embedding.positional_embedding,
+                       model.shared_image_embedding.positional_embedding)
+
+
+def test_the_backbone_starts_from_the_packaged_imagenet_weights():
+    import timm
+    spec = next(s for s in registry.builtin_specs()
+                if s.source == "package" and s.arch == T.BACKBONE)
+    state = registry._package_state_dict(spec, timm.create_model(T.BACKBONE, num_classes=1000))
+    body = T.new_image_model().vision_encoder.backbone.timm_model.state_dict()
+    assert torch.equal(body["conv_stem.weight"], state["conv_stem.weight"])
+    video = T.video_model_from(T.new_image_model())
+    assert torch.isfinite(video.spatial_perceiver.latents_2d).all()   # initialised, not empty
+
+
+def test_few_step_recipe_writes_a_folder_both_models_load(tmp_path):
+    """The whole recipe at toy size: a transformers folder with its processor, a manifest the
+    registry reads as a segmentation checkpoint, measured figures and an offline W&B run."""
+    recipe = {"images": 12, "image_steps": 2, "clips": 2, "clip_frames": 8, "video_steps": 2}
+    folder = T.demo_segmenter(tmp_path, recipe, log=lambda s: None,
+                              measure_on={"images": 2, "clips": 1})
+    ckpt = checkpoints.read_checkpoint(folder)
+    assert ckpt.ok and ckpt.task == "segmentation"
+    manifest = json.loads((folder / "model.json").read_text())
+    assert manifest["recipe"]["image_steps"] == 2 and manifest["command"].endswith(
+        "demo-segmenter")
+    assert set(manifest["metrics"]) >= {"click_iou", "box_iou", "video_J"}
+    assert list((folder / "wandb").glob("offline-run-*/run-*.wandb"))
+    spec = registry.checkpoint_spec(ckpt)
+    seg = segment.build_segmenter(spec, device="cpu")
+    video = segment_video.build_video_model(spec, device="cpu")
+    assert type(seg.model).__name__ == "EdgeTamModel"
+    assert type(video.model).__name__ == "EdgeTamVideoModel"
+    assert next(seg.model.parameters()).dtype == torch.float32   # stored in half, run in full
+    assert torch.equal(seg.model.mask_decoder.iou_prediction_head.proj_out.weight,
+                       video.model.mask_decoder.iou_prediction_head.proj_out.weight)
+    for model in (seg.model, video.model):
+        assert torch.equal(model.prompt_encoder.shared_embedding.positional_embedding,
+                           model.shared_image_embedding.positional_embedding)
