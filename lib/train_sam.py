@@ -6,9 +6,9 @@ packaged EfficientNet-Lite0, trained on `lib.synth` shapes and clips.
 Stage 1 (images) trains the image encoder's neck, the prompt encoder and the mask decoder on
 the frozen backbone's features, with prompts made as the Segmentation page makes them (a
 click, a box, a box with a click, a few positive and negative clicks) sampled from the
-ground-truth masks. SAM 2's losses: focal x 20 + dice on the masks (on every multimask
-candidate, since synthetic shapes are unambiguous, and on the single mask), L1 on the
-predicted IoU, binary cross-entropy on the object score.
+ground-truth masks. SAM 2's losses: focal x 20 + dice on the masks (the best multimask
+candidate, and the single mask), L1 on the predicted IoU of every candidate, binary
+cross-entropy on the object score.
 
 Stage 2 (video) loads the same weights into `EdgeTamVideoModel` and trains the memory path
 (memory encoder, spatial perceiver, memory attention, object pointers) through the model's own
