@@ -391,11 +391,26 @@ class SegObject:
 
 # -- what the page offers --------------------------------------------------------------------
 
+SYNTHETIC_LABEL_SET = "synthetic shapes"
+
+
 def model_choices() -> list[tuple[str, bool]]:
     """(name, weights present): SAM2/EdgeTAM ids and segmentation checkpoints whose weights are
-    here, then the GrabCut fallback, then the models whose weights are missing."""
-    specs = [(s.name, registry.availability(s).ready) for s in registry.all_specs("segmentation")]
-    return [r for r in specs if r[1]] + [(GRABCUT, True)] + [r for r in specs if not r[1]]
+    here, then the GrabCut fallback, then models trained on synthetic shapes only (the demo
+    segmenter), then the models whose weights are missing."""
+    specs = [(s, registry.availability(s).ready) for s in registry.all_specs("segmentation")]
+    real = [(s.name, ok) for s, ok in specs if ok and s.label_set != SYNTHETIC_LABEL_SET]
+    demo = [(s.name, ok) for s, ok in specs if ok and s.label_set == SYNTHETIC_LABEL_SET]
+    return real + [(GRABCUT, True)] + demo + [(s.name, ok) for s, ok in specs if not ok]
+
+
+def synthetic_only(name: str) -> dict | None:
+    """The manifest of a segmentation checkpoint trained on synthetic shapes only (the demo
+    segmenter), else None."""
+    spec = next((s for s in registry.all_specs("segmentation") if s.name == name), None)
+    if spec is None or spec.label_set != SYNTHETIC_LABEL_SET:
+        return None
+    return dict(spec.manifest or {})
 
 
 def load_segmenter(name: str) -> Segmenter:

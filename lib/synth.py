@@ -283,6 +283,13 @@ def write_clips(out: str | Path, count: int, frames: int = 30, size: int = 128,
     return out
 
 
+def sample_image(seed: int = 7, size: int = 256) -> Image.Image:
+    """The Segmentation page's synthetic sample: three shapes like those the demo segmenter
+    was trained on (deterministic, made in milliseconds)."""
+    img, _ = make_image(np.random.default_rng(seed), size, 3)
+    return img
+
+
 def sample_clip(cache_root: str | Path | None = None) -> Path:
     """A sample clip for the Segmentation page's video mode (generated once into the cache):
     three shapes moving, one passing in front of another, one entering later."""

@@ -61,25 +61,55 @@ def _model_picker(key: str, video: bool = False) -> str:
     choices = S.model_choices()
     names = [n for n, _ in choices]
     ready = dict(choices)
-    have_sam = any(ok for n, ok in choices if n != S.GRABCUT)
-    name = st.sidebar.selectbox(
-        "Segmentation model", names, key=key,
-        format_func=lambda n: n if ready[n] else f"{n} (weights missing)")
+    demo = {n for n, ok in choices if ok and S.synthetic_only(n) is not None}
+    have_sam = any(ok for n, ok in choices if n != S.GRABCUT and n not in demo)
+
+    def label(n: str) -> str:
+        if not ready[n]:
+            return f"{n} (weights missing)"
+        return f"{n} (trained on synthetic shapes)" if n in demo else n
+    name = st.sidebar.selectbox("Segmentation model", names, key=key, format_func=label)
     if not have_sam:
         spec = registry.find(registry.SAM2_IDS[0])
         if video:
             from lib import segment_video as SV
-            st.info(f"No SAM2 weights on this machine (no hub access): **{SV.CLASSICAL}**. "
-                    "Objects are followed by dense optical flow and refined by GrabCut, frame "
-                    "by frame, starting from a box you drag. It has no memory: an object hidden "
-                    "behind another is lost (mean J 0.69 on 20 synthetic clips, about 0 after "
-                    "an occlusion). To get SAM 2.1 on a connected machine: "
-                    f"`{spec.fetch_command}`.")
+            text = (f"No SAM 2 weights on this machine (no hub access). By default, "
+                    f"**{SV.CLASSICAL}**: objects are followed by dense optical flow and refined "
+                    "by GrabCut, frame by frame, from a box you drag. It has no memory: an "
+                    "object hidden behind another is lost (mean J 0.69 on 20 synthetic clips, "
+                    "about 0 after an occlusion).")
         else:
-            st.info("No SAM2 weights on this machine (no hub access). The **GrabCut** classical "
-                    "fallback segments inside a box you drag; its masks are labelled as such, "
-                    f"never as SAM2. To get SAM 2.1 on a connected machine: `{spec.fetch_command}`.")
+            text = ("No SAM 2 weights on this machine (no hub access). For photos, the "
+                    "**GrabCut** classical fallback segments inside a box you drag; its masks "
+                    "are labelled as such, never as SAM 2.")
+        for n in sorted(demo):
+            text += " " + _demo_sentence(n, video)
+        st.info(text + f" To get SAM 2.1 on a connected machine: `{spec.fetch_command}`.")
     return name
+
+
+def _demo_sentence(name: str, video: bool) -> str:
+    """What a synthetic-shapes model is, with the figures its manifest measured."""
+    m = (S.synthetic_only(name) or {}).get("metrics", {})
+    if video:
+        figures = (f"mean J {m['video_J']:.2f} over {m['video_clips']} synthetic clips, "
+                   f"{m['video_J_after_occlusion']:.2f} after an occlusion"
+                   if "video_J" in m else "no measured figures")
+        where = "the sample clip"
+    else:
+        figures = (f"mean IoU {m['click_iou']:.2f} from one click, {m['box_iou']:.2f} from a "
+                   f"box, on {m['images']} synthetic images" if "click_iou" in m
+                   else "no measured figures")
+        where = "the *synthetic shapes* sample"
+    return (f"**{name}** is **trained on synthetic shapes** ({figures}): pick it for {where}; "
+            "on photos its masks mean nothing.")
+
+
+def _off_distribution(name: str, synthetic_input: bool) -> None:
+    """A plain warning when a synthetic-shapes model is used on anything else."""
+    if not synthetic_input and S.synthetic_only(name) is not None:
+        st.warning(f"**{name}** was trained on synthetic shapes only: on this input its masks "
+                   f"are not meaningful. For photos use **{S.GRABCUT}**.")
 
 
 def _load(name: str):
@@ -123,7 +153,8 @@ def _notice(message: str) -> None:
 def image_mode() -> None:
     src_col, sample_col = st.columns([3, 2])
     upload = src_col.file_uploader("Image", type=images.ACCEPTED_EXTENSIONS, key="seg_upload")
-    sample = sample_col.selectbox("…or a sample photo", list(samples.SAMPLES), key="seg_sample")
+    sample = sample_col.selectbox("…or a sample", [*samples.SAMPLES, samples.SYNTHETIC],
+                                  key="seg_sample")
     try:
         intake = _decode(upload.getvalue(), upload.name) if upload else _sample(sample)
     except images.ImageError as exc:
@@ -140,6 +171,7 @@ def image_mode() -> None:
     if seg is None:
         return
     ui.untrained_warning(seg)
+    _off_distribution(name, upload is None and sample == samples.SYNTHETIC)
     if state.get("notice"):
         st.warning(state.pop("notice"))
 
@@ -397,7 +429,9 @@ def video_mode() -> None:
         with st.spinner("Generating the sample clip (once)…"):
             sample = synth.sample_clip()
         upload_name, data = sample.name, sample.read_bytes()
+        synthetic = True
     else:
+        synthetic = False
         upload_name, data = upload.name, upload.getvalue()
     digest = hashlib.sha1(data).hexdigest()[:16]
     try:
@@ -417,6 +451,7 @@ def video_mode() -> None:
             st.error(str(exc))
             return
     ui.untrained_warning(vm)
+    _off_distribution(name, synthetic)
     try:
         with st.spinner("Decoding the clip…"):
             frames = _video_frames(digest, info)

@@ -196,3 +196,36 @@ def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatc
     at.selectbox(key="seg_veffect").set_value("blur").run()
     at.button(key="seg_render").click().run()
     assert not at.exception and "Download MP4" in [d.label for d in at.download_button]
+
+
+def test_a_synthetic_shapes_model_is_offered_after_grabcut_and_said_plainly(
+        offline, checkpoints_dir, monkeypatch):
+    """A segmentation checkpoint trained on synthetic shapes only (label set "synthetic
+    shapes") is listed after GrabCut, named as such with the figures its manifest measured;
+    it runs on the synthetic sample without a warning and warns on a photo."""
+    import json
+
+    from lib import samples
+    folder = checkpoints_dir / "shapes-sam"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"")
+    (folder / "model.json").write_text(json.dumps({
+        "task": "segmentation", "architecture": "edgetam", "weights": "model.safetensors",
+        "label_set": "synthetic shapes",
+        "metrics": {"click_iou": 0.512, "box_iou": 0.634, "images": 150}}))
+    tiny = S.tiny_segmenter()
+    monkeypatch.setattr(S, "load_segmenter",
+                        lambda name: tiny if name == "shapes-sam" else S.grabcut_segmenter())
+    at = run_page("segmentation")
+    picker = at.sidebar.selectbox[0]
+    assert picker.value == S.GRABCUT                         # photos keep GrabCut first
+    assert picker.options[:2] == [S.GRABCUT, "shapes-sam (trained on synthetic shapes)"]
+    info = at.info[0].value
+    assert ("**shapes-sam** is **trained on synthetic shapes** (mean IoU 0.51 from one click, "
+            "0.63 from a box, on 150 synthetic images)") in info
+    next(s for s in at.selectbox if s.label == "…or a sample").set_value(samples.SYNTHETIC)
+    at.sidebar.selectbox[0].set_value("shapes-sam").run()
+    assert not at.exception
+    assert not any("synthetic shapes only" in w.value for w in at.warning)
+    next(s for s in at.selectbox if s.label == "…or a sample").set_value("coffee").run()
+    assert any("trained on synthetic shapes only" in w.value for w in at.warning)

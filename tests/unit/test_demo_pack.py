@@ -33,7 +33,7 @@ def test_demo_classifier_is_listed_and_small(demo):
     assert registry.find("demo-classifier").source == "checkpoint"
     assert lm.labels == sorted(synth.CLASSES)
     total = sum(p.stat().st_size for p in (ROOT / "checkpoints").rglob("*") if p.is_file())
-    assert total <= 30 * 2**20
+    assert total <= 50 * 2**20                      # the whole demo pack (issue #16's budget)
     assert manifest["init"].startswith("packaged ImageNet weights")
 
 
@@ -78,3 +78,4 @@ def test_demo_detector_map_recorded_and_reproduced(tmp_path_factory, name, floor
     # measured again, by the reference implementation (pycocotools), not the page's own code
     reference = coco_eval.evaluate_pycocotools(val, results)
     assert reference["AP50"] == pytest.approx(manifest["metrics"]["val_map50"], abs=1e-6)
+
