@@ -404,13 +404,19 @@ def model_choices() -> list[tuple[str, bool]]:
     return real + [(GRABCUT, True)] + demo + [(s.name, ok) for s, ok in specs if not ok]
 
 
-def synthetic_only(name: str) -> dict | None:
-    """The manifest of a segmentation checkpoint trained on synthetic shapes only (the demo
-    segmenter), else None."""
-    spec = next((s for s in registry.all_specs("segmentation") if s.name == name), None)
-    if spec is None or spec.label_set != SYNTHETIC_LABEL_SET:
-        return None
-    return dict(spec.manifest or {})
+def synthetic_models() -> dict[str, dict]:
+    """Segmentation checkpoints trained on synthetic shapes only, name -> the figures their
+    manifest measured (numbers only: a manifest is input like any other)."""
+    import math
+    out = {}
+    for spec in registry.all_specs("segmentation"):
+        if spec.label_set != SYNTHETIC_LABEL_SET:
+            continue
+        metrics = (spec.manifest or {}).get("metrics")
+        metrics = metrics if isinstance(metrics, dict) else {}
+        out[spec.name] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))
+                          and not isinstance(v, bool) and math.isfinite(v)}
+    return out
 
 
 def load_segmenter(name: str) -> Segmenter:

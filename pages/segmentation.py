@@ -61,7 +61,8 @@ def _model_picker(key: str, video: bool = False) -> str:
     choices = S.model_choices()
     names = [n for n, _ in choices]
     ready = dict(choices)
-    demo = {n for n, ok in choices if ok and S.synthetic_only(n) is not None}
+    synthetic = S.synthetic_models()
+    demo = {n for n, ok in choices if ok and n in synthetic}
     have_sam = any(ok for n, ok in choices if n != S.GRABCUT and n not in demo)
 
     def label(n: str) -> str:
@@ -83,22 +84,23 @@ def _model_picker(key: str, video: bool = False) -> str:
                     "**GrabCut** classical fallback segments inside a box you drag; its masks "
                     "are labelled as such, never as SAM 2.")
         for n in sorted(demo):
-            text += " " + _demo_sentence(n, video)
+            text += " " + _demo_sentence(n, synthetic[n], video)
         st.info(text + f" To get SAM 2.1 on a connected machine: `{spec.fetch_command}`.")
     return name
 
 
-def _demo_sentence(name: str, video: bool) -> str:
+def _demo_sentence(name: str, m: dict, video: bool) -> str:
     """What a synthetic-shapes model is, with the figures its manifest measured."""
-    m = (S.synthetic_only(name) or {}).get("metrics", {})
     if video:
-        figures = (f"mean J {m['video_J']:.2f} over {m['video_clips']} synthetic clips, "
+        figures = (f"mean J {m['video_J']:.2f} over {m['video_clips']:.0f} synthetic clips, "
                    f"{m['video_J_after_occlusion']:.2f} after an occlusion"
-                   if "video_J" in m else "no measured figures")
+                   if {"video_J", "video_clips", "video_J_after_occlusion"} <= m.keys()
+                   else "no measured figures")
         where = "the sample clip"
     else:
         figures = (f"mean IoU {m['click_iou']:.2f} from one click, {m['box_iou']:.2f} from a "
-                   f"box, on {m['images']} synthetic images" if "click_iou" in m
+                   f"box, on {m['images']:.0f} synthetic images"
+                   if {"click_iou", "box_iou", "images"} <= m.keys()
                    else "no measured figures")
         where = "the *synthetic shapes* sample"
     return (f"**{name}** is **trained on synthetic shapes** ({figures}): pick it for {where}; "
@@ -107,7 +109,7 @@ def _demo_sentence(name: str, video: bool) -> str:
 
 def _off_distribution(name: str, synthetic_input: bool) -> None:
     """A plain warning when a synthetic-shapes model is used on anything else."""
-    if not synthetic_input and S.synthetic_only(name) is not None:
+    if not synthetic_input and name in S.synthetic_models():
         st.warning(f"**{name}** was trained on synthetic shapes only: on this input its masks "
                    f"are not meaningful. For photos use **{S.GRABCUT}**.")
 

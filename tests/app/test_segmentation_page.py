@@ -229,3 +229,27 @@ def test_a_synthetic_shapes_model_is_offered_after_grabcut_and_said_plainly(
     assert not any("synthetic shapes only" in w.value for w in at.warning)
     next(s for s in at.selectbox if s.label == "…or a sample").set_value("coffee").run()
     assert any("trained on synthetic shapes only" in w.value for w in at.warning)
+
+
+def test_a_synthetic_shapes_manifest_with_hostile_figures_does_not_take_the_page_down(
+        offline, checkpoints_dir):
+    """Figures in a dropped manifest are input: text, NaN or a list instead of numbers give
+    "no measured figures", never an exception."""
+    import json
+    for name, metrics in (("text-figures", {"click_iou": "<b>1.0</b>", "box_iou": 0.9,
+                                            "images": 150}),
+                          ("nan-figures", {"click_iou": float("nan"), "box_iou": 0.9,
+                                           "images": 150}),
+                          ("list-figures", [0.9])):
+        folder = checkpoints_dir / name
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"")
+        (folder / "model.json").write_text(json.dumps({
+            "task": "segmentation", "architecture": "edgetam", "weights": "model.safetensors",
+            "label_set": "synthetic shapes", "metrics": metrics}))
+    at = run_page("segmentation")
+    assert not at.exception
+    info = at.info[0].value
+    for name in ("text-figures", "nan-figures", "list-figures"):
+        assert f"**{name}** is **trained on synthetic shapes** (no measured figures)" in info
+    assert "<b>" not in info
