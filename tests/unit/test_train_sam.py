@@ -71,6 +71,44 @@ def test_prompt_and_image_positions_share_one_encoding():
                        model.shared_image_embedding.positional_embedding)
 
 
+def test_image_content_starts_no_louder_than_the_positional_encoding():
+    """The decoder finds a prompted shape by matching positional encodings (norm 8 per
+    location) that ride on the image embedding. A default neck on Lite0's features starts at
+    about 36 and the decoder never learned to use the prompt; the demo model starts it at the
+    encoding's scale."""
+    model = T.new_image_model().eval()
+    data = T.make_images(8, 0, T.processor(), log=None)
+    with torch.no_grad():
+        embedding = model.get_image_embeddings(data.pixels.float())[-1]
+        pe = model.get_image_wide_positional_embeddings()
+    varying = embedding - embedding.mean(dim=(2, 3), keepdim=True)  # what attention can see
+    assert varying.norm(dim=1).mean() < 1.5 * pe.norm(dim=1).mean()
+
+
+def test_warm_up_batches_click_different_shapes_of_one_image():
+    data = T.make_images(12, 0, T.processor(), log=None)
+    model = T.new_image_model().eval()
+    feats = T.backbone_features(model, data.pixels)
+    seen = []
+    real = T.decoder_loss
+
+    def spy(out, target, multimask):
+        seen.append((target.shape, multimask))
+        targets.append(target)
+        return real(out, target, multimask)
+    targets = []
+    T.decoder_loss = spy
+    try:
+        loss, _, _, single = T.image_step(model, data, feats, np.random.default_rng(0), batch=4,
+                                          locate=True)
+    finally:
+        T.decoder_loss = real
+    assert seen == [((4, 2, T.LOSS_SIZE, T.LOSS_SIZE), False)]   # single mask only
+    for pair in targets[0]:                                        # two different shapes
+        assert pair[0].sum() > 0 and pair[1].sum() > 0 and not torch.equal(pair[0], pair[1])
+    assert loss.requires_grad and 0 <= single <= 1
+
+
 def test_the_backbone_starts_from_the_packaged_imagenet_weights():
     import timm
     spec = next(s for s in registry.builtin_specs()
@@ -85,7 +123,7 @@ def test_the_backbone_starts_from_the_packaged_imagenet_weights():
 def test_few_step_recipe_writes_a_folder_both_models_load(tmp_path):
     """The whole recipe at toy size: a transformers folder with its processor, a manifest the
     registry reads as a segmentation checkpoint, measured figures and an offline W&B run."""
-    recipe = {"images": 12, "image_steps": 2, "clips": 2, "clip_frames": 8, "video_steps": 2}
+    recipe = {"images": 12, "image_steps": 2, "locate_steps": 1, "clips": 2, "clip_frames": 8, "video_steps": 2}
     folder = T.demo_segmenter(tmp_path, recipe, log=lambda s: None,
                               measure_on={"images": 2, "clips": 1})
     ckpt = checkpoints.read_checkpoint(folder)
