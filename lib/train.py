@@ -689,6 +689,8 @@ def main(argv: list[str] | None = None) -> int:
     sg = sub.add_parser("demo-segmenter", help="retrain the demo pack's promptable segmenter "
                                                "and tracker (about an hour on 2 CPU cores)")
     sg.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
+    sg.add_argument("--save-stage1", help="also keep the image model after stage 1 here")
+    sg.add_argument("--stage1", help="start from a saved stage 1 instead of training it")
     args = parser.parse_args(argv)
     args.argv = argv
     try:
@@ -696,7 +698,9 @@ def main(argv: list[str] | None = None) -> int:
             demo_classifier(Path(args.out))
         elif args.command == "demo-segmenter":
             from lib import train_sam
-            train_sam.demo_segmenter(Path(args.out))
+            train_sam.demo_segmenter(Path(args.out),
+                                     stage1=Path(args.stage1) if args.stage1 else None,
+                                     save_stage1=args.save_stage1)
         elif args.command == "demo-detector":
             demo_detector(Path(args.out), args.which)
         elif args.command == "detect":

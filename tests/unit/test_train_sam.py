@@ -123,9 +123,11 @@ def test_the_backbone_starts_from_the_packaged_imagenet_weights():
 def test_few_step_recipe_writes_a_folder_both_models_load(tmp_path):
     """The whole recipe at toy size: a transformers folder with its processor, a manifest the
     registry reads as a segmentation checkpoint, measured figures and an offline W&B run."""
-    recipe = {"images": 12, "image_steps": 2, "locate_steps": 1, "clips": 2, "clip_frames": 8, "video_steps": 2}
+    recipe = {"images": 12, "image_steps": 2, "locate_steps": 1, "clips": 2, "clip_frames": 8,
+              "video_steps": 2}
     folder = T.demo_segmenter(tmp_path, recipe, log=lambda s: None,
-                              measure_on={"images": 2, "clips": 1})
+                              measure_on={"images": 2, "clips": 1},
+                              save_stage1=tmp_path / "stage1")
     ckpt = checkpoints.read_checkpoint(folder)
     assert ckpt.ok and ckpt.task == "segmentation"
     manifest = json.loads((folder / "model.json").read_text())
@@ -144,3 +146,8 @@ def test_few_step_recipe_writes_a_folder_both_models_load(tmp_path):
     for model in (seg.model, video.model):
         assert torch.equal(model.prompt_encoder.shared_embedding.positional_embedding,
                            model.shared_image_embedding.positional_embedding)
+    # the kept stage 1 is the image model the video stage started from
+    from transformers import EdgeTamModel
+    stage1 = EdgeTamModel.from_pretrained(tmp_path / "stage1")
+    assert torch.equal(stage1.prompt_encoder.point_embed.weight.half().float(),
+                       seg.model.prompt_encoder.point_embed.weight)   # not trained in stage 2
