@@ -79,3 +79,27 @@ def test_demo_detector_map_recorded_and_reproduced(tmp_path_factory, name, floor
     reference = coco_eval.evaluate_pycocotools(val, results)
     assert reference["AP50"] == pytest.approx(manifest["metrics"]["val_map50"], abs=1e-6)
 
+
+
+def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
+    """The demo segmenter's manifest figures meet the issue's goals and equal what the
+    Segmentation page's code measures now on the regenerated validation images and clips
+    (click at each shape's centre and its box through `Segmenter.predict`; one box prompt per
+    object on its first frame, propagated by `EdgeTamVideoModel`, J on every later frame)."""
+    from lib import segment, segment_video, train_sam
+    folder = ROOT / "checkpoints" / train_sam.NAME
+    manifest = json.loads((folder / "model.json").read_text())
+    m = manifest["metrics"]
+    assert m["click_iou"] >= 0.8 and m["box_iou"] >= 0.9
+    assert manifest["label_set"] == "synthetic shapes"
+    spec = registry.find(train_sam.NAME)
+    cache = tmp_path_factory.mktemp("cache")
+    now = train_sam.measure_images(segment.build_segmenter(spec, device="cpu"),
+                                   synth.demo_val(cache))
+    for key in ("click_iou", "box_iou", "top_ranked_is_best"):
+        assert now[key] == pytest.approx(m[key], abs=2e-3), key
+    video = segment_video.build_video_model(spec, device="cpu")
+    j = segment_video.track_clip_j(video.tracker, train_sam.val_clips(cache))
+    assert (j["clips"], j["frames"]) == (m["video_clips"], m["video_frames"])
+    assert j["J"] == pytest.approx(m["video_J"], abs=2e-3)
+    assert j["J_occluded"] == pytest.approx(m["video_J_after_occlusion"], abs=5e-3)
