@@ -77,8 +77,8 @@ def _model_picker(key: str, video: bool = False) -> str:
             text = (f"No SAM 2 weights on this machine (no hub access). By default, "
                     f"**{SV.CLASSICAL}**: objects are followed by dense optical flow and refined "
                     "by GrabCut, frame by frame, from a box you drag. It has no memory: an "
-                    "object hidden behind another is lost (mean J 0.69 on 20 synthetic clips, "
-                    "about 0 after an occlusion).")
+                    "object hidden behind another is lost (mean J 0.68 on the 20 synthetic "
+                    "validation clips, about 0 after an occlusion).")
         else:
             text = ("No SAM 2 weights on this machine (no hub access). For photos, the "
                     "**GrabCut** classical fallback segments inside a box you drag; its masks "
@@ -92,7 +92,8 @@ def _model_picker(key: str, video: bool = False) -> str:
 def _demo_sentence(name: str, m: dict, video: bool) -> str:
     """What a synthetic-shapes model is, with the figures its manifest measured."""
     if video:
-        figures = (f"mean J {m['video_J']:.2f} over {m['video_clips']:.0f} synthetic clips, "
+        figures = (f"mean J {m['video_J']:.2f} on the {m['video_clips']:.0f} synthetic "
+                   "validation clips, "
                    f"{m['video_J_after_occlusion']:.2f} after an occlusion"
                    if {"video_J", "video_clips", "video_J_after_occlusion"} <= m.keys()
                    else "no measured figures")

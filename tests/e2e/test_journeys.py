@@ -260,3 +260,118 @@ def test_segmentation_video_offline_track_blur_and_download(page, server, tmp_pa
     assert to_blurred < 0.6 * to_original.mean()
     strip = np.concatenate([rendered[i] for i in (0, 12, 24, 36)], axis=1)
     Image.fromarray(strip).save(ARTIFACTS / "segmentation-video-blurred.png")
+
+
+def _pick(page, label: str, option: str) -> None:
+    """Choose `option` in the select box labelled `label` (main area or sidebar)."""
+    box = page.get_by_test_id("stSelectbox").filter(has_text=label)
+    box.scroll_into_view_if_needed()
+    box.locator("input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_idle(page)
+
+
+def _download(page, button: str, target):
+    with page.expect_download() as info:
+        page.get_by_role("button", name=button).click()
+    info.value.save_as(target)
+    return target
+
+
+def test_segmentation_demo_segmenter_one_click_on_the_synthetic_sample(page, server, tmp_path):
+    """Offline, the trained demo segmenter (a real EdgeTAM through the page's code): one click
+    at the centre of a shape of the synthetic sample; the mask the page lets you download is
+    that shape (IoU against the generator's own mask)."""
+    import numpy as np
+
+    from lib import samples, synth
+    from lib.train_sam import NAME, _center_click
+    _, objects = synth.make_image(np.random.default_rng(7), 256, 3)    # = synth.sample_image()
+    truth = objects[0][1]
+    x, y = _center_click(truth)
+    page.goto(f"{server}/segmentation")
+    page.get_by_role("heading", name="Segmentation", exact=True).wait_for()
+    wait_idle(page)
+    _pick(page, "…or a sample", samples.SYNTHETIC)
+    _pick(page, "Segmentation model", f"{NAME} (trained on synthetic shapes)")
+    frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
+    image = frame.locator("#image")
+    image.wait_for()
+    image.scroll_into_view_if_needed()
+    box = image.bounding_box()
+    scale = box["width"] / 256
+    page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
+    page.get_by_text(f"Candidates for object 1 ({NAME})").wait_for(timeout=120_000)
+    wait_idle(page)
+    mask = np.asarray(Image.open(_download(page, "Mask: object 1", tmp_path / "m.png"))) > 0
+    iou = (mask & truth).sum() / (mask | truth).sum()
+    assert iou >= 0.8, iou
+    page.screenshot(path=ARTIFACTS / "segmentation-demo.png", full_page=True)
+
+
+def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, server, tmp_path):
+    """Offline video mode on the trained demo segmenter (EdgeTAM's memory path through the
+    page's Tracker): one click on frame 0 of the sample clip, propagate, and the downloads:
+    the COCO JSON's masks (decoded by pycocotools) follow the object, and the rendered MP4 is
+    blurred where it is."""
+    import json
+
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    from lib import masks as M
+    from lib import synth
+    from lib import video as V
+    from lib.train_sam import NAME, _center_click
+    clip = synth.sample_clip()
+    truth = [{int(k): M.from_rle(r) for k, r in fm.items()}
+             for fm in json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]]
+    x, y = _center_click(truth[0][0])
+    page.goto(f"{server}/segmentation")
+    page.get_by_role("heading", name="Segmentation", exact=True).wait_for()
+    wait_idle(page)
+    page.get_by_text("Video", exact=True).click()
+    wait_idle(page)
+    _pick(page, "Segmentation model", f"{NAME} (trained on synthetic shapes)")
+    page.get_by_text("Use the sample clip (synthetic moving shapes)").click()
+    frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
+    image = frame.locator("#image")
+    image.wait_for()
+    wait_idle(page)
+    image.scroll_into_view_if_needed()
+    box = image.bounding_box()
+    scale = box["width"] / 256
+    page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
+    page.get_by_role("button", name="Propagate through the clip").click()
+    page.get_by_text("Tracked 1 object(s) through 40 frames").wait_for(timeout=240_000)
+    wait_idle(page)
+    coco = json.loads(_download(page, "Masks: COCO JSON (RLE)", tmp_path / "m.json").read_text())
+    tracked = {a["image_id"] - 1: mask_utils.decode(a["segmentation"]).astype(bool)
+               for a in coco["annotations"] if a["category_id"] == 1}
+    ious = []
+    for f, objects in enumerate(truth):
+        if 0 in objects and objects[0].sum() > 0:
+            m = tracked.get(f, np.zeros_like(objects[0]))
+            ious.append((m & objects[0]).sum() / (m | objects[0]).sum())
+    assert ious[0] >= 0.9, np.round(ious, 2)     # the clicked frame: the page's coordinates
+    # later frames come from the memory path, which is not trained (the manifest's J is 0.31
+    # on the validation clips; 0.38 here when measured through lib): a floor that a broken
+    # propagation (empty or frozen masks) does not reach
+    assert np.mean(ious) >= 0.25, np.round(ious, 2)
+    effect = page.get_by_test_id("stSelectbox").filter(has_text="Effect")
+    effect.scroll_into_view_if_needed()
+    effect.locator("input").click()
+    page.get_by_role("option", name="blur", exact=True).click()
+    wait_idle(page)
+    page.get_by_role("button", name="Render MP4").click()
+    target = _download(page, "Download MP4", tmp_path / "blurred.mp4")
+    rendered = [f.rgb for f in V.iter_frames(V.open_video(target))]
+    original = [f.rgb for f in V.iter_frames(V.open_video(clip))]
+    assert len(rendered) == 40
+    inside = truth[0][0]
+    blurred = M.apply_effect(original[0], [inside], "blur", 31)[..., :3]
+    to_blurred = np.abs(rendered[0].astype(int) - blurred.astype(int)).sum(-1)[inside].mean()
+    to_original = np.abs(rendered[0].astype(int) - original[0].astype(int)).sum(-1)[inside]
+    assert to_blurred < 0.6 * to_original.mean()
+    strip = np.concatenate([rendered[i] for i in (0, 3, 12, 36)], axis=1)
+    Image.fromarray(strip).save(ARTIFACTS / "segmentation-demo-video-blurred.png")
