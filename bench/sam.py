@@ -1,6 +1,7 @@
 """Time SAM2's image embedding and a new click on the cached embedding, as the viewer does.
 
     python bench/sam.py [--model facebook/sam2.1-hiera-tiny] [--repeats 10]
+    python bench/sam.py --model demo-segmenter          # the trained demo pack model
 
 Uses the real weights when they are on this machine; otherwise the same architecture
 (transformers' default `Sam2Config` is SAM 2.1 hiera-tiny) with random weights, which has the

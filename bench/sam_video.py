@@ -2,6 +2,7 @@
 
     python bench/sam_video.py [--frames 50,100,200] [--model facebook/sam2.1-hiera-tiny]
                               [--reduced]
+    python bench/sam_video.py --model demo-segmenter     # the trained demo pack model
 
 Each length runs in a fresh subprocess (one object prompted on frame 0, propagated through the
 clip, exactly as the viewer does) and reports that process's peak resident memory and, on a
@@ -120,9 +121,11 @@ def main() -> None:
         a, b = rows[0], rows[-1]
         slope = (b["peak_rss_mb"] - a["peak_rss_mb"]) / (b["frames"] - a["frames"])
         est = a["peak_rss_mb"] + slope * (300 - a["frames"])
+        weights = "this model's weights"
         if args.reduced:
             est += REAL_LARGE_WEIGHTS_MB
-        print(f"growth: {slope:.2f} MB/frame; 300 frames (with hiera-large weights): "
+            weights = "hiera-large weights"
+        print(f"growth: {slope:.2f} MB/frame; 300 frames (with {weights}): "
               f"about {est / 1024:.2f} GB of RAM")
 
 
