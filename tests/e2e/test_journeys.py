@@ -262,9 +262,10 @@ def test_segmentation_video_offline_track_blur_and_download(page, server, tmp_pa
     Image.fromarray(strip).save(ARTIFACTS / "segmentation-video-blurred.png")
 
 
-def _pick(page, label: str, option: str) -> None:
-    """Choose `option` in the select box labelled `label` (main area or sidebar)."""
-    box = page.get_by_test_id("stSelectbox").filter(has_text=label)
+def _pick(page, key: str, option: str) -> None:
+    """Choose `option` in the select box with widget key `key` (main area or sidebar); by key,
+    because a rerun can briefly show the previous mode's box with the same label."""
+    box = page.locator(f".st-key-{key}")
     box.scroll_into_view_if_needed()
     box.locator("input").click()
     page.get_by_role("option", name=option, exact=True).click()
@@ -292,8 +293,8 @@ def test_segmentation_demo_segmenter_one_click_on_the_synthetic_sample(page, ser
     page.goto(f"{server}/segmentation")
     page.get_by_role("heading", name="Segmentation", exact=True).wait_for()
     wait_idle(page)
-    _pick(page, "…or a sample", samples.SYNTHETIC)
-    _pick(page, "Segmentation model", f"{NAME} (trained on synthetic shapes)")
+    _pick(page, "seg_sample", samples.SYNTHETIC)
+    _pick(page, "seg_model", f"{NAME} (trained on synthetic shapes)")
     frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
     image = frame.locator("#image")
     image.wait_for()
@@ -332,7 +333,7 @@ def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, serve
     wait_idle(page)
     page.get_by_text("Video", exact=True).click()
     wait_idle(page)
-    _pick(page, "Segmentation model", f"{NAME} (trained on synthetic shapes)")
+    _pick(page, "seg_video_model", f"{NAME} (trained on synthetic shapes)")
     page.get_by_text("Use the sample clip (synthetic moving shapes)").click()
     frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
     image = frame.locator("#image")
