@@ -417,7 +417,7 @@ def train_images(model, data: ImageSet, feats: list, steps: int, lr: float = 1e-
 
 # -- measured through the page's code ---------------------------------------------------------
 
-def _center_click(mask: np.ndarray) -> tuple[float, float]:
+def center_click(mask: np.ndarray) -> tuple[float, float]:
     """The interior point farthest from the shape's edge: where a user clicks."""
     import cv2
     dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
@@ -443,7 +443,7 @@ def measure_images(segmenter, val_dir: str | Path, limit: int | None = None) -> 
         for a in by_image.get(info["id"], []):
             truth = M.from_rle(a["segmentation"])
             x, y, w, h = a["bbox"]
-            for prompt, out in (({"points": [(*_center_click(truth), 1)]}, click),
+            for prompt, out in (({"points": [(*center_click(truth), 1)]}, click),
                                 ({"box": (x, y, x + w, y + h)}, box)):
                 res = segmenter.predict(image, multimask=True, **prompt)
                 ious = [float((m & truth).sum() / max(1, (m | truth).sum())) for m in res.masks]

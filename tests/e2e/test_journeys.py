@@ -203,6 +203,53 @@ def test_segmentation_drag_a_box_and_see_the_mask(page, server):
     page.screenshot(path=ARTIFACTS / "segmentation.png", full_page=True)
 
 
+def _open_segmentation(page, server, video: bool = False) -> None:
+    page.goto(f"{server}/segmentation")
+    page.get_by_role("heading", name="Segmentation", exact=True).wait_for()
+    wait_idle(page)
+    if video:
+        page.get_by_text("Video", exact=True).click()
+        wait_idle(page)
+
+
+def _clickable_image(page, side: int = 256):
+    """The prompt canvas on screen: its box and screen pixels per image pixel."""
+    image = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first.locator(
+        "#image")
+    image.wait_for()
+    wait_idle(page)
+    image.scroll_into_view_if_needed()
+    box = image.bounding_box()
+    return box, box["width"] / side
+
+
+def _render_blur_and_check(page, clip, truth_mask, frame: int, target):
+    """Blur the tracked objects, render and download the MP4; on `frame` it must be blurred
+    inside `truth_mask` (closer to a blur of the original there than to the original)."""
+    import numpy as np
+
+    from lib import masks as M
+    from lib import video as V
+    effect = page.get_by_test_id("stSelectbox").filter(has_text="Effect")
+    effect.scroll_into_view_if_needed()
+    effect.locator("input").click()
+    page.get_by_role("option", name="blur", exact=True).click()
+    wait_idle(page)
+    page.get_by_role("button", name="Render MP4").click()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download MP4").click()
+    info.value.save_as(target)
+    rendered = [f.rgb for f in V.iter_frames(V.open_video(target))]
+    original = [f.rgb for f in V.iter_frames(V.open_video(clip))]
+    assert len(rendered) == len(original)
+    blurred = M.apply_effect(original[frame], [truth_mask], "blur", 31)[..., :3]
+    here = rendered[frame].astype(int)
+    to_blurred = np.abs(here - blurred.astype(int)).sum(-1)[truth_mask].mean()
+    to_original = np.abs(here - original[frame].astype(int)).sum(-1)[truth_mask].mean()
+    assert to_blurred < 0.6 * to_original
+    return rendered
+
+
 def test_segmentation_video_offline_track_blur_and_download(page, server, tmp_path):
     """No SAM 2 here: the sample clip, a box dragged on frame 0, classical tracking (said
     plainly), a blurred MP4 rendered and downloaded; its frames are blurred where the object is."""
@@ -212,24 +259,13 @@ def test_segmentation_video_offline_track_blur_and_download(page, server, tmp_pa
 
     from lib import masks as M
     from lib import synth
-    from lib import video as V
     clip = synth.sample_clip()
     truth = json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]
     ys, xs = np.nonzero(M.from_rle(truth[0]["0"]))
-    page.goto(f"{server}/segmentation")
-    page.get_by_role("heading", name="Segmentation", exact=True).wait_for()
-    wait_idle(page)
-    page.get_by_text("Video", exact=True).click()
-    wait_idle(page)
+    _open_segmentation(page, server, video=True)
     page.get_by_text("Use the sample clip (synthetic moving shapes)").click()
     page.get_by_text("not SAM 2").first.wait_for()
-    frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
-    image = frame.locator("#image")
-    image.wait_for()
-    wait_idle(page)
-    image.scroll_into_view_if_needed()
-    box = image.bounding_box()
-    scale = box["width"] / 256
+    box, scale = _clickable_image(page)
     page.mouse.move(box["x"] + (xs.min() - 3) * scale, box["y"] + (ys.min() - 3) * scale)
     page.mouse.down()
     page.mouse.move(box["x"] + (xs.max() + 4) * scale, box["y"] + (ys.max() + 4) * scale,
@@ -240,24 +276,10 @@ def test_segmentation_video_offline_track_blur_and_download(page, server, tmp_pa
     wait_idle(page)
     page.get_by_text("Tracked 1 object(s) through 40 frames").scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "segmentation-video.png")
-    effect = page.get_by_test_id("stSelectbox").filter(has_text="Effect")
-    effect.scroll_into_view_if_needed()
-    effect.locator("input").click()
-    page.get_by_role("option", name="blur", exact=True).click()
-    wait_idle(page)
-    page.get_by_role("button", name="Render MP4").click()
-    with page.expect_download() as info:
-        page.get_by_role("button", name="Download MP4").click()
-    target = tmp_path / "blurred.mp4"
-    info.value.save_as(target)
-    rendered = [f.rgb for f in V.iter_frames(V.open_video(target))]
-    original = [f.rgb for f in V.iter_frames(V.open_video(clip))]
+    # frame 5: the object is blurred there
+    rendered = _render_blur_and_check(page, clip, M.from_rle(truth[5]["0"]), 5,
+                                      tmp_path / "blurred.mp4")
     assert len(rendered) == 40
-    inside = M.from_rle(truth[5]["0"])                  # frame 5: the object blurred there
-    blurred = M.apply_effect(original[5], [inside], "blur", 31)[..., :3]
-    to_blurred = np.abs(rendered[5].astype(int) - blurred.astype(int)).sum(-1)[inside].mean()
-    to_original = np.abs(rendered[5].astype(int) - original[5].astype(int)).sum(-1)[inside]
-    assert to_blurred < 0.6 * to_original.mean()
     strip = np.concatenate([rendered[i] for i in (0, 12, 24, 36)], axis=1)
     Image.fromarray(strip).save(ARTIFACTS / "segmentation-video-blurred.png")
 
@@ -286,21 +308,14 @@ def test_segmentation_demo_segmenter_one_click_on_the_synthetic_sample(page, ser
     import numpy as np
 
     from lib import samples, synth
-    from lib.train_sam import NAME, _center_click
+    from lib.train_sam import NAME, center_click
     _, objects = synth.make_image(np.random.default_rng(7), 256, 3)    # = synth.sample_image()
     truth = objects[0][1]
-    x, y = _center_click(truth)
-    page.goto(f"{server}/segmentation")
-    page.get_by_role("heading", name="Segmentation", exact=True).wait_for()
-    wait_idle(page)
+    x, y = center_click(truth)
+    _open_segmentation(page, server)
     _pick(page, "seg_sample", samples.SYNTHETIC)
     _pick(page, "seg_model", f"{NAME} (trained on synthetic shapes)")
-    frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
-    image = frame.locator("#image")
-    image.wait_for()
-    image.scroll_into_view_if_needed()
-    box = image.bounding_box()
-    scale = box["width"] / 256
+    box, scale = _clickable_image(page)
     page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
     page.get_by_text(f"Candidates for object 1 ({NAME})").wait_for(timeout=120_000)
     wait_idle(page)
@@ -322,26 +337,15 @@ def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, serve
 
     from lib import masks as M
     from lib import synth
-    from lib import video as V
-    from lib.train_sam import NAME, _center_click
+    from lib.train_sam import NAME, center_click
     clip = synth.sample_clip()
     truth = [{int(k): M.from_rle(r) for k, r in fm.items()}
              for fm in json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]]
-    x, y = _center_click(truth[0][0])
-    page.goto(f"{server}/segmentation")
-    page.get_by_role("heading", name="Segmentation", exact=True).wait_for()
-    wait_idle(page)
-    page.get_by_text("Video", exact=True).click()
-    wait_idle(page)
+    x, y = center_click(truth[0][0])
+    _open_segmentation(page, server, video=True)
     _pick(page, "seg_video_model", f"{NAME} (trained on synthetic shapes)")
     page.get_by_text("Use the sample clip (synthetic moving shapes)").click()
-    frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
-    image = frame.locator("#image")
-    image.wait_for()
-    wait_idle(page)
-    image.scroll_into_view_if_needed()
-    box = image.bounding_box()
-    scale = box["width"] / 256
+    box, scale = _clickable_image(page)
     page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
     page.get_by_role("button", name="Propagate through the clip").click()
     page.get_by_text("Tracked 1 object(s) through 40 frames").wait_for(timeout=240_000)
@@ -359,20 +363,7 @@ def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, serve
     # on the validation clips; 0.38 here when measured through lib): a floor that a broken
     # propagation (empty or frozen masks) does not reach
     assert np.mean(ious) >= 0.25, np.round(ious, 2)
-    effect = page.get_by_test_id("stSelectbox").filter(has_text="Effect")
-    effect.scroll_into_view_if_needed()
-    effect.locator("input").click()
-    page.get_by_role("option", name="blur", exact=True).click()
-    wait_idle(page)
-    page.get_by_role("button", name="Render MP4").click()
-    target = _download(page, "Download MP4", tmp_path / "blurred.mp4")
-    rendered = [f.rgb for f in V.iter_frames(V.open_video(target))]
-    original = [f.rgb for f in V.iter_frames(V.open_video(clip))]
+    rendered = _render_blur_and_check(page, clip, truth[0][0], 0, tmp_path / "blurred.mp4")
     assert len(rendered) == 40
-    inside = truth[0][0]
-    blurred = M.apply_effect(original[0], [inside], "blur", 31)[..., :3]
-    to_blurred = np.abs(rendered[0].astype(int) - blurred.astype(int)).sum(-1)[inside].mean()
-    to_original = np.abs(rendered[0].astype(int) - original[0].astype(int)).sum(-1)[inside]
-    assert to_blurred < 0.6 * to_original.mean()
     strip = np.concatenate([rendered[i] for i in (0, 3, 12, 36)], axis=1)
     Image.fromarray(strip).save(ARTIFACTS / "segmentation-demo-video-blurred.png")
