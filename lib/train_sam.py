@@ -690,6 +690,24 @@ def measure(folder: Path, clips: int | None = None, images: int | None = None) -
     return out
 
 
+def _stage1_folder(folder) -> Path:
+    """A `--stage1` folder checked before anything is trained or written: an EdgeTAM image
+    model as `--save-stage1` writes it (config and safetensors weights), else `InputError`."""
+    from lib.errors import InputError
+    path = Path(folder).resolve()
+    fix = "point --stage1 at a folder written by --save-stage1"
+    if not path.is_dir():
+        raise InputError(f"--stage1 {folder} is not a folder: {fix}.")
+    try:
+        kind = json.loads((path / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        kind = None
+    if kind != "edgetam" or not (path / "model.safetensors").is_file():
+        raise InputError(f"--stage1 {folder} does not hold an EdgeTAM image model "
+                         f"(config.json of model_type 'edgetam' and model.safetensors): {fix}.")
+    return path
+
+
 def demo_segmenter(out_root: Path, recipe: dict | None = None, log=print,
                    measure_on: dict = MEASURE_ALL, stage1: Path | None = None,
                    save_stage1: Path | None = None) -> Path:
@@ -707,6 +725,8 @@ def demo_segmenter(out_root: Path, recipe: dict | None = None, log=print,
 
     from lib import checkpoints, synth
     from lib.runs import tidy_wandb_dir
+    if stage1 is not None:
+        stage1 = _stage1_folder(stage1)
     r = {**RECIPE, **(recipe or {})}
     torch.manual_seed(r["seed"])
     folder = Path(out_root) / NAME

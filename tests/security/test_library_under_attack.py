@@ -262,6 +262,10 @@ def bad_files(tmp_path_factory) -> Path:
     (["lib.train", "detect", "--data", "{d}/nowhere", "--name", "x", "--out", "{d}/ck"],
      "does not exist"),
     (["lib.weights", "fetch", "hf-hub:../x"], "is not a valid timm model name"),
+    (["lib.train", "demo-segmenter", "--stage1", "{d}/nowhere", "--out", "{d}/ck"],
+     "is not a folder"),
+    (["lib.train", "demo-segmenter", "--stage1", "{d}", "--out", "{d}/ck"],
+     "does not hold an EdgeTAM image model"),
 ])
 def test_command_lines_give_one_line_and_no_traceback(bad_files, args, expect):
     proc = _cli(*[a.format(d=bad_files) for a in args])
