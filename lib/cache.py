@@ -77,6 +77,7 @@ class ModelCache:
         self._guard = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
         self.evictions: list[str] = []
+        self.models_loaded = 0      # models loaded so far (see `freeze_long_lived`)
 
     @property
     def budget_bytes(self) -> int:
@@ -96,7 +97,9 @@ class ModelCache:
                     return self._entries[key]
             try:
                 value = loader()
-                return self._insert(key, value, self._sizeof(value))
+                entry = self._insert(key, value, self._sizeof(value))
+                self.models_loaded += 1
+                return entry
             finally:
                 with self._guard:
                     self._loading.pop(key, None)
@@ -149,11 +152,14 @@ class ModelCache:
                 "Close other videos, pick a smaller model, or raise LENS_MODEL_BUDGET_MB.")
         freed = False
         while self._entries and self._used() + incoming > budget:
-            old_key, _ = self._entries.popitem(last=False)
+            old_key, old = self._entries.popitem(last=False)
             self.evictions.append(old_key)
+            del old                  # nothing here may keep it alive through the collection
             freed = True
         if freed:
+            gc.unfreeze()            # what was frozen with the evicted entries goes too
             gc.collect()
+            self.models_loaded += 1  # the rest is frozen again on the next page run
 
     def _used(self) -> int:
         return (sum(e.nbytes for e in self._entries.values())
@@ -187,6 +193,61 @@ class ModelCache:
 
 
 MODELS = ModelCache()
+
+_frozen_at: tuple[int, int] | None = None
+_frozen_time = 0.0
+_freezing = threading.Lock()
+REFREEZE_S = 300.0
+
+
+def freeze_long_lived(force: bool = False) -> bool:
+    """Keep the cyclic garbage collector off what lives as long as the process.
+
+    Streamlit collects every generation after each script run (`runner.postScriptGC`, which
+    is what gives a closed session's memory back). With torch, transformers and a few models
+    loaded that walks ~600k objects: about 0.7 s holding the GIL, on every rerun of every
+    visitor, and 95% of the server's CPU at 8 visitors in `bench/load.py`. `gc.freeze()`
+    moves everything alive to the permanent generation, so each run's collection walks only
+    what is new. Called at the start of every page run (`ui.page_setup`); it works (one full
+    collection, freed memory handed back to the system, then freeze) only when modules were
+    imported or models loaded or evicted since the last time, when `force`d (a session that
+    was alive at the last freeze has ended: its state was frozen with the rest), or every
+    `REFREEZE_S` seconds. True if it froze.
+    """
+    global _frozen_at, _frozen_time
+    import sys
+    import time
+    now = (len(sys.modules), MODELS.models_loaded)
+    due = force or now != _frozen_at or time.monotonic() - _frozen_time > REFREEZE_S
+    if not due or not _freezing.acquire(blocking=False):
+        return False
+    try:
+        gc.unfreeze()
+        gc.collect()
+        _trim_heap()
+        gc.freeze()
+        _frozen_at, _frozen_time = now, time.monotonic()
+        return True
+    finally:
+        _freezing.release()
+
+
+def collect_garbage() -> None:
+    """Collect what is not frozen (cheap once `freeze_long_lived` ran) and hand the freed
+    memory back to the system."""
+    gc.collect()
+    _trim_heap()
+
+
+def _trim_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc keeps them otherwise, and a
+    closed session's memory would stay in the process's RSS)."""
+    import ctypes
+    import ctypes.util
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc
+        pass
 
 
 @dataclass(frozen=True)

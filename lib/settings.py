@@ -57,6 +57,8 @@ SETTINGS: dict[str, Setting] = {s.env: s for s in [
     Setting("LENS_RAY_WORKERS", "2", "actors of a local Ray (and its CPUs)"),
     Setting("LENS_WANDB_DIR", str(Path.home() / ".cache" / "lens" / "benchmarks"),
             "where 'Log to W&B' writes offline benchmark runs"),
+    Setting("LENS_RUN_LOG", "", "if set, a file each page run's duration is appended to "
+            "(JSON lines: page, seconds, whether it did heavy work); bench/load.py reads it"),
 ]}
 
 
@@ -82,6 +84,7 @@ class Settings:
     ray_address: str
     ray_workers: int
     wandb_dir: Path
+    run_log: str
 
 
 def _text(env: str) -> str:
@@ -126,6 +129,7 @@ def get() -> Settings:
         ray_address=os.environ.get("LENS_RAY_ADDRESS", "").strip(),
         ray_workers=_number("LENS_RAY_WORKERS"),
         wandb_dir=Path(os.environ.get("LENS_WANDB_DIR", "").strip() or cache / "benchmarks"),
+        run_log=os.environ.get("LENS_RUN_LOG", "").strip(),
     )
 
 

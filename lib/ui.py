@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 
 import streamlit as st
@@ -20,11 +21,79 @@ from lib.progress import Progress
 
 
 def page_setup() -> None:
-    """Call first on every page: make sure the app's router is in charge."""
+    """Call first on every page: make sure the app's router is in charge (and keep the
+    garbage collector off long-lived objects: `_settle_memory`)."""
+    _settle_memory()
+    _start_memory_watch()
     if "lens_router" not in st.session_state:
         from streamlit.runtime.pages_manager import PagesManager
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+_seen: dict[str, float] = {}     # session id -> when it was first seen inactive (0: active)
+_held: set[str] = set()          # sessions whose state existed at the last freeze
+_seen_lock = threading.Lock()
+
+
+def _settle_memory() -> None:
+    """`cache.freeze_long_lived` at the start of each page run (and every few seconds), and
+    give memory back once Streamlit has dropped a session (inactive for longer than
+    `server.disconnectedSessionTTL`): a collection of what is not frozen, or a forced
+    freeze when the session was alive at the last freeze (its state was frozen with the
+    rest and only the next freeze collects it)."""
+    import time
+
+    from streamlit import config
+    from streamlit.runtime import Runtime
+
+    from lib import cache
+    sid = session_id()
+    runtime = Runtime.instance() if Runtime.exists() else None
+    ttl = float(config.get_option("server.disconnectedSessionTTL") or 0)
+    now = time.monotonic()
+    with _seen_lock:
+        if sid:
+            _seen[sid] = 0.0
+        dropped = set()
+        for s, since in list(_seen.items()):
+            if runtime is None or s == sid or runtime.is_active_session(s):
+                _seen[s] = 0.0
+            elif not since:
+                _seen[s] = now
+            elif now - since > ttl + 1:
+                dropped.add(s)
+        for s in dropped:
+            del _seen[s]
+        force = bool(dropped & _held)
+    if cache.freeze_long_lived(force=force):
+        with _seen_lock:
+            _held.clear()
+            _held.update(_seen)
+    elif dropped:            # their state was never frozen: a collection of the rest frees it
+        cache.collect_garbage()
+
+
+_watch: list[threading.Thread] = []
+
+
+def _start_memory_watch(every_s: float = 2.0) -> None:
+    """Also check every few seconds off the script threads, so that the memory of the last
+    visitors to leave comes back without waiting for the next visitor."""
+    with _seen_lock:
+        if _watch:
+            return
+
+        def watch():
+            import time
+            while True:
+                time.sleep(every_s)
+                try:
+                    _settle_memory()
+                except Exception:  # noqa: BLE001 - a failed check must not stop the watch
+                    pass
+        _watch.append(threading.Thread(target=watch, name="lens-memory-watch", daemon=True))
+        _watch[0].start()
 
 
 class SessionEnd:

@@ -55,6 +55,7 @@ class FairQueue:
             finally:
                 self._held.depth -= 1
             return
+        self._held.used = True   # this thread waits for or does heavy work (`timed_run`)
         ticket = object()
         told = None
         with self._cond:
@@ -98,6 +99,31 @@ class FairQueue:
             return QueueStatus(self._running, len(self._waiting), self.slots)
 
 
+@contextlib.contextmanager
+def timed_run(page: str) -> Iterator[None]:
+    """Time a page run (the whole script, also when a rerun or stop ends it) into the file
+    `LENS_RUN_LOG` names, when it is set: one JSON line with the page, the seconds, and
+    whether the run waited for or did heavy work. `bench/load.py` reads it to tell the
+    server's share of a visitor's wait from the browser's."""
+    from lib import settings
+    path = settings.get().run_log
+    if not path:
+        yield
+        return
+    import json
+    import time
+    HEAVY._held.used = False
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        line = json.dumps({"page": page, "seconds": round(time.perf_counter() - t0, 4),
+                           "heavy": bool(getattr(HEAVY._held, "used", False))})
+        with _log_lock, open(path, "a") as out:
+            out.write(line + "\n")
+
+
+_log_lock = threading.Lock()
 _TORCH_LIMITED = False
 
 

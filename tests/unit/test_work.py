@@ -3,6 +3,8 @@
 import threading
 import time
 
+import pytest
+
 from lib.work import FairQueue
 
 
@@ -155,3 +157,85 @@ def test_one_core_stays_out_of_heavy_work_by_default(monkeypatch):
     assert work._default_slots() == 7
     monkeypatch.setenv("LENS_HEAVY_SLOTS", "3")
     assert work._default_slots() == 3
+
+
+def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monkeypatch):
+    """State of a session that was alive at a freeze is frozen with the rest; the next page
+    run after Streamlit drops that session (inactive past the TTL) collects it."""
+    from streamlit import config
+    from streamlit.runtime import Runtime
+
+    from lib import cache, ui
+    active = {"a", "b"}
+    clock = [100.0]
+
+    class FakeRuntime:
+        def is_active_session(self, sid):
+            return sid in active
+
+    forced = []
+
+    def freeze(force=False):
+        forced.append(force)
+        return len(forced) == 1 or force          # the first run freezes (modules loaded)
+    monkeypatch.setattr(Runtime, "exists", staticmethod(lambda: True))
+    monkeypatch.setattr(Runtime, "instance", staticmethod(FakeRuntime))
+    monkeypatch.setattr(cache, "freeze_long_lived", freeze)
+    monkeypatch.setattr(ui, "_seen", {})
+    monkeypatch.setattr(ui, "_held", set())
+    monkeypatch.setattr("time.monotonic", lambda: clock[0])
+    get_option = config.get_option
+    monkeypatch.setattr(config, "get_option", lambda key: 5 if key ==
+                        "server.disconnectedSessionTTL" else get_option(key))
+    me = ["a"]
+    monkeypatch.setattr(ui, "session_id", lambda: me[0])
+
+    ui._settle_memory()                    # "a" runs a page: the first freeze holds "a"
+    me[0] = "b"
+    ui._settle_memory()                    # "b" was not alive at that freeze
+    assert forced == [False, False] and ui._held == {"a"}
+    active.discard("a")                    # "a" closes its tab
+    ui._settle_memory()                    # seen inactive: Streamlit keeps it for the TTL
+    clock[0] += 3
+    ui._settle_memory()
+    assert forced[-1] is False
+    clock[0] += 4                          # past the TTL: dropped, so collect it
+    ui._settle_memory()
+    assert forced[-1] is True and ui._held == {"b"}
+    collected = []
+    monkeypatch.setattr(cache, "collect_garbage", lambda: collected.append(True))
+    active.add("c")
+    me[0] = "c"
+    ui._settle_memory()                    # "c" came after the freeze: never frozen
+    active.discard("c")
+    me[0] = "b"
+    ui._settle_memory()
+    clock[0] += 7
+    ui._settle_memory()                    # dropped: a plain collection frees its state
+    assert forced[-1] is False and collected == [True]
+    clock[0] += 60
+    ui._settle_memory()                    # nothing else ended: no more forced freezes
+    assert forced[-1] is False
+
+
+def test_page_runs_are_timed_into_the_run_log_only_when_asked(monkeypatch, tmp_path):
+    import json
+
+    from lib import work
+    log = tmp_path / "runs.jsonl"
+    monkeypatch.delenv("LENS_RUN_LOG", raising=False)
+    with work.timed_run("Home"):
+        pass
+    assert not log.exists()
+    monkeypatch.setenv("LENS_RUN_LOG", str(log))
+    with work.timed_run("Classification"):
+        with work.HEAVY.slot():
+            time.sleep(0.05)
+    with work.timed_run("Detection"):          # light: cached results only
+        pass
+    with pytest.raises(KeyboardInterrupt), work.timed_run("Runs"):
+        raise KeyboardInterrupt                # Streamlit ends a run by raising in it
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert [(x["page"], x["heavy"]) for x in lines] == [
+        ("Classification", True), ("Detection", False), ("Runs", False)]
+    assert lines[0]["seconds"] >= 0.05
