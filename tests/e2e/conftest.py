@@ -41,12 +41,18 @@ def free_port() -> int:
 
 
 def start_streamlit(script: Path, port: int, cwd: Path, env: dict | None = None):
-    """Start `streamlit run` and wait for /_stcore/health; returns the process."""
+    """Start `streamlit run` and wait for /_stcore/health; returns the process. Its output
+    goes to `artifacts/e2e/streamlit-<port>.log` (`proc.log`): a pipe nobody reads fills up,
+    and then every server thread that logs blocks for good."""
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true",
            "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / f"streamlit-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})},
+                                stdout=out, stderr=subprocess.STDOUT)
+    proc.log = log
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -56,7 +62,7 @@ def start_streamlit(script: Path, port: int, cwd: Path, env: dict | None = None)
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
+    raise RuntimeError(f"streamlit did not start: {log.read_text(errors='replace')[-2000:]}")
 
 
 @pytest.fixture(scope="session")

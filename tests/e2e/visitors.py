@@ -5,7 +5,10 @@ idle. Used by `bench/load.py` (16 visitors) and `tests/e2e/test_load.py` (4).
 A journey: classification (sample photo -> CAM -> change the method), segmentation (drag a
 box -> GrabCut mask), detection (COCO data by path -> imported predictions -> switch tabs ->
 move the threshold), runs (a shared comparison URL -> curves). Heavy interactions compute
-(CAMs, masks); light ones switch, move or open over cached results.
+(CAMs, masks); light ones switch, move or open over cached results. The visitor arrives by
+a link (the classification page, later the shared comparison) and moves between pages by
+the sidebar's links, as people do: a link loads the whole web app, a sidebar link only the
+page.
 """
 
 from __future__ import annotations
@@ -60,7 +63,15 @@ async def _image_hash(page, caption: str) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-async def journey(context, server: str, coco: tuple[str, str], predictions: Path) -> Visit:
+async def _open(page, title: str) -> None:
+    """Open another page of the app as a visitor does: its link in the sidebar."""
+    await page.get_by_test_id("stSidebarNav").get_by_role("link", name=title,
+                                                          exact=True).click()
+
+
+async def journey(context, server: str, coco: tuple[str, str], predictions: Path,
+                  shot: Path | None = None) -> Visit:
+    """One visitor's journey; on a failure, a screenshot of their page goes to `shot`."""
     visit = Visit()
     page = await context.new_page()
     page.set_default_timeout(300_000)
@@ -80,7 +91,7 @@ async def journey(context, server: str, coco: tuple[str, str], predictions: Path
         visit.results["EigenCAM overlay"] = await _image_hash(page, "overlay · tiger cat")
 
         # segmentation: drag a box around the cat's head
-        await _timed(visit, "open a page", page, lambda: page.goto(f"{server}/segmentation"),
+        await _timed(visit, "open a page", page, lambda: _open(page, "Segmentation"),
                      lambda: page.get_by_role("heading", name="Segmentation",
                                               exact=True).wait_for())
         frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
@@ -100,7 +111,7 @@ async def journey(context, server: str, coco: tuple[str, str], predictions: Path
         visit.results["GrabCut mask"] = hashlib.sha256(src.encode()).hexdigest()
 
         # detection: the COCO data by path, imported predictions, tabs, the threshold
-        await _timed(visit, "open a page", page, lambda: page.goto(f"{server}/detection"),
+        await _timed(visit, "open a page", page, lambda: _open(page, "Detection"),
                      lambda: page.get_by_role("heading", name="Detection benchmark").wait_for())
         sidebar = page.get_by_test_id("stSidebar")
         await _timed(visit, "switch tabs", page,
@@ -136,18 +147,24 @@ async def journey(context, server: str, coco: tuple[str, str], predictions: Path
     except Exception as exc:  # noqa: BLE001 - a failed journey is a counted error
         visit.errors.append(f"{visit.step}: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0][:200]}")
+        if shot is not None:
+            await page.screenshot(path=shot, full_page=True)
     finally:
         await page.close()
     return visit
 
 
-async def visitors(browser, server: str, n: int, coco, predictions) -> list[Visit]:
-    """`n` visitors at once, each in a fresh browser context."""
+async def visitors(browser, server: str, n: int, coco, predictions,
+                   shots: Path | None = None) -> list[Visit]:
+    """`n` visitors at once, each in a fresh browser context (failed journeys' screenshots
+    in `shots`, when given)."""
     contexts = [await browser.new_context(viewport={"width": 1400, "height": 1000})
                 for _ in range(n)]
     try:
-        return list(await asyncio.gather(*(journey(c, server, coco, predictions)
-                                           for c in contexts)))
+        return list(await asyncio.gather(*(
+            journey(c, server, coco, predictions,
+                    shots / f"visitor-{i + 1}-of-{n}-failed.png" if shots else None)
+            for i, c in enumerate(contexts))))
     finally:
         for c in contexts:
             await c.close()
