@@ -12,7 +12,7 @@ server's memory (RSS) after the first session, at peak, and after all sessions c
 where the machine's CPU went while the crowd ran (the server; the browsers), and how long
 the server's own page runs took (`LENS_RUN_LOG`: light runs, and runs with heavy work). The browsers
 share the server's two cores here, as real visitors' browsers would not: they run at a
-lower priority (`--browser-nice`, 10 by default) so the server is served first, and a
+lowest priority (`--browser-nice`, 19 by default) so the server is served first, and a
 failed journey leaves a screenshot in artifacts/load/. Last line: `N sessions: p95 light X s, p95 heavy Y s, errors E, identical yes|no, memory
 after close +Z%`.
 """
@@ -56,7 +56,14 @@ def cpu_seconds(procs) -> float:
 
 def browsers() -> list:
     """This process's Chromium processes (the browser, its zygotes, renderers, GPU)."""
-    return [c for c in psutil.Process().children(True) if "chrom" in c.name()]
+    out = []
+    for proc in psutil.Process().children(True):
+        try:
+            if "chrom" in proc.name():
+                out.append(proc)
+        except psutil.Error:    # exited meanwhile
+            pass
+    return out
 
 
 def renice(procs, nice: int) -> None:
@@ -105,7 +112,10 @@ async def run(n: int, server: str, coco, preds, pid: int, nice: int, run_log: Pa
 
         def sample():
             while not stop.is_set():
-                peak[0] = max(peak[0], rss(pid))
+                try:
+                    peak[0] = max(peak[0], rss(pid))
+                except psutil.Error:
+                    pass
                 for b in browsers():
                     used[b.pid] = cpu_seconds([b])
                 time.sleep(0.5)
@@ -131,7 +141,7 @@ async def run(n: int, server: str, coco, preds, pid: int, nice: int, run_log: Pa
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=16)
-    ap.add_argument("--browser-nice", type=int, default=10,
+    ap.add_argument("--browser-nice", type=int, default=19,
                     help="niceness of the browsers (0: the same priority as the server)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

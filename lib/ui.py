@@ -66,6 +66,10 @@ def _settle_memory() -> None:
         for s in dropped:
             del _seen[s]
         force = bool(dropped & _held)
+    if dropped and runtime is not None:
+        # the images and files their pages showed (Streamlit frees them only at the end of
+        # someone's next script run)
+        runtime.media_file_mgr.remove_orphaned_files()
     if cache.freeze_long_lived(force=force):
         with _seen_lock:
             _held.clear()

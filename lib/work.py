@@ -12,7 +12,7 @@ By default one core stays out of heavy work: `HEAVY` has (cores - 1) slots, and 
 inside them run on (cores - 1) / slots threads, so the server's event loop and every
 visitor's light interactions (opening a page, switching tabs) keep a core. On 2 cores that
 is one slot on one thread. `bench/load.py` at 16 visitors measured p95 light 34 s this way,
-and 171 s with two slots on all cores (heavy work then waits longer: see the README).
+and 171 s with two slots on all cores (before the garbage-collector fix; README).
 """
 
 from __future__ import annotations

@@ -69,6 +69,24 @@ async def _open(page, title: str) -> None:
                                                           exact=True).click()
 
 
+async def _type_dataset(page, sidebar, coco: tuple[str, str], tries: int = 3) -> None:
+    """Type the COCO paths. On a page busy with another rerun, a value typed and entered
+    just as that rerun starts can be dropped (the field shows it, the page never got it):
+    type again until the page shows the instances file's name, as a person would."""
+    shown = page.get_by_text(f"· {Path(coco[0]).name}")
+    for _ in range(tries):
+        for label, value in (("Instances JSON", coco[0]), ("Images folder", coco[1])):
+            box_ = sidebar.get_by_label(label)
+            await box_.fill(value)
+            await box_.press("Enter")
+            await _idle(page)
+        try:
+            await shown.first.wait_for(timeout=30_000)
+            return
+        except Exception:  # noqa: BLE001 - not taken yet: type it again
+            continue
+
+
 async def journey(context, server: str, coco: tuple[str, str], predictions: Path,
                   shot: Path | None = None) -> Visit:
     """One visitor's journey; on a failure, a screenshot of their page goes to `shot`."""
@@ -116,11 +134,7 @@ async def journey(context, server: str, coco: tuple[str, str], predictions: Path
         sidebar = page.get_by_test_id("stSidebar")
         await _timed(visit, "switch tabs", page,
                      lambda: sidebar.get_by_text("Path", exact=True).click())
-        for label, value in (("Instances JSON", coco[0]), ("Images folder", coco[1])):
-            box_ = sidebar.get_by_label(label)
-            await box_.fill(value)
-            await box_.press("Enter")
-            await _idle(page)
+        await _type_dataset(page, sidebar, coco)
         await _timed(visit, "import predictions", page,
                      lambda: page.locator("input[type=file]").first.set_input_files(
                          str(predictions)),

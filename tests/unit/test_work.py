@@ -169,7 +169,14 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
     active = {"a", "b"}
     clock = [100.0]
 
+    media_swept = []
+
     class FakeRuntime:
+        class media_file_mgr:                  # noqa: N801 - Streamlit's attribute name
+            @staticmethod
+            def remove_orphaned_files():
+                media_swept.append(True)
+
         def is_active_session(self, sid):
             return sid in active
 
@@ -201,7 +208,7 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
     assert forced[-1] is False
     clock[0] += 4                          # past the TTL: dropped, so collect it
     ui._settle_memory()
-    assert forced[-1] is True and ui._held == {"b"}
+    assert forced[-1] is True and ui._held == {"b"} and media_swept == [True]
     collected = []
     monkeypatch.setattr(cache, "collect_garbage", lambda: collected.append(True))
     active.add("c")
