@@ -246,3 +246,40 @@ def test_page_runs_are_timed_into_the_run_log_only_when_asked(monkeypatch, tmp_p
     assert [(x["page"], x["heavy"]) for x in lines] == [
         ("Classification", True), ("Detection", False), ("Runs", False)]
     assert lines[0]["seconds"] >= 0.05
+
+
+def test_a_dropped_session_is_reaped_from_streamlit_s_store_on_its_event_loop():
+    """Streamlit's session store (a TTL cache) keeps an expired session, state and all,
+    until it is next written to; Lens has the event loop that owns it reap it."""
+    import asyncio
+    import types
+    import weakref
+
+    from streamlit.runtime.caching.ttl_cache import TTLCache
+
+    from lib import ui
+    clock = [0.0]
+    store = TTLCache(maxsize=128, ttl=5, timer=lambda: clock[0])
+
+    class State:                                   # a session's state
+        pass
+    state = State()
+    gone = weakref.ref(state)
+    store["s1"] = state
+    del state
+    loop = asyncio.new_event_loop()
+    owner = threading.Thread(target=loop.run_forever, daemon=True)
+    owner.start()
+    runtime = types.SimpleNamespace(
+        _session_mgr=types.SimpleNamespace(_session_storage=types.SimpleNamespace(_cache=store)),
+        _get_async_objs=lambda: types.SimpleNamespace(eventloop=loop))
+    try:
+        ui._reap_sessions(runtime)
+        assert gone() is not None                  # not expired yet: kept
+        clock[0] = 6.0                             # past the TTL: Streamlit dropped it
+        assert "s1" not in store and gone() is not None   # ... but it is still held
+        ui._reap_sessions(runtime)
+        assert gone() is None
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        owner.join(5)
