@@ -105,7 +105,11 @@ _watch: list[threading.Thread] = []
 
 def _start_memory_watch(every_s: float = 2.0) -> None:
     """Also check every few seconds off the script threads, so that the memory of the last
-    visitors to leave comes back without waiting for the next visitor."""
+    visitors to leave comes back without waiting for the next visitor. Not under AppTest:
+    there the process is the test runner's, and page runs settle it on their own thread."""
+    from streamlit import config
+    if config.get_option("global.appTest"):
+        return
     with _seen_lock:
         if _watch:
             return

@@ -283,3 +283,14 @@ def test_a_dropped_session_is_reaped_from_streamlit_s_store_on_its_event_loop():
     finally:
         loop.call_soon_threadsafe(loop.stop)
         owner.join(5)
+
+
+def test_no_memory_watch_thread_under_apptest():
+    """AppTest runs pages in the test runner's process: no background freezes there."""
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_string("""
+from lib import ui
+ui._start_memory_watch()
+""").run()
+    assert not at.exception
+    assert not [t for t in threading.enumerate() if t.name == "lens-memory-watch"]
