@@ -8,13 +8,13 @@ segmentation box, detection with imported predictions, tab switches and the thre
 shared runs comparison). First one visitor alone (the reference results and the memory after
 one session), then N at once. Reports p50/p95 per interaction kind from the action to the
 page being idle, errors, whether every CAM and mask equals the single visitor's, and the
-server's memory (RSS) after the first session, at peak, and after all sessions closed, and
-where the machine's CPU went while the crowd ran (the server; the browsers), and how long
-the server's own page runs took (`LENS_RUN_LOG`: light runs, and runs with heavy work). The browsers
-share the server's two cores here, as real visitors' browsers would not: they run at a
-lowest priority (`--browser-nice`, 19 by default) so the server is served first, and a
-failed journey leaves a screenshot in artifacts/load/. Last line: `N sessions: p95 light X s, p95 heavy Y s, errors E, identical yes|no, memory
-after close +Z%`.
+server's memory (RSS) after the first session, at peak, and after all sessions closed; where
+the machine's CPU went while the crowd ran (the server, the browsers); and how long the
+server's own page runs took (`LENS_RUN_LOG`: light runs, and runs with heavy work). The
+browsers share the server's two cores here, as real visitors' browsers would not: they run
+at the lowest priority (`--browser-nice`, 19 by default) so that the server is served
+first. A failed journey leaves a screenshot in artifacts/load/. Last line: `N sessions: p95
+light X s, p95 heavy Y s, errors E, identical yes|no, memory after close +Z%`.
 """
 
 import argparse

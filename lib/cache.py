@@ -77,7 +77,7 @@ class ModelCache:
         self._guard = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
         self.evictions: list[str] = []
-        self.models_loaded = 0      # models loaded so far (see `freeze_long_lived`)
+        self.model_changes = 0      # models loaded or evicted so far (`freeze_long_lived`)
 
     @property
     def budget_bytes(self) -> int:
@@ -98,7 +98,7 @@ class ModelCache:
             try:
                 value = loader()
                 entry = self._insert(key, value, self._sizeof(value))
-                self.models_loaded += 1
+                self.model_changes += 1
                 return entry
             finally:
                 with self._guard:
@@ -159,7 +159,7 @@ class ModelCache:
         if freed:
             gc.unfreeze()            # what was frozen with the evicted entries goes too
             gc.collect()
-            self.models_loaded += 1  # the rest is frozen again on the next page run
+            self.model_changes += 1  # the rest is frozen again on the next page run
 
     def _used(self) -> int:
         return (sum(e.nbytes for e in self._entries.values())
@@ -217,14 +217,13 @@ def freeze_long_lived(force: bool = False) -> bool:
     global _frozen_at, _frozen_time
     import sys
     import time
-    now = (len(sys.modules), MODELS.models_loaded)
+    now = (len(sys.modules), MODELS.model_changes)
     due = force or now != _frozen_at or time.monotonic() - _frozen_time > REFREEZE_S
     if not due or not _freezing.acquire(blocking=False):
         return False
     try:
         gc.unfreeze()
-        gc.collect()
-        _trim_heap()
+        collect_garbage()
         gc.freeze()
         _frozen_at, _frozen_time = now, time.monotonic()
         return True
