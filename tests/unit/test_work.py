@@ -246,6 +246,10 @@ def test_page_runs_are_timed_into_the_run_log_only_when_asked(monkeypatch, tmp_p
     assert [(x["page"], x["heavy"]) for x in lines] == [
         ("Classification", True), ("Detection", False), ("Runs", False)]
     assert lines[0]["seconds"] >= 0.05
+    monkeypatch.setenv("LENS_RUN_LOG", str(tmp_path))          # a folder: cannot be appended to
+    with work.timed_run("Home"):
+        ran = True
+    assert ran
 
 
 def test_a_dropped_session_is_reaped_from_streamlit_s_store_on_its_event_loop():
