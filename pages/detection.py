@@ -220,7 +220,9 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
                 if b2.button("Cancel", key=f"cancel_{slot}", disabled=not job.running):
                     job.cancel()
 
-                @st.fragment(run_every=1.0)
+                # polls only while the job runs (an idle slot costs no reruns); the
+                # finished job's st.rerun() redraws the page without the poll
+                @st.fragment(run_every=1.0 if job.running else None)
                 def progress(job=job):
                     if job.running:
                         p = job.progress

@@ -171,6 +171,21 @@ def test_detection_benchmark_with_imported_predictions(page, server, tmp_path, s
     page.screenshot(path=ARTIFACTS / "detection.png", full_page=True)
 
 
+def test_an_idle_page_costs_the_server_nothing(page, server):
+    """The detection page on demo data, both detectors idle: once it has drawn, the server
+    sends nothing more (a progress poll that ran whether or not a job ran cost every visitor
+    two reruns a second)."""
+    frames: list = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f)))
+    page.goto(f"{server}/detection")
+    page.get_by_role("button", name="Run").first.wait_for()
+    wait_idle(page)
+    page.wait_for_timeout(1500)
+    drawn = len(frames)
+    page.wait_for_timeout(4000)
+    assert drawn > 0 and len(frames) == drawn, f"{len(frames) - drawn} messages while idle"
+
+
 def test_segmentation_drag_a_box_and_see_the_mask(page, server):
     """Drag a box on the sample photo: the (offline) GrabCut mask is drawn in the object's
     colour on the clickable image, and the mask downloads appear."""
