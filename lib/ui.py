@@ -41,13 +41,15 @@ def _settle_memory() -> None:
     give memory back once Streamlit has dropped a session (inactive for longer than
     `server.disconnectedSessionTTL`): a collection of what is not frozen, or a forced
     freeze when the session was alive at the last freeze (its state was frozen with the
-    rest and only the next freeze collects it)."""
+    rest and only the next freeze collects it). The first call also tunes the C allocator
+    so that what a session held can go back to the system (`cache.tune_allocator`)."""
     import time
 
     from streamlit import config
     from streamlit.runtime import Runtime
 
     from lib import cache
+    cache.tune_allocator()
     sid = session_id()
     runtime = Runtime.instance() if Runtime.exists() else None
     ttl = float(config.get_option("server.disconnectedSessionTTL") or 0)
