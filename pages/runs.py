@@ -193,8 +193,6 @@ if not selected:
     st.info("Select runs to compare.")
     st.stop()
 
-tab_diff, tab_summary, tab_curves, tab_parallel, tab_importance = st.tabs(
-    ["Config diff", "Summary", "Curves", "Parallel coordinates", "Parameter importance"])
 
 def diff_tab(frame: pd.DataFrame, what: str, key: str) -> None:
     """A config or summary diff: how many keys differ, then the table (differing first)."""
@@ -206,11 +204,14 @@ def diff_tab(frame: pd.DataFrame, what: str, key: str) -> None:
     st.dataframe(frame.astype(str), key=key)
 
 
-with tab_diff:
+def config_view() -> None:
+    """Config keys that differ across the selected runs."""
     show_all = st.toggle("Show all keys", key="diff_all")
     diff_tab(runs.config_diff(selected, all_keys=show_all), "config keys", "config_diff")
 
-with tab_summary:
+
+def summary_view() -> None:
+    """Summary metrics that differ across the selected runs."""
     show_all_summary = st.toggle("Show equal metrics too", key="summary_all")
     diff_tab(runs.summary_diff(selected, all_keys=show_all_summary), "summary metrics",
              "summary_diff")
@@ -257,7 +258,8 @@ def histories_of(chosen: list[runs.RunInfo], live: bool) -> tuple[dict[str, pd.D
     return histories, notes
 
 
-with tab_curves:
+def curves_view() -> None:
+    """Metric curves (followed live when asked), their statistics, the CSV export."""
     has_offline = any(r.source != "cloud" for r in selected)
     live = st.toggle("Live", key="live", disabled=not has_offline,
                      help="Follow runs that are still being written: every 3 s only the records "
@@ -324,7 +326,9 @@ numeric_summary = sorted({k for r in selected for k, v in runs.flatten(r.summary
                           if isinstance(v, (int, float)) and not isinstance(v, bool)
                           and not k.startswith("_")})
 
-with tab_parallel:
+
+def parallel_view() -> None:
+    """Config axes against a summary metric, the best run marked."""
     if len(selected) < 2 or not numeric_summary or not all_config:
         st.info("Select at least two runs with config keys and numeric summary metrics.")
     else:
@@ -342,7 +346,9 @@ with tab_parallel:
         if best is not None:
             st.success(f"Best run: **{selected[best].name}** ({target} = {values[best]:.4g})")
 
-with tab_importance:
+
+def importance_view() -> None:
+    """Which config keys predict a metric (as W&B computes it)."""
     if len(selected) < 3 or not numeric_summary:
         st.info("Select at least three runs with a numeric summary metric.")
     else:
@@ -364,3 +370,14 @@ with tab_importance:
                        "each key's correlation. Categorical keys are one-hot (key=value); keys "
                        "that never vary are left out.")
             st.dataframe(importance, hide_index=True, key="importance_table")
+
+
+# The open tab is part of the comparison's URL (`tab=Curves`), and only it is computed and
+# drawn (a hidden tab's charts were still drawn, at zero width, in every visitor's browser).
+tabs = st.tabs(["Config diff", "Summary", "Curves", "Parallel coordinates",
+                "Parameter importance"], key="tab", bind="query-params")
+for tab, view in zip(tabs, (config_view, summary_view, curves_view, parallel_view,
+                            importance_view)):
+    if tab.open:
+        with tab:
+            view()

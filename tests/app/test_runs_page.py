@@ -39,9 +39,12 @@ def test_compare_generated_runs(project, tmp_path, monkeypatch):  # noqa: F811
     at.multiselect(key="selected").set_value(["beta", "gamma"]).run()
     diff = at.dataframe[1].value
     assert list(diff.index) == ["model.arch"]
+    assert not at.get("plotly_chart")      # only the open tab (Config diff) is computed
+    at.session_state["tab"] = "Curves"
+    at.run()
     at.text_input(key="metrics").set_value("train/*, val/acc").run()
     assert len(at.get("plotly_chart")) >= 2
-    stats = at.dataframe[3].value          # after the table, config and summary diffs
+    stats = at.dataframe[1].value          # after the runs table
     assert set(stats["metric"]) == {"train/loss", "val/acc"} and len(stats) == 4
     assert at.query_params["runs"] == "beta,gamma"
     at.selectbox(key="group_by").set_value("model.arch").run()
@@ -94,10 +97,17 @@ def test_summary_importance_and_no_run_cap(tmp_path, monkeypatch):
     assert len(names) == len(set(names)) == 100 and all(" · offline-run-x-c" in n for n in names)
     diff = at.dataframe[1].value
     assert list(diff.index) == ["lr", "opt"] and diff.shape[1] == 100
-    assert "val/acc" in at.dataframe[2].value.index
+    at.session_state["tab"] = "Summary"
+    at.run()
+    assert "val/acc" in at.dataframe[1].value.index
+    at.session_state["tab"] = "Parameter importance"
+    at.run()
     table = next(d.value for d in at.dataframe if "importance" in d.value.columns)
     assert table["parameter"].iloc[0] == "lr" and "batch" not in set(table["parameter"])
-    assert len(at.get("plotly_chart")) >= 2
+    assert [c.key for c in at.get("plotly_chart")] == ["importance"]   # the open tab's only
+    at.session_state["tab"] = "Parallel coordinates"
+    at.run()
+    assert [c.key for c in at.get("plotly_chart")] == ["parallel"]
 
 
 def test_live_toggle_follows_a_run_being_written(tmp_path, monkeypatch):
@@ -116,6 +126,8 @@ def test_live_toggle_follows_a_run_being_written(tmp_path, monkeypatch):
         time.sleep(1.0)
         at = run_page("runs")
         at.text_input(key="folder").set_value(str(tmp_path)).run()
+        at.session_state["tab"] = "Curves"
+        at.run()
         at.text_input(key="metrics").set_value("loss").run()
         at.toggle(key="live").set_value(True).run()
         seen = []
@@ -185,6 +197,8 @@ def test_cloud_key_reaches_runs_and_histories_and_is_never_kept(tmp_path, monkey
     at.button[0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert len(at.dataframe[0].value) == 2
+    at.session_state["tab"] = "Curves"
+    at.run()
     # the Curves tab fetched both histories with the key typed above (no key anywhere else)
     assert [c for c in at.get("plotly_chart")], "curves drawn from the cloud histories"
     assert all(secret not in repr(at.session_state[k]) for k in at.session_state)

@@ -66,6 +66,13 @@ def test_runs_compare_from_a_shared_url(page, server, tmp_path):
     page.locator(".js-plotly-plot").first.wait_for()   # the curves render after the buttons
     assert page.get_by_text("0.50").count() >= 1  # the smoothing slider kept its value
     page.screenshot(path=ARTIFACTS / "runs.png", full_page=True)
+    # the open tab is in the link too: a copied URL reopens the curves, and only they are
+    # drawn (no chart of a hidden tab in the page)
+    page.wait_for_url("**tab=Curves**")
+    page.goto(page.url)
+    page.locator(".js-plotly-plot").first.wait_for()
+    charts = page.get_by_test_id("stPlotlyChart")
+    assert charts.count() == charts.locator("visible=true").count() >= 1
     with page.expect_download() as info:
         page.get_by_role("button", name="Export comparison (CSV)").click()
     target = tmp_path / "runs.csv"
