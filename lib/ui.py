@@ -192,6 +192,22 @@ def queued(what: str):
         yield
 
 
+def tabs(labels: list[str], keep: tuple[str, ...] = ()) -> list:
+    """The page's tabs, of which the page computes and draws only the open one (`tab.open`).
+
+    Switching is a rerun, and the open tab is part of the URL (`tab=<label>`), so a copied
+    link reopens it. Hidden tabs otherwise cost the server their figures and images on every
+    rerun, and every visitor's browser their drawing. Streamlit forgets the value of a widget
+    that a run did not draw: the widgets named in `keep` (inside tabs) keep theirs while
+    their tab is closed. An upload cannot be kept that way: a tab holding an uploader is
+    drawn whether open or not.
+    """
+    for key in keep:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+    return st.tabs(labels, key="tab", bind="query-params")
+
+
 def untrained_warning(model) -> None:
     """Say so when a model is an untrained test model: its output is never shown as real."""
     if getattr(model, "untrained", False):

@@ -121,8 +121,11 @@ with st.sidebar:
                   if choice == OTHER else choice)
     top_k = st.slider("Top-k", 1, 10, 5, key="top_k")
 
-tab_explain, tab_compare, tab_eval, tab_video = st.tabs(
-    ["Explain", "Compare", "Evaluate a folder", "Video scenes"])
+# Explain, Evaluate and Video hold uploads and are always drawn; Compare (CAMs of other
+# models) only when open.
+tab_explain, tab_compare, tab_eval, tab_video = ui.tabs(
+    ["Explain", "Compare", "Evaluate a folder", "Video scenes"],
+    keep=("compare_mode", "compare_models", "compare_methods"))
 
 with tab_explain:
     up_col, sample_col = st.columns([3, 2])
@@ -218,33 +221,36 @@ with tab_explain:
                            "care.")
 
 with tab_compare:
-    mode = st.radio("Compare", ["models", "methods"], horizontal=True, key="compare_mode")
-    if mode == "models":
-        picks = st.multiselect("Models (2–4)", list(options), max_selections=4,
-                               default=[n for n in options if options[n] == "ready"][:2],
-                               key="compare_models")
-        cells = [(m, st.session_state.get("method", "GradCAM")) for m in picks]
-    else:
-        from lib.cam import METHODS
-        picks = st.multiselect("Methods (2–4)", list(METHODS), max_selections=4,
-                               default=["GradCAM", "EigenCAM"], key="compare_methods")
-        cells = [(model_name, m) for m in picks]
-    if len(cells) < 2:
-        st.info("Pick at least two to compare.")
-    elif intake:
-        item = intake[0] if len(intake) == 1 else intake[st.session_state.get("picked", 0)]
-        st.caption(f"Image: {item.name}. Each cell explains its own top-1 class.")
-        grid = st.columns(len(cells))
-        for col, (m_name, meth) in zip(grid, cells):
-            with col:
-                if load_model(m_name) is None:
-                    continue
-                res = predict(item.sha256, m_name, 1, item.image).best
-                with st.spinner(f"{meth} on {m_name}…"):
-                    lay = layer_list(m_name)[0]
-                    ex = explain(item.sha256, m_name, meth, res.index, lay, item.image)
-                st.image(ex.overlay(), width="stretch",
-                         caption=f"{m_name} · {meth}\n{res.label} ({res.probability:.0%})")
+    if tab_compare.open:
+        mode = st.radio("Compare", ["models", "methods"], horizontal=True, key="compare_mode")
+        if mode == "models":
+            st.session_state.setdefault("compare_models",
+                                        [n for n in options if options[n] == "ready"][:2])
+            picks = st.multiselect("Models (2–4)", list(options), max_selections=4,
+                                   key="compare_models")
+            cells = [(m, st.session_state.get("method", "GradCAM")) for m in picks]
+        else:
+            from lib.cam import METHODS
+            st.session_state.setdefault("compare_methods", ["GradCAM", "EigenCAM"])
+            picks = st.multiselect("Methods (2–4)", list(METHODS), max_selections=4,
+                                   key="compare_methods")
+            cells = [(model_name, m) for m in picks]
+        if len(cells) < 2:
+            st.info("Pick at least two to compare.")
+        elif intake:
+            item = intake[0] if len(intake) == 1 else intake[st.session_state.get("picked", 0)]
+            st.caption(f"Image: {item.name}. Each cell explains its own top-1 class.")
+            grid = st.columns(len(cells))
+            for col, (m_name, meth) in zip(grid, cells):
+                with col:
+                    if load_model(m_name) is None:
+                        continue
+                    res = predict(item.sha256, m_name, 1, item.image).best
+                    with st.spinner(f"{meth} on {m_name}…"):
+                        lay = layer_list(m_name)[0]
+                        ex = explain(item.sha256, m_name, meth, res.index, lay, item.image)
+                    st.image(ex.overlay(), width="stretch",
+                             caption=f"{m_name} · {meth}\n{res.label} ({res.probability:.0%})")
 
 with tab_eval:
     st.caption("A folder with one subfolder per class, each named after one of the model's "

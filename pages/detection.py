@@ -284,10 +284,9 @@ names = list(reports)
 
 # -- metrics ----------------------------------------------------------------------------------
 
-tab_metrics, tab_classes, tab_errors, tab_images, tab_whatif = st.tabs(
-    ["Metrics", "Per class", "Errors", "Images", "What-if"])
 
-with tab_metrics:
+def metrics_view() -> None:
+    """COCO metrics, PR and F1 curves, IoUs, speed, exports."""
     # COCO reports -1 where the dataset has no objects of that size: show "n/a"
     table = pd.DataFrame({n: r.metrics.stats for n, r in reports.items()}).where(lambda t: t >= 0)
     if len(names) == 2:
@@ -323,7 +322,9 @@ with tab_metrics:
         st.success(f"Logged {len(reports)} benchmark run(s) to {Path(where).parent} — open that "
                    "folder on the Runs page.")
 
-with tab_classes:
+
+def classes_view() -> None:
+    """Per-class AP, a class's PR curve, the confusion matrix."""
     per = None
     for n, r in reports.items():
         part = r.metrics.per_class.set_index(["category_id", "name", "objects"])[["AP", "AP50"]]
@@ -347,7 +348,9 @@ with tab_classes:
                                             title=f"Confusion (score ≥ {score_thr}, IoU ≥ 0.5)"),
                     key="det_confusion")
 
-with tab_errors:
+
+def errors_view() -> None:
+    """AP50 an oracle would gain by fixing each kind of error."""
     st.plotly_chart(plots.error_bars({n: r.errors.delta_ap for n, r in reports.items()}),
                     key="tide_chart")
     st.dataframe(pd.DataFrame({n: r.errors.counts for n, r in reports.items()}).T,
@@ -355,7 +358,9 @@ with tab_errors:
     st.caption("Errors in the manner of TIDE: each bar is the AP50 an oracle would gain by "
                "fixing only that kind of error (see lib/tide.py).")
 
-with tab_images:
+
+def images_view() -> None:
+    """Images by error kind or class, boxes drawn; EigenCAM of a false positive."""
     g1, g2 = st.columns(2)
     bucket = g1.selectbox("Show images with", ["(all)"] + ERROR_TYPES +
                           [f"class: {n}" for n in dataset.categories.values()], key="bucket")
@@ -415,7 +420,9 @@ with tab_images:
                     st.image(shown, caption=f"EigenCAM of {n}'s backbone; the box is the {lab.kind} "
                                             "error", width="stretch")
 
-with tab_whatif:
+
+def whatif_view() -> None:
+    """One uploaded image through the built-in detectors."""
     st.caption("Upload one image: both built-in detectors side by side, with a score slider.")
     runnable = [n for n in names if n in [s.name for s in detector_specs]]
     if not runnable:
@@ -439,3 +446,12 @@ with tab_whatif:
                         f"{det.labels.get(int(c), c)} {s:.2f}" for c, s in
                         zip(out.class_ids, out.scores)], datasets.PALETTE["a"])]),
                         caption=n, width="stretch")
+
+
+tabs = ui.tabs(["Metrics", "Per class", "Errors", "Images", "What-if"],
+               keep=("pr_class", "confusion_model", "bucket", "cam_model", "cam_fp"))
+for tab, view in zip(tabs, (metrics_view, classes_view, errors_view, images_view,
+                            whatif_view)):
+    if tab.open or view is whatif_view:     # What-if holds an upload: always drawn
+        with tab:
+            view()

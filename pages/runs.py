@@ -372,10 +372,10 @@ def importance_view() -> None:
             st.dataframe(importance, hide_index=True, key="importance_table")
 
 
-# The open tab is part of the comparison's URL (`tab=Curves`), and only it is computed and
-# drawn (a hidden tab's charts were still drawn, at zero width, in every visitor's browser).
-tabs = st.tabs(["Config diff", "Summary", "Curves", "Parallel coordinates",
-                "Parameter importance"], key="tab", bind="query-params")
+# The open tab is part of the comparison's link (`tab=Curves`); only it is computed and drawn.
+tabs = ui.tabs(["Config diff", "Summary", "Curves", "Parallel coordinates",
+                "Parameter importance"], keep=("diff_all", "summary_all", "live", "log_y",
+                                               "group_by", "x_axis", "pc_metric"))
 for tab, view in zip(tabs, (config_view, summary_view, curves_view, parallel_view,
                             importance_view)):
     if tab.open:

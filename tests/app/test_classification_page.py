@@ -62,11 +62,20 @@ def test_change_method_and_class(page):
 
 
 def test_compare_methods_grid(page):
+    assert "compare_mode" not in [r.key for r in page.radio]   # Compare is closed: not run
+    page.session_state["tab"] = "Compare"
+    page.run()
     page.radio(key="compare_mode").set_value("methods").run()
     page.multiselect(key="compare_methods").set_value(["GradCAM", "LayerCAM", "EigenCAM"]).run()
     assert not page.exception
     grid = [c for c in captions(page) if "EfficientNet-Lite0" in c]
     assert len(grid) == 3 and any("LayerCAM" in c for c in grid)
+    page.session_state["tab"] = "Explain"   # the choices are kept while Compare is closed
+    page.run()
+    page.session_state["tab"] = "Compare"
+    page.run()
+    assert page.radio(key="compare_mode").value == "methods"
+    assert page.multiselect(key="compare_methods").value == ["GradCAM", "LayerCAM", "EigenCAM"]
 
 
 def test_evaluate_folder_and_bad_folder(tmp_path, monkeypatch):

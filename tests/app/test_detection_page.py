@@ -43,11 +43,21 @@ def test_imported_predictions_compared(page, coco):
     assert table.loc["AP", "good"] == pytest.approx(coco_eval.evaluate_pycocotools(coco, a)["AP"],
                                                     abs=1e-6)
     assert table.loc["AP", "B − A"] < 0
+    assert not page.get("image")             # only the open tab (Metrics) is drawn
+    page.session_state["tab"] = "Errors"
+    page.run(timeout=300)
     errors_table = [d.value for d in page.dataframe if "missed" in getattr(d.value, "columns", [])]
     assert errors_table and errors_table[0].loc["worse", "missed"] > errors_table[0].loc["good",
                                                                                         "missed"]
+    page.session_state["tab"] = "Images"
+    page.run(timeout=300)
     page.selectbox(key="bucket").set_value("missed").run(timeout=300)
     assert not page.exception and page.get("image")
+    page.session_state["tab"] = "Metrics"    # the image filter is kept while Images is closed
+    page.run(timeout=300)
+    page.session_state["tab"] = "Images"
+    page.run(timeout=300)
+    assert page.selectbox(key="bucket").value == "missed"
 
 
 @pytest.mark.parametrize("payload,message", [
@@ -173,6 +183,8 @@ def test_run_cancel_resume_then_cam_and_what_if(demo_page, monkeypatch, tmp_path
     assert table.loc["AP50", "demo-fasterrcnn"] == pytest.approx(
         coco_eval.evaluate_pycocotools(job.dataset, job.results())["AP50"], abs=1e-6)
     # EigenCAM of one of its false positives (Images tab, "What fired?")
+    at.session_state["tab"] = "Images"
+    at.run(timeout=300)
     captions = [i.caption for img in at.get("image") for i in img.proto.imgs]
     assert any("EigenCAM of demo-fasterrcnn's backbone" in c for c in captions), captions
     # What-if: one upload through the detector that ran
