@@ -87,6 +87,24 @@ async def _type_dataset(page, sidebar, coco: tuple[str, str], tries: int = 3) ->
             continue
 
 
+async def _components(page) -> str:
+    """What the page's component iframes hold (a clickable image that stayed blank: its
+    height, whether its document loaded, whether its image has a source and loaded)."""
+    notes = []
+    try:
+        for frame in page.frames[1:]:
+            element = await frame.frame_element()
+            height = await element.get_attribute("height")
+            state = await frame.evaluate(
+                "() => { const i = document.getElementById('image'); return [document.readyState,"
+                " i ? i.src.length : -1, i ? i.complete : null, i ? i.naturalHeight : -1] }")
+            notes.append(f"iframe height {height}, document/src length/complete/natural "
+                         f"height {state}")
+    except Exception as exc:  # noqa: BLE001 - a diagnostic only
+        notes.append(f"(frames not readable: {type(exc).__name__})")
+    return f" [{'; '.join(notes)}]" if notes else ""
+
+
 async def journey(context, server: str, coco: tuple[str, str], predictions: Path,
                   shot: Path | None = None) -> Visit:
     """One visitor's journey; on a failure, a screenshot of their page goes to `shot`."""
@@ -160,7 +178,7 @@ async def journey(context, server: str, coco: tuple[str, str], predictions: Path
                      lambda: page.locator(".js-plotly-plot").first.wait_for())
     except Exception as exc:  # noqa: BLE001 - a failed journey is a counted error
         visit.errors.append(f"{visit.step}: {type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:200]}")
+                            f"{str(exc).splitlines()[0][:200]}{await _components(page)}")
         if shot is not None:
             await page.screenshot(path=shot, full_page=True)
     finally:
