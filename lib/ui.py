@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
+from pathlib import Path
 
 import streamlit as st
 
@@ -206,6 +207,24 @@ def tabs(labels: list[str], keep: tuple[str, ...] = ()) -> list:
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
     return st.tabs(labels, key="tab", bind="query-params")
+
+
+def clickable_image(image, key: str):
+    """An image a visitor clicks on or drags a box over (streamlit-image-coordinates): the
+    click's or the box's coordinates, else None. Served from Lens' copy of its frontend
+    (`lib/frontend/image_coordinates`), which says "ready" until Streamlit answers: the
+    original says it once, and on a busy browser that one message can come before Streamlit
+    listens, leaving the image blank for good."""
+    import streamlit_image_coordinates as sic
+    if not getattr(sic._component_func, "lens", False):
+        import streamlit.components.v1 as components
+        component = components.declare_component(
+            "streamlit_image_coordinates",
+            path=str(Path(__file__).parent / "frontend" / "image_coordinates"))
+        component.lens = True
+        sic._component_func = component     # what the library's wrapper calls
+    return sic.streamlit_image_coordinates(image, key=key, click_and_drag=True,
+                                           cursor="crosshair")
 
 
 def untrained_warning(model) -> None:

@@ -12,7 +12,6 @@ from lib import ui  # noqa: E402
 
 ui.page_setup()
 
-from streamlit_image_coordinates import streamlit_image_coordinates
 
 from lib import images, registry, samples, scratch, settings
 from lib.errors import LensError
@@ -214,8 +213,7 @@ def image_mode() -> None:
     disp = _display(shown)
     st.caption(f"Click to add a {'negative' if negative else 'positive'} point to "
                f"**{obj.name}**; drag to draw its box.  Model: **{seg.label}**")
-    value = streamlit_image_coordinates(disp, key=f"seg_click_{digest}", click_and_drag=True,
-                                        cursor="crosshair")
+    value = ui.clickable_image(disp, key=f"seg_click_{digest}")
     event = _click(value, image.shape[1], state)
     if event:
         kind, data = event
@@ -479,8 +477,7 @@ def video_mode() -> None:
     negative = c3.toggle("Negative", key="seg_vneg")
     shown = tracker.render_frame(frame_idx)
     disp = _display(shown)
-    value = streamlit_image_coordinates(disp, key=f"seg_vclick_{digest}_{frame_idx}",
-                                        click_and_drag=True, cursor="crosshair")
+    value = ui.clickable_image(disp, key=f"seg_vclick_{digest}_{frame_idx}")
     event = _click(value, info.width, state)
     if event:
         kind, d = event
