@@ -10,7 +10,9 @@ one session), then N at once. Reports p50/p95 per interaction kind from the acti
 page being idle, errors, whether every CAM and mask equals the single visitor's, and the
 server's memory (RSS) after the first session, at peak, and after all sessions closed; where
 the machine's CPU went while the crowd ran (the server, the browsers); and how long the
-server's own page runs took (`LENS_RUN_LOG`: light runs, and runs with heavy work). The
+server's own page runs took (`LENS_RUN_LOG`: light runs, and runs with heavy work), and each
+interaction's server part (from the page's first rerun request to its last finished run, as
+the browser's network service sees them: without the time the browser then takes to draw). The
 browsers share the server's two cores here, as real visitors' browsers would not: they run
 at the lowest priority (`--browser-nice`, 19 by default) so that the server is served
 first. A failed journey leaves a screenshot in artifacts/load/. Last line: `N sessions: p95
@@ -164,9 +166,14 @@ def main() -> None:
     print(f"{args.sessions} visitors at once: {wall:.1f} s wall; CPU used meanwhile: server "
           f"{server_cpu:.0f} s, browsers at least {browser_cpu:.0f} s, of "
           f"{wall * (os.cpu_count() or 1):.0f} s on {os.cpu_count()} cores")
+    server_parts = summary(crowd, server=True)
+    print(f"  {'interaction':<28} {'':5}  {'action -> page idle':<32}  server's part (first "
+          "rerun request -> last run finished)")
     for kind, (p50, p95, count) in summary(crowd).items():
         group = "heavy" if kind in HEAVY else "light"
-        print(f"  {kind:<28} {group}  p50 {p50:6.2f} s  p95 {p95:6.2f} s  ({count})")
+        s50, s95, scount = server_parts[kind]
+        print(f"  {kind:<28} {group}  p50 {p50:6.2f} s  p95 {p95:6.2f} s  ({count:>2})  "
+              f"p50 {s50:6.2f} s  p95 {s95:6.2f} s  ({scount})")
     # the server's side of it: how long its page runs took while the crowd was there
     for heavy in (False, True):
         secs = [r["seconds"] for r in page_runs if r["heavy"] is heavy]
@@ -181,6 +188,8 @@ def main() -> None:
                                             for k, h in v.results.items())
     done = sum(not v.errors for v in crowd)
     light, heavy = grouped(crowd, LIGHT), grouped(crowd, HEAVY)
+    print(f"server's part: p95 light {percentile(grouped(crowd, LIGHT, True), 95):.2f} s, "
+          f"p95 heavy {percentile(grouped(crowd, HEAVY, True), 95):.2f} s")
     print(f"journeys completed: {done} of {len(crowd)}")
     print(f"server memory: {first / 2**20:.0f} MB after one session, peak {peak / 2**20:.0f} MB, "
           f"{after / 2**20:.0f} MB after all closed")

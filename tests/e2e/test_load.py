@@ -48,3 +48,7 @@ def test_four_visitors_at_once_get_what_one_gets(browser, coco, tmp_path):
         alone.errors + [e for v in crowd for e in v.errors]
     assert set(alone.results) == {"GradCAM overlay", "EigenCAM overlay", "GrabCut mask"}
     assert all(v.results == alone.results for v in crowd)
+    # each visitor's CAM, mask and import had a server part, within the time they waited
+    for v in [alone, *crowd]:
+        for kind in ("CAM of the sample photo", "drag a box -> mask", "import predictions"):
+            assert v.server.get(kind) and max(v.server[kind]) <= max(v.timings[kind]), kind

@@ -32,9 +32,42 @@ class Visit:
     errors: list[str] = field(default_factory=list)
     results: dict[str, str] = field(default_factory=dict)   # what was computed -> its hash
     step: str = "start"                                      # where a failure happened
+    server: dict[str, list[float]] = field(default_factory=dict)   # kind -> server seconds
+    wire: list[tuple[float, str]] = field(default_factory=list)    # (when, rerun|finished)
 
     def time(self, kind: str, seconds: float) -> None:
         self.timings.setdefault(kind, []).append(seconds)
+
+    def listen(self, page) -> None:
+        """Note when the page asks the server for a rerun and when a run finishes (the
+        websocket's messages, seen by the browser's network service): an interaction's
+        server time, from its first request to its last finished run, without the time the
+        browser then takes to draw."""
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        def sent(payload) -> None:
+            msg = BackMsg()
+            msg.ParseFromString(payload if isinstance(payload, bytes) else payload.encode())
+            if msg.WhichOneof("type") == "rerun_script":
+                self.wire.append((time.perf_counter(), "rerun"))
+
+        def received(payload) -> None:
+            msg = ForwardMsg()
+            msg.ParseFromString(payload if isinstance(payload, bytes) else payload.encode())
+            if msg.WhichOneof("type") == "script_finished":
+                self.wire.append((time.perf_counter(), "finished"))
+
+        page.on("websocket", lambda ws: (ws.on("framesent", lambda f: sent(f)),
+                                         ws.on("framereceived", lambda f: received(f))))
+
+    def server_time(self, kind: str, since: float) -> None:
+        """The server's part of the interaction that started at `since` (none when it asked
+        for no rerun: a client-side change)."""
+        reruns = [t for t, what in self.wire if t >= since and what == "rerun"]
+        done = [t for t, what in self.wire if t >= since and what == "finished"]
+        if reruns and done and done[-1] >= reruns[0]:
+            self.server.setdefault(kind, []).append(done[-1] - reruns[0])
 
 
 async def _idle(page, timeout_ms: int = 300_000) -> None:
@@ -50,6 +83,7 @@ async def _timed(visit: Visit, kind: str, page, action, wait_for=None) -> None:
         await wait_for()
     await _idle(page)
     visit.time(kind, time.perf_counter() - t0)
+    visit.server_time(kind, t0)
     if await page.get_by_test_id("stException").count():
         visit.errors.append(f"{kind}: an exception on the page")
 
@@ -110,6 +144,7 @@ async def journey(context, server: str, coco: tuple[str, str], predictions: Path
     """One visitor's journey; on a failure, a screenshot of their page goes to `shot`."""
     visit = Visit()
     page = await context.new_page()
+    visit.listen(page)
     page.set_default_timeout(300_000)
     try:
         # classification: the sample photo's CAM, then another method
@@ -210,15 +245,18 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def summary(visits: list[Visit]) -> dict[str, tuple[float, float, int]]:
-    """Per interaction kind: (p50 s, p95 s, count)."""
+def summary(visits: list[Visit], server: bool = False) -> dict[str, tuple[float, float, int]]:
+    """Per interaction kind: (p50 s, p95 s, count), or with `server` of their server parts."""
     kinds = sorted({k for v in visits for k in v.timings})
     out = {}
     for kind in kinds:
-        values = [t for v in visits for t in v.timings.get(kind, [])]
+        values = grouped(visits, (kind,), server)
         out[kind] = (percentile(values, 50), percentile(values, 95), len(values))
     return out
 
 
-def grouped(visits: list[Visit], names: tuple[str, ...]) -> list[float]:
-    return [t for v in visits for k in names for t in v.timings.get(k, [])]
+def grouped(visits: list[Visit], names: tuple[str, ...], server: bool = False) -> list[float]:
+    """The timings of these kinds (from the action until the page is idle), or with `server`
+    their server parts."""
+    return [t for v in visits for k in names
+            for t in (v.server if server else v.timings).get(k, [])]
