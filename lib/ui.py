@@ -212,9 +212,9 @@ def tabs(labels: list[str], keep: tuple[str, ...] = ()) -> list:
 def clickable_image(image, key: str):
     """An image a visitor clicks on or drags a box over (streamlit-image-coordinates): the
     click's or the box's coordinates, else None. Served from Lens' copy of its frontend
-    (`lib/frontend/image_coordinates`), which says "ready" until Streamlit answers: the
-    original says it once, and on a busy browser that one message can come before Streamlit
-    listens, leaving the image blank for good."""
+    (`lib/frontend/image_coordinates`), which tells Streamlit it is ready only once its
+    document's body exists: the original said so from <head>, and on a busy browser
+    Streamlit's answer could come before the image element did, leaving it blank for good."""
     import streamlit_image_coordinates as sic
     if not getattr(sic._component_func, "lens", False):
         import streamlit.components.v1 as components

@@ -61,6 +61,18 @@ class Visit:
         page.on("websocket", lambda ws: (ws.on("framesent", lambda f: sent(f)),
                                          ws.on("framereceived", lambda f: received(f))))
 
+    async def answered(self, since: float, timeout_s: float = 30.0) -> None:
+        """Until the page has asked for a rerun since `since` and a run has finished after
+        that request. Every interaction of the journey reruns the page; on a busy browser the
+        request can leave after the page looked idle, which would end the timing early and
+        leave the run to the next interaction."""
+        deadline = time.perf_counter() + timeout_s
+        while time.perf_counter() < deadline:
+            asked = [t for t, what in self.wire if t >= since and what == "rerun"]
+            if asked and any(t >= asked[0] and what == "finished" for t, what in self.wire):
+                return
+            await asyncio.sleep(0.05)
+
     def server_time(self, kind: str, since: float) -> None:
         """The server's part of the interaction that started at `since` (none when it asked
         for no rerun: a client-side change)."""
@@ -81,6 +93,7 @@ async def _timed(visit: Visit, kind: str, page, action, wait_for=None) -> None:
     await action()
     if wait_for is not None:
         await wait_for()
+    await visit.answered(t0)
     await _idle(page)
     visit.time(kind, time.perf_counter() - t0)
     visit.server_time(kind, t0)
@@ -131,9 +144,13 @@ async def _components(page) -> str:
             height = await element.get_attribute("height")
             state = await frame.evaluate(
                 "() => { const i = document.getElementById('image'); return [document.readyState,"
-                " i ? i.src.length : -1, i ? i.complete : null, i ? i.naturalHeight : -1] }")
+                " i ? i.src.length : -1, i ? i.complete : null, i ? i.naturalHeight : -1,"
+                " location.pathname] }")
             notes.append(f"iframe height {height}, document/src length/complete/natural "
-                         f"height {state}")
+                         f"height/path {state}")
+        notes.append(f"page: {await page.get_by_test_id('stSkeleton').count()} skeletons, "
+                     f"{await page.get_by_text('having trouble loading').count()} loading "
+                     "warnings")
     except Exception as exc:  # noqa: BLE001 - a diagnostic only
         notes.append(f"(frames not readable: {type(exc).__name__})")
     return f" [{'; '.join(notes)}]" if notes else ""

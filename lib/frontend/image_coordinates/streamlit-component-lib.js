@@ -1,11 +1,11 @@
 // The minimal Streamlit component API of streamlit-image-coordinates 0.4.1 (MIT License,
 // Copyright (c) Zachary Blackwood; from Thiago's snippet on discuss.streamlit.io), with one
-// change for Lens: "ready" is said again every 250 ms until the first render arrives.
+// change for Lens: "ready" is said once the document's body exists.
 //
-// Streamlit's page registers its listener for this iframe in an effect that runs after the
-// iframe is mounted. On a busy browser this document can load and say "ready" first; that
-// one message is then lost, no render ever comes, and the image stays blank (seen under
-// bench/load.py). Saying it again is harmless: a render is idempotent.
+// main.js runs from <head> and says "ready" at its end. On a busy browser the HTML parser
+// can yield before it reaches <body>; Streamlit's answer (the render) then finds no
+// <img id="image"> (TypeError in onRender), and the image stays blank for good. Seen under
+// bench/load.py; tests/e2e/test_components.py streams the body late to reproduce it.
 function sendMessageToStreamlitClient(type, data) {
   const outData = Object.assign({
       isStreamlitMessage: true,
@@ -14,22 +14,16 @@ function sendMessageToStreamlitClient(type, data) {
   window.parent.postMessage(outData, "*");
 }
 
-let rendered = false;
-window.addEventListener("message", function(event) {
-  if (event.data && event.data.type === "streamlit:render") {
-    rendered = true;
-  }
-});
-
 const Streamlit = {
   setComponentReady: function() {
       const say = function() {
-          if (!rendered) {
-              sendMessageToStreamlitClient("streamlit:componentReady", {apiVersion: 1});
-              setTimeout(say, 250);
-          }
+          sendMessageToStreamlitClient("streamlit:componentReady", {apiVersion: 1});
       };
-      say();
+      if (document.readyState === "loading") {
+          document.addEventListener("DOMContentLoaded", say, {once: true});
+      } else {
+          say();
+      }
   },
   setFrameHeight: function(height) {
       sendMessageToStreamlitClient("streamlit:setFrameHeight", {height: height});
