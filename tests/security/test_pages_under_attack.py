@@ -345,6 +345,7 @@ def test_tampered_run_log(server, tmp_path, monkeypatch, fix_crc, expect):
             shutil.copy(f, run / f.name)
     A.tamper_history_value(SAMPLE_RUN, run / SAMPLE_RUN.name, fix_crc)
     at = run_page("runs")
+    at.session_state["tab"] = "Curves"      # where the histories are read
     widget(at, "text_input", "Folder holding wandb/offline-run-* (or run-*) folders") \
         .set_value(str(root)).run()
     ok(at, expect)
