@@ -200,8 +200,8 @@ def tabs(labels: list[str], keep: tuple[str, ...] = ()) -> list:
     link reopens it. Hidden tabs otherwise cost the server their figures and images on every
     rerun, and every visitor's browser their drawing. Streamlit forgets the value of a widget
     that a run did not draw: the widgets named in `keep` (inside tabs) keep theirs while
-    their tab is closed. An upload cannot be kept that way: a tab holding an uploader is
-    drawn whether open or not.
+    their tab is closed. An upload cannot be kept that way: a page draws a tab holding an
+    uploader whether it is open or not.
     """
     for key in keep:
         if key in st.session_state:
