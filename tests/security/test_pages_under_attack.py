@@ -406,3 +406,24 @@ def test_cloud_filters_that_are_not_an_object(server):
     widget(at, "text_input", "Filters (MongoDB-style JSON, optional)").set_value("[" * 50_000)
     at.button[0].click().run()
     ok(at, "Filters must be a JSON object")
+
+
+# -- the open tab from a link (`?tab=`) --------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["Errors", "curves", "<script>alert(1)</script>", "../" * 40,
+                                   "Curves" * 500, ""])
+def test_a_hostile_tab_in_the_link_opens_the_first_tab(value):
+    """A tab value that is not one of the page's labels (another page's, a different case,
+    markup, a path, 3,000 characters) opens the first tab, without an error; a real label
+    opens its tab."""
+    def runs_page(tab: str) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+        at.switch_page("pages/runs.py")
+        at.query_params["tab"] = tab
+        return at.run()
+
+    at = runs_page(value)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.get("plotly_chart")                         # Config diff, not Curves
+    assert any(t.key == "diff_all" for t in at.toggle)
+    assert runs_page("Curves").get("plotly_chart")            # while a real label opens it
