@@ -61,25 +61,28 @@ class Visit:
         page.on("websocket", lambda ws: (ws.on("framesent", lambda f: sent(f)),
                                          ws.on("framereceived", lambda f: received(f))))
 
+    def span(self, since: float) -> tuple[float, float] | None:
+        """(first rerun request, last finished run) since `since`, once a run has finished
+        after that request; else None."""
+        reruns = [t for t, what in self.wire if t >= since and what == "rerun"]
+        done = [t for t, what in self.wire if t >= since and what == "finished"]
+        return (reruns[0], done[-1]) if reruns and done and done[-1] >= reruns[0] else None
+
     async def answered(self, since: float, timeout_s: float = 30.0) -> None:
         """Until the page has asked for a rerun since `since` and a run has finished after
         that request. Every interaction of the journey reruns the page; on a busy browser the
         request can leave after the page looked idle, which would end the timing early and
         leave the run to the next interaction."""
         deadline = time.perf_counter() + timeout_s
-        while time.perf_counter() < deadline:
-            asked = [t for t, what in self.wire if t >= since and what == "rerun"]
-            if asked and any(t >= asked[0] and what == "finished" for t, what in self.wire):
-                return
+        while self.span(since) is None and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
 
     def server_time(self, kind: str, since: float) -> None:
         """The server's part of the interaction that started at `since` (none when it asked
-        for no rerun: a client-side change)."""
-        reruns = [t for t, what in self.wire if t >= since and what == "rerun"]
-        done = [t for t, what in self.wire if t >= since and what == "finished"]
-        if reruns and done and done[-1] >= reruns[0]:
-            self.server.setdefault(kind, []).append(done[-1] - reruns[0])
+        for no rerun in time)."""
+        span = self.span(since)
+        if span is not None:
+            self.server.setdefault(kind, []).append(span[1] - span[0])
 
 
 async def _idle(page, timeout_ms: int = 300_000) -> None:
