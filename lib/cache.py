@@ -159,7 +159,7 @@ class ModelCache:
             freed = True
         if freed:
             gc.unfreeze()            # what was frozen with the evicted entries goes too
-            gc.collect()
+            collect_garbage()        # and its memory back to the system
             self.model_changes += 1  # the rest is frozen again on the next page run
 
     def _used(self) -> int:
