@@ -102,8 +102,8 @@ class FairQueue:
 @contextlib.contextmanager
 def timed_run(page: str) -> Iterator[None]:
     """Time a page run (the whole script, also when a rerun or stop ends it) into the file
-    `LENS_RUN_LOG` names, when it is set: one JSON line with the page, the seconds, and
-    whether the run waited for or did heavy work. `bench/load.py` reads it to tell the
+    `LENS_RUN_LOG` names, when it is set: one JSON line with the page, the seconds, the
+    script thread's CPU seconds, and whether the run waited for or did heavy work. `bench/load.py` reads it to tell the
     server's share of a visitor's wait from the browser's."""
     from lib import settings
     path = settings.get().run_log
@@ -113,11 +113,12 @@ def timed_run(page: str) -> Iterator[None]:
     import json
     import time
     HEAVY._held.used = False
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.thread_time()
     try:
         yield
     finally:
         line = json.dumps({"page": page, "seconds": round(time.perf_counter() - t0, 4),
+                           "cpu": round(time.thread_time() - cpu0, 4),
                            "heavy": bool(getattr(HEAVY._held, "used", False))})
         try:
             with _log_lock, open(path, "a") as out:

@@ -40,11 +40,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_streamlit(script: Path, port: int, cwd: Path, env: dict | None = None):
+def start_streamlit(script: Path, port: int, cwd: Path, env: dict | None = None,
+                    door_log: Path | None = None):
     """Start `streamlit run` and wait for /_stcore/health; returns the process. Its output
     goes to `artifacts/e2e/streamlit-<port>.log` (`proc.log`): a pipe nobody reads fills up,
-    and then every server thread that logs blocks for good."""
-    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+    and then every server thread that logs blocks for good. With `door_log`, the server logs
+    each rerun request and finished run there (`tests/e2e/door.py`)."""
+    launcher = ["tests.e2e.door", str(door_log)] if door_log else ["streamlit"]
+    cmd = [sys.executable, "-m", *launcher, "run", str(script), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true",
            "--browser.gatherUsageStats", "false"]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, start_streamlit
-from tests.e2e.visitors import visitors
+from tests.e2e.visitors import at_door, visitors
 from tests.helpers import gt_results
 
 pytestmark = pytest.mark.e2e
@@ -21,8 +21,10 @@ def test_four_visitors_at_once_get_what_one_gets(browser, coco, tmp_path):
     preds.write_text(json.dumps(gt_results(coco, 0.1, 0.2, seed=1)))
     roots = f"{ROOT.parent}:{coco.images_dir.parent.parent}"
     port = free_port()
+    door = tmp_path / "door.jsonl"
     proc = start_streamlit(ROOT / "app.py", port, ROOT, {"LENS_DATA_ROOTS": roots,
-                                                         "LENS_CACHE": str(tmp_path / "c")})
+                                                         "LENS_CACHE": str(tmp_path / "c")},
+                           door_log=door)
     outcome: dict = {}
 
     async def visits():
@@ -48,7 +50,9 @@ def test_four_visitors_at_once_get_what_one_gets(browser, coco, tmp_path):
         alone.errors + [e for v in crowd for e in v.errors]
     assert set(alone.results) == {"GradCAM overlay", "EigenCAM overlay", "GrabCut mask"}
     assert all(v.results == alone.results for v in crowd)
-    # each visitor's CAM, mask and import had a server part, within the time they waited
+    # each visitor's CAM, mask and import had a server part (the server's own log), within
+    # the time they waited
+    at_door([alone, *crowd], door)
     for v in [alone, *crowd]:
         for kind in ("CAM of the sample photo", "drag a box -> mask", "import predictions"):
             assert v.server.get(kind) and max(v.server[kind]) <= max(v.timings[kind]), kind

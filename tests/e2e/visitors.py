@@ -34,15 +34,16 @@ class Visit:
     step: str = "start"                                      # where a failure happened
     server: dict[str, list[float]] = field(default_factory=dict)   # kind -> server seconds
     wire: list[tuple[float, str]] = field(default_factory=list)    # (when, rerun|finished)
+    sessions: list[str] = field(default_factory=list)    # the server's ids of this visit's tabs
+    windows: list[tuple[str, float, float]] = field(default_factory=list)  # kind, time() span
 
     def time(self, kind: str, seconds: float) -> None:
         self.timings.setdefault(kind, []).append(seconds)
 
     def listen(self, page) -> None:
         """Note when the page asks the server for a rerun and when a run finishes (the
-        websocket's messages, seen by the browser's network service): an interaction's
-        server time, from its first request to its last finished run, without the time the
-        browser then takes to draw."""
+        websocket's messages, as the browser sees them), and the server's id of each session
+        the page opens."""
         from streamlit.proto.BackMsg_pb2 import BackMsg
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
@@ -55,8 +56,12 @@ class Visit:
         def received(payload) -> None:
             msg = ForwardMsg()
             msg.ParseFromString(payload if isinstance(payload, bytes) else payload.encode())
-            if msg.WhichOneof("type") == "script_finished":
+            kind = msg.WhichOneof("type")
+            if kind == "script_finished":
                 self.wire.append((time.perf_counter(), "finished"))
+            elif kind == "new_session" and msg.new_session.initialize.session_id not in \
+                    self.sessions:
+                self.sessions.append(msg.new_session.initialize.session_id)
 
         page.on("websocket", lambda ws: (ws.on("framesent", lambda f: sent(f)),
                                          ws.on("framereceived", lambda f: received(f))))
@@ -77,13 +82,6 @@ class Visit:
         while self.span(since) is None and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
 
-    def server_time(self, kind: str, since: float) -> None:
-        """The server's part of the interaction that started at `since` (none when it asked
-        for no rerun in time)."""
-        span = self.span(since)
-        if span is not None:
-            self.server.setdefault(kind, []).append(span[1] - span[0])
-
 
 async def _idle(page, timeout_ms: int = 300_000) -> None:
     await page.wait_for_timeout(250)
@@ -92,14 +90,14 @@ async def _idle(page, timeout_ms: int = 300_000) -> None:
 
 async def _timed(visit: Visit, kind: str, page, action, wait_for=None) -> None:
     visit.step = kind
-    t0 = time.perf_counter()
+    t0, since = time.perf_counter(), time.time()
     await action()
     if wait_for is not None:
         await wait_for()
     await visit.answered(t0)
     await _idle(page)
     visit.time(kind, time.perf_counter() - t0)
-    visit.server_time(kind, t0)
+    visit.windows.append((kind, since, time.time()))
     if await page.get_by_test_id("stException").count():
         visit.errors.append(f"{kind}: an exception on the page")
 
@@ -255,6 +253,21 @@ async def visitors(browser, server: str, n: int, coco, predictions,
     finally:
         for c in contexts:
             await c.close()
+
+
+def at_door(visits: list[Visit], door_log: Path) -> None:
+    """Each interaction's server part, from the server's own log (`tests/e2e/door.py`): from
+    its first rerun request reaching the server to the last run the server finished, within
+    the interaction's window. Into `Visit.server`."""
+    from tests.e2e.door import read
+    events = read(door_log)
+    for visit in visits:
+        mine = sorted(e for session in visit.sessions for e in events.get(session, []))
+        for kind, t0, t1 in visit.windows:
+            reruns = [t for t, what in mine if t0 <= t <= t1 and what == "rerun"]
+            done = [t for t, what in mine if t0 <= t <= t1 and what == "finished"]
+            if reruns and done and done[-1] >= reruns[0]:
+                visit.server.setdefault(kind, []).append(done[-1] - reruns[0])
 
 
 def percentile(values: list[float], q: float) -> float:
