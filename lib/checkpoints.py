@@ -8,6 +8,8 @@ a pickle that would run code is refused. Nothing outside the checkpoints root is
 from __future__ import annotations
 
 import json
+import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -295,9 +297,50 @@ def read_checkpoint(folder: Path) -> Checkpoint:
 
 
 def scan(root: Path | None = None) -> list[Checkpoint]:
-    """Every folder under the checkpoints root, usable or not (with the reason)."""
+    """Every folder under the checkpoints root, usable or not (with the reason); read-only.
+
+    Pages ask on every rerun, several times. The folders are read again only when a name,
+    size or modification time in the root or in one of its folders changed (`_signature`):
+    otherwise the last reading is returned."""
     root = root or checkpoints_dir()
-    if not root.is_dir():
+    signature = _signature(root)
+    if signature is None:
         return []
-    return [read_checkpoint(p) for p in sorted(root.iterdir())
-            if p.is_dir() and not p.name.startswith((".", "_"))]
+    with _scan_lock:
+        last = _scanned.get(root)
+    if last is not None and last[0] == signature:
+        return list(last[1])
+    found = [read_checkpoint(root / name) for name, _, _, _ in signature]
+    with _scan_lock:
+        _scanned[root] = (signature, found)
+    return list(found)
+
+
+_scanned: dict[Path, tuple[tuple, list[Checkpoint]]] = {}   # root -> (signature, reading)
+_scan_lock = threading.Lock()
+
+
+def _signature(root: Path) -> tuple | None:
+    """What `scan` reads, in names, sizes and modification times (links followed): each
+    checkpoint folder and the entries inside it; None when the root is not a folder."""
+    def listing(folder) -> tuple:
+        out = []
+        with os.scandir(folder) as entries:
+            for e in entries:
+                try:
+                    st = e.stat()
+                    out.append((e.name, st.st_size, st.st_mtime_ns))
+                except OSError:          # a dangling link: read_checkpoint says what it is
+                    out.append((e.name, -1, -1))
+        return tuple(sorted(out))
+    try:
+        folders = sorted(e.name for e in os.scandir(root)
+                         if e.is_dir() and not e.name.startswith((".", "_")))
+        return tuple((name, *_stat_key(root / name), listing(root / name)) for name in folders)
+    except OSError:
+        return None
+
+
+def _stat_key(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns

@@ -89,6 +89,24 @@ def test_new_folder_appears_without_code_change(checkpoints_dir):
     assert "places-demo" in [s.name for s in registry.all_specs("classification")]
 
 
+def test_scan_reads_folders_again_only_after_a_change(checkpoints_dir, monkeypatch):
+    """Pages scan on every rerun: an unchanged root is not read again; a new folder, a
+    rewritten manifest and a removed file are seen at the next scan."""
+    make_checkpoint(checkpoints_dir, name="first")
+    read = []
+    real = checkpoints.read_checkpoint
+    monkeypatch.setattr(checkpoints, "read_checkpoint", lambda f: read.append(f.name) or real(f))
+    assert not checkpoints.scan()[0].error
+    read.clear()
+    assert [c.name for c in checkpoints.scan()] == ["first"] and read == []
+    make_checkpoint(checkpoints_dir, name="second")
+    assert [c.name for c in checkpoints.scan()] == ["first", "second"]
+    (checkpoints_dir / "first" / "model.json").write_text("{not json")
+    assert "not valid JSON" in checkpoints.scan()[0].error
+    (checkpoints_dir / "second" / "weights.safetensors").unlink()
+    assert "no weights file" in checkpoints.scan()[1].error
+
+
 @pytest.mark.parametrize("breakage,reason", [
     ("no-manifest", "no model.json"),
     ("bad-json", "not valid JSON"),
