@@ -91,14 +91,26 @@ class CocoDataset:
     @property
     def fingerprint(self) -> str:
         """Identifies what a model reads: the annotations file, the images folder, the subset,
-        and each image file's name, size and modification time."""
+        and each image file's name, size and modification time.
+
+        The detection page asks on every rerun: one listing of the folder and one stat per
+        image. Only a name that is not a plain file directly in the folder (a link, a path
+        into a subfolder) has its path resolved and checked (`image_path`)."""
         import hashlib
+        import os
         h = hashlib.sha256(f"{self.annotations_path.resolve()}|{self.images_dir.resolve()}"
                            .encode())
+        try:
+            with os.scandir(self.images_dir) as entries:
+                listing = {e.name: e for e in entries}
+        except OSError:
+            listing = {}
         for image_id in self.image_ids:
             name = self._images[image_id]["file_name"]
+            entry = listing.get(name)
             try:
-                st = self.image_path(image_id).stat()
+                st = entry.stat(follow_symlinks=False) if entry and not entry.is_symlink() \
+                    else self.image_path(image_id).stat()
                 stamp = f"{st.st_size}:{st.st_mtime_ns}"
             except (OSError, DatasetError):
                 stamp = "-"

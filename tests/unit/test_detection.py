@@ -44,6 +44,40 @@ def test_missing_images_and_images_without_annotations(tmp_path):
     assert coco_eval.evaluate(ds, []).stats["AP"] == 0.0
 
 
+def test_fingerprint_follows_every_image_file(tmp_path):
+    """What the models read: each image's size and time, a link leading out counts as
+    unreadable, and the value equals the one made from each image's checked path."""
+    import hashlib
+    import os
+    ds = write_coco(tmp_path, [(10, 10, 20, 20, 1)],
+                    images=(("a.png", 1, 100, 100), ("b.png", 2, 100, 100)))
+    ds = datasets.load_coco(tmp_path / "ann.json", tmp_path / "images")
+
+    def reference(d):       # every image through its contained path, one at a time
+        h = hashlib.sha256(f"{d.annotations_path.resolve()}|{d.images_dir.resolve()}".encode())
+        for i in d.image_ids:
+            try:
+                st = d.image_path(i).stat()
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            except (OSError, DatasetError):
+                stamp = "-"
+            h.update(f"|{i}:{d.image_info(i)['file_name']}:{stamp}".encode())
+        return h.hexdigest()[:16]
+
+    first = ds.fingerprint
+    assert first == reference(ds) == ds.fingerprint
+    b = tmp_path / "images" / "b.png"
+    stat = b.stat()
+    os.utime(b, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert ds.fingerprint != first and ds.fingerprint == reference(ds)
+    os.utime(b, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert ds.fingerprint == first
+    outside = tmp_path / "outside.png"
+    b.rename(outside)
+    b.symlink_to(outside)     # same bytes, but outside the images folder
+    assert ds.fingerprint != first and ds.fingerprint == reference(ds)
+
+
 @pytest.mark.parametrize("payload,message", [
     ("{", "not valid JSON"),
     ('{"a": 1}', "JSON list"),
