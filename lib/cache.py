@@ -302,7 +302,7 @@ def load(name: Any, task: str, device: str | None = None) -> ModelHandle:
     once per process under the memory budget. The only cache-key format is here."""
     from lib import registry
     given = name if isinstance(name, registry.ModelSpec) else None
-    key = f"{registry.Task(task)}:{given.name if given else name}@{device or 'auto'}"
+    key = _key(name, task, device)
 
     def build():   # the registry is looked up (checkpoints scanned) only on a miss
         spec = given or registry.find(name, task)
@@ -312,6 +312,17 @@ def load(name: Any, task: str, device: str | None = None) -> ModelHandle:
     entry = MODELS.get(key, build)
     return ModelHandle(_SPECS.get(key, given), entry.value, entry.lock,
                        bool(getattr(entry.value, "untrained", False)))
+
+
+def loaded(name: Any, task: str, device: str | None = None) -> bool:
+    """Whether `load` would return at once: the model is in the cache already."""
+    return MODELS.peek(_key(name, task, device)) is not None
+
+
+def _key(name: Any, task: str, device: str | None) -> str:
+    from lib import registry
+    name = name.name if isinstance(name, registry.ModelSpec) else name
+    return f"{registry.Task(task)}:{name}@{device or 'auto'}"
 
 
 _SPECS: dict[str, Any] = {}   # cache key -> the spec its model was built from

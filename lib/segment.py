@@ -427,6 +427,12 @@ def load_segmenter(name: str) -> Segmenter:
     return cache.load(name, "segmentation").model
 
 
+def segmenter_loaded(name: str) -> bool:
+    """Whether `load_segmenter` returns at once."""
+    from lib import cache
+    return name == GRABCUT or cache.loaded(name, "segmentation")
+
+
 def load_grounder(name: str) -> Grounder:
     from lib import cache
     return cache.load(name, "grounding").model

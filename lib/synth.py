@@ -175,17 +175,27 @@ def demo_val(cache_root: str | Path | None = None) -> Path:
     """
     import shutil
     import tempfile
-    from lib import settings
-    root = Path(cache_root or settings.get().cache)
-    name = "synth-demo-" + "-".join(f"{k}{v}" for k, v in DEMO.items())
-    folder = root / name / "detection" / "val"
-    if not (folder / "annotations.json").is_file():
+    root, name, folder = _demo_val_place(cache_root)
+    if not demo_val_ready(cache_root):
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=".synth-"))
         generate(tmp, DEMO["seed"], DEMO["train"], DEMO["val"], DEMO["size"], splits=("val",))
         shutil.rmtree(root / name, ignore_errors=True)
         tmp.rename(root / name)    # atomic: concurrent sessions never see a half-written split
     return folder
+
+
+def demo_val_ready(cache_root: str | Path | None = None) -> bool:
+    """Whether `demo_val` returns at once (the split was generated before)."""
+    return (_demo_val_place(cache_root)[2] / "annotations.json").is_file()
+
+
+def _demo_val_place(cache_root: str | Path | None) -> tuple[Path, str, Path]:
+    """(cache root, the split's folder name, its val folder)."""
+    from lib import settings
+    root = Path(cache_root or settings.get().cache)
+    name = "synth-demo-" + "-".join(f"{k}{v}" for k, v in DEMO.items())
+    return root, name, root / name / "detection" / "val"
 
 
 def _sprite(rng: np.random.Generator, kind: str, r: float) -> tuple[np.ndarray, np.ndarray]:

@@ -193,6 +193,17 @@ def queued(what: str):
         yield
 
 
+@contextlib.contextmanager
+def spinner(text: str, show: bool = True):
+    """`st.spinner` when `show`, else nothing: Streamlit's spinner starts a thread each time,
+    which work that returns at once (a model already loaded) does not need."""
+    if not show:
+        yield
+        return
+    with st.spinner(text):
+        yield
+
+
 def tabs(labels: list[str], keep: tuple[str, ...] = ()) -> list:
     """The page's tabs, of which the page computes and draws only the open one (`tab.open`).
 
@@ -210,21 +221,47 @@ def tabs(labels: list[str], keep: tuple[str, ...] = ()) -> list:
 
 
 def clickable_image(image, key: str):
-    """An image a visitor clicks on or drags a box over (streamlit-image-coordinates): the
-    click's or the box's coordinates, else None. Served from Lens' copy of its frontend
-    (`lib/frontend/image_coordinates`), which tells Streamlit it is ready only once its
-    document's body exists: the original said so from <head>, and on a busy browser
-    Streamlit's answer could come before the image element did, leaving it blank for good."""
-    import streamlit_image_coordinates as sic
-    if not getattr(sic._component_func, "lens", False):
+    """An image (an RGB array) a visitor clicks on or drags a box over: the click's or the
+    box's coordinates, else None.
+
+    The component is streamlit-image-coordinates' frontend, served from Lens' copy
+    (`lib/frontend/image_coordinates`, MIT, 0.4.1), which tells Streamlit it is ready only
+    once its document's body exists: the original said so from <head>, and on a busy browser
+    Streamlit's answer could come before the image element did, leaving it blank for good.
+    The image goes to it as a PNG data URL, encoded once per image and kept in the session
+    (the page draws it on every rerun)."""
+    global _coordinates
+    if _coordinates is None:
         import streamlit.components.v1 as components
-        component = components.declare_component(
+        _coordinates = components.declare_component(
             "streamlit_image_coordinates",
             path=str(Path(__file__).parent / "frontend" / "image_coordinates"))
-        component.lens = True
-        sic._component_func = component     # what the library's wrapper calls
-    return sic.streamlit_image_coordinates(image, key=key, click_and_drag=True,
-                                           cursor="crosshair")
+    import hashlib
+
+    import numpy as np
+    pixels = np.ascontiguousarray(image)
+    digest = (pixels.shape, hashlib.blake2b(pixels.data, digest_size=16).hexdigest())
+    shown = st.session_state.setdefault("_lens_clickable", {})   # key -> (digest, data URL)
+    if key not in shown or shown[key][0] != digest:
+        shown.pop(key, None)
+        while len(shown) >= 4:              # the images of the last few widgets only
+            shown.pop(next(iter(shown)))
+        shown[key] = (digest, _png_data_url(pixels))
+    return _coordinates(src=shown[key][1], height=None, width=None, use_column_width=None,
+                        key=key, click_and_drag=True, cursor="crosshair")
+
+
+_coordinates = None      # the declared component, once
+
+
+def _png_data_url(pixels) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def untrained_warning(model) -> None:

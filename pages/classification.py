@@ -37,7 +37,7 @@ def classifier(name: str) -> cache.ModelHandle:
 def load_model(name: str) -> cache.ModelHandle | None:
     """The model's handle from the process-wide cache, or None after showing why."""
     try:
-        with st.spinner(f"Loading {name}…"):
+        with ui.spinner(f"Loading {name}…", not cache.loaded(name, "classification")):
             return classifier(name)
     except LensError as exc:
         ui.show_error(exc)
@@ -198,7 +198,7 @@ with tab_explain:
                 v2.image(heatmap_rgb(expl.cam.heatmap, colormap),
                          caption=f"{method} · {expl.cam.layer}", width="stretch")
                 v3.image(over, caption=f"overlay · {expl.cam.target_label}", width="stretch")
-                st.download_button("Download overlay (PNG)", png_bytes(over),
+                st.download_button("Download overlay (PNG)", lambda: png_bytes(over),
                                    file_name=f"{Path(item.name).stem}_{method}_{target}.png",
                                    mime="image/png", key="download_overlay")
         if expl is not None:

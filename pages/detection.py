@@ -28,7 +28,7 @@ def load_dataset(annotations: str, images_dir: str, mtime: float, subset: int | 
     return datasets.load_coco(annotations, images_dir).subset(subset, seed)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner="Evaluating the detections…", max_entries=16)
 def build_report(fingerprint: str, detections_digest: str, _dataset, _dets):
     """Evaluated and matched once per (dataset, detections); the threshold only filters."""
     with ui.queued("COCO evaluation"):
@@ -105,7 +105,8 @@ dataset = None
 with ui.reported():
     if how == DEMO_DATA:
         from lib import synth
-        with st.spinner("Generating the demo validation split (once)…"):
+        with ui.spinner("Generating the demo validation split (once)…",
+                        not synth.demo_val_ready()):
             demo = synth.demo_val()
         ann = demo / "annotations.json"
         dataset = load_dataset(str(ann), str(demo / "images"), ann.stat().st_mtime,
@@ -236,9 +237,7 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
                         st.caption(f"Stopped at {job.done}/{job.total} images; Resume continues.")
                 progress()
         if dets is not None:
-            with st.spinner(f"Evaluating {label}…"):
-                reports[label] = build_report(fingerprint, datasets.digest(dets),
-                                              dataset, dets)
+            reports[label] = build_report(fingerprint, datasets.digest(dets), dataset, dets)
             if choice == IMPORT:   # imported files stay on the leaderboard for this session
                 st.session_state.setdefault("imported", {}).setdefault(
                     fingerprint, {})[label] = dets

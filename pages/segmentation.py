@@ -116,7 +116,7 @@ def _off_distribution(name: str, synthetic_input: bool) -> None:
 
 def _load(name: str):
     try:
-        with st.spinner(f"Loading {name}…"):
+        with ui.spinner(f"Loading {name}…", not S.segmenter_loaded(name)):
             return S.load_segmenter(name)
     except LensError as exc:
         st.error(f"{exc}  \nMeanwhile, pick **{S.GRABCUT}** in the sidebar: it works offline "
