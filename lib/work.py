@@ -102,9 +102,11 @@ class FairQueue:
 @contextlib.contextmanager
 def timed_run(page: str) -> Iterator[None]:
     """Time a page run (the whole script, also when a rerun or stop ends it) into the file
-    `LENS_RUN_LOG` names, when it is set: one JSON line with the page, the seconds, the
-    script thread's CPU seconds, and whether the run waited for or did heavy work. `bench/load.py` reads it to tell the
-    server's share of a visitor's wait from the browser's."""
+    `LENS_RUN_LOG` names, when it is set: one JSON line with the page, when it ended
+    (`time.time()`), the seconds, the script thread's CPU seconds, and whether the run waited
+    for or did heavy work. `bench/load.py` reads it to tell the server's share of a visitor's
+    wait from the browser's. Each line is one append to a file opened once: the log must not
+    slow the runs it measures."""
     from lib import settings
     path = settings.get().run_log
     if not path:
@@ -117,17 +119,25 @@ def timed_run(page: str) -> Iterator[None]:
     try:
         yield
     finally:
-        line = json.dumps({"page": page, "seconds": round(time.perf_counter() - t0, 4),
+        line = json.dumps({"page": page, "end": round(time.time(), 3),
+                           "seconds": round(time.perf_counter() - t0, 4),
                            "cpu": round(time.thread_time() - cpu0, 4),
                            "heavy": bool(getattr(HEAVY._held, "used", False))})
         try:
-            with _log_lock, open(path, "a") as out:
-                out.write(line + "\n")
+            os.write(_log_fd(path), (line + "\n").encode())
         except OSError:      # a diagnostic: a path it cannot write never takes a page down
             pass
 
 
+def _log_fd(path: str) -> int:
+    with _log_lock:
+        if path not in _log_fds:
+            _log_fds[path] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return _log_fds[path]
+
+
 _log_lock = threading.Lock()
+_log_fds: dict[str, int] = {}     # run log path -> its file, open for appending
 _TORCH_LIMITED = False
 
 
