@@ -4,7 +4,8 @@ Streamlit runs every session as a thread of one process, so a module-level cache
 by all of them. The budget (`LENS_MODEL_BUDGET_MB`) counts everything Lens keeps:
 
 - models (`get`): least recently used first out when room is needed;
-- other shared state (`put`): SAM2 image embeddings, likewise evictable;
+- other shared state (`put`, or `shared` to build it once): SAM2 image embeddings, datasets
+  and detection reports, likewise evictable;
 - state owned elsewhere (`track`): decoded video clips and tracking sessions. It is counted
   while alive (a weak reference drops it when its owner lets go) and never evicted here;
   models make room for it.
@@ -84,8 +85,10 @@ class ModelCache:
     def budget_bytes(self) -> int:
         return self._budget or settings.get().model_budget_mb * 2**20
 
-    def get(self, key: str, loader: Callable[[], Any]) -> CacheEntry:
-        """Return the cached entry for `key`, loading it once (other callers wait)."""
+    def get(self, key: str, loader: Callable[[], Any],
+            sizeof: Callable[[Any], int] | None = None) -> CacheEntry:
+        """Return the cached entry for `key`, loading it once (other callers wait); its size
+        by `sizeof`, else the cache's (a model's parameters)."""
         with self._guard:
             if key in self._entries:
                 self._entries.move_to_end(key)
@@ -98,7 +101,7 @@ class ModelCache:
                     return self._entries[key]
             try:
                 value = loader()
-                entry = self._insert(key, value, self._sizeof(value))
+                entry = self._insert(key, value, (sizeof or self._sizeof)(value))
                 self.model_changes += 1
                 return entry
             finally:
@@ -312,6 +315,21 @@ def load(name: Any, task: str, device: str | None = None) -> ModelHandle:
     entry = MODELS.get(key, build)
     return ModelHandle(_SPECS.get(key, given), entry.value, entry.lock,
                        bool(getattr(entry.value, "untrained", False)))
+
+
+def shared(key: str, build: Callable[[], Any]) -> Any:
+    """Read-only state every session may share (a dataset, a detection report): built once
+    per process (callers asking meanwhile wait for it) and kept under the memory budget with
+    the models, least recently used out first. Its size is that of its pickle. Unlike
+    `st.cache_data`, a hit is the object itself, not a copy unpickled on every rerun: callers
+    must not change it."""
+    return MODELS.get(key, build, sizeof=pickled_nbytes).value
+
+
+def pickled_nbytes(value: Any) -> int:
+    """The size of `value`'s pickle: about the memory its arrays and tables hold."""
+    import pickle
+    return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def loaded(name: Any, task: str, device: str | None = None) -> bool:

@@ -23,16 +23,19 @@ IMPORT = "Import predictions (COCO results JSON)"
 OTHER = "Other transformers detector id…"
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
 def load_dataset(annotations: str, images_dir: str, mtime: float, subset: int | None, seed: int):
-    return datasets.load_coco(annotations, images_dir).subset(subset, seed)
+    """Read once per process and shared (read-only) by every session."""
+    return cache.shared(f"dataset: {annotations}|{images_dir}|{mtime}|{subset}|{seed}",
+                        lambda: datasets.load_coco(annotations, images_dir).subset(subset, seed))
 
 
-@st.cache_data(show_spinner="Evaluating the detections…", max_entries=16)
-def build_report(fingerprint: str, detections_digest: str, _dataset, _dets):
-    """Evaluated and matched once per (dataset, detections); the threshold only filters."""
-    with ui.queued("COCO evaluation"):
-        return benchmark.report(_dataset, _dets)
+def build_report(fingerprint: str, detections_digest: str, dataset, dets):
+    """Evaluated and matched once per (dataset, detections) and shared (read-only); the
+    threshold only filters."""
+    def build():
+        with ui.spinner("Evaluating the detections…"), ui.queued("COCO evaluation"):
+            return benchmark.report(dataset, dets)
+    return cache.shared(f"detection report: {fingerprint}|{detections_digest}", build)
 
 
 @st.cache_data(show_spinner="EigenCAM…", max_entries=64)

@@ -39,6 +39,28 @@ def test_least_recently_used_is_released_over_budget():
     assert cache.evictions == ["b"] and cache.used_bytes == 20
 
 
+def test_shared_state_is_one_object_counted_by_its_pickle(monkeypatch):
+    """`cache.shared`: every caller gets the same object (not a copy), built once; it counts
+    in the budget by its pickle's size, and goes out like a model when room is needed."""
+    import pickle
+
+    import numpy as np
+
+    from lib import cache
+    monkeypatch.setattr(cache, "MODELS", ModelCache(budget_bytes=3 * 2**20))
+    built = []
+
+    def table():
+        built.append(1)
+        return {"scores": np.zeros(2**17)}          # 1 MiB of float64
+    first = cache.shared("report: a", table)
+    assert cache.shared("report: a", table) is first and built == [1]
+    assert cache.MODELS.used_bytes == len(pickle.dumps(first, protocol=5)) > 2**20
+    cache.shared("report: b", table)
+    cache.shared("report: c", table)                 # a third MiB and more: a goes
+    assert "report: a" in cache.MODELS.evictions and built == [1, 1, 1]
+
+
 def test_each_model_has_its_own_lock():
     cache = ModelCache(budget_bytes=100, sizeof=lambda v: 1)
     a, b = cache.get("a", object), cache.get("b", object)
