@@ -1,32 +1,40 @@
 """Many people on one Lens server: N concurrent browser sessions running a mixed journey.
 
-    python bench/load.py [--sessions 16]
+    python bench/load.py [--sessions 16] [--visitors idle|compete]
 
 One `streamlit run` (sessions dropped 5 s after their tab closes), one Debian Chromium, N
 Playwright contexts (tests/e2e/visitors.py: classification CAM and method change, a
 segmentation box, detection with imported predictions, tab switches and the threshold, a
 shared runs comparison). First one visitor alone (the reference results and the memory after
-one session), then N at once. Reports p50/p95 per interaction kind from the action to the
-page being idle, errors, whether every CAM and mask equals the single visitor's, and the
-server's memory (RSS) after the first session, at peak, and after all sessions closed; where
-the machine's CPU went while the crowd ran (the server, the browsers); and how long the
-server's own page runs took (`LENS_RUN_LOG`: light runs, and runs with heavy work), and each
-interaction's server part (from its first rerun request reaching the server to the last run
-the server finished, in the server's own log: `tests/e2e/door.py`; without the browser's
-drawing and the harness' own delays). The
-browsers share the server's two cores here, as real visitors' browsers would not: by default
-they, Playwright's driver and this harness run under the idle scheduling policy
+one session). Then, on the idle machine, the browser's own floor: one visitor opening the
+shared comparison by link in a warm browser, five times, and the same for a hello-world
+Streamlit page drawing two Plotly charts. Then N visitors at once.
+
+Reports p50/p95 per interaction kind from the action to the page being idle, and each
+interaction's server part: from its first rerun request reaching the server to the last run
+the server finished, in the server's own log (`tests/e2e/door.py`), without the browser's
+drawing and the harness' delays. Also errors, whether every CAM and mask equals the single
+visitor's, the server's memory (RSS) after the first session, at peak and after all sessions
+closed, the most the model cache counted against its budget, where the machine's CPU went
+while the crowd ran (the server, the browsers, this harness), the server's own page runs
+(`LENS_RUN_LOG`: light runs per page, with their CPU, and runs with heavy work), and Lens'
+garbage collections meanwhile.
+
+The browsers share the server's two cores here, as real visitors' browsers would not: by
+default they, Playwright's driver and this harness run under the idle scheduling policy
 (`SCHED_IDLE`), only on CPU time the server leaves, so that the server is served first
 (`--visitors compete`: at the server's priority). A nice value does not do this: Chromium
 sets its threads' priorities itself (nice 0, and -8 for its compositor and IO threads,
-measured), whatever the browser was started with; the policy is inherited and stays. A failed journey leaves a screenshot in artifacts/load/. Last line: `N sessions: p95
-light X s, p95 heavy Y s, errors E, identical yes|no, memory after close +Z%`.
+measured), whatever the browser was started with; the policy is inherited and stays. A
+failed journey leaves a screenshot in artifacts/load/. Last line: `N sessions: p95 light
+X s, p95 heavy Y s, errors E, identical yes|no, memory after close +Z%`.
 """
 
 import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -39,9 +47,32 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, start_streamlit  # noqa: E402
-from tests.e2e.visitors import HEAVY, LIGHT, at_door, grouped, percentile, summary, visitors  # noqa: E402
+from tests.e2e.visitors import (HEAVY, LIGHT, at_door, comparison_url, grouped,  # noqa: E402
+                                opened_by_link, percentile, summary, visitors)
 
 SHARED = ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
+
+# The floor under "open a shared comparison": a hello-world Streamlit page drawing two Plotly
+# charts of two runs each, as the comparison's Curves tab does.
+HELLO_CHARTS = '''import plotly.graph_objects as go
+import streamlit as st
+
+
+def home():
+    st.title("Home")
+
+
+def runs():
+    st.title("Runs")
+    for metric in ("val/acc", "val/loss"):
+        st.plotly_chart(go.Figure([go.Scatter(x=list(range(50)), name=f"run {k}",
+                                              y=[(i + k) ** 0.5 for i in range(50)])
+                                   for k in (1, 2)]), key=metric)
+
+
+st.navigation([st.Page(home, url_path="home", default=True),
+               st.Page(runs, url_path="runs")]).run()
+'''
 
 
 def rss(pid: int) -> int:
@@ -112,7 +143,7 @@ async def settled(pid: int) -> int:
     return rss(pid)
 
 
-async def run(n: int, server: str, coco, preds, pid: int, run_log: Path):
+async def run(n: int, server: str, coco, preds, pid: int, run_log: Path, hello: str):
     from playwright.async_api import async_playwright
     shots = ROOT / "artifacts" / "load"
     shots.mkdir(parents=True, exist_ok=True)
@@ -120,6 +151,11 @@ async def run(n: int, server: str, coco, preds, pid: int, run_log: Path):
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         (alone,) = await visitors(browser, server, 1, coco, preds, shots)
         after_first = await settled(pid)
+        # the browser's own share, on the idle machine: one visitor alone opening the shared
+        # comparison by link, and a hello-world page with two Plotly charts
+        floor = {"Lens' shared comparison": await opened_by_link(browser, comparison_url(server)),
+                 "a hello-world page with two Plotly charts":
+                     await opened_by_link(browser, f"{hello}/runs")}
         peak = [after_first]
         stop = threading.Event()
         used: dict[int, float] = {}    # browser process -> CPU seconds, last seen
@@ -151,7 +187,7 @@ async def run(n: int, server: str, coco, preds, pid: int, run_log: Path):
         after_close = await settled(pid)
         await browser.close()
     return (alone, crowd, wall, after_first, peak[0], after_close, server_cpu, browser_cpu,
-            harness_cpu, crowd_runs)
+            harness_cpu, crowd_runs, floor)
 
 
 def main() -> None:
@@ -169,21 +205,31 @@ def main() -> None:
         proc = start_streamlit(ROOT / "app.py", port, ROOT, {"LENS_CACHE": str(Path(tmp) / "c"),
                                                              "LENS_RUN_LOG": str(run_log)},
                                door_log=door)
+        (Path(tmp) / "hello").mkdir()
+        (Path(tmp) / "hello" / "app.py").write_text(HELLO_CHARTS)
+        hello_port = free_port()
+        hello = start_streamlit(Path(tmp) / "hello" / "app.py", hello_port, Path(tmp) / "hello")
         if args.visitors == "idle":
             visitors_at_idle()
         try:
             (alone, crowd, wall, first, peak, after, server_cpu, browser_cpu, harness_cpu,
-             page_runs) = asyncio.run(
+             page_runs, floor) = asyncio.run(
                 run(args.sessions, f"http://127.0.0.1:{port}", coco, preds, proc.pid,
-                    run_log))
+                    run_log, f"http://127.0.0.1:{hello_port}"))
             at_door([alone, *crowd], door)
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
-    print(f"one visitor alone: {sum(map(sum, alone.timings.values())):.1f} s of interactions, "
+            for server in (proc, hello):
+                server.terminate()
+                server.wait(timeout=20)
+    print(f"one visitor alone (the first: models load): "
+          f"{sum(map(sum, alone.timings.values())):.1f} s of interactions, "
           f"errors {len(alone.errors)}; p95 light {percentile(grouped([alone], LIGHT), 95):.2f} s "
           f"(server's part {percentile(grouped([alone], LIGHT, True), 95):.2f} s), p95 heavy "
           f"{percentile(grouped([alone], HEAVY), 95):.2f} s")
+    for what, (seconds, charts) in floor.items():
+        print(f"one visitor alone, a link in a warm browser to {what} ({charts} charts): "
+              f"median {statistics.median(seconds):.2f} s "
+              f"({', '.join(f'{t:.2f}' for t in seconds)})")
     print(f"{args.sessions} visitors at once: {wall:.1f} s wall; CPU used meanwhile: server "
           f"{server_cpu:.0f} s, browsers at least {browser_cpu:.0f} s, harness "
           f"{harness_cpu:.0f} s (visitors: {args.visitors}), of "
@@ -223,6 +269,15 @@ def main() -> None:
     print(f"server's part: p95 light {percentile(grouped(crowd, LIGHT, True), 95):.2f} s, "
           f"p95 heavy {percentile(grouped(crowd, HEAVY, True), 95):.2f} s")
     print(f"journeys completed: {done} of {len(crowd)}")
+    if page_runs:
+        print(f"  Lens' garbage collections meanwhile: "
+              f"{page_runs[-1]['collections'] - page_runs[0]['collections']}, "
+              f"{page_runs[-1]['collection_s'] - page_runs[0]['collection_s']:.1f} s")
+    from lib import settings
+    budget = settings.get().model_budget_mb
+    cached = max((r["cached_mb"] for r in page_runs), default=0.0)
+    print(f"model cache: at most {cached:.0f} MB counted at the end of a page run, of the "
+          f"{budget} MB budget ({'held' if cached <= budget else 'EXCEEDED'})")
     print(f"server memory: {first / 2**20:.0f} MB after one session, peak {peak / 2**20:.0f} MB, "
           f"{after / 2**20:.0f} MB after all closed")
     print(f"{args.sessions} sessions: p95 light {percentile(light, 95):.2f} s, p95 heavy "

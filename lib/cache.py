@@ -237,9 +237,18 @@ def freeze_long_lived(force: bool = False) -> bool:
 
 def collect_garbage() -> None:
     """Collect what is not frozen (cheap once `freeze_long_lived` ran) and hand the freed
-    memory back to the system."""
+    memory back to the system. Counted in `COLLECTIONS` (how many, seconds)."""
+    import time
+    t0 = time.perf_counter()
     gc.collect()
     _trim_heap()
+    with _freezing_stats:
+        COLLECTIONS[0] += 1
+        COLLECTIONS[1] += time.perf_counter() - t0
+
+
+COLLECTIONS = [0, 0.0]      # collect_garbage calls so far, and their seconds (bench/load.py)
+_freezing_stats = threading.Lock()
 
 
 def _trim_heap() -> None:

@@ -103,8 +103,9 @@ class FairQueue:
 def timed_run(page: str) -> Iterator[None]:
     """Time a page run (the whole script, also when a rerun or stop ends it) into the file
     `LENS_RUN_LOG` names, when it is set: one JSON line with the page, when it ended
-    (`time.time()`), the seconds, the script thread's CPU seconds, and whether the run waited
-    for or did heavy work. `bench/load.py` reads it to tell the server's share of a visitor's
+    (`time.time()`), the seconds, the script thread's CPU seconds, whether the run waited
+    for or did heavy work, the memory the model cache counted (MB), and Lens' garbage
+    collections so far (`cache.collect_garbage`: how many, seconds). `bench/load.py` reads it to tell the server's share of a visitor's
     wait from the browser's. Each line is one append to a file opened once: the log must not
     slow the runs it measures."""
     from lib import settings
@@ -119,10 +120,14 @@ def timed_run(page: str) -> Iterator[None]:
     try:
         yield
     finally:
+        from lib.cache import COLLECTIONS, MODELS
         line = json.dumps({"page": page, "end": round(time.time(), 3),
                            "seconds": round(time.perf_counter() - t0, 4),
                            "cpu": round(time.thread_time() - cpu0, 4),
-                           "heavy": bool(getattr(HEAVY._held, "used", False))})
+                           "heavy": bool(getattr(HEAVY._held, "used", False)),
+                           "cached_mb": round(MODELS.used_bytes / 2**20, 1),
+                           "collections": COLLECTIONS[0],
+                           "collection_s": round(COLLECTIONS[1], 3)})
         try:
             os.write(_log_fd(path), (line + "\n").encode())
         except OSError:      # a diagnostic: a path it cannot write never takes a page down

@@ -220,13 +220,8 @@ async def journey(context, server: str, coco: tuple[str, str], predictions: Path
         await _timed(visit, "move the threshold", page, nudge)
 
         # runs: a shared comparison
-        from urllib.parse import quote
-        sample_runs = Path(__file__).resolve().parents[2] / "samples" / "runs"
-
-        async def open_comparison():     # the link opens the comparison on its Curves tab
-            await page.goto(f"{server}/runs?runs=spirals-adam-lr0.01-w32,spirals-sgd-lr0.1-w64"
-                            f"&smooth=0.5&metrics=val/*&path={quote(str(sample_runs))}"
-                            "&tab=Curves")
+        async def open_comparison():
+            await page.goto(comparison_url(server))
         await _timed(visit, "open a shared comparison", page, open_comparison,
                      lambda: page.locator(".js-plotly-plot").first.wait_for())
     except Exception as exc:  # noqa: BLE001 - a failed journey is a counted error
@@ -237,6 +232,34 @@ async def journey(context, server: str, coco: tuple[str, str], predictions: Path
     finally:
         await page.close()
     return visit
+
+
+def comparison_url(server: str) -> str:
+    """The link someone shares: two sample runs compared, opened on the Curves tab."""
+    from urllib.parse import quote
+    sample_runs = Path(__file__).resolve().parents[2] / "samples" / "runs"
+    return (f"{server}/runs?runs=spirals-adam-lr0.01-w32,spirals-sgd-lr0.1-w64&smooth=0.5"
+            f"&metrics=val/*&path={quote(str(sample_runs))}&tab=Curves")
+
+
+async def opened_by_link(browser, url: str, times: int = 5) -> tuple[list[float], int]:
+    """One visitor alone opening `url` by link `times` times in one browser context, after a
+    first load that warms it (as a visitor's browser is, who opened the app before): the
+    seconds until the first chart shows and the page is idle, and how many charts it drew."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    seconds = []
+    try:
+        for _ in range(times + 1):
+            t0 = time.perf_counter()
+            await page.goto(url)
+            await page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+            await _idle(page)
+            seconds.append(time.perf_counter() - t0)
+        charts = await page.locator(".js-plotly-plot").count()
+    finally:
+        await context.close()
+    return seconds[1:], charts
 
 
 async def visitors(browser, server: str, n: int, coco, predictions,
