@@ -42,9 +42,9 @@ with right:
     st.subheader("Models in memory")
     cached = MODELS.summary()
     used_mb = MODELS.used_bytes / 2**20
-    st.metric("Memory Lens keeps (models, embeddings, clips)", f"{used_mb:.0f} MB",
+    st.metric("Memory Lens keeps (models, embeddings, clips, detection reports)", f"{used_mb:.0f} MB",
               help=f"Budget {MODELS.budget_bytes / 2**20:.0f} MB (LENS_MODEL_BUDGET_MB); the "
-                   "least recently used model is released when a new one would exceed it.")
+                   "least recently used entry is released when a new one would exceed it.")
     st.caption(f"Budget: {MODELS.budget_bytes / 2**20:.0f} MB · "
                + (", ".join(f"{k} ({b / 2**20:.0f} MB)" for k, b in cached) or "none loaded yet"))
 
@@ -55,7 +55,7 @@ st.caption("Local checkpoints, packaged weights and hub cache entries found on t
            "`checkpoints/` and it appears below.")
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=30, show_spinner="Checking which weights are on this machine...")
 def _model_table():
     import pandas as pd
 
@@ -70,8 +70,7 @@ def _model_table():
     return pd.DataFrame(rows).sort_values("status", key=lambda c: c.map(order), kind="stable")
 
 
-with st.spinner("Checking which weights are on this machine..."):
-    table = _model_table()
+table = _model_table()
 ready = int((table["status"] == "ready").sum())
 st.write(f"**{ready}** of {len(table)} models ready to use offline.")
 st.dataframe(table, hide_index=True, width="stretch", key="models_table",

@@ -31,7 +31,7 @@ def param_float(name: str, default: float, lo: float, hi: float) -> float:
     return min(hi, max(lo, value)) if value == value else default
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@st.cache_data(show_spinner="Reading runs…", max_entries=32)
 def offline_runs(root: str, source: str, stamp: tuple):
     """The run table of a folder; `stamp` (runs.folder_stamp) re-reads it when logs change
     (each log's own disk cache still skips the unchanged ones)."""
@@ -39,7 +39,7 @@ def offline_runs(root: str, source: str, stamp: tuple):
     return runs.disambiguate(infos), problems
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner="Loading histories…", max_entries=16)
 def offline_histories(stamped: tuple[tuple[str, int, int], ...]) -> dict:
     """Histories of (path, size, mtime) logs, read in parallel (a new stamp re-reads)."""
     return runs.read_histories(path for path, _, _ in stamped)
@@ -77,9 +77,8 @@ if source == "Local folder":
                        == paths.Path(k).resolve()), None)
     try:
         root = paths.Path(bundled_as) if bundled_as else paths.data_path(folder, "any")
-        with st.spinner("Reading runs…"):
-            infos, problems = offline_runs(str(root), "sample" if bundled_as else "offline",
-                                           runs.folder_stamp(root))
+        infos, problems = offline_runs(str(root), "sample" if bundled_as else "offline",
+                                       runs.folder_stamp(root))
         if bundled_as:
             st.info(f"Showing {bundled[bundled_as]}. Type another folder to compare your own.")
         if not infos and not problems:
@@ -275,7 +274,8 @@ def curves_view() -> None:
 
     @st.fragment(run_every=3.0 if live else None)
     def draw_curves() -> None:
-        with st.spinner("Loading histories…"):
+        # offline logs show their spinner only when read (offline_histories)
+        with ui.spinner("Loading histories…", live or any(r.source == "cloud" for r in selected)):
             histories, notes = histories_of(selected, live)
         numeric = sorted(set().union(*(runs.numeric_metrics(h) for h in histories.values())))
         x_axis = k2.selectbox("x axis", ["_step", "wall time"] + numeric, key="x_axis")
