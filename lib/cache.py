@@ -242,13 +242,13 @@ def collect_garbage() -> None:
     t0 = time.perf_counter()
     gc.collect()
     _trim_heap()
-    with _freezing_stats:
+    with _collections_lock:
         COLLECTIONS[0] += 1
         COLLECTIONS[1] += time.perf_counter() - t0
 
 
 COLLECTIONS = [0, 0.0]      # collect_garbage calls so far, and their seconds (bench/load.py)
-_freezing_stats = threading.Lock()
+_collections_lock = threading.Lock()
 
 
 def _trim_heap() -> None:

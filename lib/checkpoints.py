@@ -310,7 +310,7 @@ def scan(root: Path | None = None) -> list[Checkpoint]:
         last = _scanned.get(root)
     if last is not None and last[0] == signature:
         return list(last[1])
-    found = [read_checkpoint(root / name) for name, _, _, _ in signature]
+    found = [read_checkpoint(root / name) for name, _ in signature]
     with _scan_lock:
         _scanned[root] = (signature, found)
     return list(found)
@@ -336,11 +336,6 @@ def _signature(root: Path) -> tuple | None:
     try:
         folders = sorted(e.name for e in os.scandir(root)
                          if e.is_dir() and not e.name.startswith((".", "_")))
-        return tuple((name, *_stat_key(root / name), listing(root / name)) for name in folders)
+        return tuple((name, listing(root / name)) for name in folders)
     except OSError:
         return None
-
-
-def _stat_key(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns

@@ -105,8 +105,8 @@ def timed_run(page: str) -> Iterator[None]:
     `LENS_RUN_LOG` names, when it is set: one JSON line with the page, when it ended
     (`time.time()`), the seconds, the script thread's CPU seconds, whether the run waited
     for or did heavy work, the memory the model cache counted (MB), and Lens' garbage
-    collections so far (`cache.collect_garbage`: how many, seconds). `bench/load.py` reads it to tell the server's share of a visitor's
-    wait from the browser's. Each line is one append to a file opened once: the log must not
+    collections so far (`cache.collect_garbage`: how many, seconds). `bench/load.py` reads it
+    to tell the server's share of a visitor's wait from the browser's. Each line is one append to a file opened once: the log must not
     slow the runs it measures."""
     from lib import settings
     path = settings.get().run_log

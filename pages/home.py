@@ -42,7 +42,8 @@ with right:
     st.subheader("Models in memory")
     cached = MODELS.summary()
     used_mb = MODELS.used_bytes / 2**20
-    st.metric("Memory Lens keeps (models, embeddings, clips, detection reports)", f"{used_mb:.0f} MB",
+    st.metric("Memory Lens keeps (models, embeddings, clips, detection reports)",
+              f"{used_mb:.0f} MB",
               help=f"Budget {MODELS.budget_bytes / 2**20:.0f} MB (LENS_MODEL_BUDGET_MB); the "
                    "least recently used entry is released when a new one would exceed it.")
     st.caption(f"Budget: {MODELS.budget_bytes / 2**20:.0f} MB · "

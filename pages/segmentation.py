@@ -12,7 +12,6 @@ from lib import ui  # noqa: E402
 
 ui.page_setup()
 
-
 from lib import images, registry, samples, scratch, settings
 from lib.errors import LensError
 from lib import masks as M

@@ -408,7 +408,7 @@ def test_cloud_filters_that_are_not_an_object(server):
     ok(at, "Filters must be a JSON object")
 
 
-# -- the open tab from a link (`?tab=`) --------------------------------------------------------------
+# -- the open tab from a link (`?tab=`) ----------------------------------------------------
 
 @pytest.mark.parametrize("value", ["Errors", "curves", "<script>alert(1)</script>", "../" * 40,
                                    "Curves" * 500, ""])
