@@ -146,3 +146,13 @@ def load_image(source: bytes | str | Path, name: str | None = None,
         raise ImageError(f"'{name}' is truncated or corrupt and cannot be decoded ({exc}).") from exc
     return IntakeImage(image=rgb, name=name, format=ACCEPTED_FORMATS[fmt],
                        original_mode=original_mode, sha256=hashlib.sha256(data).hexdigest())
+
+
+def fit_width(image: np.ndarray, width: int) -> np.ndarray:
+    """`image` (H×W×C array) scaled down to at most `width` pixels wide for display, keeping
+    its aspect ratio; never to less than one pixel high (a 20000×3 strip stays 1 px high)."""
+    h, w = image.shape[:2]
+    if w <= width:
+        return image
+    import cv2
+    return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)

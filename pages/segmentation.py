@@ -32,16 +32,6 @@ def _sample(name: str):
     return images.load_image(samples.sample_bytes(name), name=name)
 
 
-def _display(image: np.ndarray) -> np.ndarray:
-    """The image scaled down for display (clicks are mapped back by the widget's width)."""
-    h, w = image.shape[:2]
-    if w <= DISPLAY_WIDTH:
-        return image
-    import cv2
-    return cv2.resize(image, (DISPLAY_WIDTH, round(h * DISPLAY_WIDTH / w)),
-                      interpolation=cv2.INTER_AREA)
-
-
 def _click(value, image_width: int, state: dict):
     """A new click (point) or drag (box) from the image widget, in image pixels; else None."""
     if not value or value.get("unix_time") == state.get("last_click"):
@@ -209,7 +199,7 @@ def image_mode() -> None:
     layers = [(o.mask, o.color) for o in objs if o.mask is not None]
     shown = M.overlay(image, layers, opacity, outline) if layers else image
     shown = M.draw_prompts(shown, obj.points, [obj.box] if obj.box else [], obj.color)
-    disp = _display(shown)
+    disp = images.fit_width(shown, DISPLAY_WIDTH)
     st.caption(f"Click to add a {'negative' if negative else 'positive'} point to "
                f"**{obj.name}**; drag to draw its box.  Model: **{seg.label}**")
     value = ui.clickable_image(disp, key=f"seg_click_{digest}")
@@ -475,7 +465,7 @@ def video_mode() -> None:
         st.rerun()
     negative = c3.toggle("Negative", key="seg_vneg")
     shown = tracker.render_frame(frame_idx)
-    disp = _display(shown)
+    disp = images.fit_width(shown, DISPLAY_WIDTH)
     value = ui.clickable_image(disp, key=f"seg_vclick_{digest}_{frame_idx}")
     event = _click(value, info.width, state)
     if event:

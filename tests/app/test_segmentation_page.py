@@ -253,3 +253,17 @@ def test_a_synthetic_shapes_manifest_with_hostile_figures_does_not_take_the_page
     for name in ("text-figures", "nan-figures", "list-figures"):
         assert f"**{name}** is **trained on synthetic shapes** (no measured figures)" in info
     assert "<b>" not in info
+
+
+def test_a_long_thin_upload_is_shown_not_crashed(offline):
+    """A 20000×3 PNG: the display resize must keep at least one pixel of height."""
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(np.full((3, 20000, 3), 200, np.uint8)).save(buf, format="PNG")
+    at = run_page("segmentation")
+    at.file_uploader(key="seg_upload").set_value(("strip.png", buf.getvalue(), "image/png"))
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]

@@ -131,3 +131,13 @@ def test_path_input_and_missing_file(tmp_path):
     assert load_image(path).name == "x.png"
     with pytest.raises(ImageError, match="Cannot read"):
         load_image(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize("shape,width,expect", [
+    ((3, 20000, 3), 720, (1, 720, 3)),       # a strip: never 0 px high
+    ((20000, 3, 3), 720, (20000, 3, 3)),     # narrower than the width: unchanged
+    ((480, 1440, 3), 720, (240, 720, 3)),
+])
+def test_fit_width_keeps_a_pixel_of_height(shape, width, expect):
+    from lib.images import fit_width
+    assert fit_width(np.zeros(shape, np.uint8), width).shape == expect
