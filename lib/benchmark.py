@@ -118,6 +118,9 @@ def run_model(model: str, dataset: datasets.CocoDataset, threshold: float = 0.05
             progress(job.progress)
     if job.error:
         raise errors.ModelError(f"Inference failed: {job.error}")
+    if not job.finished:
+        raise errors.ModelError("Inference stopped before every image was done.",
+                                "Run the same command again: it resumes where it stopped.")
     return job
 
 

@@ -271,16 +271,18 @@ def find_coco_in(folder: Path) -> tuple[Path, Path]:
 
 @dataclass
 class Detections:
-    """Boxes of one image: xyxy pixels, confidence, dataset category id."""
+    """Boxes of one image: xyxy pixels, confidence, dataset category id. Scores are kept
+    at full precision: COCO ranks detections by score, and two scores that rounding made
+    equal are ranked by image order instead (AP then differs from the file's)."""
 
     image_id: int
     xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     class_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self):
         self.xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
-        self.scores = np.asarray(self.scores, np.float32).reshape(-1)
+        self.scores = np.asarray(self.scores, np.float64).reshape(-1)
         self.class_ids = np.asarray(self.class_ids, np.int64).reshape(-1)
         if not (len(self.xyxy) == len(self.scores) == len(self.class_ids)):
             raise ValueError("xyxy, scores and class_ids must have the same length")
@@ -323,13 +325,15 @@ def digest(dets: dict[int, Detections]) -> str:
 
 
 def to_coco_results(dets: dict[int, Detections] | list[Detections]) -> list[dict[str, Any]]:
-    """COCO results rows (boxes [x, y, w, h] to 0.01 px, scores to 1e-5), as `to_coco`."""
+    """COCO results rows (boxes [x, y, w, h] to 0.01 px, scores exactly), as `to_coco`.
+    Scores are not rounded: rounding made ties the detections did not have, and COCO breaks
+    ties by image order, so AP from the file differed from AP of the detections."""
     items = [d for d in (dets.values() if isinstance(dets, dict) else dets) if len(d)]
     if not items:
         return []
     xyxy = np.concatenate([d.xyxy for d in items]).astype(np.float64)
     boxes = np.round(np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], 1), 2).tolist()
-    scores = np.round(np.concatenate([d.scores for d in items]).astype(np.float64), 5).tolist()
+    scores = np.concatenate([d.scores for d in items]).tolist()
     classes = np.concatenate([d.class_ids for d in items]).tolist()
     ids = np.concatenate([np.full(len(d), d.image_id) for d in items]).tolist()
     return [{"image_id": i, "category_id": c, "bbox": b, "score": s}

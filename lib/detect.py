@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from lib import benchmark, cli, datasets
+from lib import benchmark, cli, datasets, journal
 from lib.errors import InputError
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                                        args.gpus_per_worker, args.threads_per_worker)
     job = benchmark.run_model(args.model, dataset, args.threshold, ray=ray,
                     progress=lambda p: print(f"\r{p.text('images')}", end="", file=sys.stderr))
-    Path(args.out).write_text(json.dumps(job.results()))
+    journal.write_atomic(Path(args.out), json.dumps(job.results()))
     print(f"\nwrote {len(job.results())} detections to {args.out}", file=sys.stderr)
     return 0
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lib import registry, settings, work
+from lib import journal, registry, settings, work
 from lib.progress import Progress
 from lib.datasets import CocoDataset, Detections, from_torchvision
 
@@ -229,18 +229,15 @@ class InferenceJob:
         return self._partial()[2]
 
     def _partial(self) -> tuple[set[int], list[dict], dict[int, str]]:
-        done, rows, failed = set(), [], {}
-        if self.partial_path.is_file():
-            for line in self.partial_path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a line cut off by a crash: redo that image
-                done.add(rec["image_id"])
-                rows += rec["results"]
-                if rec.get("failed"):
-                    failed[rec["image_id"]] = rec["failed"]
-        return done, rows, failed
+        """The images the shard holds (a torn last line is skipped: that image is redone;
+        an image written twice, by a run that resumed, counts once, its last record)."""
+        latest: dict[int, dict] = {}
+        for rec in journal.read(self.partial_path).records:
+            if isinstance(rec.get("image_id"), int) and isinstance(rec.get("results"), list):
+                latest[rec["image_id"]] = rec
+        rows = [row for rec in latest.values() for row in rec["results"]]
+        failed = {i: rec["failed"] for i, rec in latest.items() if rec.get("failed")}
+        return set(latest), rows, failed
 
     def _read(self, image_id: int):
         """The image as RGB, or the reason it cannot be used."""
@@ -277,8 +274,9 @@ class InferenceJob:
         import psutil
         try:
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
+            journal.repair(self.partial_path)   # a torn last line: the next record starts clean
             done, _, _ = self._partial()
-            self.done = len(done)
+            self.done = len(done & set(self.dataset.image_ids))
             todo = [i for i in self.dataset.image_ids if i not in done]
             if ray_options is not None:
                 from lib import ray_inference
@@ -292,21 +290,26 @@ class InferenceJob:
             process = psutil.Process()
             peak = process.memory_info().rss
             self.started = time.time() - 1e-9
-            with self.partial_path.open("a") as out:
+            with self.partial_path.open("a", encoding="utf-8") as out:
                 for records in batches:
-                    for rec in records:   # one line per image: a shard a resume can trust
-                        out.write(json.dumps({"image_id": rec["image_id"],
-                                              "results": rec["results"],
-                                              **({"failed": rec["failed"]} if rec["failed"]
-                                                 else {})}) + "\n")
-                        if not rec["failed"]:
-                            speed.latencies_s.append(rec["seconds"])
-                    out.flush()
+                    # one line per image: a shard a resume can trust
+                    journal.append(self.partial_path, [
+                        {"image_id": rec["image_id"], "results": rec["results"],
+                         **({"failed": rec["failed"]} if rec["failed"] else {})}
+                        for rec in records], out)
+                    speed.latencies_s += [rec["seconds"] for rec in records if not rec["failed"]]
                     self.done += len(records)
                     peak = max(peak, process.memory_info().rss)
                     if self._cancel.is_set():
                         return
-            if self._cancel.is_set() or self.done < self.total:
+            if self._cancel.is_set():
+                return
+            done, rows, failed = self._partial()
+            missing = [i for i in self.dataset.image_ids if i not in done]
+            if missing:    # never call a run finished with images missing: a resume redoes them
+                self.done = len(self.dataset.image_ids) - len(missing)
+                self.error = (f"{len(missing)} of {self.total} images have no results yet "
+                              f"(first: image id {missing[0]}); run again to finish them.")
                 return
             speed.device = self.device
             if self.device == "cuda":
@@ -314,10 +317,10 @@ class InferenceJob:
                 speed.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
             else:
                 speed.peak_memory_mb = peak / 2**20
-            _, rows, failed = self._partial()
-            self.failed_path.write_text(json.dumps(failed))
-            self.speed_path.write_text(json.dumps({**speed.summary(), "device": speed.device}))
-            self.results_path.write_text(json.dumps(rows))
+            journal.write_atomic(self.failed_path, json.dumps(failed))
+            journal.write_atomic(self.speed_path,
+                                 json.dumps({**speed.summary(), "device": speed.device}))
+            journal.write_atomic(self.results_path, json.dumps(rows))   # last: now finished
             self.partial_path.unlink(missing_ok=True)
         except Exception as exc:  # noqa: BLE001 - shown on the page; partial results are kept
             self.error = str(exc)

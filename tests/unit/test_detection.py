@@ -263,6 +263,49 @@ def test_job_error_keeps_partial_results(tmp_path):
     assert job.error == "boom" and job.done == 2 and len(job.partial_path.read_text().splitlines()) == 2
 
 
+
+def test_a_torn_shard_line_is_redone_and_nothing_is_lost(tmp_path):
+    """A shard whose last line was cut by a kill: that image is redone, the next record
+    starts on its own line, and the results hold every image."""
+    images = tuple((f"{i}.png", i, 8, 8) for i in range(1, 7))
+    ds = write_coco(tmp_path, [(1, 1, 4, 4, 1, i) for i in range(1, 7)], images=images)
+    job = detectors.InferenceJob("k3", ds, FakeDetector, lambda d: {1: 1}, batch_size=2,
+                                 cache_dir=tmp_path / "cache")
+    job.partial_path.parent.mkdir(parents=True)
+    whole = [json.dumps({"image_id": i, "results": Detections(i, [[1, 1, 5, 5]], [0.9], [1])
+                         .to_coco()}) for i in (1, 2, 3)]
+    job.partial_path.write_text("\n".join(whole) + "\n" + whole[2][:-9].replace('"image_id": 3',
+                                                                              '"image_id": 4'))
+    job.start()
+    job.wait()
+    assert job.error is None and job.finished
+    assert sorted(r["image_id"] for r in job.results()) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_job_with_images_missing_is_never_finished(tmp_path, monkeypatch):
+    """An engine that returns fewer images than asked: the job says how many are missing,
+    keeps its shard, and a second run completes it."""
+    from lib import ray_inference, registry
+    images = tuple((f"{i}.png", i, 8, 8) for i in range(1, 7))
+    ds = write_coco(tmp_path, [(1, 1, 4, 4, 1, i) for i in range(1, 7)], images=images)
+
+    def lossy(options, spec, dataset, image_ids, *args):
+        yield [{"image_id": i, "results": [], "failed": "", "seconds": 0.0}
+               for i in image_ids[:-2]]
+    monkeypatch.setattr(ray_inference, "run", lossy)
+    spec = registry.find("demo-fasterrcnn")
+    job = detectors.InferenceJob("k4", ds, FakeDetector, lambda d: {1: 1}, spec=spec,
+                                 cache_dir=tmp_path / "cache")
+    job.start(ray=ray_inference.RayOptions(workers=1))
+    job.wait()
+    assert not job.finished and job.error.startswith("2 of 6 images have no results yet")
+    assert job.done == 4 and job.partial_path.is_file()
+    job.start()                                   # this server's engine: the last two
+    job.wait()
+    assert job.finished and job.error is None and job.done == 6
+    assert sorted(r["image_id"] for r in job.results()) == [5, 6]   # the lossy engine found none
+
+
 # -- command line and W&B ---------------------------------------------------------------------
 
 def test_cli_evaluate_prints_json_metrics(coco, tmp_path, capsys):

@@ -1,0 +1,97 @@
+"""Files that survive a process killed at any instant: the one way Lens appends records it
+reads back later, and the one way it replaces a file another reader may open.
+
+- `read(path)`: the JSON-object lines of an append-only journal. A line that does not parse
+  (the last one, cut off when a process was killed mid-write) is skipped and counted, never
+  taken as the end of the file.
+- `repair(path)`: before appending again, cut a torn last line off, so the next record
+  starts on a fresh line instead of being glued to the fragment (and lost with it).
+- `write_atomic(path, data)`: the whole new content or the old one, never half a file
+  (a temporary file beside it, flushed, then renamed over it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Journal:
+    """What a journal holds: its whole records in order, and how many lines were dropped."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    dropped: int = 0
+
+
+def read(path: Path) -> Journal:
+    """Every whole JSON-object line of `path` (an absent file is an empty journal)."""
+    journal = Journal()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return journal
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            journal.dropped += 1
+            continue
+        if isinstance(record, dict):
+            journal.records.append(record)
+        else:
+            journal.dropped += 1
+    return journal
+
+
+def repair(path: Path) -> int:
+    """Cut a torn last line (bytes after the last newline) off `path`; returns the bytes cut."""
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if not size:
+                return 0
+            pos, tail = size, b""
+            while pos > 0 and b"\n" not in tail:
+                step = min(65536, pos)
+                pos -= step
+                f.seek(pos)
+                tail = f.read(step) + tail
+            keep = pos + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+            if keep < size:
+                f.truncate(keep)
+            return size - keep
+    except FileNotFoundError:
+        return 0
+
+
+def append(path: Path, records: list[dict[str, Any]], fh=None) -> None:
+    """Append `records` as JSON lines and flush (to `fh` when the caller keeps it open)."""
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    if fh is not None:
+        fh.write(text)
+        fh.flush()
+        return
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(text)
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Replace `path` with `data` in one step: readers see the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
