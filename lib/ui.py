@@ -156,9 +156,10 @@ def on_session_end(fn) -> None:
 
 
 def session_id() -> str:
-    """This visitor's Streamlit session id ("" outside a script run)."""
+    """This visitor's Streamlit session id ("" outside a script run, e.g. on the memory
+    watch's thread, where asking must not log Streamlit's "missing ScriptRunContext")."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
-    ctx = get_script_run_ctx()
+    ctx = get_script_run_ctx(suppress_warning=True)
     return ctx.session_id if ctx else ""
 
 
@@ -262,6 +263,16 @@ def _png_data_url(pixels) -> str:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def download_button(label: str, data, file_name: str, mime: str, key: str, where=None):
+    """The one way pages offer a download. `data` may be a callable, built only when clicked
+    (Streamlit's deferred download). A click never reruns the page: with a rerun, the run it
+    starts can finish, and drop the callable the browser is asking for as an orphan, before
+    Streamlit looks it up, and the file then never arrives (about one click in seven in the
+    browser test of a clip's COCO JSON)."""
+    return (where or st).download_button(label, data, file_name, mime, key=key,
+                                         on_click="ignore")
 
 
 def untrained_warning(model) -> None:

@@ -198,9 +198,9 @@ with tab_explain:
                 v2.image(heatmap_rgb(expl.cam.heatmap, colormap),
                          caption=f"{method} · {expl.cam.layer}", width="stretch")
                 v3.image(over, caption=f"overlay · {expl.cam.target_label}", width="stretch")
-                st.download_button("Download overlay (PNG)", lambda: png_bytes(over),
-                                   file_name=f"{Path(item.name).stem}_{method}_{target}.png",
-                                   mime="image/png", key="download_overlay")
+                ui.download_button("Download overlay (PNG)", lambda: png_bytes(over),
+                                   f"{Path(item.name).stem}_{method}_{target}.png",
+                                   "image/png", key="download_overlay")
         if expl is not None:
             with st.spinner("Measuring how faithful the map is (ROAD)…"):
                 faith = faithfulness(item.sha256, model_name, method, target, layer,
@@ -286,8 +286,8 @@ with tab_eval:
         st.plotly_chart(plots.confusion_heatmap(ev.confusion, ev.classes,
                                                 list(ev.classes) + ["other"]),
                         key="confusion_chart")
-        st.download_button("Download predictions (CSV)", ev.to_csv(),
-                           file_name="evaluation.csv", mime="text/csv", key="download_csv")
+        ui.download_button("Download predictions (CSV)", ev.to_csv(), "evaluation.csv",
+                           "text/csv", key="download_csv")
         mistakes = ev.confident_mistakes()
         if mistakes:
             st.markdown("**Most confident mistakes** (CAM of the predicted class)")

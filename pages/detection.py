@@ -309,11 +309,11 @@ def metrics_view() -> None:
     st.dataframe(pd.DataFrame(speeds).T if speeds else pd.DataFrame(), key="speed_table")
     export = pd.concat([r.metrics.per_class.assign(model=n) for n, r in reports.items()])
     e1, e2, e3 = st.columns(3)
-    e1.download_button("Per-class AP (CSV)", export.to_csv(index=False), "per_class_ap.csv",
-                       "text/csv", key="export_csv")
-    e2.download_button("Metrics (JSON)", json.dumps({n: r.metrics.stats for n, r in
+    ui.download_button("Per-class AP (CSV)", export.to_csv(index=False), "per_class_ap.csv",
+                       "text/csv", key="export_csv", where=e1)
+    ui.download_button("Metrics (JSON)", json.dumps({n: r.metrics.stats for n, r in
                                                      reports.items()}, indent=2),
-                       "metrics.json", "application/json", key="export_json")
+                       "metrics.json", "application/json", key="export_json", where=e2)
     if e3.button("Log to W&B", key="log_wandb"):
         for n, r in reports.items():
             where = benchmark.log_benchmark(

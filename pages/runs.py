@@ -316,9 +316,8 @@ def curves_view() -> None:
             stats_all = pd.concat(stats_frames, ignore_index=True)
             st.dataframe(stats_all, hide_index=True, key="metric_stats")
             export = runs.runs_table(selected, all_config, all_summary)
-            st.download_button("Export comparison (CSV)", export.to_csv(index=False),
-                               file_name="runs_comparison.csv", mime="text/csv",
-                               key="export_csv")
+            ui.download_button("Export comparison (CSV)", export.to_csv(index=False),
+                               "runs_comparison.csv", "text/csv", key="export_csv")
 
     draw_curves()
 

@@ -373,16 +373,16 @@ def _effects_and_export(image, objs, name: str) -> None:
         rgb = tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
         edited = M.apply_effect(image, [o.mask for o in sel], effect, strength, rgb)
         st.image(edited, caption=f"{effect} on {len(sel)} object(s)", width=DISPLAY_WIDTH)
-        st.download_button("Download edited image (PNG)", lambda: M.png_bytes(edited),
+        ui.download_button("Download edited image (PNG)", lambda: M.png_bytes(edited),
                            f"{stem}-{effect.replace(' ', '-')}.png", "image/png",
                            key="seg_download_edited_image")
     cols = st.columns(min(4, len(done)) or 1)
     for k, o in enumerate(done):
-        cols[k % len(cols)].download_button(f"Mask: {o.name}", lambda m=o.mask: M.png_bytes(m),
-                                            f"{stem}-mask-{o.obj_id}.png", "image/png",
-                                            key=f"seg_dl_{o.obj_id}")
+        ui.download_button(f"Mask: {o.name}", lambda m=o.mask: M.png_bytes(m),
+                           f"{stem}-mask-{o.obj_id}.png", "image/png", key=f"seg_dl_{o.obj_id}",
+                           where=cols[k % len(cols)])
     h, w = image.shape[:2]
-    st.download_button("All masks (COCO JSON, RLE)", lambda: M.coco_json(   # built on click
+    ui.download_button("All masks (COCO JSON, RLE)", lambda: M.coco_json(   # built on click
         [(name, w, h, [o.mask for o in done], [o.obj_id for o in done])],
         {o.obj_id: o.name for o in done}), f"{stem}-masks.json", "application/json",
         key="seg_all_masks_coco_json")
@@ -545,14 +545,14 @@ def _video_exports(tracker, name: str) -> None:
         out.unlink(missing_ok=True)
     if st.session_state.get("seg_render_mp4"):
         st.video(st.session_state["seg_render_mp4"])
-        st.download_button("Download MP4", st.session_state["seg_render_mp4"], f"{stem}-lens.mp4",
+        ui.download_button("Download MP4", st.session_state["seg_render_mp4"], f"{stem}-lens.mp4",
                            "video/mp4", key="seg_download_mp4")
     c1, c2 = st.columns(2)
     # Exports are built when clicked, not on every rerun (a clip holds hundreds of masks).
-    c1.download_button("Masks: zip of PNGs", tracker.export_png_zip, f"{stem}-masks.zip",
-                       "application/zip", key="seg_masks_zip_of_pngs")
-    c2.download_button("Masks: COCO JSON (RLE)", tracker.export_coco, f"{stem}-masks.json",
-                       "application/json", key="seg_masks_coco_json_rle")
+    ui.download_button("Masks: zip of PNGs", tracker.export_png_zip, f"{stem}-masks.zip",
+                       "application/zip", key="seg_masks_zip_of_pngs", where=c1)
+    ui.download_button("Masks: COCO JSON (RLE)", tracker.export_coco, f"{stem}-masks.json",
+                       "application/json", key="seg_masks_coco_json_rle", where=c2)
 
 
 mode = st.radio("Mode", ["Image", "Video"], horizontal=True, key="seg_mode")

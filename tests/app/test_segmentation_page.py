@@ -52,6 +52,7 @@ def test_offline_defaults_to_labelled_grabcut_and_exports(offline):
     effect = next(s for s in at.selectbox if s.label == "Effect")
     effect.set_value("pixelate").run()
     assert "Download edited image (PNG)" in [d.label for d in at.download_button]
+    assert_downloads_never_rerun(at)
     assert "pixelate on 1 object(s)" in [i.caption for img in at.get("image")
                                          for i in img.proto.imgs]
 
@@ -159,6 +160,15 @@ def test_video_text_prompt_adds_tracked_objects(tiny_sam, tmp_path, monkeypatch)
     assert "Masks: zip of PNGs" in labels and "Masks: COCO JSON (RLE)" in labels
     at.button(key="seg_render").click().run()
     assert not at.exception and "Download MP4" in [d.label for d in at.download_button]
+    assert_downloads_never_rerun(at)
+
+
+def assert_downloads_never_rerun(at):
+    """A click on a download must not rerun the page: the rerun can drop the deferred
+    callable the browser asks for before Streamlit looks it up (the download never came)."""
+    buttons = at.get("download_button")
+    assert buttons and all(b.proto.ignore_rerun for b in buttons), \
+        [b.proto.label for b in buttons if not b.proto.ignore_rerun]
 
 
 def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatch):
@@ -196,6 +206,15 @@ def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatc
     at.selectbox(key="seg_veffect").set_value("blur").run()
     at.button(key="seg_render").click().run()
     assert not at.exception and "Download MP4" in [d.label for d in at.download_button]
+    assert_downloads_never_rerun(at)
+
+
+def assert_downloads_never_rerun(at):
+    """A click on a download must not rerun the page: the rerun can drop the deferred
+    callable the browser asks for before Streamlit looks it up (the download never came)."""
+    buttons = at.get("download_button")
+    assert buttons and all(b.proto.ignore_rerun for b in buttons), \
+        [b.proto.label for b in buttons if not b.proto.ignore_rerun]
 
 
 def test_a_synthetic_shapes_model_is_offered_after_grabcut_and_said_plainly(

@@ -298,3 +298,30 @@ ui._start_memory_watch()
 """).run()
     assert not at.exception
     assert not [t for t in threading.enumerate() if t.name == "lens-memory-watch"]
+
+
+def test_the_memory_watch_thread_logs_nothing(monkeypatch):
+    """Settling memory off the script threads (the watch, every 2 s) must not make Streamlit
+    log "missing ScriptRunContext": it buried real warnings in the server's log."""
+    import logging
+
+    from streamlit import config
+
+    from lib import ui
+    monkeypatch.setattr(config, "get_option",
+                        lambda name: False if name == "global.appTest" else 0)
+    seen: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+    logger = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
+    handler = Catch(level=logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        watch = threading.Thread(target=ui._settle_memory, name="lens-memory-watch")
+        watch.start()
+        watch.join(30)
+    finally:
+        logger.removeHandler(handler)
+    assert not [m for m in seen if "ScriptRunContext" in m], seen
