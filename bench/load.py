@@ -46,6 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
+from lib import journal  # noqa: E402
+
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, start_streamlit  # noqa: E402
 from tests.e2e.visitors import (HEAVY, LIGHT, at_door, comparison_url, grouped,  # noqa: E402
                                 opened_by_link, percentile, summary, visitors)
@@ -171,7 +173,7 @@ async def run(n: int, server: str, coco, preds, pid: int, run_log: Path, hello: 
                 time.sleep(0.5)
         sampler = threading.Thread(target=sample, daemon=True)
         t0 = time.perf_counter()
-        runs_before = len(run_log.read_text().splitlines()) if run_log.exists() else 0
+        runs_before = len(journal.read(run_log).records)   # a torn last line is skipped
         server_cpu = cpu_seconds([psutil.Process(pid)])
         harness_cpu = cpu_seconds(harness(pid))
         before = {b.pid: cpu_seconds([b]) for b in browsers()}
@@ -183,7 +185,7 @@ async def run(n: int, server: str, coco, preds, pid: int, run_log: Path, hello: 
         # sampled every 0.5 s: a renderer's last half second before it exited is missed
         browser_cpu = sum(t - before.get(b, 0.0) for b, t in used.items())
         stop.set()
-        crowd_runs = [json.loads(x) for x in run_log.read_text().splitlines()[runs_before:]]
+        crowd_runs = journal.read(run_log).records[runs_before:]
         after_close = await settled(pid)
         await browser.close()
     return (alone, crowd, wall, after_first, peak[0], after_close, server_cpu, browser_cpu,

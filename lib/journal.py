@@ -6,15 +6,17 @@ reads back later, and the one way it replaces a file another reader may open.
   taken as the end of the file.
 - `repair(path)`: before appending again, cut a torn last line off, so the next record
   starts on a fresh line instead of being glued to the fragment (and lost with it).
-- `write_atomic(path, data)`: the whole new content or the old one, never half a file
-  (a temporary file beside it, flushed, then renamed over it).
+- `write_atomic(path, data)` / `atomic_path(path)`: the whole new content or the old one,
+  never half a file (a temporary file beside it, then renamed over it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,16 +84,23 @@ def append(path: Path, records: list[dict[str, Any]], fh=None) -> None:
         out.write(text)
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Replace `path` with `data` in one step: readers see the old file or the new one."""
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed over `path` when the block ends
+    without an error (removed otherwise), so readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Replace `path` with `data` in one step (flushed to disk before the rename)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib import cli, runlog, settings
+from lib import cli, journal, runlog, settings
 from lib.errors import RunReadError
 from lib.progress import Callback, Ticker
 
@@ -151,19 +151,36 @@ def info_from_summary(data: dict[str, Any], path: str, source: str = "offline") 
 def read_run_info(path: Path, source: str = "offline") -> RunInfo:
     """Metadata, config and summary of one offline run, as `wandb leet inspect --summary`
     gives them (a test checks), read in-process by `lib.runlog` and cached on disk."""
-    cache = _cache_key(path, "info.json")
+    def build() -> RunInfo:
+        scanned = scan_log(path, verify=runlog.METADATA, reuse=True)
+        data = runlog.summarize(scanned)
+        if not data["run_id"]:
+            raise RunReadError(f"{path.parent.name}: the log has no run record (empty, or not "
+                               "a W&B run)")
+        info = info_from_summary(data, str(path), source)
+        info.dropped = scanned.corrupt + scanned.undecodable
+        return info
+    return _cached(_cache_key(path, "info.json"),
+                   lambda f: RunInfo(**json.loads(f.read_text())), build,
+                   lambda info, f: f.write_text(json.dumps(asdict(info), default=str)))
+
+
+def _cached(cache: Path, read: Callable[[Path], Any], build: Callable[[], Any],
+            write: Callable[[Any, Path], None]) -> Any:
+    """`read(cache)`, else `build()` written to the cache in one step (a process killed while
+    writing leaves no half file); a cache file that cannot be read is built again."""
     if cache.is_file():
-        return RunInfo(**json.loads(cache.read_text()))
-    scanned = scan_log(path, verify=runlog.METADATA, reuse=True)
-    data = runlog.summarize(scanned)
-    if not data["run_id"]:
-        raise RunReadError(f"{path.parent.name}: the log has no run record (empty, or not a "
-                           "W&B run)")
-    info = info_from_summary(data, str(path), source)
-    info.dropped = scanned.corrupt + scanned.undecodable
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(asdict(info), default=str))
-    return info
+        try:
+            return read(cache)
+        except (OSError, ValueError, TypeError):
+            cache.unlink(missing_ok=True)
+    value = build()
+    try:
+        with journal.atomic_path(cache) as tmp:
+            write(value, tmp)
+    except (ValueError, TypeError, ImportError):
+        pass  # e.g. mixed-type columns Parquet cannot hold: kept in memory only
+    return value
 
 
 def history_frame(scanned: runlog.Scan) -> pd.DataFrame:
@@ -178,16 +195,9 @@ def history_frame(scanned: runlog.Scan) -> pd.DataFrame:
 def read_history(path: Path) -> pd.DataFrame:
     """Every history row of an offline run, up to its last whole record (cached on disk as
     Parquet, keyed by the log's size and modification time)."""
-    cache = _cache_key(path, "history.parquet")
-    if cache.is_file():
-        return pd.read_parquet(cache)
-    frame = history_frame(scan_log(path, reuse=True))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        frame.to_parquet(cache)
-    except (ValueError, TypeError, ImportError):
-        pass  # mixed-type columns: keep it in memory only
-    return frame
+    return _cached(_cache_key(path, "history.parquet"), pd.read_parquet,
+                   lambda: history_frame(scan_log(path, reuse=True)),
+                   lambda frame, f: frame.to_parquet(f))
 
 
 class LiveRun:
@@ -394,16 +404,12 @@ def cloud_history(info: RunInfo, api_key: str | None = None, full: bool = True,
     """History of a cloud run (cached on disk): full via scan_history, or sampled."""
     name = hashlib.sha256(info.path.encode()).hexdigest()[:32]
     cache = settings.cache_dir("runs", "cloud") / f"{name}.{'full' if full else 'sampled'}.parquet"
-    if cache.is_file():
-        frame = pd.read_parquet(cache)
-    else:
-        if api is None:
-            api = cloud_api(api_key)
-        run = _with_backoff(lambda: api.run(info.path))
-        frame = (pd.DataFrame(list(run.scan_history())) if full
-                 else run.history(samples=samples, pandas=True))
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(cache)
+
+    def build() -> pd.DataFrame:
+        run = _with_backoff(lambda: (api or cloud_api(api_key)).run(info.path))
+        return (pd.DataFrame(list(run.scan_history())) if full
+                else run.history(samples=samples, pandas=True))
+    frame = _cached(cache, pd.read_parquet, build, lambda f, path: f.to_parquet(path))
     note = "" if full else f"sampled to {len(frame)} points"
     return frame, note
 

@@ -50,10 +50,10 @@ def install(log_path: str) -> None:
 def read(log_path) -> dict[str, list[tuple[float, str]]]:
     """The log's events per session: [(time.time(), "rerun" | "finished")], in order."""
     from pathlib import Path
+
+    from lib import journal
     out: dict[str, list[tuple[float, str]]] = {}
-    path = Path(log_path)
-    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
-        event = json.loads(line)
+    for event in journal.read(Path(log_path)).records:    # a torn last line is skipped
         out.setdefault(event["session"], []).append((event["t"], event["what"]))
     return out
 

@@ -78,6 +78,24 @@ def test_second_load_comes_from_disk_cache(project, monkeypatch):
     assert len(infos) == 3 and not problems
 
 
+
+def test_a_cache_file_torn_by_a_kill_is_read_again_from_the_log(project, tmp_path, monkeypatch):
+    """A process killed while writing its cache leaves half a file: the next read rebuilds it
+    from the log instead of failing, and writes it whole."""
+    monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
+    path = runs.find_run_files(project)[0]
+    info, history = runs.read_run_info(path), runs.read_history(path)
+    for kind in ("info.json", "history.parquet"):
+        cache = runs._cache_key(path, kind)
+        cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
+    assert runs.read_run_info(path) == info
+    pd.testing.assert_frame_equal(runs.read_history(path), history)
+    monkeypatch.setattr(runs, "scan_log", lambda *a, **k: pytest.fail("not cached"))
+    assert runs.read_run_info(path) == info                     # rewritten whole
+    pd.testing.assert_frame_equal(runs.read_history(path), history)
+    assert not list(runs._cache_key(path, "info.json").parent.glob(".*.tmp"))
+
+
 def test_config_diff_flattens_and_hides_equal_keys(project):
     infos = sorted(runs.load_offline(project)[0], key=lambda r: r.name)
     diff = runs.config_diff(infos)
