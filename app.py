@@ -18,7 +18,7 @@ PAGES = [
 page = st.navigation(PAGES)
 st.session_state["lens_router"] = True  # pages check this: see the guard at their top
 st.sidebar.caption("Lens · inspect, demo and compare vision models")
-from lib import work  # noqa: E402 - light (no torch); times the run when LENS_RUN_LOG is set
+from lib.serving import work
 
 with work.timed_run(page.title):
     page.run()

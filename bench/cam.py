@@ -12,13 +12,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import median_time  # noqa: E402  (bench/ is on sys.path when run as a script)
-
 import numpy as np  # noqa: E402
 import timm  # noqa: E402
 import torch  # noqa: E402
+from common import median_time  # noqa: E402  (bench/ is on sys.path when run as a script)
 
-from lib import cam, registry  # noqa: E402
+from lib.classification import cam
+from lib.models import registry
 
 
 def main() -> None:

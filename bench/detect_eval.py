@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from lib import coco_eval, datasets  # noqa: E402
+from lib.detection import coco_eval, datasets
 
 SHARED = ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
 

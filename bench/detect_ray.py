@@ -21,7 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lib import datasets, detectors, ray_inference, registry, synth  # noqa: E402
+from lib.demo import synth
+from lib.detection import datasets, detectors, ray_inference
+from lib.models import registry
 
 
 def run(dataset, spec, options, folder: Path) -> tuple[float, float]:

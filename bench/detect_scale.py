@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from lib import benchmark, coco_eval, datasets, synth  # noqa: E402
+from lib.demo import synth
+from lib.detection import benchmark, coco_eval, datasets
 
 SHARED = ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
 

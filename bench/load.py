@@ -46,11 +46,19 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
-from lib import journal  # noqa: E402
-
+from lib.core import journal
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, start_streamlit  # noqa: E402
-from tests.e2e.visitors import (HEAVY, LIGHT, at_door, comparison_url, grouped,  # noqa: E402
-                                opened_by_link, percentile, summary, visitors)
+from tests.e2e.visitors import (  # noqa: E402
+    HEAVY,
+    LIGHT,
+    at_door,
+    comparison_url,
+    grouped,
+    opened_by_link,
+    percentile,
+    summary,
+    visitors,
+)
 
 SHARED = ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
 
@@ -125,7 +133,8 @@ def harness(server_pid: int) -> list:
 
 
 def coco_and_predictions(tmp: Path):
-    from lib import datasets, synth
+    from lib.demo import synth
+    from lib.detection import datasets
     from tests.helpers import gt_results
     if (SHARED / "annotations" / "instances_val2017.json").is_file():
         ann, images = SHARED / "annotations" / "instances_val2017.json", SHARED / "val2017"
@@ -275,7 +284,7 @@ def main() -> None:
         print(f"  Lens' garbage collections meanwhile: "
               f"{page_runs[-1]['collections'] - page_runs[0]['collections']}, "
               f"{page_runs[-1]['collection_s'] - page_runs[0]['collection_s']:.1f} s")
-    from lib import settings
+    from lib.core import settings
     budget = settings.get().model_budget_mb
     cached = max((r["cached_mb"] for r in page_runs), default=0.0)
     print(f"model cache: at most {cached:.0f} MB counted at the end of a page run, of the "

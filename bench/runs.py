@@ -90,7 +90,8 @@ def main() -> None:
         made_s = time.perf_counter() - t0
         # numba compiles the reader once per installation (cached in LENS_CACHE/numba): do
         # it here, on a small log outside both projects, as a server has done long before
-        from lib import runlog, runs
+        from lib import runs
+        from lib.runs import scanner as runlog
         warm = next(small[0].glob("*.wandb"))
         runlog.summarize(runs.scan_log(warm, verify=runlog.METADATA))
         runs.history_frame(runs.scan_log(warm))

@@ -16,15 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import median_time  # noqa: E402  (bench/ is on sys.path when run as a script)
-
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
+from common import median_time  # noqa: E402  (bench/ is on sys.path when run as a script)
 from skimage import data  # noqa: E402
 
-from lib import registry  # noqa: E402
-from lib import segment as S  # noqa: E402
+from lib.models import registry
+from lib.segmentation import segment as S
 
 
 def segmenter(name: str) -> tuple[S.Segmenter, str]:

@@ -36,14 +36,20 @@ REAL_LARGE_WEIGHTS_MB = 224.4e6 * 4 / 2**20   # SAM 2.1 hiera-large, fp32
 def _model(name: str, reduced: bool):
     import torch
 
-    from lib import registry
-    from lib import segment_video as SV
+    from lib.models import registry
+    from lib.segmentation import segment_video as SV
     spec = registry.find(name)
     if registry.availability(spec).ready and not reduced:
         return SV.build_video_model(spec), "real weights"
-    from transformers import (Sam2HieraDetConfig, Sam2ImageProcessor, Sam2VideoConfig,
-                              Sam2VideoModel, Sam2VideoProcessor, Sam2VideoVideoProcessor,
-                              Sam2VisionConfig)
+    from transformers import (
+        Sam2HieraDetConfig,
+        Sam2ImageProcessor,
+        Sam2VideoConfig,
+        Sam2VideoModel,
+        Sam2VideoProcessor,
+        Sam2VideoVideoProcessor,
+        Sam2VisionConfig,
+    )
     torch.manual_seed(0)
     if reduced:
         dims = [16, 32, 64, 128]
@@ -72,7 +78,7 @@ def child(frames: int, model: str, reduced: bool) -> None:
     import numpy as np
     import torch
 
-    from lib import video as V
+    from lib.media import video as V
     from tests.helpers import write_video
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
@@ -80,7 +86,7 @@ def child(frames: int, model: str, reduced: bool) -> None:
         path = write_video(Path(tmp) / "clip.mp4", frames=frames, fps=25, size=(854, 480),
                            codec="libx264", colors=colors)
         info = V.open_video(path)
-        from lib import segment_video as SV
+        from lib.segmentation import segment_video as SV
         vm, how = _model(model, reduced)
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         tracker = vm.tracker(info, SV.load_frames(info))

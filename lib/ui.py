@@ -4,7 +4,7 @@
   Streamlit to `app.py`'s `st.navigation` router and reruns.
 - `show_error(exc)`: any `LensError` as one message (message and hint), nothing else.
 - `reported()`: a context manager that shows the `LensError`s raised inside it.
-- `ProgressBar(what)`: a progress bar for `lib.progress.Progress` callbacks.
+- `ProgressBar(what)`: a progress bar for `lib.core.progress.Progress` callbacks.
 - `queued(what)`: heavy work through the fair queue, showing the visitor's place in it.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib.errors import LensError
-from lib.progress import Progress
+from lib.core.errors import LensError
+from lib.core.progress import Progress
 
 
 def page_setup() -> None:
@@ -49,7 +49,7 @@ def _settle_memory() -> None:
     from streamlit import config
     from streamlit.runtime import Runtime
 
-    from lib import cache
+    from lib.models import cache
     cache.tune_allocator()
     sid = session_id()
     runtime = Runtime.instance() if Runtime.exists() else None
@@ -164,7 +164,7 @@ def session_id() -> str:
 
 
 class ProgressBar:
-    """A Streamlit progress bar fed by `lib.progress.Progress` values (the one way pages show
+    """A Streamlit progress bar fed by `lib.core.progress.Progress` values (the one way pages show
     progress); `clear()` removes it."""
 
     def __init__(self, what: str):
@@ -180,9 +180,9 @@ class ProgressBar:
 
 @contextlib.contextmanager
 def queued(what: str):
-    """Run heavy work through the process's fair queue (`lib.work.HEAVY`); while it waits,
+    """Run heavy work through the process's fair queue (`lib.serving.work.HEAVY`); while it waits,
     the visitor sees their place in the line instead of a frozen page."""
-    from lib import work
+    from lib.serving import work
     note = st.empty()
 
     def waiting(place: int, status) -> None:

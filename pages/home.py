@@ -28,7 +28,7 @@ for col, (title, path, blurb) in zip(cols, PAGES):
 left, right = st.columns(2)
 with left:
     st.subheader("Compute")
-    from lib import system
+    from lib.core import system
     with st.spinner("Looking for a GPU..."):
         dev = system.device_info()
     memory = f", {dev.memory_gb} GB" if dev.memory_gb else ""
@@ -37,7 +37,7 @@ with left:
     st.caption("Libraries: " + " · ".join(f"{k} {v}" for k, v in versions.items()))
 
 with right:
-    from lib.cache import MODELS
+    from lib.models.cache import MODELS
 
     st.subheader("Models in memory")
     cached = MODELS.summary()
@@ -60,7 +60,7 @@ st.caption("Local checkpoints, packaged weights and hub cache entries found on t
 def _model_table():
     import pandas as pd
 
-    from lib import registry
+    from lib.models import registry
     rows = []
     for spec in registry.all_specs():
         avail = registry.availability(spec)

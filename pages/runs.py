@@ -7,12 +7,15 @@ import os
 
 import pandas as pd
 import streamlit as st
-from lib import ui  # noqa: E402
+
+from lib import ui
 
 ui.page_setup()
 
-from lib import checkpoints, paths, plots, runs
-from lib.errors import LensError
+from lib import plots, runs
+from lib.core import paths
+from lib.core.errors import LensError
+from lib.models import checkpoints
 
 st.title("Runs")
 params = st.query_params
@@ -62,7 +65,7 @@ if source == "Local folder":
         str(checkpoints.checkpoints_dir()): "the **demo pack's training runs** (the classifier "
         "and detectors in `checkpoints/demo-*`, trained by `python -m lib.train`)",
         str(runs.SAMPLE_RUNS): "the bundled **sample runs** (a tiny MLP trained on two spirals "
-        "by `python -m lib.samples runs`)"}
+        "by `python -m lib.demo.samples runs`)"}
     c1, c2 = st.columns([3, 1])
     default = param("path", str(checkpoints.checkpoints_dir()))
 

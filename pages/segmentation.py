@@ -1,6 +1,6 @@
 """Segmentation viewer: click, box and text prompts on images and video (SAM 2.1 / EdgeTAM),
-everything mode, effects and mask export. Logic lives in lib.segment, lib.segment_video and
-lib.masks; this page reads widgets, calls them and renders."""
+everything mode, effects and mask export. Logic lives in lib.segmentation.segment, lib.segmentation.segment_video and
+lib.media.masks; this page reads widgets, calls them and renders."""
 
 import hashlib
 from pathlib import Path
@@ -8,15 +8,18 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from lib import ui  # noqa: E402
+from lib import ui
 
 ui.page_setup()
 
-from lib import images, registry, samples, scratch, settings
-from lib.errors import LensError
-from lib import masks as M
-from lib import segment as S
-from lib import video as V
+from lib.core import scratch, settings
+from lib.core.errors import LensError
+from lib.demo import samples
+from lib.media import images
+from lib.media import masks as M
+from lib.media import video as V
+from lib.models import registry
+from lib.segmentation import segment as S
 
 DISPLAY_WIDTH = 720
 st.title("Segmentation")
@@ -61,7 +64,7 @@ def _model_picker(key: str, video: bool = False) -> str:
     if not have_sam:
         spec = registry.find(registry.SAM2_IDS[0])
         if video:
-            from lib import segment_video as SV
+            from lib.segmentation import segment_video as SV
             text = (f"No SAM 2 weights on this machine (no hub access). By default, "
                     f"**{SV.CLASSICAL}**: objects are followed by dense optical flow and refined "
                     "by GrabCut, frame by frame, from a box you drag. It has no memory: an "
@@ -393,7 +396,7 @@ def _effects_and_export(image, objs, name: str) -> None:
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _video_info(digest: str, _data: bytes, name: str):
     """Probe the upload and check the tracker's limits (cheap; no frames decoded)."""
-    from lib import segment_video as SV
+    from lib.segmentation import segment_video as SV
     info = V.open_video(scratch.store_bytes(_data, Path(name).suffix))
     SV.check_limits(info)
     return info
@@ -401,12 +404,12 @@ def _video_info(digest: str, _data: bytes, name: str):
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _video_frames(digest: str, _info):
-    from lib import segment_video as SV
+    from lib.segmentation import segment_video as SV
     return SV.load_frames(_info)
 
 
 def video_mode() -> None:
-    from lib import segment_video as SV
+    from lib.segmentation import segment_video as SV
     upload = st.file_uploader("Video (MP4, MOV, WebM, AVI)", type=V.ACCEPTED_EXTENSIONS,
                               key="seg_video")
     name = _model_picker("seg_video_model", video=True)
@@ -415,7 +418,7 @@ def video_mode() -> None:
                    "the model reads them on demand.")
         if not st.toggle("Use the sample clip (synthetic moving shapes)", key="seg_video_sample"):
             return
-        from lib import synth
+        from lib.demo import synth
         with st.spinner("Generating the sample clip (once)…"):
             sample = synth.sample_clip()
         upload_name, data = sample.name, sample.read_bytes()

@@ -43,7 +43,8 @@ def checkpoints_dir(tmp_path, monkeypatch) -> Path:
 def coco(tmp_path_factory):
     """The COCO val2017 sample from ../shared, or where it is absent the demo pack's synthetic
     validation split (made by lib.synth): the agreement tests run on a fresh clone too."""
-    from lib import datasets, synth
+    from lib.demo import synth
+    from lib.detection import datasets
     base = SHARED_ASSETS / "data" / "coco_val2017_tiny"
     if (base / "annotations" / "instances_val2017.json").is_file():
         return datasets.load_coco(base / "annotations" / "instances_val2017.json",

@@ -39,7 +39,7 @@ def write_coco(root, anns, images=(("a.png", 1, 100, 100),), cats=((1, "cat"), (
             "annotations": [{"id": k + 1, "image_id": a[5] if len(a) > 5 else 1,
                              "bbox": list(a[:4]), "category_id": a[4], "area": a[2] * a[3],
                              "iscrowd": 0} for k, a in enumerate(anns)]}
-    from lib import datasets
+    from lib.detection import datasets
     (root / "ann.json").write_text(json.dumps(data))
     return datasets.load_coco(root / "ann.json", root / "images")
 

@@ -110,7 +110,7 @@ def test_untrained_models_are_labelled(monkeypatch):
     """A test model with random weights is said to be one, never shown as if real."""
     import timm
 
-    from lib import cache, registry
+    from lib.models import cache, registry
     lm = registry.from_module(timm.create_model("test_efficientnet", num_classes=3),
                               ["a", "b", "c"])
     monkeypatch.setattr(cache, "load", lambda name, task, device=None: cache.ModelHandle(

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lib import coco_eval
+from lib.detection import coco_eval
 from tests.app.test_pages import run_page
 from tests.helpers import gt_results
 
@@ -87,7 +87,7 @@ def test_size_ranges_without_objects_show_na(tmp_path, monkeypatch):
 
     import streamlit as st
 
-    from lib import synth
+    from lib.demo import synth
     st.cache_data.clear()
     out = synth.generate(tmp_path / "synth", seed=1, train=0, val=6, size=128, splits=("val",))
     ann, imgs = out / "detection/val/annotations.json", out / "detection/val/images"
@@ -109,7 +109,7 @@ def test_offline_defaults_to_the_demo_pack(monkeypatch, tmp_path):
     says why."""
     import streamlit as st
 
-    from lib import registry
+    from lib.models import registry
     st.cache_data.clear()
     monkeypatch.setattr(registry, "hub_reachable", lambda timeout=2.0: False)
     monkeypatch.setenv("LENS_CACHE", str(tmp_path))
@@ -129,14 +129,14 @@ def demo_page(monkeypatch, tmp_path):
     """The offline detection page on 12 images of the demo split, predictions cached in tmp."""
     import streamlit as st
 
-    from lib import registry
+    from lib.models import registry
     st.cache_data.clear()
     monkeypatch.setattr(registry, "hub_reachable", lambda timeout=2.0: False)
     monkeypatch.setenv("LENS_CACHE", str(tmp_path))
     at = run_page("detection", timeout=300)
     at.number_input(key="subset").set_value(12).run(timeout=300)
     yield at
-    from lib import detectors
+    from lib.detection import detectors
     for job in detectors._JOBS.values():   # no job thread outlives its test
         job.cancel()
         job.wait(60)
@@ -153,7 +153,7 @@ def _wait(job, until, timeout=300):
 def test_run_cancel_resume_then_cam_and_what_if(demo_page, monkeypatch, tmp_path):
     import time
 
-    from lib import detectors
+    from lib.detection import detectors
     from tests.security.attacks import png_bytes
     at = demo_page
     assert at.selectbox(key="model_B_demo").value == "demo-fasterrcnn"
@@ -202,7 +202,7 @@ def test_dataset_zip_upload(monkeypatch, tmp_path):
 
     import streamlit as st
 
-    from lib import synth
+    from lib.demo import synth
     st.cache_data.clear()
     monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
     split = synth.demo_val(tmp_path / "demo")

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from lib import checkpoints
+from lib.models import checkpoints
 from tests.app.test_pages import run_page
 
 

@@ -4,9 +4,9 @@ text prompts, effects and exports, bad input, and video mode's messages."""
 import numpy as np
 import pytest
 
-from lib import registry
-from lib import segment as S
-from lib import segment_video as SV
+from lib.models import registry
+from lib.segmentation import segment as S
+from lib.segmentation import segment_video as SV
 from tests.app.test_pages import run_page
 from tests.helpers import write_video
 
@@ -175,8 +175,8 @@ def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatc
     """No SAM 2 here: the sample clip, classical tracking (labelled), blur, MP4 and masks."""
     import json
 
-    from lib import masks as M
-    from lib import synth
+    from lib.demo import synth
+    from lib.media import masks as M
     clip = synth.sample_clip()
     truth = json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]
     ys, xs = np.nonzero(M.from_rle(truth[0]["0"]))
@@ -209,14 +209,6 @@ def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatc
     assert_downloads_never_rerun(at)
 
 
-def assert_downloads_never_rerun(at):
-    """A click on a download must not rerun the page: the rerun can drop the deferred
-    callable the browser asks for before Streamlit looks it up (the download never came)."""
-    buttons = at.get("download_button")
-    assert buttons and all(b.proto.ignore_rerun for b in buttons), \
-        [b.proto.label for b in buttons if not b.proto.ignore_rerun]
-
-
 def test_a_synthetic_shapes_model_is_offered_after_grabcut_and_said_plainly(
         offline, checkpoints_dir, monkeypatch):
     """A segmentation checkpoint trained on synthetic shapes only (label set "synthetic
@@ -224,7 +216,7 @@ def test_a_synthetic_shapes_model_is_offered_after_grabcut_and_said_plainly(
     it runs on the synthetic sample without a warning and warns on a photo."""
     import json
 
-    from lib import samples
+    from lib.demo import samples
     folder = checkpoints_dir / "shapes-sam"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"")

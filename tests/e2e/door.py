@@ -51,7 +51,7 @@ def read(log_path) -> dict[str, list[tuple[float, str]]]:
     """The log's events per session: [(time.time(), "rerun" | "finished")], in order."""
     from pathlib import Path
 
-    from lib import journal
+    from lib.core import journal
     out: dict[str, list[tuple[float, str]]] = {}
     for event in journal.read(Path(log_path)).records:    # a torn last line is skipped
         out.setdefault(event["session"], []).append((event["t"], event["what"]))

@@ -156,7 +156,7 @@ def test_cold_deep_link_gets_the_router(browser):
 def test_detection_benchmark_with_imported_predictions(page, server, tmp_path, shared_assets):
     import json
 
-    from lib import datasets
+    from lib.detection import datasets
     from tests.helpers import gt_results
     base = shared_assets / "data" / "coco_val2017_tiny"
     coco = datasets.load_coco(base / "annotations" / "instances_val2017.json", base / "val2017")
@@ -200,7 +200,7 @@ def test_segmentation_drag_a_box_and_see_the_mask(page, server):
 
     import numpy as np
 
-    from lib import masks as M
+    from lib.media import masks as M
     page.goto(f"{server}/segmentation")
     page.get_by_role("heading", name="Segmentation", exact=True).wait_for()
     wait_idle(page)
@@ -250,8 +250,8 @@ def _render_blur_and_check(page, clip, truth_mask, frame: int, target):
     inside `truth_mask` (closer to a blur of the original there than to the original)."""
     import numpy as np
 
-    from lib import masks as M
-    from lib import video as V
+    from lib.media import masks as M
+    from lib.media import video as V
     effect = page.get_by_test_id("stSelectbox").filter(has_text="Effect")
     effect.scroll_into_view_if_needed()
     effect.locator("input").click()
@@ -279,8 +279,8 @@ def test_segmentation_video_offline_track_blur_and_download(page, server, tmp_pa
 
     import numpy as np
 
-    from lib import masks as M
-    from lib import synth
+    from lib.demo import synth
+    from lib.media import masks as M
     clip = synth.sample_clip()
     truth = json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]
     ys, xs = np.nonzero(M.from_rle(truth[0]["0"]))
@@ -329,8 +329,8 @@ def test_segmentation_demo_segmenter_one_click_on_the_synthetic_sample(page, ser
     that shape (IoU against the generator's own mask)."""
     import numpy as np
 
-    from lib import samples, synth
-    from lib.train_sam import NAME, center_click
+    from lib.demo import samples, synth
+    from lib.training.train_sam import NAME, center_click
     _, objects = synth.make_image(np.random.default_rng(7), 256, 3)    # = synth.sample_image()
     truth = objects[0][1]
     x, y = center_click(truth)
@@ -357,9 +357,9 @@ def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, serve
     import numpy as np
     from pycocotools import mask as mask_utils
 
-    from lib import masks as M
-    from lib import synth
-    from lib.train_sam import NAME, center_click
+    from lib.demo import synth
+    from lib.media import masks as M
+    from lib.training.train_sam import NAME, center_click
     clip = synth.sample_clip()
     truth = [{int(k): M.from_rle(r) for k, r in fm.items()}
              for fm in json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]]

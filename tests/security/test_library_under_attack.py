@@ -18,8 +18,15 @@ import pytest
 import torch
 from PIL import Image
 
-from lib import cache, datasets, detectors, paths, registry, scratch
-from lib.errors import ArchiveError, DatasetError, ModelTooLargeError, PathNotAllowedError
+from lib.core import paths, scratch
+from lib.core.errors import (
+    ArchiveError,
+    DatasetError,
+    ModelTooLargeError,
+    PathNotAllowedError,
+)
+from lib.detection import datasets, detectors
+from lib.models import cache, registry
 from tests.conftest import ROOT
 from tests.security import attacks as A
 
@@ -31,7 +38,7 @@ def test_sixteen_threads_classify_explain_and_measure_as_one():
     result identical to the serial one (CAM hooks never see another thread's forward)."""
     import timm
 
-    from lib import cam, classify
+    from lib.classification import cam, classify
     torch.manual_seed(0)
     model = timm.create_model("test_efficientnet", pretrained=False, num_classes=10)
     pre = registry.Preprocess(input_size=(3, 64, 64), mean=(0.5,) * 3, std=(0.5,) * 3)

@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from lib.cache import ModelCache, model_nbytes
+from lib.models.cache import ModelCache, model_nbytes
 
 
 def test_loads_once_under_concurrency():
@@ -46,7 +46,7 @@ def test_shared_state_is_one_object_counted_by_its_pickle(monkeypatch):
 
     import numpy as np
 
-    from lib import cache
+    from lib.models import cache
     monkeypatch.setattr(cache, "MODELS", ModelCache(budget_bytes=3 * 2**20))
     built = []
 
@@ -87,7 +87,7 @@ class _Cyclic:
 def frozen_gc(monkeypatch):
     """A fresh freeze state; everything unfrozen again afterwards (the test process's own
     collector must not keep a frozen generation)."""
-    from lib import cache
+    from lib.models import cache
     monkeypatch.setattr(cache, "_frozen_at", None)
     monkeypatch.setattr(cache, "_frozen_time", 0.0)
     yield cache
@@ -140,7 +140,7 @@ def test_a_model_loaded_or_evicted_triggers_a_freeze_and_evicted_cycles_go(froze
 ALLOCATOR_PROBE = """
 import sys, numpy as np, psutil
 if sys.argv[1] == "tuned":
-    from lib import cache
+    from lib.models import cache
     assert cache.tune_allocator() == {"MALLOC_ARENA_MAX": 2, "MALLOC_MMAP_THRESHOLD_": 1 << 20}
 proc = psutil.Process()
 big = np.ones(8 << 20, np.uint8); del big        # a freed mapped block raises glibc's threshold
@@ -161,7 +161,7 @@ def test_a_tuned_allocator_gives_freed_buffers_back():
     import subprocess
     import sys
 
-    from lib import cache
+    from lib.models import cache
     from tests.conftest import ROOT
     if cache._glibc() is None:
         pytest.skip("not glibc: the allocator is left as it is")

@@ -8,7 +8,8 @@ import timm
 import torch
 from PIL import Image
 
-from lib import cam, classify, registry
+from lib.classification import cam, classify
+from lib.models import registry
 
 FAST = sorted(cam.FAST_METHODS)
 

@@ -9,9 +9,15 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from lib import checkpoints, registry
-from lib.checkpoints import (CheckpointError, UnsafeCheckpointError, load_state_dict,
-                             parse_indoor_outdoor, parse_labels, safe_path)
+from lib.models import checkpoints, registry
+from lib.models.checkpoints import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    load_state_dict,
+    parse_indoor_outdoor,
+    parse_labels,
+    safe_path,
+)
 
 TINY = "test_efficientnet"  # timm's tiny registered test model
 

@@ -9,10 +9,12 @@ import timm
 import torch
 from PIL import Image
 
-from lib import classify, plots, registry, scenes
-from lib.classify import DatasetError
-from lib.scenes import FramePrediction
-from lib.video import open_video
+from lib import plots
+from lib.classification import classify, scenes
+from lib.classification.classify import DatasetError
+from lib.classification.scenes import FramePrediction
+from lib.media.video import open_video
+from lib.models import registry
 from tests.helpers import write_video
 
 

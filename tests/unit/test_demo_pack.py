@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import cam, checkpoints, classify, registry, synth
+from lib.classification import cam, classify
+from lib.demo import synth
+from lib.models import checkpoints, registry
 from tests.conftest import ROOT
 
 DEMO = ROOT / "checkpoints" / "demo-classifier"
@@ -49,7 +51,7 @@ def test_demo_gradcam_peaks_inside_the_object(demo, val_split):
     boxes = json.loads((val_split / "boxes.json").read_text())
     hits = 0
     for rel, (x, y, w, h) in boxes.items():
-        from lib.images import load_image
+        from lib.media.images import load_image
         image = load_image(val_split / rel).image
         ex = cam.explain(lm, image, "GradCAM", lm.labels.index(rel.split("/")[0]))
         row, col = np.unravel_index(np.argmax(ex.cam.heatmap), ex.cam.heatmap.shape)
@@ -63,7 +65,7 @@ def test_demo_gradcam_peaks_inside_the_object(demo, val_split):
                                          ("demo-conditional-detr", 0.8)])
 def test_demo_detector_map_recorded_and_reproduced(tmp_path_factory, name, floor):
     """mAP@0.5 in the manifest equals what the detection page's code measures now."""
-    from lib import coco_eval, datasets
+    from lib.detection import coco_eval, datasets
     manifest = json.loads((ROOT / "checkpoints" / name / "model.json").read_text())
     assert manifest["metrics"]["val_map50"] >= floor
     assert manifest["synth"] == synth.DEMO        # measured on the demo split
@@ -86,7 +88,8 @@ def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
     Segmentation page's code measures now on the regenerated validation images and clips
     (click at each shape's centre and its box through `Segmenter.predict`; one box prompt per
     object on its first frame, propagated by `EdgeTamVideoModel`, J on every later frame)."""
-    from lib import segment, segment_video, train_sam
+    from lib.segmentation import segment, segment_video
+    from lib.training import train_sam
     folder = ROOT / "checkpoints" / train_sam.NAME
     manifest = json.loads((folder / "model.json").read_text())
     m = manifest["metrics"]

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import benchmark, coco_eval, datasets, detect, detectors, matching, runs, tide
-from lib.datasets import DatasetError, Detections
+from lib import runs
+from lib.detection import benchmark, coco_eval, datasets, detectors, matching, tide
+from lib.detection import cli as detect
+from lib.detection.datasets import DatasetError, Detections
 from tests.helpers import gt_results, write_coco
-
 
 # -- intake -----------------------------------------------------------------------------------
 
@@ -285,7 +286,8 @@ def test_a_torn_shard_line_is_redone_and_nothing_is_lost(tmp_path):
 def test_a_job_with_images_missing_is_never_finished(tmp_path, monkeypatch):
     """An engine that returns fewer images than asked: the job says how many are missing,
     keeps its shard, and a second run completes it."""
-    from lib import ray_inference, registry
+    from lib.detection import ray_inference
+    from lib.models import registry
     images = tuple((f"{i}.png", i, 8, 8) for i in range(1, 7))
     ds = write_coco(tmp_path, [(1, 1, 4, 4, 1, i) for i in range(1, 7)], images=images)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib.images import ImageError, load_image
+from lib.media.images import ImageError, load_image
 
 
 def _save(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -139,5 +139,5 @@ def test_path_input_and_missing_file(tmp_path):
     ((480, 1440, 3), 720, (240, 720, 3)),
 ])
 def test_fit_width_keeps_a_pixel_of_height(shape, width, expect):
-    from lib.images import fit_width
+    from lib.media.images import fit_width
     assert fit_width(np.zeros(shape, np.uint8), width).shape == expect

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lib import datasets, synth
+from lib.demo import synth
+from lib.detection import datasets
 from tests.conftest import ROOT
 
 

@@ -1,4 +1,4 @@
-"""lib.journal: append-only JSON lines that survive a kill mid-write, and atomic replaces."""
+"""lib.core.journal: append-only JSON lines that survive a kill mid-write, and atomic replaces."""
 
 import json
 import os
@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from lib import journal
+from lib.core import journal
 from tests.conftest import ROOT
 
 
@@ -39,7 +39,7 @@ def test_an_atomic_write_killed_midway_leaves_the_old_file(tmp_path):
     """A real process killed halfway through writing: the file still holds the old content."""
     path = tmp_path / "results.json"
     journal.write_atomic(path, json.dumps({"old": True}))
-    code = ("import sys, time; from pathlib import Path; from lib import journal\n"
+    code = ("import sys, time; from pathlib import Path; from lib.core import journal\n"
             "with journal.atomic_path(Path(sys.argv[1])) as tmp:\n"
             "    tmp.write_text('{\"new\": ')\n"
             "    time.sleep(120)\n")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-from lib import masks as M
+from lib.media import masks as M
 
 
 def disc(h=60, w=80, cx=40, cy=30, r=15):

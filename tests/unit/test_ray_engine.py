@@ -8,7 +8,10 @@ import sys
 
 import pytest
 
-from lib import datasets, detectors, errors, ray_inference, registry, synth
+from lib.core import errors
+from lib.demo import synth
+from lib.detection import datasets, detectors, ray_inference
+from lib.models import registry
 from tests.conftest import ROOT
 
 

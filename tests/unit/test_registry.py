@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lib import registry, weights
+from lib.models import registry, weights
 
 
 def test_builtin_catalogue_covers_every_task():
@@ -64,7 +64,7 @@ def test_every_known_model_has_a_builder_and_a_source_backend():
 
 def test_cache_load_is_the_one_entry_point(monkeypatch):
     """One key format, one load per (task, name, device), the model's own lock."""
-    from lib import cache
+    from lib.models import cache
     models = cache.ModelCache(budget_bytes=1 << 30)
     monkeypatch.setattr(cache, "MODELS", models)
     built = []

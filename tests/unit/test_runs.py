@@ -3,12 +3,16 @@ export CLI, and the cloud path with a fake API."""
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from lib import runs
+from lib.core.errors import RunReadError
+from lib.runs import __main__ as runs_cli
+from lib.runs import cloud, offline
 from tests.helpers import leet_history, leet_summary
 
 
@@ -33,7 +37,7 @@ def test_reader_matches_wandb_leet(project):
 def test_full_history_matches_logged_values(project):
     infos, _ = runs.load_offline(project)
     beta = next(r for r in infos if r.name == "beta")
-    hist = runs.read_history(runs.Path(beta.path))
+    hist = runs.read_history(Path(beta.path))
     assert len(hist) == 50 and hist["_step"].tolist() == list(range(50))
     assert hist["train/loss"].tolist() == pytest.approx([1.0 / (s + 2) for s in range(50)])
     assert sorted(runs.numeric_metrics(hist)) == ["lr_now", "train/loss", "val/acc"]
@@ -41,7 +45,7 @@ def test_full_history_matches_logged_values(project):
 
 def test_cut_off_log_reads_up_to_last_whole_record(project, tmp_path):
     infos, _ = runs.load_offline(project)
-    src = runs.Path(infos[0].path)
+    src = Path(infos[0].path)
     data = src.read_bytes()
     cut = tmp_path / "wandb" / "offline-run-cut-abc123"
     cut.mkdir(parents=True)
@@ -67,13 +71,13 @@ def test_corrupt_log_is_reported_and_others_still_load(project, tmp_path):
 
 def test_folder_without_runs(tmp_path):
     assert runs.load_offline(tmp_path) == ([], [])
-    with pytest.raises(runs.RunReadError, match="is not a folder"):
+    with pytest.raises(RunReadError, match="is not a folder"):
         runs.load_offline(tmp_path / "missing")
 
 
 def test_second_load_comes_from_disk_cache(project, monkeypatch):
     runs.load_offline(project)
-    monkeypatch.setattr(runs, "scan_log", lambda *a, **k: pytest.fail("not cached"))
+    monkeypatch.setattr(offline, "scan_log", lambda *a, **k: pytest.fail("not cached"))
     infos, problems = runs.load_offline(project)
     assert len(infos) == 3 and not problems
 
@@ -86,14 +90,14 @@ def test_a_cache_file_torn_by_a_kill_is_read_again_from_the_log(project, tmp_pat
     path = runs.find_run_files(project)[0]
     info, history = runs.read_run_info(path), runs.read_history(path)
     for kind in ("info.json", "history.parquet"):
-        cache = runs._cache_key(path, kind)
+        cache = offline._cache_key(path, kind)
         cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
     assert runs.read_run_info(path) == info
     pd.testing.assert_frame_equal(runs.read_history(path), history)
-    monkeypatch.setattr(runs, "scan_log", lambda *a, **k: pytest.fail("not cached"))
+    monkeypatch.setattr(offline, "scan_log", lambda *a, **k: pytest.fail("not cached"))
     assert runs.read_run_info(path) == info                     # rewritten whole
     pd.testing.assert_frame_equal(runs.read_history(path), history)
-    assert not list(runs._cache_key(path, "info.json").parent.glob(".*.tmp"))
+    assert not list(offline._cache_key(path, "info.json").parent.glob(".*.tmp"))
 
 
 def test_config_diff_flattens_and_hides_equal_keys(project):
@@ -166,13 +170,13 @@ def test_group_band_keeps_mean_and_envelope_at_sweep_scale():
 
 
 def test_export_cli_json_and_csv(project, capsys, tmp_path):
-    assert runs.main(["export", str(project), "--format", "json"]) == 0
+    assert runs_cli.main(["export", str(project), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     alpha = next(r for r in rows if r["name"] == "alpha")
     assert alpha["config.model.depth"] == 2 and alpha["summary.best"] == 0.5
     assert set(alpha) >= {"id", "name", "project", "state", "tags", "created", "runtime"}
     out = tmp_path / "runs.csv"
-    assert runs.main(["export", str(project), "--format", "csv", "--out", str(out)]) == 0
+    assert runs_cli.main(["export", str(project), "--format", "csv", "--out", str(out)]) == 0
     frame = pd.read_csv(out)
     assert len(frame) == 3 and "config.lr" in frame.columns
 
@@ -198,7 +202,7 @@ class FakeApi:
 
 def test_cloud_runs_with_backoff(monkeypatch):
     slept = []
-    monkeypatch.setattr(runs.time, "sleep", slept.append)
+    monkeypatch.setattr(cloud.time, "sleep", slept.append)
     api = FakeApi(fail_times=2)
     progress = []
     infos = runs.load_cloud("team", "proj", api=api,
@@ -229,12 +233,12 @@ def test_bundled_sample_runs_are_readable():
 def test_history_equals_wandb_leet(project, tmp_path):
     infos, _ = runs.load_offline(project)
     for info in infos:
-        path = runs.Path(info.path)
+        path = Path(info.path)
         fast = runs.read_history(path)
         ref = leet_history(path)
         pd.testing.assert_frame_equal(fast[sorted(fast.columns)], ref[sorted(ref.columns)])
     # and on a log cut off mid-record
-    data = runs.Path(infos[0].path).read_bytes()
+    data = Path(infos[0].path).read_bytes()
     cut = tmp_path / "run-cut.wandb"
     cut.write_bytes(data[: len(data) // 2 + 3])
     fast, ref = runs.history_frame(runs.scan_log(cut)), leet_history(cut)
@@ -291,7 +295,6 @@ def test_summary_reader_equals_leet_on_failed_and_cut_off_logs(odd_runs):
 
 def corrupt_copy(log, tmp_path, kind: int, which: int):
     """A copy of `log` with one byte flipped inside the `which`-th record of `kind`."""
-    from lib import runlog
     scanned = runs.scan_log(log)
     i = int(np.flatnonzero(scanned.kind == kind)[which])
     data = bytearray(log.read_bytes())
@@ -303,7 +306,7 @@ def corrupt_copy(log, tmp_path, kind: int, which: int):
 
 
 def test_corrupt_records_are_skipped_counted_and_agree_with_leet(odd_runs, tmp_path):
-    from lib import runlog
+    from lib.runs import scanner as runlog
     full = runs.read_history(odd_runs[0])
     # a corrupt history record: it and the rest of its 32 KiB block are lost, as leet does
     bad = corrupt_copy(odd_runs[0], tmp_path, runlog.HISTORY, 700)
@@ -395,7 +398,6 @@ run.finish()
 
 
 def test_live_run_reads_only_what_was_appended(tmp_path):
-    import subprocess
     import sys
     import time
     writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(tmp_path), "1500"])
@@ -452,7 +454,7 @@ def test_a_fifo_or_a_link_out_named_like_a_log_never_blocks_the_folder(project, 
 def test_record_field_numbers_match_wandbs_protobuf():
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from lib import runlog
+    from lib.runs import scanner as runlog
     fields = pb.Record.DESCRIPTOR.fields_by_name
     assert (runlog.HISTORY, runlog.SUMMARY, runlog.CONFIG, runlog.RUN, runlog.EXIT) == tuple(
         fields[n].number for n in ("history", "summary", "config", "run", "exit"))

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib import masks as M
-from lib import registry, segment as S
-from lib import segment_video as SV
-from lib import video as V
+from lib.media import masks as M
+from lib.media import video as V
+from lib.models import registry
+from lib.segmentation import segment as S
+from lib.segmentation import segment_video as SV
 from tests.helpers import write_video
 
 
@@ -190,7 +191,7 @@ def test_video_limits_and_bad_prompts(clip):
 
 def test_a_segmentation_checkpoint_folder_loads(tmp_path, image):
     """A transformers-format SAM2 folder with a manifest under checkpoints/ is listed and runs."""
-    from lib import checkpoints
+    from lib.models import checkpoints
     tiny = S.tiny_segmenter(seed=1)
     folder = tmp_path / "my-sam2"
     tiny.model.save_pretrained(folder)

@@ -1,12 +1,18 @@
 """Synthetic data and the training command: determinism, a few-step run, bad input."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from lib import checkpoints, datasets, registry, runs, synth, train
+from lib import runs
+from lib.demo import synth
+from lib.detection import datasets
+from lib.models import checkpoints, registry
+from lib.training import classifier, detector, train
+from lib.training.loop import TrainError
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +45,7 @@ def test_split_by_group_keeps_clips_together(tmp_path):
         for clip in range(4):
             for frame in range(3):
                 Image.new("RGB", (8, 8)).save(tmp_path / cls / f"clip{clip}_frame{frame}.png")
-    split = train.split_dataset(tmp_path, 0.25, seed=0, group_regex=r"^(clip\d+)_frame")
+    split = classifier.split_dataset(tmp_path, 0.25, seed=0, group_regex=r"^(clip\d+)_frame")
     clips = lambda items: {(p.parent.name, p.name.split("_")[0]) for p, _ in items}  # noqa: E731
     assert not clips(split.train) & clips(split.val)
     assert len(split.val) == 6 and len(split.train) == 18
@@ -54,8 +60,8 @@ def test_split_by_group_keeps_clips_together(tmp_path):
 def test_bad_training_data(tmp_path, make, message):
     root = tmp_path / "data"
     make(root)
-    with pytest.raises(train.TrainError, match=message):
-        train.split_dataset(root)
+    with pytest.raises(TrainError, match=message):
+        classifier.split_dataset(root)
 
 
 def test_few_step_training_run(small_synth, tmp_path, monkeypatch, capsys):
@@ -78,7 +84,7 @@ def test_few_step_training_run(small_synth, tmp_path, monkeypatch, capsys):
     assert loaded.labels == sorted(synth.CLASSES) and loaded.preprocess.input_size == (3, 48, 48)
     infos, problems = runs.load_offline(folder)
     assert not problems and infos[0].name == "tiny"
-    history = runs.read_history(runs.Path(infos[0].path))
+    history = runs.read_history(Path(infos[0].path))
     epoch_loss = history["train/epoch_loss"].dropna().tolist()
     assert len(epoch_loss) == 4 and epoch_loss[-1] < epoch_loss[0]
     assert infos[0].summary["final/val_accuracy"] == manifest["metrics"]["val_accuracy"]
@@ -110,7 +116,7 @@ def test_few_step_detector_training(small_synth, tmp_path, monkeypatch, model, e
     assert dets.xyxy.shape[1] == 4 and set(dets.class_ids.tolist()) <= {1, 2, 3, 4}
     infos, problems = runs.load_offline(folder)
     assert not problems and infos[0].config["model"] == model
-    losses = runs.read_history(runs.Path(infos[0].path))["train/epoch_loss"].dropna().tolist()
+    losses = runs.read_history(Path(infos[0].path))["train/epoch_loss"].dropna().tolist()
     assert len(losses) == 2 and losses[1] < losses[0]
     # the recorded mAP is what the saved checkpoint scores (pycocotools, the reference)
     val = datasets.load_coco(small_synth / "detection/val/annotations.json",
@@ -119,7 +125,7 @@ def test_few_step_detector_training(small_synth, tmp_path, monkeypatch, model, e
     results = [row for image_id in val.image_ids for row in det.predict(
         [Image.open(val.image_path(image_id)).convert("RGB")], [image_id], label_map,
         0.05)[0].to_coco()]
-    from lib import coco_eval
+    from lib.detection import coco_eval
     assert coco_eval.evaluate_pycocotools(val, results)["AP50"] == pytest.approx(
         manifest["metrics"]["val_map50"], abs=1e-6)
 
@@ -135,5 +141,5 @@ def test_detection_data_without_annotations(tmp_path):
     assert train.main(["detect", "--data", str(tmp_path), "--name", "x",
                        "--out", str(tmp_path / "ck")]) == 2
     shutil.rmtree(tmp_path / "val")
-    with pytest.raises(train.TrainError, match="no annotations.json"):
-        train._coco_split(tmp_path, "val")
+    with pytest.raises(TrainError, match="no annotations.json"):
+        detector._coco_split(tmp_path, "val")

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from lib import checkpoints, registry, segment, segment_video, synth
-from lib import train_sam as T
+from lib.demo import synth
+from lib.models import checkpoints, registry
+from lib.segmentation import segment, segment_video
+from lib.training import train_sam as T
 
 
 @pytest.fixture(scope="module")

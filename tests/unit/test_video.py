@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from lib.scratch import store_bytes
-from lib.video import VideoError, iter_frames, open_video, read_frame
+from lib.core.scratch import store_bytes
+from lib.media.video import VideoError, iter_frames, open_video, read_frame
 from tests.helpers import write_video
 
 CONTAINERS = [("mp4", "mpeg4"), ("mov", "h264"), ("webm", "libvpx"), ("avi", "mpeg4")]
@@ -63,9 +63,9 @@ def test_image_file_is_not_a_video(tmp_path):
 def test_synthetic_clips_have_occlusions_late_objects_and_consistent_masks(tmp_path):
     import json
 
-    from lib import masks as M
-    from lib import synth
-    from lib import video as V
+    from lib.demo import synth
+    from lib.media import masks as M
+    from lib.media import video as V
     out = synth.write_clips(tmp_path / "clips", 3, frames=30, size=128, seed=0)
     index = json.loads((out / "clips.json").read_text())["clips"]
     assert len(index) == 3
@@ -85,8 +85,8 @@ def test_synthetic_clips_have_occlusions_late_objects_and_consistent_masks(tmp_p
 def test_classical_tracker_is_measured_on_synthetic_clips(tmp_path):
     """Optical flow + GrabCut, through the page's Tracker interface: J on regenerated clips
     (0.68 on the 20 validation clips, in the README; it has no memory, so occluded objects are lost)."""
-    from lib import segment_video as SV
-    from lib import synth
+    from lib.demo import synth
+    from lib.segmentation import segment_video as SV
     out = synth.write_clips(tmp_path / "clips", 6, frames=30, size=128, seed=1)
     result = SV.track_clip_j(lambda info, frames: SV.FlowTracker(info, frames), out)
     assert result["clips"] == 6 and result["frames"] > 300
@@ -97,7 +97,7 @@ def test_classical_tracker_is_measured_on_synthetic_clips(tmp_path):
 @pytest.mark.parametrize("flags", [["--frames", "0"], ["--frames", "-5"], ["--size", "8"],
                                    ["--video", "-1"], ["--train", "-2"]])
 def test_synth_flags_out_of_range_get_one_error_line(flags, tmp_path, capsys):
-    from lib import synth
+    from lib.demo import synth
     code = synth.main(["--out", str(tmp_path), "--train", "1", "--val", "1", "--video", "1",
                        *flags])
     err = capsys.readouterr().err.strip().splitlines()
@@ -106,7 +106,7 @@ def test_synth_flags_out_of_range_get_one_error_line(flags, tmp_path, capsys):
 
 
 def test_write_clips_refuses_clips_too_short_to_move(tmp_path):
-    from lib import synth
-    from lib.errors import InputError
+    from lib.core.errors import InputError
+    from lib.demo import synth
     with pytest.raises(InputError, match="frames >= 4"):
         synth.write_clips(tmp_path, 1, frames=2)

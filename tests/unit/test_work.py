@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from lib.work import FairQueue
+from lib.serving.work import FairQueue
 
 
 def test_at_most_slots_run_and_waiters_are_served_in_order():
@@ -49,7 +49,7 @@ def test_a_waiting_visitor_sees_their_place_on_the_page(monkeypatch):
     visitor their place; it goes on once the worker is free."""
     import streamlit as st
 
-    from lib import work
+    from lib.serving import work
     from tests.app.test_pages import run_page
     busy = FairQueue(1)
     monkeypatch.setattr(work, "HEAVY", busy)
@@ -148,7 +148,7 @@ def _use(queue) -> bool:
 
 
 def test_one_core_stays_out_of_heavy_work_by_default(monkeypatch):
-    from lib import work
+    from lib.serving import work
     assert work.threads_per_slot(1, cores=2) == 1          # 2 cores: one slot, one thread
     assert work.threads_per_slot(3, cores=16) == 5         # 15 cores over 3 slots
     assert work.threads_per_slot(4, cores=1) == 1
@@ -165,7 +165,8 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
     from streamlit import config
     from streamlit.runtime import Runtime
 
-    from lib import cache, ui
+    from lib import ui
+    from lib.models import cache
     active = {"a", "b"}
     clock = [100.0]
 
@@ -228,7 +229,7 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
 def test_page_runs_are_timed_into_the_run_log_only_when_asked(monkeypatch, tmp_path):
     import json
 
-    from lib import work
+    from lib.serving import work
     log = tmp_path / "runs.jsonl"
     monkeypatch.delenv("LENS_RUN_LOG", raising=False)
     with work.timed_run("Home"):

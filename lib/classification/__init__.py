@@ -1,0 +1,1 @@
+"""Scene classification: classifiers, CAMs with faithfulness, video scenes."""

@@ -1,0 +1,42 @@
+"""The one way the command lines end: a bad input is one line on stderr and exit status 2.
+
+    if __name__ == "__main__":
+        raise SystemExit(main())        # with `main` decorated by @cli.command
+
+`LensError`s (and unreadable or unwritable files, bad settings) print `error: <message>`
+with no traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+
+from lib.core.errors import LensError
+
+
+def command(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    """Decorate a command line's `main(argv) -> int` so that it ends the one way."""
+    @functools.wraps(main)
+    def wrapper(argv: list[str] | None = None) -> int:
+        return run(main, argv)
+    return wrapper
+
+
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    try:
+        return main(argv)
+    except LensError as exc:
+        message = str(exc)
+    except OSError as exc:
+        message = f"{exc.strerror or 'cannot read or write'}: {exc.filename or ''}".strip()
+    except ValueError as exc:   # a LENS_* setting that is not a number, say
+        if not str(exc).startswith("LENS_"):
+            raise
+        message = str(exc)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return 2

@@ -1,0 +1,157 @@
+"""The detection benchmark as the page and the command line run it: one model's report on one
+dataset (metrics, TIDE-style errors, matching analyses), A/B comparison, running a registry
+detector over a dataset, and logging a benchmark to W&B."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lib.core import errors, settings
+from lib.core.progress import Callback
+from lib.detection import coco_eval, datasets, detectors, matching, tide
+from lib.models import registry
+
+
+@dataclass
+class Report:
+    """Everything the detection page shows about one model on one dataset. Built once per
+    (model, dataset); every view at a score threshold is a filter of its match table."""
+
+    metrics: coco_eval.CocoMetrics
+    errors: tide.ErrorReport
+    table: matching.MatchTable
+    f1: Any                   # DataFrame threshold, precision, recall, F1
+    detections: dict[int, datasets.Detections]
+    categories: dict[int, str]
+
+    def confusion(self, score_thr: float = 0.5) -> tuple[Any, list[str]]:
+        return self.table.confusion(self.categories, score_thr)
+
+    def per_image(self, score_thr: float = 0.5) -> Any:
+        """DataFrame image_id, file, TP, FP, FN."""
+        return self.table.per_image_counts(score_thr)
+
+    def ious(self, score_thr: float = 0.5) -> Any:
+        """IoU of the matched true positives at or above the threshold."""
+        return self.table.matched_ious(score_thr)
+
+
+def report(dataset: datasets.CocoDataset, dets: dict[int, datasets.Detections]) -> Report:
+    """The COCO evaluation and one match table of one model's detections, and what follows.
+
+    The match table and the TIDE analysis (numpy, which releases the GIL) are built in a
+    second thread while faster-coco-eval evaluates."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def analysis():
+        table = matching.match(dataset, dets)
+        return table, tide.analyse(dataset, dets, table), table.f1_vs_confidence()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="lens-analysis") as pool:
+        future = pool.submit(analysis)
+        # hundreds of thousands of result rows become dicts here and in the library: no
+        # garbage collection passes over them meanwhile (they are all alive anyway)
+        with _gc_paused():
+            metrics = coco_eval.evaluate(dataset, datasets.to_coco_results(dets), owned=True)
+        table, errors, f1 = future.result()
+    return Report(metrics, errors, table, f1, dets, dataset.categories)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    import gc
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def leaderboard(reports: dict[str, Report]) -> Any:
+    """One row per model: the 12 COCO numbers and the ΔAP50 of each TIDE-style error type
+    (n/a where COCO reports -1: no objects of that size)."""
+    import pandas as pd
+    rows = []
+    for name, r in reports.items():
+        row = {"model": name, **{k: (v if v >= 0 else float("nan"))
+                                 for k, v in r.metrics.stats.items()}}
+        row.update({f"ΔAP {k}": v for k, v in r.errors.delta_ap.items()})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("AP", ascending=False, kind="stable").reset_index(drop=True) \
+        if len(frame) else frame
+
+
+def compare_images(a: Report, b: Report, score_thr: float = 0.5) -> Any:
+    """Per image: TP − FP of model A and B and the difference (B wins where positive)."""
+    merged = a.per_image(score_thr).merge(b.per_image(score_thr), on=["image_id", "file"],
+                                          suffixes=("_A", "_B"))
+    merged["score_A"] = merged["TP_A"] - merged["FP_A"]
+    merged["score_B"] = merged["TP_B"] - merged["FP_B"]
+    merged["B_minus_A"] = merged["score_B"] - merged["score_A"]
+    return merged.sort_values("B_minus_A", kind="stable")
+
+
+def evaluate_files(images: str | Path, annotations: str | Path, predictions: str | Path,
+                   subset: int | None = None, seed: int = 0) -> coco_eval.CocoMetrics:
+    dataset = datasets.load_coco(annotations, images).subset(subset, seed)
+    results = datasets.read_results_json(Path(predictions), dataset)
+    return coco_eval.evaluate(dataset, results)
+
+
+def run_model(model: str, dataset: datasets.CocoDataset, threshold: float = 0.05,
+              batch_size: int = 2, progress: Callback | None = None,
+              ray=None) -> detectors.InferenceJob:
+    """Run a registry detector over a dataset (blocking), on this machine or on Ray
+    (`ray_inference.RayOptions`); returns the finished job."""
+    spec = registry.find(model, "detection")
+    job = detectors.job_for(spec, dataset, threshold=threshold, batch_size=batch_size)
+    job.start(ray=ray)
+    while job.running:
+        time.sleep(0.5)
+        if progress:
+            progress(job.progress)
+    if job.error:
+        raise errors.ModelError(f"Inference failed: {job.error}")
+    if not job.finished:
+        raise errors.ModelError("Inference stopped before every image was done.",
+                                "Run the same command again: it resumes where it stopped.")
+    return job
+
+
+def log_benchmark(model: str, dataset: datasets.CocoDataset, subset: int | None, seed: int,
+                  threshold: float, metrics: dict[str, float], speed: dict[str, Any] | None = None,
+                  out_dir: Path | None = None, data: str = "path",
+                  models: list[str] | None = None, map_by: str = "name") -> str:
+    """Log one benchmark as a W&B run (offline unless WANDB_API_KEY is set); returns its dir.
+
+    The config records what reopens it on the Detection page (`runs.detection_link`): the
+    data source (`demo`, `path` or `upload`), both paths, subset, seed, label mapping and
+    the models compared in the same session (`models`, this one first).
+    """
+    import wandb
+    out_dir = out_dir or settings.get().wandb_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    compared = [model] + [m for m in (models or []) if m != model]
+    run = wandb.init(mode=mode, dir=str(out_dir), project="lens-detection-benchmarks",
+                     name=f"{model} on {dataset.annotations_path.stem}", job_type="benchmark",
+                     config={"model": model, "dataset": str(dataset.annotations_path),
+                             "images_dir": str(dataset.images_dir), "data": data,
+                             "images": len(dataset.image_ids), "subset": subset, "seed": seed,
+                             "score_threshold": threshold, "map_by": map_by,
+                             "models": compared}, tags=["benchmark", "detection"],
+                     settings=wandb.Settings(silent=True, console="off"))
+    for key, value in {**metrics, **(speed or {})}.items():
+        if isinstance(value, (int, float)):
+            run.summary[key] = value
+    path = run.dir
+    run.finish()
+    return str(Path(path).parent)

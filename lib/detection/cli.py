@@ -1,0 +1,78 @@
+"""Detection benchmark command line; the detection page uses the same functions (lib.detection.benchmark).
+
+    python -m lib.detect evaluate --images DIR --annotations INSTANCES.json \
+        --predictions RESULTS.json [--json]
+    python -m lib.detect run --model NAME --images DIR --annotations INSTANCES.json \
+        --out RESULTS.json [--subset N --seed S --threshold T]
+        [--engine ray [--address ADDR] [--workers N] [--gpus-per-worker G]]
+
+`--engine ray` runs the detector on Ray Data: a local Ray with N workers, or the cluster at
+`--address` (else RAY_ADDRESS / LENS_RAY_ADDRESS). Same results file, same resume.
+
+`evaluate --json` prints the 12 COCO metrics as one JSON object on its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lib.core import cli, journal
+from lib.core.errors import InputError
+from lib.detection import benchmark, datasets
+
+
+@cli.command
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.detect", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("evaluate", help="COCO metrics of a results JSON")
+    run = sub.add_parser("run", help="run a model and write its COCO results JSON")
+    for p in (ev, run):
+        p.add_argument("--images", required=True)
+        p.add_argument("--annotations", required=True)
+        p.add_argument("--subset", type=int)
+        p.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--predictions", required=True)
+    ev.add_argument("--json", action="store_true", help="one JSON object on the last line")
+    run.add_argument("--model", required=True)
+    run.add_argument("--out", required=True)
+    run.add_argument("--threshold", type=float, default=0.05)
+    run.add_argument("--engine", choices=["local", "ray"], default="local")
+    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, "
+                                       "LENS_RAY_ADDRESS, else a local Ray)")
+    run.add_argument("--workers", type=int, default=2, help="Ray actors")
+    run.add_argument("--gpus-per-worker", type=float, default=0.0)
+    run.add_argument("--threads-per-worker", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.command == "evaluate":
+        metrics = benchmark.evaluate_files(args.images, args.annotations, args.predictions,
+                                 args.subset, args.seed)
+        if args.json:
+            print(json.dumps(metrics.stats))
+        else:
+            for key, value in metrics.stats.items():
+                print(f"{key:6s} {value:.4f}")
+        return 0
+    if args.workers < 1 or args.threads_per_worker < 1 or args.gpus_per_worker < 0:
+        raise InputError("--workers and --threads-per-worker must be at least 1, "
+                         "--gpus-per-worker at least 0.")
+    dataset = datasets.load_coco(args.annotations, args.images).subset(args.subset, args.seed)
+    ray = None
+    if args.engine == "ray":
+        from lib.detection import ray_inference
+        default = ray_inference.default_options()
+        ray = ray_inference.RayOptions(args.address or default.address, args.workers,
+                                       args.gpus_per_worker, args.threads_per_worker)
+    job = benchmark.run_model(args.model, dataset, args.threshold, ray=ray,
+                    progress=lambda p: print(f"\r{p.text('images')}", end="", file=sys.stderr))
+    journal.write_atomic(Path(args.out), json.dumps(job.results()))
+    print(f"\nwrote {len(job.results())} detections to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

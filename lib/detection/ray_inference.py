@@ -1,0 +1,168 @@
+"""Dataset-scale detector inference on Ray Data: the "Ray" engine of `InferenceJob`.
+
+The documented Ray Data pattern: a dataset of image references (image id and path), and
+`map_batches` over a callable class whose `__init__` loads the model once per actor, through
+the same loader the page uses (`lib.models.cache.load`), and whose `__call__` reads its images and
+returns one row per image. An actor pool sized to the workers; `num_gpus` per actor where
+GPUs exist. The driver takes the rows as they finish and the job writes them into its
+results shard on disk, so a cancelled or killed run resumes with only the missing images.
+
+Without an address a local Ray is started once per process (`LENS_RAY_WORKERS` CPUs); with
+one (`LENS_RAY_ADDRESS`, `--address`, or Ray's own `RAY_ADDRESS`), that cluster is used. The
+paths given to the workers must be readable on the cluster's machines (a shared disk).
+Ray is imported only here, and only when this engine runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from lib.core import errors, settings
+
+_STARTED_LOCAL: int | None = None
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide to run."""
+
+    address: str | None = None      # None: a local Ray on this machine
+    workers: int = 2                # actors (each loads the model once)
+    gpus_per_worker: float = 0.0
+    threads_per_worker: int = 1     # torch threads inside each actor
+
+
+def _check_reachable(address: str) -> None:
+    """A clear message at once when nothing listens at host:port (Ray would retry for long)."""
+    if address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=3).close()
+    except (OSError, ValueError):
+        raise errors.ModelError(
+            f"No Ray cluster answers at '{address}'.",
+            "Start one with `ray start --head` (then `ray start --address=HEAD:6379` on each "
+            "worker machine), or run on this server instead.") from None
+
+
+def connect(options: RayOptions) -> None:
+    """Join the cluster (or start a local one) once per process."""
+    global _STARTED_LOCAL
+    import ray
+    if ray.is_initialized():
+        return
+    env = {"env_vars": {"PYTHONPATH": str(settings.PROJECT_ROOT)}}
+    try:
+        if options.address:
+            _check_reachable(options.address)
+            ray.init(address=options.address, log_to_driver=False, logging_level="WARNING",
+                     runtime_env={"working_dir": str(settings.PROJECT_ROOT),
+                                  "excludes": [".git", "artifacts", "samples", "docs"]})
+        else:
+            ray.init(num_cpus=options.workers * options.threads_per_worker,
+                     include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+                     object_store_memory=256 * 2**20, runtime_env=env)
+            _STARTED_LOCAL = options.workers
+    except errors.LensError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Ray raises many types when it cannot start
+        raise errors.ModelError(f"Ray could not start or connect ({type(exc).__name__}: "
+                                f"{str(exc)[:200]}).", "Run on this server instead.") from None
+    import ray.data
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+
+
+class DetectorWorker:
+    """One Ray actor: loads the detector once, then detects batches of images it reads."""
+
+    def __init__(self, spec, categories: dict[int, str], map_by: str, threshold: float,
+                 threads: int):
+        import torch
+
+        from lib.detection import datasets
+        from lib.models import cache
+        torch.set_num_threads(threads)
+        self.detector = cache.load(spec, "detection").model
+        self.label_map = datasets.map_labels(self.detector.labels, categories, by=map_by)
+        self.threshold = threshold
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        from lib.core.errors import LensError
+        from lib.media.images import load_image
+        ids, paths = [int(i) for i in batch["image_id"]], list(batch["path"])
+        results, failed = [""] * len(ids), [str(f) for f in batch["failed"]]
+        good = []
+        for k, path in enumerate(paths):
+            if failed[k]:
+                continue
+            try:
+                good.append((k, load_image(path).image))
+            except LensError as exc:
+                failed[k] = str(exc)
+        seconds = [0.0] * len(ids)
+        if good:
+            t0 = time.perf_counter()
+            dets = self.detector.predict([im for _, im in good], [ids[k] for k, _ in good],
+                                         self.label_map, self.threshold)
+            per_image = (time.perf_counter() - t0) / len(good)
+            for (k, _), det in zip(good, dets):
+                results[k], seconds[k] = json.dumps(det.to_coco()), per_image
+        return {"image_id": ids, "results": results, "failed": failed, "seconds": seconds}
+
+
+def run(options: RayOptions, spec, dataset, image_ids: list[int], map_by: str,
+        threshold: float, batch_size: int, should_stop: Callable[[], bool]
+        ) -> Iterator[list[dict[str, Any]]]:
+    """Detect `image_ids` on Ray; yields the finished images' records as they arrive:
+    {image_id, results (COCO rows), failed (reason or ""), seconds (per image)}."""
+    connect(options)
+    import ray.data
+    items = []
+    for image_id in image_ids:
+        try:
+            path, reason = str(dataset.image_path(image_id)), ""
+        except errors.LensError as exc:
+            path, reason = "", str(exc)
+        items.append({"image_id": image_id, "path": path, "failed": reason})
+    if not items:
+        return
+    workers = max(1, options.workers)
+    blocks = max(workers * 4, len(items) // max(batch_size * 4, 1))
+    source = ray.data.from_items(items, override_num_blocks=min(len(items), blocks))
+    detected = source.map_batches(
+        DetectorWorker, batch_size=batch_size, batch_format="numpy",
+        fn_constructor_kwargs={"spec": spec, "categories": dataset.categories,
+                               "map_by": map_by, "threshold": threshold,
+                               "threads": options.threads_per_worker},
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=options.threads_per_worker, num_gpus=options.gpus_per_worker or None)
+    batches = detected.iter_batches(batch_size=None, batch_format="numpy")
+    try:
+        for batch in batches:
+            yield [{"image_id": int(i), "results": json.loads(r) if r else [],
+                    "failed": str(f), "seconds": float(s)}
+                   for i, r, f, s in zip(batch["image_id"], batch["results"], batch["failed"],
+                                         batch["seconds"])]
+            if should_stop():
+                return
+    finally:
+        close = getattr(batches, "close", None)
+        if close:
+            close()
+
+
+def default_options() -> RayOptions:
+    """From the settings: LENS_RAY_ADDRESS (else Ray's RAY_ADDRESS), LENS_RAY_WORKERS."""
+    s = settings.get()
+    return RayOptions(address=s.ray_address or os.environ.get("RAY_ADDRESS") or None,
+                      workers=s.ray_workers)

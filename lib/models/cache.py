@@ -1,0 +1,355 @@
+"""Process-wide memory Lens keeps: models loaded once and shared, under one budget.
+
+Streamlit runs every session as a thread of one process, so a module-level cache is shared
+by all of them. The budget (`LENS_MODEL_BUDGET_MB`) counts everything Lens keeps:
+
+- models (`get`): least recently used first out when room is needed;
+- other shared state (`put`, or `shared` to build it once): SAM2 image embeddings, datasets
+  and detection reports, likewise evictable;
+- state owned elsewhere (`track`): decoded video clips and tracking sessions. It is counted
+  while alive (a weak reference drops it when its owner lets go) and never evicted here;
+  models make room for it.
+
+Something that cannot fit even in an empty cache raises `ModelTooLargeError`, a message
+instead of an out-of-memory kill. Each cached model carries a lock; every forward pass on a
+shared model runs under it (hooks are per thread otherwise).
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lib.core import settings
+from lib.core.errors import ModelTooLargeError
+
+
+def model_nbytes(obj: Any) -> int:
+    """Bytes held by the parameters and buffers of a torch module (or of `.model`)."""
+    module = getattr(obj, "model", obj)
+    total = 0
+    for attr in ("parameters", "buffers"):
+        fn = getattr(module, attr, None)
+        if fn is not None:
+            total += sum(t.numel() * t.element_size() for t in fn())
+    return total
+
+
+def tensor_nbytes(obj: Any) -> int:
+    """Bytes of a tensor, array, or a (nested) list/tuple/dict of them."""
+    if hasattr(obj, "nbytes") and not callable(obj.nbytes):
+        return int(obj.nbytes)
+    if hasattr(obj, "element_size"):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_nbytes(v) for v in obj)
+    return sum(tensor_nbytes(v) for v in getattr(obj, "__dict__", {}).values()
+               if hasattr(v, "nbytes") or hasattr(v, "element_size"))
+
+
+@dataclass
+class CacheEntry:
+    key: str
+    value: Any
+    nbytes: int
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.0f} MB"
+
+
+class ModelCache:
+    """LRU of shared models and state with one byte budget and per-entry locks."""
+
+    def __init__(self, budget_bytes: int | None = None,
+                 sizeof: Callable[[Any], int] = model_nbytes):
+        self._budget = budget_bytes
+        self._sizeof = sizeof
+        self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
+        self._tracked: dict[int, tuple[str, int]] = {}
+        self._guard = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+        self.evictions: list[str] = []
+        self.model_changes = 0      # models loaded or evicted so far (`freeze_long_lived`)
+
+    @property
+    def budget_bytes(self) -> int:
+        return self._budget or settings.get().model_budget_mb * 2**20
+
+    def get(self, key: str, loader: Callable[[], Any],
+            sizeof: Callable[[Any], int] | None = None) -> CacheEntry:
+        """Return the cached entry for `key`, loading it once (other callers wait); its size
+        by `sizeof`, else the cache's (a model's parameters)."""
+        with self._guard:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+            load_lock = self._loading.setdefault(key, threading.Lock())
+        with load_lock:
+            with self._guard:
+                if key in self._entries:
+                    self._entries.move_to_end(key)
+                    return self._entries[key]
+            try:
+                value = loader()
+                entry = self._insert(key, value, (sizeof or self._sizeof)(value))
+                self.model_changes += 1
+                return entry
+            finally:
+                with self._guard:
+                    self._loading.pop(key, None)
+
+    def put(self, key: str, value: Any, nbytes: int) -> CacheEntry:
+        """Keep shared state (not a model) under the budget; evictable like a model."""
+        return self._insert(key, value, nbytes)
+
+    def peek(self, key: str) -> Any | None:
+        with self._guard:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry.value
+
+    def track(self, key: str, owner: Any, nbytes: int) -> None:
+        """Count `nbytes` held by `owner` (weakly referenced) until it is collected."""
+        with self._guard:
+            self._make_room(nbytes, key)
+            self._tracked[id(owner)] = (key, nbytes)
+        weakref.finalize(owner, self._untrack, id(owner))
+
+    def make_room(self, key: str, nbytes: int) -> None:
+        """Evict until `nbytes` more would fit (before allocating them), or raise."""
+        with self._guard:
+            self._make_room(nbytes, key)
+
+    def _untrack(self, ident: int) -> None:
+        with self._guard:
+            self._tracked.pop(ident, None)
+
+    def _insert(self, key: str, value: Any, nbytes: int) -> CacheEntry:
+        own = getattr(value, "lock", None)   # a model's own lock, held by its forward passes
+        entry = CacheEntry(key=key, value=value, nbytes=nbytes,
+                           lock=own if own is not None else threading.RLock())
+        with self._guard:
+            self._make_room(nbytes, key)
+            self._entries[key] = entry
+        return entry
+
+    def _make_room(self, incoming: int, key: str) -> None:
+        """Evict least recently used entries until `incoming` fits (caller holds the guard)."""
+        budget = self.budget_bytes
+        pinned = sum(n for _, n in self._tracked.values())
+        if incoming + pinned > budget:
+            raise ModelTooLargeError(
+                f"'{key.split(':', 1)[-1]}' needs {_mb(incoming)}; with {_mb(pinned)} held by "
+                f"open videos it does not fit the memory budget of {_mb(budget)}.",
+                "Close other videos, pick a smaller model, or raise LENS_MODEL_BUDGET_MB.")
+        freed = False
+        while self._entries and self._used() + incoming > budget:
+            old_key, old = self._entries.popitem(last=False)
+            self.evictions.append(old_key)
+            del old                  # nothing here may keep it alive through the collection
+            freed = True
+        if freed:
+            gc.unfreeze()            # what was frozen with the evicted entries goes too
+            collect_garbage()        # and its memory back to the system
+            self.model_changes += 1  # the rest is frozen again on the next page run
+
+    def _used(self) -> int:
+        return (sum(e.nbytes for e in self._entries.values())
+                + sum(n for _, n in self._tracked.values()))
+
+    def release(self, key: str) -> None:
+        with self._guard:
+            self._entries.pop(key, None)
+
+    def clear(self, prefix: str = "") -> None:
+        """Drop every entry (or those whose key starts with `prefix`)."""
+        with self._guard:
+            for key in [k for k in self._entries if k.startswith(prefix)]:
+                del self._entries[key]
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Keys starting with `prefix`, least recently used first."""
+        with self._guard:
+            return [k for k in self._entries if k.startswith(prefix)]
+
+    @property
+    def used_bytes(self) -> int:
+        with self._guard:
+            return self._used()
+
+    def summary(self) -> list[tuple[str, int]]:
+        """(key, bytes) of each entry, least recently used first, then tracked state."""
+        with self._guard:
+            return ([(e.key, e.nbytes) for e in self._entries.values()]
+                    + list(self._tracked.values()))
+
+
+MODELS = ModelCache()
+
+_frozen_at: tuple[int, int] | None = None
+_frozen_time = 0.0
+_freezing = threading.Lock()
+REFREEZE_S = 300.0
+
+
+def freeze_long_lived(force: bool = False) -> bool:
+    """Keep the cyclic garbage collector off what lives as long as the process.
+
+    Streamlit collects every generation after each script run (`runner.postScriptGC`, which
+    is what gives a closed session's memory back). With torch, transformers and a few models
+    loaded that walks ~600k objects: about 0.7 s holding the GIL, on every rerun of every
+    visitor, and 95% of the server's CPU at 8 visitors in `bench/load.py`. `gc.freeze()`
+    moves everything alive to the permanent generation, so each run's collection walks only
+    what is new. Called at the start of every page run (`ui.page_setup`); it works (one full
+    collection, freed memory handed back to the system, then freeze) only when modules were
+    imported or models loaded or evicted since the last time, when `force`d (a session that
+    was alive at the last freeze has ended: its state was frozen with the rest), or every
+    `REFREEZE_S` seconds. True if it froze.
+    """
+    global _frozen_at, _frozen_time
+    import sys
+    import time
+    now = (len(sys.modules), MODELS.model_changes)
+    due = force or now != _frozen_at or time.monotonic() - _frozen_time > REFREEZE_S
+    if not due or not _freezing.acquire(blocking=False):
+        return False
+    try:
+        gc.unfreeze()
+        collect_garbage()
+        gc.freeze()
+        _frozen_at, _frozen_time = now, time.monotonic()
+        return True
+    finally:
+        _freezing.release()
+
+
+def collect_garbage() -> None:
+    """Collect what is not frozen (cheap once `freeze_long_lived` ran) and hand the freed
+    memory back to the system. Counted in `COLLECTIONS` (how many, seconds)."""
+    import time
+    t0 = time.perf_counter()
+    gc.collect()
+    _trim_heap()
+    with _collections_lock:
+        COLLECTIONS[0] += 1
+        COLLECTIONS[1] += time.perf_counter() - t0
+
+
+COLLECTIONS = [0, 0.0]      # collect_garbage calls so far, and their seconds (bench/load.py)
+_collections_lock = threading.Lock()
+
+
+def _trim_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc keeps them otherwise, and a
+    closed session's memory would stay in the process's RSS)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _glibc():
+    """The C library when it is glibc (it has malloc_trim and mallopt), else None."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8      # glibc's mallopt parameters (malloc.h)
+ALLOCATOR = {"MALLOC_ARENA_MAX": (M_ARENA_MAX, 2),
+             "MALLOC_MMAP_THRESHOLD_": (M_MMAP_THRESHOLD, 1 << 20)}
+
+
+@functools.cache
+def tune_allocator() -> dict[str, int]:
+    """Make the memory a closed session held go back to the system (glibc; once per process).
+
+    By default glibc gives each thread that contends for the heap its own arena (up to 8 per
+    core: every session's script thread), and once a large block has been freed it serves
+    blocks up to that size (up to 32 MB) from those arenas instead of mapping them. A
+    closed session's images and tensors then stay behind as holes between live blocks, which
+    `malloc_trim` cannot give back: +19-21% RSS after 16 visitors had left in
+    `bench/load.py`. Two arenas, and blocks of 1 MiB or more mapped on their own (unmapped
+    when freed): +1%. A value set in the environment (`MALLOC_ARENA_MAX`,
+    `MALLOC_MMAP_THRESHOLD_`) is left as it is. Returns what was set.
+    """
+    import os
+    libc = _glibc()
+    if libc is None:
+        return {}
+    return {name: value for name, (param, value) in ALLOCATOR.items()
+            if name not in os.environ and libc.mallopt(param, value) == 1}
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """A loaded model as every caller gets it: the model object (a `LoadedModel`, `Detector`,
+    `Segmenter`, `Grounder` or `VideoModel`), the lock its forward passes hold, and whether
+    it is an untrained test model (never shown as real output)."""
+
+    spec: Any
+    model: Any
+    lock: threading.RLock
+    untrained: bool
+
+
+def load(name: Any, task: str, device: str | None = None) -> ModelHandle:
+    """The one way to get a model: by registry name (or a `ModelSpec`) for a task, loaded
+    once per process under the memory budget. The only cache-key format is here."""
+    from lib.models import registry
+    given = name if isinstance(name, registry.ModelSpec) else None
+    key = _key(name, task, device)
+
+    def build():   # the registry is looked up (checkpoints scanned) only on a miss
+        spec = given or registry.find(name, task)
+        _SPECS[key] = spec
+        return registry.build(spec, task, device)
+
+    entry = MODELS.get(key, build)
+    return ModelHandle(_SPECS.get(key, given), entry.value, entry.lock,
+                       bool(getattr(entry.value, "untrained", False)))
+
+
+def shared(key: str, build: Callable[[], Any]) -> Any:
+    """Read-only state every session may share (a dataset, a detection report): built once
+    per process (callers asking meanwhile wait for it) and kept under the memory budget with
+    the models, least recently used out first. Its size is that of its pickle. Unlike
+    `st.cache_data`, a hit is the object itself, not a copy unpickled on every rerun: callers
+    must not change it."""
+    return MODELS.get(key, build, sizeof=pickled_nbytes).value
+
+
+def pickled_nbytes(value: Any) -> int:
+    """The size of `value`'s pickle: about the memory its arrays and tables hold."""
+    import pickle
+    return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def loaded(name: Any, task: str, device: str | None = None) -> bool:
+    """Whether `load` would return at once: the model is in the cache already."""
+    return MODELS.peek(_key(name, task, device)) is not None
+
+
+def _key(name: Any, task: str, device: str | None) -> str:
+    from lib.models import registry
+    name = name.name if isinstance(name, registry.ModelSpec) else name
+    return f"{registry.Task(task)}:{name}@{device or 'auto'}"
+
+
+_SPECS: dict[str, Any] = {}   # cache key -> the spec its model was built from

@@ -1,0 +1,65 @@
+"""W&B runs, offline and cloud, read into one `RunInfo` type: the runs package's interface.
+
+Pages and other packages use these names; the modules behind them are
+`scanner` (the compiled `.wandb` record scanner), `offline` (logs on disk, cached),
+`live` (a run still being written), `cloud` (the W&B API), `compare` (table, diffs,
+importance) and `curves` (metric series). `python -m lib.runs` is the command line.
+"""
+
+from lib.runs.cloud import (
+                            MAX_CLIENTS,
+                            client_for,
+                            cloud_api,
+                            cloud_error_message,
+                            cloud_history,
+                            forget_client,
+                            load_cloud,
+                            remember_client,
+)
+from lib.runs.compare import (
+                            config_diff,
+                            detection_link,
+                            disambiguate,
+                            export_rows,
+                            filter_table,
+                            flatten,
+                            parameter_importance,
+                            problem_reasons,
+                            runs_table,
+                            summary_diff,
+)
+from lib.runs.curves import (
+                            downsample_minmax,
+                            group_band,
+                            match_metrics,
+                            metric_stats,
+                            numeric_metrics,
+                            series,
+                            smooth_ema,
+                            x_values,
+)
+from lib.runs.info import ReadProblem, RunInfo, info_from_summary
+from lib.runs.live import LiveRun
+from lib.runs.offline import (
+                            SAMPLE_RUNS,
+                            find_run_files,
+                            folder_stamp,
+                            history_frame,
+                            load_offline,
+                            read_histories,
+                            read_history,
+                            read_run_info,
+                            scan_log,
+                            tidy_wandb_dir,
+)
+
+__all__ = [
+    "MAX_CLIENTS", "SAMPLE_RUNS", "LiveRun", "ReadProblem", "RunInfo", "client_for",
+    "cloud_api", "cloud_error_message", "cloud_history", "config_diff", "detection_link",
+    "disambiguate", "downsample_minmax", "export_rows", "filter_table", "find_run_files",
+    "flatten", "folder_stamp", "forget_client", "group_band", "history_frame",
+    "info_from_summary", "load_cloud", "load_offline", "match_metrics", "metric_stats",
+    "numeric_metrics", "parameter_importance", "problem_reasons", "read_histories",
+    "read_history", "read_run_info", "remember_client", "runs_table", "scan_log", "series",
+    "smooth_ema", "summary_diff", "tidy_wandb_dir", "x_values",
+]

@@ -1,0 +1,194 @@
+"""Comparing runs: the run table, filters, config and summary diffs, parameter importance."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lib.runs.info import ReadProblem, RunInfo
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and "value" in v and len(v) <= 2 and "desc" in v:
+            v = v["value"]  # cloud configs wrap values as {"value": ..., "desc": ...}
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def cell(v: Any) -> Any:
+    return json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v
+
+
+def runs_table(infos: list[RunInfo], config_keys: Iterable[str] = (),
+               summary_keys: Iterable[str] = ()) -> pd.DataFrame:
+    """One row per run: name, state, tags, created, runtime, chosen config and summary keys."""
+    rows = []
+    for r in infos:
+        flat = flatten(r.config)
+        row = {"name": r.name, "id": r.id, "project": r.project, "state": r.state,
+               "tags": ", ".join(r.tags), "created": r.created, "runtime_s": r.runtime,
+               "source": r.source}
+        row.update({f"config.{k}": cell(flat.get(k)) for k in config_keys})
+        row.update({k: cell(r.summary.get(k)) for k in summary_keys})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def filter_table(table: pd.DataFrame, text: str = "", sort_by: str | None = None,
+                 descending: bool = False) -> pd.DataFrame:
+    """Rows whose name, tags or state contain `text` (any case), sorted by a column."""
+    if text:
+        needle = text.lower()
+        hay = table["name"].astype(str) + "\n" + table["tags"].astype(str) + "\n" \
+            + table["state"].astype(str)
+        table = table[hay.str.lower().str.contains(needle, regex=False)]
+    if sort_by and sort_by in table:
+        table = table.sort_values(sort_by, ascending=not descending, kind="stable",
+                                  na_position="last")
+    return table
+
+
+def export_rows(infos: list[RunInfo]) -> list[dict[str, Any]]:
+    """One flat dict per run: id, name, project, state, tags, created, runtime, config, summary."""
+    out = []
+    for r in infos:
+        row = {"id": r.id, "name": r.name, "project": r.project, "state": r.state,
+               "tags": list(r.tags), "created": r.created, "runtime": r.runtime}
+        row.update({f"config.{k}": v for k, v in flatten(r.config).items()})
+        row.update({f"summary.{k}": v for k, v in flatten(r.summary).items()})
+        out.append(row)
+    return out
+
+
+def _diff(flats: list[dict[str, Any]], names: list[str], all_keys: bool,
+          label: str) -> pd.DataFrame:
+    """Keys (rows) by run (columns): keys whose values differ first, then (with `all_keys`)
+    the equal ones; alphabetical within each group. Any number of runs."""
+    keys = sorted(set().union(*flats)) if flats else []
+    differing, equal = {}, {}
+    for key in keys:
+        values = [cell(f.get(key, "—")) for f in flats]
+        distinct = len({json.dumps(v, default=str) for v in values}) > 1
+        (differing if distinct else equal)[key] = values
+    data = {**differing, **(equal if all_keys else {})}
+    frame = pd.DataFrame(data, index=pd.Index(names)).T if data else \
+        pd.DataFrame(columns=names)
+    frame.index.name = label
+    frame.attrs["differing"] = len(differing)
+    return frame
+
+
+def config_diff(infos: list[RunInfo], all_keys: bool = False) -> pd.DataFrame:
+    """Flattened config keys (rows) by run (columns): differing keys first; equal keys only
+    with `all_keys`."""
+    return _diff([flatten(r.config) for r in infos], [r.name for r in infos], all_keys,
+                 "config key")
+
+
+def summary_diff(infos: list[RunInfo], all_keys: bool = False) -> pd.DataFrame:
+    """Summary metrics (rows) by run (columns), as `config_diff`; W&B's internal `_` keys
+    left out."""
+    flats = [{k: v for k, v in flatten(r.summary).items() if not k.startswith("_")}
+             for r in infos]
+    return _diff(flats, [r.name for r in infos], all_keys, "summary key")
+
+
+def parameter_importance(infos: list[RunInfo], metric: str, seed: int = 0) -> pd.DataFrame:
+    """How each config key relates to a summary metric, as W&B's parameter importance panel
+    computes it: the Pearson correlation of the key with the metric, and the importance of
+    the key in a random forest (scikit-learn) that predicts the metric from all keys.
+
+    Numeric keys are used as is (missing values are left to the forest), booleans as 0/1,
+    categorical keys one-hot (one row per value, `key=value`). Keys that never vary, and runs
+    without a numeric value of the metric, are left out. Columns: parameter, importance,
+    correlation, runs; sorted by importance.
+    """
+    from sklearn.ensemble import RandomForestRegressor
+
+    rows, target = [], []
+    for r in infos:
+        value = flatten(r.summary).get(metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            continue
+        rows.append({k: v for k, v in flatten(r.config).items() if not k.startswith("_")})
+        target.append(float(value))
+    empty = pd.DataFrame(columns=["parameter", "importance", "correlation", "runs"])
+    if len(rows) < 3:
+        return empty
+    config = pd.DataFrame(rows)
+    features: dict[str, pd.Series] = {}
+    for key in config.columns:
+        col = config[key]
+        present = col.dropna()
+        if present.map(lambda v: isinstance(v, bool)).all() and len(present):
+            features[key] = col.map({True: 1.0, False: 0.0})
+        elif present.map(lambda v: isinstance(v, (int, float))
+                         and not isinstance(v, bool)).all() and len(present):
+            features[key] = col.astype(float)
+        else:                                     # categorical (or mixed): one-hot
+            text = col.map(lambda v: cell(v) if v is not None and v == v else None)
+            for value in sorted(text.dropna().unique(), key=str):
+                features[f"{key}={value}"] = (text == value).astype(float)
+    x = pd.DataFrame(features)
+    x = x.loc[:, [c for c in x.columns if x[c].nunique(dropna=False) > 1]]   # keys that vary
+    if x.empty:
+        return empty
+    y = np.asarray(target)
+    forest = RandomForestRegressor(n_estimators=200, random_state=seed)
+    forest.fit(x.to_numpy(), y)
+    correlation = [x[c].corr(pd.Series(y, index=x.index)) for c in x.columns]
+    out = pd.DataFrame({"parameter": x.columns, "importance": forest.feature_importances_,
+                        "correlation": correlation, "runs": x.notna().sum().to_numpy()})
+    return out.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def disambiguate(infos: list[RunInfo]) -> list[RunInfo]:
+    """Runs with the same name get their id added (and their folder, for copies of one log),
+    so a name picks one run on the page and in shared links. Changes the names in place."""
+    from collections import Counter
+    counts = Counter(r.name for r in infos)
+    for r in infos:
+        if counts[r.name] > 1:
+            r.name = f"{r.name} · {r.id}"
+    counts = Counter(r.name for r in infos)
+    for r in infos:
+        if counts[r.name] > 1:
+            r.name = f"{r.name} · {Path(r.path).parent.name if r.path else r.key}"
+    return infos
+
+
+def detection_link(info: RunInfo) -> str | None:
+    """The Detection page URL that reopens a benchmark logged from it (same data, subset,
+    seed and models), or None for other runs and for uploaded data (not kept)."""
+    from urllib.parse import urlencode
+    c = info.config
+    if "benchmark" not in info.tags or c.get("data") not in ("demo", "path"):
+        return None
+    query: dict[str, Any] = {"data": c["data"]}
+    if c["data"] == "path":
+        if not c.get("dataset") or not c.get("images_dir"):
+            return None
+        query.update(ann=c["dataset"], img=c["images_dir"])
+    models = c.get("models") or [c.get("model")]
+    query.update(models=",".join(str(m) for m in models if m), subset=c.get("subset") or 0,
+                 seed=c.get("seed") or 0, map_by=c.get("map_by") or "name")
+    return "detection?" + urlencode(query)
+
+
+def problem_reasons(problems: list[ReadProblem]) -> list[tuple[str, int]]:
+    """Why runs were skipped: (reason, how many), most common first."""
+    from collections import Counter
+    counts = Counter(p.message.split(": ", 1)[-1] for p in problems)
+    return counts.most_common()

@@ -1,0 +1,447 @@
+"""Promptable image segmentation: SAM 2.1 / EdgeTAM (transformers), or a labelled GrabCut
+fallback, plus Florence-2 phrase grounding for text prompts.
+
+`build_segmenter` (through `lib.models.cache.load`) loads real weights or raises `WeightsMissingError` naming the fetch command;
+`grabcut_segmenter()` is the classical fallback for box prompts, and its masks say so. The
+image embedding is computed once per (model, image) and kept in a small process-wide LRU, so
+each click only runs SAM2's prompt encoder and mask decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lib.core.progress import Callback, Ticker
+from lib.media import masks as M
+from lib.models import registry
+
+GRABCUT = "GrabCut (classical fallback, not SAM2)"
+EMBED_CACHE_SIZE = 8     # embeddings kept per process (about 6 MB each for SAM 2.1 at 1024 px)
+
+
+from lib.core.errors import PromptError  # noqa: E402  (re-exported)
+
+
+@dataclass
+class MaskResult:
+    """Candidate masks for one object's prompts, best first by predicted IoU."""
+
+    masks: np.ndarray            # k x H x W bool
+    scores: np.ndarray           # k predicted IoU (GrabCut: NaN, it predicts none)
+    source: str                  # model name, or the GrabCut label
+
+    @property
+    def best(self) -> int:
+        return int(np.nanargmax(self.scores)) if np.isfinite(self.scores).any() else 0
+
+
+@dataclass
+class AutoMask:
+    mask: np.ndarray
+    predicted_iou: float
+    stability: float
+    area: int
+    bbox: tuple[int, int, int, int]
+
+
+@dataclass
+class Segmenter:
+    name: str
+    kind: str                    # sam2 | grabcut
+    model: Any = None
+    processor: Any = None
+    device: str = "cpu"
+    untrained: bool = False      # tiny test models only: never shown to a user
+
+    @property
+    def label(self) -> str:
+        return GRABCUT if self.kind == "grabcut" else self.name
+
+    # -- prompts -------------------------------------------------------------------------
+    def predict(self, image: np.ndarray, points: Sequence[tuple[float, float, int]] = (),
+                box: tuple[float, float, float, float] | None = None,
+                multimask: bool = True) -> MaskResult:
+        """Masks for one object from its points (x, y, 1 positive / 0 negative) and box."""
+        h, w = image.shape[:2]
+        check_prompts(points, box, w, h)
+        if self.kind == "grabcut":
+            if box is None:
+                raise PromptError("The GrabCut fallback needs a box: drag a rectangle around "
+                                  "the object (points then refine it).")
+            mask = M.grabcut(image, box, points)
+            return MaskResult(mask[None], np.array([np.nan]), GRABCUT)
+        import torch
+        emb = self.embed(image)
+        kwargs: dict[str, Any] = {}
+        if points:
+            kwargs["input_points"] = [[[[float(x), float(y)] for x, y, _ in points]]]
+            kwargs["input_labels"] = [[[int(lab) for _, _, lab in points]]]
+        if box is not None:
+            kwargs["input_boxes"] = [[[float(v) for v in box]]]
+        enc = self.processor(images=None, original_sizes=[[h, w]], return_tensors="pt",
+                             **kwargs)
+        inputs = {k: self._to_device(enc[k]) for k in ("input_points", "input_labels",
+                                                         "input_boxes") if k in enc}
+        with torch.inference_mode():
+            out = self.model(image_embeddings=emb, multimask_output=multimask, **inputs)
+            full = self.processor.post_process_masks(out.pred_masks.float().cpu(), [[h, w]],
+                                                     binarize=False)[0][0]
+        scores = out.iou_scores[0, 0].float().cpu().numpy()
+        order = np.argsort(-scores, kind="stable")
+        return MaskResult((full > 0).numpy()[order], scores[order], self.name)
+
+    def embed(self, image: np.ndarray):
+        """The image embedding for this model, from the process-wide cache."""
+        key = (self.name, id(self.model), image_digest(image))
+        return _EMBEDDINGS.get(key, lambda: self._embed(image))
+
+    def _embed(self, image: np.ndarray):
+        import torch
+        enc = self.processor(images=image, return_tensors="pt")
+        with torch.inference_mode():
+            return self.model.get_image_embeddings(self._to_device(enc["pixel_values"]))
+
+    def _to_device(self, tensor):
+        """On the model's device; floating tensors in its dtype (half precision on a GPU)."""
+        if tensor.is_floating_point():
+            return tensor.to(self.device, self.model.dtype)
+        return tensor.to(self.device)
+
+    # -- everything mode -----------------------------------------------------------------
+    def everything(self, image: np.ndarray, points_per_side: int = 16, min_iou: float = 0.7,
+                   min_stability: float = 0.85, max_overlap: float = 0.7,
+                   min_area_frac: float = 0.0005, batch: int = 64,
+                   progress: Callback | None = None) -> list[AutoMask]:
+        """Automatic masks from a grid of single-point prompts, filtered by predicted IoU and
+        stability, deduplicated by mask IoU, largest first."""
+        if self.kind != "sam2":
+            raise PromptError("Everything mode needs SAM2 weights; the GrabCut fallback only "
+                              "segments inside a box.")
+        import torch
+        h, w = image.shape[:2]
+        emb = self.embed(image)
+        step = 1.0 / points_per_side
+        grid = [((i + 0.5) * step * w, (j + 0.5) * step * h)
+                for j in range(points_per_side) for i in range(points_per_side)]
+        cands, scores, stabs = [], [], []
+        tick = Ticker(len(grid), progress)
+        for s in range(0, len(grid), batch):
+            chunk = grid[s:s + batch]
+            enc = self.processor(images=None, original_sizes=[[h, w]], return_tensors="pt",
+                                 input_points=[[[[x, y]] for x, y in chunk]],
+                                 input_labels=[[[1] for _ in chunk]])
+            with torch.inference_mode():
+                out = self.model(image_embeddings=emb,
+                                 input_points=self._to_device(enc["input_points"]),
+                                 input_labels=self._to_device(enc["input_labels"]),
+                                 multimask_output=True)
+            low = out.pred_masks[0].float().cpu()           # points x 3 x h' x w'
+            iou = out.iou_scores[0].float().cpu().numpy()   # points x 3
+            for p in range(len(chunk)):
+                for k in range(low.shape[1]):
+                    stab = M.stability_score(low[p, k].numpy())
+                    if iou[p, k] >= min_iou and stab >= min_stability:
+                        cands.append(low[p, k])
+                        scores.append(float(iou[p, k]))
+                        stabs.append(stab)
+            tick(s + len(chunk))
+        if not cands:
+            return []
+        with torch.inference_mode():
+            full = self.processor.post_process_masks(torch.stack(cands)[None, :, None],
+                                                     [[h, w]], binarize=False)[0][:, 0] > 0
+        full = full.numpy()
+        keep = M.dedupe(full, scores, max_overlap)
+        out_masks = []
+        for i in keep:
+            area = int(full[i].sum())
+            if area >= min_area_frac * h * w:
+                out_masks.append(AutoMask(full[i], scores[i], stabs[i], area, M.bbox(full[i])))
+        return sorted(out_masks, key=lambda a: -a.area)
+
+
+def check_prompts(points, box, width: int, height: int) -> None:
+    """Raise `PromptError` for prompts outside the image or a zero-area box."""
+    if not points and box is None:
+        raise PromptError("No prompt yet: click on the object, or drag a box around it.")
+    import math
+    if not all(math.isfinite(float(v)) for p in points for v in p[:2]) or (
+            box is not None and not all(math.isfinite(float(v)) for v in box)):
+        raise PromptError("Prompts must be finite numbers.")
+    for x, y, _ in points:
+        if not (0 <= x < width and 0 <= y < height):
+            raise PromptError(f"The point ({x:.0f}, {y:.0f}) is outside the "
+                              f"{width} x {height} image.")
+    if box is not None:
+        x0, y0, x1, y1 = box
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            raise PromptError("The box has (almost) no area: drag a larger rectangle.")
+        if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+            raise PromptError("The box lies outside the image.")
+
+
+def clip_box(box, width: int, height: int) -> tuple[float, float, float, float]:
+    """Order a dragged box's corners and clip it to the image."""
+    x0, y0, x1, y1 = box
+    x0, x1 = sorted((x0, x1))
+    y0, y1 = sorted((y0, y1))
+    return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
+
+
+def image_digest(image: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()[:16] + \
+        f"-{image.shape[1]}x{image.shape[0]}"
+
+
+class _Embeddings:
+    """SAM2 image embeddings, kept in the process-wide cache (so the memory budget counts
+    them), at most `size` at a time; one computation per key."""
+
+    PREFIX = "embedding:"
+
+    def __init__(self, size: int):
+        self.size = size
+        self.misses = 0
+
+    def get(self, key, compute):
+        from lib.models import cache
+        name = self.PREFIX + "|".join(map(str, key))
+        hit = cache.MODELS.peek(name)
+        if hit is not None:
+            return hit
+        value = compute()
+        self.misses += 1
+        cache.MODELS.put(name, value, cache.tensor_nbytes(value))
+        for old in cache.MODELS.keys(self.PREFIX)[:-self.size]:
+            cache.MODELS.release(old)
+        return value
+
+    def clear(self) -> None:
+        from lib.models import cache
+        cache.MODELS.clear(self.PREFIX)
+
+
+_EMBEDDINGS = _Embeddings(EMBED_CACHE_SIZE)
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+def grabcut_segmenter() -> Segmenter:
+    return Segmenter(GRABCUT, "grabcut")
+
+
+def _model_class(arch: str):
+    import transformers
+    return transformers.EdgeTamModel if "edgetam" in arch.lower() else transformers.Sam2Model
+
+
+def load_pretrained(spec: registry.ModelSpec, model_cls, processor_cls,
+                    device: str | None = None, half_on_gpu: bool = True):
+    """(model, processor, device) for a transformers id (hub cache; the hub only when it
+    answers) or a `checkpoints/` folder in transformers format; `WeightsMissingError` with the
+    fetch command when the weights are not here. Half precision on a GPU."""
+    device = device or registry.best_device()
+    if spec.error:
+        raise registry.ModelCreateError(f"Checkpoint '{spec.name}' cannot load: {spec.error}")
+    if spec.source == "checkpoint":
+        src, offline = str(spec.folder), True
+    elif spec.source == "transformers":
+        src, offline = spec.arch, not registry.hub_reachable()
+    else:
+        raise registry.ModelCreateError(f"'{spec.name}' is not a transformers model.")
+    try:
+        model = model_cls.from_pretrained(src, local_files_only=offline)
+        processor = processor_cls.from_pretrained(src, local_files_only=offline)
+    except OSError as exc:
+        raise registry.WeightsMissingError(spec, "not in the Hugging Face cache") from exc
+    if device == "cuda" and half_on_gpu:
+        model = model.half()
+    return model.eval().to(device), processor, device
+
+
+def build_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segmenter:
+    """SAM 2.1 / EdgeTAM with real weights (hub cache or a `checkpoints/` folder in
+    transformers format), or `WeightsMissingError` with the fetch command."""
+    from transformers import Sam2Processor
+    model, processor, device = load_pretrained(spec, _model_class(spec.arch), Sam2Processor,
+                                               device)
+    return Segmenter(spec.name, "sam2", model, processor, device)
+
+
+def tiny_sam2_config(image_size: int = 256, hidden: int = 128):
+    """A small random SAM2 configuration for tests (well under 1 M parameters). The video
+    model needs `hidden` > its memory channels (64): transformers mis-shapes the object
+    pointers when they are equal."""
+    from transformers import (
+        Sam2Config,
+        Sam2HieraDetConfig,
+        Sam2MaskDecoderConfig,
+        Sam2PromptEncoderConfig,
+        Sam2VisionConfig,
+    )
+    s = image_size
+    backbone = Sam2HieraDetConfig(hidden_size=16, image_size=[s, s], blocks_per_stage=[1, 1, 2, 1],
+                                  embed_dim_per_stage=[16, 32, 64, 128],
+                                  num_attention_heads_per_stage=[1, 1, 1, 1],
+                                  window_size_per_stage=[8, 4, 4, 4], global_attention_blocks=[3])
+    vision = Sam2VisionConfig(backbone_config=backbone, backbone_channel_list=[128, 64, 32, 16],
+                              backbone_feature_sizes=[[s // 4] * 2, [s // 8] * 2, [s // 16] * 2],
+                              fpn_hidden_size=hidden)
+    return Sam2Config(vision_config=vision,
+                      prompt_encoder_config=Sam2PromptEncoderConfig(hidden_size=hidden,
+                                                                    image_size=s, patch_size=16),
+                      mask_decoder_config=Sam2MaskDecoderConfig(
+                          hidden_size=hidden, mlp_dim=64, num_attention_heads=2,
+                          iou_head_hidden_dim=32))
+
+
+def sam2_processor(image_size: int):
+    from transformers import Sam2ImageProcessor, Sam2Processor
+    return Sam2Processor(image_processor=Sam2ImageProcessor(
+        size={"height": image_size, "width": image_size}))
+
+
+def tiny_segmenter(image_size: int = 256, seed: int = 0) -> Segmenter:
+    """A randomly initialised small SAM2 for plumbing tests; marked untrained."""
+    import torch
+    from transformers import Sam2Model
+    torch.manual_seed(seed)
+    model = Sam2Model(tiny_sam2_config(image_size)).eval()
+    return Segmenter(f"tiny-sam2-{seed}", "sam2", model, sam2_processor(image_size),
+                     untrained=True)
+
+
+# -- text prompts (Florence-2 phrase grounding) ----------------------------------------------
+
+@dataclass(frozen=True)
+class Region:
+    """One region a phrase was grounded to: its label and xyxy box in image pixels."""
+
+    label: str
+    box: tuple[float, float, float, float]
+
+
+@dataclass
+class Grounder:
+    name: str
+    model: Any
+    processor: Any
+    device: str = "cpu"
+
+    def boxes(self, image: np.ndarray, phrase: str) -> list[Region]:
+        """Each region Florence-2 grounds the phrase to."""
+        import torch
+        from PIL import Image
+        phrase = phrase.strip()
+        if not phrase:
+            raise PromptError("Type what to find, e.g. 'person' or 'logo'.")
+        task = "<CAPTION_TO_PHRASE_GROUNDING>"
+        pil = Image.fromarray(image)
+        inputs = self.processor(text=task + phrase, images=pil, return_tensors="pt")
+        inputs = {k: (v.to(self.device, self.model.dtype) if v.is_floating_point()
+                      else v.to(self.device)) for k, v in inputs.items()}
+        with torch.inference_mode():
+            ids = self.model.generate(**inputs, max_new_tokens=256, num_beams=3,
+                                      do_sample=False)
+        text = self.processor.batch_decode(ids, skip_special_tokens=False)[0]
+        parsed = self.processor.post_process_generation(text, task=task,
+                                                        image_size=(pil.width, pil.height))
+        found = parsed.get(task, {})
+        return [Region(str(lab), tuple(float(v) for v in box))
+                for box, lab in zip(found.get("bboxes", []), found.get("labels", []))]
+
+
+def build_grounder(spec: registry.ModelSpec, device: str | None = None) -> Grounder:
+    from transformers import AutoProcessor, Florence2ForConditionalGeneration
+    model, processor, device = load_pretrained(spec, Florence2ForConditionalGeneration,
+                                               AutoProcessor, device, half_on_gpu=False)
+    return Grounder(spec.name, model, processor, device)
+
+
+# -- the objects a user builds ---------------------------------------------------------------
+
+@dataclass
+class SegObject:
+    """One object being segmented: its prompts, candidate masks and the chosen one."""
+
+    obj_id: int
+    points: list[tuple[float, float, int]] = field(default_factory=list)
+    box: tuple[float, float, float, float] | None = None
+    label: str = ""
+    result: MaskResult | None = None
+    choice: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.label or f"object {self.obj_id}"
+
+    @property
+    def color(self) -> tuple[int, int, int]:
+        return M.color_for(self.obj_id)
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        if self.result is None:
+            return None
+        return self.result.masks[min(self.choice, len(self.result.masks) - 1)]
+
+    def has_prompts(self) -> bool:
+        return bool(self.points) or self.box is not None
+
+
+# -- what the page offers --------------------------------------------------------------------
+
+SYNTHETIC_LABEL_SET = "synthetic shapes"
+
+
+def model_choices() -> list[tuple[str, bool]]:
+    """(name, weights present): SAM2/EdgeTAM ids and segmentation checkpoints whose weights are
+    here, then the GrabCut fallback, then models trained on synthetic shapes only (the demo
+    segmenter), then the models whose weights are missing."""
+    specs = [(s, registry.availability(s).ready) for s in registry.all_specs("segmentation")]
+    real = [(s.name, ok) for s, ok in specs if ok and s.label_set != SYNTHETIC_LABEL_SET]
+    demo = [(s.name, ok) for s, ok in specs if ok and s.label_set == SYNTHETIC_LABEL_SET]
+    return real + [(GRABCUT, True)] + demo + [(s.name, ok) for s, ok in specs if not ok]
+
+
+def synthetic_models() -> dict[str, dict]:
+    """Segmentation checkpoints trained on synthetic shapes only, name -> the figures their
+    manifest measured (numbers only: a manifest is input like any other)."""
+    import math
+    out = {}
+    for spec in registry.all_specs("segmentation"):
+        if spec.label_set != SYNTHETIC_LABEL_SET:
+            continue
+        metrics = (spec.manifest or {}).get("metrics")
+        metrics = metrics if isinstance(metrics, dict) else {}
+        out[spec.name] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))
+                          and not isinstance(v, bool) and math.isfinite(v)}
+    return out
+
+
+def load_segmenter(name: str) -> Segmenter:
+    """A segmenter from the process-wide model cache (GrabCut needs no model)."""
+    if name == GRABCUT:
+        return grabcut_segmenter()
+    from lib.models import cache
+    return cache.load(name, "segmentation").model
+
+
+def segmenter_loaded(name: str) -> bool:
+    """Whether `load_segmenter` returns at once."""
+    from lib.models import cache
+    return name == GRABCUT or cache.loaded(name, "segmentation")
+
+
+def load_grounder(name: str) -> Grounder:
+    from lib.models import cache
+    return cache.load(name, "grounding").model
+
+
+def grounder_choices() -> list[tuple[str, bool]]:
+    return [(s.name, registry.availability(s).ready) for s in registry.all_specs("grounding")]

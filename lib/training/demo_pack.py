@@ -1,0 +1,96 @@
+"""The demo pack (`checkpoints/demo-*`): its data recipe, and retraining the demo classifier
+and detectors with their measured figures in the manifests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lib.demo.synth import DEMO as DEMO_SYNTH  # the demo pack's data recipe
+from lib.media import images
+from lib.models import checkpoints
+from lib.training import options
+from lib.training.classifier import train_classifier
+from lib.training.detector import train_detector
+
+DEMO_CLASSIFIER_ARGS = ["--model", "tf_efficientnet_lite0", "--init", "package", "--epochs", "12",
+                        "--patience", "4", "--lr", "1e-3", "--batch-size", "32",
+                        "--img-size", "224", "--label-set", "synthetic shapes", "--quiet"]
+
+
+def cam_in_box_rate(folder: Path, val_dir: Path) -> float:
+    """Share of val images whose Grad-CAM peak (for the true class) lies in the object's box."""
+    from lib.classification import cam
+    from lib.models import registry
+    lm = registry.build(registry.checkpoint_spec(checkpoints.read_checkpoint(folder)), device="cpu")
+    boxes = json.loads((val_dir / "boxes.json").read_text())
+    hits = 0
+    for rel, (x, y, w, h) in boxes.items():
+        image = images.load_image(val_dir / rel).image
+        ex = cam.explain(lm, image, "GradCAM", lm.labels.index(rel.split("/")[0]))
+        row, col = np.unravel_index(np.argmax(ex.cam.heatmap), ex.cam.heatmap.shape)
+        scale = image.width / ex.cam.heatmap.shape[1]
+        hits += (x <= (col + 0.5) * scale <= x + w) and (y <= (row + 0.5) * scale <= y + h)
+    return hits / len(boxes)
+
+
+def _record_demo_recipe(folder: Path, **extra) -> dict:
+    """Write the demo data recipe (and `extra` keys) into a demo checkpoint's manifest."""
+    manifest = json.loads((folder / checkpoints.MANIFEST).read_text())
+    manifest.update(synth=dict(DEMO_SYNTH), data="python -m lib.synth " + " ".join(
+        f"--{k} {v}" for k, v in DEMO_SYNTH.items()), **extra)
+    (folder / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def finish_demo(folder: Path, data_root: Path) -> dict:
+    """Record the data recipe and the CAM check in a demo checkpoint's manifest."""
+    metrics = json.loads((folder / checkpoints.MANIFEST).read_text())["metrics"]
+    metrics["cam_peak_in_box"] = cam_in_box_rate(folder, data_root / "classification" / "val")
+    return _record_demo_recipe(folder, metrics=metrics)
+
+
+def demo_classifier(out_root: Path) -> Path:
+    """The demo pack's classifier, from its fixed recipe (retrain only when it changes)."""
+    import tempfile
+
+    from lib.demo import synth
+    with tempfile.TemporaryDirectory() as tmp:
+        data = synth.generate(Path(tmp) / "synth", **DEMO_SYNTH)
+        train_classifier(options.parse([
+            "classify", "--data", str(data / "classification"), "--name", "demo-classifier",
+            "--out", str(out_root), *DEMO_CLASSIFIER_ARGS, "--description", "Demo pack: "
+            "EfficientNet-Lite0 (packaged ImageNet weights) fine-tuned on Lens' synthetic "
+            "shapes."]))
+        finish_demo(out_root / "demo-classifier", data)
+    return out_root / "demo-classifier"
+
+
+DEMO_DETECTORS = {
+    "fasterrcnn": (["--model", "fasterrcnn_timm", "--epochs", "2"],
+                   "Faster R-CNN (EfficientNet-Lite0 backbone from the packaged ImageNet "
+                   "weights, FPN 128) trained 2 epochs"),
+    "conditional-detr": (["--model", "conditional_detr", "--epochs", "120", "--patience", "120",
+                          "--lr", "2e-4", "--warmup", "2", "--clip", "0.1"],
+                         "Conditional DETR (transformers; EfficientNet-Lite0 backbone from the "
+                         "packaged ImageNet weights, 2+2 layers of width 128, 20 queries)"),
+}
+
+
+def demo_detector(out_root: Path, which: str) -> Path:
+    """One of the demo pack's detectors, from its fixed recipe (retrain only when it changes)."""
+    import tempfile
+
+    from lib.demo import synth
+    args, what = DEMO_DETECTORS[which]
+    name = f"demo-{which}"
+    with tempfile.TemporaryDirectory() as tmp:
+        data = synth.generate(Path(tmp) / "synth", **DEMO_SYNTH)
+        train_detector(options.parse(["detect", "--data", str(data / "detection"), "--name",
+                                      name, "--out", str(out_root), *args, "--label-set",
+                                      "synthetic shapes", "--quiet"]))
+    folder = out_root / name
+    _record_demo_recipe(folder, description=f"Demo pack: {what} on Lens' synthetic shapes.")
+    return folder

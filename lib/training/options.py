@@ -1,0 +1,61 @@
+"""The options of `python -m lib.train classify|detect`, parsed the same way for the command
+line and for the demo pack's fixed recipes."""
+
+from __future__ import annotations
+
+import argparse
+
+from lib.models import checkpoints
+
+
+def parser(description: str = "") -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The parser with the `classify` and `detect` commands, and its subparsers (to add more)."""
+    parser = argparse.ArgumentParser(prog="python -m lib.train", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    def common(cmd, epochs, batch, lr, wd, clip, patience):
+        """Options both trainers take (defaults per task)."""
+        cmd.add_argument("--name", required=True)
+        cmd.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
+        cmd.add_argument("--init", default="package", choices=["package", "timm", "scratch"])
+        cmd.add_argument("--epochs", type=int, default=epochs)
+        cmd.add_argument("--batch-size", type=int, default=batch)
+        cmd.add_argument("--lr", type=float, default=lr)
+        cmd.add_argument("--weight-decay", type=float, default=wd)
+        cmd.add_argument("--accum", type=int, default=1, help="gradient accumulation steps")
+        cmd.add_argument("--clip", type=float, default=clip, help="gradient norm clipping")
+        cmd.add_argument("--warmup", type=int, default=1, help="warm-up epochs")
+        cmd.add_argument("--patience", type=int, default=patience,
+                         help="early stopping patience (epochs)")
+        cmd.add_argument("--img-size", type=int, default=128)
+        cmd.add_argument("--seed", type=int, default=0)
+        cmd.add_argument("--device")
+        cmd.add_argument("--label-set", default="custom")
+        cmd.add_argument("--quiet", action="store_true")
+
+    c = sub.add_parser("classify", help="fine-tune a timm classifier")
+    c.add_argument("--data", required=True)
+    c.add_argument("--model", default="tf_efficientnet_lite0")
+    c.add_argument("--val-fraction", type=float, default=0.2)
+    c.add_argument("--group-regex", help="group key from file names, e.g. '^(.*)_frame'")
+    c.add_argument("--description", default="")
+    common(c, epochs=10, batch=32, lr=1e-3, wd=0.01, clip=1.0, patience=3)
+    t = sub.add_parser("detect", help="fine-tune a Faster R-CNN or a Conditional DETR "
+                                      "(timm backbone)")
+    t.add_argument("--data", required=True, help="folder with train/ and val/ COCO splits")
+    t.add_argument("--model", default="fasterrcnn_timm",
+                   choices=["fasterrcnn_timm", "conditional_detr"])
+    t.add_argument("--backbone", default="tf_efficientnet_lite0")
+    t.add_argument("--fpn-channels", type=int, default=128, help="Faster R-CNN: FPN width")
+    t.add_argument("--d-model", type=int, default=128, help="DETR: transformer width")
+    t.add_argument("--layers", type=int, default=2, help="DETR: encoder and decoder layers")
+    t.add_argument("--num-queries", type=int, default=20, help="DETR: object queries")
+    common(t, epochs=12, batch=8, lr=5e-4, wd=1e-4, clip=5.0, patience=4)
+    return parser, sub
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """`classify ...` or `detect ...` options, with the command line itself kept (`argv`)."""
+    args = parser()[0].parse_args(argv)
+    args.argv = list(argv)
+    return args

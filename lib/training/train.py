@@ -1,0 +1,70 @@
+"""Training command: fine-tune a classifier or a detector into a `checkpoints/<name>/` folder.
+
+    python -m lib.train classify --data FOLDER --model tf_efficientnet_lite0 --name my-model
+        [--epochs 10 --batch-size 32 --lr 1e-3 --accum 1 --clip 1.0 --warmup 1 --patience 3
+         --img-size 128 --seed 0 --init package|timm|scratch --group-regex REGEX]
+    python -m lib.train detect --data COCO_DIR --model fasterrcnn_timm|conditional_detr --name N
+    python -m lib.train demo-classifier | demo-detector fasterrcnn|conditional-detr
+    python -m lib.train demo-segmenter        (EdgeTAM-style segmenter + tracker; lib.training.train_sam)
+
+Detection: COCO_DIR holds train/ and val/ (annotations.json + images/, as `lib.synth` writes).
+
+FOLDER holds class subfolders, or `train/` and `val/` folders of class subfolders (split by
+folder). Otherwise the split is by group key: `--group-regex` takes the group from each file
+name (first capture group), so near-duplicate frames of one clip never fall on both sides.
+Logs to W&B (offline unless WANDB_API_KEY is set) inside the checkpoint folder. The folder
+(safetensors, model.json, labels, the command, seed, time, final metrics) loads on the
+classification page with no change.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lib.core import cli
+from lib.models import checkpoints
+from lib.training import options
+from lib.training.classifier import train_classifier
+from lib.training.demo_pack import DEMO_DETECTORS, demo_classifier, demo_detector
+from lib.training.detector import train_detector
+from lib.training.loop import TrainError
+
+
+@cli.command
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, sub = options.parser(__doc__)
+    d = sub.add_parser("demo-classifier", help="retrain the demo pack's classifier")
+    d.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
+    dd = sub.add_parser("demo-detector", help="retrain one of the demo pack's detectors")
+    dd.add_argument("which", choices=sorted(DEMO_DETECTORS))
+    dd.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
+    sg = sub.add_parser("demo-segmenter", help="retrain the demo pack's promptable segmenter "
+                                               "and tracker (about an hour on 2 CPU cores)")
+    sg.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
+    sg.add_argument("--save-stage1", help="also keep the image model after stage 1 here")
+    sg.add_argument("--stage1", help="start from a saved stage 1 instead of training it")
+    args = parser.parse_args(argv)
+    args.argv = argv
+    try:
+        if args.command == "demo-classifier":
+            demo_classifier(Path(args.out))
+        elif args.command == "demo-segmenter":
+            from lib.training import train_sam
+            train_sam.demo_segmenter(Path(args.out),
+                                     stage1=Path(args.stage1) if args.stage1 else None,
+                                     save_stage1=args.save_stage1)
+        elif args.command == "demo-detector":
+            demo_detector(Path(args.out), args.which)
+        elif args.command == "detect":
+            train_detector(args)
+        else:
+            train_classifier(args)
+        return 0
+    except OSError as exc:
+        raise TrainError(f"{exc.strerror}: {exc.filename}") from None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
