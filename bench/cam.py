@@ -12,10 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import timm  # noqa: E402
-import torch  # noqa: E402
-from common import median_time  # noqa: E402  (bench/ is on sys.path when run as a script)
+import numpy as np
+import timm
+import torch
+from common import median_time
 
 from lib.classification import cam
 from lib.models import registry

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 from lib.detection import coco_eval, datasets
 
@@ -34,7 +34,8 @@ def synthetic_dataset(tmp: Path, images: int = 200, seed: int = 0) -> datasets.C
     for i in range(images):
         for _ in range(rng.integers(1, 12)):
             w, h = rng.uniform(10, 200, 2)
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(rng.integers(1, 21)),
+            anns.append({"id": len(anns) + 1, "image_id": i,
+                         "category_id": int(rng.integers(1, 21)),
                          "bbox": [float(rng.uniform(0, 400)), float(rng.uniform(0, 280)), w, h],
                          "area": float(w * h), "iscrowd": 0})
     data = {"images": [{"id": i, "file_name": "0.jpg", "width": 640, "height": 480}

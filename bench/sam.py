@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from common import median_time  # noqa: E402  (bench/ is on sys.path when run as a script)
-from skimage import data  # noqa: E402
+import numpy as np
+import torch
+from common import median_time
+from skimage import data
 
 from lib.models import registry
 from lib.segmentation import segment as S

@@ -1,4 +1,5 @@
-"""`python -m lib.synth`: synthetic shapes, COCO data and clips for demos and tests (`lib.demo.synth`)."""
+"""`python -m lib.synth`: synthetic shapes, COCO data and clips for demos and tests
+(`lib.demo.synth`)."""
 
 from lib.demo.synth import main
 

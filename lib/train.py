@@ -1,4 +1,5 @@
-"""`python -m lib.train`: training classifiers, detectors and the demo pack (`lib.training.train`)."""
+"""`python -m lib.train`: training classifiers, detectors and the demo pack
+(`lib.training.train`)."""
 
 from lib.training.train import main
 

@@ -1,4 +1,5 @@
-"""`python -m lib.weights`: model weights: list what is on this machine, fetch what is missing (`lib.models.weights`)."""
+"""`python -m lib.weights`: model weights: list what is on this machine, fetch what is
+missing (`lib.models.weights`)."""
 
 from lib.models.weights import main
 

@@ -192,7 +192,7 @@ with tab_explain:
                 with st.spinner(f"{method}…" + (" (many forward passes; this takes a while)"
                                                if slow else "")):
                     expl = explain(item.sha256, model_name, method, target, layer, item.image)
-            except (ValueError, RuntimeError) as exc:
+            except (LensError, RuntimeError) as exc:   # RuntimeError: torch on that layer
                 st.error(f"{method} on layer '{layer}' failed: {exc}. Pick another layer.")
                 expl = None
             if expl is not None:

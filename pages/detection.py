@@ -95,8 +95,9 @@ with st.sidebar:
                       key="run_on", help="Ray: the cluster at LENS_RAY_ADDRESS (or RAY_ADDRESS), "
                       "else a local Ray on this machine. Same results, same cache.")
     map_by = st.radio("Map model labels to categories by", ["name", "id"], horizontal=True,
-                      key="map_by", index=1 if link.get("map_by") == "id" else 0, help="COCO models number their 80 classes on ids 1–90; by "
-                                         "name also works for datasets that renumber them.")
+                      key="map_by", index=1 if link.get("map_by") == "id" else 0,
+                      help="COCO models number their 80 classes on ids 1–90; by name also "
+                           "works for datasets that renumber them.")
 
 ray_options = None
 if run_on == "Ray":
@@ -421,8 +422,8 @@ def images_view() -> None:
                         np.asarray(picture), heat)), [(det.xyxy[lab.index:lab.index + 1],
                         [f"{dataset.categories.get(int(det.class_ids[lab.index]))} "
                          f"{det.scores[lab.index]:.2f}"], datasets.PALETTE["a"])])
-                    st.image(shown, caption=f"EigenCAM of {n}'s backbone; the box is the {lab.kind} "
-                                            "error", width="stretch")
+                    st.image(shown, width="stretch", caption=f"EigenCAM of {n}'s backbone; "
+                                                             f"the box is the {lab.kind} error")
 
 
 def whatif_view() -> None:

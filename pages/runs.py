@@ -107,7 +107,6 @@ else:
                                 type="password")
         fetch = st.form_submit_button("Fetch runs")
     if fetch and entity and project:
-        import json
         key = api_key or os.environ.get("WANDB_API_KEY")
         if not key:
             try:
@@ -115,9 +114,7 @@ else:
             except Exception:  # noqa: BLE001
                 key = None
         try:
-            flt = paths.read_json(filters.encode(), "the filters") if filters.strip() else None
-            if flt is not None and not isinstance(flt, dict):
-                raise json.JSONDecodeError("not an object", filters, 0)
+            flt = runs.parse_filters(filters)
             bar = ui.ProgressBar("runs fetched")
             api = runs.cloud_api(key)
             fetched = runs.load_cloud(entity, project, filters=flt, api=api, progress=bar)
@@ -128,10 +125,8 @@ else:
             bar.clear()
             st.session_state["cloud_runs"] = fetched
             params["source"], params["entity"], params["project"] = "cloud", entity, project
-        except (json.JSONDecodeError, LensError):
-            st.error("Filters must be a JSON object, e.g. {\"state\": \"finished\"}.")
-        except Exception as exc:  # noqa: BLE001 - any cloud failure becomes a message
-            st.error(runs.cloud_error_message(exc, entity, project))
+        except LensError as exc:    # bad filters; CloudError: the key, the project, the network
+            ui.show_error(exc)
         del key
     infos = runs.disambiguate(st.session_state.get("cloud_runs", []))
     if not infos:
@@ -255,8 +250,8 @@ def histories_of(chosen: list[runs.RunInfo], live: bool) -> tuple[dict[str, pd.D
                 histories[r.name], note = runs.cloud_history(
                     r, api=runs.client_for(ui.session_id()))
                 notes.add(note)
-            except Exception as exc:  # noqa: BLE001
-                st.error(f"{r.name}: {runs.cloud_error_message(exc, r.entity, r.project)}")
+            except LensError as exc:
+                st.error(f"{r.name}: {exc}")
     return histories, notes
 
 

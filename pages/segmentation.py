@@ -1,5 +1,6 @@
 """Segmentation viewer: click, box and text prompts on images and video (SAM 2.1 / EdgeTAM),
-everything mode, effects and mask export. Logic lives in lib.segmentation.segment, lib.segmentation.segment_video and
+everything mode, effects and mask export. Logic lives in lib.segmentation.segment,
+lib.segmentation.segment_video and
 lib.media.masks; this page reads widgets, calls them and renders."""
 
 import hashlib
@@ -297,9 +298,8 @@ def _text_prompt(seg, image, state, multimask: bool) -> None:
             st.warning("Type what to find first, e.g. 'person' or 'logo'.")
             return
         try:
-            with st.spinner(f"Grounding '{phrase}' with {gname}…"):
-                with ui.queued("Grounding"):
-                    state["found"] = (phrase, S.load_grounder(gname).boxes(image, phrase))
+            with st.spinner(f"Grounding '{phrase}' with {gname}…"), ui.queued("Grounding"):
+                state["found"] = (phrase, S.load_grounder(gname).boxes(image, phrase))
         except LensError as exc:
             st.error(str(exc))
             return
@@ -512,9 +512,8 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
         st.warning("Type what to find first, e.g. 'person' or 'logo'.")
         return
     try:
-        with st.spinner(f"Grounding '{phrase}' on frame {frame_idx}…"):
-            with ui.queued("Grounding"):
-                boxes = S.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)
+        with st.spinner(f"Grounding '{phrase}' on frame {frame_idx}…"), ui.queued("Grounding"):
+            boxes = S.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)
     except LensError as exc:
         st.error(str(exc))
         return

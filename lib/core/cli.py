@@ -3,7 +3,7 @@
     if __name__ == "__main__":
         raise SystemExit(main())        # with `main` decorated by @cli.command
 
-`LensError`s (and unreadable or unwritable files, bad settings) print `error: <message>`
+`LensError`s (bad settings among them) and unreadable or unwritable files print `error: <message>`
 with no traceback; anything else is a bug and keeps its traceback.
 """
 
@@ -31,10 +31,6 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
         message = str(exc)
     except OSError as exc:
         message = f"{exc.strerror or 'cannot read or write'}: {exc.filename or ''}".strip()
-    except ValueError as exc:   # a LENS_* setting that is not a number, say
-        if not str(exc).startswith("LENS_"):
-            raise
-        message = str(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -61,6 +61,18 @@ class RunReadError(InputError):
     """A W&B run (or a source of runs) that cannot be read."""
 
 
+class CloudError(LensError):
+    """The W&B cloud refused or failed a request (bad key, no access, rate limit, outage)."""
+
+
+class SettingError(InputError):
+    """A `LENS_*` variable whose value cannot be used."""
+
+
+class ExplainError(InputError):
+    """A CAM that cannot be made as asked (unknown method or layer, no layer to explain)."""
+
+
 # -- models -----------------------------------------------------------------------------------
 
 class ModelError(LensError, RuntimeError):
@@ -73,6 +85,14 @@ class ModelCreateError(ModelError):
 
 class WeightsMissingError(ModelError):
     """Real weights are not on this machine; the message names the fetch command."""
+
+    @classmethod
+    def for_model(cls, name: str, fetch_command: str, detail: str = "") -> WeightsMissingError:
+        """The message for model `name`, whose weights `fetch_command` fetches."""
+        return cls(f"Weights for '{name}' are not on this machine and could not be downloaded"
+                   f"{' (' + detail + ')' if detail else ''}.",
+                   f"On a connected machine run:  {fetch_command}  then copy the caches "
+                   "(~/.cache/huggingface, ~/.cache/torch) here.")
 
 
 class ModelTooLargeError(ModelError):

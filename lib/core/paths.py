@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.core import scratch, settings
-from lib.core.errors import ArchiveError, DatasetError, PathNotAllowedError  # noqa: F401
+from lib.core.errors import ArchiveError, DatasetError, PathNotAllowedError
 
 MAX_NAME = 255        # bytes of one path component, as most file systems allow
 MAX_PATH = 1024       # characters of an archive entry's name

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from lib.core.errors import SettingError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -97,10 +99,10 @@ def _number(env: str, kind=int):
     try:
         value = kind(float(text)) if kind is int else kind(text)
     except ValueError:
-        raise ValueError(f"{env}={text!r} is not a number; unset it or give a number "
+        raise SettingError(f"{env}={text!r} is not a number; unset it or give a number "
                          f"(default {SETTINGS[env].default}).") from None
     if value <= 0:
-        raise ValueError(f"{env}={text!r} must be positive.")
+        raise SettingError(f"{env}={text!r} must be positive.")
     return value
 
 

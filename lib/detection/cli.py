@@ -1,4 +1,5 @@
-"""Detection benchmark command line; the detection page uses the same functions (lib.detection.benchmark).
+"""Detection benchmark command line; the detection page uses the same functions
+(lib.detection.benchmark).
 
     python -m lib.detect evaluate --images DIR --annotations INSTANCES.json \
         --predictions RESULTS.json [--json]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lib.core.errors import DatasetError  # noqa: E402  (re-exported)
+from lib.core.errors import DatasetError
 
 # -- datasets ---------------------------------------------------------------------------------
 
@@ -426,7 +426,8 @@ def map_labels(model_labels: dict[int, str], categories: dict[int, str],
     return {i: names[_norm(n)] for i, n in model_labels.items() if _norm(n) in names}
 
 
-def from_torchvision(image_id: int, output: dict[str, Any], label_map: dict[int, int]) -> Detections:
+def from_torchvision(image_id: int, output: dict[str, Any],
+                     label_map: dict[int, int]) -> Detections:
     """A torchvision detector's output dict (boxes xyxy, scores, labels) for one image."""
     labels = output["labels"].cpu().numpy()
     keep = np.array([int(lbl) in label_map for lbl in labels], bool)
@@ -435,7 +436,8 @@ def from_torchvision(image_id: int, output: dict[str, Any], label_map: dict[int,
                       [label_map[int(lbl)] for lbl in labels[keep]])
 
 
-def from_transformers(image_id: int, result: dict[str, Any], label_map: dict[int, int]) -> Detections:
+def from_transformers(image_id: int, result: dict[str, Any],
+                      label_map: dict[int, int]) -> Detections:
     """A transformers `post_process_object_detection` result for one image."""
     return from_torchvision(image_id, result, label_map)
 

@@ -71,11 +71,11 @@ def build_torchvision(spec: registry.ModelSpec, device: str) -> Detector:
     import torchvision.models.detection as det
     weights = _torchvision_weights(spec)
     if not registry.availability(spec).ready and not registry.hub_reachable():
-        raise registry.WeightsMissingError(spec, "no access to download.pytorch.org")
+        raise registry.weights_missing(spec, "no access to download.pytorch.org")
     try:
         state = weights.get_state_dict(progress=False)
-    except Exception as exc:  # noqa: BLE001 - network errors come in many types
-        raise registry.WeightsMissingError(spec, type(exc).__name__) from exc
+    except Exception as exc:
+        raise registry.weights_missing(spec, type(exc).__name__) from exc
     model = getattr(det, spec.arch)(weights=None, weights_backbone=None,
                                     num_classes=len(weights.meta["categories"]))
     model.load_state_dict(state)
@@ -91,7 +91,7 @@ def build_transformers(spec: registry.ModelSpec, device: str) -> Detector:
         model = AutoModelForObjectDetection.from_pretrained(spec.arch, local_files_only=offline)
         processor = AutoImageProcessor.from_pretrained(spec.arch, local_files_only=offline)
     except OSError as exc:
-        raise registry.WeightsMissingError(spec, "not in the Hugging Face cache") from exc
+        raise registry.weights_missing(spec, "not in the Hugging Face cache") from exc
     except ValueError as exc:   # an id that is not an object detector
         raise registry.ModelCreateError(f"'{spec.name}' is not an object detector "
                                         f"transformers can load.") from exc
@@ -161,7 +161,8 @@ class InferenceJob:
                  label_map: Callable[[Detector], dict[int, int]], threshold: float = 0.05,
                  batch_size: int = 2, cache_dir: Path | None = None,
                  spec: registry.ModelSpec | None = None, map_by: str = "name"):
-        self.key, self.dataset, self.threshold, self.batch_size = key, dataset, threshold, batch_size
+        self.key, self.dataset = key, dataset
+        self.threshold, self.batch_size = threshold, batch_size
         self._make, self._label_map = make_detector, label_map
         self.spec, self.map_by = spec, map_by     # what a Ray worker needs to load and map
         self.device = "cpu"

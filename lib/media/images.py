@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lib.core import settings
+from lib.core.errors import ImageError
 
 #: Formats Lens accepts (Pillow format names). MPO is how Pillow names some camera JPEGs.
 ACCEPTED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP", "BMP": "BMP",
@@ -25,7 +26,6 @@ ACCEPTED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WebP",
 ACCEPTED_EXTENSIONS = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
 
 
-from lib.core.errors import ImageError  # noqa: E402  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,8 @@ def load_image(source: bytes | str | Path, name: str | None = None,
         raise ImageError(f"'{name}' is not an image Lens can read (corrupt, or not PNG, JPEG, "
                          "WebP, BMP, TIFF or GIF).") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"'{name}' is truncated or corrupt and cannot be decoded ({exc}).") from exc
+        raise ImageError(f"'{name}' is truncated or corrupt and cannot be decoded "
+                         f"({exc}).") from exc
     return IntakeImage(image=rgb, name=name, format=ACCEPTED_FORMATS[fmt],
                        original_mode=original_mode, sha256=hashlib.sha256(data).hexdigest())
 

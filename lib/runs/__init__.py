@@ -10,10 +10,11 @@ from lib.runs.cloud import (
                             MAX_CLIENTS,
                             client_for,
                             cloud_api,
-                            cloud_error_message,
+                            cloud_error,
                             cloud_history,
                             forget_client,
                             load_cloud,
+                            parse_filters,
                             remember_client,
 )
 from lib.runs.compare import (
@@ -55,11 +56,11 @@ from lib.runs.offline import (
 
 __all__ = [
     "MAX_CLIENTS", "SAMPLE_RUNS", "LiveRun", "ReadProblem", "RunInfo", "client_for",
-    "cloud_api", "cloud_error_message", "cloud_history", "config_diff", "detection_link",
+    "cloud_api", "cloud_error", "cloud_history", "config_diff", "detection_link",
     "disambiguate", "downsample_minmax", "export_rows", "filter_table", "find_run_files",
     "flatten", "folder_stamp", "forget_client", "group_band", "history_frame",
     "info_from_summary", "load_cloud", "load_offline", "match_metrics", "metric_stats",
-    "numeric_metrics", "parameter_importance", "problem_reasons", "read_histories",
+    "numeric_metrics", "parameter_importance", "parse_filters", "problem_reasons", "read_histories",
     "read_history", "read_run_info", "remember_client", "runs_table", "scan_log", "series",
     "smooth_ema", "summary_diff", "tidy_wandb_dir", "x_values",
 ]

@@ -3,6 +3,7 @@ the run table and histories, with back-off on rate limits."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -11,40 +12,82 @@ from typing import Any
 
 import pandas as pd
 
-from lib.core import journal, settings
+from lib.core import journal, paths, settings
+from lib.core.errors import CloudError, InputError, LensError
 from lib.core.progress import Callback, Ticker
 from lib.runs.info import RunInfo
 
 
+def status_code(exc: BaseException) -> int | None:
+    """The HTTP status a failed request carries: requests' `HTTPError`, or wandb's `CommError`
+    wrapping one (`exc.exc`), or either as the cause."""
+    for err in (exc, getattr(exc, "exc", None), exc.__cause__, exc.__context__):
+        code = getattr(getattr(err, "response", None), "status_code", None)
+        if isinstance(code, int):
+            return code
+    return None
+
+
+def failure_kind(exc: BaseException) -> str:
+    """What went wrong, from the client's exception types and status codes: `network`,
+    `auth`, `not_found`, `busy` (rate limit, timeout, a 5xx: worth retrying) or `other`."""
+    import requests
+    import wandb.errors
+    inner = getattr(exc, "exc", None)
+    code = status_code(exc)
+    errors_seen = [e for e in (exc, inner, exc.__cause__) if e is not None]
+    if any(isinstance(e, requests.Timeout) for e in errors_seen) or code in (429, 502, 503,
+                                                                                504):
+        return "busy"
+    if any(isinstance(e, requests.ConnectionError) for e in errors_seen):
+        return "network"
+    if isinstance(exc, wandb.errors.AuthenticationError) or code in (401, 403):
+        return "auth"
+    if code == 404 or type(exc).__name__ == "RunNotFoundError" or (
+            type(exc) is ValueError and type(exc).__module__ == "builtins"):
+        return "not_found"     # wandb's Api raises a plain ValueError for a missing project
+    return "other"
+
+
 def _with_backoff(fn: Callable[[], Any], tries: int = 5, base: float = 1.0,
                   sleep: Callable[[float], None] | None = None):
-    """Retry `fn` on rate limits and transient network errors, doubling the wait."""
+    """Retry `fn` on rate limits, timeouts and server errors, doubling the wait."""
     sleep = sleep or time.sleep
     for attempt in range(tries):
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001 - wandb raises many error types
-            text = str(exc).lower()
-            transient = any(s in text for s in ("429", "rate limit", "timed out", "timeout",
-                                                "temporarily", "503", "502"))
-            if not transient or attempt == tries - 1:
+        except Exception as exc:
+            if failure_kind(exc) != "busy" or attempt == tries - 1:
                 raise
             sleep(base * 2 ** attempt)
     raise AssertionError("unreachable")
 
 
-def cloud_error_message(exc: Exception, entity: str, project: str) -> str:
-    """A user-facing message for a failed cloud request (never includes the key)."""
-    text = str(exc)
-    low = text.lower()
-    if any(s in low for s in ("connection", "resolve", "network", "max retries", "timed out",
-                              "did not respond", "unreachable")):
-        return "Cannot reach the W&B cloud from this machine (no network). Local runs still work."
-    if any(s in low for s in ("401", "api key", "unauthorized", "credentials", "permission")):
-        return "W&B refused the API key (wrong or expired key); check it and try again."
-    if "404" in low or "not found" in low or "could not find" in low:
-        return f"W&B has no project '{entity}/{project}' visible to this key."
-    return f"W&B request failed ({type(exc).__name__})."
+def cloud_error(exc: Exception, entity: str, project: str) -> CloudError:
+    """A failed cloud request as a message a user can act on (never includes the key)."""
+    kind = failure_kind(exc)
+    if kind == "network":
+        return CloudError("Cannot reach the W&B cloud from this machine (no network).",
+                          "Local runs still work.")
+    if kind == "auth":
+        return CloudError("W&B refused the API key (wrong or expired key).",
+                          "Check it and try again.")
+    if kind == "not_found":
+        return CloudError(f"W&B has no project '{entity}/{project}' visible to this key.")
+    if kind == "busy":
+        return CloudError("W&B is busy or rate-limiting this key.", "Try again in a minute.")
+    return CloudError(f"W&B request failed ({type(exc).__name__}).")
+
+
+@contextlib.contextmanager
+def _as_cloud_error(entity: str, project: str):
+    """Any failure of the W&B client inside the block becomes a `CloudError`."""
+    try:
+        yield
+    except LensError:
+        raise
+    except Exception as exc:   # the client raises many types; `failure_kind` sorts them
+        raise cloud_error(exc, entity, project) from exc
 
 
 _CLIENTS: dict[str, Any] = {}     # a visitor's token -> their wandb.Api (it holds the key)
@@ -56,10 +99,24 @@ _CLIENTS_LOCK = threading.Lock()
 MAX_CLIENTS = 64
 
 
+def parse_filters(text: str) -> dict | None:
+    """The run filters a visitor typed (MongoDB-style JSON object), or None when empty."""
+    if not text.strip():
+        return None
+    try:
+        value = paths.read_json(text.encode(), "the filters")
+    except InputError:
+        value = None
+    if not isinstance(value, dict):
+        raise InputError("Filters must be a JSON object, e.g. {\"state\": \"finished\"}.")
+    return value
+
+
 def cloud_api(api_key: str | None = None) -> Any:
     """A `wandb.Api` for the key given (or the configured one)."""
     import wandb
-    return _with_backoff(lambda: wandb.Api(api_key=api_key or None, timeout=30))
+    with _as_cloud_error("", ""):
+        return _with_backoff(lambda: wandb.Api(api_key=api_key or None, timeout=30))
 
 
 def remember_client(token: str, api: Any) -> None:
@@ -87,10 +144,11 @@ def load_cloud(entity: str, project: str, api_key: str | None = None,
                progress: Callback | None = None,
                api: Any = None) -> list[RunInfo]:
     """Runs of a W&B project through `wandb.Api()`. The key is used for this request only."""
-    if api is None:
-        api = cloud_api(api_key)
-    runs = _with_backoff(lambda: list(api.runs(f"{entity}/{project}", filters=filters or {},
-                                                per_page=100)[:max_runs]))
+    with _as_cloud_error(entity, project):
+        if api is None:
+            api = cloud_api(api_key)
+        runs = _with_backoff(lambda: list(api.runs(f"{entity}/{project}", filters=filters or {},
+                                                    per_page=100)[:max_runs]))
     infos = []
     tick = Ticker(len(runs), progress)
     for i, r in enumerate(runs):
@@ -113,9 +171,10 @@ def cloud_history(info: RunInfo, api_key: str | None = None, full: bool = True,
     cache = settings.cache_dir("runs", "cloud") / f"{name}.{'full' if full else 'sampled'}.parquet"
 
     def build() -> pd.DataFrame:
-        run = _with_backoff(lambda: (api or cloud_api(api_key)).run(info.path))
-        return (pd.DataFrame(list(run.scan_history())) if full
-                else run.history(samples=samples, pandas=True))
+        with _as_cloud_error(info.entity, info.project):
+            run = _with_backoff(lambda: (api or cloud_api(api_key)).run(info.path))
+            return (pd.DataFrame(list(run.scan_history())) if full
+                    else run.history(samples=samples, pandas=True))
     frame = journal.cached(cache, pd.read_parquet, build, lambda f, path: f.to_parquet(path))
     note = "" if full else f"sampled to {len(frame)} points"
     return frame, note

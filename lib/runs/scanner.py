@@ -33,7 +33,7 @@ from lib.core import settings
 
 # compiled code is cached with Lens's other caches (the source folder may be read-only)
 os.environ.setdefault("NUMBA_CACHE_DIR", str(settings.cache_dir("numba")))
-from numba import njit  # noqa: E402
+from numba import njit
 
 BLOCK = 32768
 HEADER = 7                      # the file header ":W&B" + 3 bytes fills the first chunk slot

@@ -1,7 +1,8 @@
 """Promptable image segmentation: SAM 2.1 / EdgeTAM (transformers), or a labelled GrabCut
 fallback, plus Florence-2 phrase grounding for text prompts.
 
-`build_segmenter` (through `lib.models.cache.load`) loads real weights or raises `WeightsMissingError` naming the fetch command;
+`build_segmenter` (through `lib.models.cache.load`) loads real weights or raises
+`WeightsMissingError` naming the fetch command;
 `grabcut_segmenter()` is the classical fallback for box prompts, and its masks say so. The
 image embedding is computed once per (model, image) and kept in a small process-wide LRU, so
 each click only runs SAM2's prompt encoder and mask decoder.
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lib.core.errors import PromptError
 from lib.core.progress import Callback, Ticker
 from lib.media import masks as M
 from lib.models import registry
@@ -24,7 +26,6 @@ GRABCUT = "GrabCut (classical fallback, not SAM2)"
 EMBED_CACHE_SIZE = 8     # embeddings kept per process (about 6 MB each for SAM 2.1 at 1024 px)
 
 
-from lib.core.errors import PromptError  # noqa: E402  (re-exported)
 
 
 @dataclass
@@ -258,7 +259,7 @@ def load_pretrained(spec: registry.ModelSpec, model_cls, processor_cls,
         model = model_cls.from_pretrained(src, local_files_only=offline)
         processor = processor_cls.from_pretrained(src, local_files_only=offline)
     except OSError as exc:
-        raise registry.WeightsMissingError(spec, "not in the Hugging Face cache") from exc
+        raise registry.weights_missing(spec, "not in the Hugging Face cache") from exc
     if device == "cuda" and half_on_gpu:
         model = model.half()
     return model.eval().to(device), processor, device

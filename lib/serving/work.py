@@ -106,7 +106,8 @@ def timed_run(page: str) -> Iterator[None]:
     (`time.time()`), the seconds, the script thread's CPU seconds, whether the run waited
     for or did heavy work, the memory the model cache counted (MB), and Lens' garbage
     collections so far (`cache.collect_garbage`: how many, seconds). `bench/load.py` reads it
-    to tell the server's share of a visitor's wait from the browser's. Each line is one append to a file opened once: the log must not
+    to tell the server's share of a visitor's wait from the browser's. Each line is one
+    append to a file opened once: the log must not
     slow the runs it measures."""
     from lib.core import settings
     path = settings.get().run_log

@@ -5,7 +5,8 @@
          --img-size 128 --seed 0 --init package|timm|scratch --group-regex REGEX]
     python -m lib.train detect --data COCO_DIR --model fasterrcnn_timm|conditional_detr --name N
     python -m lib.train demo-classifier | demo-detector fasterrcnn|conditional-detr
-    python -m lib.train demo-segmenter        (EdgeTAM-style segmenter + tracker; lib.training.train_sam)
+    python -m lib.train demo-segmenter        (EdgeTAM-style segmenter + tracker;
+                                               lib.training.train_sam)
 
 Detection: COCO_DIR holds train/ and val/ (annotations.json + images/, as `lib.synth` writes).
 

@@ -563,7 +563,7 @@ def video_step(model, proc, clips: ClipSet, pos, rng, length: int = 8):
             if not cond:
                 ious.append(float(true_iou(logits.detach(), target).mean()))
     session.obj_with_new_inputs.clear()
-    return torch.stack([l.reshape(()) for l in losses]).sum() / length, \
+    return torch.stack([loss.reshape(()) for loss in losses]).sum() / length, \
         float(np.mean(ious)) if ious else float("nan")
 
 
@@ -682,7 +682,8 @@ def val_clips(cache_root: str | Path | None = None) -> Path:
 
 
 def measure(folder: Path, clips: int | None = None, images: int | None = None) -> dict:
-    """The manifest's figures, re-measured from a saved folder through `lib.segmentation.segment` and
+    """The manifest's figures, re-measured from a saved folder through
+    `lib.segmentation.segment` and
     `lib.segmentation.segment_video` as the page calls them."""
     from lib.demo import synth
     from lib.models import checkpoints, registry

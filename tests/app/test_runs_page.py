@@ -30,7 +30,7 @@ def test_demo_pack_runs_on_first_start_and_spirals_one_click_away():
     assert len(at.multiselect(key="selected").value) == 4
 
 
-def test_compare_generated_runs(project, tmp_path, monkeypatch):  # noqa: F811
+def test_compare_generated_runs(project, tmp_path, monkeypatch):
     monkeypatch.setenv("LENS_DATA_ROOTS", str(project.parent))
     at = run_page("runs")
     at.text_input(key="folder").set_value(str(project)).run()
@@ -52,7 +52,7 @@ def test_compare_generated_runs(project, tmp_path, monkeypatch):  # noqa: F811
 
 
 def test_unreadable_runs_are_counted_by_reason_and_the_rest_shown(project, tmp_path,
-                                                                   monkeypatch):  # noqa: F811
+                                                                   monkeypatch):
     root = tmp_path / "mixed"
     shutil.copytree(project, root)
     for i, content in enumerate([b"garbage", b"", b"more garbage"]):
@@ -207,7 +207,7 @@ def test_cloud_key_reaches_runs_and_histories_and_is_never_kept(tmp_path, monkey
 
 
 def test_a_run_added_to_the_folder_appears_on_the_next_rerun(project, tmp_path,
-                                                             monkeypatch):  # noqa: F811
+                                                             monkeypatch):
     root = tmp_path / "growing"
     shutil.copytree(project, root)
     monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))

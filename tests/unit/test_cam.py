@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from lib.classification import cam, classify
+from lib.core.errors import ExplainError
 from lib.models import registry
 
 FAST = sorted(cam.FAST_METHODS)
@@ -81,9 +82,9 @@ def test_swin_reshape_gives_equal_heatmaps():
 def test_unknown_layer_and_method_are_clear():
     lm = tiny("test_efficientnet")
     x = torch.randn(1, 3, 64, 64)
-    with pytest.raises(ValueError, match="no layer named 'nope'"):
+    with pytest.raises(ExplainError, match="no layer named 'nope'"):
         cam.compute_cam(lm, x, "GradCAM", 0, "nope")
-    with pytest.raises(ValueError, match="Unknown CAM method"):
+    with pytest.raises(ExplainError, match="Unknown CAM method"):
         cam.compute_cam(lm, x, "MagicCAM", 0)
 
 

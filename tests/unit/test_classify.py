@@ -59,7 +59,8 @@ def test_evaluation_numbers_and_determinism(lite0, labelled_folder):
     items = classify.find_labelled_images(labelled_folder)
     assert len(items) == 4
     seen = []
-    first = classify.evaluate(lite0, items, batch_size=2, progress=lambda p: seen.append((p.done, p.total)))
+    first = classify.evaluate(lite0, items, batch_size=2,
+                              progress=lambda p: seen.append((p.done, p.total)))
     second = classify.evaluate(lite0, items, batch_size=2)
     assert seen == [(2, 4), (4, 4)]
     assert first.accuracy == pytest.approx(2 / 3) and first.top5_accuracy == 1.0

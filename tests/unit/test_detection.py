@@ -261,7 +261,8 @@ def test_job_error_keeps_partial_results(tmp_path):
                                  batch_size=2, cache_dir=tmp_path / "cache")
     job.start()
     job.wait()
-    assert job.error == "boom" and job.done == 2 and len(job.partial_path.read_text().splitlines()) == 2
+    assert job.error == "boom" and job.done == 2
+    assert len(job.partial_path.read_text().splitlines()) == 2
 
 
 

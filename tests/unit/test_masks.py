@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+from lib.core.errors import InputError, PromptError
 from lib.media import masks as M
 
 
@@ -53,9 +54,10 @@ def test_effects_change_only_what_they_should():
     bg = M.apply_effect(image, [m], "blur background", strength=9)
     assert np.array_equal(bg[m], image[m]) and bg[~m].std() < image[~m].std()
     cut = M.apply_effect(image, [m], "cutout")
-    assert cut.shape == (60, 80, 4) and (cut[..., 3][m] == 255).all() and (cut[..., 3][~m] == 0).all()
+    assert cut.shape == (60, 80, 4)
+    assert (cut[..., 3][m] == 255).all() and (cut[..., 3][~m] == 0).all()
     assert np.array_equal(image, before)          # effects never modify their input
-    with pytest.raises(ValueError, match="Unknown effect"):
+    with pytest.raises(InputError, match="Unknown effect"):
         M.apply_effect(image, [m], "sparkle")
 
 
@@ -89,5 +91,5 @@ def test_grabcut_finds_a_known_object():
     image[truth] = obj[truth]
     mask = M.grabcut(image, (40, 20, 125, 105))
     assert M.iou(mask, truth) >= 0.8
-    with pytest.raises(ValueError, match="no area"):
+    with pytest.raises(PromptError, match="no area"):
         M.grabcut(image, (10, 10, 10, 50))

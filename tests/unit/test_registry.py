@@ -17,7 +17,8 @@ def test_builtin_catalogue_covers_every_task():
 
 
 def test_unknown_model_names_the_fix():
-    with pytest.raises(registry.ModelCreateError, match="Unknown model 'nope_net'.*lib.weights list"):
+    with pytest.raises(registry.ModelCreateError,
+                       match="Unknown model 'nope_net'.*lib.weights list"):
         registry.find("nope_net")
 
 

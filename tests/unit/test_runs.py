@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from lib import runs
-from lib.core.errors import RunReadError
+from lib.core.errors import CloudError, InputError, RunReadError
 from lib.runs import __main__ as runs_cli
 from lib.runs import cloud, offline
 from tests.helpers import leet_history, leet_summary
@@ -183,20 +183,31 @@ def test_export_cli_json_and_csv(project, capsys, tmp_path):
 
 class FakeRun:
     def __init__(self, i):
-        self.id, self.name, self.state, self.tags, self.notes = f"id{i}", f"r{i}", "finished", [], ""
+        self.id, self.name, self.state = f"id{i}", f"r{i}", "finished"
+        self.tags, self.notes = [], ""
         self.created_at = "2026-01-01T00:00:00"
         self.config = {"lr": 0.1 * i, "_private": 1}
         self.summary = {"acc": 0.5 + i / 10, "_runtime": 10.0 * i, "_wandb": {"x": 1}}
 
 
+def http_error(status: int):
+    """What the W&B client raises for an HTTP status: requests' HTTPError in a CommError."""
+    import requests
+    import wandb.errors
+    response = requests.Response()
+    response.status_code = status
+    return wandb.errors.CommError(f"HTTP {status}", requests.HTTPError(response=response))
+
+
 class FakeApi:
-    def __init__(self, fail_times=0, error="429 Too Many Requests"):
-        self.calls, self.fail_times, self.error = 0, fail_times, error
+    def __init__(self, fail_times=0, error=None):
+        self.calls, self.fail_times = 0, fail_times
+        self.error = error if error is not None else http_error(429)
 
     def runs(self, path, filters=None, per_page=100):
         self.calls += 1
         if self.calls <= self.fail_times:
-            raise RuntimeError(self.error)
+            raise self.error
         return [FakeRun(i) for i in range(3)]
 
 
@@ -213,15 +224,46 @@ def test_cloud_runs_with_backoff(monkeypatch):
     assert infos[0].source == "cloud" and infos[0].path == "team/proj/id0"
 
 
-@pytest.mark.parametrize("error,message", [
-    ("401 Unauthorized: invalid api key", "refused the API key"),
-    ("404 Not Found: project", "has no project 'team/proj'"),
-    ("Max retries exceeded: Failed to resolve 'api.wandb.ai'", "no network"),
+def _errors():
+    import requests
+    import wandb.errors
+    return {
+        "401": (http_error(401), "refused the API key"),
+        "403": (http_error(403), "refused the API key"),
+        "auth": (wandb.errors.AuthenticationError("bad key"), "refused the API key"),
+        "404": (http_error(404), "has no project 'team/proj'"),
+        "missing project": (ValueError("Could not find project proj"),
+                            "has no project 'team/proj'"),
+        "no network": (wandb.errors.CommError("down", requests.ConnectionError("resolve")),
+                       "no network"),
+        "still busy": (http_error(503), "busy or rate-limiting"),
+        "other": (KeyError("x"), r"W&B request failed \(KeyError\)"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_errors()))
+def test_cloud_errors_are_sorted_by_type_and_status(case, monkeypatch):
+    """Classified by the client's exception types and status codes (their texts here say
+    nothing), raised as one `CloudError`; only busy answers are retried."""
+    error, message = _errors()[case]
+    monkeypatch.setattr(cloud.time, "sleep", lambda s: None)
+    api = FakeApi(fail_times=9, error=error)
+    with pytest.raises(CloudError, match=message):
+        runs.load_cloud("team", "proj", api=api)
+    assert api.calls == (5 if case == "still busy" else 1)
+
+
+@pytest.mark.parametrize("text,expect", [
+    ("", None), ('{"state": "finished"}', {"state": "finished"}),
 ])
-def test_cloud_errors_become_clear_messages(error, message):
-    with pytest.raises(RuntimeError) as info:
-        runs.load_cloud("team", "proj", api=FakeApi(fail_times=1, error=error))
-    assert message in runs.cloud_error_message(info.value, "team", "proj")
+def test_run_filters(text, expect):
+    assert runs.parse_filters(text) == expect
+
+
+@pytest.mark.parametrize("text", ["[1]", "{bad", '"x"'])
+def test_run_filters_that_are_not_an_object(text):
+    with pytest.raises(InputError, match="Filters must be a JSON object"):
+        runs.parse_filters(text)
 
 
 def test_bundled_sample_runs_are_readable():
@@ -456,8 +498,9 @@ def test_record_field_numbers_match_wandbs_protobuf():
 
     from lib.runs import scanner as runlog
     fields = pb.Record.DESCRIPTOR.fields_by_name
-    assert (runlog.HISTORY, runlog.SUMMARY, runlog.CONFIG, runlog.RUN, runlog.EXIT) == tuple(
-        fields[n].number for n in ("history", "summary", "config", "run", "exit"))
+    assert tuple(
+        fields[n].number for n in ("history", "summary", "config", "run", "exit")) == (
+        runlog.HISTORY, runlog.SUMMARY, runlog.CONFIG, runlog.RUN, runlog.EXIT)
     oneof = {f.number for f in pb.Record.DESCRIPTOR.oneofs_by_name["record_type"].fields}
     outside = {f.number for f in pb.Record.DESCRIPTOR.fields} - oneof
     assert outside == set(np.flatnonzero(runlog.NOT_TYPE))

@@ -84,7 +84,8 @@ def test_synthetic_clips_have_occlusions_late_objects_and_consistent_masks(tmp_p
 
 def test_classical_tracker_is_measured_on_synthetic_clips(tmp_path):
     """Optical flow + GrabCut, through the page's Tracker interface: J on regenerated clips
-    (0.68 on the 20 validation clips, in the README; it has no memory, so occluded objects are lost)."""
+    (0.68 on the 20 validation clips, in the README; it has no memory, so occluded objects
+    are lost)."""
     from lib.demo import synth
     from lib.segmentation import segment_video as SV
     out = synth.write_clips(tmp_path / "clips", 6, frames=30, size=128, seed=1)

@@ -39,9 +39,8 @@ def test_at_most_slots_run_and_waiters_are_served_in_order():
 
 def test_nested_heavy_work_does_not_wait_for_itself():
     queue = FairQueue(1)
-    with queue.slot():
-        with queue.slot():                  # would deadlock if it queued again
-            assert queue.status.running == 1
+    with queue.slot(), queue.slot():                  # would deadlock if it queued again
+        assert queue.status.running == 1
 
 
 def test_a_waiting_visitor_sees_their_place_on_the_page(monkeypatch):
@@ -173,7 +172,7 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
     media_swept = []
 
     class FakeRuntime:
-        class media_file_mgr:                  # noqa: N801 - Streamlit's attribute name
+        class media_file_mgr:
             @staticmethod
             def remove_orphaned_files():
                 media_swept.append(True)
@@ -236,9 +235,8 @@ def test_page_runs_are_timed_into_the_run_log_only_when_asked(monkeypatch, tmp_p
         pass
     assert not log.exists()
     monkeypatch.setenv("LENS_RUN_LOG", str(log))
-    with work.timed_run("Classification"):
-        with work.HEAVY.slot():
-            time.sleep(0.05)
+    with work.timed_run("Classification"), work.HEAVY.slot():
+        time.sleep(0.05)
     with work.timed_run("Detection"):          # light: cached results only
         pass
     with pytest.raises(KeyboardInterrupt), work.timed_run("Runs"):
