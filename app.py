@@ -18,7 +18,7 @@ PAGES = [
 page = st.navigation(PAGES)
 st.session_state["lens_router"] = True  # pages check this: see the guard at their top
 st.sidebar.caption("Lens · inspect, demo and compare vision models")
-from lib.serving import work
+from lib.serving import page_log
 
-with work.timed_run(page.title):
+with page_log.timed_run(page.title):
     page.run()

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from lib.core import heap
 from lib.core.errors import LensError
 from lib.core.progress import Progress
+from lib.serving import fair_queue, memory
 
 
 def page_setup() -> None:
@@ -38,19 +40,18 @@ _seen_lock = threading.Lock()
 
 
 def _settle_memory() -> None:
-    """`cache.freeze_long_lived` at the start of each page run (and every few seconds), and
+    """`memory.freeze_long_lived` at the start of each page run (and every few seconds), and
     give memory back once Streamlit has dropped a session (inactive for longer than
     `server.disconnectedSessionTTL`): a collection of what is not frozen, or a forced
     freeze when the session was alive at the last freeze (its state was frozen with the
     rest and only the next freeze collects it). The first call also tunes the C allocator
-    so that what a session held can go back to the system (`cache.tune_allocator`)."""
+    so that what a session held can go back to the system (`heap.tune_allocator`)."""
     import time
 
     from streamlit import config
     from streamlit.runtime import Runtime
 
-    from lib.models import cache
-    cache.tune_allocator()
+    heap.tune_allocator()
     sid = session_id()
     runtime = Runtime.instance() if Runtime.exists() else None
     ttl = float(config.get_option("server.disconnectedSessionTTL") or 0)
@@ -74,12 +75,12 @@ def _settle_memory() -> None:
         # the images and files their pages showed (Streamlit frees them only at the end of
         # someone's next script run)
         runtime.media_file_mgr.remove_orphaned_files()
-    if cache.freeze_long_lived(force=force):
+    if memory.freeze_long_lived(force=force):
         with _seen_lock:
             _held.clear()
             _held.update(_seen)
     elif dropped:            # their state was never frozen: a collection of the rest frees it
-        cache.collect_garbage()
+        heap.collect_garbage()
 
 
 def _reap_sessions(runtime, timeout_s: float = 2.0) -> None:
@@ -180,16 +181,15 @@ class ProgressBar:
 
 @contextlib.contextmanager
 def queued(what: str):
-    """Run heavy work through the process's fair queue (`lib.serving.work.HEAVY`); while it waits,
-    the visitor sees their place in the line instead of a frozen page."""
-    from lib.serving import work
+    """Run heavy work through the process's fair queue (`fair_queue.HEAVY`); while it
+    waits, the visitor sees their place in the line instead of a frozen page."""
     note = st.empty()
 
     def waiting(place: int, status) -> None:
         note.info(f"{what}: {status.running} task(s) running on {status.slots} worker(s); "
                   f"you are #{place} in the queue.")
 
-    with work.HEAVY.slot(waiting):
+    with fair_queue.HEAVY.slot(waiting):
         note.empty()
         yield
 

@@ -25,7 +25,7 @@ from lib.core import journal, settings
 from lib.core.progress import Progress
 from lib.detection.datasets import CocoDataset, Detections, from_torchvision
 from lib.models import registry
-from lib.serving import work
+from lib.serving import fair_queue
 
 
 @dataclass
@@ -263,7 +263,7 @@ class InferenceJob:
                        for i, im in batch if isinstance(im, str)]
             good = [(i, im) for i, im in batch if not isinstance(im, str)]
             if good:
-                with work.HEAVY.slot():       # a batch waits its turn with the visitors
+                with fair_queue.HEAVY.slot():       # a batch waits its turn with the visitors
                     t0 = time.perf_counter()
                     dets = detector.predict([im for _, im in good], [i for i, _ in good],
                                             label_map, self.threshold)

@@ -17,7 +17,6 @@ shared model runs under it (hooks are per thread otherwise).
 
 from __future__ import annotations
 
-import functools
 import gc
 import threading
 import weakref
@@ -28,6 +27,7 @@ from typing import Any
 
 from lib.core import settings
 from lib.core.errors import ModelTooLargeError
+from lib.core.heap import collect_garbage
 
 
 def model_nbytes(obj: Any) -> int:
@@ -197,104 +197,6 @@ class ModelCache:
 
 
 MODELS = ModelCache()
-
-_frozen_at: tuple[int, int] | None = None
-_frozen_time = 0.0
-_freezing = threading.Lock()
-REFREEZE_S = 300.0
-
-
-def freeze_long_lived(force: bool = False) -> bool:
-    """Keep the cyclic garbage collector off what lives as long as the process.
-
-    Streamlit collects every generation after each script run (`runner.postScriptGC`, which
-    is what gives a closed session's memory back). With torch, transformers and a few models
-    loaded that walks ~600k objects: about 0.7 s holding the GIL, on every rerun of every
-    visitor, and 95% of the server's CPU at 8 visitors in `bench/load.py`. `gc.freeze()`
-    moves everything alive to the permanent generation, so each run's collection walks only
-    what is new. Called at the start of every page run (`ui.page_setup`); it works (one full
-    collection, freed memory handed back to the system, then freeze) only when modules were
-    imported or models loaded or evicted since the last time, when `force`d (a session that
-    was alive at the last freeze has ended: its state was frozen with the rest), or every
-    `REFREEZE_S` seconds. True if it froze.
-    """
-    global _frozen_at, _frozen_time
-    import sys
-    import time
-    now = (len(sys.modules), MODELS.model_changes)
-    due = force or now != _frozen_at or time.monotonic() - _frozen_time > REFREEZE_S
-    if not due or not _freezing.acquire(blocking=False):
-        return False
-    try:
-        gc.unfreeze()
-        collect_garbage()
-        gc.freeze()
-        _frozen_at, _frozen_time = now, time.monotonic()
-        return True
-    finally:
-        _freezing.release()
-
-
-def collect_garbage() -> None:
-    """Collect what is not frozen (cheap once `freeze_long_lived` ran) and hand the freed
-    memory back to the system. Counted in `COLLECTIONS` (how many, seconds)."""
-    import time
-    t0 = time.perf_counter()
-    gc.collect()
-    _trim_heap()
-    with _collections_lock:
-        COLLECTIONS[0] += 1
-        COLLECTIONS[1] += time.perf_counter() - t0
-
-
-COLLECTIONS = [0, 0.0]      # collect_garbage calls so far, and their seconds (bench/load.py)
-_collections_lock = threading.Lock()
-
-
-def _trim_heap() -> None:
-    """Hand the C heap's free pages back to the system (glibc keeps them otherwise, and a
-    closed session's memory would stay in the process's RSS)."""
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
-
-
-@functools.cache
-def _glibc():
-    """The C library when it is glibc (it has malloc_trim and mallopt), else None."""
-    import ctypes
-    import ctypes.util
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
-    except OSError:
-        return None
-
-
-M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8      # glibc's mallopt parameters (malloc.h)
-ALLOCATOR = {"MALLOC_ARENA_MAX": (M_ARENA_MAX, 2),
-             "MALLOC_MMAP_THRESHOLD_": (M_MMAP_THRESHOLD, 1 << 20)}
-
-
-@functools.cache
-def tune_allocator() -> dict[str, int]:
-    """Make the memory a closed session held go back to the system (glibc; once per process).
-
-    By default glibc gives each thread that contends for the heap its own arena (up to 8 per
-    core: every session's script thread), and once a large block has been freed it serves
-    blocks up to that size (up to 32 MB) from those arenas instead of mapping them. A
-    closed session's images and tensors then stay behind as holes between live blocks, which
-    `malloc_trim` cannot give back: +19-21% RSS after 16 visitors had left in
-    `bench/load.py`. Two arenas, and blocks of 1 MiB or more mapped on their own (unmapped
-    when freed): +1%. A value set in the environment (`MALLOC_ARENA_MAX`,
-    `MALLOC_MMAP_THRESHOLD_`) is left as it is. Returns what was set.
-    """
-    import os
-    libc = _glibc()
-    if libc is None:
-        return {}
-    return {name: value for name, (param, value) in ALLOCATOR.items()
-            if name not in os.environ and libc.mallopt(param, value) == 1}
 
 
 @dataclass(frozen=True)

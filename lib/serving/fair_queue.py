@@ -55,7 +55,7 @@ class FairQueue:
             finally:
                 self._held.depth -= 1
             return
-        self._held.used = True   # this thread waits for or does heavy work (`timed_run`)
+        self._held.used = True   # this thread waits for or does heavy work
         ticket = object()
         told = None
         with self._cond:
@@ -93,57 +93,21 @@ class FairQueue:
                 self._running -= 1
                 self._cond.notify_all()
 
+    def begin_run(self) -> None:
+        """Start a page run on this thread: `did_heavy_work` is False until it uses a slot."""
+        self._held.used = False
+
+    @property
+    def did_heavy_work(self) -> bool:
+        """Whether this thread waited for or did heavy work since `begin_run`."""
+        return bool(getattr(self._held, "used", False))
+
     @property
     def status(self) -> QueueStatus:
         with self._cond:
             return QueueStatus(self._running, len(self._waiting), self.slots)
 
 
-@contextlib.contextmanager
-def timed_run(page: str) -> Iterator[None]:
-    """Time a page run (the whole script, also when a rerun or stop ends it) into the file
-    `LENS_RUN_LOG` names, when it is set: one JSON line with the page, when it ended
-    (`time.time()`), the seconds, the script thread's CPU seconds, whether the run waited
-    for or did heavy work, the memory the model cache counted (MB), and Lens' garbage
-    collections so far (`cache.collect_garbage`: how many, seconds). `bench/load.py` reads it
-    to tell the server's share of a visitor's wait from the browser's. Each line is one
-    append to a file opened once: the log must not
-    slow the runs it measures."""
-    from lib.core import settings
-    path = settings.get().run_log
-    if not path:
-        yield
-        return
-    import json
-    import time
-    HEAVY._held.used = False
-    t0, cpu0 = time.perf_counter(), time.thread_time()
-    try:
-        yield
-    finally:
-        from lib.models.cache import COLLECTIONS, MODELS
-        line = json.dumps({"page": page, "end": round(time.time(), 3),
-                           "seconds": round(time.perf_counter() - t0, 4),
-                           "cpu": round(time.thread_time() - cpu0, 4),
-                           "heavy": bool(getattr(HEAVY._held, "used", False)),
-                           "cached_mb": round(MODELS.used_bytes / 2**20, 1),
-                           "collections": COLLECTIONS[0],
-                           "collection_s": round(COLLECTIONS[1], 3)})
-        try:
-            os.write(_log_fd(path), (line + "\n").encode())
-        except OSError:      # a diagnostic: a path it cannot write never takes a page down
-            pass
-
-
-def _log_fd(path: str) -> int:
-    with _log_lock:
-        if path not in _log_fds:
-            _log_fds[path] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        return _log_fds[path]
-
-
-_log_lock = threading.Lock()
-_log_fds: dict[str, int] = {}     # run log path -> its file, open for appending
 _TORCH_LIMITED = False
 
 

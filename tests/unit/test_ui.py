@@ -1,92 +1,7 @@
-"""The fair queue for heavy work: bounded, first come first served, places reported."""
+"""lib.ui's server chores: what a session holds is released with it, memory settles, dropped
+sessions are reaped, the memory watch stays quiet."""
 
 import threading
-import time
-
-import pytest
-
-from lib.serving.work import FairQueue
-
-
-def test_at_most_slots_run_and_waiters_are_served_in_order():
-    queue = FairQueue(2)
-    running, peak, order = [0], [0], []
-    guard = threading.Lock()
-    places: dict[int, list[int]] = {}
-
-    def work(i):
-        with queue.slot(lambda place, status: places.setdefault(i, []).append(place)):
-            with guard:
-                running[0] += 1
-                peak[0] = max(peak[0], running[0])
-                order.append(i)
-            time.sleep(0.05)
-            with guard:
-                running[0] -= 1
-
-    threads = []
-    for i in range(8):                      # arrive one after another
-        t = threading.Thread(target=work, args=(i,))
-        t.start()
-        threads.append(t)
-        time.sleep(0.005)
-    for t in threads:
-        t.join()
-    assert peak[0] == 2 and order == list(range(8))
-    assert places[7][0] == 6 and places[7] == sorted(places[7], reverse=True)  # #6, then up
-    assert queue.status.running == 0 and queue.status.waiting == 0
-
-
-def test_nested_heavy_work_does_not_wait_for_itself():
-    queue = FairQueue(1)
-    with queue.slot(), queue.slot():                  # would deadlock if it queued again
-        assert queue.status.running == 1
-
-
-def test_a_waiting_visitor_sees_their_place_on_the_page(monkeypatch):
-    """While the only worker is busy, the classification page queues its CAM and tells the
-    visitor their place; it goes on once the worker is free."""
-    import streamlit as st
-
-    from lib.serving import work
-    from tests.app.test_pages import run_page
-    busy = FairQueue(1)
-    monkeypatch.setattr(work, "HEAVY", busy)
-    places = []
-    real_slot = busy.slot
-
-    def watched_slot(on_wait=None, **kw):
-        def told(place, status):
-            places.append(place)
-            on_wait(place, status)
-        return real_slot(told if on_wait else None, **kw)
-
-    monkeypatch.setattr(busy, "slot", watched_slot)
-    held, release = threading.Event(), threading.Event()
-
-    def other_visitor():
-        with busy.slot():
-            held.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=other_visitor)
-    holder.start()
-    held.wait(5)
-    def finish_when_someone_waits():            # the other visitor's work then finishes
-        deadline = time.time() + 120
-        while busy.status.waiting == 0 and time.time() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.5)
-        release.set()
-
-    threading.Thread(target=finish_when_someone_waits).start()
-    st.cache_data.clear()
-    t0 = time.time()
-    at = run_page("classification")
-    holder.join()
-    assert not at.exception
-    assert places and places[0] == 1 and time.time() - t0 >= 0.5
-    assert "top-1 **tiger cat**" in "\n".join(m.value for m in at.markdown)
 
 
 def test_what_a_session_holds_is_released_when_it_ends():
@@ -104,60 +19,6 @@ def test_what_a_session_holds_is_released_when_it_ends():
     assert runs.client_for("visitor-1") is None
 
 
-def test_a_waiter_that_gives_up_does_not_block_the_line():
-    """Streamlit stops a script (the visitor left or reran) by raising inside it, also while
-    it waits here: its place must be given up, or everyone behind it waits forever."""
-    queue = FairQueue(1)
-    release = threading.Event()
-    held = threading.Event()
-
-    def holder():
-        with queue.slot():
-            held.set()
-            release.wait(10)
-
-    class VisitorLeft(Exception):
-        pass
-
-    def leaver():
-        def leave(place, status):
-            raise VisitorLeft()
-        try:
-            with queue.slot(leave):
-                pass
-        except VisitorLeft:
-            pass
-
-    served = []
-    threading.Thread(target=holder).start()
-    held.wait(5)
-    t = threading.Thread(target=leaver)
-    t.start()
-    t.join(5)
-    later = threading.Thread(target=lambda: served.append(_use(queue)))
-    later.start()
-    release.set()
-    later.join(5)
-    assert served == [True] and queue.status.waiting == 0
-
-
-def _use(queue) -> bool:
-    with queue.slot():
-        return True
-
-
-def test_one_core_stays_out_of_heavy_work_by_default(monkeypatch):
-    from lib.serving import work
-    assert work.threads_per_slot(1, cores=2) == 1          # 2 cores: one slot, one thread
-    assert work.threads_per_slot(3, cores=16) == 5         # 15 cores over 3 slots
-    assert work.threads_per_slot(4, cores=1) == 1
-    monkeypatch.setattr(work.os, "cpu_count", lambda: 8)
-    monkeypatch.delenv("LENS_HEAVY_SLOTS", raising=False)
-    assert work._default_slots() == 7
-    monkeypatch.setenv("LENS_HEAVY_SLOTS", "3")
-    assert work._default_slots() == 3
-
-
 def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monkeypatch):
     """State of a session that was alive at a freeze is frozen with the rest; the next page
     run after Streamlit drops that session (inactive past the TTL) collects it."""
@@ -165,7 +26,8 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
     from streamlit.runtime import Runtime
 
     from lib import ui
-    from lib.models import cache
+    from lib.core import heap
+    from lib.serving import memory
     active = {"a", "b"}
     clock = [100.0]
 
@@ -187,7 +49,7 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
         return len(forced) == 1 or force          # the first run freezes (modules loaded)
     monkeypatch.setattr(Runtime, "exists", staticmethod(lambda: True))
     monkeypatch.setattr(Runtime, "instance", staticmethod(FakeRuntime))
-    monkeypatch.setattr(cache, "freeze_long_lived", freeze)
+    monkeypatch.setattr(memory, "freeze_long_lived", freeze)
     monkeypatch.setattr(ui, "_seen", {})
     monkeypatch.setattr(ui, "_held", set())
     monkeypatch.setattr("time.monotonic", lambda: clock[0])
@@ -210,7 +72,7 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
     ui._settle_memory()
     assert forced[-1] is True and ui._held == {"b"} and media_swept == [True]
     collected = []
-    monkeypatch.setattr(cache, "collect_garbage", lambda: collected.append(True))
+    monkeypatch.setattr(heap, "collect_garbage", lambda: collected.append(True))
     active.add("c")
     me[0] = "c"
     ui._settle_memory()                    # "c" came after the freeze: never frozen
@@ -223,32 +85,6 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
     clock[0] += 60
     ui._settle_memory()                    # nothing else ended: no more forced freezes
     assert forced[-1] is False
-
-
-def test_page_runs_are_timed_into_the_run_log_only_when_asked(monkeypatch, tmp_path):
-    import json
-
-    from lib.serving import work
-    log = tmp_path / "runs.jsonl"
-    monkeypatch.delenv("LENS_RUN_LOG", raising=False)
-    with work.timed_run("Home"):
-        pass
-    assert not log.exists()
-    monkeypatch.setenv("LENS_RUN_LOG", str(log))
-    with work.timed_run("Classification"), work.HEAVY.slot():
-        time.sleep(0.05)
-    with work.timed_run("Detection"):          # light: cached results only
-        pass
-    with pytest.raises(KeyboardInterrupt), work.timed_run("Runs"):
-        raise KeyboardInterrupt                # Streamlit ends a run by raising in it
-    lines = [json.loads(x) for x in log.read_text().splitlines()]
-    assert [(x["page"], x["heavy"]) for x in lines] == [
-        ("Classification", True), ("Detection", False), ("Runs", False)]
-    assert lines[0]["seconds"] >= 0.05
-    monkeypatch.setenv("LENS_RUN_LOG", str(tmp_path))          # a folder: cannot be appended to
-    with work.timed_run("Home"):
-        ran = True
-    assert ran
 
 
 def test_a_dropped_session_is_reaped_from_streamlit_s_store_on_its_event_loop():

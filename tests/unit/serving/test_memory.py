@@ -1,0 +1,71 @@
+"""Freezing what lives as long as the process, and collecting what visitors leave behind."""
+
+import gc
+import time
+import weakref
+
+import pytest
+
+from lib.models.cache import ModelCache
+
+
+@pytest.fixture
+def frozen_gc(monkeypatch):
+    """A fresh freeze state; everything unfrozen again afterwards (the test process's own
+    collector must not keep a frozen generation)."""
+    from lib.serving import memory
+    monkeypatch.setattr(memory, "_frozen_at", None)
+    monkeypatch.setattr(memory, "_frozen_time", 0.0)
+    yield memory
+    gc.unfreeze()
+
+
+def test_freezing_keeps_full_collections_off_what_was_alive(frozen_gc):
+    before = gc.get_freeze_count()
+    assert frozen_gc.freeze_long_lived()
+    assert gc.get_freeze_count() > before
+    assert not frozen_gc.freeze_long_lived()       # nothing imported or loaded since: no work
+    t0 = time.perf_counter()
+    gc.collect()                                   # walks only what is new since the freeze
+    assert gc.get_count()[2] == 0 and time.perf_counter() - t0 < 1.0
+
+
+def test_a_session_s_garbage_is_still_collected_after_a_freeze(frozen_gc):
+    frozen_gc.freeze_long_lived()
+    freed: list = []
+    _Cyclic(freed)                                 # a session's state, made after the freeze
+    gc.collect()                                   # Streamlit's collection after a script run
+    assert freed
+
+
+def test_state_alive_at_a_freeze_is_collected_at_the_next_one(frozen_gc, monkeypatch):
+    freed: list = []
+    alive = _Cyclic(freed)                         # a session alive while a model loaded
+    frozen_gc.freeze_long_lived()
+    del alive                                      # ... that ended since
+    gc.collect()
+    assert not freed                               # frozen: a plain collection skips it
+    monkeypatch.setattr(frozen_gc, "REFREEZE_S", 0.0)
+    assert frozen_gc.freeze_long_lived()           # the periodic refreeze collects first
+    assert freed
+
+
+def test_a_model_loaded_or_evicted_triggers_a_freeze_and_evicted_cycles_go(frozen_gc,
+                                                                             monkeypatch):
+    cache = ModelCache(budget_bytes=15, sizeof=lambda v: 10)
+    monkeypatch.setattr(frozen_gc, "MODELS", cache)
+    freed: list = []
+    frozen_gc.freeze_long_lived()
+    cache.get("a", lambda: _Cyclic(freed))
+    assert frozen_gc.freeze_long_lived()           # a model loaded: frozen with the rest
+    cache.get("b", object)                         # "a" is evicted over budget
+    assert freed                                   # its cycle is collected although frozen
+    assert frozen_gc.freeze_long_lived()
+
+
+class _Cyclic:
+    """Garbage only the cyclic collector can free (it refers to itself)."""
+
+    def __init__(self, freed: list):
+        self.me = self
+        weakref.finalize(self, freed.append, True)
