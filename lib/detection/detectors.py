@@ -25,6 +25,8 @@ from lib.core import journal, settings
 from lib.core.progress import Progress
 from lib.detection.datasets import CocoDataset, Detections, from_torchvision
 from lib.models import registry
+from lib.models.build import builder
+from lib.models.spec import Source, Task
 from lib.serving import fair_queue
 
 
@@ -39,6 +41,10 @@ class Detector:
     untrained: bool = False        # tiny test models only: never shown as a benchmark
     #: held by every forward pass (an EigenCAM hooks the shared model)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        return self.name
 
     def predict(self, images: list[Image.Image], image_ids: list[int], label_map: dict[int, int],
                 threshold: float = 0.05) -> list[Detections]:
@@ -66,6 +72,7 @@ def _torchvision_weights(spec: registry.ModelSpec):
     return getattr(getattr(det, cls_name), member)
 
 
+@builder(Task.DETECTION, Source.TORCHVISION)
 def build_torchvision(spec: registry.ModelSpec, device: str) -> Detector:
     """A torchvision detector with its COCO weights, or `WeightsMissingError`."""
     import torchvision.models.detection as det
@@ -83,6 +90,7 @@ def build_torchvision(spec: registry.ModelSpec, device: str) -> Detector:
     return Detector(spec.name, "torchvision", model.eval().to(device), labels, device=device)
 
 
+@builder(Task.DETECTION, Source.TRANSFORMERS)
 def build_transformers(spec: registry.ModelSpec, device: str) -> Detector:
     """Any transformers object detector id (DETR, RT-DETR, ...), or `WeightsMissingError`."""
     from transformers import AutoImageProcessor, AutoModelForObjectDetection
@@ -354,6 +362,7 @@ def job_for(spec: registry.ModelSpec, dataset: CocoDataset, map_by: str = "name"
         batch_size, spec=spec, map_by=map_by))
 
 
+@builder(Task.DETECTION, Source.CHECKPOINT)
 def build_checkpoint(spec: registry.ModelSpec, device: str | None = None) -> Detector:
     """A detector from a `checkpoints/<name>/` folder written by `lib.train detect`."""
     from lib.detection.architectures import (

@@ -28,6 +28,8 @@ from typing import Any
 from lib.core import settings
 from lib.core.errors import ModelTooLargeError
 from lib.core.heap import collect_garbage
+from lib.models import registry
+from lib.models.spec import Model
 
 
 def model_nbytes(obj: Any) -> int:
@@ -137,7 +139,7 @@ class ModelCache:
             self._tracked.pop(ident, None)
 
     def _insert(self, key: str, value: Any, nbytes: int) -> CacheEntry:
-        own = getattr(value, "lock", None)   # a model's own lock, held by its forward passes
+        own = value.lock if isinstance(value, Model) else None   # held by its forward passes
         entry = CacheEntry(key=key, value=value, nbytes=nbytes,
                            lock=own if own is not None else threading.RLock())
         with self._guard:
@@ -201,9 +203,9 @@ MODELS = ModelCache()
 
 @dataclass(frozen=True)
 class ModelHandle:
-    """A loaded model as every caller gets it: the model object (a `LoadedModel`, `Detector`,
-    `Segmenter`, `Grounder` or `VideoModel`), the lock its forward passes hold, and whether
-    it is an untrained test model (never shown as real output)."""
+    """A loaded model as every caller gets it: the model (a `registry.Model`: `LoadedModel`,
+    `Detector`, `Segmenter`, `Grounder` or `VideoModel`), the lock its forward passes hold,
+    and whether it is an untrained test model (never shown as real output)."""
 
     spec: Any
     model: Any
@@ -214,7 +216,6 @@ class ModelHandle:
 def load(name: Any, task: str, device: str | None = None) -> ModelHandle:
     """The one way to get a model: by registry name (or a `ModelSpec`) for a task, loaded
     once per process under the memory budget. The only cache-key format is here."""
-    from lib.models import registry
     given = name if isinstance(name, registry.ModelSpec) else None
     key = _key(name, task, device)
 
@@ -224,8 +225,8 @@ def load(name: Any, task: str, device: str | None = None) -> ModelHandle:
         return registry.build(spec, task, device)
 
     entry = MODELS.get(key, build)
-    return ModelHandle(_SPECS.get(key, given), entry.value, entry.lock,
-                       bool(getattr(entry.value, "untrained", False)))
+    model: registry.Model = entry.value
+    return ModelHandle(_SPECS.get(key, given), model, model.lock, model.untrained)
 
 
 def shared(key: str, build: Callable[[], Any]) -> Any:
@@ -249,7 +250,6 @@ def loaded(name: Any, task: str, device: str | None = None) -> bool:
 
 
 def _key(name: Any, task: str, device: str | None) -> str:
-    from lib.models import registry
     name = name.name if isinstance(name, registry.ModelSpec) else name
     return f"{registry.Task(task)}:{name}@{device or 'auto'}"
 

@@ -11,6 +11,7 @@ each click only runs SAM2's prompt encoder and mask decoder.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from lib.core.errors import PromptError
 from lib.core.progress import Callback, Ticker
 from lib.media import masks as M
 from lib.models import registry
+from lib.models.build import builder
+from lib.models.spec import Source, Task
 
 GRABCUT = "GrabCut (classical fallback, not SAM2)"
 EMBED_CACHE_SIZE = 8     # embeddings kept per process (about 6 MB each for SAM 2.1 at 1024 px)
@@ -58,6 +61,7 @@ class Segmenter:
     processor: Any = None
     device: str = "cpu"
     untrained: bool = False      # tiny test models only: never shown to a user
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -265,6 +269,7 @@ def load_pretrained(spec: registry.ModelSpec, model_cls, processor_cls,
     return model.eval().to(device), processor, device
 
 
+@builder(Task.SEGMENTATION, Source.TRANSFORMERS, Source.CHECKPOINT)
 def build_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segmenter:
     """SAM 2.1 / EdgeTAM with real weights (hub cache or a `checkpoints/` folder in
     transformers format), or `WeightsMissingError` with the fetch command."""
@@ -333,6 +338,12 @@ class Grounder:
     model: Any
     processor: Any
     device: str = "cpu"
+    untrained: bool = False
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        return self.name
 
     def boxes(self, image: np.ndarray, phrase: str) -> list[Region]:
         """Each region Florence-2 grounds the phrase to."""
@@ -357,6 +368,7 @@ class Grounder:
                 for box, lab in zip(found.get("bboxes", []), found.get("labels", []))]
 
 
+@builder(Task.GROUNDING, Source.TRANSFORMERS, Source.CHECKPOINT)
 def build_grounder(spec: registry.ModelSpec, device: str | None = None) -> Grounder:
     from transformers import AutoProcessor, Florence2ForConditionalGeneration
     model, processor, device = load_pretrained(spec, Florence2ForConditionalGeneration,

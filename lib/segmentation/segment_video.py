@@ -10,6 +10,7 @@ precision on a GPU.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -24,6 +25,8 @@ from lib.core.progress import Progress
 from lib.media import masks as M
 from lib.media import video as V
 from lib.models import registry
+from lib.models.build import builder
+from lib.models.spec import Source, Task
 
 
 def check_limits(info: V.VideoInfo, max_frames: int | None = None,
@@ -338,6 +341,14 @@ class ClassicalVideoModel:
 
     name = CLASSICAL
     untrained = False
+    device = "cpu"
+
+    def __init__(self):
+        self.lock = threading.RLock()
+
+    @property
+    def label(self) -> str:
+        return self.name
 
     def tracker(self, info: V.VideoInfo, frames: Sequence[np.ndarray]) -> FlowTracker:
         return FlowTracker(info, frames)
@@ -423,6 +434,11 @@ class VideoModel:
     processor: Any
     device: str = "cpu"
     untrained: bool = False
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        return self.name
 
     def tracker(self, info: V.VideoInfo, frames: Sequence[np.ndarray]) -> Tracker:
         return Tracker(self.name, self.model, self.processor, info, frames, self.device,
@@ -435,6 +451,7 @@ def load_video_model(name: str) -> VideoModel:
     return cache.load(name, "tracking").model
 
 
+@builder(Task.TRACKING, Source.TRANSFORMERS, Source.CHECKPOINT)
 def build_video_model(spec: registry.ModelSpec, device: str | None = None) -> VideoModel:
     """The video model with real weights, or `WeightsMissingError` naming the fetch command."""
     from transformers import Sam2VideoProcessor

@@ -48,7 +48,7 @@ def init_weights(model, arch: str, init: str) -> str:
             raise TrainError(f"No packaged weights for '{arch}'; use --init timm or scratch.")
         import timm
         full = timm.create_model(arch, pretrained=False, num_classes=1000)
-        state = registry._package_state_dict(spec, full)
+        state = registry.package_state_dict(spec, full)
         own = model.state_dict()
         loaded = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(loaded, strict=False)

@@ -126,7 +126,7 @@ def new_image_model():
     spec = next(s for s in registry.builtin_specs()
                 if s.source == "package" and s.arch == BACKBONE)
     full = timm.create_model(BACKBONE, pretrained=False, num_classes=1000)
-    state = registry._package_state_dict(spec, full)
+    state = registry.package_state_dict(spec, full)
     body = model.vision_encoder.backbone.timm_model
     own = body.state_dict()
     missing = [k for k in own if not k.endswith("num_batches_tracked")

@@ -53,14 +53,37 @@ def test_a_model_is_built_only_for_its_own_task():
 
 
 def test_every_known_model_has_a_builder_and_a_source_backend():
-    import importlib
+    """Builders register themselves next to their model code (`@registry.builder`); the
+    table is whole once `builders()` imported their modules, and each lives in one of them."""
+    table = registry.builders()
     for spec in registry.all_specs():
         assert spec.source in registry.SOURCES
-        module, function = registry.BUILDERS[(spec.task, spec.source)].split(":")
-        assert callable(getattr(importlib.import_module(module), function))
-    for target in registry.BUILDERS.values():
-        module, function = target.split(":")
-        assert callable(getattr(importlib.import_module(module), function)), target
+        assert callable(table[(spec.task, spec.source)])
+    for (task, source), fn in table.items():
+        assert fn.__module__ in registry.BUILDER_MODULES, (task, source, fn)
+    assert {(t.value, s.value) for t, s in table} >= {
+        ("classification", "package"), ("classification", "timm"), ("detection", "torchvision"),
+        ("detection", "checkpoint"), ("segmentation", "transformers"), ("tracking", "checkpoint"),
+        ("grounding", "transformers")}
+
+
+def test_a_second_builder_for_the_same_slot_is_refused():
+    registry.builders()
+    with pytest.raises(RuntimeError, match="two builders"):
+        registry.builder("classification", "timm")(lambda spec, device: None)
+
+
+def test_every_loaded_model_satisfies_the_model_protocol():
+    """Each wrapper (classifier, detector, segmenter, grounder, tracker) is a `Model`."""
+    from lib.detection import detectors
+    from lib.segmentation import segment, segment_video
+    made = [registry.from_module(__import__("torch").nn.Linear(2, 2), ["a", "b"]),
+            detectors.tiny_detector("torchvision", {1: "cat"}), segment.grabcut_segmenter(),
+            segment.Grounder("g", None, None), segment_video.ClassicalVideoModel(),
+            segment_video.VideoModel("v", None, None)]
+    for model in made:
+        assert isinstance(model, registry.Model), type(model).__name__
+        assert model.label and hasattr(model.lock, "acquire") and model.untrained in (True, False)
 
 
 def test_cache_load_is_the_one_entry_point(monkeypatch):

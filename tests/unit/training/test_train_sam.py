@@ -115,7 +115,7 @@ def test_the_backbone_starts_from_the_packaged_imagenet_weights():
     import timm
     spec = next(s for s in registry.builtin_specs()
                 if s.source == "package" and s.arch == T.BACKBONE)
-    state = registry._package_state_dict(spec, timm.create_model(T.BACKBONE, num_classes=1000))
+    state = registry.package_state_dict(spec, timm.create_model(T.BACKBONE, num_classes=1000))
     body = T.new_image_model().vision_encoder.backbone.timm_model.state_dict()
     assert torch.equal(body["conv_stem.weight"], state["conv_stem.weight"])
     video = T.video_model_from(T.new_image_model())
