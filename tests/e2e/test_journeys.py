@@ -330,7 +330,8 @@ def test_segmentation_demo_segmenter_one_click_on_the_synthetic_sample(page, ser
     import numpy as np
 
     from lib.demo import samples, synth
-    from lib.training.train_sam import NAME, center_click
+    from lib.training.sam_measure import center_click
+    from lib.training.train_sam import NAME
     _, objects = synth.make_image(np.random.default_rng(7), 256, 3)    # = synth.sample_image()
     truth = objects[0][1]
     x, y = center_click(truth)
@@ -359,7 +360,8 @@ def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, serve
 
     from lib.demo import synth
     from lib.media import masks as M
-    from lib.training.train_sam import NAME, center_click
+    from lib.training.sam_measure import center_click
+    from lib.training.train_sam import NAME
     clip = synth.sample_clip()
     truth = [{int(k): M.from_rle(r) for k, r in fm.items()}
              for fm in json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]]

@@ -89,7 +89,7 @@ def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
     (click at each shape's centre and its box through `Segmenter.predict`; one box prompt per
     object on its first frame, propagated by `EdgeTamVideoModel`, J on every later frame)."""
     from lib.segmentation import segment, segment_video
-    from lib.training import train_sam
+    from lib.training import sam_data, sam_measure, train_sam
     folder = ROOT / "checkpoints" / train_sam.NAME
     manifest = json.loads((folder / "model.json").read_text())
     m = manifest["metrics"]
@@ -97,7 +97,7 @@ def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
     assert manifest["label_set"] == "synthetic shapes"
     spec = registry.find(train_sam.NAME)
     cache = tmp_path_factory.mktemp("cache")
-    now = train_sam.measure_images(segment.build_segmenter(spec, device="cpu"),
+    now = sam_measure.measure_images(segment.build_segmenter(spec, device="cpu"),
                                    synth.demo_val(cache))
     # tolerances: another CPU's rounding may flip a near-tie between candidates (image) or an
     # object score near 0 that then carries through the memory (video); a broken path moves
@@ -105,7 +105,7 @@ def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
     for key in ("click_iou", "box_iou", "top_ranked_is_best"):
         assert now[key] == pytest.approx(m[key], abs=5e-3), key
     video = segment_video.build_video_model(spec, device="cpu")
-    j = segment_video.track_clip_j(video.tracker, train_sam.val_clips(cache))
+    j = segment_video.track_clip_j(video.tracker, sam_data.val_clips(cache))
     assert (j["clips"], j["frames"]) == (m["video_clips"], m["video_frames"])
     assert j["J"] == pytest.approx(m["video_J"], abs=0.02)
     assert j["J_occluded"] == pytest.approx(m["video_J_after_occlusion"], abs=0.03)

@@ -10,7 +10,7 @@ import torch
 from lib.demo import synth
 from lib.models import checkpoints, registry
 from lib.segmentation import segment, segment_video
-from lib.training import train_sam as T
+from lib.training import sam_data, sam_losses, sam_model, sam_stages, train_sam
 
 
 @pytest.fixture(scope="module")
@@ -19,12 +19,12 @@ def shape():
     return objects[0][1]
 
 
-@pytest.mark.parametrize("kind", T.PROMPT_KINDS)
+@pytest.mark.parametrize("kind", sam_data.PROMPT_KINDS)
 def test_prompts_are_sampled_from_the_mask(shape, kind):
     rng = np.random.default_rng(0)
     ys, xs = np.nonzero(shape)
     for _ in range(20):
-        points = T.sample_prompts(shape, kind, rng)
+        points = sam_data.sample_prompts(shape, kind, rng)
         for x, y, label in points:
             if label == 1:
                 assert shape[int(y), int(x)]                 # positives inside
@@ -42,7 +42,7 @@ def test_prompts_are_sampled_from_the_mask(shape, kind):
 def test_a_box_as_corner_points_is_the_processors_box():
     """Training encodes a box as two points labelled 2 and 3; the page sends `input_boxes`.
     The prompt encoder must give the same result both ways."""
-    model = T.new_image_model().eval()
+    model = sam_model.new_image_model().eval()
     with torch.no_grad():
         pts = model.prompt_encoder(torch.tensor([[[[10.0, 20.0], [100.0, 150.0]]]]),
                                    torch.tensor([[[2, 3]]]), None, None)[0]
@@ -54,12 +54,12 @@ def test_a_box_as_corner_points_is_the_processors_box():
 def test_training_features_equal_the_models_own_embeddings():
     """Stage 1 trains on cached backbone features; what it feeds the decoder must be what
     `EdgeTamModel.get_image_embeddings` (the page's path) computes."""
-    model = T.new_image_model().eval()
-    data = T.make_images(3, 0, T.processor(), log=None)
-    feats = T.backbone_features(model, data.pixels)
+    model = sam_model.new_image_model().eval()
+    data = sam_data.make_images(3, 0, sam_model.processor(), log=None)
+    feats = sam_stages.backbone_features(model, data.pixels)
     with torch.no_grad():
         ref = model.get_image_embeddings(data.pixels.float())
-        ours = T.embeddings_from_features(model, feats)
+        ours = sam_stages.embeddings_from_features(model, feats)
     for a, b in zip(ref, ours):
         assert a.shape == b.shape and torch.allclose(a, b, atol=2e-2)   # features kept in fp16
 
@@ -68,7 +68,7 @@ def test_prompt_and_image_positions_share_one_encoding():
     """A fresh transformers EdgeTAM draws its prompt and image positional encodings apart;
     trained that way, a click's position means nothing (the model learned to segment the most
     salient shape whatever was clicked). The demo model ties them, as SAM has them."""
-    model = T.new_image_model()
+    model = sam_model.new_image_model()
     assert torch.equal(model.prompt_encoder.shared_embedding.positional_embedding,
                        model.shared_image_embedding.positional_embedding)
 
@@ -78,8 +78,8 @@ def test_image_content_starts_no_louder_than_the_positional_encoding():
     location) that ride on the image embedding. A default neck on Lite0's features starts at
     about 36 and the decoder never learned to use the prompt; the demo model starts it at the
     encoding's scale."""
-    model = T.new_image_model().eval()
-    data = T.make_images(8, 0, T.processor(), log=None)
+    model = sam_model.new_image_model().eval()
+    data = sam_data.make_images(8, 0, sam_model.processor(), log=None)
     with torch.no_grad():
         embedding = model.get_image_embeddings(data.pixels.float())[-1]
         pe = model.get_image_wide_positional_embeddings()
@@ -88,24 +88,25 @@ def test_image_content_starts_no_louder_than_the_positional_encoding():
 
 
 def test_warm_up_batches_click_different_shapes_of_one_image():
-    data = T.make_images(12, 0, T.processor(), log=None)
-    model = T.new_image_model().eval()
-    feats = T.backbone_features(model, data.pixels)
+    data = sam_data.make_images(12, 0, sam_model.processor(), log=None)
+    model = sam_model.new_image_model().eval()
+    feats = sam_stages.backbone_features(model, data.pixels)
     seen = []
-    real = T.decoder_loss
+    real = sam_losses.decoder_loss
 
     def spy(out, target, multimask):
         seen.append((target.shape, multimask))
         targets.append(target)
         return real(out, target, multimask)
     targets = []
-    T.decoder_loss = spy
+    sam_stages.decoder_loss = spy            # the stage calls the loss by this name
     try:
-        loss, _, _, single = T.image_step(model, data, feats, np.random.default_rng(0), batch=4,
-                                          locate=True)
+        loss, _, _, single = sam_stages.image_step(model, data, feats, np.random.default_rng(0),
+                                                   batch=4, locate=True)
     finally:
-        T.decoder_loss = real
-    assert seen == [((4, 2, T.LOSS_SIZE, T.LOSS_SIZE), False)]   # single mask only
+        sam_stages.decoder_loss = real
+    size = sam_losses.LOSS_SIZE
+    assert seen == [((4, 2, size, size), False)]   # single mask only
     for pair in targets[0]:                                        # two different shapes
         assert pair[0].sum() > 0 and pair[1].sum() > 0 and not torch.equal(pair[0], pair[1])
     assert loss.requires_grad and 0 <= single <= 1
@@ -114,11 +115,12 @@ def test_warm_up_batches_click_different_shapes_of_one_image():
 def test_the_backbone_starts_from_the_packaged_imagenet_weights():
     import timm
     spec = next(s for s in registry.builtin_specs()
-                if s.source == "package" and s.arch == T.BACKBONE)
-    state = registry.package_state_dict(spec, timm.create_model(T.BACKBONE, num_classes=1000))
-    body = T.new_image_model().vision_encoder.backbone.timm_model.state_dict()
+                if s.source == "package" and s.arch == sam_model.BACKBONE)
+    state = registry.package_state_dict(
+        spec, timm.create_model(sam_model.BACKBONE, num_classes=1000))
+    body = sam_model.new_image_model().vision_encoder.backbone.timm_model.state_dict()
     assert torch.equal(body["conv_stem.weight"], state["conv_stem.weight"])
-    video = T.video_model_from(T.new_image_model())
+    video = sam_model.video_model_from(sam_model.new_image_model())
     assert torch.isfinite(video.spatial_perceiver.latents_2d).all()   # initialised, not empty
 
 
@@ -127,7 +129,7 @@ def test_few_step_recipe_writes_a_folder_both_models_load(tmp_path):
     registry reads as a segmentation checkpoint, measured figures and an offline W&B run."""
     recipe = {"images": 12, "image_steps": 2, "locate_steps": 1, "clips": 2, "clip_frames": 8,
               "video_steps": 2}
-    folder = T.demo_segmenter(tmp_path, recipe, log=lambda s: None,
+    folder = train_sam.demo_segmenter(tmp_path, recipe, log=lambda s: None,
                               measure_on={"images": 2, "clips": 1},
                               save_stage1=tmp_path / "stage1")
     ckpt = checkpoints.read_checkpoint(folder)

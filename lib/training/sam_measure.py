@@ -1,0 +1,65 @@
+"""The demo segmenter's figures, measured through the page's own code (`lib.segmentation`):
+IoU from one click and from a box, and J on the validation clips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lib.training.sam_data import val_clips
+
+
+def center_click(mask: np.ndarray) -> tuple[float, float]:
+    """The interior point farthest from the shape's edge: where a user clicks."""
+    import cv2
+    dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(np.argmax(dist), dist.shape)
+    return float(x), float(y)
+
+
+def measure_images(segmenter, val_dir: str | Path, limit: int | None = None) -> dict:
+    """Mean mask IoU on a `lib.synth` COCO split through `Segmenter.predict`, as the page
+    calls it (multimask on, the best candidate by predicted IoU): one click at each shape's
+    centre, and its tight box. Also how often the top-ranked candidate is the truly best one."""
+    from lib.media import images
+    from lib.media import masks as M
+    val_dir = Path(val_dir)
+    coco = json.loads((val_dir / "annotations.json").read_text())
+    by_image: dict[int, list] = {}
+    for a in coco["annotations"]:
+        by_image.setdefault(a["image_id"], []).append(a)
+    click, box, top_is_best, n_images = [], [], [], 0
+    for info in coco["images"][:limit]:
+        image = np.array(images.load_image(val_dir / "images" / info["file_name"]).image)
+        n_images += 1
+        for a in by_image.get(info["id"], []):
+            truth = M.from_rle(a["segmentation"])
+            x, y, w, h = a["bbox"]
+            for prompt, out in (({"points": [(*center_click(truth), 1)]}, click),
+                                ({"box": (x, y, x + w, y + h)}, box)):
+                res = segmenter.predict(image, multimask=True, **prompt)
+                ious = [float((m & truth).sum() / max(1, (m | truth).sum())) for m in res.masks]
+                out.append(ious[res.best])
+                top_is_best.append(ious[0] >= max(ious) - 1e-9)
+    return {"click_iou": float(np.mean(click)), "box_iou": float(np.mean(box)),
+            "top_ranked_is_best": float(np.mean(top_is_best)), "images": n_images,
+            "objects": len(click)}
+
+
+def measure(folder: Path, clips: int | None = None, images: int | None = None) -> dict:
+    """The manifest's figures, re-measured from a saved folder through
+    `lib.segmentation.segment` and
+    `lib.segmentation.segment_video` as the page calls them."""
+    from lib.demo import synth
+    from lib.models import checkpoints, registry
+    from lib.segmentation import segment, segment_video
+    spec = registry.checkpoint_spec(checkpoints.read_checkpoint(folder))
+    seg = segment.build_segmenter(spec, device="cpu")
+    video = segment_video.build_video_model(spec, device="cpu")
+    out = measure_images(seg, synth.demo_val(), images)
+    j = segment_video.track_clip_j(video.tracker, val_clips(), clips)
+    out.update(video_J=j["J"], video_J_after_occlusion=j["J_occluded"], video_clips=j["clips"],
+               video_frames=j["frames"])
+    return out
