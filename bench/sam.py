@@ -22,18 +22,19 @@ from common import median_time
 from skimage import data
 
 from lib.models import registry
-from lib.segmentation import segment as S
+from lib.segmentation import segment
 
 
-def segmenter(name: str) -> tuple[S.Segmenter, str]:
+def segmenter(name: str) -> tuple[segment.Segmenter, str]:
     spec = registry.find(name)
     if registry.availability(spec).ready:
-        return S.build_segmenter(spec), "real weights"
+        return segment.build_segmenter(spec), "real weights"
     from transformers import Sam2Config, Sam2Model
     torch.manual_seed(0)
     model = Sam2Model(Sam2Config()).eval().to(registry.best_device())
-    return (S.Segmenter("sam2.1-hiera-tiny (random)", "sam2", model, S.sam2_processor(1024),
-                        registry.best_device(), untrained=True),
+    return (segment.Segmenter("sam2.1-hiera-tiny (random)", "sam2", model,
+                              segment.sam2_processor(1024), registry.best_device(),
+                              untrained=True),
             "random weights, same architecture (no real weights here)")
 
 
@@ -56,7 +57,7 @@ def main() -> None:
 
     torch.set_grad_enabled(False)
     t_embed = median_time(embed, args.repeats)
-    S._EMBEDDINGS.clear()
+    segment._EMBEDDINGS.clear()
     seg.embed(image)
     t_click = median_time(click, args.repeats * 5)
     print(f"model: {seg.name} on {seg.device} ({how}); image {w}x{h}")

@@ -37,10 +37,10 @@ def _model(name: str, reduced: bool):
     import torch
 
     from lib.models import registry
-    from lib.segmentation import segment_video as SV
+    from lib.segmentation import segment_video
     spec = registry.find(name)
     if registry.availability(spec).ready and not reduced:
-        return SV.build_video_model(spec), "real weights"
+        return segment_video.build_video_model(spec), "real weights"
     from transformers import (
         Sam2HieraDetConfig,
         Sam2ImageProcessor,
@@ -70,7 +70,7 @@ def _model(name: str, reduced: bool):
     model = Sam2VideoModel(config).eval().to(device)
     if device == "cuda":
         model = model.half()
-    return SV.VideoModel("bench", model, processor, device, untrained=True), how
+    return segment_video.VideoModel("bench", model, processor, device, untrained=True), how
 
 
 def child(frames: int, model: str, reduced: bool) -> None:
@@ -78,18 +78,18 @@ def child(frames: int, model: str, reduced: bool) -> None:
     import numpy as np
     import torch
 
-    from lib.media import video as V
+    from lib.media import video as video_io
     from tests.helpers import write_video
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
         colors = [tuple(int(v) for v in rng.integers(0, 255, 3)) for _ in range(frames)]
         path = write_video(Path(tmp) / "clip.mp4", frames=frames, fps=25, size=(854, 480),
                            codec="libx264", colors=colors)
-        info = V.open_video(path)
-        from lib.segmentation import segment_video as SV
+        info = video_io.open_video(path)
+        from lib.segmentation import segment_video
         vm, how = _model(model, reduced)
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        tracker = vm.tracker(info, SV.load_frames(info))
+        tracker = vm.tracker(info, segment_video.load_frames(info))
         t0 = time.perf_counter()
         tracker.add_prompt(0, 1, [(427, 240, 1)])
         tracker.propagate()

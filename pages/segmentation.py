@@ -17,10 +17,10 @@ from lib.core import scratch, settings
 from lib.core.errors import LensError
 from lib.demo import samples
 from lib.media import images
-from lib.media import masks as M
-from lib.media import video as V
+from lib.media import masks as mask_ops
+from lib.media import video as video_io
 from lib.models import registry
-from lib.segmentation import segment as S
+from lib.segmentation import segment, segment_video
 
 DISPLAY_WIDTH = 720
 st.title("Segmentation")
@@ -50,12 +50,12 @@ def _click(value, image_width: int, state: dict):
 
 
 def _model_picker(key: str, video: bool = False) -> str:
-    choices = S.model_choices()
+    choices = segment.model_choices()
     names = [n for n, _ in choices]
     ready = dict(choices)
-    synthetic = S.synthetic_models()
+    synthetic = segment.synthetic_models()
     demo = {n for n, ok in choices if ok and n in synthetic}
-    have_sam = any(ok for n, ok in choices if n != S.GRABCUT and n not in demo)
+    have_sam = any(ok for n, ok in choices if n != segment.GRABCUT and n not in demo)
 
     def label(n: str) -> str:
         if not ready[n]:
@@ -65,12 +65,15 @@ def _model_picker(key: str, video: bool = False) -> str:
     if not have_sam:
         spec = registry.find(registry.SAM2_IDS[0])
         if video:
-            from lib.segmentation import segment_video as SV
+            measured = next((m for m in synthetic.values() if "classical_J" in m), None)
+            figures = (f" (mean J {measured['classical_J']:.2f} on the "
+                       f"{measured['video_clips']:.0f} synthetic validation clips, "
+                       f"{measured['classical_J_after_occlusion']:.2f} after an occlusion)"
+                       if measured else "")
             text = (f"No SAM 2 weights on this machine (no hub access). By default, "
-                    f"**{SV.CLASSICAL}**: objects are followed by dense optical flow and refined "
-                    "by GrabCut, frame by frame, from a box you drag. It has no memory: an "
-                    "object hidden behind another is lost (mean J 0.68 on the 20 synthetic "
-                    "validation clips, about 0 after an occlusion).")
+                    f"**{segment_video.CLASSICAL}**: objects are followed by dense optical "
+                    "flow and refined by GrabCut, frame by frame, from a box you drag. It has "
+                    f"no memory: an object hidden behind another is lost{figures}.")
         else:
             text = ("No SAM 2 weights on this machine (no hub access). For photos, the "
                     "**GrabCut** classical fallback segments inside a box you drag; its masks "
@@ -102,33 +105,33 @@ def _demo_sentence(name: str, m: dict, video: bool) -> str:
 
 def _off_distribution(name: str, synthetic_input: bool) -> None:
     """A plain warning when a synthetic-shapes model is used on anything else."""
-    if not synthetic_input and name in S.synthetic_models():
+    if not synthetic_input and name in segment.synthetic_models():
         st.warning(f"**{name}** was trained on synthetic shapes only: on this input its masks "
-                   f"are not meaningful. For photos use **{S.GRABCUT}**.")
+                   f"are not meaningful. For photos use **{segment.GRABCUT}**.")
 
 
 def _load(name: str):
     try:
-        with ui.spinner(f"Loading {name}…", not S.segmenter_loaded(name)):
-            return S.load_segmenter(name)
+        with ui.spinner(f"Loading {name}…", not segment.segmenter_loaded(name)):
+            return segment.load_segmenter(name)
     except LensError as exc:
-        st.error(f"{exc}  \nMeanwhile, pick **{S.GRABCUT}** in the sidebar: it works offline "
+        st.error(f"{exc}  \nMeanwhile, pick **{segment.GRABCUT}** in the sidebar: it works offline "
                  "with box prompts.")
         return None
 
 
 # -- image mode ------------------------------------------------------------------------------
 
-def _objects(state) -> list[S.SegObject]:
-    return state.setdefault("objects", [S.SegObject(1)])
+def _objects(state) -> list[segment.SegObject]:
+    return state.setdefault("objects", [segment.SegObject(1)])
 
 
-def _active(state) -> S.SegObject:
+def _active(state) -> segment.SegObject:
     objs = _objects(state)
     return next((o for o in objs if o.obj_id == state.get("active", 1)), objs[0])
 
 
-def _run(seg, image, obj: S.SegObject, multimask: bool) -> None:
+def _run(seg, image, obj: segment.SegObject, multimask: bool) -> None:
     """Segment one object from its prompts; a problem becomes a notice shown after the rerun."""
     if not obj.has_prompts():
         obj.result = None
@@ -137,7 +140,7 @@ def _run(seg, image, obj: S.SegObject, multimask: bool) -> None:
         with ui.queued("Segmenting"):
             obj.result = seg.predict(image, obj.points, obj.box, multimask=multimask)
         obj.choice = obj.result.best
-    except S.PromptError as exc:
+    except segment.PromptError as exc:
         _notice(str(exc))
 
 
@@ -156,7 +159,7 @@ def image_mode() -> None:
         st.error(str(exc))
         return
     image = np.array(intake.image)   # writable: torch warns on read-only arrays
-    digest = S.image_digest(image)
+    digest = segment.image_digest(image)
     state = st.session_state.setdefault("seg_state", {})
     if state.get("digest") != digest:
         state.clear()
@@ -179,7 +182,7 @@ def image_mode() -> None:
     state["active"] = active_id
     obj = _active(state)
     if c2.button("New object", key="seg_new_object"):
-        new = S.SegObject(max(ids) + 1)
+        new = segment.SegObject(max(ids) + 1)
         objs.append(new)
         state["active"] = new.obj_id
         st.rerun()
@@ -201,8 +204,8 @@ def image_mode() -> None:
 
     # The canvas: masks of every object, prompts of the active one.
     layers = [(o.mask, o.color) for o in objs if o.mask is not None]
-    shown = M.overlay(image, layers, opacity, outline) if layers else image
-    shown = M.draw_prompts(shown, obj.points, [obj.box] if obj.box else [], obj.color)
+    shown = mask_ops.overlay(image, layers, opacity, outline) if layers else image
+    shown = mask_ops.draw_prompts(shown, obj.points, [obj.box] if obj.box else [], obj.color)
     disp = images.fit_width(shown, DISPLAY_WIDTH)
     st.caption(f"Click to add a {'negative' if negative else 'positive'} point to "
                f"**{obj.name}**; drag to draw its box.  Model: **{seg.label}**")
@@ -218,7 +221,7 @@ def image_mode() -> None:
             else:
                 obj.points.append((x, y, 0 if negative else 1))
         else:
-            box = S.clip_box(data, w, h)
+            box = segment.clip_box(data, w, h)
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
                 _notice("The box has (almost) no area; prompts kept.")
             else:
@@ -242,7 +245,7 @@ def image_mode() -> None:
     _effects_and_export(image, objs, intake.name)
 
 
-def _candidates(obj: S.SegObject) -> None:
+def _candidates(obj: segment.SegObject) -> None:
     r = obj.result
     if r is None or len(r.masks) < 2:
         if r is not None:
@@ -257,7 +260,7 @@ def _candidates(obj: S.SegObject) -> None:
                           key=f"seg_choice_{obj.obj_id}_{result_id}")
 
 
-def _prompt_editor(seg, image, obj: S.SegObject, multimask: bool) -> None:
+def _prompt_editor(seg, image, obj: segment.SegObject, multimask: bool) -> None:
     import pandas as pd
     with st.expander(f"Prompts of {obj.name}", expanded=False):
         obj.label = st.text_input("Name", obj.label, key=f"seg_label_{obj.obj_id}")
@@ -275,9 +278,9 @@ def _prompt_editor(seg, image, obj: S.SegObject, multimask: bool) -> None:
                 vals = [float(v) for v in box.replace(" ", "").split(",") if v]
                 if vals and len(vals) != 4:
                     raise ValueError("a box needs four numbers")
-                new_box = S.clip_box(vals, *image.shape[1::-1]) if vals else None
+                new_box = segment.clip_box(vals, *image.shape[1::-1]) if vals else None
                 if points or new_box:
-                    S.check_prompts(points, new_box, image.shape[1], image.shape[0])
+                    segment.check_prompts(points, new_box, image.shape[1], image.shape[0])
             except ValueError as exc:   # PromptError is a ValueError
                 st.warning(f"Could not use the edits: {exc} The previous prompts are kept.")
                 return
@@ -287,7 +290,7 @@ def _prompt_editor(seg, image, obj: S.SegObject, multimask: bool) -> None:
 
 
 def _text_prompt(seg, image, state, multimask: bool) -> None:
-    choices = S.grounder_choices()
+    choices = segment.grounder_choices()
     col1, col2 = st.columns([3, 2])
     phrase = col1.text_input("Find", placeholder="person, logo, dog…", key="seg_phrase")
     gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_grounder",
@@ -299,7 +302,7 @@ def _text_prompt(seg, image, state, multimask: bool) -> None:
             return
         try:
             with st.spinner(f"Grounding '{phrase}' with {gname}…"), ui.queued("Grounding"):
-                state["found"] = (phrase, S.load_grounder(gname).boxes(image, phrase))
+                state["found"] = (phrase, segment.load_grounder(gname).boxes(image, phrase))
         except LensError as exc:
             st.error(str(exc))
             return
@@ -310,12 +313,12 @@ def _text_prompt(seg, image, state, multimask: bool) -> None:
     if not boxes:
         st.info(f"Nothing in the image matched '{phrase}'. Try another phrase.")
         return
-    st.image(M.draw_prompts(image, [], [r.box for r in boxes], (255, 0, 255)),
+    st.image(mask_ops.draw_prompts(image, [], [r.box for r in boxes], (255, 0, 255)),
              caption=f"{len(boxes)} box(es) for '{phrase}'", width=DISPLAY_WIDTH)
     if st.button(f"Segment these {len(boxes)} box(es)", key="seg_found_go"):
         objs = _objects(state)
         for region in boxes:
-            obj = S.SegObject(max(o.obj_id for o in objs) + 1, box=region.box,
+            obj = segment.SegObject(max(o.obj_id for o in objs) + 1, box=region.box,
                               label=region.label)
             _run(seg, image, obj, multimask)
             objs.append(obj)
@@ -342,7 +345,8 @@ def _everything(seg, image, state) -> None:
     if not auto:
         st.info("No mask passed the filters; lower the IoU or stability thresholds.")
         return
-    st.image(M.overlay(image, [(a.mask, M.color_for(i + 1)) for i, a in enumerate(auto)], 0.5),
+    layers = [(a.mask, mask_ops.color_for(i + 1)) for i, a in enumerate(auto)]
+    st.image(mask_ops.overlay(image, layers, 0.5),
              caption=f"{len(auto)} masks, largest first", width=DISPLAY_WIDTH)
     st.dataframe([{"#": i + 1, "area (px)": a.area, "predicted IoU": round(a.predicted_iou, 3),
                    "stability": round(a.stability, 3), "box": a.bbox}
@@ -350,8 +354,8 @@ def _everything(seg, image, state) -> None:
     if st.button("Add them as objects", key="seg_auto_add"):
         objs = _objects(state)
         for a in auto:
-            obj = S.SegObject(max(o.obj_id for o in objs) + 1, label=f"auto {a.area} px")
-            obj.result = S.MaskResult(a.mask[None], np.array([a.predicted_iou]), seg.label)
+            obj = segment.SegObject(max(o.obj_id for o in objs) + 1, label=f"auto {a.area} px")
+            obj.result = segment.MaskResult(a.mask[None], np.array([a.predicted_iou]), seg.label)
             objs.append(obj)
         st.rerun()
 
@@ -366,7 +370,7 @@ def _effects_and_export(image, objs, name: str) -> None:
     picked = c1.multiselect("Objects", [o.obj_id for o in done], default=[o.obj_id for o in done],
                             format_func=lambda i: next(o.name for o in done if o.obj_id == i),
                             key="seg_objects")
-    effect = c2.selectbox("Effect", ["none", *M.EFFECTS], key="seg_effect")
+    effect = c2.selectbox("Effect", ["none", *mask_ops.EFFECTS], key="seg_effect")
     strength = c3.slider("Strength", 3, 99, 31, 2, key="seg_strength")
     color = (st.color_picker("Fill colour", "#000000", key="seg_fill_colour")
              if effect == "fill" else "#000000")
@@ -374,18 +378,18 @@ def _effects_and_export(image, objs, name: str) -> None:
     stem = Path(name).stem
     if effect != "none" and sel:
         rgb = tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
-        edited = M.apply_effect(image, [o.mask for o in sel], effect, strength, rgb)
+        edited = mask_ops.apply_effect(image, [o.mask for o in sel], effect, strength, rgb)
         st.image(edited, caption=f"{effect} on {len(sel)} object(s)", width=DISPLAY_WIDTH)
-        ui.download_button("Download edited image (PNG)", lambda: M.png_bytes(edited),
+        ui.download_button("Download edited image (PNG)", lambda: mask_ops.png_bytes(edited),
                            f"{stem}-{effect.replace(' ', '-')}.png", "image/png",
                            key="seg_download_edited_image")
     cols = st.columns(min(4, len(done)) or 1)
     for k, o in enumerate(done):
-        ui.download_button(f"Mask: {o.name}", lambda m=o.mask: M.png_bytes(m),
+        ui.download_button(f"Mask: {o.name}", lambda m=o.mask: mask_ops.png_bytes(m),
                            f"{stem}-mask-{o.obj_id}.png", "image/png", key=f"seg_dl_{o.obj_id}",
                            where=cols[k % len(cols)])
     h, w = image.shape[:2]
-    ui.download_button("All masks (COCO JSON, RLE)", lambda: M.coco_json(   # built on click
+    ui.download_button("All masks (COCO JSON, RLE)", lambda: mask_ops.coco_json(   # built on click
         [(name, w, h, [o.mask for o in done], [o.obj_id for o in done])],
         {o.obj_id: o.name for o in done}), f"{stem}-masks.json", "application/json",
         key="seg_all_masks_coco_json")
@@ -396,21 +400,18 @@ def _effects_and_export(image, objs, name: str) -> None:
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _video_info(digest: str, _data: bytes, name: str):
     """Probe the upload and check the tracker's limits (cheap; no frames decoded)."""
-    from lib.segmentation import segment_video as SV
-    info = V.open_video(scratch.store_bytes(_data, Path(name).suffix))
-    SV.check_limits(info)
+    info = video_io.open_video(scratch.store_bytes(_data, Path(name).suffix))
+    segment_video.check_limits(info)
     return info
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _video_frames(digest: str, _info):
-    from lib.segmentation import segment_video as SV
-    return SV.load_frames(_info)
+    return segment_video.load_frames(_info)
 
 
 def video_mode() -> None:
-    from lib.segmentation import segment_video as SV
-    upload = st.file_uploader("Video (MP4, MOV, WebM, AVI)", type=V.ACCEPTED_EXTENSIONS,
+    upload = st.file_uploader("Video (MP4, MOV, WebM, AVI)", type=video_io.ACCEPTED_EXTENSIONS,
                               key="seg_video")
     name = _model_picker("seg_video_model", video=True)
     if upload is None:
@@ -432,14 +433,14 @@ def video_mode() -> None:
     except LensError as exc:
         st.error(str(exc))
         return
-    if name == S.GRABCUT:     # no SAM 2 here: classical tracking, said plainly
-        vm = SV.ClassicalVideoModel()
+    if name == segment.GRABCUT:     # no SAM 2 here: classical tracking, said plainly
+        vm = segment_video.ClassicalVideoModel()
         name = vm.name
-        st.caption(f"Tracking with {SV.CLASSICAL}: drag a box to start an object.")
+        st.caption(f"Tracking with {segment_video.CLASSICAL}: drag a box to start an object.")
     else:
         try:
             with st.spinner(f"Loading {name}…"):
-                vm = SV.load_video_model(name)
+                vm = segment_video.load_video_model(name)
         except LensError as exc:
             st.error(str(exc))
             return
@@ -456,7 +457,7 @@ def video_mode() -> None:
         state.clear()
         state.update(key=(digest, name), tracker=vm.tracker(info, frames), active=1)
         st.session_state.pop("seg_render_mp4", None)   # a render of the previous clip
-    tracker: SV.Tracker = state["tracker"]
+    tracker: segment_video.Tracker = state["tracker"]
     st.caption(f"{info.width}×{info.height}, {len(frames)} frames at {info.fps:.1f} fps")
     frame_idx = st.slider("Frame", 0, len(frames) - 1, 0, key="seg_frame")
     c1, c2, c3 = st.columns([2, 1, 1])
@@ -479,10 +480,10 @@ def video_mode() -> None:
         if kind == "point":
             points.append((d[0], d[1], 0 if negative else 1))
         else:
-            box = S.clip_box(d, info.width, info.height)
+            box = segment.clip_box(d, info.width, info.height)
         try:
             tracker.add_prompt(frame_idx, state["active"], points, box)
-        except (S.PromptError, V.VideoError) as exc:
+        except (segment.PromptError, video_io.VideoError) as exc:
             st.warning(f"{exc} Prompts kept.")
         else:
             st.rerun()
@@ -502,7 +503,7 @@ def video_mode() -> None:
 
 
 def _video_text_prompt(tracker, frame_idx: int, state) -> None:
-    choices = S.grounder_choices()
+    choices = segment.grounder_choices()
     col1, col2 = st.columns([3, 2])
     phrase = col1.text_input("Find", placeholder="person, logo…", key="seg_vphrase")
     gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_vgrounder")
@@ -513,7 +514,7 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
         return
     try:
         with st.spinner(f"Grounding '{phrase}' on frame {frame_idx}…"), ui.queued("Grounding"):
-            boxes = S.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)
+            boxes = segment.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)
     except LensError as exc:
         st.error(str(exc))
         return
@@ -532,7 +533,8 @@ def _video_exports(tracker, name: str) -> None:
     ids = list(tracker.objects)
     picked = c1.multiselect("Objects", ids, default=ids, key="seg_vpick",
                             format_func=lambda i: tracker.objects[i].name)
-    effect = c2.selectbox("Effect", ["outline overlay", *[e for e in M.EFFECTS if e != "cutout"]],
+    effects = [e for e in mask_ops.EFFECTS if e != "cutout"]
+    effect = c2.selectbox("Effect", ["outline overlay", *effects],
                           key="seg_veffect")
     strength = c3.slider("Strength", 3, 99, 31, 2, key="seg_vstrength")
     stem = Path(name).stem

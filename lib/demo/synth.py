@@ -263,7 +263,7 @@ def write_clips(out: str | Path, count: int, frames: int = 30, size: int = 128,
     import av
 
     from lib.core.errors import InputError
-    from lib.media import masks as M
+    from lib.media import masks as mask_ops
     if count < 0 or frames < 4 or size < 32 or fps < 1:
         raise InputError(f"Clips need count >= 0, frames >= 4, size >= 32 and fps >= 1 "
                          f"(got {count}, {frames}, {size}, {fps}).",
@@ -287,7 +287,7 @@ def write_clips(out: str | Path, count: int, frames: int = 30, size: int = 128,
         index.append({"file": name, "frames": frames, "width": size, "height": size,
                       "objects": [{"id": k, "category": CLASSES[cls], "first_frame": f0}
                                   for k, (cls, f0) in objects.items()],
-                      "masks": [{str(k): M.to_rle(m) for k, m in fm.items()}
+                      "masks": [{str(k): mask_ops.to_rle(m) for k, m in fm.items()}
                                 for fm in clip_masks]})
     (out / "clips.json").write_text(json.dumps({"seed": seed, "clips": index}))
     return out

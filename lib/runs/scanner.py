@@ -15,8 +15,8 @@ does.
 --json` does. A summary is the merge of per-step summary records, and the last record that
 touches a key is the last record of its signature, so only those few records are decoded
 (with wandb's own protobuf classes). `history_table` builds the history column by column: one
-`json.loads` per key instead of a dict per row. A 100k-step run (300k records, 45 MB) takes
-about 50 ms to summarize and 0.3 s to turn into a history table, on one core.
+`json.loads` per key instead of a dict per row (`bench/runs.py` measures it at sweep
+scale).
 
 A record cut off at the end of the file (a run still being written) is not returned;
 `Scan.resume` is where reading continues once more bytes arrive.

@@ -20,7 +20,7 @@ import numpy as np
 
 from lib.core.errors import PromptError
 from lib.core.progress import Callback, Ticker
-from lib.media import masks as M
+from lib.media import masks as mask_ops
 from lib.models import registry
 from lib.models.build import builder
 from lib.models.spec import Source, Task
@@ -78,7 +78,7 @@ class Segmenter:
             if box is None:
                 raise PromptError("The GrabCut fallback needs a box: drag a rectangle around "
                                   "the object (points then refine it).")
-            mask = M.grabcut(image, box, points)
+            mask = mask_ops.grabcut(image, box, points)
             return MaskResult(mask[None], np.array([np.nan]), GRABCUT)
         import torch
         emb = self.embed(image)
@@ -149,7 +149,7 @@ class Segmenter:
             iou = out.iou_scores[0].float().cpu().numpy()   # points x 3
             for p in range(len(chunk)):
                 for k in range(low.shape[1]):
-                    stab = M.stability_score(low[p, k].numpy())
+                    stab = mask_ops.stability_score(low[p, k].numpy())
                     if iou[p, k] >= min_iou and stab >= min_stability:
                         cands.append(low[p, k])
                         scores.append(float(iou[p, k]))
@@ -161,12 +161,13 @@ class Segmenter:
             full = self.processor.post_process_masks(torch.stack(cands)[None, :, None],
                                                      [[h, w]], binarize=False)[0][:, 0] > 0
         full = full.numpy()
-        keep = M.dedupe(full, scores, max_overlap)
+        keep = mask_ops.dedupe(full, scores, max_overlap)
         out_masks = []
         for i in keep:
             area = int(full[i].sum())
             if area >= min_area_frac * h * w:
-                out_masks.append(AutoMask(full[i], scores[i], stabs[i], area, M.bbox(full[i])))
+                out_masks.append(AutoMask(full[i], scores[i], stabs[i], area,
+                                          mask_ops.bbox(full[i])))
         return sorted(out_masks, key=lambda a: -a.area)
 
 
@@ -395,7 +396,7 @@ class SegObject:
 
     @property
     def color(self) -> tuple[int, int, int]:
-        return M.color_for(self.obj_id)
+        return mask_ops.color_for(self.obj_id)
 
     @property
     def mask(self) -> np.ndarray | None:

@@ -22,26 +22,27 @@ import numpy as np
 
 from lib.core import settings
 from lib.core.progress import Progress
-from lib.media import masks as M
-from lib.media import video as V
+from lib.media import masks as mask_ops
+from lib.media import video as video_io
 from lib.models import registry
 from lib.models.build import builder
 from lib.models.spec import Source, Task
 
 
-def check_limits(info: V.VideoInfo, max_frames: int | None = None,
+def check_limits(info: video_io.VideoInfo, max_frames: int | None = None,
                  max_bytes: int | None = None) -> None:
     """Raise `VideoError` for clips whose frames would not fit the tracker's memory budget."""
     max_frames = max_frames or settings.get().sam_max_frames
     max_bytes = max_bytes or settings.get().sam_max_frame_bytes
     if info.frame_count > max_frames:
-        raise V.VideoError(f"'{info.path.name}' has {info.frame_count} frames; tracking takes at "
-                           f"most {max_frames} (trim the clip or lower its frame rate).")
+        raise video_io.VideoError(f"'{info.path.name}' has {info.frame_count} frames; tracking "
+                                  f"takes at most {max_frames} (trim the clip or lower its "
+                                  "frame rate).")
     need = info.frame_count * info.width * info.height * 3
     if need > max_bytes:
-        raise V.VideoError(f"'{info.path.name}' needs {need / 2**20:.0f} MB of decoded frames, "
-                           f"over the {max_bytes / 2**20:.0f} MB limit: downscale it "
-                           "(e.g. to 480p) or trim it.")
+        raise video_io.VideoError(f"'{info.path.name}' needs {need / 2**20:.0f} MB of decoded "
+                                  f"frames, over the {max_bytes / 2**20:.0f} MB limit: "
+                                  "downscale it (e.g. to 480p) or trim it.")
 
 
 class _LazyFrames(dict):
@@ -89,7 +90,7 @@ class TrackedObject:
 class Tracker:
     """One clip, one video model: prompts, propagation, masks per frame (RLE), exports."""
 
-    def __init__(self, name: str, model, processor, info: V.VideoInfo,
+    def __init__(self, name: str, model, processor, info: video_io.VideoInfo,
                  frames: Sequence[np.ndarray], device: str = "cpu", untrained: bool = False):
         self.name, self.model, self.processor, self.info = name, model, processor, info
         self.frames = frames
@@ -128,7 +129,7 @@ class Tracker:
 
     def _store(self, frame_idx: int, obj_ids: list[int], masks: np.ndarray) -> None:
         self.masks.setdefault(frame_idx, {}).update(
-            {int(o): M.to_rle(m) for o, m in zip(obj_ids, masks)})
+            {int(o): mask_ops.to_rle(m) for o, m in zip(obj_ids, masks)})
 
     # -- prompts ---------------------------------------------------------------------------
     def add_prompt(self, frame_idx: int, obj_id: int, points: Sequence = (), box=None,
@@ -138,7 +139,8 @@ class Tracker:
 
         from lib.segmentation.segment import check_prompts
         if not 0 <= frame_idx < self.num_frames:
-            raise V.VideoError(f"Frame {frame_idx} is outside the clip (0-{self.num_frames - 1}).")
+            raise video_io.VideoError(f"Frame {frame_idx} is outside the clip "
+                                      f"(0-{self.num_frames - 1}).")
         check_prompts(points, box, self.info.width, self.info.height)
         obj = self.objects.setdefault(obj_id, TrackedObject(obj_id, label))
         obj.label = label or obj.label
@@ -164,7 +166,7 @@ class Tracker:
         """Track every prompted object through the clip; returns the frames processed."""
         import torch
         if not self.objects:
-            raise V.VideoError("Prompt at least one object before propagating.")
+            raise video_io.VideoError("Prompt at least one object before propagating.")
         start = min(f for o in self.objects.values() for f in o.prompts)
         total = (self.num_frames - start) + start   # forward pass + backward pass
         t0, done = time.perf_counter(), 0
@@ -185,7 +187,7 @@ class Tracker:
     # -- reading results -------------------------------------------------------------------
     def mask(self, frame_idx: int, obj_id: int) -> np.ndarray | None:
         rle = self.masks.get(frame_idx, {}).get(obj_id)
-        return None if rle is None else M.from_rle(rle)
+        return None if rle is None else mask_ops.from_rle(rle)
 
     def frame_masks(self, frame_idx: int, obj_ids: Sequence[int] | None = None
                     ) -> list[tuple[int, np.ndarray]]:
@@ -202,9 +204,9 @@ class Tracker:
         frame = self.frames[frame_idx]
         layers = self.frame_masks(frame_idx, obj_ids)
         if effect:
-            out = M.apply_effect(frame, [m for _, m in layers], effect, strength)
+            out = mask_ops.apply_effect(frame, [m for _, m in layers], effect, strength)
             return out[..., :3] if out.shape[2] == 4 else out
-        return M.overlay(frame, [(m, M.color_for(o)) for o, m in layers], opacity)
+        return mask_ops.overlay(frame, [(m, mask_ops.color_for(o)) for o, m in layers], opacity)
 
     def export_mp4(self, path: Path, effect: str | None = None,
                    obj_ids: Sequence[int] | None = None, strength: int = 25,
@@ -231,7 +233,7 @@ class Tracker:
         return path
 
     def export_png_zip(self) -> bytes:
-        return M.png_zip([(f"frame{f:05d}_obj{o}.png", M.from_rle(rle))
+        return mask_ops.png_zip([(f"frame{f:05d}_obj{o}.png", mask_ops.from_rle(rle))
                           for f in sorted(self.masks) for o, rle in sorted(self.masks[f].items())])
 
     def export_coco(self) -> str:
@@ -239,8 +241,8 @@ class Tracker:
         for f in range(self.num_frames):
             items = sorted(self.masks.get(f, {}).items())
             frames.append((f"frame{f:05d}.png", self.info.width, self.info.height,
-                           [M.from_rle(r) for _, r in items], [o for o, _ in items]))
-        return M.coco_json(frames, {o: obj.name for o, obj in self.objects.items()})
+                           [mask_ops.from_rle(r) for _, r in items], [o for o, _ in items]))
+        return mask_ops.coco_json(frames, {o: obj.name for o, obj in self.objects.items()})
 
 
 # -- classical tracking (offline, no SAM 2) ---------------------------------------------------
@@ -255,7 +257,7 @@ class FlowTracker(Tracker):
     frame by frame, forwards from each object's first prompt (a later prompt on the same
     object restarts it from there). It has no memory: an object hidden for long is lost."""
 
-    def __init__(self, info: V.VideoInfo, frames: Sequence[np.ndarray]):
+    def __init__(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray]):
         super().__init__(CLASSICAL, None, None, info, frames)
         self._gray: dict[int, np.ndarray] = {}
 
@@ -263,12 +265,13 @@ class FlowTracker(Tracker):
                    label: str = "") -> np.ndarray:
         from lib.segmentation.segment import PromptError, check_prompts
         if not 0 <= frame_idx < self.num_frames:
-            raise V.VideoError(f"Frame {frame_idx} is outside the clip (0-{self.num_frames - 1}).")
+            raise video_io.VideoError(f"Frame {frame_idx} is outside the clip "
+                                      f"(0-{self.num_frames - 1}).")
         check_prompts(points, box, self.info.width, self.info.height)
         if box is None:
             raise PromptError("Classical tracking needs a box: drag a rectangle around the "
                               "object (clicks then refine it).")
-        mask = M.grabcut(np.asarray(self.frames[frame_idx]), box, points)
+        mask = mask_ops.grabcut(np.asarray(self.frames[frame_idx]), box, points)
         obj = self.objects.setdefault(obj_id, TrackedObject(obj_id, label))
         obj.label = label or obj.label
         obj.prompts[frame_idx] = (list(points), box)
@@ -316,7 +319,7 @@ class FlowTracker(Tracker):
 
     def propagate(self, progress: Callable[[Progress], None] | None = None) -> int:
         if not self.objects:
-            raise V.VideoError("Prompt at least one object before propagating.")
+            raise video_io.VideoError("Prompt at least one object before propagating.")
         starts = {o: min(obj.prompts) for o, obj in self.objects.items()}
         total = sum(self.num_frames - 1 - f for f in starts.values())
         t0, done = time.perf_counter(), 0
@@ -350,7 +353,7 @@ class ClassicalVideoModel:
     def label(self) -> str:
         return self.name
 
-    def tracker(self, info: V.VideoInfo, frames: Sequence[np.ndarray]) -> FlowTracker:
+    def tracker(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray]) -> FlowTracker:
         return FlowTracker(info, frames)
 
 
@@ -365,10 +368,10 @@ def track_clip_j(tracker_for, clip_dir: str | Path, clips: int | None = None) ->
     index = json.loads((clip_dir / "clips.json").read_text())["clips"][:clips]
     scores, after_occlusion = [], []
     for clip in index:
-        info = V.open_video(clip_dir / clip["file"])
+        info = video_io.open_video(clip_dir / clip["file"])
         frames = load_frames(info)
         tracker = tracker_for(info, frames)
-        gt = [{int(k): M.from_rle(r) for k, r in fm.items()} for fm in clip["masks"]]
+        gt = [{int(k): mask_ops.from_rle(r) for k, r in fm.items()} for fm in clip["masks"]]
         for obj in clip["objects"]:
             f0 = obj["first_frame"]
             ys, xs = np.nonzero(gt[f0][obj["id"]])
@@ -401,7 +404,7 @@ class ClipFrames(list):
     """A clip's decoded frames; counted in the process memory budget while alive."""
 
 
-def load_frames(info: V.VideoInfo) -> ClipFrames:
+def load_frames(info: video_io.VideoInfo) -> ClipFrames:
     """Every frame as uint8 RGB, the limits checked on what is decoded, frame by frame, and
     the clip counted in the memory budget (`lib.models.cache`) for as long as it is kept."""
     from lib.models import cache
@@ -410,10 +413,10 @@ def load_frames(info: V.VideoInfo) -> ClipFrames:
                            info.frame_count * info.width * info.height * 3)
     s = settings.get()
     frames, used = ClipFrames(), 0
-    for f in V.iter_frames(info):
+    for f in video_io.iter_frames(info):
         used += f.rgb.nbytes
         if len(frames) >= s.sam_max_frames or used > s.sam_max_frame_bytes:
-            raise V.VideoError(f"'{info.path.name}' decodes to more than {s.sam_max_frames} "
+            raise video_io.VideoError(f"'{info.path.name}' decodes to more than {s.sam_max_frames} "
                                f"frames or {s.sam_max_frame_bytes / 2**20:.0f} MB.",
                                "Trim or downscale it (e.g. to 480p).")
         frames.append(f.rgb)
@@ -440,7 +443,7 @@ class VideoModel:
     def label(self) -> str:
         return self.name
 
-    def tracker(self, info: V.VideoInfo, frames: Sequence[np.ndarray]) -> Tracker:
+    def tracker(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray]) -> Tracker:
         return Tracker(self.name, self.model, self.processor, info, frames, self.device,
                        self.untrained)
 

@@ -11,8 +11,8 @@ again.
 By default one core stays out of heavy work: `HEAVY` has (cores - 1) slots, and torch's ops
 inside them run on (cores - 1) / slots threads, so the server's event loop and every
 visitor's light interactions (opening a page, switching tabs) keep a core. On 2 cores that
-is one slot on one thread. `bench/load.py` at 16 visitors measured p95 light 34 s this way,
-and 171 s with two slots on all cores (before the garbage-collector fix; README).
+is one slot on one thread (`bench/load.py` measures what that gives visitors; its latest
+figures are in docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ def freeze_long_lived(force: bool = False) -> bool:
 
     Streamlit collects every generation after each script run (`runner.postScriptGC`, which
     is what gives a closed session's memory back). With torch, transformers and a few models
-    loaded that walks ~600k objects: about 0.7 s holding the GIL, on every rerun of every
-    visitor, and 95% of the server's CPU at 8 visitors in `bench/load.py`. `gc.freeze()`
+    loaded that walks hundreds of thousands of objects, holding the GIL, on every rerun of
+    every visitor (most of the server's CPU under `bench/load.py`'s crowd). `gc.freeze()`
     moves everything alive to the permanent generation, so each run's collection walks only
     what is new. Called at the start of every page run (`ui.page_setup`); it works (one full
     collection, freed memory handed back to the system, then freeze) only when modules were

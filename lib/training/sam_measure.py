@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.training import sam_data
 from lib.training.sam_data import val_clips
 
 
@@ -24,7 +25,7 @@ def measure_images(segmenter, val_dir: str | Path, limit: int | None = None) -> 
     calls it (multimask on, the best candidate by predicted IoU): one click at each shape's
     centre, and its tight box. Also how often the top-ranked candidate is the truly best one."""
     from lib.media import images
-    from lib.media import masks as M
+    from lib.media import masks as mask_ops
     val_dir = Path(val_dir)
     coco = json.loads((val_dir / "annotations.json").read_text())
     by_image: dict[int, list] = {}
@@ -35,7 +36,7 @@ def measure_images(segmenter, val_dir: str | Path, limit: int | None = None) -> 
         image = np.array(images.load_image(val_dir / "images" / info["file_name"]).image)
         n_images += 1
         for a in by_image.get(info["id"], []):
-            truth = M.from_rle(a["segmentation"])
+            truth = mask_ops.from_rle(a["segmentation"])
             x, y, w, h = a["bbox"]
             for prompt, out in (({"points": [(*center_click(truth), 1)]}, click),
                                 ({"box": (x, y, x + w, y + h)}, box)):
@@ -62,4 +63,13 @@ def measure(folder: Path, clips: int | None = None, images: int | None = None) -
     j = segment_video.track_clip_j(video.tracker, val_clips(), clips)
     out.update(video_J=j["J"], video_J_after_occlusion=j["J_occluded"], video_clips=j["clips"],
                video_frames=j["frames"])
+    out.update(classical_figures())
     return out
+
+
+def classical_figures(clips: int | None = None) -> dict:
+    """The classical tracker's J on the same clips, recorded beside the demo segmenter's so the
+    page can compare the two with measured figures."""
+    from lib.segmentation import segment_video
+    j = segment_video.track_clip_j(segment_video.FlowTracker, sam_data.val_clips(), clips)
+    return {"classical_J": j["J"], "classical_J_after_occlusion": j["J_occluded"]}

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from lib.models import registry
-from lib.segmentation import segment as S
-from lib.segmentation import segment_video as SV
+from lib.segmentation import segment, segment_video
 from tests.app.test_pages import run_page
 from tests.helpers import write_video
 
@@ -19,10 +18,11 @@ def offline(monkeypatch):
 @pytest.fixture
 def tiny_sam(monkeypatch):
     """A tiny random SAM2 in place of the real weights (the page marks it untrained)."""
-    tiny = S.tiny_segmenter()
-    monkeypatch.setattr(S, "model_choices", lambda: [(tiny.name, True), (S.GRABCUT, True)])
-    monkeypatch.setattr(S, "load_segmenter",
-                        lambda name: tiny if name == tiny.name else S.grabcut_segmenter())
+    tiny = segment.tiny_segmenter()
+    monkeypatch.setattr(segment, "model_choices",
+                        lambda: [(tiny.name, True), (segment.GRABCUT, True)])
+    monkeypatch.setattr(segment, "load_segmenter",
+                        lambda name: tiny if name == tiny.name else segment.grabcut_segmenter())
     return tiny
 
 
@@ -39,14 +39,14 @@ def texts(at) -> str:
 def test_offline_defaults_to_labelled_grabcut_and_exports(offline):
     at = run_page("segmentation")
     assert not at.exception
-    assert at.sidebar.selectbox[0].value == S.GRABCUT
+    assert at.sidebar.selectbox[0].value == segment.GRABCUT
     assert "lib.weights fetch" in at.info[0].value and "GrabCut" in at.info[0].value
     at = set_box(at, "120, 20, 330, 300")                   # a box around the cat's head
     assert not at.exception
-    assert f"object 1: 1 mask from {S.GRABCUT}" in texts(at)
+    assert f"object 1: 1 mask from {segment.GRABCUT}" in texts(at)
     listed = at.dataframe[0].value.iloc[0]
     assert listed["box"] == "120, 20, 330, 300" and listed["mask px"] > 1000
-    assert listed["from"] == S.GRABCUT
+    assert listed["from"] == segment.GRABCUT
     labels = [d.label for d in at.download_button]
     assert "Mask: object 1" in labels and "All masks (COCO JSON, RLE)" in labels
     effect = next(s for s in at.selectbox if s.label == "Effect")
@@ -62,7 +62,7 @@ def test_zero_area_box_warns_and_keeps_prompts(offline):
     at = set_box(at, "50, 50, 50, 200")
     assert not at.exception
     assert any("no area" in w.value for w in at.warning)
-    assert f"1 mask from {S.GRABCUT}" in texts(at)           # the earlier mask is kept
+    assert f"1 mask from {segment.GRABCUT}" in texts(at)           # the earlier mask is kept
     at = set_box(at, "1, 2, 3")
     assert any("four numbers" in w.value for w in at.warning)
 
@@ -80,9 +80,10 @@ def test_sam2_candidates_are_listed_with_predicted_iou(tiny_sam):
 def test_text_prompt_boxes_then_masks(tiny_sam, monkeypatch):
     class Stub:
         def boxes(self, image, phrase):
-            return [] if phrase == "unicorn" else [S.Region("cat", (120.0, 20.0, 330.0, 300.0)),
-                                                   S.Region("cat", (10.0, 200.0, 60.0, 290.0))]
-    monkeypatch.setattr(S, "load_grounder", lambda name: Stub())
+            return [] if phrase == "unicorn" else [
+                segment.Region("cat", (120.0, 20.0, 330.0, 300.0)),
+                segment.Region("cat", (10.0, 200.0, 60.0, 290.0))]
+    monkeypatch.setattr(segment, "load_grounder", lambda name: Stub())
     at = run_page("segmentation")
     find = next(b for b in at.button if b.label == "Find boxes")
     find.click().run()
@@ -124,7 +125,8 @@ def test_video_mode_messages(offline, tmp_path, monkeypatch):
 
 
 def test_video_mode_with_a_video_model_shows_the_frame(tiny_sam, tmp_path, monkeypatch):
-    monkeypatch.setattr(SV, "load_video_model", lambda name: SV.tiny_video_model())
+    monkeypatch.setattr(segment_video, "load_video_model",
+                        lambda name: segment_video.tiny_video_model())
     at = run_page("segmentation")
     at.radio(key="seg_mode").set_value("Video").run()
     clip = write_video(tmp_path / "clip.mp4", frames=6, size=(64, 48))
@@ -138,9 +140,10 @@ def test_video_mode_with_a_video_model_shows_the_frame(tiny_sam, tmp_path, monke
 def test_video_text_prompt_adds_tracked_objects(tiny_sam, tmp_path, monkeypatch):
     class Stub:
         def boxes(self, image, phrase):
-            return [S.Region("logo", (5.0, 5.0, 30.0, 30.0))] if phrase == "logo" else []
-    monkeypatch.setattr(SV, "load_video_model", lambda name: SV.tiny_video_model())
-    monkeypatch.setattr(S, "load_grounder", lambda name: Stub())
+            return [segment.Region("logo", (5.0, 5.0, 30.0, 30.0))] if phrase == "logo" else []
+    monkeypatch.setattr(segment_video, "load_video_model",
+                        lambda name: segment_video.tiny_video_model())
+    monkeypatch.setattr(segment, "load_grounder", lambda name: Stub())
     at = run_page("segmentation")
     at.radio(key="seg_mode").set_value("Video").run()
     clip = write_video(tmp_path / "clip.mp4", frames=5, size=(64, 48))
@@ -176,16 +179,16 @@ def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatc
     import json
 
     from lib.demo import synth
-    from lib.media import masks as M
+    from lib.media import masks as mask_ops
     clip = synth.sample_clip()
     truth = json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]
-    ys, xs = np.nonzero(M.from_rle(truth[0]["0"]))
+    ys, xs = np.nonzero(mask_ops.from_rle(truth[0]["0"]))
     box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
 
     class Grounder:            # the text prompt path adds the object by its box
         def boxes(self, image, phrase):
-            return [S.Region("circle", box)]
-    monkeypatch.setattr(S, "load_grounder", lambda name: Grounder())
+            return [segment.Region("circle", box)]
+    monkeypatch.setattr(segment, "load_grounder", lambda name: Grounder())
     at = run_page("segmentation")
     at.radio(key="seg_mode").set_value("Video").run()
     at.toggle(key="seg_video_sample").set_value(True).run()
@@ -199,7 +202,7 @@ def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatc
     tracker = at.session_state["seg_video_state"]["tracker"]
     ious = []
     for f in range(1, 8):                   # before the occlusion: the mask follows the shape
-        gt = M.from_rle(truth[f]["0"])
+        gt = mask_ops.from_rle(truth[f]["0"])
         pred = tracker.mask(f, min(tracker.objects))
         ious.append((pred & gt).sum() / (pred | gt).sum())
     assert min(ious) > 0.7
@@ -224,13 +227,13 @@ def test_a_synthetic_shapes_model_is_offered_after_grabcut_and_said_plainly(
         "task": "segmentation", "architecture": "edgetam", "weights": "model.safetensors",
         "label_set": "synthetic shapes",
         "metrics": {"click_iou": 0.512, "box_iou": 0.634, "images": 150}}))
-    tiny = S.tiny_segmenter()
-    monkeypatch.setattr(S, "load_segmenter",
-                        lambda name: tiny if name == "shapes-sam" else S.grabcut_segmenter())
+    tiny = segment.tiny_segmenter()
+    monkeypatch.setattr(segment, "load_segmenter",
+                        lambda name: tiny if name == "shapes-sam" else segment.grabcut_segmenter())
     at = run_page("segmentation")
     picker = at.sidebar.selectbox[0]
-    assert picker.value == S.GRABCUT                         # photos keep GrabCut first
-    assert picker.options[:2] == [S.GRABCUT, "shapes-sam (trained on synthetic shapes)"]
+    assert picker.value == segment.GRABCUT                         # photos keep GrabCut first
+    assert picker.options[:2] == [segment.GRABCUT, "shapes-sam (trained on synthetic shapes)"]
     info = at.info[0].value
     assert ("**shapes-sam** is **trained on synthetic shapes** (mean IoU 0.51 from one click, "
             "0.63 from a box, on 150 synthetic images)") in info

@@ -200,7 +200,7 @@ def test_segmentation_drag_a_box_and_see_the_mask(page, server):
 
     import numpy as np
 
-    from lib.media import masks as M
+    from lib.media import masks as mask_ops
     page.goto(f"{server}/segmentation")
     page.get_by_role("heading", name="Segmentation", exact=True).wait_for()
     wait_idle(page)
@@ -220,7 +220,7 @@ def test_segmentation_drag_a_box_and_see_the_mask(page, server):
     wait_idle(page)
     src = frame.locator("#image").get_attribute("src")
     drawn = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))))
-    outline = (drawn[..., :3] == M.color_for(1)).all(axis=-1)
+    outline = (drawn[..., :3] == mask_ops.color_for(1)).all(axis=-1)
     assert outline.sum() > 100                                   # the mask's outline is drawn
     page.screenshot(path=ARTIFACTS / "segmentation.png", full_page=True)
 
@@ -250,8 +250,8 @@ def _render_blur_and_check(page, clip, truth_mask, frame: int, target):
     inside `truth_mask` (closer to a blur of the original there than to the original)."""
     import numpy as np
 
-    from lib.media import masks as M
-    from lib.media import video as V
+    from lib.media import masks as mask_ops
+    from lib.media import video as video_io
     effect = page.get_by_test_id("stSelectbox").filter(has_text="Effect")
     effect.scroll_into_view_if_needed()
     effect.locator("input").click()
@@ -261,10 +261,10 @@ def _render_blur_and_check(page, clip, truth_mask, frame: int, target):
     with page.expect_download() as info:
         page.get_by_role("button", name="Download MP4").click()
     info.value.save_as(target)
-    rendered = [f.rgb for f in V.iter_frames(V.open_video(target))]
-    original = [f.rgb for f in V.iter_frames(V.open_video(clip))]
+    rendered = [f.rgb for f in video_io.iter_frames(video_io.open_video(target))]
+    original = [f.rgb for f in video_io.iter_frames(video_io.open_video(clip))]
     assert len(rendered) == len(original)
-    blurred = M.apply_effect(original[frame], [truth_mask], "blur", 31)[..., :3]
+    blurred = mask_ops.apply_effect(original[frame], [truth_mask], "blur", 31)[..., :3]
     here = rendered[frame].astype(int)
     to_blurred = np.abs(here - blurred.astype(int)).sum(-1)[truth_mask].mean()
     to_original = np.abs(here - original[frame].astype(int)).sum(-1)[truth_mask].mean()
@@ -280,10 +280,10 @@ def test_segmentation_video_offline_track_blur_and_download(page, server, tmp_pa
     import numpy as np
 
     from lib.demo import synth
-    from lib.media import masks as M
+    from lib.media import masks as mask_ops
     clip = synth.sample_clip()
     truth = json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]
-    ys, xs = np.nonzero(M.from_rle(truth[0]["0"]))
+    ys, xs = np.nonzero(mask_ops.from_rle(truth[0]["0"]))
     _open_segmentation(page, server, video=True)
     page.get_by_text("Use the sample clip (synthetic moving shapes)").click()
     page.get_by_text("not SAM 2").first.wait_for()
@@ -299,7 +299,7 @@ def test_segmentation_video_offline_track_blur_and_download(page, server, tmp_pa
     page.get_by_text("Tracked 1 object(s) through 40 frames").scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "segmentation-video.png")
     # frame 5: the object is blurred there
-    rendered = _render_blur_and_check(page, clip, M.from_rle(truth[5]["0"]), 5,
+    rendered = _render_blur_and_check(page, clip, mask_ops.from_rle(truth[5]["0"]), 5,
                                       tmp_path / "blurred.mp4")
     assert len(rendered) == 40
     strip = np.concatenate([rendered[i] for i in (0, 12, 24, 36)], axis=1)
@@ -359,11 +359,11 @@ def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, serve
     from pycocotools import mask as mask_utils
 
     from lib.demo import synth
-    from lib.media import masks as M
+    from lib.media import masks as mask_ops
     from lib.training.sam_measure import center_click
     from lib.training.train_sam import NAME
     clip = synth.sample_clip()
-    truth = [{int(k): M.from_rle(r) for k, r in fm.items()}
+    truth = [{int(k): mask_ops.from_rle(r) for k, r in fm.items()}
              for fm in json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]]
     x, y = center_click(truth[0][0])
     _open_segmentation(page, server, video=True)

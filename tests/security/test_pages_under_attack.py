@@ -289,10 +289,10 @@ def test_video_whose_header_understates_its_frames(server, tmp_path, monkeypatch
 def test_segmentation_video_whose_frames_outgrow_its_header(server, tmp_path, monkeypatch):
     monkeypatch.setenv("LENS_MAX_VIDEO_PIXELS", str(64 * 48 * 4))
     clip = A.mjpeg_growing(tmp_path / "m.avi")
-    from lib.segmentation import segment as S
-    from lib.segmentation import segment_video as SV
-    monkeypatch.setattr(S, "model_choices", lambda: [("tiny", True), (S.GRABCUT, True)])
-    monkeypatch.setattr(SV, "load_video_model", lambda name: SV.tiny_video_model())
+    from lib.segmentation import segment, segment_video
+    monkeypatch.setattr(segment, "model_choices", lambda: [("tiny", True), (segment.GRABCUT, True)])
+    monkeypatch.setattr(segment_video, "load_video_model",
+                        lambda name: segment_video.tiny_video_model())
     at = run_page("segmentation")
     widget(at, "radio", "Mode").set_value("Video").run()
     uploader(at, "Video (MP4, MOV, WebM, AVI)").set_value(("m.avi", clip.read_bytes(),

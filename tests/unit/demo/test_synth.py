@@ -8,15 +8,15 @@ def test_synthetic_clips_have_occlusions_late_objects_and_consistent_masks(tmp_p
     import json
 
     from lib.demo import synth
-    from lib.media import masks as M
-    from lib.media import video as V
+    from lib.media import masks as mask_ops
+    from lib.media import video as video_io
     out = synth.write_clips(tmp_path / "clips", 3, frames=30, size=128, seed=0)
     index = json.loads((out / "clips.json").read_text())["clips"]
     assert len(index) == 3
     for clip in index:
-        info = V.open_video(out / clip["file"])
+        info = video_io.open_video(out / clip["file"])
         assert (info.width, info.height, info.frame_count) == (128, 128, 30)
-        masks = [{int(k): M.from_rle(r) for k, r in fm.items()} for fm in clip["masks"]]
+        masks = [{int(k): mask_ops.from_rle(r) for k, r in fm.items()} for fm in clip["masks"]]
         for fm in masks:                                 # visible masks never overlap
             stack = np.stack(list(fm.values()))
             assert stack.sum(0).max() <= 1

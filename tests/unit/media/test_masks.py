@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
 from lib.core.errors import InputError, PromptError
-from lib.media import masks as M
+from lib.media import masks as mask_ops
 
 
 def disc(h=60, w=80, cx=40, cy=30, r=15):
@@ -21,9 +21,9 @@ def disc(h=60, w=80, cx=40, cy=30, r=15):
 def test_rle_round_trip_matches_pycocotools():
     rng = np.random.default_rng(0)
     for m in (disc(), rng.random((37, 53)) > 0.5, np.zeros((5, 7), bool), np.ones((4, 4), bool)):
-        rle = M.to_rle(m)
+        rle = mask_ops.to_rle(m)
         assert isinstance(rle["counts"], str) and rle["size"] == list(m.shape)
-        assert np.array_equal(M.from_rle(rle), m)
+        assert np.array_equal(mask_ops.from_rle(rle), m)
         ref = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
         assert rle["counts"].encode() == ref["counts"]
         assert np.array_equal(mask_utils.decode({**rle, "counts": rle["counts"].encode()}), m)
@@ -31,13 +31,13 @@ def test_rle_round_trip_matches_pycocotools():
 
 def test_coco_json_has_rle_area_and_bbox():
     a, b = disc(), disc(cx=10, cy=10, r=5)
-    doc = json.loads(M.coco_json([("x.png", 80, 60, [a, b], [1, 2])], {1: "cup", 2: "logo"}))
+    doc = json.loads(mask_ops.coco_json([("x.png", 80, 60, [a, b], [1, 2])], {1: "cup", 2: "logo"}))
     assert doc["images"] == [{"id": 1, "file_name": "x.png", "width": 80, "height": 60}]
     assert [c["name"] for c in doc["categories"]] == ["cup", "logo"]
     ann = doc["annotations"][0]
     assert ann["area"] == a.sum() and ann["category_id"] == 1
     assert ann["bbox"] == [25.0, 15.0, 31.0, 31.0]
-    assert np.array_equal(M.from_rle(doc["annotations"][1]["segmentation"]), b)
+    assert np.array_equal(mask_ops.from_rle(doc["annotations"][1]["segmentation"]), b)
 
 
 def test_effects_change_only_what_they_should():
@@ -45,38 +45,38 @@ def test_effects_change_only_what_they_should():
     image = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
     before = image.copy()
     m = disc()
-    fill = M.apply_effect(image, [m], "fill", color=(255, 0, 0))
+    fill = mask_ops.apply_effect(image, [m], "fill", color=(255, 0, 0))
     assert (fill[m] == [255, 0, 0]).all() and np.array_equal(fill[~m], image[~m])
     for effect in ("blur", "pixelate"):
-        out = M.apply_effect(image, [m], effect, strength=9)
+        out = mask_ops.apply_effect(image, [m], effect, strength=9)
         assert np.array_equal(out[~m], image[~m]) and not np.array_equal(out[m], image[m])
         assert out[m].std() < image[m].std()       # smoother inside
-    bg = M.apply_effect(image, [m], "blur background", strength=9)
+    bg = mask_ops.apply_effect(image, [m], "blur background", strength=9)
     assert np.array_equal(bg[m], image[m]) and bg[~m].std() < image[~m].std()
-    cut = M.apply_effect(image, [m], "cutout")
+    cut = mask_ops.apply_effect(image, [m], "cutout")
     assert cut.shape == (60, 80, 4)
     assert (cut[..., 3][m] == 255).all() and (cut[..., 3][~m] == 0).all()
     assert np.array_equal(image, before)          # effects never modify their input
     with pytest.raises(InputError, match="Unknown effect"):
-        M.apply_effect(image, [m], "sparkle")
+        mask_ops.apply_effect(image, [m], "sparkle")
 
 
 def test_overlay_colours_mask_and_png_exports():
     image = np.zeros((60, 80, 3), np.uint8)
     m = disc()
-    out = M.overlay(image, [(m, (200, 100, 0))], opacity=0.5, outline=False)
+    out = mask_ops.overlay(image, [(m, (200, 100, 0))], opacity=0.5, outline=False)
     assert (out[30, 40] == [100, 50, 0]).all() and (out[0, 0] == 0).all()
-    png = Image.open(io.BytesIO(M.png_bytes(m)))
+    png = Image.open(io.BytesIO(mask_ops.png_bytes(m)))
     assert png.size == (80, 60) and np.array_equal(np.asarray(png) > 0, m)
-    z = zipfile.ZipFile(io.BytesIO(M.png_zip([("a.png", m), ("b.png", ~m)])))
+    z = zipfile.ZipFile(io.BytesIO(mask_ops.png_zip([("a.png", m), ("b.png", ~m)])))
     assert z.namelist() == ["a.png", "b.png"]
 
 
 def test_dedupe_keeps_best_of_overlapping_masks():
     a, a2, b = disc(), disc(cx=41), disc(cx=10, cy=10, r=5)
-    assert M.dedupe([a, a2, b], [0.8, 0.9, 0.5]) == [1, 2]
+    assert mask_ops.dedupe([a, a2, b], [0.8, 0.9, 0.5]) == [1, 2]
     # > +1: one pixel; > -1: three pixels
-    assert M.stability_score(np.array([[5.0, -5.0], [0.5, -0.5]])) == pytest.approx(1 / 3)
+    assert mask_ops.stability_score(np.array([[5.0, -5.0], [0.5, -0.5]])) == pytest.approx(1 / 3)
 
 
 def test_grabcut_finds_a_known_object():
@@ -89,7 +89,7 @@ def test_grabcut_finds_a_known_object():
     truth = np.asarray(truth_img) > 0
     obj = np.clip(rng.normal((200, 120, 40), 20, (h, w, 3)), 0, 255).astype(np.uint8)
     image[truth] = obj[truth]
-    mask = M.grabcut(image, (40, 20, 125, 105))
-    assert M.iou(mask, truth) >= 0.8
+    mask = mask_ops.grabcut(image, (40, 20, 125, 105))
+    assert mask_ops.iou(mask, truth) >= 0.8
     with pytest.raises(PromptError, match="no area"):
-        M.grabcut(image, (10, 10, 10, 50))
+        mask_ops.grabcut(image, (10, 10, 10, 50))

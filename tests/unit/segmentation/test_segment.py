@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib.media import masks as M
-from lib.media import video as V
+from lib.media import masks as mask_ops
+from lib.media import video as video_io
 from lib.models import registry
-from lib.segmentation import segment as S
-from lib.segmentation import segment_video as SV
+from lib.segmentation import segment, segment_video
 from tests.helpers import write_video
 
 
 @pytest.fixture(scope="module")
 def seg():
-    return S.tiny_segmenter()
+    return segment.tiny_segmenter()
 
 
 @pytest.fixture
@@ -37,7 +36,7 @@ def test_points_and_box_give_ranked_masks_at_image_size(seg, image):
 
 
 def test_embedding_is_computed_once_per_image_and_model(seg, image, monkeypatch):
-    S._EMBEDDINGS.clear()
+    segment._EMBEDDINGS.clear()
     calls = []
     real = seg._embed
     monkeypatch.setattr(seg, "_embed", lambda im: calls.append(1) or real(im))
@@ -52,8 +51,8 @@ def test_embedding_is_computed_once_per_image_and_model(seg, image, monkeypatch)
 
 
 def test_same_prompts_same_masks_across_fresh_models(image):
-    one = S.tiny_segmenter(seed=0).predict(image, [(40, 30, 1)], box=(5, 5, 90, 80))
-    two = S.tiny_segmenter(seed=0).predict(image, [(40, 30, 1)], box=(5, 5, 90, 80))
+    one = segment.tiny_segmenter(seed=0).predict(image, [(40, 30, 1)], box=(5, 5, 90, 80))
+    two = segment.tiny_segmenter(seed=0).predict(image, [(40, 30, 1)], box=(5, 5, 90, 80))
     assert np.array_equal(one.masks, two.masks) and np.allclose(one.scores, two.scores)
 
 
@@ -63,12 +62,12 @@ def test_same_prompts_same_masks_across_fresh_models(image):
     ([], (200, 100, 300, 200), "outside the image"),
 ])
 def test_bad_prompts_raise_clear_errors(seg, image, points, box, message):
-    with pytest.raises(S.PromptError, match=message):
+    with pytest.raises(segment.PromptError, match=message):
         seg.predict(image, points, box)
 
 
 def test_clip_box_orders_and_clips_a_drag():
-    assert S.clip_box((120, 80, -5, 10), 100, 50) == (0.0, 10.0, 100.0, 50.0)
+    assert segment.clip_box((120, 80, -5, 10), 100, 50) == (0.0, 10.0, 100.0, 50.0)
 
 
 def test_everything_mode_filters_dedupes_and_sorts(seg, image):
@@ -81,18 +80,18 @@ def test_everything_mode_filters_dedupes_and_sorts(seg, image):
     assert all(a.mask.shape == (90, 140) and a.area == a.mask.sum() for a in auto)
     for i, a in enumerate(auto):
         for b in auto[i + 1:]:
-            assert M.iou(a.mask, b.mask) <= 0.5
+            assert mask_ops.iou(a.mask, b.mask) <= 0.5
     assert seg.everything(image, points_per_side=4, min_iou=1.01) == []
 
 
 def test_grabcut_fallback_is_labelled_and_needs_a_box(image):
-    gc = S.grabcut_segmenter()
+    gc = segment.grabcut_segmenter()
     r = gc.predict(image, [], (20, 20, 100, 70))
-    assert r.source == S.GRABCUT and "not SAM2" in r.source and r.masks.shape == (1, 90, 140)
+    assert r.source == segment.GRABCUT and "not SAM2" in r.source and r.masks.shape == (1, 90, 140)
     assert np.isnan(r.scores[0]) and r.best == 0
-    with pytest.raises(S.PromptError, match="needs a box"):
+    with pytest.raises(segment.PromptError, match="needs a box"):
         gc.predict(image, [(30, 30, 1)])
-    with pytest.raises(S.PromptError, match="SAM2"):
+    with pytest.raises(segment.PromptError, match="SAM2"):
         gc.everything(image)
 
 
@@ -100,18 +99,18 @@ def test_missing_weights_name_the_fetch_command(monkeypatch):
     monkeypatch.setattr(registry, "hub_reachable", lambda timeout=2.0: False)
     spec = registry.find("facebook/sam2.1-hiera-tiny")
     with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
-        S.build_segmenter(spec, "cpu")
+        segment.build_segmenter(spec, "cpu")
     with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
-        SV.build_video_model(spec, "cpu")
+        segment_video.build_video_model(spec, "cpu")
     with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
-        S.build_grounder(registry.find("florence-community/Florence-2-base"), "cpu")
-    names = [n for n, _ in S.model_choices()]
-    assert names.index(S.GRABCUT) < names.index("facebook/sam2.1-hiera-tiny")  # usable first
+        segment.build_grounder(registry.find("florence-community/Florence-2-base"), "cpu")
+    names = [n for n, _ in segment.model_choices()]
+    assert names.index(segment.GRABCUT) < names.index("facebook/sam2.1-hiera-tiny")  # usable first
 
 
 def test_empty_text_prompt_is_refused():
-    g = S.Grounder("g", model=None, processor=None)
-    with pytest.raises(S.PromptError, match="Type what to find"):
+    g = segment.Grounder("g", model=None, processor=None)
+    with pytest.raises(segment.PromptError, match="Type what to find"):
         g.boxes(np.zeros((8, 8, 3), np.uint8), "  ")
 
 
@@ -130,8 +129,8 @@ def test_real_sam2_point_on_a_coco_object(shared_assets):
     truth = coco.annToMask(ann).astype(bool)
     ys, xs = np.nonzero(truth)
     k = np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2)   # a point on the object
-    r = S.build_segmenter(spec, "cpu").predict(image, [(float(xs[k]), float(ys[k]), 1)])
-    assert max(M.iou(m, truth) for m in r.masks) >= 0.7
+    r = segment.build_segmenter(spec, "cpu").predict(image, [(float(xs[k]), float(ys[k]), 1)])
+    assert max(mask_ops.iou(m, truth) for m in r.masks) >= 0.7
 
 
 # -- video -----------------------------------------------------------------------------------
@@ -139,14 +138,14 @@ def test_real_sam2_point_on_a_coco_object(shared_assets):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     path = write_video(tmp_path_factory.mktemp("v") / "clip.mp4", frames=8, size=(96, 64))
-    info = V.open_video(path)
-    return info, SV.load_frames(info)
+    info = video_io.open_video(path)
+    return info, segment_video.load_frames(info)
 
 
 def test_tracking_propagates_all_frames_and_exports(clip, tmp_path):
     info, frames = clip
-    tracker = SV.tiny_video_model().tracker(info, frames)
-    with pytest.raises(V.VideoError, match="Prompt at least one object"):
+    tracker = segment_video.tiny_video_model().tracker(info, frames)
+    with pytest.raises(video_io.VideoError, match="Prompt at least one object"):
         tracker.propagate()
     first = tracker.add_prompt(3, 1, [(30, 20, 1)], label="ball")
     assert first.shape == (64, 96) and np.array_equal(tracker.mask(3, 1), first)
@@ -163,7 +162,7 @@ def test_tracking_propagates_all_frames_and_exports(clip, tmp_path):
     tracker.propagate()
     assert all(set(tracker.masks[f]) == {1, 2} for f in range(8))
     out = tracker.export_mp4(tmp_path / "out.mp4", effect="blur")
-    rendered = V.open_video(out)
+    rendered = video_io.open_video(out)
     assert rendered.frame_count == 8 and (rendered.width, rendered.height) == (96, 64)
     z = zipfile.ZipFile(io.BytesIO(tracker.export_png_zip()))
     assert len(z.namelist()) == 16 and "frame00000_obj1.png" in z.namelist()
@@ -174,17 +173,17 @@ def test_tracking_propagates_all_frames_and_exports(clip, tmp_path):
 
 def test_video_limits_and_bad_prompts(clip):
     info, frames = clip
-    with pytest.raises(V.VideoError, match="at most 4"):
-        SV.check_limits(info, max_frames=4)
-    with pytest.raises(V.VideoError, match="downscale"):
-        SV.check_limits(info, max_bytes=1000)
-    tracker = SV.tiny_video_model().tracker(info, frames)
-    with pytest.raises(V.VideoError, match="outside the clip"):
+    with pytest.raises(video_io.VideoError, match="at most 4"):
+        segment_video.check_limits(info, max_frames=4)
+    with pytest.raises(video_io.VideoError, match="downscale"):
+        segment_video.check_limits(info, max_bytes=1000)
+    tracker = segment_video.tiny_video_model().tracker(info, frames)
+    with pytest.raises(video_io.VideoError, match="outside the clip"):
         tracker.add_prompt(99, 1, [(3, 3, 1)])
-    with pytest.raises(S.PromptError, match="outside"):
+    with pytest.raises(segment.PromptError, match="outside"):
         tracker.add_prompt(0, 1, [(300, 3, 1)])
     tracker.add_prompt(0, 1, [(3, 3, 1)])
-    with pytest.raises(S.PromptError, match="no area"):
+    with pytest.raises(segment.PromptError, match="no area"):
         tracker.add_prompt(1, 1, [], box=(5, 5, 5, 40))
     assert list(tracker.objects[1].prompts) == [0]        # the earlier prompt is kept
 
@@ -192,7 +191,7 @@ def test_video_limits_and_bad_prompts(clip):
 def test_a_segmentation_checkpoint_folder_loads(tmp_path, image):
     """A transformers-format SAM2 folder with a manifest under checkpoints/ is listed and runs."""
     from lib.models import checkpoints
-    tiny = S.tiny_segmenter(seed=1)
+    tiny = segment.tiny_segmenter(seed=1)
     folder = tmp_path / "my-sam2"
     tiny.model.save_pretrained(folder)
     tiny.processor.save_pretrained(folder)
@@ -200,7 +199,7 @@ def test_a_segmentation_checkpoint_folder_loads(tmp_path, image):
         "task": "segmentation", "architecture": "sam2", "weights": "model.safetensors"}))
     spec = registry.checkpoint_spec(checkpoints.read_checkpoint(folder))
     assert spec.error is None and spec.task == "segmentation"
-    loaded = S.build_segmenter(spec, "cpu")
+    loaded = segment.build_segmenter(spec, "cpu")
     ref = tiny.predict(image, [(40, 30, 1)])
     got = loaded.predict(image, [(40, 30, 1)])
     assert np.array_equal(ref.masks, got.masks) and np.allclose(ref.scores, got.scores)
@@ -209,7 +208,7 @@ def test_a_segmentation_checkpoint_folder_loads(tmp_path, image):
 def test_low_precision_model_gets_inputs_in_its_dtype(image):
     """On a GPU the model runs in half precision; bfloat16 exercises the same casts on CPU."""
     import torch
-    seg = S.tiny_segmenter(seed=2)
+    seg = segment.tiny_segmenter(seed=2)
     seg.model = seg.model.to(torch.bfloat16)
     r = seg.predict(image, [(40, 30, 1)], box=(10, 10, 80, 70))
     assert r.masks.shape == (3, 90, 140) and r.scores.dtype == np.float32

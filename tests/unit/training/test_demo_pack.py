@@ -109,3 +109,7 @@ def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
     assert (j["clips"], j["frames"]) == (m["video_clips"], m["video_frames"])
     assert j["J"] == pytest.approx(m["video_J"], abs=0.02)
     assert j["J_occluded"] == pytest.approx(m["video_J_after_occlusion"], abs=0.03)
+    # the classical tracker's figures, which the page shows beside these, on the same clips
+    c = segment_video.track_clip_j(segment_video.FlowTracker, sam_data.val_clips(cache))
+    assert c["J"] == pytest.approx(m["classical_J"], abs=0.02)
+    assert c["J_occluded"] == pytest.approx(m["classical_J_after_occlusion"], abs=0.03)
