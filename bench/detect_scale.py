@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 
 from lib.demo import synth
-from lib.detection import benchmark, coco_eval, datasets
+from lib.detection import benchmark, coco_eval, datasets, detections
 
 SHARED = ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
 
@@ -79,7 +79,7 @@ def fixed_detections(ds: datasets.CocoDataset, per_image: int, seed: int = 0):
         xyxy[:, 2:] = np.maximum(xyxy[:, 2:], xyxy[:, :2] + 1)
         scores = np.concatenate([rng.uniform(0.2, 1, n_true), rng.uniform(0.001, 0.4, n_false)])
         classes = np.concatenate([true_cls, rng.choice(cats, n_false)])
-        out[image_id] = datasets.Detections(image_id, xyxy, scores, classes)
+        out[image_id] = detections.Detections(image_id, xyxy, scores, classes)
     return out
 
 
@@ -122,7 +122,7 @@ def main() -> None:
         source = "COCO val2017 sample" if base.images_dir == SHARED / "val2017" else "demo split"
         ds = replicate(base, args.images)
         dets = fixed_detections(ds, args.per_image)
-        results = datasets.to_coco_results(dets)
+        results = detections.to_coco_results(dets)
         n = sum(map(len, dets.values()))
         print(f"{source} replicated to {len(ds.image_ids)} images, {n} detections")
         stats = library_evaluation(ds, results)

@@ -12,7 +12,7 @@ from PIL import Image
 from lib import plots, ui
 from lib.core import paths, settings
 from lib.core.errors import LensError
-from lib.detection import benchmark, coco_eval, datasets, detectors
+from lib.detection import benchmark, coco_eval, datasets, detections, detectors, drawing
 from lib.detection.tide import ERROR_TYPES
 from lib.media import images
 from lib.models import cache, registry
@@ -46,7 +46,7 @@ def false_positive_cam(model: str, image_id: int, index: int, map_by: str, _pict
     """EigenCAM of a built-in Faster R-CNN for one of its detections (cached)."""
     from lib.classification import cam as cam_lib
     detector = cache.load(model, "detection").model
-    inverse = {v: k for k, v in datasets.map_labels(detector.labels, _categories,
+    inverse = {v: k for k, v in detections.map_labels(detector.labels, _categories,
                                                      by=map_by).items()}
     with ui.queued("EigenCAM"):
         return cam_lib.detector_cam(detector, _picture, _box, [inverse.get(_category, 0)])
@@ -185,7 +185,7 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
                                   key=f"name_{slot}") or stem
             if file is not None:
                 with ui.reported():
-                    checked = datasets.check_results(file.getvalue(), dataset)
+                    checked = detections.check_results(file.getvalue(), dataset)
                     dets = checked.detections
                     if checked.refused:
                         st.warning(f"{checked.refused} predictions with empty, negative or "
@@ -243,7 +243,7 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
                         st.caption(f"Stopped at {job.done}/{job.total} images; Resume continues.")
                 progress()
         if dets is not None:
-            reports[label] = build_report(fingerprint, datasets.digest(dets), dataset, dets)
+            reports[label] = build_report(fingerprint, detections.digest(dets), dataset, dets)
             if choice == IMPORT:   # imported files stay on the leaderboard for this session
                 st.session_state.setdefault("imported", {}).setdefault(
                     fingerprint, {})[label] = dets
@@ -253,7 +253,7 @@ for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def finished_detections(results_path: str, mtime: float) -> dict:
-    return datasets.from_coco_results(datasets.check_results(Path(results_path), dataset)
+    return detections.from_coco_results(detections.check_results(Path(results_path), dataset)
                                       .results)
 
 
@@ -262,11 +262,11 @@ for spec in detector_specs:              # built-in and checkpoint detectors run
     path = detectors.job_for(spec, dataset, map_by, fingerprint=fingerprint).results_path
     if spec.name not in board and path.is_file():
         dets = finished_detections(str(path), path.stat().st_mtime)
-        board[spec.name] = build_report(fingerprint, datasets.digest(dets), dataset,
+        board[spec.name] = build_report(fingerprint, detections.digest(dets), dataset,
                                         dets)
 for label, dets in st.session_state.get("imported", {}).get(fingerprint, {}).items():
     if label not in board:
-        board[label] = build_report(fingerprint, datasets.digest(dets), dataset, dets)
+        board[label] = build_report(fingerprint, detections.digest(dets), dataset, dets)
 
 if not board:
     st.info("Import a results JSON (e.g. from a YOLO run) or run a detector for model A or B.")
@@ -390,13 +390,13 @@ def images_view() -> None:
         if not path.is_file():
             continue
         gt_b, gt_c = dataset.gt_boxes(image_id)
-        groups = [(gt_b, [dataset.categories[int(c)] for c in gt_c], datasets.PALETTE["gt"])]
-        for n, color in zip(names, (datasets.PALETTE["a"], datasets.PALETTE["b"])):
-            det = reports[n].detections.get(image_id, datasets.Detections(image_id))
+        groups = [(gt_b, [dataset.categories[int(c)] for c in gt_c], drawing.PALETTE["gt"])]
+        for n, color in zip(names, (drawing.PALETTE["a"], drawing.PALETTE["b"])):
+            det = reports[n].detections.get(image_id, detections.Detections(image_id))
             det = det.above(score_thr)
             groups.append((det.xyxy, [f"{dataset.categories.get(int(c), c)} {s:.2f}"
                                       for c, s in zip(det.class_ids, det.scores)], color))
-        grid[k % 3].image(datasets.draw(images.load_image(path).image, groups), width="stretch",
+        grid[k % 3].image(drawing.draw(images.load_image(path).image, groups), width="stretch",
                           caption=f"{path.name}: green = truth, orange = {names[0]}"
                                   + (f", blue = {names[1]}" if len(names) == 2 else ""))
 
@@ -418,10 +418,10 @@ def images_view() -> None:
                     heat = false_positive_cam(n, lab.image_id, lab.index, map_by, picture,
                                               det.xyxy[lab.index:lab.index + 1],
                                               int(det.class_ids[lab.index]), dataset.categories)
-                    shown = datasets.draw(Image.fromarray(cam_lib.overlay(
+                    shown = drawing.draw(Image.fromarray(cam_lib.overlay(
                         np.asarray(picture), heat)), [(det.xyxy[lab.index:lab.index + 1],
                         [f"{dataset.categories.get(int(det.class_ids[lab.index]))} "
-                         f"{det.scores[lab.index]:.2f}"], datasets.PALETTE["a"])])
+                         f"{det.scores[lab.index]:.2f}"], drawing.PALETTE["a"])])
                     st.image(shown, width="stretch", caption=f"EigenCAM of {n}'s backbone; "
                                                              f"the box is the {lab.kind} error")
 
@@ -447,9 +447,9 @@ def whatif_view() -> None:
                     det = handle.model
                     with ui.queued("Detecting"):
                         out = det.predict([picture], [0], {i: i for i in det.labels}, thr)[0]
-                    col.image(datasets.draw(picture, [(out.xyxy, [
+                    col.image(drawing.draw(picture, [(out.xyxy, [
                         f"{det.labels.get(int(c), c)} {s:.2f}" for c, s in
-                        zip(out.class_ids, out.scores)], datasets.PALETTE["a"])]),
+                        zip(out.class_ids, out.scores)], drawing.PALETTE["a"])]),
                         caption=n, width="stretch")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from lib.core import errors, settings
 from lib.core.progress import Callback
-from lib.detection import coco_eval, datasets, detectors, matching, tide
+from lib.detection import coco_eval, datasets, detections, detectors, matching, tide
 from lib.models import registry
 
 
@@ -26,7 +26,7 @@ class Report:
     errors: tide.ErrorReport
     table: matching.MatchTable
     f1: Any                   # DataFrame threshold, precision, recall, F1
-    detections: dict[int, datasets.Detections]
+    detections: dict[int, detections.Detections]
     categories: dict[int, str]
 
     def confusion(self, score_thr: float = 0.5) -> tuple[Any, list[str]]:
@@ -41,7 +41,7 @@ class Report:
         return self.table.matched_ious(score_thr)
 
 
-def report(dataset: datasets.CocoDataset, dets: dict[int, datasets.Detections]) -> Report:
+def report(dataset: datasets.CocoDataset, dets: dict[int, detections.Detections]) -> Report:
     """The COCO evaluation and one match table of one model's detections, and what follows.
 
     The match table and the TIDE analysis (numpy, which releases the GIL) are built in a
@@ -57,7 +57,7 @@ def report(dataset: datasets.CocoDataset, dets: dict[int, datasets.Detections]) 
         # hundreds of thousands of result rows become dicts here and in the library: no
         # garbage collection passes over them meanwhile (they are all alive anyway)
         with _gc_paused():
-            metrics = coco_eval.evaluate(dataset, datasets.to_coco_results(dets), owned=True)
+            metrics = coco_eval.evaluate(dataset, detections.to_coco_results(dets), owned=True)
         table, errors, f1 = future.result()
     return Report(metrics, errors, table, f1, dets, dataset.categories)
 
@@ -102,7 +102,7 @@ def compare_images(a: Report, b: Report, score_thr: float = 0.5) -> Any:
 def evaluate_files(images: str | Path, annotations: str | Path, predictions: str | Path,
                    subset: int | None = None, seed: int = 0) -> coco_eval.CocoMetrics:
     dataset = datasets.load_coco(annotations, images).subset(subset, seed)
-    results = datasets.read_results_json(Path(predictions), dataset)
+    results = detections.read_results_json(Path(predictions), dataset)
     return coco_eval.evaluate(dataset, results)
 
 

@@ -1,9 +1,5 @@
-"""Detection data: COCO-format datasets, one `Detections` type, converters per source.
-
-Everything downstream (metrics, error analysis, plots) accepts only `Detections`, whose
-class ids are always the dataset's category ids. Converters: COCO results JSON (any other
-model, e.g. a YOLO run), torchvision detector outputs, transformers post-processed outputs.
-"""
+"""COCO-format datasets: validated field by field at the boundary, images contained in
+their folder, subsets by size and seed, and a fingerprint of every image file."""
 
 from __future__ import annotations
 
@@ -14,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from lib.core.errors import DatasetError
 
-# -- datasets ---------------------------------------------------------------------------------
 
 @dataclass
 class CocoDataset:
@@ -116,18 +110,18 @@ class CocoDataset:
         return h.hexdigest()[:16]
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
+def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _good_box(b: Any) -> bool | None:
+def good_box(b: Any) -> bool | None:
     """True for 4 finite numbers with positive width and height; False for 4 numbers that are
     not (negative, zero or NaN); None when it is not 4 numbers at all."""
-    if not (isinstance(b, (list, tuple)) and len(b) == 4 and all(_is_number(v) for v in b)):
+    if not (isinstance(b, (list, tuple)) and len(b) == 4 and all(is_number(v) for v in b)):
         return None
     return all(math.isfinite(v) for v in b) and b[2] > 0 and b[3] > 0
 
@@ -136,11 +130,11 @@ def _good_segmentation(seg: Any) -> bool:
     """COCO RLE ({size: [h, w], counts}) or polygons (lists of numbers); kept for exports."""
     if isinstance(seg, dict):
         size, counts = seg.get("size"), seg.get("counts")
-        return (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)
+        return (isinstance(size, list) and len(size) == 2 and all(is_int(v) for v in size)
                 and (isinstance(counts, str) or (isinstance(counts, list)
-                                                 and all(_is_int(v) for v in counts))))
+                                                 and all(is_int(v) for v in counts))))
     return isinstance(seg, list) and all(
-        isinstance(p, list) and all(_is_number(v) and math.isfinite(v) for v in p) for p in seg)
+        isinstance(p, list) and all(is_number(v) and math.isfinite(v) for v in p) for p in seg)
 
 
 def _objects(data: dict, key: str, name: str) -> list[dict]:
@@ -172,7 +166,7 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
                            "Raise LENS_MAX_CATEGORIES if it is genuine.")
     cats = []
     for i, c in enumerate(raw_cats):
-        if not _is_int(c.get("id")) or not isinstance(c.get("name"), str):
+        if not is_int(c.get("id")) or not isinstance(c.get("name"), str):
             raise DatasetError(f"categories[{i}] needs an integer 'id' and a text 'name'.")
         cats.append({"id": c["id"], "name": c["name"][:200],
                      "supercategory": str(c.get("supercategory", ""))[:200]})
@@ -181,14 +175,14 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
     from lib.core.paths import safe_relative
     images = []
     for i, im in enumerate(raw_images):
-        if not _is_int(im.get("id")):
+        if not is_int(im.get("id")):
             raise DatasetError(f"images[{i}] needs an integer 'id'.")
         if not safe_relative(im.get("file_name")):
             raise DatasetError(f"images[{i}].file_name must be a relative path inside the "
                                "images folder (no '..', not absolute).")
         clean = {"id": im["id"], "file_name": im["file_name"].replace("\\", "/")}
         for k in ("width", "height"):
-            if _is_number(im.get(k)) and math.isfinite(im[k]) and im[k] > 0:
+            if is_number(im.get(k)) and math.isfinite(im[k]) and im[k] > 0:
                 clean[k] = im[k]
         images.append(clean)
     if len({im["id"] for im in images}) != len(images):
@@ -196,13 +190,13 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
     image_ids, cat_ids = {im["id"] for im in images}, {c["id"] for c in cats}
     anns, refused, used_ids = [], 0, set()
     for i, ann in enumerate(raw_anns):
-        if not _is_int(ann.get("image_id")) or ann["image_id"] not in image_ids:
+        if not is_int(ann.get("image_id")) or ann["image_id"] not in image_ids:
             raise DatasetError(f"annotations[{i}].image_id {str(ann.get('image_id'))[:40]} is "
                                "not an image id in 'images'.")
-        if not _is_int(ann.get("category_id")) or ann["category_id"] not in cat_ids:
+        if not is_int(ann.get("category_id")) or ann["category_id"] not in cat_ids:
             raise DatasetError(f"annotations[{i}].category_id {str(ann.get('category_id'))[:40]}"
                                " is not a category id in 'categories'.")
-        good = _good_box(ann.get("bbox"))
+        good = good_box(ann.get("bbox"))
         if good is None:
             raise DatasetError(f"annotations[{i}].bbox must be [x, y, width, height] numbers.")
         if not good:
@@ -212,13 +206,13 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
         crowd = ann.get("iscrowd", 0)
         area = ann.get("area")
         ann_id = ann.get("id")
-        if not _is_int(ann_id) or ann_id in used_ids:
+        if not is_int(ann_id) or ann_id in used_ids:
             ann_id = None
         anns.append({"id": ann_id, "image_id": ann["image_id"], "category_id": ann["category_id"],
                      "bbox": bbox, "iscrowd": 1 if crowd in (1, True) else 0,
                      **({"segmentation": ann["segmentation"]}
                         if _good_segmentation(ann.get("segmentation")) else {}),
-                     "area": float(area) if _is_number(area) and math.isfinite(area) and area >= 0
+                     "area": float(area) if is_number(area) and math.isfinite(area) and area >= 0
                      else bbox[2] * bbox[3]})
         if ann_id is not None:
             used_ids.add(ann_id)
@@ -263,201 +257,3 @@ def find_coco_in(folder: Path) -> tuple[Path, Path]:
     if not pictures:
         raise DatasetError("The zip holds no images.")
     return jsons[0], pictures[0].parent
-
-
-# -- detections -------------------------------------------------------------------------------
-
-@dataclass
-class Detections:
-    """Boxes of one image: xyxy pixels, confidence, dataset category id. Scores are kept
-    at full precision: COCO ranks detections by score, and two scores that rounding made
-    equal are ranked by image order instead (AP then differs from the file's)."""
-
-    image_id: int
-    xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
-    class_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-
-    def __post_init__(self):
-        self.xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
-        self.scores = np.asarray(self.scores, np.float64).reshape(-1)
-        self.class_ids = np.asarray(self.class_ids, np.int64).reshape(-1)
-        if not (len(self.xyxy) == len(self.scores) == len(self.class_ids)):
-            raise ValueError("xyxy, scores and class_ids must have the same length")
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def above(self, threshold: float) -> Detections:
-        keep = self.scores >= threshold
-        return Detections(self.image_id, self.xyxy[keep], self.scores[keep], self.class_ids[keep])
-
-    def to_coco(self) -> list[dict[str, Any]]:
-        return to_coco_results([self])
-
-
-def from_coco_results(results: list[dict[str, Any]]) -> dict[int, Detections]:
-    """COCO results (`image_id, category_id, bbox [x,y,w,h], score`) grouped by image."""
-    grouped: dict[int, list] = {}
-    for r in results:
-        grouped.setdefault(int(r["image_id"]), []).append(r)
-    out = {}
-    for image_id, rows in grouped.items():
-        boxes = np.array([r["bbox"] for r in rows], np.float32)
-        boxes[:, 2:] += boxes[:, :2]
-        out[image_id] = Detections(image_id, boxes, [r["score"] for r in rows],
-                                   [r["category_id"] for r in rows])
-    return out
-
-
-def digest(dets: dict[int, Detections]) -> str:
-    """A content hash of a model's detections (for caching what is computed from them)."""
-    import hashlib
-    h = hashlib.sha256()
-    for image_id in sorted(dets):
-        d = dets[image_id]
-        h.update(f"{image_id}|{len(d)}|".encode())
-        for arr in (d.xyxy, d.scores, d.class_ids):
-            h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
-
-
-def to_coco_results(dets: dict[int, Detections] | list[Detections]) -> list[dict[str, Any]]:
-    """COCO results rows (boxes [x, y, w, h] to 0.01 px, scores exactly), as `to_coco`.
-    Scores are not rounded: rounding made ties the detections did not have, and COCO breaks
-    ties by image order, so AP from the file differed from AP of the detections."""
-    items = [d for d in (dets.values() if isinstance(dets, dict) else dets) if len(d)]
-    if not items:
-        return []
-    xyxy = np.concatenate([d.xyxy for d in items]).astype(np.float64)
-    boxes = np.round(np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], 1), 2).tolist()
-    scores = np.concatenate([d.scores for d in items]).tolist()
-    classes = np.concatenate([d.class_ids for d in items]).tolist()
-    ids = np.concatenate([np.full(len(d), d.image_id) for d in items]).tolist()
-    return [{"image_id": i, "category_id": c, "bbox": b, "score": s}
-            for i, c, b, s in zip(ids, classes, boxes, scores)]
-
-
-@dataclass
-class ResultsCheck:
-    """An imported results file after validation: the usable rows and what was left out."""
-
-    results: list[dict[str, Any]]
-    refused: int = 0          # rows with empty, negative or non-finite boxes or scores
-    other_images: int = 0     # rows for images not in this dataset (subset or another set)
-
-    @property
-    def detections(self) -> dict[int, Detections]:
-        return from_coco_results(self.results)
-
-
-def check_results(data: bytes | str | Path | Any, dataset: CocoDataset) -> ResultsCheck:
-    """Parse and validate an imported COCO results file against the dataset."""
-    from lib.core.paths import read_json
-    results = read_json(data, "the predictions file") if isinstance(
-        data, (bytes, str, Path)) else data
-    if isinstance(results, dict) and "annotations" in results:
-        results = results["annotations"]
-    if not isinstance(results, list):
-        raise DatasetError("A COCO results file is a JSON list of {image_id, category_id, bbox, "
-                           "score} objects.")
-    ids, cats = set(dataset.image_ids), set(dataset.categories)
-    rows, refused, other = [], 0, 0
-    for i, r in enumerate(results):
-        if not isinstance(r, dict):
-            raise DatasetError(f"Prediction #{i} is not an object.")
-        image_id, category_id = _whole(r.get("image_id")), _whole(r.get("category_id"))
-        if image_id is None or category_id is None:
-            raise DatasetError(f"Prediction #{i} needs integer 'image_id' and 'category_id'.")
-        good = _good_box(r.get("bbox"))
-        if good is None:
-            raise DatasetError(f"Prediction #{i}: 'bbox' must be [x, y, width, height] numbers.")
-        score = r.get("score")
-        if not _is_number(score):
-            raise DatasetError(f"Prediction #{i}: 'score' must be a number.")
-        if not good or not math.isfinite(score):
-            refused += 1
-            continue
-        if image_id not in ids:
-            other += 1
-            continue
-        rows.append({"image_id": image_id, "category_id": category_id,
-                     "bbox": [float(v) for v in r["bbox"]], "score": float(score)})
-    if results and not rows and other:
-        raise DatasetError("None of the predictions' image ids is in this dataset: the results "
-                           "file is for another dataset.")
-    unknown_cats = sorted({r["category_id"] for r in rows} - cats)
-    if unknown_cats:
-        raise DatasetError(f"Predictions use category ids the dataset does not have: "
-                           f"{unknown_cats[:10]}.", "Map the model's labels to the dataset's.")
-    return ResultsCheck(rows, refused, other)
-
-
-def _whole(v: Any) -> int | None:
-    """An integer id (a float with no fraction counts)."""
-    if _is_int(v):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return None
-
-
-def read_results_json(data: bytes | str | Path, dataset: CocoDataset) -> list[dict[str, Any]]:
-    """The usable rows of an imported COCO results file (see `check_results`)."""
-    return check_results(data, dataset).results
-
-
-# -- label mapping ----------------------------------------------------------------------------
-
-def _norm(name: str) -> str:
-    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
-
-
-def map_labels(model_labels: dict[int, str], categories: dict[int, str],
-               by: str = "name") -> dict[int, int]:
-    """Model label index -> dataset category id, by name (default) or by id.
-
-    COCO models number their 80 classes on ids 1..90 with gaps; mapping by name handles
-    datasets that renumber them, and `by="id"` keeps ids as they are.
-    """
-    if by == "id":
-        return {i: i for i in model_labels if i in categories}
-    names = {_norm(n): cid for cid, n in categories.items()}
-    return {i: names[_norm(n)] for i, n in model_labels.items() if _norm(n) in names}
-
-
-def from_torchvision(image_id: int, output: dict[str, Any],
-                     label_map: dict[int, int]) -> Detections:
-    """A torchvision detector's output dict (boxes xyxy, scores, labels) for one image."""
-    labels = output["labels"].cpu().numpy()
-    keep = np.array([int(lbl) in label_map for lbl in labels], bool)
-    return Detections(image_id, output["boxes"].detach().cpu().numpy()[keep],
-                      output["scores"].detach().cpu().numpy()[keep],
-                      [label_map[int(lbl)] for lbl in labels[keep]])
-
-
-def from_transformers(image_id: int, result: dict[str, Any],
-                      label_map: dict[int, int]) -> Detections:
-    """A transformers `post_process_object_detection` result for one image."""
-    return from_torchvision(image_id, result, label_map)
-
-
-# -- drawing ----------------------------------------------------------------------------------
-
-PALETTE = {"gt": (60, 220, 120), "a": (255, 140, 0), "b": (80, 160, 255)}
-
-
-def draw(image: Image.Image, boxes: list[tuple[np.ndarray, list[str], tuple[int, int, int]]],
-         width: int = 3) -> Image.Image:
-    """Draw (xyxy boxes, captions, colour) groups on a copy of an RGB image."""
-    from PIL import ImageDraw
-    out = image.convert("RGB").copy()
-    pen = ImageDraw.Draw(out)
-    for xyxy, captions, color in boxes:
-        for box, caption in zip(np.asarray(xyxy).reshape(-1, 4).tolist(), captions):
-            pen.rectangle(box, outline=color, width=width)
-            if caption:
-                x, y = box[0], max(0, box[1] - 12)
-                pen.rectangle([x, y, x + 7 * len(caption) + 4, y + 12], fill=color)
-                pen.text((x + 2, y), caption, fill=(0, 0, 0))
-    return out

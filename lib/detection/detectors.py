@@ -23,7 +23,8 @@ from PIL import Image
 
 from lib.core import journal, settings
 from lib.core.progress import Progress
-from lib.detection.datasets import CocoDataset, Detections, from_torchvision
+from lib.detection.datasets import CocoDataset
+from lib.detection.detections import Detections, from_torchvision
 from lib.models import registry
 from lib.models.build import builder
 from lib.models.spec import Source, Task
@@ -226,7 +227,7 @@ class InferenceJob:
 
     def detections(self) -> dict[int, Detections]:
         """The finished job's detections per image."""
-        from lib.detection.datasets import from_coco_results
+        from lib.detection.detections import from_coco_results
         return from_coco_results(self.results())
 
     def speed(self) -> dict[str, float]:
@@ -353,7 +354,7 @@ def job_for(spec: registry.ModelSpec, dataset: CocoDataset, map_by: str = "name"
             fingerprint: str | None = None) -> InferenceJob:
     """The one job (and cache entry) for a registry detector on a dataset subset: the page,
     the command line and the leaderboard all find the same results."""
-    from lib.detection.datasets import map_labels
+    from lib.detection.detections import map_labels
     from lib.models import cache
     key = cache_key(spec.name, dataset, {"threshold": threshold, "map_by": map_by}, fingerprint)
     return get_job(key, lambda: InferenceJob(

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lib.detection.datasets import CocoDataset, Detections
+from lib.detection.datasets import CocoDataset
+from lib.detection.detections import Detections
 
 T_FG, T_BG = 0.5, 0.1          # TIDE's foreground and background IoU thresholds
 KINDS = ["TP", "duplicate", "class", "location", "both", "background"]

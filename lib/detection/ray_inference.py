@@ -89,11 +89,11 @@ class DetectorWorker:
                  threads: int):
         import torch
 
-        from lib.detection import datasets
+        from lib.detection import detections
         from lib.models import cache
         torch.set_num_threads(threads)
         self.detector = cache.load(spec, "detection").model
-        self.label_map = datasets.map_labels(self.detector.labels, categories, by=map_by)
+        self.label_map = detections.map_labels(self.detector.labels, categories, by=map_by)
         self.threshold = threshold
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

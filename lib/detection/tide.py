@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from lib.detection import matching
-from lib.detection.datasets import CocoDataset, Detections
+from lib.detection.datasets import CocoDataset
+from lib.detection.detections import Detections
 
 ERROR_TYPES = ["class", "location", "both", "duplicate", "background", "missed"]
 T_FG, T_BG = matching.T_FG, matching.T_BG

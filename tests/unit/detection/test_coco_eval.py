@@ -4,7 +4,7 @@
 import pytest
 
 from lib.detection import coco_eval, matching
-from lib.detection.datasets import Detections
+from lib.detection.detections import Detections
 from tests.helpers import gt_results, write_coco
 
 

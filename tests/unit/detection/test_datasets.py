@@ -5,8 +5,9 @@ mapping."""
 import numpy as np
 import pytest
 
-from lib.detection import coco_eval, datasets
-from lib.detection.datasets import DatasetError, Detections
+from lib.detection import coco_eval, datasets, detections
+from lib.detection.datasets import DatasetError
+from lib.detection.detections import Detections
 from tests.helpers import write_coco
 
 
@@ -83,8 +84,8 @@ def test_fingerprint_follows_every_image_file(tmp_path):
 def test_bad_results_files(tmp_path, payload, message):
     ds = write_coco(tmp_path, [(10, 10, 20, 20, 1)])
     with pytest.raises(DatasetError, match=message):
-        datasets.read_results_json(payload.encode(), ds)
-    assert datasets.read_results_json(b"[]", ds) == []
+        detections.read_results_json(payload.encode(), ds)
+    assert detections.read_results_json(b"[]", ds) == []
 
 
 def test_subset_is_deterministic(coco):
@@ -96,9 +97,9 @@ def test_subset_is_deterministic(coco):
 
 def test_coco_results_round_trip():
     rows = [{"image_id": 5, "category_id": 3, "bbox": [1.0, 2.0, 10.0, 20.0], "score": 0.5}]
-    dets = datasets.from_coco_results(rows)
+    dets = detections.from_coco_results(rows)
     assert dets[5].xyxy.tolist() == [[1, 2, 11, 22]]
-    assert datasets.to_coco_results(dets) == rows
+    assert detections.to_coco_results(dets) == rows
     with pytest.raises(ValueError, match="same length"):
         Detections(1, np.zeros((2, 4)), [0.1], [1, 2])
 
@@ -106,14 +107,14 @@ def test_coco_results_round_trip():
 def test_label_mapping_by_name_and_id():
     torchvision_style = {0: "__background__", 1: "person", 3: "car", 12: "N/A", 13: "stop sign"}
     renumbered = {1: "person", 2: "car", 3: "stop_sign"}
-    assert datasets.map_labels(torchvision_style, renumbered) == {1: 1, 3: 2, 13: 3}
+    assert detections.map_labels(torchvision_style, renumbered) == {1: 1, 3: 2, 13: 3}
     coco_ids = {1: "person", 3: "car", 13: "stop sign"}
-    assert datasets.map_labels(torchvision_style, coco_ids, by="id") == {1: 1, 3: 3, 13: 13}
+    assert detections.map_labels(torchvision_style, coco_ids, by="id") == {1: 1, 3: 3, 13: 13}
 
 
 def test_from_torchvision_drops_unmapped_labels():
     import torch
     out = {"boxes": torch.tensor([[0., 0., 5., 5.], [1., 1., 2., 2.]]),
            "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([1, 12])}
-    det = datasets.from_torchvision(7, out, {1: 100})
+    det = detections.from_torchvision(7, out, {1: 100})
     assert det.class_ids.tolist() == [100] and det.image_id == 7

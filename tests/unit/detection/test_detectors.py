@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib.detection import datasets, detectors
-from lib.detection.datasets import Detections
+from lib.detection import detections, detectors
+from lib.detection.detections import Detections
 from tests.helpers import write_coco
 
 
@@ -21,7 +21,7 @@ def test_tiny_adapters_shapes_and_label_mapping(tmp_path, kind):
     det = detectors.tiny_detector(kind, {1: "cat", 2: "dog"})
     assert det.untrained
     out = det.predict([Image.open(ds.image_path(1)).convert("RGB")], [1],
-                      datasets.map_labels(det.labels, ds.categories), threshold=0.0)[0]
+                      detections.map_labels(det.labels, ds.categories), threshold=0.0)[0]
     assert out.image_id == 1 and out.xyxy.shape[1] == 4 and len(out) > 0
     assert set(out.class_ids.tolist()) <= {1, 2}
     assert (out.xyxy[:, 2] <= 128 + 1e-3).all() and (out.xyxy[:, 3] <= 96 + 1e-3).all()

@@ -4,8 +4,8 @@
 import numpy as np
 import pytest
 
-from lib.detection import datasets, matching
-from lib.detection.datasets import Detections
+from lib.detection import datasets, detections, matching
+from lib.detection.detections import Detections
 
 
 def _noisy(dataset, seed=0, extra=3):
@@ -45,7 +45,7 @@ def test_table_matches_are_pycocotools_matches_and_ap50(coco):
     ds = _without_crowd(coco)
     dets = _noisy(ds)
     table = matching.match(ds, dets)
-    results = datasets.to_coco_results(dets)
+    results = detections.to_coco_results(dets)
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = copy.deepcopy(ds.data)

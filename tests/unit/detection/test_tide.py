@@ -3,7 +3,7 @@
 import pytest
 
 from lib.detection import tide
-from lib.detection.datasets import Detections
+from lib.detection.detections import Detections
 from tests.helpers import write_coco
 
 

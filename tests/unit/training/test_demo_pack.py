@@ -65,14 +65,14 @@ def test_demo_gradcam_peaks_inside_the_object(demo, val_split):
                                          ("demo-conditional-detr", 0.8)])
 def test_demo_detector_map_recorded_and_reproduced(tmp_path_factory, name, floor):
     """mAP@0.5 in the manifest equals what the detection page's code measures now."""
-    from lib.detection import coco_eval, datasets
+    from lib.detection import coco_eval, datasets, detections
     manifest = json.loads((ROOT / "checkpoints" / name / "model.json").read_text())
     assert manifest["metrics"]["val_map50"] >= floor
     assert manifest["synth"] == synth.DEMO        # measured on the demo split
     split = synth.demo_val(tmp_path_factory.mktemp("cache"))
     val = datasets.load_coco(split / "annotations.json", split / "images")
     det = registry.build(registry.find(name), device="cpu")
-    label_map = datasets.map_labels(det.labels, val.categories)
+    label_map = detections.map_labels(det.labels, val.categories)
     results = []
     for image_id in val.image_ids:
         image = Image.open(val.image_path(image_id)).convert("RGB")
