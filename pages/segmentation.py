@@ -20,7 +20,7 @@ from lib.media import images
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
 from lib.models import registry
-from lib.segmentation import segment, segment_video
+from lib.segmentation import classical, grounding, segment, segment_video
 
 DISPLAY_WIDTH = 720
 st.title("Segmentation")
@@ -71,7 +71,7 @@ def _model_picker(key: str, video: bool = False) -> str:
                        f"{measured['classical_J_after_occlusion']:.2f} after an occlusion)"
                        if measured else "")
             text = (f"No SAM 2 weights on this machine (no hub access). By default, "
-                    f"**{segment_video.CLASSICAL}**: objects are followed by dense optical "
+                    f"**{classical.CLASSICAL}**: objects are followed by dense optical "
                     "flow and refined by GrabCut, frame by frame, from a box you drag. It has "
                     f"no memory: an object hidden behind another is lost{figures}.")
         else:
@@ -290,7 +290,7 @@ def _prompt_editor(seg, image, obj: segment.SegObject, multimask: bool) -> None:
 
 
 def _text_prompt(seg, image, state, multimask: bool) -> None:
-    choices = segment.grounder_choices()
+    choices = grounding.grounder_choices()
     col1, col2 = st.columns([3, 2])
     phrase = col1.text_input("Find", placeholder="person, logo, dog…", key="seg_phrase")
     gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_grounder",
@@ -302,7 +302,7 @@ def _text_prompt(seg, image, state, multimask: bool) -> None:
             return
         try:
             with st.spinner(f"Grounding '{phrase}' with {gname}…"), ui.queued("Grounding"):
-                state["found"] = (phrase, segment.load_grounder(gname).boxes(image, phrase))
+                state["found"] = (phrase, grounding.load_grounder(gname).boxes(image, phrase))
         except LensError as exc:
             st.error(str(exc))
             return
@@ -434,9 +434,9 @@ def video_mode() -> None:
         st.error(str(exc))
         return
     if name == segment.GRABCUT:     # no SAM 2 here: classical tracking, said plainly
-        vm = segment_video.ClassicalVideoModel()
+        vm = classical.ClassicalVideoModel()
         name = vm.name
-        st.caption(f"Tracking with {segment_video.CLASSICAL}: drag a box to start an object.")
+        st.caption(f"Tracking with {classical.CLASSICAL}: drag a box to start an object.")
     else:
         try:
             with st.spinner(f"Loading {name}…"):
@@ -503,7 +503,7 @@ def video_mode() -> None:
 
 
 def _video_text_prompt(tracker, frame_idx: int, state) -> None:
-    choices = segment.grounder_choices()
+    choices = grounding.grounder_choices()
     col1, col2 = st.columns([3, 2])
     phrase = col1.text_input("Find", placeholder="person, logo…", key="seg_vphrase")
     gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_vgrounder")
@@ -514,7 +514,7 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
         return
     try:
         with st.spinner(f"Grounding '{phrase}' on frame {frame_idx}…"), ui.queued("Grounding"):
-            boxes = segment.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)
+            boxes = grounding.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)
     except LensError as exc:
         st.error(str(exc))
         return

@@ -28,7 +28,8 @@ BUILDERS: dict[tuple[Task, Source], Builder] = {}
 #: look-up, so the table is never found half empty (they import lib.models, so lib.models
 #: cannot import them at its own import time).
 BUILDER_MODULES = ("lib.classification.classify", "lib.detection.detectors",
-                   "lib.segmentation.segment", "lib.segmentation.segment_video")
+                   "lib.segmentation.segment", "lib.segmentation.grounding",
+                   "lib.segmentation.segment_video")
 
 
 def builder(task: Task | str, *sources: Source | str) -> Callable[[Builder], Builder]:

@@ -26,9 +26,9 @@ from lib.models.build import builder
 from lib.models.spec import Source, Task
 
 GRABCUT = "GrabCut (classical fallback, not SAM2)"
+
+
 EMBED_CACHE_SIZE = 8     # embeddings kept per process (about 6 MB each for SAM 2.1 at 1024 px)
-
-
 
 
 @dataclass
@@ -235,8 +235,6 @@ class _Embeddings:
 _EMBEDDINGS = _Embeddings(EMBED_CACHE_SIZE)
 
 
-# -- loading ---------------------------------------------------------------------------------
-
 def grabcut_segmenter() -> Segmenter:
     return Segmenter(GRABCUT, "grabcut")
 
@@ -323,62 +321,6 @@ def tiny_segmenter(image_size: int = 256, seed: int = 0) -> Segmenter:
                      untrained=True)
 
 
-# -- text prompts (Florence-2 phrase grounding) ----------------------------------------------
-
-@dataclass(frozen=True)
-class Region:
-    """One region a phrase was grounded to: its label and xyxy box in image pixels."""
-
-    label: str
-    box: tuple[float, float, float, float]
-
-
-@dataclass
-class Grounder:
-    name: str
-    model: Any
-    processor: Any
-    device: str = "cpu"
-    untrained: bool = False
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
-
-    @property
-    def label(self) -> str:
-        return self.name
-
-    def boxes(self, image: np.ndarray, phrase: str) -> list[Region]:
-        """Each region Florence-2 grounds the phrase to."""
-        import torch
-        from PIL import Image
-        phrase = phrase.strip()
-        if not phrase:
-            raise PromptError("Type what to find, e.g. 'person' or 'logo'.")
-        task = "<CAPTION_TO_PHRASE_GROUNDING>"
-        pil = Image.fromarray(image)
-        inputs = self.processor(text=task + phrase, images=pil, return_tensors="pt")
-        inputs = {k: (v.to(self.device, self.model.dtype) if v.is_floating_point()
-                      else v.to(self.device)) for k, v in inputs.items()}
-        with torch.inference_mode():
-            ids = self.model.generate(**inputs, max_new_tokens=256, num_beams=3,
-                                      do_sample=False)
-        text = self.processor.batch_decode(ids, skip_special_tokens=False)[0]
-        parsed = self.processor.post_process_generation(text, task=task,
-                                                        image_size=(pil.width, pil.height))
-        found = parsed.get(task, {})
-        return [Region(str(lab), tuple(float(v) for v in box))
-                for box, lab in zip(found.get("bboxes", []), found.get("labels", []))]
-
-
-@builder(Task.GROUNDING, Source.TRANSFORMERS, Source.CHECKPOINT)
-def build_grounder(spec: registry.ModelSpec, device: str | None = None) -> Grounder:
-    from transformers import AutoProcessor, Florence2ForConditionalGeneration
-    model, processor, device = load_pretrained(spec, Florence2ForConditionalGeneration,
-                                               AutoProcessor, device, half_on_gpu=False)
-    return Grounder(spec.name, model, processor, device)
-
-
-# -- the objects a user builds ---------------------------------------------------------------
-
 @dataclass
 class SegObject:
     """One object being segmented: its prompts, candidate masks and the chosen one."""
@@ -407,8 +349,6 @@ class SegObject:
     def has_prompts(self) -> bool:
         return bool(self.points) or self.box is not None
 
-
-# -- what the page offers --------------------------------------------------------------------
 
 SYNTHETIC_LABEL_SET = "synthetic shapes"
 
@@ -450,12 +390,3 @@ def segmenter_loaded(name: str) -> bool:
     """Whether `load_segmenter` returns at once."""
     from lib.models import cache
     return name == GRABCUT or cache.loaded(name, "segmentation")
-
-
-def load_grounder(name: str) -> Grounder:
-    from lib.models import cache
-    return cache.load(name, "grounding").model
-
-
-def grounder_choices() -> list[tuple[str, bool]]:
-    return [(s.name, registry.availability(s).ready) for s in registry.all_specs("grounding")]

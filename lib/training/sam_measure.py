@@ -55,12 +55,12 @@ def measure(folder: Path, clips: int | None = None, images: int | None = None) -
     `lib.segmentation.segment_video` as the page calls them."""
     from lib.demo import synth
     from lib.models import checkpoints, registry
-    from lib.segmentation import segment, segment_video
+    from lib.segmentation import classical, segment, segment_video
     spec = registry.checkpoint_spec(checkpoints.read_checkpoint(folder))
     seg = segment.build_segmenter(spec, device="cpu")
     video = segment_video.build_video_model(spec, device="cpu")
     out = measure_images(seg, synth.demo_val(), images)
-    j = segment_video.track_clip_j(video.tracker, val_clips(), clips)
+    j = classical.track_clip_j(video.tracker, val_clips(), clips)
     out.update(video_J=j["J"], video_J_after_occlusion=j["J_occluded"], video_clips=j["clips"],
                video_frames=j["frames"])
     out.update(classical_figures())
@@ -70,6 +70,5 @@ def measure(folder: Path, clips: int | None = None, images: int | None = None) -
 def classical_figures(clips: int | None = None) -> dict:
     """The classical tracker's J on the same clips, recorded beside the demo segmenter's so the
     page can compare the two with measured figures."""
-    from lib.segmentation import segment_video
-    j = segment_video.track_clip_j(segment_video.FlowTracker, sam_data.val_clips(), clips)
+    j = classical.track_clip_j(classical.FlowTracker, sam_data.val_clips(), clips)
     return {"classical_J": j["J"], "classical_J_after_occlusion": j["J_occluded"]}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lib.models import registry
-from lib.segmentation import segment, segment_video
+from lib.segmentation import grounding, segment, segment_video
 from tests.app.test_pages import run_page
 from tests.helpers import write_video
 
@@ -81,8 +81,8 @@ def test_text_prompt_boxes_then_masks(tiny_sam, monkeypatch):
     class Stub:
         def boxes(self, image, phrase):
             return [] if phrase == "unicorn" else [
-                segment.Region("cat", (120.0, 20.0, 330.0, 300.0)),
-                segment.Region("cat", (10.0, 200.0, 60.0, 290.0))]
+                grounding.Region("cat", (120.0, 20.0, 330.0, 300.0)),
+                grounding.Region("cat", (10.0, 200.0, 60.0, 290.0))]
     monkeypatch.setattr(segment, "load_grounder", lambda name: Stub())
     at = run_page("segmentation")
     find = next(b for b in at.button if b.label == "Find boxes")
@@ -140,7 +140,7 @@ def test_video_mode_with_a_video_model_shows_the_frame(tiny_sam, tmp_path, monke
 def test_video_text_prompt_adds_tracked_objects(tiny_sam, tmp_path, monkeypatch):
     class Stub:
         def boxes(self, image, phrase):
-            return [segment.Region("logo", (5.0, 5.0, 30.0, 30.0))] if phrase == "logo" else []
+            return [grounding.Region("logo", (5.0, 5.0, 30.0, 30.0))] if phrase == "logo" else []
     monkeypatch.setattr(segment_video, "load_video_model",
                         lambda name: segment_video.tiny_video_model())
     monkeypatch.setattr(segment, "load_grounder", lambda name: Stub())
@@ -187,7 +187,7 @@ def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatc
 
     class Grounder:            # the text prompt path adds the object by its box
         def boxes(self, image, phrase):
-            return [segment.Region("circle", box)]
+            return [grounding.Region("circle", box)]
     monkeypatch.setattr(segment, "load_grounder", lambda name: Grounder())
     at = run_page("segmentation")
     at.radio(key="seg_mode").set_value("Video").run()

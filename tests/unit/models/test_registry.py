@@ -76,10 +76,10 @@ def test_a_second_builder_for_the_same_slot_is_refused():
 def test_every_loaded_model_satisfies_the_model_protocol():
     """Each wrapper (classifier, detector, segmenter, grounder, tracker) is a `Model`."""
     from lib.detection import detectors
-    from lib.segmentation import segment, segment_video
+    from lib.segmentation import classical, grounding, segment, segment_video
     made = [registry.from_module(__import__("torch").nn.Linear(2, 2), ["a", "b"]),
             detectors.tiny_detector("torchvision", {1: "cat"}), segment.grabcut_segmenter(),
-            segment.Grounder("g", None, None), segment_video.ClassicalVideoModel(),
+            grounding.Grounder("g", None, None), classical.ClassicalVideoModel(),
             segment_video.VideoModel("v", None, None)]
     for model in made:
         assert isinstance(model, registry.Model), type(model).__name__

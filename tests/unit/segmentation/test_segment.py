@@ -12,7 +12,7 @@ from PIL import Image
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
 from lib.models import registry
-from lib.segmentation import segment, segment_video
+from lib.segmentation import grounding, segment, segment_video
 from tests.helpers import write_video
 
 
@@ -103,13 +103,13 @@ def test_missing_weights_name_the_fetch_command(monkeypatch):
     with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
         segment_video.build_video_model(spec, "cpu")
     with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
-        segment.build_grounder(registry.find("florence-community/Florence-2-base"), "cpu")
+        grounding.build_grounder(registry.find("florence-community/Florence-2-base"), "cpu")
     names = [n for n, _ in segment.model_choices()]
     assert names.index(segment.GRABCUT) < names.index("facebook/sam2.1-hiera-tiny")  # usable first
 
 
 def test_empty_text_prompt_is_refused():
-    g = segment.Grounder("g", model=None, processor=None)
+    g = grounding.Grounder("g", model=None, processor=None)
     with pytest.raises(segment.PromptError, match="Type what to find"):
         g.boxes(np.zeros((8, 8, 3), np.uint8), "  ")
 

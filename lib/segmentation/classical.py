@@ -1,0 +1,167 @@
+"""Classical tracking, offline and without SAM 2: dense optical flow moves each object's
+mask from frame to frame and GrabCut refines it, behind the same `Tracker` interface; and
+`track_clip_j`, the J (mask IoU) of any tracker on `lib.synth` clips, as the page drives it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lib.core.progress import Progress
+from lib.media import masks as mask_ops
+from lib.media import video as video_io
+from lib.segmentation.segment_video import TrackedObject, Tracker, load_frames
+
+CLASSICAL = "Classical tracking (optical flow + GrabCut, not SAM 2)"
+
+
+class FlowTracker(Tracker):
+    """Offline tracking without a learned model, labelled as such everywhere: an object is
+    segmented by GrabCut inside its box on the prompted frame, then its mask is carried to
+    the next frame by dense optical flow (OpenCV's Farnebäck) and refined there by GrabCut,
+    frame by frame, forwards from each object's first prompt (a later prompt on the same
+    object restarts it from there). It has no memory: an object hidden for long is lost."""
+
+    def __init__(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray]):
+        super().__init__(CLASSICAL, None, None, info, frames)
+        self._gray: dict[int, np.ndarray] = {}
+
+    def add_prompt(self, frame_idx: int, obj_id: int, points: Sequence = (), box=None,
+                   label: str = "") -> np.ndarray:
+        from lib.segmentation.segment import PromptError, check_prompts
+        if not 0 <= frame_idx < self.num_frames:
+            raise video_io.VideoError(f"Frame {frame_idx} is outside the clip "
+                                      f"(0-{self.num_frames - 1}).")
+        check_prompts(points, box, self.info.width, self.info.height)
+        if box is None:
+            raise PromptError("Classical tracking needs a box: drag a rectangle around the "
+                              "object (clicks then refine it).")
+        mask = mask_ops.grabcut(np.asarray(self.frames[frame_idx]), box, points)
+        obj = self.objects.setdefault(obj_id, TrackedObject(obj_id, label))
+        obj.label = label or obj.label
+        obj.prompts[frame_idx] = (list(points), box)
+        self._store(frame_idx, [obj_id], [mask])
+        self.propagated = False
+        return mask
+
+    def _grey(self, i: int) -> np.ndarray:
+        import cv2
+        if i not in self._gray:
+            self._gray[i] = cv2.cvtColor(np.asarray(self.frames[i]), cv2.COLOR_RGB2GRAY)
+        return self._gray[i]
+
+    def carry(self, mask: np.ndarray, src: int, dst: int) -> np.ndarray:
+        """`mask` on frame `src` moved to frame `dst` by optical flow, refined by GrabCut."""
+        import cv2
+        flow = cv2.calcOpticalFlowFarneback(self._grey(dst), self._grey(src), None, 0.5, 3,
+                                            15, 3, 5, 1.2, 0)   # where each dst pixel came from
+        h, w = mask.shape
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        warped = cv2.remap(mask.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1],
+                           cv2.INTER_LINEAR) > 0.5
+        if warped.sum() < 16:
+            return warped                                       # lost
+        ys, xs = np.nonzero(warped)
+        pad = max(8, int(0.25 * max(np.ptp(xs), np.ptp(ys))))
+        x0, y0 = max(0, xs.min() - pad), max(0, ys.min() - pad)
+        x1, y1 = min(w, xs.max() + pad + 1), min(h, ys.max() + pad + 1)
+        crop = np.ascontiguousarray(np.asarray(self.frames[dst])[y0:y1, x0:x1])
+        seed = warped[y0:y1, x0:x1]
+        k = np.ones((3, 3), np.uint8)
+        gc = np.full(seed.shape, cv2.GC_PR_BGD, np.uint8)
+        gc[seed] = cv2.GC_PR_FGD
+        gc[cv2.erode(seed.astype(np.uint8), k, iterations=2) > 0] = cv2.GC_FGD
+        gc[cv2.dilate(seed.astype(np.uint8), k, iterations=max(3, pad // 2)) == 0] = cv2.GC_BGD
+        if not (gc == cv2.GC_BGD).any() or not (gc == cv2.GC_FGD).any():
+            return warped
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)
+        cv2.grabCut(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 2,
+                    cv2.GC_INIT_WITH_MASK)
+        out = np.zeros_like(warped)
+        out[y0:y1, x0:x1] = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+        return out
+
+    def propagate(self, progress: Callable[[Progress], None] | None = None) -> int:
+        if not self.objects:
+            raise video_io.VideoError("Prompt at least one object before propagating.")
+        starts = {o: min(obj.prompts) for o, obj in self.objects.items()}
+        total = sum(self.num_frames - 1 - f for f in starts.values())
+        t0, done = time.perf_counter(), 0
+        for f in range(self.num_frames):      # frames in order, so the grey cache stays small
+            for o, obj in self.objects.items():
+                if f <= starts[o] or f in obj.prompts:
+                    continue
+                prev = self.mask(f - 1, o)
+                mask = self.carry(prev, f - 1, f) if prev is not None else None
+                if mask is not None:
+                    self._store(f, [o], [mask])
+                done += 1
+                if progress:
+                    progress(Progress(done, total, time.perf_counter() - t0))
+            self._gray.pop(f - 1, None)
+        self.propagated = True
+        return done
+
+
+class ClassicalVideoModel:
+    """The video model slot for classical tracking: no weights, nothing to load."""
+
+    name = CLASSICAL
+    untrained = False
+    device = "cpu"
+
+    def __init__(self):
+        self.lock = threading.RLock()
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def tracker(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray]) -> FlowTracker:
+        return FlowTracker(info, frames)
+
+
+def track_clip_j(tracker_for, clip_dir: str | Path, clips: int | None = None) -> dict:
+    """Mean J (mask IoU) of a tracker on `lib.synth` clips, as the page drives it: each object
+    is prompted with its box on its first frame, the clip is propagated, and every later frame
+    where it is visible is scored. Returns {"J": mean, "clips": n, "frames": scored,
+    "J_occluded": mean over the frames after an object was hidden behind another}."""
+    import json
+
+    clip_dir = Path(clip_dir)
+    index = json.loads((clip_dir / "clips.json").read_text())["clips"][:clips]
+    scores, after_occlusion = [], []
+    for clip in index:
+        info = video_io.open_video(clip_dir / clip["file"])
+        frames = load_frames(info)
+        tracker = tracker_for(info, frames)
+        gt = [{int(k): mask_ops.from_rle(r) for k, r in fm.items()} for fm in clip["masks"]]
+        for obj in clip["objects"]:
+            f0 = obj["first_frame"]
+            ys, xs = np.nonzero(gt[f0][obj["id"]])
+            tracker.add_prompt(f0, obj["id"] + 1, box=(float(xs.min()), float(ys.min()),
+                                                       float(xs.max() + 1), float(ys.max() + 1)))
+        tracker.propagate()
+        for obj in clip["objects"]:
+            k = obj["id"]
+            full = max((int(m[k].sum()) for m in gt if k in m), default=0)
+            hidden = False
+            for f in range(obj["first_frame"] + 1, len(gt)):
+                truth = gt[f].get(k)
+                if truth is None or truth.sum() < 0.3 * full:
+                    hidden = True
+                    continue
+                pred = tracker.mask(f, k + 1)
+                pred = np.zeros_like(truth) if pred is None else pred
+                j = float((pred & truth).sum() / max(1, (pred | truth).sum()))
+                scores.append(j)
+                if hidden:
+                    after_occlusion.append(j)
+    return {"J": float(np.mean(scores)) if scores else float("nan"), "clips": len(index),
+            "frames": len(scores),
+            "J_occluded": float(np.mean(after_occlusion)) if after_occlusion else float("nan")}
