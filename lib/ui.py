@@ -10,12 +10,18 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import io
 import threading
+import time
 import weakref
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 
 from lib.core import heap
 from lib.core.errors import LensError
@@ -29,7 +35,7 @@ def page_setup() -> None:
     _settle_memory()
     _start_memory_watch()
     if "lens_router" not in st.session_state:
-        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.pages_manager import PagesManager  # heavy: imported on first use
         PagesManager.uses_pages_directory = False
         st.rerun()
 
@@ -46,10 +52,9 @@ def _settle_memory() -> None:
     freeze when the session was alive at the last freeze (its state was frozen with the
     rest and only the next freeze collects it). The first call also tunes the C allocator
     so that what a session held can go back to the system (`heap.tune_allocator`)."""
-    import time
 
-    from streamlit import config
-    from streamlit.runtime import Runtime
+    from streamlit import config  # heavy: imported on first use
+    from streamlit.runtime import Runtime  # heavy: imported on first use
 
     heap.tune_allocator()
     sid = session_id()
@@ -111,7 +116,7 @@ def _start_memory_watch(every_s: float = 2.0) -> None:
     """Also check every few seconds off the script threads, so that the memory of the last
     visitors to leave comes back without waiting for the next visitor. Not under AppTest:
     there the process is the test runner's, and page runs settle it on their own thread."""
-    from streamlit import config
+    from streamlit import config  # heavy: imported on first use
     if config.get_option("global.appTest"):
         return
     with _seen_lock:
@@ -119,7 +124,6 @@ def _start_memory_watch(every_s: float = 2.0) -> None:
             return
 
         def watch():
-            import time
             while True:
                 time.sleep(every_s)
                 try:
@@ -159,7 +163,7 @@ def on_session_end(fn) -> None:
 def session_id() -> str:
     """This visitor's Streamlit session id ("" outside a script run, e.g. on the memory
     watch's thread, where asking must not log Streamlit's "missing ScriptRunContext")."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    from streamlit.runtime.scriptrunner import get_script_run_ctx  # heavy: imported on first use
     ctx = get_script_run_ctx(suppress_warning=True)
     return ctx.session_id if ctx else ""
 
@@ -233,13 +237,11 @@ def clickable_image(image, key: str):
     (the page draws it on every rerun)."""
     global _coordinates
     if _coordinates is None:
-        import streamlit.components.v1 as components
+        import streamlit.components.v1 as components  # heavy: imported on first use
         _coordinates = components.declare_component(
             "streamlit_image_coordinates",
             path=str(Path(__file__).parent / "frontend" / "image_coordinates"))
-    import hashlib
 
-    import numpy as np
     pixels = np.ascontiguousarray(image)
     digest = (pixels.shape, hashlib.blake2b(pixels.data, digest_size=16).hexdigest())
     shown = st.session_state.setdefault("_lens_clickable", {})   # key -> (digest, data URL)
@@ -256,10 +258,7 @@ _coordinates = None      # the declared component, once
 
 
 def _png_data_url(pixels) -> str:
-    import base64
-    import io
 
-    from PIL import Image
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

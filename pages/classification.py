@@ -3,9 +3,12 @@
 import io
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from lib import ui
+from lib.classification import cam, classify, scenes
+from lib.classification.cam import COLORMAPS, METHODS, heatmap_rgb
 
 ui.page_setup()
 from PIL import Image
@@ -51,14 +54,12 @@ def load_model(name: str) -> cache.ModelHandle | None:
 
 @st.cache_data(max_entries=512, show_spinner=False)
 def predict(sha: str, model: str, k: int, _image: Image.Image):
-    from lib.classification import classify
     with ui.queued("Classifying"):
         return classify.classify(classifier(model).model, _image, k)[0]
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def explain(sha: str, model: str, method: str, target: int, layer: str, _image: Image.Image):
-    from lib.classification import cam
     handle = classifier(model)
     with ui.queued(f"{method}"):
         return cam.explain(handle.model, _image, method, target, layer, handle.lock)
@@ -67,7 +68,6 @@ def explain(sha: str, model: str, method: str, target: int, layer: str, _image: 
 @st.cache_data(max_entries=256, show_spinner=False)
 def faithfulness(sha: str, model: str, method: str, target: int, layer: str,
                  _image: Image.Image, _explanation):
-    from lib.classification import cam
     handle = classifier(model)
     with ui.queued("Faithfulness"):
         return cam.explain_faithfulness(handle.model, _image, _explanation, handle.lock)
@@ -75,7 +75,6 @@ def faithfulness(sha: str, model: str, method: str, target: int, layer: str,
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def layer_list(model: str) -> list[str]:
-    from lib.classification import cam
     return cam.layer_choices(classifier(model).model.model)
 
 
@@ -165,7 +164,6 @@ with tab_explain:
             head += f" · scene type: **{result.indoor_outdoor}**"
         st.markdown(head)
 
-        from lib.classification.cam import COLORMAPS, METHODS
         layers = layer_list(model_name)
         # A new image or model starts from its top class and the model's default layer.
         if st.session_state.get("explaining") != (item.sha256, model_name):
@@ -196,7 +194,6 @@ with tab_explain:
                 st.error(f"{method} on layer '{layer}' failed: {exc}. Pick another layer.")
                 expl = None
             if expl is not None:
-                from lib.classification.cam import heatmap_rgb
                 over = expl.overlay(colormap, opacity)
                 v1, v2, v3 = st.columns(3)
                 v1.image(expl.view, caption="as the model sees it", width="stretch")
@@ -235,7 +232,6 @@ with tab_compare:
                                    key="compare_models")
             cells = [(m, st.session_state.get("method", "GradCAM")) for m in picks]
         else:
-            from lib.classification.cam import METHODS
             st.session_state.setdefault("compare_methods", ["GradCAM", "EigenCAM"])
             picks = st.multiselect("Methods (2–4)", list(METHODS), max_selections=4,
                                    key="compare_methods")
@@ -263,7 +259,6 @@ with tab_eval:
     path_text = st.text_input("Folder path on the server", key="eval_path")
     eval_zip = st.file_uploader("…or upload a zip", type=["zip"], key="eval_zip")
     if st.button("Evaluate", key="run_eval", disabled=not loaded):
-        from lib.classification import classify
         with ui.reported():
             if eval_zip is not None:
                 with st.spinner("Unpacking the archive…"):
@@ -285,7 +280,6 @@ with tab_eval:
         e1.metric("Accuracy", f"{ev.accuracy:.1%}")
         e2.metric("Top-5 accuracy", f"{ev.top5_accuracy:.1%}")
         e3.metric("Unreadable images skipped", len(ev.skipped))
-        import pandas as pd
         st.dataframe(pd.DataFrame(ev.per_class(), columns=["class", "images", "accuracy"]),
                      hide_index=True, key="per_class")
         st.plotly_chart(plots.confusion_heatmap(ev.confusion, ev.classes,
@@ -312,7 +306,6 @@ with tab_video:
     every = v1.slider("Sample one frame every (s)", 0.1, 5.0, 1.0, 0.1, key="every_s")
     min_len = v2.slider("Minimum scene duration (s)", 0.0, 30.0, 2.0, 0.5, key="min_scene_s")
     if clip is not None and loaded:
-        from lib.classification import scenes
         with ui.reported():
             info = video.open_video(scratch.store_bytes(clip.getvalue(), Path(clip.name).suffix))
             st.caption(f"{info.width}x{info.height}, {info.fps:.1f} fps, {info.frame_count} "

@@ -10,9 +10,19 @@ import streamlit as st
 from PIL import Image
 
 from lib import plots, ui
+from lib.classification import cam as cam_lib
 from lib.core import paths, settings
 from lib.core.errors import LensError
-from lib.detection import benchmark, coco_eval, datasets, detections, detectors, drawing
+from lib.demo import synth
+from lib.detection import (
+    benchmark,
+    coco_eval,
+    datasets,
+    detections,
+    detectors,
+    drawing,
+    ray_inference,
+)
 from lib.detection.tide import ERROR_TYPES
 from lib.media import images
 from lib.models import cache, registry
@@ -44,7 +54,6 @@ def build_report(fingerprint: str, detections_digest: str, dataset, dets):
 def false_positive_cam(model: str, image_id: int, index: int, map_by: str, _picture, _box,
                        _category: int, _categories):
     """EigenCAM of a built-in Faster R-CNN for one of its detections (cached)."""
-    from lib.classification import cam as cam_lib
     detector = cache.load(model, "detection").model
     inverse = {v: k for k, v in detections.map_labels(detector.labels, _categories,
                                                      by=map_by).items()}
@@ -101,7 +110,6 @@ with st.sidebar:
 
 ray_options = None
 if run_on == "Ray":
-    from lib.detection import ray_inference
     ray_options = ray_inference.default_options()
     where = ray_options.address or f"a local Ray, {ray_options.workers} workers"
     st.sidebar.caption(f"Ray: {where} (started on the first Run; the images are read by the "
@@ -110,7 +118,6 @@ if run_on == "Ray":
 dataset = None
 with ui.reported():
     if how == DEMO_DATA:
-        from lib.demo import synth
         with ui.spinner("Generating the demo validation split (once)…",
                         not synth.demo_val_ready()):
             demo = synth.demo_val()
@@ -411,7 +418,6 @@ def images_view() -> None:
                                                       f"{wrong[i].kind} error")
             if wrong:
                 with ui.reported():
-                    from lib.classification import cam as cam_lib
                     lab = wrong[pick]
                     det = reports[n].detections[lab.image_id]
                     picture = images.load_image(dataset.image_path(lab.image_id)).image

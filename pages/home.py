@@ -1,8 +1,12 @@
 """Home: what each page is for, the compute device, library versions, which models are ready."""
 
+import pandas as pd
 import streamlit as st
 
 from lib import ui
+from lib.core import system
+from lib.models import registry
+from lib.models.cache import MODELS
 
 ui.page_setup()
 st.title("Lens")   # painted first: everything heavier comes after
@@ -28,7 +32,6 @@ for col, (title, path, blurb) in zip(cols, PAGES):
 left, right = st.columns(2)
 with left:
     st.subheader("Compute")
-    from lib.core import system
     with st.spinner("Looking for a GPU..."):
         dev = system.device_info()
     memory = f", {dev.memory_gb} GB" if dev.memory_gb else ""
@@ -37,7 +40,6 @@ with left:
     st.caption("Libraries: " + " · ".join(f"{k} {v}" for k, v in versions.items()))
 
 with right:
-    from lib.models.cache import MODELS
 
     st.subheader("Models in memory")
     cached = MODELS.summary()
@@ -58,9 +60,7 @@ st.caption("Local checkpoints, packaged weights and hub cache entries found on t
 
 @st.cache_data(ttl=30, show_spinner="Checking which weights are on this machine...")
 def _model_table():
-    import pandas as pd
 
-    from lib.models import registry
     rows = []
     for spec in registry.all_specs():
         avail = registry.availability(spec)

@@ -7,9 +7,11 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from lib import ui
+from lib.demo import synth
 
 ui.page_setup()
 
@@ -261,7 +263,6 @@ def _candidates(obj: segment.SegObject) -> None:
 
 
 def _prompt_editor(seg, image, obj: segment.SegObject, multimask: bool) -> None:
-    import pandas as pd
     with st.expander(f"Prompts of {obj.name}", expanded=False):
         obj.label = st.text_input("Name", obj.label, key=f"seg_label_{obj.obj_id}")
         df = pd.DataFrame(obj.points, columns=["x", "y", "positive"]).astype(
@@ -419,7 +420,6 @@ def video_mode() -> None:
                    "the model reads them on demand.")
         if not st.toggle("Use the sample clip (synthetic moving shapes)", key="seg_video_sample"):
             return
-        from lib.demo import synth
         with st.spinner("Generating the sample clip (once)…"):
             sample = synth.sample_clip()
         upload_name, data = sample.name, sample.read_bytes()

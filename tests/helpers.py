@@ -81,3 +81,25 @@ def leet_history(path):
             item.setdefault("_step", (rec.get("step") or {}).get("num", len(rows)))
             rows.append(item)
     return pd.DataFrame(rows)
+
+
+#: A W&B run written live by wandb itself, a step at a time (the live-run tests follow it).
+LIVE_WRITER = """
+import sys, time, wandb
+run = wandb.init(mode="offline", dir=sys.argv[1], project="live", name="live",
+                 settings=wandb.Settings(silent=True, console="off", x_disable_stats=True))
+for step in range(int(sys.argv[2])):
+    run.log({"loss": 1 / (step + 1), "step_sq": step * step}, step=step)
+    if step % 50 == 49:
+        time.sleep(0.3)
+run.finish()
+"""
+
+
+def http_error(status: int):
+    """What the W&B client raises for an HTTP status: requests' HTTPError in a CommError."""
+    import requests
+    import wandb.errors
+    response = requests.Response()
+    response.status_code = status
+    return wandb.errors.CommError(f"HTTP {status}", requests.HTTPError(response=response))

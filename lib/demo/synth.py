@@ -20,12 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from lib.core import cli
+from lib.core import cli, settings
+from lib.core.errors import InputError
+from lib.media import masks as mask_ops
 
 CLASSES = ["circle", "square", "triangle", "star"]
 DEMO = {"seed": 0, "train": 600, "val": 150, "size": 128}   # the demo pack's data recipe
@@ -116,7 +120,7 @@ def _box(mask: np.ndarray) -> list[float]:
 
 
 def write_detection(out: Path, count: int, size: int, seed: int) -> Path:
-    from pycocotools import mask as mask_utils
+    from pycocotools import mask as mask_utils  # heavy: imported on first use
     rng = np.random.default_rng(seed)
     (out / "images").mkdir(parents=True, exist_ok=True)
     images, anns = [], []
@@ -173,8 +177,6 @@ def demo_val(cache_root: str | Path | None = None) -> Path:
     Returns the split folder (`annotations.json` + `images/`); the same images the demo
     checkpoints' manifests were measured on.
     """
-    import shutil
-    import tempfile
     root, name, folder = _demo_val_place(cache_root)
     if not demo_val_ready(cache_root):
         root.mkdir(parents=True, exist_ok=True)
@@ -192,7 +194,6 @@ def demo_val_ready(cache_root: str | Path | None = None) -> bool:
 
 def _demo_val_place(cache_root: str | Path | None) -> tuple[Path, str, Path]:
     """(cache root, the split's folder name, its val folder)."""
-    from lib.core import settings
     root = Path(cache_root or settings.get().cache)
     name = "synth-demo-" + "-".join(f"{k}{v}" for k, v in DEMO.items())
     return root, name, root / name / "detection" / "val"
@@ -260,10 +261,8 @@ def make_clip(rng: np.random.Generator, frames: int = 30, size: int = 128):
 def write_clips(out: str | Path, count: int, frames: int = 30, size: int = 128,
                 seed: int = 0, fps: int = 10) -> Path:
     """`count` clips as OUT/clipNNN.mp4 (H.264) and OUT/clips.json with their masks (RLE)."""
-    import av
+    import av  # heavy: imported on first use
 
-    from lib.core.errors import InputError
-    from lib.media import masks as mask_ops
     if count < 0 or frames < 4 or size < 32 or fps < 1:
         raise InputError(f"Clips need count >= 0, frames >= 4, size >= 32 and fps >= 1 "
                          f"(got {count}, {frames}, {size}, {fps}).",
@@ -303,10 +302,7 @@ def sample_image(seed: int = 7, size: int = 256) -> Image.Image:
 def sample_clip(cache_root: str | Path | None = None) -> Path:
     """A sample clip for the Segmentation page's video mode (generated once into the cache):
     three shapes moving, one passing in front of another, one entering later."""
-    import shutil
-    import tempfile
 
-    from lib.core import settings
     root = Path(cache_root or settings.get().cache)
     folder = root / "synth-sample-clip-seed7"
     if not (folder / "clip000.mp4").is_file():
@@ -332,7 +328,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=30)
     args = parser.parse_args(argv)
     if min(args.train, args.val, args.video) < 0 or args.size < 32 or args.frames < 4:
-        from lib.core.errors import InputError
         raise InputError("Out of range: --train, --val and --video must be >= 0, --size >= 32 "
                          "and --frames >= 4.", "e.g. python -m lib.synth --video 20")
     print(generate(args.out, args.seed, args.train, args.val, args.size))

@@ -4,6 +4,8 @@ same backbone. `lib.training` trains them; `lib.detection.detectors` loads their
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 
 def build_fasterrcnn_timm(backbone: str, num_classes: int, fpn_channels: int = 128,
                           min_size: int = 128, max_size: int = 128):
@@ -11,15 +13,24 @@ def build_fasterrcnn_timm(backbone: str, num_classes: int, fpn_channels: int = 1
 
     `num_classes` excludes the background (torchvision's label 0).
     """
-    from collections import OrderedDict
 
-    import timm
-    import torch
-    from torchvision.models.detection import FasterRCNN
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-    from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
-    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+    import timm  # heavy: imported on first use
+    import torch  # heavy: imported on first use
+    from torchvision.models.detection import FasterRCNN  # heavy: imported on first use
+    from torchvision.models.detection.anchor_utils import (
+        AnchorGenerator,  # heavy: imported on first use
+    )
+    from torchvision.models.detection.faster_rcnn import (  # heavy: imported on first use
+        FastRCNNPredictor,
+        TwoMLPHead,
+    )
+    from torchvision.ops import (  # heavy: imported on first use
+        FeaturePyramidNetwork,
+        MultiScaleRoIAlign,
+    )
+    from torchvision.ops.feature_pyramid_network import (
+        LastLevelMaxPool,  # heavy: imported on first use
+    )
 
     class TimmFPN(torch.nn.Module):
         def __init__(self):
@@ -46,7 +57,10 @@ def build_conditional_detr(backbone: str, labels: list[str], d_model: int = 128,
                            layers: int = 2, num_queries: int = 20, out_indices=(1, 2, 3)):
     """A small Conditional DETR (transformers) on a timm backbone; stride 16 by default, so
     128 px images give an 8 x 8 token grid. Labels are contiguous from 0 (no background)."""
-    from transformers import ConditionalDetrConfig, ConditionalDetrForObjectDetection
+    from transformers import (  # heavy: imported on first use
+        ConditionalDetrConfig,
+        ConditionalDetrForObjectDetection,
+    )
     config = ConditionalDetrConfig(
         backbone_config={"model_type": "timm_backbone", "backbone": backbone, "num_channels": 3,
                          "out_indices": list(out_indices), "use_pretrained_backbone": False},
@@ -58,8 +72,8 @@ def build_conditional_detr(backbone: str, labels: list[str], d_model: int = 128,
     # transformers freezes the backbone's BatchNorm with its own layer, which drops the
     # activation that timm's BatchNormAct2d carries (EfficientNet's ReLU6): features explode.
     # timm's own freezing keeps it; the state-dict keys are the same.
-    import timm
-    from timm.layers import freeze_batch_norm_2d
+    import timm  # heavy: imported on first use
+    from timm.layers import freeze_batch_norm_2d  # heavy: imported on first use
     body = timm.create_model(backbone, pretrained=False, features_only=True,
                              out_indices=tuple(out_indices))
     model.model.backbone.model = freeze_batch_norm_2d(body)
@@ -68,6 +82,6 @@ def build_conditional_detr(backbone: str, labels: list[str], d_model: int = 128,
 
 def detr_processor(img_size: int, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)):
     """Resize to a fixed square and normalise (EfficientNet-Lite's mean = std = 0.5)."""
-    from transformers import ConditionalDetrImageProcessor
+    from transformers import ConditionalDetrImageProcessor  # heavy: imported on first use
     return ConditionalDetrImageProcessor(size={"height": img_size, "width": img_size},
                                          image_mean=list(mean), image_std=list(std), do_pad=False)

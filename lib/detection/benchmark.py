@@ -5,11 +5,15 @@ detector over a dataset, and logging a benchmark to W&B."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from lib.core import errors, settings
 from lib.core.progress import Callback
@@ -46,7 +50,6 @@ def report(dataset: datasets.CocoDataset, dets: dict[int, detections.Detections]
 
     The match table and the TIDE analysis (numpy, which releases the GIL) are built in a
     second thread while faster-coco-eval evaluates."""
-    from concurrent.futures import ThreadPoolExecutor
 
     def analysis():
         table = matching.match(dataset, dets)
@@ -64,7 +67,6 @@ def report(dataset: datasets.CocoDataset, dets: dict[int, detections.Detections]
 
 @contextlib.contextmanager
 def _gc_paused():
-    import gc
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -77,7 +79,6 @@ def _gc_paused():
 def leaderboard(reports: dict[str, Report]) -> Any:
     """One row per model: the 12 COCO numbers and the ΔAP50 of each TIDE-style error type
     (n/a where COCO reports -1: no objects of that size)."""
-    import pandas as pd
     rows = []
     for name, r in reports.items():
         row = {"model": name, **{k: (v if v >= 0 else float("nan"))
@@ -136,7 +137,7 @@ def log_benchmark(model: str, dataset: datasets.CocoDataset, subset: int | None,
     data source (`demo`, `path` or `upload`), both paths, subset, seed, label mapping and
     the models compared in the same session (`models`, this one first).
     """
-    import wandb
+    import wandb  # heavy: imported on first use
     out_dir = out_dir or settings.get().wandb_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"

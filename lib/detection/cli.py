@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lib.core import cli, journal
 from lib.core.errors import InputError
-from lib.detection import benchmark, datasets
+from lib.detection import benchmark, datasets, ray_inference
 
 
 @cli.command
@@ -64,7 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     dataset = datasets.load_coco(args.annotations, args.images).subset(args.subset, args.seed)
     ray = None
     if args.engine == "ray":
-        from lib.detection import ray_inference
         default = ray_inference.default_options()
         ray = ray_inference.RayOptions(args.address or default.address, args.workers,
                                        args.gpus_per_worker, args.threads_per_worker)

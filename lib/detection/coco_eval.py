@@ -31,7 +31,7 @@ class CocoMetrics:
 
 
 def _gt_coco(dataset: CocoDataset):
-    from faster_coco_eval import COCO
+    from faster_coco_eval import COCO  # heavy: imported on first use
     gt = COCO()   # the library marks annotations (ignore flags): give it its own dicts
     gt.dataset = {key: [dict(x) for x in value] if isinstance(value, list) else value
                   for key, value in dataset.data.items()}
@@ -43,7 +43,7 @@ def evaluate(dataset: CocoDataset, results: list[dict], owned: bool = False) -> 
     """The 12 COCO box metrics with faster-coco-eval (all zeros for empty predictions).
     `owned`: the caller made `results` for this call, so the library may annotate them in
     place (no defensive copy)."""
-    from faster_coco_eval import COCOeval_faster
+    from faster_coco_eval import COCOeval_faster  # heavy: imported on first use
     cats = sorted(dataset.categories)
     if not results:
         zeros = np.full((10, 101, len(cats), 4, 3), -1.0)
@@ -64,8 +64,8 @@ def evaluate(dataset: CocoDataset, results: list[dict], owned: bool = False) -> 
 
 def evaluate_pycocotools(dataset: CocoDataset, results: list[dict]) -> dict[str, float]:
     """The same 12 numbers with pycocotools (the reference; used by tests and the benchmark)."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    from pycocotools.coco import COCO  # heavy: imported on first use
+    from pycocotools.cocoeval import COCOeval  # heavy: imported on first use
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = copy.deepcopy(dataset.data)

@@ -3,7 +3,9 @@ their folder, subsets by size and seed, and a fingerprint of every image file.""
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from lib.core import settings
 from lib.core.errors import DatasetError
+from lib.core.paths import contained, read_json, safe_relative
+from lib.media.images import ACCEPTED_EXTENSIONS
 
 
 @dataclass
@@ -44,7 +49,6 @@ class CocoDataset:
 
     def image_path(self, image_id: int) -> Path:
         """The image's file, always inside the images folder (`DatasetError` otherwise)."""
-        from lib.core.paths import contained
         name = self._images[image_id]["file_name"]
         path = contained(self.images_dir / name, self.images_dir)
         if path is None:
@@ -88,8 +92,6 @@ class CocoDataset:
         The detection page asks on every rerun: one listing of the folder and one stat per
         image. Only a name that is not a plain file directly in the folder (a link, a path
         into a subfolder) has its path resolved and checked (`image_path`)."""
-        import hashlib
-        import os
         h = hashlib.sha256(f"{self.annotations_path.resolve()}|{self.images_dir.resolve()}"
                            .encode())
         try:
@@ -149,7 +151,6 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
     """A clean copy of a COCO instances object, every field Lens uses checked, and the number
     of annotations left out for empty, negative or non-finite boxes. `DatasetError` names the
     first structural problem and its field."""
-    from lib.core import settings
     if not isinstance(data, dict) or not all(k in data for k in ("images", "annotations",
                                                                     "categories")):
         raise DatasetError(f"'{name}' is not a COCO instances file: it needs 'images', "
@@ -172,7 +173,6 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
                      "supercategory": str(c.get("supercategory", ""))[:200]})
     if len({c["id"] for c in cats}) != len(cats):
         raise DatasetError(f"'{name}': category ids are not unique.")
-    from lib.core.paths import safe_relative
     images = []
     for i, im in enumerate(raw_images):
         if not is_int(im.get("id")):
@@ -225,7 +225,6 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
 
 def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> CocoDataset:
     """Read and validate a COCO instances JSON; images are looked up in `images_dir`."""
-    from lib.core.paths import contained, read_json
     annotations = Path(annotations)
     images_dir = Path(images_dir) if images_dir else annotations.parent.parent / "images"
     if not annotations.is_file():
@@ -248,7 +247,6 @@ def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> 
 
 def find_coco_in(folder: Path) -> tuple[Path, Path]:
     """The instances JSON and images folder inside an unpacked zip."""
-    from lib.media.images import ACCEPTED_EXTENSIONS
     jsons = sorted(folder.rglob("*.json"), key=lambda p: ("instances" not in p.name, p.name))
     if not jsons:
         raise DatasetError("The zip holds no annotations .json file.")

@@ -5,6 +5,7 @@ error analysis, plots) accepts only `Detections`, whose class ids are the datase
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from lib.core.errors import DatasetError
+from lib.core.paths import read_json
 from lib.detection.datasets import CocoDataset, good_box, is_int, is_number
 
 
@@ -61,7 +63,6 @@ def from_coco_results(results: list[dict[str, Any]]) -> dict[int, Detections]:
 
 def digest(dets: dict[int, Detections]) -> str:
     """A content hash of a model's detections (for caching what is computed from them)."""
-    import hashlib
     h = hashlib.sha256()
     for image_id in sorted(dets):
         d = dets[image_id]
@@ -102,7 +103,6 @@ class ResultsCheck:
 
 def check_results(data: bytes | str | Path | Any, dataset: CocoDataset) -> ResultsCheck:
     """Parse and validate an imported COCO results file against the dataset."""
-    from lib.core.paths import read_json
     results = read_json(data, "the predictions file") if isinstance(
         data, (bytes, str, Path)) else data
     if isinstance(results, dict) and "annotations" in results:

@@ -22,10 +22,19 @@ import numpy as np
 from PIL import Image
 
 from lib.core import journal, settings
+from lib.core.errors import LensError
 from lib.core.progress import Progress
+from lib.detection import ray_inference
+from lib.detection.architectures import (
+    build_conditional_detr,
+    build_fasterrcnn_timm,
+    detr_processor,
+)
 from lib.detection.datasets import CocoDataset
-from lib.detection.detections import Detections, from_torchvision
-from lib.models import registry
+from lib.detection.detections import Detections, from_coco_results, from_torchvision, map_labels
+from lib.media.images import load_image
+from lib.models import cache, registry
+from lib.models import checkpoints as ckpts
 from lib.models.build import builder
 from lib.models.spec import Source, Task
 from lib.serving import fair_queue
@@ -50,10 +59,12 @@ class Detector:
     def predict(self, images: list[Image.Image], image_ids: list[int], label_map: dict[int, int],
                 threshold: float = 0.05) -> list[Detections]:
         """Detections for a batch of RGB images, class ids mapped to dataset categories."""
-        import torch
+        import torch  # heavy: imported on first use
         with self.lock, torch.inference_mode():
             if self.kind == "torchvision":
-                from torchvision.transforms.functional import to_tensor
+                from torchvision.transforms.functional import (
+                    to_tensor,  # heavy: imported on first use
+                )
                 outs = self.model([to_tensor(im).to(self.device) for im in images])
             else:
                 inputs = self.processor(images=images, return_tensors="pt").to(self.device)
@@ -68,7 +79,7 @@ class Detector:
 
 
 def _torchvision_weights(spec: registry.ModelSpec):
-    import torchvision.models.detection as det
+    import torchvision.models.detection as det  # heavy: imported on first use
     cls_name, member = spec.weights.split(".")
     return getattr(getattr(det, cls_name), member)
 
@@ -76,7 +87,7 @@ def _torchvision_weights(spec: registry.ModelSpec):
 @builder(Task.DETECTION, Source.TORCHVISION)
 def build_torchvision(spec: registry.ModelSpec, device: str) -> Detector:
     """A torchvision detector with its COCO weights, or `WeightsMissingError`."""
-    import torchvision.models.detection as det
+    import torchvision.models.detection as det  # heavy: imported on first use
     weights = _torchvision_weights(spec)
     if not registry.availability(spec).ready and not registry.hub_reachable():
         raise registry.weights_missing(spec, "no access to download.pytorch.org")
@@ -94,7 +105,10 @@ def build_torchvision(spec: registry.ModelSpec, device: str) -> Detector:
 @builder(Task.DETECTION, Source.TRANSFORMERS)
 def build_transformers(spec: registry.ModelSpec, device: str) -> Detector:
     """Any transformers object detector id (DETR, RT-DETR, ...), or `WeightsMissingError`."""
-    from transformers import AutoImageProcessor, AutoModelForObjectDetection
+    from transformers import (  # heavy: imported on first use
+        AutoImageProcessor,
+        AutoModelForObjectDetection,
+    )
     offline = not registry.hub_reachable()
     try:
         model = AutoModelForObjectDetection.from_pretrained(spec.arch, local_files_only=offline)
@@ -117,15 +131,21 @@ def is_faster_rcnn(spec: registry.ModelSpec) -> bool:
 
 def tiny_detector(kind: str, labels: dict[int, str]) -> Detector:
     """A randomly initialised small detector for plumbing tests; marked untrained."""
-    import torch
+    import torch  # heavy: imported on first use
     torch.manual_seed(0)
     if kind == "torchvision":
-        from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+        from torchvision.models.detection import (
+            fasterrcnn_mobilenet_v3_large_320_fpn,  # heavy: imported on first use
+        )
         model = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None,
                                                       num_classes=max(labels) + 1,
                                                       box_score_thresh=0.0)
         return Detector("tiny-fasterrcnn", kind, model.eval(), labels, untrained=True)
-    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor
+    from transformers import (  # heavy: imported on first use
+        DetrConfig,
+        DetrForObjectDetection,
+        DetrImageProcessor,
+    )
     labels = {i: labels.get(i, "N/A") for i in range(max(labels) + 1)}  # DETR: contiguous ids
     config = DetrConfig(use_timm_backbone=True, backbone="resnet18", use_pretrained_backbone=False,
                         d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
@@ -227,7 +247,6 @@ class InferenceJob:
 
     def detections(self) -> dict[int, Detections]:
         """The finished job's detections per image."""
-        from lib.detection.detections import from_coco_results
         return from_coco_results(self.results())
 
     def speed(self) -> dict[str, float]:
@@ -252,8 +271,6 @@ class InferenceJob:
 
     def _read(self, image_id: int):
         """The image as RGB, or the reason it cannot be used."""
-        from lib.core.errors import LensError
-        from lib.media.images import load_image
         try:
             return load_image(self.dataset.image_path(image_id)).image
         except LensError as exc:
@@ -282,7 +299,7 @@ class InferenceJob:
             yield records
 
     def _run(self, ray_options=None) -> None:
-        import psutil
+        import psutil  # heavy: imported on first use
         try:
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
             journal.repair(self.partial_path)   # a torn last line: the next record starts clean
@@ -290,7 +307,6 @@ class InferenceJob:
             self.done = len(done & set(self.dataset.image_ids))
             todo = [i for i in self.dataset.image_ids if i not in done]
             if ray_options is not None:
-                from lib.detection import ray_inference
                 self.device = f"ray ({ray_options.workers} workers)"
                 batches = ray_inference.run(ray_options, self.spec, self.dataset, todo,
                                             self.map_by, self.threshold, self.batch_size,
@@ -324,7 +340,7 @@ class InferenceJob:
                 return
             speed.device = self.device
             if self.device == "cuda":
-                import torch
+                import torch  # heavy: imported on first use
                 speed.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
             else:
                 speed.peak_memory_mb = peak / 2**20
@@ -354,8 +370,6 @@ def job_for(spec: registry.ModelSpec, dataset: CocoDataset, map_by: str = "name"
             fingerprint: str | None = None) -> InferenceJob:
     """The one job (and cache entry) for a registry detector on a dataset subset: the page,
     the command line and the leaderboard all find the same results."""
-    from lib.detection.detections import map_labels
-    from lib.models import cache
     key = cache_key(spec.name, dataset, {"threshold": threshold, "map_by": map_by}, fingerprint)
     return get_job(key, lambda: InferenceJob(
         key, dataset, lambda: cache.load(spec, "detection").model,
@@ -366,12 +380,6 @@ def job_for(spec: registry.ModelSpec, dataset: CocoDataset, map_by: str = "name"
 @builder(Task.DETECTION, Source.CHECKPOINT)
 def build_checkpoint(spec: registry.ModelSpec, device: str | None = None) -> Detector:
     """A detector from a `checkpoints/<name>/` folder written by `lib.train detect`."""
-    from lib.detection.architectures import (
-        build_conditional_detr,
-        build_fasterrcnn_timm,
-        detr_processor,
-    )
-    from lib.models import checkpoints as ckpts
     m = spec.manifest or {}
     folder = spec.folder
     labels = list(spec.labels)

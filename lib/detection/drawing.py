@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 PALETTE = {"gt": (60, 220, 120), "a": (255, 140, 0), "b": (80, 160, 255)}
 
@@ -11,7 +11,6 @@ PALETTE = {"gt": (60, 220, 120), "a": (255, 140, 0), "b": (80, 160, 255)}
 def draw(image: Image.Image, boxes: list[tuple[np.ndarray, list[str], tuple[int, int, int]]],
          width: int = 3) -> Image.Image:
     """Draw (xyxy boxes, captions, colour) groups on a copy of an RGB image."""
-    from PIL import ImageDraw
     out = image.convert("RGB").copy()
     pen = ImageDraw.Draw(out)
     for xyxy, captions, color in boxes:

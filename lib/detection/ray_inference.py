@@ -24,6 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from lib.core import errors, settings
+from lib.core.errors import LensError
+from lib.detection import detections
+from lib.media.images import load_image
+from lib.models import cache
 
 _STARTED_LOCAL: int | None = None
 
@@ -56,7 +60,7 @@ def _check_reachable(address: str) -> None:
 def connect(options: RayOptions) -> None:
     """Join the cluster (or start a local one) once per process."""
     global _STARTED_LOCAL
-    import ray
+    import ray  # heavy: imported on first use
     if ray.is_initialized():
         return
     env = {"env_vars": {"PYTHONPATH": str(settings.PROJECT_ROOT)}}
@@ -76,7 +80,7 @@ def connect(options: RayOptions) -> None:
     except Exception as exc:  # noqa: BLE001 - Ray raises many types when it cannot start
         raise errors.ModelError(f"Ray could not start or connect ({type(exc).__name__}: "
                                 f"{str(exc)[:200]}).", "Run on this server instead.") from None
-    import ray.data
+    import ray.data  # heavy: imported on first use
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
@@ -87,18 +91,14 @@ class DetectorWorker:
 
     def __init__(self, spec, categories: dict[int, str], map_by: str, threshold: float,
                  threads: int):
-        import torch
+        import torch  # heavy: imported on first use
 
-        from lib.detection import detections
-        from lib.models import cache
         torch.set_num_threads(threads)
         self.detector = cache.load(spec, "detection").model
         self.label_map = detections.map_labels(self.detector.labels, categories, by=map_by)
         self.threshold = threshold
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from lib.core.errors import LensError
-        from lib.media.images import load_image
         ids, paths = [int(i) for i in batch["image_id"]], list(batch["path"])
         results, failed = [""] * len(ids), [str(f) for f in batch["failed"]]
         good = []
@@ -126,7 +126,7 @@ def run(options: RayOptions, spec, dataset, image_ids: list[int], map_by: str,
     """Detect `image_ids` on Ray; yields the finished images' records as they arrive:
     {image_id, results (COCO rows), failed (reason or ""), seconds (per image)}."""
     connect(options)
-    import ray.data
+    import ray.data  # heavy: imported on first use
     items = []
     for image_id in image_ids:
         try:

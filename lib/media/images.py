@@ -155,5 +155,5 @@ def fit_width(image: np.ndarray, width: int) -> np.ndarray:
     h, w = image.shape[:2]
     if w <= width:
         return image
-    import cv2
+    import cv2  # heavy: imported on first use
     return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)

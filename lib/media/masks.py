@@ -61,7 +61,7 @@ def dedupe(masks: Sequence[np.ndarray], scores: Sequence[float], max_iou: float 
 def overlay(image: np.ndarray, layers: Sequence[tuple[np.ndarray, tuple[int, int, int]]],
             opacity: float = 0.5, outline: bool = True, width: int = 2) -> np.ndarray:
     """Colour each (mask, rgb) over the image; optionally draw its outline."""
-    import cv2
+    import cv2  # heavy: imported on first use
     out = image.astype(np.float32).copy()
     for mask, color in layers:
         m = mask.astype(bool)
@@ -79,7 +79,7 @@ def draw_prompts(image: np.ndarray, points: Sequence[tuple[float, float, int]],
                  boxes: Sequence[tuple[float, float, float, float]],
                  color: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """Points (green positive, red negative, with a white ring) and boxes over the image."""
-    import cv2
+    import cv2  # heavy: imported on first use
     out = image.copy()
     r = max(4, round(min(image.shape[:2]) / 100))
     for x, y, label in points:
@@ -101,13 +101,13 @@ def union(masks: Sequence[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
 
 
 def _blurred(image: np.ndarray, strength: int) -> np.ndarray:
-    import cv2
+    import cv2  # heavy: imported on first use
     k = max(3, int(strength) | 1)  # odd kernel
     return cv2.GaussianBlur(image, (k, k), 0)
 
 
 def _pixelated(image: np.ndarray, block: int) -> np.ndarray:
-    import cv2
+    import cv2  # heavy: imported on first use
     h, w = image.shape[:2]
     block = max(2, int(block))
     small = cv2.resize(image, (max(1, w // block), max(1, h // block)),
@@ -152,14 +152,14 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 def to_rle(mask: np.ndarray) -> dict:
     """COCO RLE (compressed, `counts` as str) of a boolean mask, via pycocotools."""
-    from pycocotools import mask as mask_utils
+    from pycocotools import mask as mask_utils  # heavy: imported on first use
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     rle["counts"] = rle["counts"].decode("ascii")
     return rle
 
 
 def from_rle(rle: dict) -> np.ndarray:
-    from pycocotools import mask as mask_utils
+    from pycocotools import mask as mask_utils  # heavy: imported on first use
     counts = rle["counts"]
     return mask_utils.decode({"size": rle["size"], "counts": counts.encode("ascii")
                               if isinstance(counts, str) else counts}).astype(bool)
@@ -167,7 +167,7 @@ def from_rle(rle: dict) -> np.ndarray:
 
 def coco_annotations(masks: Sequence[np.ndarray], image_id: int, category_ids: Sequence[int],
                      scores: Sequence[float] | None = None, start_id: int = 1) -> list[dict]:
-    from pycocotools import mask as mask_utils
+    from pycocotools import mask as mask_utils  # heavy: imported on first use
     anns = []
     for k, (m, cat) in enumerate(zip(masks, category_ids)):
         rle = to_rle(m)
@@ -211,7 +211,7 @@ def grabcut(image: np.ndarray, box: tuple[float, float, float, float],
 
     A classical colour-model segmentation, not a learned one: the viewer labels it so.
     """
-    import cv2
+    import cv2  # heavy: imported on first use
     h, w = image.shape[:2]
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)

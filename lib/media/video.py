@@ -71,7 +71,7 @@ def open_video(path: str | Path, max_seconds: float | None = None,
     actually there, and the first frame is decoded to check its real size. `iter_frames`
     checks every decoded frame again.
     """
-    import av
+    import av  # heavy: imported on first use
 
     path = Path(path)
     name = path.name
@@ -135,7 +135,7 @@ def iter_frames(info: VideoInfo, every_s: float | None = None,
     Every decoded frame is checked against the limits (size, count, time), whatever the
     container claimed: a clip that breaks one raises `VideoError` at that frame.
     """
-    import av
+    import av  # heavy: imported on first use
 
     limit_s, limit_px, limit_n = _limits(max_seconds, max_pixels, None)
     next_t = 0.0

@@ -18,6 +18,7 @@ shared model runs under it (hooks are per thread otherwise).
 from __future__ import annotations
 
 import gc
+import pickle
 import threading
 import weakref
 from collections import OrderedDict
@@ -240,7 +241,6 @@ def shared(key: str, build: Callable[[], Any]) -> Any:
 
 def pickled_nbytes(value: Any) -> int:
     """The size of `value`'s pickle: about the memory its arrays and tables hold."""
-    import pickle
     return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
 

@@ -142,5 +142,5 @@ def find(name: str, task: str | None = None, root: Path | None = None) -> ModelS
 
 
 def _timm_knows(name: str) -> bool:
-    import timm
+    import timm  # heavy: imported on first use
     return timm.is_model(name.split(".")[0])

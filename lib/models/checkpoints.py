@@ -8,13 +8,17 @@ a pickle that would run code is refused. Nothing outside the checkpoints root is
 from __future__ import annotations
 
 import json
+import math
 import os
+import pickle
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lib.core import settings
 from lib.core.errors import CheckpointError, UnsafeCheckpointError
+from lib.core.paths import safe_relative
 
 MANIFEST = "model.json"
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
@@ -62,15 +66,14 @@ def load_state_dict(path: str | Path, root: Path | None = None) -> dict[str, Any
     if not path.is_file():
         raise CheckpointError(f"Weights file '{path.name}' not found.")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # heavy: imported on first use
         try:
             state = load_file(str(path))
         except Exception as exc:  # safetensors raises its own error types
             raise CheckpointError(f"'{path.name}' is not a valid safetensors file: {exc}") from exc
     else:
-        import pickle
 
-        import torch
+        import torch  # heavy: imported on first use
         try:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
@@ -129,7 +132,6 @@ def parse_indoor_outdoor(text: str) -> list[str]:
 
 def checkpoints_dir() -> Path:
     """Where local model folders live (`LENS_CHECKPOINTS`)."""
-    from lib.core import settings
     return settings.get().checkpoints
 
 
@@ -145,7 +147,6 @@ def _is_int(v: Any, lo: int = 1, hi: int = 1 << 16) -> bool:
 
 
 def _is_num(v: Any) -> bool:
-    import math
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -153,7 +154,6 @@ def _file_field(m: dict, key: str) -> list[str]:
     v = m.get(key)
     if v is None:
         return []
-    from lib.core.paths import safe_relative
     if not safe_relative(v):
         return [f"'{key}' must be a file name inside the folder"]
     return []

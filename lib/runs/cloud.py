@@ -31,8 +31,8 @@ def status_code(exc: BaseException) -> int | None:
 def failure_kind(exc: BaseException) -> str:
     """What went wrong, from the client's exception types and status codes: `network`,
     `auth`, `not_found`, `busy` (rate limit, timeout, a 5xx: worth retrying) or `other`."""
-    import requests
-    import wandb.errors
+    import requests  # heavy: imported on first use
+    import wandb.errors  # heavy: imported on first use
     inner = getattr(exc, "exc", None)
     code = status_code(exc)
     errors_seen = [e for e in (exc, inner, exc.__cause__) if e is not None]
@@ -114,7 +114,7 @@ def parse_filters(text: str) -> dict | None:
 
 def cloud_api(api_key: str | None = None) -> Any:
     """A `wandb.Api` for the key given (or the configured one)."""
-    import wandb
+    import wandb  # heavy: imported on first use
     with _as_cloud_error("", ""):
         return _with_backoff(lambda: wandb.Api(api_key=api_key or None, timeout=30))
 

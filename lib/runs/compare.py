@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
@@ -115,7 +117,7 @@ def parameter_importance(infos: list[RunInfo], metric: str, seed: int = 0) -> pd
     without a numeric value of the metric, are left out. Columns: parameter, importance,
     correlation, runs; sorted by importance.
     """
-    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.ensemble import RandomForestRegressor  # heavy: imported on first use
 
     rows, target = [], []
     for r in infos:
@@ -157,7 +159,6 @@ def parameter_importance(infos: list[RunInfo], metric: str, seed: int = 0) -> pd
 def disambiguate(infos: list[RunInfo]) -> list[RunInfo]:
     """Runs with the same name get their id added (and their folder, for copies of one log),
     so a name picks one run on the page and in shared links. Changes the names in place."""
-    from collections import Counter
     counts = Counter(r.name for r in infos)
     for r in infos:
         if counts[r.name] > 1:
@@ -172,7 +173,6 @@ def disambiguate(infos: list[RunInfo]) -> list[RunInfo]:
 def detection_link(info: RunInfo) -> str | None:
     """The Detection page URL that reopens a benchmark logged from it (same data, subset,
     seed and models), or None for other runs and for uploaded data (not kept)."""
-    from urllib.parse import urlencode
     c = info.config
     if "benchmark" not in info.tags or c.get("data") not in ("demo", "path"):
         return None
@@ -189,6 +189,5 @@ def detection_link(info: RunInfo) -> str | None:
 
 def problem_reasons(problems: list[ReadProblem]) -> list[tuple[str, int]]:
     """Why runs were skipped: (reason, how many), most common first."""
-    from collections import Counter
     counts = Counter(p.message.split(": ", 1)[-1] for p in problems)
     return counts.most_common()

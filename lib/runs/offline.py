@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ import pandas as pd
 
 from lib.core import journal, settings
 from lib.core.errors import RunReadError
+from lib.core.paths import contained
 from lib.core.progress import Callback, Ticker
 from lib.runs import scanner as runlog
 from lib.runs.info import ReadProblem, RunInfo, info_from_summary
@@ -31,7 +33,6 @@ SAMPLE_RUNS = settings.PROJECT_ROOT / "samples" / "runs"
 
 def find_run_files(root: str | Path) -> list[Path]:
     """Every `.wandb` log under `root` (a wandb dir, a run dir, a file, or a folder of them)."""
-    from lib.core.paths import contained
     root = Path(root)
     if root.is_file():
         return [root] if root.suffix == ".wandb" else []
@@ -180,7 +181,6 @@ def load_offline(root: str | Path, source: str = "offline",
 
 def tidy_wandb_dir(root: Path) -> None:
     """Keep run logs and files; drop debug logs, temp folders and the latest-run link."""
-    import shutil
     for path in sorted(Path(root).rglob("*"), key=lambda p: -len(p.parts)):
         if path.is_symlink():
             path.unlink()

@@ -24,10 +24,13 @@ A record cut off at the end of the file (a run still being written) is not retur
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from lib.core import settings
 
@@ -460,7 +463,6 @@ def _columns_json(data, joined, col, starts, lens, ncols, out, seg_start, seg_en
 def _values(s: Scan, starts: np.ndarray, lens: np.ndarray, text: bytes) -> tuple[list, np.ndarray]:
     """Parse a column's JSON array text; if a value is not JSON, parse them one by one and
     return (values, bad) where bad marks the texts that are not JSON."""
-    import json
     bad = np.zeros(len(starts), dtype=bool)
     try:
         return json.loads(text), bad
@@ -480,8 +482,7 @@ def history_table(s: Scan):
     column per key, as `pd.DataFrame(list_of_row_dicts)` would build it), and how many rows
     were dropped because a value is not JSON. Values are parsed with one `json.loads` per
     column, so a 100k-step history costs a few parsing calls instead of a dict per row."""
-    import pandas as pd
-    from wandb.proto import wandb_internal_pb2 as pb
+    from wandb.proto import wandb_internal_pb2 as pb  # heavy: imported on first use
 
     cap = int(np.count_nonzero(s.kind == HISTORY))
     total = int(s.body_length[s.kind == HISTORY].sum()) // 4 + 1   # an item takes >= 4 bytes
@@ -542,7 +543,6 @@ def history_table(s: Scan):
 
 def _set(target: dict, key: str, path: list[str], value_json: str) -> None:
     """Apply one config/summary item: a flat key, or a nested key path into nested dicts."""
-    import json
     value = json.loads(value_json)
     if key:
         target[key] = value
@@ -570,7 +570,6 @@ def _remove(target: dict, key: str, path: list[str]) -> None:
 
 def _go_time(seconds: int, nanos: int) -> str:
     """A protobuf Timestamp as Go's RFC 3339 with nanoseconds (trailing zeros dropped)."""
-    import datetime as dt
     text = dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     frac = f"{nanos:09d}".rstrip("0")
     return f"{text}.{frac}Z" if frac else f"{text}Z"
@@ -585,10 +584,9 @@ def summarize(s: Scan, into: dict | None = None) -> dict:
     the last summary record of each key signature (summary records are per-step deltas; the
     last one touching a key is the last one of its signature).
     """
-    import json
 
-    from google.protobuf.message import DecodeError
-    from wandb.proto import wandb_internal_pb2 as pb
+    from google.protobuf.message import DecodeError  # heavy: imported on first use
+    from wandb.proto import wandb_internal_pb2 as pb  # heavy: imported on first use
 
     keep = np.ones(len(s), dtype=bool)
     while True:        # the last summary record of each signature, among uncorrupted ones

@@ -4,6 +4,7 @@ mask from frame to frame and GrabCut refines it, behind the same `Tracker` inter
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ import numpy as np
 from lib.core.progress import Progress
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
+from lib.segmentation.segment import PromptError, check_prompts
 from lib.segmentation.segment_video import TrackedObject, Tracker, load_frames
 
 CLASSICAL = "Classical tracking (optical flow + GrabCut, not SAM 2)"
@@ -32,7 +34,6 @@ class FlowTracker(Tracker):
 
     def add_prompt(self, frame_idx: int, obj_id: int, points: Sequence = (), box=None,
                    label: str = "") -> np.ndarray:
-        from lib.segmentation.segment import PromptError, check_prompts
         if not 0 <= frame_idx < self.num_frames:
             raise video_io.VideoError(f"Frame {frame_idx} is outside the clip "
                                       f"(0-{self.num_frames - 1}).")
@@ -49,14 +50,14 @@ class FlowTracker(Tracker):
         return mask
 
     def _grey(self, i: int) -> np.ndarray:
-        import cv2
+        import cv2  # heavy: imported on first use
         if i not in self._gray:
             self._gray[i] = cv2.cvtColor(np.asarray(self.frames[i]), cv2.COLOR_RGB2GRAY)
         return self._gray[i]
 
     def carry(self, mask: np.ndarray, src: int, dst: int) -> np.ndarray:
         """`mask` on frame `src` moved to frame `dst` by optical flow, refined by GrabCut."""
-        import cv2
+        import cv2  # heavy: imported on first use
         flow = cv2.calcOpticalFlowFarneback(self._grey(dst), self._grey(src), None, 0.5, 3,
                                             15, 3, 5, 1.2, 0)   # where each dst pixel came from
         h, w = mask.shape
@@ -131,7 +132,6 @@ def track_clip_j(tracker_for, clip_dir: str | Path, clips: int | None = None) ->
     is prompted with its box on its first frame, the clip is propagated, and every later frame
     where it is visible is scored. Returns {"J": mean, "clips": n, "frames": scored,
     "J_occluded": mean over the frames after an object was hidden behind another}."""
-    import json
 
     clip_dir = Path(clip_dir)
     index = json.loads((clip_dir / "clips.json").read_text())["clips"][:clips]

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from lib.core.errors import PromptError
-from lib.models import registry
+from lib.models import cache, registry
 from lib.models.build import builder
 from lib.models.spec import Source, Task
 from lib.segmentation.segment import load_pretrained
@@ -39,8 +40,7 @@ class Grounder:
 
     def boxes(self, image: np.ndarray, phrase: str) -> list[Region]:
         """Each region Florence-2 grounds the phrase to."""
-        import torch
-        from PIL import Image
+        import torch  # heavy: imported on first use
         phrase = phrase.strip()
         if not phrase:
             raise PromptError("Type what to find, e.g. 'person' or 'logo'.")
@@ -62,14 +62,16 @@ class Grounder:
 
 @builder(Task.GROUNDING, Source.TRANSFORMERS, Source.CHECKPOINT)
 def build_grounder(spec: registry.ModelSpec, device: str | None = None) -> Grounder:
-    from transformers import AutoProcessor, Florence2ForConditionalGeneration
+    from transformers import (  # heavy: imported on first use
+        AutoProcessor,
+        Florence2ForConditionalGeneration,
+    )
     model, processor, device = load_pretrained(spec, Florence2ForConditionalGeneration,
                                                AutoProcessor, device, half_on_gpu=False)
     return Grounder(spec.name, model, processor, device)
 
 
 def load_grounder(name: str) -> Grounder:
-    from lib.models import cache
     return cache.load(name, "grounding").model
 
 

@@ -11,6 +11,7 @@ each click only runs SAM2's prompt encoder and mask decoder.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import numpy as np
 from lib.core.errors import PromptError
 from lib.core.progress import Callback, Ticker
 from lib.media import masks as mask_ops
-from lib.models import registry
+from lib.models import cache, registry
 from lib.models.build import builder
 from lib.models.spec import Source, Task
 
@@ -80,7 +81,7 @@ class Segmenter:
                                   "the object (points then refine it).")
             mask = mask_ops.grabcut(image, box, points)
             return MaskResult(mask[None], np.array([np.nan]), GRABCUT)
-        import torch
+        import torch  # heavy: imported on first use
         emb = self.embed(image)
         kwargs: dict[str, Any] = {}
         if points:
@@ -106,7 +107,7 @@ class Segmenter:
         return _EMBEDDINGS.get(key, lambda: self._embed(image))
 
     def _embed(self, image: np.ndarray):
-        import torch
+        import torch  # heavy: imported on first use
         enc = self.processor(images=image, return_tensors="pt")
         with torch.inference_mode():
             return self.model.get_image_embeddings(self._to_device(enc["pixel_values"]))
@@ -127,7 +128,7 @@ class Segmenter:
         if self.kind != "sam2":
             raise PromptError("Everything mode needs SAM2 weights; the GrabCut fallback only "
                               "segments inside a box.")
-        import torch
+        import torch  # heavy: imported on first use
         h, w = image.shape[:2]
         emb = self.embed(image)
         step = 1.0 / points_per_side
@@ -175,7 +176,6 @@ def check_prompts(points, box, width: int, height: int) -> None:
     """Raise `PromptError` for prompts outside the image or a zero-area box."""
     if not points and box is None:
         raise PromptError("No prompt yet: click on the object, or drag a box around it.")
-    import math
     if not all(math.isfinite(float(v)) for p in points for v in p[:2]) or (
             box is not None and not all(math.isfinite(float(v)) for v in box)):
         raise PromptError("Prompts must be finite numbers.")
@@ -215,7 +215,6 @@ class _Embeddings:
         self.misses = 0
 
     def get(self, key, compute):
-        from lib.models import cache
         name = self.PREFIX + "|".join(map(str, key))
         hit = cache.MODELS.peek(name)
         if hit is not None:
@@ -228,7 +227,6 @@ class _Embeddings:
         return value
 
     def clear(self) -> None:
-        from lib.models import cache
         cache.MODELS.clear(self.PREFIX)
 
 
@@ -240,7 +238,7 @@ def grabcut_segmenter() -> Segmenter:
 
 
 def _model_class(arch: str):
-    import transformers
+    import transformers  # heavy: imported on first use
     return transformers.EdgeTamModel if "edgetam" in arch.lower() else transformers.Sam2Model
 
 
@@ -272,7 +270,7 @@ def load_pretrained(spec: registry.ModelSpec, model_cls, processor_cls,
 def build_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segmenter:
     """SAM 2.1 / EdgeTAM with real weights (hub cache or a `checkpoints/` folder in
     transformers format), or `WeightsMissingError` with the fetch command."""
-    from transformers import Sam2Processor
+    from transformers import Sam2Processor  # heavy: imported on first use
     model, processor, device = load_pretrained(spec, _model_class(spec.arch), Sam2Processor,
                                                device)
     return Segmenter(spec.name, "sam2", model, processor, device)
@@ -288,7 +286,7 @@ def tiny_sam2_config(image_size: int = 256, hidden: int = 128):
         Sam2MaskDecoderConfig,
         Sam2PromptEncoderConfig,
         Sam2VisionConfig,
-    )
+    )  # heavy: imported on first use
     s = image_size
     backbone = Sam2HieraDetConfig(hidden_size=16, image_size=[s, s], blocks_per_stage=[1, 1, 2, 1],
                                   embed_dim_per_stage=[16, 32, 64, 128],
@@ -306,15 +304,15 @@ def tiny_sam2_config(image_size: int = 256, hidden: int = 128):
 
 
 def sam2_processor(image_size: int):
-    from transformers import Sam2ImageProcessor, Sam2Processor
+    from transformers import Sam2ImageProcessor, Sam2Processor  # heavy: imported on first use
     return Sam2Processor(image_processor=Sam2ImageProcessor(
         size={"height": image_size, "width": image_size}))
 
 
 def tiny_segmenter(image_size: int = 256, seed: int = 0) -> Segmenter:
     """A randomly initialised small SAM2 for plumbing tests; marked untrained."""
-    import torch
-    from transformers import Sam2Model
+    import torch  # heavy: imported on first use
+    from transformers import Sam2Model  # heavy: imported on first use
     torch.manual_seed(seed)
     model = Sam2Model(tiny_sam2_config(image_size)).eval()
     return Segmenter(f"tiny-sam2-{seed}", "sam2", model, sam2_processor(image_size),
@@ -366,7 +364,6 @@ def model_choices() -> list[tuple[str, bool]]:
 def synthetic_models() -> dict[str, dict]:
     """Segmentation checkpoints trained on synthetic shapes only, name -> the figures their
     manifest measured (numbers only: a manifest is input like any other)."""
-    import math
     out = {}
     for spec in registry.all_specs("segmentation"):
         if spec.label_set != SYNTHETIC_LABEL_SET:
@@ -382,11 +379,9 @@ def load_segmenter(name: str) -> Segmenter:
     """A segmenter from the process-wide model cache (GrabCut needs no model)."""
     if name == GRABCUT:
         return grabcut_segmenter()
-    from lib.models import cache
     return cache.load(name, "segmentation").model
 
 
 def segmenter_loaded(name: str) -> bool:
     """Whether `load_segmenter` returns at once."""
-    from lib.models import cache
     return name == GRABCUT or cache.loaded(name, "segmentation")

@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,10 @@ from lib.core import settings
 from lib.core.progress import Progress
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
-from lib.models import registry
+from lib.models import cache, registry
 from lib.models.build import builder
 from lib.models.spec import Source, Task
+from lib.segmentation.segment import check_prompts, load_pretrained, tiny_sam2_config
 
 
 def check_limits(info: video_io.VideoInfo, max_frames: int | None = None,
@@ -104,10 +106,10 @@ class Tracker:
     @property
     def session(self):
         if self._session is None:
-            import torch
+            import torch  # heavy: imported on first use
             from transformers.models.sam2_video.modeling_sam2_video import (
                 Sam2VideoInferenceSession,
-            )
+            )  # heavy: imported on first use
             dtype = torch.float16 if self.device == "cuda" else torch.float32
             session = Sam2VideoInferenceSession(
                 video=None, video_height=self.info.height, video_width=self.info.width,
@@ -135,9 +137,8 @@ class Tracker:
     def add_prompt(self, frame_idx: int, obj_id: int, points: Sequence = (), box=None,
                    label: str = "") -> np.ndarray:
         """Prompt one object on one frame; returns its mask on that frame."""
-        import torch
+        import torch  # heavy: imported on first use
 
-        from lib.segmentation.segment import check_prompts
         if not 0 <= frame_idx < self.num_frames:
             raise video_io.VideoError(f"Frame {frame_idx} is outside the clip "
                                       f"(0-{self.num_frames - 1}).")
@@ -164,7 +165,7 @@ class Tracker:
     # -- propagation -----------------------------------------------------------------------
     def propagate(self, progress: Callable[[Progress], None] | None = None) -> int:
         """Track every prompted object through the clip; returns the frames processed."""
-        import torch
+        import torch  # heavy: imported on first use
         if not self.objects:
             raise video_io.VideoError("Prompt at least one object before propagating.")
         start = min(f for o in self.objects.values() for f in o.prompts)
@@ -213,9 +214,8 @@ class Tracker:
                    opacity: float = 0.5,
                    progress: Callable[[Progress], None] | None = None) -> Path:
         """Write the clip with masks drawn (or the effect applied) as H.264 MP4."""
-        from fractions import Fraction
 
-        import av
+        import av  # heavy: imported on first use
         t0 = time.perf_counter()
         w, h = self.info.width - self.info.width % 2, self.info.height - self.info.height % 2
         with av.open(str(path), "w") as out:
@@ -252,7 +252,6 @@ class ClipFrames(list):
 def load_frames(info: video_io.VideoInfo) -> ClipFrames:
     """Every frame as uint8 RGB, the limits checked on what is decoded, frame by frame, and
     the clip counted in the memory budget (`lib.models.cache`) for as long as it is kept."""
-    from lib.models import cache
     check_limits(info)
     cache.MODELS.make_room(f"video:{info.path.name}",
                            info.frame_count * info.width * info.height * 3)
@@ -270,7 +269,7 @@ def load_frames(info: video_io.VideoInfo) -> ClipFrames:
 
 
 def _video_model_class(arch: str):
-    import transformers
+    import transformers  # heavy: imported on first use
     return (transformers.EdgeTamVideoModel if "edgetam" in arch.lower()
             else transformers.Sam2VideoModel)
 
@@ -295,16 +294,14 @@ class VideoModel:
 
 def load_video_model(name: str) -> VideoModel:
     """The video model for a registry name, from the process-wide model cache."""
-    from lib.models import cache
     return cache.load(name, "tracking").model
 
 
 @builder(Task.TRACKING, Source.TRANSFORMERS, Source.CHECKPOINT)
 def build_video_model(spec: registry.ModelSpec, device: str | None = None) -> VideoModel:
     """The video model with real weights, or `WeightsMissingError` naming the fetch command."""
-    from transformers import Sam2VideoProcessor
+    from transformers import Sam2VideoProcessor  # heavy: imported on first use
 
-    from lib.segmentation.segment import load_pretrained
     model, processor, device = load_pretrained(spec, _video_model_class(spec.arch),
                                                Sam2VideoProcessor, device)
     return VideoModel(spec.name, model, processor, device)
@@ -312,16 +309,15 @@ def build_video_model(spec: registry.ModelSpec, device: str | None = None) -> Vi
 
 def tiny_video_model(image_size: int = 256, seed: int = 0) -> VideoModel:
     """A randomly initialised small SAM2 video model, for plumbing tests; marked untrained."""
-    import torch
+    import torch  # heavy: imported on first use
     from transformers import (
         Sam2ImageProcessor,
         Sam2VideoConfig,
         Sam2VideoModel,
         Sam2VideoProcessor,
         Sam2VideoVideoProcessor,
-    )
+    )  # heavy: imported on first use
 
-    from lib.segmentation.segment import tiny_sam2_config
     s, hid = image_size, 128
     base = tiny_sam2_config(s, hidden=hid)
     config = Sam2VideoConfig(

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from lib.core import settings
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,6 @@ _TORCH_LIMITED = False
 def _limit_torch_threads(threads: int) -> None:
     """Once torch is in use, cap its intra-op threads (process-wide, once)."""
     global _TORCH_LIMITED
-    import sys
     torch = sys.modules.get("torch")
     if _TORCH_LIMITED or torch is None:
         return
@@ -124,7 +126,6 @@ def _limit_torch_threads(threads: int) -> None:
 
 def _default_slots() -> int:
     """`LENS_HEAVY_SLOTS`, or auto: the cores minus one (one core stays for light work)."""
-    from lib.core import settings
     return settings.get().heavy_slots or max(1, (os.cpu_count() or 1) - 1)
 
 

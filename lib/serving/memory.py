@@ -4,7 +4,9 @@ as the process (`freeze_long_lived`), so each collection walks only what is new.
 from __future__ import annotations
 
 import gc
+import sys
 import threading
+import time
 
 from lib.core.heap import collect_garbage
 from lib.models.cache import MODELS
@@ -36,8 +38,6 @@ def freeze_long_lived(force: bool = False) -> bool:
     `REFREEZE_S` seconds. True if it froze.
     """
     global _frozen_at, _frozen_time
-    import sys
-    import time
     now = (len(sys.modules), MODELS.model_changes)
     due = force or now != _frozen_at or time.monotonic() - _frozen_time > REFREEZE_S
     if not due or not _freezing.acquire(blocking=False):

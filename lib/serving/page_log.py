@@ -6,8 +6,10 @@ the browser's."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 from lib.core import heap, settings
@@ -29,8 +31,6 @@ def timed_run(page: str) -> Iterator[None]:
     if not path:
         yield
         return
-    import json
-    import time
     HEAVY.begin_run()
     t0, cpu0 = time.perf_counter(), time.thread_time()
     try:

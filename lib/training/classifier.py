@@ -9,8 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from lib.classification import classify
 from lib.media import images
-from lib.models import checkpoints
+from lib.models import checkpoints, registry
 from lib.training.loop import (
     TrainError,
     evaluate,
@@ -91,11 +92,10 @@ def load_images(items: list[tuple[Path, int]], log=print) -> tuple[list, list[in
 
 def train_classifier(args) -> Path:
     """Fine-tune, early-stop on validation accuracy, write the checkpoint folder."""
-    import timm
-    import torch
-    from timm.data import create_transform, resolve_data_config
+    import timm  # heavy: imported on first use
+    import torch  # heavy: imported on first use
+    from timm.data import create_transform, resolve_data_config  # heavy: imported on first use
 
-    from lib.models import registry
 
     seed_everything(args.seed)
     split = split_dataset(args.data, args.val_fraction, args.seed, args.group_regex)
@@ -152,13 +152,12 @@ def train_classifier(args) -> Path:
         "best_epoch": best_epoch, "data": str(args.data)}, args)
 
     # Final metrics, measured by the project's own code on the saved checkpoint.
-    from lib.classification import classify
     lm = registry.build(registry.checkpoint_spec(checkpoints.read_checkpoint(out)), device=device)
     items = [(p, split.classes[y]) for p, y in split.val]
     result = classify.evaluate(lm, items)
     manifest["metrics"] = {"val_accuracy": result.accuracy, "val_images": len(result.items),
                            "skipped_images": skipped_train + skipped_val}
-    import wandb
+    import wandb  # heavy: imported on first use
     run.log({"confusion_matrix": wandb.plot.confusion_matrix(
         y_true=[i.true_index for i in result.items], preds=[i.pred_index for i in result.items],
         class_names=split.classes)})

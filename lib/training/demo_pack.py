@@ -4,13 +4,16 @@ and detectors with their measured figures in the manifests."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from lib.classification import cam
+from lib.demo import synth
 from lib.demo.synth import DEMO as DEMO_SYNTH  # the demo pack's data recipe
 from lib.media import images
-from lib.models import checkpoints
+from lib.models import checkpoints, registry
 from lib.training import options
 from lib.training.classifier import train_classifier
 from lib.training.detector import train_detector
@@ -22,8 +25,6 @@ DEMO_CLASSIFIER_ARGS = ["--model", "tf_efficientnet_lite0", "--init", "package",
 
 def cam_in_box_rate(folder: Path, val_dir: Path) -> float:
     """Share of val images whose Grad-CAM peak (for the true class) lies in the object's box."""
-    from lib.classification import cam
-    from lib.models import registry
     lm = registry.build(registry.checkpoint_spec(checkpoints.read_checkpoint(folder)), device="cpu")
     boxes = json.loads((val_dir / "boxes.json").read_text())
     hits = 0
@@ -54,9 +55,7 @@ def finish_demo(folder: Path, data_root: Path) -> dict:
 
 def demo_classifier(out_root: Path) -> Path:
     """The demo pack's classifier, from its fixed recipe (retrain only when it changes)."""
-    import tempfile
 
-    from lib.demo import synth
     with tempfile.TemporaryDirectory() as tmp:
         data = synth.generate(Path(tmp) / "synth", **DEMO_SYNTH)
         train_classifier(options.parse([
@@ -81,9 +80,7 @@ DEMO_DETECTORS = {
 
 def demo_detector(out_root: Path, which: str) -> Path:
     """One of the demo pack's detectors, from its fixed recipe (retrain only when it changes)."""
-    import tempfile
 
-    from lib.demo import synth
     args, what = DEMO_DETECTORS[which]
     name = f"demo-{which}"
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from lib.detection import coco_eval, datasets, detectors
 from lib.detection.architectures import (
     build_conditional_detr,
     build_fasterrcnn_timm,
     detr_processor,
 )
 from lib.media import images
-from lib.models import checkpoints
+from lib.models import checkpoints, registry
 from lib.training.loop import (
     TrainError,
     finish_run,
@@ -25,7 +26,6 @@ from lib.training.loop import (
 
 
 def _coco_split(root: Path, split: str):
-    from lib.detection import datasets
     folder = root / split
     ann = folder / "annotations.json"
     if not ann.is_file():
@@ -44,11 +44,9 @@ def train_detector(args) -> Path:
     """Fine-tune a detector on a COCO dataset: a Faster R-CNN (timm backbone + FPN) or a small
     Conditional DETR (transformers, same timm backbone). Early-stops on mAP@0.5 measured by the
     detection page's own prediction and evaluation code; writes the checkpoint folder."""
-    import torch
-    from torchvision.transforms.functional import to_tensor
+    import torch  # heavy: imported on first use
+    from torchvision.transforms.functional import to_tensor  # heavy: imported on first use
 
-    from lib.detection import coco_eval, detectors
-    from lib.models import registry
 
     seed_everything(args.seed)
     root = Path(args.data)

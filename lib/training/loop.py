@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from lib.core.errors import InputError
-from lib.models import checkpoints
+from lib.models import checkpoints, registry
+from lib.runs import tidy_wandb_dir
 
 
 class TrainError(InputError):
@@ -24,7 +25,7 @@ class TrainError(InputError):
 
 
 def seed_everything(seed: int) -> None:
-    import torch
+    import torch  # heavy: imported on first use
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -37,16 +38,15 @@ def init_weights(model, arch: str, init: str) -> str:
         return "random initialisation (trained from scratch)"
     head = model.get_classifier() if hasattr(model, "get_classifier") else None
     if hasattr(head, "weight"):
-        import torch
+        import torch  # heavy: imported on first use
         torch.nn.init.normal_(head.weight, std=0.01)  # timm's init is too wide for few classes
         torch.nn.init.zeros_(head.bias)
     if init == "package":
-        from lib.models import registry
         spec = next((s for s in registry.builtin_specs()
                      if s.source == "package" and s.arch == arch), None)
         if spec is None:
             raise TrainError(f"No packaged weights for '{arch}'; use --init timm or scratch.")
-        import timm
+        import timm  # heavy: imported on first use
         full = timm.create_model(arch, pretrained=False, num_classes=1000)
         state = registry.package_state_dict(spec, full)
         own = model.state_dict()
@@ -54,7 +54,7 @@ def init_weights(model, arch: str, init: str) -> str:
         model.load_state_dict(loaded, strict=False)
         return f"packaged ImageNet weights ({spec.weights}), classifier re-initialised"
     if init == "timm":
-        import timm
+        import timm  # heavy: imported on first use
         pretrained = timm.create_model(arch, pretrained=True)
         own = model.state_dict()
         model.load_state_dict({k: v for k, v in pretrained.state_dict().items()
@@ -64,7 +64,7 @@ def init_weights(model, arch: str, init: str) -> str:
 
 
 def _cosine_with_warmup(optimizer, warmup_steps: int, total_steps: int):
-    import torch
+    import torch  # heavy: imported on first use
 
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -75,7 +75,7 @@ def _cosine_with_warmup(optimizer, warmup_steps: int, total_steps: int):
 
 
 def evaluate(model, tensors, labels, batch_size, device):
-    import torch
+    import torch  # heavy: imported on first use
     model.eval()
     preds, losses = [], []
     with torch.inference_mode():
@@ -91,7 +91,7 @@ def evaluate(model, tensors, labels, batch_size, device):
 
 def start_run(out: Path, args, config: dict, job_type: str, tags: list[str]):
     """A W&B run inside the checkpoint folder (offline unless WANDB_API_KEY is set)."""
-    import wandb
+    import wandb  # heavy: imported on first use
     return wandb.init(mode="online" if os.environ.get("WANDB_API_KEY") else "offline",
                       dir=str(out), project="lens-training", name=args.name, config=config,
                       job_type=job_type, tags=tags,
@@ -105,8 +105,8 @@ def fit(model, args, n_train: int, batch_loss, validate, run, log, device: str, 
     CUDA); `validate()` returns (score to maximise, metrics to log, a text for the log).
     AdamW, cosine schedule with warm-up, gradient accumulation and clipping, early stopping.
     """
-    import torch
-    from tqdm import tqdm
+    import torch  # heavy: imported on first use
+    from tqdm import tqdm  # heavy: imported on first use
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
@@ -163,7 +163,7 @@ def fit(model, args, n_train: int, batch_loss, validate, run, log, device: str, 
 
 def save_checkpoint(out: Path, state: dict, classes: list[str], manifest: dict, args) -> dict:
     """fp16 safetensors, labels and the manifest with the command, seed and time."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # heavy: imported on first use
     save_file({k: (v.half() if v.is_floating_point() else v).contiguous()
                for k, v in state.items()}, out / "model.safetensors")
     (out / "labels.txt").write_text("\n".join(classes) + "\n")
@@ -179,5 +179,4 @@ def finish_run(run, out: Path, manifest: dict, summary: dict) -> None:
     (out / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
     run.summary.update(summary)
     run.finish()
-    from lib.runs import tidy_wandb_dir
     tidy_wandb_dir(out / "wandb")

@@ -3,11 +3,15 @@ prompts sampled from those masks as the page makes them (a click, a box, both, c
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lib.core import settings
+from lib.demo import synth
 from lib.training.sam_model import SIZE
 
 VAL_CLIPS = {"count": 20, "frames": 30, "size": 128, "seed": 0}   # the measured clips
@@ -31,10 +35,9 @@ def make_images(count: int, seed: int, proc, log=print) -> ImageSet:
     third is a frame of a `lib.synth.make_clip` clip: trained on still images alone, the
     model segmented clip frames (smaller sprites, occlusions) at IoU 0.4-0.8 from a box,
     and the tracker starts from those masks."""
-    import cv2
-    import torch
+    import cv2  # heavy: imported on first use
+    import torch  # heavy: imported on first use
 
-    from lib.demo import synth
     rng = np.random.default_rng(seed)
     pix, masks = [], []
     for i in range(count):
@@ -123,10 +126,9 @@ class ClipSet:
 def make_clips(count: int, seed: int, model, proc, frames: int = 30, log=print) -> ClipSet:
     """`count` synthetic clips (`lib.synth.make_clip`, half at 128 px, half at 256 px) with
     the frozen image encoder's features of every frame and every object's visible mask."""
-    import cv2
-    import torch
+    import cv2  # heavy: imported on first use
+    import torch  # heavy: imported on first use
 
-    from lib.demo import synth
     rng = np.random.default_rng(seed)
     out = ClipSet([], [], [], [])
     for c in range(count):
@@ -150,11 +152,7 @@ def make_clips(count: int, seed: int, model, proc, frames: int = 30, log=print) 
 def val_clips(cache_root: str | Path | None = None) -> Path:
     """The 20 validation clips the manifest's J is measured on (generated once into the
     cache; training clips use other seeds)."""
-    import shutil
-    import tempfile
 
-    from lib.core import settings
-    from lib.demo import synth
     root = Path(cache_root or settings.get().cache)
     folder = root / ("synth-val-clips-" + "-".join(f"{k}{v}" for k, v in VAL_CLIPS.items()))
     if not (folder / "clips.json").is_file():

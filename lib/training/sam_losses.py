@@ -5,8 +5,8 @@ from __future__ import annotations
 
 def mask_losses(logits, target):
     """Per-mask focal and dice losses; logits and target ... x H x W (target float)."""
-    import torch
-    import torch.nn.functional as F
+    import torch  # heavy: imported on first use
+    import torch.nn.functional as F  # heavy: imported on first use
     p = torch.sigmoid(logits)
     ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     pt = p * target + (1 - p) * (1 - target)
@@ -29,8 +29,8 @@ def decoder_loss(out, target, multimask: bool):
     """SAM 2's loss for one decoder call: focal x 20 + dice on the masks, IoU regression (L1)
     on every candidate, and the object score (object present). Returns (loss, mean IoU of
     the best candidate, share of objects whose top-ranked candidate is the best)."""
-    import torch
-    import torch.nn.functional as F
+    import torch  # heavy: imported on first use
+    import torch.nn.functional as F  # heavy: imported on first use
     logits = F.interpolate(out.pred_masks.flatten(0, 1), size=target.shape[-2:],
                            mode="bilinear", align_corners=False)
     logits = logits.view(*out.pred_masks.shape[:3], *target.shape[-2:])
@@ -56,7 +56,7 @@ LOSS_SIZE = 128   # masks are compared at half the input side (twice the decoder
 
 def loss_size(target):
     """Ground truth (... x S x S, float) area-averaged to LOSS_SIZE and made binary."""
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # heavy: imported on first use
     shape = target.shape
     small = F.adaptive_avg_pool2d(target.reshape(-1, 1, *shape[-2:]), LOSS_SIZE)
     return (small > 0.5).float().reshape(*shape[:-2], LOSS_SIZE, LOSS_SIZE)

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.demo import synth
+from lib.media import images
+from lib.media import masks as mask_ops
+from lib.models import checkpoints, registry
+from lib.segmentation import classical, segment, segment_video
 from lib.training import sam_data
 from lib.training.sam_data import val_clips
 
 
 def center_click(mask: np.ndarray) -> tuple[float, float]:
     """The interior point farthest from the shape's edge: where a user clicks."""
-    import cv2
+    import cv2  # heavy: imported on first use
     dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
     y, x = np.unravel_index(np.argmax(dist), dist.shape)
     return float(x), float(y)
@@ -24,8 +29,6 @@ def measure_images(segmenter, val_dir: str | Path, limit: int | None = None) -> 
     """Mean mask IoU on a `lib.synth` COCO split through `Segmenter.predict`, as the page
     calls it (multimask on, the best candidate by predicted IoU): one click at each shape's
     centre, and its tight box. Also how often the top-ranked candidate is the truly best one."""
-    from lib.media import images
-    from lib.media import masks as mask_ops
     val_dir = Path(val_dir)
     coco = json.loads((val_dir / "annotations.json").read_text())
     by_image: dict[int, list] = {}
@@ -53,9 +56,6 @@ def measure(folder: Path, clips: int | None = None, images: int | None = None) -
     """The manifest's figures, re-measured from a saved folder through
     `lib.segmentation.segment` and
     `lib.segmentation.segment_video` as the page calls them."""
-    from lib.demo import synth
-    from lib.models import checkpoints, registry
-    from lib.segmentation import classical, segment, segment_video
     spec = registry.checkpoint_spec(checkpoints.read_checkpoint(folder))
     seg = segment.build_segmenter(spec, device="cpu")
     video = segment_video.build_video_model(spec, device="cpu")

@@ -5,6 +5,8 @@ image, PyTorch's default initialisation, a quiet neck)."""
 
 from __future__ import annotations
 
+from lib.models import registry
+
 SIZE = 256               # model input side
 
 
@@ -19,7 +21,7 @@ MEAN = STD = (0.5, 0.5, 0.5)   # EfficientNet-Lite's normalisation
 
 def config():
     """The demo segmenter's `EdgeTamVideoConfig` (its image part is an `EdgeTamConfig`)."""
-    from transformers import EdgeTamVideoConfig
+    from transformers import EdgeTamVideoConfig  # heavy: imported on first use
     s, h = SIZE, HIDDEN
     vision = dict(model_type="edgetam_vision_model",
                   backbone_config={"model_type": "timm_wrapper", "architecture": BACKBONE,
@@ -46,7 +48,7 @@ def processor():
         Sam2ImageProcessor,
         Sam2VideoProcessor,
         Sam2VideoVideoProcessor,
-    )
+    )  # heavy: imported on first use
     size = {"height": SIZE, "width": SIZE}
     return Sam2VideoProcessor(
         image_processor=Sam2ImageProcessor(size=size, image_mean=list(MEAN),
@@ -57,7 +59,7 @@ def processor():
 
 def image_config():
     """The image part of `config()`, as `EdgeTamModel` takes it."""
-    from transformers import EdgeTamConfig
+    from transformers import EdgeTamConfig  # heavy: imported on first use
     c = config()
     return EdgeTamConfig(vision_config=c.vision_config.to_dict(),
                          prompt_encoder_config=c.prompt_encoder_config.to_dict(),
@@ -71,7 +73,7 @@ def _default_init(*modules) -> None:
     """PyTorch's default initialisation (as SAM 2 trains from) for the new parts: with
     transformers' normal(0, 0.02) for every layer the decoder did not learn at all here (IoU
     0.0 after 150 steps overfitting 4 images from boxes; 0.82 with this)."""
-    import torch
+    import torch  # heavy: imported on first use
     for root in modules:
         for mod in root.modules():
             if hasattr(mod, "reset_parameters") and not isinstance(mod, torch.nn.LayerNorm):
@@ -80,11 +82,10 @@ def _default_init(*modules) -> None:
 
 def new_image_model():
     """`EdgeTamModel` with the packaged ImageNet weights in its backbone (stage 1)."""
-    import timm
-    import torch
-    from transformers import EdgeTamModel
+    import timm  # heavy: imported on first use
+    import torch  # heavy: imported on first use
+    from transformers import EdgeTamModel  # heavy: imported on first use
 
-    from lib.models import registry
     model = EdgeTamModel(image_config())
     _default_init(model.vision_encoder.neck, model.prompt_encoder, model.mask_decoder)
     # The decoder finds the prompted object by matching the prompt's positional encoding
@@ -121,7 +122,7 @@ def new_image_model():
 def image_view(video_model):
     """An `EdgeTamModel` sharing the video model's image encoder, prompt encoder and mask
     decoder (the same tensors), for the image losses of stage 2."""
-    from transformers import EdgeTamModel
+    from transformers import EdgeTamModel  # heavy: imported on first use
     view = EdgeTamModel(image_config())
     for name in ("shared_image_embedding", "vision_encoder", "prompt_encoder", "mask_decoder"):
         setattr(view, name, getattr(video_model, name))
@@ -142,7 +143,7 @@ MEMORY_PATH = ("memory_attention", "memory_encoder", "spatial_perceiver", "objec
 
 def video_model_from(image_model):
     """`EdgeTamVideoModel` holding the image model's weights; only the memory path is new."""
-    from transformers import EdgeTamVideoModel
+    from transformers import EdgeTamVideoModel  # heavy: imported on first use
     video = EdgeTamVideoModel(config())
     _default_init(*(getattr(video, name) for name in MEMORY_MODULES))
     missing, unexpected = video.load_state_dict(image_model.state_dict(), strict=False)

@@ -17,7 +17,7 @@ from lib.training.sam_model import MEMORY_PATH, SIZE, image_view
 
 def backbone_features(model, pixels, batch: int = 32) -> list:
     """The frozen backbone's four feature maps for every image (float16, on the CPU)."""
-    import torch
+    import torch  # heavy: imported on first use
     out = None
     with torch.inference_mode():
         for s in range(0, len(pixels), batch):
@@ -53,7 +53,7 @@ def image_step(model, data: ImageSet, feats: list, rng, batch: int = 16, objects
     `locate` is the warm-up task: one positive click on each of two different shapes of
     images that have several, single-mask output only, so that the only way down is to find
     the clicked shape."""
-    import torch
+    import torch  # heavy: imported on first use
     if locate:
         several = np.flatnonzero(np.array([len(m) for m in data.masks]) >= objects)
         idx = several[rng.integers(len(several), size=batch)]
@@ -106,7 +106,7 @@ def train_images(model, data: ImageSet, feats: list, steps: int, lr: float = 1e-
     decoder settled on segmenting every shape of the image whatever the prompt (single-mask
     IoU flat at 0.37 for 900 steps of the full mix), while the warm-up task alone made it use
     the click within 300 steps."""
-    import torch
+    import torch  # heavy: imported on first use
     params = _trainable(model, ("vision_encoder.backbone",))
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     base = [lr]
@@ -141,10 +141,10 @@ def train_images(model, data: ImageSet, feats: list, steps: int, lr: float = 1e-
 
 def _session(model, feats, pos, frames: list[int]):
     """A transformers inference session over `frames` of a clip, its features precomputed."""
-    import torch
+    import torch  # heavy: imported on first use
     from transformers.models.edgetam_video.modeling_edgetam_video import (
         EdgeTamVideoInferenceSession,
-    )
+    )  # heavy: imported on first use
     session = EdgeTamVideoInferenceSession(video=torch.zeros(len(frames), 3, 1, 1),
                                            video_height=SIZE, video_width=SIZE,
                                            dtype=torch.float32,
@@ -161,8 +161,8 @@ def video_step(model, proc, clips: ClipSet, pos, rng, length: int = 8):
     (a box or a click) on the first frame, track it through `length` frames with memory, and
     score every later frame (mask where the object is visible, object score everywhere).
     Returns (loss, mean IoU on visible frames)."""
-    import torch
-    import torch.nn.functional as F
+    import torch  # heavy: imported on first use
+    import torch.nn.functional as F  # heavy: imported on first use
     c = int(rng.integers(len(clips.masks)))
     masks, n = clips.masks[c], len(clips.masks[c])
     stride = int(rng.integers(1, 4))
@@ -217,7 +217,7 @@ def train_video(model, proc, clips: ClipSet, images: ImageSet, image_feats: list
                 decoder_lr_scale: float = 0.1) -> None:
     """Stage 2: the memory path (and, at a tenth of the rate, the mask decoder) on clips, an
     image batch every other step so the prompt path keeps its quality."""
-    import torch
+    import torch  # heavy: imported on first use
     memory, decoder = [], []
     for name, p in model.named_parameters():
         is_decoder = name.startswith("mask_decoder") and not name.startswith("mask_decoder.conv_s")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from lib.core import cli
 from lib.models import checkpoints
-from lib.training import options
+from lib.training import options, train_sam
 from lib.training.classifier import train_classifier
 from lib.training.demo_pack import DEMO_DETECTORS, demo_classifier, demo_detector
 from lib.training.detector import train_detector
@@ -52,7 +52,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo-classifier":
             demo_classifier(Path(args.out))
         elif args.command == "demo-segmenter":
-            from lib.training import train_sam
             train_sam.demo_segmenter(Path(args.out),
                                      stage1=Path(args.stage1) if args.stage1 else None,
                                      save_stage1=args.save_stage1)

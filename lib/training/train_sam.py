@@ -20,9 +20,15 @@ the prompt path keeps its quality. The result is one transformers folder that bo
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
+from lib.core.errors import InputError
+from lib.demo import synth
+from lib.models import checkpoints
+from lib.runs import tidy_wandb_dir
 from lib.training.sam_data import TRAIN_CLIP_SEED, VAL_CLIPS, make_clips, make_images
 from lib.training.sam_measure import measure
 from lib.training.sam_model import BACKBONE, SIZE, new_image_model, processor, video_model_from
@@ -46,7 +52,6 @@ NAME = "demo-segmenter"
 def _stage1_folder(folder) -> Path:
     """A `--stage1` folder checked before anything is trained or written: an EdgeTAM image
     model as `--save-stage1` writes it (config and safetensors weights), else `InputError`."""
-    from lib.core.errors import InputError
     path = Path(folder).resolve()
     fix = "point --stage1 at a folder written by --save-stage1"
     if not path.is_dir():
@@ -69,16 +74,11 @@ def demo_segmenter(out_root: Path, recipe: dict | None = None, log=print,
 
     `save_stage1` keeps the image model after stage 1 (an `EdgeTamModel` folder); `stage1`
     starts from such a folder instead of training stage 1 again (for work on stage 2)."""
-    import os
-    import shutil
 
-    import torch
-    import wandb
-    from transformers import EdgeTamModel
+    import torch  # heavy: imported on first use
+    import wandb  # heavy: imported on first use
+    from transformers import EdgeTamModel  # heavy: imported on first use
 
-    from lib.demo import synth
-    from lib.models import checkpoints
-    from lib.runs import tidy_wandb_dir
     if stage1 is not None:
         stage1 = _stage1_folder(stage1)
     r = {**RECIPE, **(recipe or {})}

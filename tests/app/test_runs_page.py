@@ -6,6 +6,7 @@ import pytest
 
 from lib.models import checkpoints
 from tests.app.test_pages import run_page
+from tests.helpers import http_error
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +117,7 @@ def test_live_toggle_follows_a_run_being_written(tmp_path, monkeypatch):
     import sys
     import time
 
-    from tests.unit.test_runs import LIVE_WRITER
+    from tests.helpers import LIVE_WRITER
     monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
     writer = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(tmp_path), "3000"])
     try:
@@ -163,7 +164,7 @@ class FakeApi:
 
     def __init__(self, api_key=None, timeout=None):
         if api_key != self.SECRET:
-            raise RuntimeError("401 Unauthorized: api key not valid")
+            raise http_error(401)        # what the W&B client raises for a refused key
         FakeApi.made.append(self)
 
     def runs(self, path, filters=None, per_page=100):

@@ -93,7 +93,7 @@ def test_runs_live_refresh_and_parameter_importance(browser, tmp_path):
     from lib import runs
     from tests.conftest import ROOT
     from tests.e2e.conftest import free_port, start_streamlit
-    from tests.unit.test_runs import LIVE_WRITER
+    from tests.helpers import LIVE_WRITER
     port = free_port()
     proc = start_streamlit(ROOT / "app.py", port, ROOT,
                            env={"LENS_DATA_ROOTS": f"{tmp_path}:{ROOT}"})

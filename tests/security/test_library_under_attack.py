@@ -228,7 +228,9 @@ def test_detector_jobs_load_through_the_shared_cache(monkeypatch):
     made = []
     spec = registry.ModelSpec(name="fake-det", task="detection", source="torchvision",
                               arch="x", weights="x")
-    monkeypatch.setattr(detectors, "build_torchvision", lambda s, device: made.append(s) or
+    monkeypatch.setitem(registry.builders(), (registry.Task.DETECTION,
+                                              registry.Source.TORCHVISION),
+                        lambda s, device: made.append(s) or
                         detectors.tiny_detector("torchvision", {1: "a"}))
     try:
         a = cache.load(spec, "detection").model

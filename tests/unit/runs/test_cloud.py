@@ -6,6 +6,7 @@ import pytest
 from lib import runs
 from lib.core.errors import CloudError, InputError
 from lib.runs import cloud
+from tests.helpers import http_error
 
 
 class FakeRun:
@@ -15,15 +16,6 @@ class FakeRun:
         self.created_at = "2026-01-01T00:00:00"
         self.config = {"lr": 0.1 * i, "_private": 1}
         self.summary = {"acc": 0.5 + i / 10, "_runtime": 10.0 * i, "_wandb": {"x": 1}}
-
-
-def http_error(status: int):
-    """What the W&B client raises for an HTTP status: requests' HTTPError in a CommError."""
-    import requests
-    import wandb.errors
-    response = requests.Response()
-    response.status_code = status
-    return wandb.errors.CommError(f"HTTP {status}", requests.HTTPError(response=response))
 
 
 class FakeApi:

@@ -6,18 +6,7 @@ import subprocess
 import pandas as pd
 
 from lib import runs
-from tests.helpers import leet_summary
-
-LIVE_WRITER = """
-import sys, time, wandb
-run = wandb.init(mode="offline", dir=sys.argv[1], project="live", name="live",
-                 settings=wandb.Settings(silent=True, console="off", x_disable_stats=True))
-for step in range(int(sys.argv[2])):
-    run.log({"loss": 1 / (step + 1), "step_sq": step * step}, step=step)
-    if step % 50 == 49:
-        time.sleep(0.3)
-run.finish()
-"""
+from tests.helpers import LIVE_WRITER, leet_summary
 
 
 def test_live_run_reads_only_what_was_appended(tmp_path):
