@@ -26,6 +26,8 @@ from PIL import Image
 from lib.core import heap
 from lib.core.errors import LensError
 from lib.core.progress import Progress
+from lib.demo import samples
+from lib.media import images
 from lib.serving import fair_queue, memory
 
 
@@ -291,3 +293,32 @@ def reported():
         yield
     except LensError as exc:
         show_error(exc)
+
+
+# -- what a visitor gives: links and images ---------------------------------------------------
+
+def link_text(name: str, default: str = "") -> str:
+    """A query parameter of the page's link (visitor input like any other: capped, and
+    validated by whoever uses it)."""
+    return str(st.query_params.get(name, default))[:2000]
+
+
+def link_number(name: str, default: float, lo: float, hi: float, kind: type = float):
+    """A number from the page's link, clamped to [lo, hi]; anything else gives `default`."""
+    try:
+        value = kind(float(link_text(name, str(default)) or default))
+    except (ValueError, OverflowError):
+        return default
+    return min(hi, max(lo, value)) if value == value else default
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def decoded_image(data: bytes, name: str) -> images.IntakeImage:
+    """An uploaded image through the one intake, once per file content (errors not cached)."""
+    return images.load_image(data, name=name)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def sample_image(name: str) -> images.IntakeImage:
+    """A bundled sample photo (or the synthetic sample) through the same intake."""
+    return images.load_image(samples.sample_bytes(name), name=name)

@@ -84,23 +84,12 @@ def png_bytes(arr) -> bytes:
     return buf.getvalue()
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def decode(data: bytes, name: str) -> images.IntakeImage:
-    """The one intake, once per file content (errors are not cached)."""
-    return images.load_image(data, name=name)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def sample_image(name: str) -> images.IntakeImage:
-    return images.load_image(samples.sample_bytes(name), name=name)
-
-
 def read_uploads(files) -> list[images.IntakeImage]:
     """Decode uploads through the one intake; a bad file gets a message, the rest go on."""
     good = []
     for f in files or []:
         try:
-            good.append(decode(f.getvalue(), f.name))
+            good.append(ui.decoded_image(f.getvalue(), f.name))
         except images.ImageError as exc:
             st.error(str(exc))
     return good
@@ -138,7 +127,7 @@ with tab_explain:
     sample = sample_col.selectbox("…or a sample photo", list(samples.SAMPLES), key="sample")
     intake = read_uploads(uploads)
     if not uploads:
-        intake = [sample_image(sample)]
+        intake = [ui.sample_image(sample)]
 
 loaded = load_model(model_name) if model_name else None
 if loaded:

@@ -65,46 +65,39 @@ def false_positive_cam(model: str, image_id: int, index: int, map_by: str, _pict
 
 OFFLINE = not registry.hub_reachable()
 DEMO_DATA = "Demo (synthetic shapes)"
-# A link from the Runs page (a logged benchmark) reopens its data and models: visitor input,
-# validated like typed input (paths through paths.data_path, names against the model list).
-link = {k: str(v)[:2000] for k, v in st.query_params.items()}
-
-
-def link_int(name: str, hi: int) -> int:
-    try:
-        return min(hi, max(0, int(link.get(name, 0))))
-    except ValueError:
-        return 0
-
+# A link from the Runs page (a logged benchmark) reopens its data and models (`ui.link_*`):
+# visitor input, validated like typed input (paths through paths.data_path, names against
+# the model list).
 
 with st.sidebar:
     st.subheader("Dataset")
     sources = [DEMO_DATA, "Path", "Upload zip"]
-    linked = {"demo": 0, "path": 1}.get(link.get("data", ""))
+    linked = {"demo": 0, "path": 1}.get(ui.link_text("data"))
     how = st.radio("COCO data", sources, index=linked if linked is not None else
                    0 if OFFLINE else 1, horizontal=True,
                    key="data_source", help="Demo: the validation split the demo pack's "
                    "detectors were measured on (`python -m lib.synth`, generated once).")
     default_ann = SHARED / "annotations" / "instances_val2017.json" if SHARED.is_dir() else ""
     default_img = SHARED / "val2017" if SHARED.is_dir() else ""
-    if link.get("data") == "path":
-        default_ann, default_img = link.get("ann", ""), link.get("img", "")
+    if ui.link_text("data") == "path":
+        default_ann, default_img = ui.link_text("ann"), ui.link_text("img")
     if how == "Path":
         ann_text = st.text_input("Instances JSON", str(default_ann), key="ann_path")
         img_text = st.text_input("Images folder", str(default_img), key="img_path")
     elif how == "Upload zip":
         upload = st.file_uploader("Zip with images and an instances JSON", type=["zip"],
                                   key="data_zip")
-    subset = st.number_input("Subset size (0 = all)", 0, 100_000, link_int("subset", 100_000),
-                             key="subset")
-    seed = st.number_input("Subset seed", 0, 10_000, link_int("seed", 10_000), key="seed")
+    subset = st.number_input("Subset size (0 = all)", 0, 100_000,
+                             ui.link_number("subset", 0, 0, 100_000, int), key="subset")
+    seed = st.number_input("Subset seed", 0, 10_000, ui.link_number("seed", 0, 0, 10_000, int),
+                           key="seed")
     score_thr = st.slider("Score threshold (confusion, per-image counts, IoUs)", 0.05, 0.95, 0.5,
                           0.05, key="score_thr")
     run_on = st.radio("Run detectors on", ["this server", "Ray"], horizontal=True,
                       key="run_on", help="Ray: the cluster at LENS_RAY_ADDRESS (or RAY_ADDRESS), "
                       "else a local Ray on this machine. Same results, same cache.")
     map_by = st.radio("Map model labels to categories by", ["name", "id"], horizontal=True,
-                      key="map_by", index=1 if link.get("map_by") == "id" else 0,
+                      key="map_by", index=1 if ui.link_text("map_by") == "id" else 0,
                       help="COCO models number their 80 classes on ids 1–90; by name also "
                            "works for datasets that renumber them.")
 
@@ -168,8 +161,8 @@ choices = [IMPORT] + [s.name for s in detector_specs] + [OTHER]
 # On demo data the demo detectors are the defaults; otherwise imported predictions.
 defaults = demo_models + [IMPORT, IMPORT] if how == DEMO_DATA else [IMPORT, IMPORT]
 linked_imports: dict[int, str] = {}   # slot -> an imported model's name, from the link
-if link.get("models"):        # from a logged benchmark: its models (imported ones re-upload)
-    linked = link["models"].split(",")[:2]
+if ui.link_text("models"):        # from a logged benchmark: its models (imported ones re-upload)
+    linked = ui.link_text("models").split(",")[:2]
     named = [m if m in choices else IMPORT for m in linked]
     defaults = named + defaults[len(named):]
     linked_imports = {k: re.sub(r"[^\w.\- ]", "", m)[:100]   # shown as text: plain names

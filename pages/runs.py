@@ -21,19 +21,6 @@ st.title("Runs")
 params = st.query_params
 
 
-def param(name: str, default: str = "") -> str:
-    """A query parameter (a shared link: visitor input like any other)."""
-    return str(params.get(name, default))[:2000]
-
-
-def param_float(name: str, default: float, lo: float, hi: float) -> float:
-    try:
-        value = float(param(name, str(default)) or default)
-    except ValueError:
-        return default
-    return min(hi, max(lo, value)) if value == value else default
-
-
 @st.cache_data(show_spinner="Reading runs…", max_entries=32)
 def offline_runs(root: str, source: str, stamp: tuple):
     """The run table of a folder; `stamp` (runs.folder_stamp) re-reads it when logs change
@@ -56,7 +43,7 @@ def stamp(path: str) -> tuple[str, int, int]:
 # -- source -----------------------------------------------------------------------------------
 
 source = st.radio("Source", ["Local folder", "W&B cloud"], horizontal=True, key="source",
-                  index=1 if param("source") == "cloud" else 0)
+                  index=1 if ui.link_text("source") == "cloud" else 0)
 infos: list[runs.RunInfo] = []
 problems: list[runs.ReadProblem] = []
 
@@ -67,7 +54,7 @@ if source == "Local folder":
         str(runs.SAMPLE_RUNS): "the bundled **sample runs** (a tiny MLP trained on two spirals "
         "by `python -m lib.demo.samples runs`)"}
     c1, c2 = st.columns([3, 1])
-    default = param("path", str(checkpoints.checkpoints_dir()))
+    default = ui.link_text("path", str(checkpoints.checkpoints_dir()))
 
     def show_bundled() -> None:
         st.session_state["folder"] = str(checkpoints.checkpoints_dir() if st.session_state[
@@ -92,8 +79,8 @@ if source == "Local folder":
     params["source"], params["path"] = "local", folder
 else:
     c1, c2 = st.columns(2)
-    entity = c1.text_input("Entity", value=param("entity"), key="entity")
-    project = c2.text_input("Project", value=param("project"), key="project")
+    entity = c1.text_input("Entity", value=ui.link_text("entity"), key="entity")
+    project = c2.text_input("Project", value=ui.link_text("project"), key="project")
     filters = st.text_input("Filters (MongoDB-style JSON, optional)", key="filters",
                             placeholder='{"state": "finished"}')
     with st.form("cloud", clear_on_submit=True):
@@ -168,7 +155,7 @@ if any(links.values()):       # benchmarks logged from the Detection page link b
         "(same data, subset and models)")
 st.dataframe(table, hide_index=True, key="runs_table", column_config=column_config)
 by_name = {r.name: r for r in infos}
-wanted = [n for n in param("runs").split(",") if n in by_name]
+wanted = [n for n in ui.link_text("runs").split(",") if n in by_name]
 if st.session_state.get("_runs_of") != sorted(by_name):   # another folder: fresh selection
     st.session_state.pop("selected", None)
     st.session_state["_runs_of"] = sorted(by_name)
@@ -263,8 +250,8 @@ def curves_view() -> None:
                      "appended since the last read are read, and the curves redrawn.")
     k1, k2, k3, k4 = st.columns([3, 2, 2, 1])
     pattern = k1.text_input("Metrics (patterns, comma-separated)", key="metrics",
-                            value=param("metrics", "val/*"))
-    smoothing = k3.slider("Smoothing (EMA)", 0.0, 0.99, param_float("smooth", 0.0, 0.0, 0.99),
+                            value=ui.link_text("metrics", "val/*"))
+    smoothing = k3.slider("Smoothing (EMA)", 0.0, 0.99, ui.link_number("smooth", 0.0, 0.0, 0.99),
                           0.01, key="smoothing")
     log_y = k4.toggle("log y", key="log_y")
     group_key = st.selectbox("Group runs by config key", ["(none)"] + all_config, key="group_by")

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.core.errors import PromptError
 from lib.core.progress import Progress
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
-from lib.segmentation.segment import PromptError, check_prompts
+from lib.segmentation.prompts import check_prompts
 from lib.segmentation.segment_video import TrackedObject, Tracker, load_frames
 
 CLASSICAL = "Classical tracking (optical flow + GrabCut, not SAM 2)"

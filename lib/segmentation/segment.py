@@ -25,6 +25,7 @@ from lib.media import masks as mask_ops
 from lib.models import cache, registry
 from lib.models.build import builder
 from lib.models.spec import Source, Task
+from lib.segmentation.prompts import check_prompts
 
 GRABCUT = "GrabCut (classical fallback, not SAM2)"
 
@@ -170,33 +171,6 @@ class Segmenter:
                 out_masks.append(AutoMask(full[i], scores[i], stabs[i], area,
                                           mask_ops.bbox(full[i])))
         return sorted(out_masks, key=lambda a: -a.area)
-
-
-def check_prompts(points, box, width: int, height: int) -> None:
-    """Raise `PromptError` for prompts outside the image or a zero-area box."""
-    if not points and box is None:
-        raise PromptError("No prompt yet: click on the object, or drag a box around it.")
-    if not all(math.isfinite(float(v)) for p in points for v in p[:2]) or (
-            box is not None and not all(math.isfinite(float(v)) for v in box)):
-        raise PromptError("Prompts must be finite numbers.")
-    for x, y, _ in points:
-        if not (0 <= x < width and 0 <= y < height):
-            raise PromptError(f"The point ({x:.0f}, {y:.0f}) is outside the "
-                              f"{width} x {height} image.")
-    if box is not None:
-        x0, y0, x1, y1 = box
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            raise PromptError("The box has (almost) no area: drag a larger rectangle.")
-        if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
-            raise PromptError("The box lies outside the image.")
-
-
-def clip_box(box, width: int, height: int) -> tuple[float, float, float, float]:
-    """Order a dragged box's corners and clip it to the image."""
-    x0, y0, x1, y1 = box
-    x0, x1 = sorted((x0, x1))
-    y0, y1 = sorted((y0, y1))
-    return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
 
 
 def image_digest(image: np.ndarray) -> str:

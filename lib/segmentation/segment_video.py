@@ -28,7 +28,8 @@ from lib.media import video as video_io
 from lib.models import cache, registry
 from lib.models.build import builder
 from lib.models.spec import Source, Task
-from lib.segmentation.segment import check_prompts, load_pretrained, tiny_sam2_config
+from lib.segmentation.prompts import check_prompts
+from lib.segmentation.segment import load_pretrained, tiny_sam2_config
 
 
 def check_limits(info: video_io.VideoInfo, max_frames: int | None = None,

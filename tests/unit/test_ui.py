@@ -160,3 +160,21 @@ def test_the_memory_watch_thread_logs_nothing(monkeypatch):
     finally:
         logger.removeHandler(handler)
     assert not [m for m in seen if "ScriptRunContext" in m], seen
+
+
+def test_links_are_read_as_capped_text_and_clamped_numbers():
+    """A page's link is visitor input: text capped, numbers clamped, junk gives the default."""
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_string("""
+import streamlit as st
+from lib import ui
+st.write(repr([ui.link_text("name"), ui.link_text("none", "dflt"),
+               ui.link_number("n", 3, 0, 10, int), ui.link_number("big", 0.5, 0.0, 1.0),
+               ui.link_number("junk", 7, 0, 10, int), ui.link_number("nan", 0.2, 0.0, 1.0)]))
+""")
+    for key, value in {"name": "x" * 5000, "n": "4.0", "big": "1e9", "junk": "<b>",
+                       "nan": "nan"}.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception
+    assert at.markdown[0].value == repr(["x" * 2000, "dflt", 4, 1.0, 7, 0.2])

@@ -12,7 +12,7 @@ from PIL import Image
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
 from lib.models import registry
-from lib.segmentation import grounding, segment, segment_video
+from lib.segmentation import grounding, prompts, segment, segment_video
 from tests.helpers import write_video
 
 
@@ -67,7 +67,7 @@ def test_bad_prompts_raise_clear_errors(seg, image, points, box, message):
 
 
 def test_clip_box_orders_and_clips_a_drag():
-    assert segment.clip_box((120, 80, -5, 10), 100, 50) == (0.0, 10.0, 100.0, 50.0)
+    assert prompts.clip_box((120, 80, -5, 10), 100, 50) == (0.0, 10.0, 100.0, 50.0)
 
 
 def test_everything_mode_filters_dedupes_and_sorts(seg, image):

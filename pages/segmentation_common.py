@@ -1,0 +1,91 @@
+"""What both segmentation views share: the model picker with what each model is (and its
+measured figures), loading a segmenter with a message instead of a crash, and reading a
+click on the shown image. UI only; the logic is in lib.segmentation."""
+
+
+import streamlit as st
+
+from lib import ui
+from lib.core.errors import LensError
+from lib.models import registry
+from lib.segmentation import classical, prompts, segment
+
+DISPLAY_WIDTH = 720     # the shown image's width; clicks are mapped back to image pixels
+
+
+def click(value, image_width: int, state: dict):
+    """A new click or drag on the image (`prompts.click_event`), remembered in `state`."""
+    event, state["last_click"] = prompts.click_event(value, image_width,
+                                                      state.get("last_click"))
+    return event
+
+
+def model_picker(key: str, video: bool = False) -> str:
+    choices = segment.model_choices()
+    names = [n for n, _ in choices]
+    ready = dict(choices)
+    synthetic = segment.synthetic_models()
+    demo = {n for n, ok in choices if ok and n in synthetic}
+    have_sam = any(ok for n, ok in choices if n != segment.GRABCUT and n not in demo)
+
+    def label(n: str) -> str:
+        if not ready[n]:
+            return f"{n} (weights missing)"
+        return f"{n} (trained on synthetic shapes)" if n in demo else n
+    name = st.sidebar.selectbox("Segmentation model", names, key=key, format_func=label)
+    if not have_sam:
+        spec = registry.find(registry.SAM2_IDS[0])
+        if video:
+            measured = next((m for m in synthetic.values() if "classical_J" in m), None)
+            figures = (f" (mean J {measured['classical_J']:.2f} on the "
+                       f"{measured['video_clips']:.0f} synthetic validation clips, "
+                       f"{measured['classical_J_after_occlusion']:.2f} after an occlusion)"
+                       if measured else "")
+            text = (f"No SAM 2 weights on this machine (no hub access). By default, "
+                    f"**{classical.CLASSICAL}**: objects are followed by dense optical "
+                    "flow and refined by GrabCut, frame by frame, from a box you drag. It has "
+                    f"no memory: an object hidden behind another is lost{figures}.")
+        else:
+            text = ("No SAM 2 weights on this machine (no hub access). For photos, the "
+                    "**GrabCut** classical fallback segments inside a box you drag; its masks "
+                    "are labelled as such, never as SAM 2.")
+        for n in sorted(demo):
+            text += " " + demo_sentence(n, synthetic[n], video)
+        st.info(text + f" To get SAM 2.1 on a connected machine: `{spec.fetch_command}`.")
+    return name
+
+
+def demo_sentence(name: str, m: dict, video: bool) -> str:
+    """What a synthetic-shapes model is, with the figures its manifest measured."""
+    if video:
+        figures = (f"mean J {m['video_J']:.2f} on the {m['video_clips']:.0f} synthetic "
+                   "validation clips, "
+                   f"{m['video_J_after_occlusion']:.2f} after an occlusion"
+                   if {"video_J", "video_clips", "video_J_after_occlusion"} <= m.keys()
+                   else "no measured figures")
+        where = "the sample clip"
+    else:
+        figures = (f"mean IoU {m['click_iou']:.2f} from one click, {m['box_iou']:.2f} from a "
+                   f"box, on {m['images']:.0f} synthetic images"
+                   if {"click_iou", "box_iou", "images"} <= m.keys()
+                   else "no measured figures")
+        where = "the *synthetic shapes* sample"
+    return (f"**{name}** is **trained on synthetic shapes** ({figures}): pick it for {where}; "
+            "on photos its masks mean nothing.")
+
+
+def off_distribution(name: str, synthetic_input: bool) -> None:
+    """A plain warning when a synthetic-shapes model is used on anything else."""
+    if not synthetic_input and name in segment.synthetic_models():
+        st.warning(f"**{name}** was trained on synthetic shapes only: on this input its masks "
+                   f"are not meaningful. For photos use **{segment.GRABCUT}**.")
+
+
+def load(name: str):
+    try:
+        with ui.spinner(f"Loading {name}…", not segment.segmenter_loaded(name)):
+            return segment.load_segmenter(name)
+    except LensError as exc:
+        st.error(f"{exc}  \nMeanwhile, pick **{segment.GRABCUT}** in the sidebar: it works offline "
+                 "with box prompts.")
+        return None

@@ -1,0 +1,285 @@
+"""The segmentation page's image view: click, box and text prompts on a photo, candidates,
+everything mode, effects and mask export."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from lib import ui
+from lib.core.errors import LensError
+from lib.demo import samples
+from lib.media import images
+from lib.media import masks as mask_ops
+from lib.segmentation import grounding, prompts, segment
+from pages import segmentation_common as common
+from pages.segmentation_common import DISPLAY_WIDTH
+
+
+def _objects(state) -> list[segment.SegObject]:
+    return state.setdefault("objects", [segment.SegObject(1)])
+
+
+def _active(state) -> segment.SegObject:
+    objs = _objects(state)
+    return next((o for o in objs if o.obj_id == state.get("active", 1)), objs[0])
+
+
+def _run(seg, image, obj: segment.SegObject, multimask: bool) -> None:
+    """Segment one object from its prompts; a problem becomes a notice shown after the rerun."""
+    if not obj.has_prompts():
+        obj.result = None
+        return
+    try:
+        with ui.queued("Segmenting"):
+            obj.result = seg.predict(image, obj.points, obj.box, multimask=multimask)
+        obj.choice = obj.result.best
+    except segment.PromptError as exc:
+        _notice(str(exc))
+
+
+def _notice(message: str) -> None:
+    st.session_state.setdefault("seg_state", {})["notice"] = message
+
+
+def image_mode() -> None:
+    src_col, sample_col = st.columns([3, 2])
+    upload = src_col.file_uploader("Image", type=images.ACCEPTED_EXTENSIONS, key="seg_upload")
+    sample = sample_col.selectbox("…or a sample", [*samples.SAMPLES, samples.SYNTHETIC],
+                                  key="seg_sample")
+    try:
+        intake = (ui.decoded_image(upload.getvalue(), upload.name) if upload
+                  else ui.sample_image(sample))
+    except images.ImageError as exc:
+        st.error(str(exc))
+        return
+    image = np.array(intake.image)   # writable: torch warns on read-only arrays
+    digest = segment.image_digest(image)
+    state = st.session_state.setdefault("seg_state", {})
+    if state.get("digest") != digest:
+        state.clear()
+        state["digest"] = digest
+    name = common.model_picker("seg_model")
+    seg = common.load(name)
+    if seg is None:
+        return
+    ui.untrained_warning(seg)
+    common.off_distribution(name, upload is None and sample == samples.SYNTHETIC)
+    if state.get("notice"):
+        st.warning(state.pop("notice"))
+
+    objs = _objects(state)
+    c1, c2, c3, c4, c5 = st.columns([2, 1, 1, 1, 1])
+    ids = [o.obj_id for o in objs]
+    active_id = c1.selectbox("Object", ids, index=ids.index(_active(state).obj_id),
+                             format_func=lambda i: next(o.name for o in objs if o.obj_id == i),
+                             key=f"seg_active_{len(ids)}")
+    state["active"] = active_id
+    obj = _active(state)
+    if c2.button("New object", key="seg_new_object"):
+        new = segment.SegObject(max(ids) + 1)
+        objs.append(new)
+        state["active"] = new.obj_id
+        st.rerun()
+    negative = c3.toggle("Negative", help="Clicks add negative (background) points",
+                         key="seg_negative")
+    multimask = st.sidebar.checkbox("Multimask output", value=True,
+                                    help="Three candidate masks with their predicted IoU",
+                                    key="seg_multimask_output")
+    opacity = st.sidebar.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="seg_opacity")
+    outline = st.sidebar.checkbox("Outline", value=True, key="seg_outline")
+    if c4.button("Undo", disabled=not obj.has_prompts(), key="seg_undo"):
+        if obj.points:
+            obj.points.pop()
+        else:
+            obj.box = None
+        _run(seg, image, obj, multimask)
+    if c5.button("Clear", disabled=not obj.has_prompts(), key="seg_clear"):
+        obj.points, obj.box, obj.result = [], None, None
+
+    # The canvas: masks of every object, prompts of the active one.
+    layers = [(o.mask, o.color) for o in objs if o.mask is not None]
+    shown = mask_ops.overlay(image, layers, opacity, outline) if layers else image
+    shown = mask_ops.draw_prompts(shown, obj.points, [obj.box] if obj.box else [], obj.color)
+    disp = images.fit_width(shown, DISPLAY_WIDTH)
+    st.caption(f"Click to add a {'negative' if negative else 'positive'} point to "
+               f"**{obj.name}**; drag to draw its box.  Model: **{seg.label}**")
+    value = ui.clickable_image(disp, key=f"seg_click_{digest}")
+    event = common.click(value, image.shape[1], state)
+    if event:
+        kind, data = event
+        h, w = image.shape[:2]
+        if kind == "point":
+            x, y = data
+            if not (0 <= x < w and 0 <= y < h):
+                _notice(f"The click ({x:.0f}, {y:.0f}) is outside the image; prompts kept.")
+            else:
+                obj.points.append((x, y, 0 if negative else 1))
+        else:
+            box = prompts.clip_box(data, w, h)
+            if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+                _notice("The box has (almost) no area; prompts kept.")
+            else:
+                obj.box = box
+        _run(seg, image, obj, multimask)
+        st.rerun()
+
+    _candidates(obj)
+    st.dataframe([{"id": o.obj_id, "object": o.name,
+                   "points +/-": f"{sum(p[2] == 1 for p in o.points)}/"
+                                 f"{sum(p[2] == 0 for p in o.points)}",
+                   "box": ", ".join(f"{v:.0f}" for v in o.box) if o.box else "",
+                   "mask px": int(o.mask.sum()) if o.mask is not None else 0,
+                   "from": o.result.source if o.result else ""} for o in objs],
+                 hide_index=True)
+    _prompt_editor(seg, image, obj, multimask)
+    with st.expander("Text prompt (Florence-2 grounding)"):
+        _text_prompt(seg, image, state, multimask)
+    with st.expander("Everything mode"):
+        _everything(seg, image, state)
+    _effects_and_export(image, objs, intake.name)
+
+
+def _candidates(obj: segment.SegObject) -> None:
+    r = obj.result
+    if r is None or len(r.masks) < 2:
+        if r is not None:
+            st.caption(f"{obj.name}: 1 mask from {r.source}"
+                       + ("" if np.isnan(r.scores[0]) else f", predicted IoU {r.scores[0]:.3f}"))
+        return
+    labels = [f"Mask {i + 1}: predicted IoU {s:.3f}, {int(m.sum())} px"
+              for i, (m, s) in enumerate(zip(r.masks, r.scores))]
+    result_id = hashlib.sha1(r.scores.tobytes()).hexdigest()[:8]   # new candidates: new radio
+    obj.choice = st.radio(f"Candidates for {obj.name} ({r.source})", range(len(labels)),
+                          index=obj.choice, format_func=lambda i: labels[i], horizontal=True,
+                          key=f"seg_choice_{obj.obj_id}_{result_id}")
+
+
+def _prompt_editor(seg, image, obj: segment.SegObject, multimask: bool) -> None:
+    with st.expander(f"Prompts of {obj.name}", expanded=False):
+        obj.label = st.text_input("Name", obj.label, key=f"seg_label_{obj.obj_id}")
+        df = pd.DataFrame(obj.points, columns=["x", "y", "positive"]).astype(
+            {"x": float, "y": float, "positive": bool})
+        edited = st.data_editor(df, num_rows="dynamic", key=f"seg_points_{obj.obj_id}_"
+                                f"{len(obj.points)}")
+        box = st.text_input("Box x0, y0, x1, y1 (empty for none)",
+                            ", ".join(f"{v:.0f}" for v in obj.box) if obj.box else "",
+                            key=f"seg_box_{obj.obj_id}_{obj.box}")
+        if st.button("Apply edits", key=f"seg_apply_{obj.obj_id}"):
+            try:
+                rows = edited.dropna()[["x", "y", "positive"]].itertuples(index=False)
+                points, new_box = prompts.parse_edits(rows, box, image.shape[1], image.shape[0])
+            except LensError as exc:
+                st.warning(f"Could not use the edits: {exc} The previous prompts are kept.")
+                return
+            obj.points, obj.box = points, new_box
+            _run(seg, image, obj, multimask)
+            st.rerun()
+
+
+def _text_prompt(seg, image, state, multimask: bool) -> None:
+    choices = grounding.grounder_choices()
+    col1, col2 = st.columns([3, 2])
+    phrase = col1.text_input("Find", placeholder="person, logo, dog…", key="seg_phrase")
+    gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_grounder",
+                           format_func=lambda n: n if dict(choices)[n] else
+                           f"{n} (weights missing)")
+    if st.button("Find boxes", key="seg_find"):
+        if not phrase.strip():
+            st.warning("Type what to find first, e.g. 'person' or 'logo'.")
+            return
+        try:
+            with st.spinner(f"Grounding '{phrase}' with {gname}…"), ui.queued("Grounding"):
+                state["found"] = (phrase, grounding.load_grounder(gname).boxes(image, phrase))
+        except LensError as exc:
+            st.error(str(exc))
+            return
+    found = state.get("found")
+    if not found:
+        return
+    phrase, boxes = found
+    if not boxes:
+        st.info(f"Nothing in the image matched '{phrase}'. Try another phrase.")
+        return
+    st.image(mask_ops.draw_prompts(image, [], [r.box for r in boxes], (255, 0, 255)),
+             caption=f"{len(boxes)} box(es) for '{phrase}'", width=DISPLAY_WIDTH)
+    if st.button(f"Segment these {len(boxes)} box(es)", key="seg_found_go"):
+        objs = _objects(state)
+        for region in boxes:
+            obj = segment.SegObject(max(o.obj_id for o in objs) + 1, box=region.box,
+                              label=region.label)
+            _run(seg, image, obj, multimask)
+            objs.append(obj)
+        state.pop("found")
+        st.rerun()
+
+
+def _everything(seg, image, state) -> None:
+    if seg.kind != "sam2":
+        st.caption("Everything mode needs SAM2 weights.")
+        return
+    c1, c2, c3 = st.columns(3)
+    side = c1.slider("Points per side", 4, 32, 16, key="seg_points_per_side")
+    min_iou = c2.slider("Min predicted IoU", 0.0, 1.0, 0.7, 0.05, key="seg_min_predicted_iou")
+    min_stab = c3.slider("Min stability", 0.0, 1.0, 0.85, 0.05, key="seg_min_stability")
+    if st.button("Segment everything", key="seg_everything"):
+        bar = ui.ProgressBar("grid points prompted")
+        with ui.queued("Everything mode"):
+            state["auto"] = seg.everything(image, side, min_iou, min_stab, progress=bar)
+        bar.clear()
+    auto = state.get("auto")
+    if auto is None:
+        return
+    if not auto:
+        st.info("No mask passed the filters; lower the IoU or stability thresholds.")
+        return
+    layers = [(a.mask, mask_ops.color_for(i + 1)) for i, a in enumerate(auto)]
+    st.image(mask_ops.overlay(image, layers, 0.5),
+             caption=f"{len(auto)} masks, largest first", width=DISPLAY_WIDTH)
+    st.dataframe([{"#": i + 1, "area (px)": a.area, "predicted IoU": round(a.predicted_iou, 3),
+                   "stability": round(a.stability, 3), "box": a.bbox}
+                  for i, a in enumerate(auto)], hide_index=True)
+    if st.button("Add them as objects", key="seg_auto_add"):
+        objs = _objects(state)
+        for a in auto:
+            obj = segment.SegObject(max(o.obj_id for o in objs) + 1, label=f"auto {a.area} px")
+            obj.result = segment.MaskResult(a.mask[None], np.array([a.predicted_iou]), seg.label)
+            objs.append(obj)
+        st.rerun()
+
+
+def _effects_and_export(image, objs, name: str) -> None:
+    done = [o for o in objs if o.mask is not None]
+    st.subheader("Effects and export")
+    if not done:
+        st.caption("Segment an object first.")
+        return
+    c1, c2, c3 = st.columns([2, 2, 1])
+    picked = c1.multiselect("Objects", [o.obj_id for o in done], default=[o.obj_id for o in done],
+                            format_func=lambda i: next(o.name for o in done if o.obj_id == i),
+                            key="seg_objects")
+    effect = c2.selectbox("Effect", ["none", *mask_ops.EFFECTS], key="seg_effect")
+    strength = c3.slider("Strength", 3, 99, 31, 2, key="seg_strength")
+    color = (st.color_picker("Fill colour", "#000000", key="seg_fill_colour")
+             if effect == "fill" else "#000000")
+    sel = [o for o in done if o.obj_id in picked]
+    stem = Path(name).stem
+    if effect != "none" and sel:
+        rgb = tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
+        edited = mask_ops.apply_effect(image, [o.mask for o in sel], effect, strength, rgb)
+        st.image(edited, caption=f"{effect} on {len(sel)} object(s)", width=DISPLAY_WIDTH)
+        ui.download_button("Download edited image (PNG)", lambda: mask_ops.png_bytes(edited),
+                           f"{stem}-{effect.replace(' ', '-')}.png", "image/png",
+                           key="seg_download_edited_image")
+    cols = st.columns(min(4, len(done)) or 1)
+    for k, o in enumerate(done):
+        ui.download_button(f"Mask: {o.name}", lambda m=o.mask: mask_ops.png_bytes(m),
+                           f"{stem}-mask-{o.obj_id}.png", "image/png", key=f"seg_dl_{o.obj_id}",
+                           where=cols[k % len(cols)])
+    h, w = image.shape[:2]
+    ui.download_button("All masks (COCO JSON, RLE)", lambda: mask_ops.coco_json(   # built on click
+        [(name, w, h, [o.mask for o in done], [o.obj_id for o in done])],
+        {o.obj_id: o.name for o in done}), f"{stem}-masks.json", "application/json",
+        key="seg_all_masks_coco_json")
