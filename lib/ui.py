@@ -3,7 +3,7 @@
 - `page_setup()`: the router guard. A page opened by URL before `app.py` ran switches
   Streamlit to `app.py`'s `st.navigation` router and reruns.
 - `show_error(exc)`: any `LensError` as one message (message and hint), nothing else.
-- `reported()`: a context manager that shows the `LensError`s raised inside it.
+- `showing_errors()`: a context manager that shows the `LensError`s raised inside it.
 - `ProgressBar(what)`: a progress bar for `lib.core.progress.Progress` callbacks.
 - `queued(what)`: heavy work through the fair queue, showing the visitor's place in it.
 """
@@ -283,11 +283,12 @@ def untrained_warning(model) -> None:
 
 
 def show_error(exc: LensError) -> None:
+    """The one way a page shows an error a user can act on: its message and hint."""
     st.error(str(exc))
 
 
 @contextlib.contextmanager
-def reported():
+def showing_errors():
     """Show a `LensError` raised in the block as a message; the page goes on below it."""
     try:
         yield

@@ -91,7 +91,7 @@ def read_uploads(files) -> list[images.IntakeImage]:
         try:
             good.append(ui.decoded_image(f.getvalue(), f.name))
         except images.ImageError as exc:
-            st.error(str(exc))
+            ui.show_error(exc)
     return good
 
 
@@ -176,7 +176,7 @@ with tab_explain:
         with cam_col:
             slow = method in ("ScoreCAM", "AblationCAM")
             try:
-                with st.spinner(f"{method}…" + (" (many forward passes; this takes a while)"
+                with ui.spinner(f"{method}…" + (" (many forward passes; this takes a while)"
                                                if slow else "")):
                     expl = explain(item.sha256, model_name, method, target, layer, item.image)
             except (LensError, RuntimeError) as exc:   # RuntimeError: torch on that layer
@@ -193,7 +193,7 @@ with tab_explain:
                                    f"{Path(item.name).stem}_{method}_{target}.png",
                                    "image/png", key="download_overlay")
         if expl is not None:
-            with st.spinner("Measuring how faithful the map is (ROAD)…"):
+            with ui.spinner("Measuring how faithful the map is (ROAD)…"):
                 faith = faithfulness(item.sha256, model_name, method, target, layer,
                                      item.image, expl)
             st.markdown("**Faithfulness** (pytorch_grad_cam.metrics; target class probability)")
@@ -236,7 +236,7 @@ with tab_compare:
                     if load_model(m_name) is None:
                         continue
                     res = predict(item.sha256, m_name, 1, item.image).best
-                    with st.spinner(f"{meth} on {m_name}…"):
+                    with ui.spinner(f"{meth} on {m_name}…"):
                         lay = layer_list(m_name)[0]
                         ex = explain(item.sha256, m_name, meth, res.index, lay, item.image)
                     st.image(ex.overlay(), width="stretch",
@@ -248,9 +248,9 @@ with tab_eval:
     path_text = st.text_input("Folder path on the server", key="eval_path")
     eval_zip = st.file_uploader("…or upload a zip", type=["zip"], key="eval_zip")
     if st.button("Evaluate", key="run_eval", disabled=not loaded):
-        with ui.reported():
+        with ui.showing_errors():
             if eval_zip is not None:
-                with st.spinner("Unpacking the archive…"):
+                with ui.spinner("Unpacking the archive…"):
                     folder = paths.extract_zip(eval_zip.getvalue())
             elif path_text:
                 folder = paths.data_path(path_text, "dir")
@@ -281,7 +281,7 @@ with tab_eval:
             st.markdown("**Most confident mistakes** (CAM of the predicted class)")
             cols = st.columns(4)
             for i, m in enumerate(mistakes):
-                with cols[i % 4], ui.reported():
+                with cols[i % 4], ui.showing_errors():
                     mi = images.load_image(m.path)
                     ex = explain(mi.sha256, ev_model, "GradCAM", m.pred_index,
                                  layer_list(ev_model)[0], mi.image)
@@ -295,7 +295,7 @@ with tab_video:
     every = v1.slider("Sample one frame every (s)", 0.1, 5.0, 1.0, 0.1, key="every_s")
     min_len = v2.slider("Minimum scene duration (s)", 0.0, 30.0, 2.0, 0.5, key="min_scene_s")
     if clip is not None and loaded:
-        with ui.reported():
+        with ui.showing_errors():
             info = video.open_video(scratch.store_bytes(clip.getvalue(), Path(clip.name).suffix))
             st.caption(f"{info.width}x{info.height}, {info.fps:.1f} fps, {info.frame_count} "
                        f"frames, {info.duration_s:.1f} s")

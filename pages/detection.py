@@ -1,7 +1,6 @@
 """Detection benchmark: two models (built-in detectors or imported results) on COCO data."""
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +108,7 @@ if run_on == "Ray":
                        "workers).")
 
 dataset = None
-with ui.reported():
+with ui.showing_errors():
     if how == DEMO_DATA:
         with ui.spinner("Generating the demo validation split (once)…",
                         not synth.demo_val_ready()):
@@ -124,7 +123,7 @@ with ui.reported():
             dataset = load_dataset(str(ann), str(img), ann.stat().st_mtime, subset or None,
                                    int(seed))
     elif upload is not None:
-        with st.spinner("Unpacking the archive…"):
+        with ui.spinner("Unpacking the archive…"):
             ann, img = datasets.find_coco_in(paths.extract_zip(upload.getvalue()))
         dataset = load_dataset(str(ann), str(img), 0.0, subset or None, int(seed))
 if dataset is None:
@@ -160,88 +159,89 @@ elif OFFLINE:
 choices = [IMPORT] + [s.name for s in detector_specs] + [OTHER]
 # On demo data the demo detectors are the defaults; otherwise imported predictions.
 defaults = demo_models + [IMPORT, IMPORT] if how == DEMO_DATA else [IMPORT, IMPORT]
-linked_imports: dict[int, str] = {}   # slot -> an imported model's name, from the link
-if ui.link_text("models"):        # from a logged benchmark: its models (imported ones re-upload)
-    linked = ui.link_text("models").split(",")[:2]
-    named = [m if m in choices else IMPORT for m in linked]
-    defaults = named + defaults[len(named):]
-    linked_imports = {k: re.sub(r"[^\w.\- ]", "", m)[:100]   # shown as text: plain names
-                      for k, m in enumerate(linked) if m not in choices}
+defaults, linked_imports = benchmark.linked_slots(ui.link_text("models"), choices, defaults,
+                                                 IMPORT)   # slot -> an imported model's name
+def imported_slot(k: int, slot: str) -> tuple[str, dict | None]:
+    """A slot fed by a COCO results JSON (any other model): its name and detections."""
+    file = st.file_uploader("COCO results JSON", type=["json"], key=f"preds_{slot}")
+    if k in linked_imports and file is None:
+        st.caption(f"The logged benchmark compared imported predictions "
+                   f"'{linked_imports[k]}': upload that file again.")
+    stem = Path(file.name).stem if file else f"model {slot}"
+    label = st.text_input("Name", value=linked_imports.get(k, ""), placeholder=stem,
+                          key=f"name_{slot}") or stem
+    if file is None:
+        return label, None
+    with ui.showing_errors():
+        checked = detections.check_results(file.getvalue(), dataset)
+        if checked.refused:
+            st.warning(f"{checked.refused} predictions with empty, negative or non-finite "
+                       "boxes or scores were refused and not scored.")
+        if not checked.results:
+            st.warning("The file holds no predictions: every metric is 0.")
+        speeds[label] = {"note": "imported: speed not measured"}
+        return label, checked.detections
+    return label, None
+
+
+def detector_slot(choice: str, slot: str) -> tuple[str | None, dict | None]:
+    """A slot running a registry detector (or any transformers id) as a background job:
+    run, resume, cancel, its progress, and its detections once finished."""
+    if choice == OTHER:
+        repo = st.text_input("Hugging Face id", key=f"hf_id_{slot}",
+                             placeholder="e.g. PekingU/rtdetr_r18vd")
+        if not repo:
+            return None, None
+        try:
+            spec = registry.find(repo, "detection")
+        except LensError as exc:
+            ui.show_error(exc)
+            return None, None
+    else:
+        spec = registry.find(choice, "detection")
+    job = detectors.job_for(spec, dataset, map_by, fingerprint=fingerprint)
+    if job.finished:
+        dets, speeds[spec.name] = job.detections(), job.speed()
+        st.caption(f"Cached predictions ({sum(map(len, dets.values()))} boxes).")
+        failed = job.failed()
+        if failed:
+            st.warning(f"{len(failed)} images could not be read and count as images with no "
+                       f"detections (e.g. {next(iter(failed.values()))}).")
+        return spec.name, dets
+    if not registry.availability(spec).ready and not registry.hub_reachable():
+        st.error(f"Weights for {choice} are not on this machine. On a connected machine run "
+                 f"`{spec.fetch_command}` and copy the caches here.")
+        return spec.name, None
+    b1, b2 = st.columns(2)
+    if b1.button("Run" if not job.done else "Resume", key=f"run_{slot}", disabled=job.running):
+        job.start(ray=ray_options)
+    if b2.button("Cancel", key=f"cancel_{slot}", disabled=not job.running):
+        job.cancel()
+
+    # polls only while the job runs (an idle slot costs no reruns); the finished job's
+    # st.rerun() redraws the page without the poll
+    @st.fragment(run_every=1.0 if job.running else None)
+    def progress(job=job):
+        if job.running:
+            ui.ProgressBar("images")(job.progress)
+        elif job.finished:
+            st.rerun()
+        elif job.error:
+            st.error(f"Inference failed: {job.error} (partial results are kept; Resume "
+                     "continues).")
+        elif job.done:
+            st.caption(f"Stopped at {job.done}/{job.total} images; Resume continues.")
+    progress()
+    return spec.name, None
+
+
 reports: dict[str, benchmark.Report] = {}
 speeds: dict[str, dict] = {}
-cols = st.columns(2)
-for k, (slot, col) in enumerate(zip(["A", "B"], cols)):
+for k, (slot, col) in enumerate(zip(["A", "B"], st.columns(2))):
     with col.container(border=True):
         choice = st.selectbox(f"Model {slot}", choices, index=choices.index(defaults[k]),
                               key=f"model_{slot}" + ("_demo" if how == DEMO_DATA else ""))
-        dets = None
-        if choice == IMPORT:
-            file = st.file_uploader("COCO results JSON", type=["json"], key=f"preds_{slot}")
-            if k in linked_imports and file is None:
-                st.caption(f"The logged benchmark compared imported predictions "
-                           f"'{linked_imports[k]}': upload that file again.")
-            stem = Path(file.name).stem if file else f"model {slot}"
-            label = st.text_input("Name", value=linked_imports.get(k, ""), placeholder=stem,
-                                  key=f"name_{slot}") or stem
-            if file is not None:
-                with ui.reported():
-                    checked = detections.check_results(file.getvalue(), dataset)
-                    dets = checked.detections
-                    if checked.refused:
-                        st.warning(f"{checked.refused} predictions with empty, negative or "
-                                   "non-finite boxes or scores were refused and not scored.")
-                    if not checked.results:
-                        st.warning("The file holds no predictions: every metric is 0.")
-                    speeds[label] = {"note": "imported: speed not measured"}
-        else:
-            if choice == OTHER:
-                repo = st.text_input("Hugging Face id", key=f"hf_id_{slot}",
-                                     placeholder="e.g. PekingU/rtdetr_r18vd")
-                if not repo:
-                    continue
-                try:
-                    spec = registry.find(repo, "detection")
-                except LensError as exc:
-                    ui.show_error(exc)
-                    continue
-            else:
-                spec = registry.find(choice, "detection")
-            label = spec.name
-            avail = registry.availability(spec)
-            job = detectors.job_for(spec, dataset, map_by, fingerprint=fingerprint)
-            if job.finished:
-                dets, speeds[label] = job.detections(), job.speed()
-                st.caption(f"Cached predictions ({sum(map(len, dets.values()))} boxes).")
-                failed = job.failed()
-                if failed:
-                    st.warning(f"{len(failed)} images could not be read and count as images "
-                               f"with no detections (e.g. {next(iter(failed.values()))}).")
-            elif not avail.ready and not registry.hub_reachable():
-                st.error(f"Weights for {choice} are not on this machine. On a connected machine "
-                         f"run `{spec.fetch_command}` and copy the caches here.")
-            else:
-                b1, b2 = st.columns(2)
-                if b1.button("Run" if not job.done else "Resume", key=f"run_{slot}",
-                             disabled=job.running):
-                    job.start(ray=ray_options)
-                if b2.button("Cancel", key=f"cancel_{slot}", disabled=not job.running):
-                    job.cancel()
-
-                # polls only while the job runs (an idle slot costs no reruns); the
-                # finished job's st.rerun() redraws the page without the poll
-                @st.fragment(run_every=1.0 if job.running else None)
-                def progress(job=job):
-                    if job.running:
-                        p = job.progress
-                        st.progress(p.fraction, text=p.text("images"))
-                    elif job.finished:
-                        st.rerun()
-                    elif job.error:
-                        st.error(f"Inference failed: {job.error} (partial results are kept; "
-                                 "Resume continues).")
-                    elif job.done:
-                        st.caption(f"Stopped at {job.done}/{job.total} images; Resume continues.")
-                progress()
+        label, dets = imported_slot(k, slot) if choice == IMPORT else detector_slot(choice, slot)
         if dets is not None:
             reports[label] = build_report(fingerprint, detections.digest(dets), dataset, dets)
             if choice == IMPORT:   # imported files stay on the leaderboard for this session
@@ -258,12 +258,10 @@ def finished_detections(results_path: str, mtime: float) -> dict:
 
 
 board = dict(reports)
-for spec in detector_specs:              # built-in and checkpoint detectors run on this data
-    path = detectors.job_for(spec, dataset, map_by, fingerprint=fingerprint).results_path
-    if spec.name not in board and path.is_file():
+for name, path in benchmark.finished_runs(detector_specs, dataset, map_by, fingerprint).items():
+    if name not in board:                # built-in and checkpoint detectors run on this data
         dets = finished_detections(str(path), path.stat().st_mtime)
-        board[spec.name] = build_report(fingerprint, detections.digest(dets), dataset,
-                                        dets)
+        board[name] = build_report(fingerprint, detections.digest(dets), dataset, dets)
 for label, dets in st.session_state.get("imported", {}).get(fingerprint, {}).items():
     if label not in board:
         board[label] = build_report(fingerprint, detections.digest(dets), dataset, dets)
@@ -410,7 +408,7 @@ def images_view() -> None:
                                 format_func=lambda i: f"image {wrong[i].image_id} · "
                                                       f"{wrong[i].kind} error")
             if wrong:
-                with ui.reported():
+                with ui.showing_errors():
                     lab = wrong[pick]
                     det = reports[n].detections[lab.image_id]
                     picture = images.load_image(dataset.image_path(lab.image_id)).image
@@ -436,7 +434,7 @@ def whatif_view() -> None:
         shot = st.file_uploader("Image", type=images.ACCEPTED_EXTENSIONS, key="whatif_image")
         thr = st.slider("Score threshold", 0.05, 0.95, 0.5, 0.05, key="whatif_thr")
         if shot is not None:
-            with ui.reported():
+            with ui.showing_errors():
                 picture = images.load_image(shot.getvalue(), shot.name).image
                 cols = st.columns(len(runnable))
                 for col, n in zip(cols, runnable):

@@ -32,7 +32,7 @@ for col, (title, path, blurb) in zip(cols, PAGES):
 left, right = st.columns(2)
 with left:
     st.subheader("Compute")
-    with st.spinner("Looking for a GPU..."):
+    with ui.spinner("Looking for a GPU..."):
         dev = system.device_info()
     memory = f", {dev.memory_gb} GB" if dev.memory_gb else ""
     st.markdown(f"Device: **{dev.kind.upper()}** · {dev.name}{memory}")

@@ -339,7 +339,7 @@ def importance_view() -> None:
         metric = st.selectbox("Metric", numeric_summary, key="imp_metric",
                               index=next((i for i, k in enumerate(numeric_summary)
                                           if "acc" in k or "map" in k.lower()), 0))
-        with st.spinner("Fitting the random forest…"):
+        with ui.spinner("Fitting the random forest…"):
             importance = runs.parameter_importance(selected, metric)
         if importance.empty:
             st.info(f"No config key varies across the runs that have {metric}.")

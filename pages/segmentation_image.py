@@ -53,7 +53,7 @@ def image_mode() -> None:
         intake = (ui.decoded_image(upload.getvalue(), upload.name) if upload
                   else ui.sample_image(sample))
     except images.ImageError as exc:
-        st.error(str(exc))
+        ui.show_error(exc)
         return
     image = np.array(intake.image)   # writable: torch warns on read-only arrays
     digest = segment.image_digest(image)
@@ -191,10 +191,10 @@ def _text_prompt(seg, image, state, multimask: bool) -> None:
             st.warning("Type what to find first, e.g. 'person' or 'logo'.")
             return
         try:
-            with st.spinner(f"Grounding '{phrase}' with {gname}…"), ui.queued("Grounding"):
+            with ui.spinner(f"Grounding '{phrase}' with {gname}…"), ui.queued("Grounding"):
                 state["found"] = (phrase, grounding.load_grounder(gname).boxes(image, phrase))
         except LensError as exc:
-            st.error(str(exc))
+            ui.show_error(exc)
             return
     found = state.get("found")
     if not found:

@@ -40,7 +40,7 @@ def video_mode() -> None:
                    "the model reads them on demand.")
         if not st.toggle("Use the sample clip (synthetic moving shapes)", key="seg_video_sample"):
             return
-        with st.spinner("Generating the sample clip (once)…"):
+        with ui.spinner("Generating the sample clip (once)…"):
             sample = synth.sample_clip()
         upload_name, data = sample.name, sample.read_bytes()
         synthetic = True
@@ -51,7 +51,7 @@ def video_mode() -> None:
     try:
         info = _video_info(digest, data, upload_name)
     except LensError as exc:
-        st.error(str(exc))
+        ui.show_error(exc)
         return
     if name == segment.GRABCUT:     # no SAM 2 here: classical tracking, said plainly
         vm = classical.ClassicalVideoModel()
@@ -59,18 +59,18 @@ def video_mode() -> None:
         st.caption(f"Tracking with {classical.CLASSICAL}: drag a box to start an object.")
     else:
         try:
-            with st.spinner(f"Loading {name}…"):
+            with ui.spinner(f"Loading {name}…"):
                 vm = segment_video.load_video_model(name)
         except LensError as exc:
-            st.error(str(exc))
+            ui.show_error(exc)
             return
     ui.untrained_warning(vm)
     common.off_distribution(name, synthetic)
     try:
-        with st.spinner("Decoding the clip…"):
+        with ui.spinner("Decoding the clip…"):
             frames = _video_frames(digest, info)
     except LensError as exc:   # limits are checked again on what is actually decoded
-        st.error(str(exc))
+        ui.show_error(exc)
         return
     state = st.session_state.setdefault("seg_video_state", {})
     if state.get("key") != (digest, name):
@@ -133,10 +133,10 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
         st.warning("Type what to find first, e.g. 'person' or 'logo'.")
         return
     try:
-        with st.spinner(f"Grounding '{phrase}' on frame {frame_idx}…"), ui.queued("Grounding"):
+        with ui.spinner(f"Grounding '{phrase}' on frame {frame_idx}…"), ui.queued("Grounding"):
             boxes = grounding.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)
     except LensError as exc:
-        st.error(str(exc))
+        ui.show_error(exc)
         return
     if not boxes:
         st.info(f"Nothing on frame {frame_idx} matched '{phrase}'. Try another phrase or frame.")

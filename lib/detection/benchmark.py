@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -156,3 +157,32 @@ def log_benchmark(model: str, dataset: datasets.CocoDataset, subset: int | None,
     path = run.dir
     run.finish()
     return str(Path(path).parent)
+
+
+# -- the page's two model slots and its leaderboard -----------------------------------------
+
+def linked_slots(linked: str, choices: list[str], defaults: list[str], imported: str
+                 ) -> tuple[list[str], dict[int, str]]:
+    """The two slots' choices when a logged benchmark's link names its models (`linked`,
+    comma-separated, visitor input): names in `choices` are chosen; any other was an imported
+    results file (`imported` is chosen, and its plain name is returned per slot so the page
+    can ask for the file again)."""
+    if not linked:
+        return defaults, {}
+    names = linked.split(",")[:2]
+    chosen = [m if m in choices else imported for m in names]
+    plain = {k: re.sub(r"[^\w.\- ]", "", m)[:100] for k, m in enumerate(names)
+             if m not in choices}
+    return chosen + defaults[len(chosen):], plain
+
+
+def finished_runs(specs: list[registry.ModelSpec], dataset: datasets.CocoDataset, map_by: str,
+                  fingerprint: str) -> dict[str, Path]:
+    """The results file of every registry detector already run on this dataset subset
+    (by this page, another visitor or the command line): the leaderboard's other rows."""
+    out = {}
+    for spec in specs:
+        path = detectors.job_for(spec, dataset, map_by, fingerprint=fingerprint).results_path
+        if path.is_file():
+            out[spec.name] = path
+    return out
