@@ -323,3 +323,11 @@ def decoded_image(data: bytes, name: str) -> images.IntakeImage:
 def sample_image(name: str) -> images.IntakeImage:
     """A bundled sample photo (or the synthetic sample) through the same intake."""
     return images.load_image(samples.sample_bytes(name), name=name)
+
+
+def secrets() -> dict:
+    """The app's Streamlit secrets as a plain mapping ({} when there is no secrets file)."""
+    try:
+        return dict(st.secrets)
+    except Exception:  # noqa: BLE001 - no file, or Streamlit's own parse error for a bad one
+        return {}

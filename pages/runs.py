@@ -3,7 +3,6 @@
 The comparison lives in the URL (query parameters), so a copied link reopens it.
 """
 
-import os
 
 import pandas as pd
 import streamlit as st
@@ -84,22 +83,13 @@ else:
     filters = st.text_input("Filters (MongoDB-style JSON, optional)", key="filters",
                             placeholder='{"state": "finished"}')
     with st.form("cloud", clear_on_submit=True):
-        has_key = bool(os.environ.get("WANDB_API_KEY"))
-        try:
-            has_key = has_key or "WANDB_API_KEY" in st.secrets
-        except Exception:  # noqa: BLE001 - no secrets file
-            pass
+        has_key = runs.api_key(secrets=ui.secrets()) is not None
         # Used for this request only: the form clears it, it is never shown or stored.
         api_key = st.text_input("API key" + (" (optional: one is configured)" if has_key else ""),
                                 type="password")
         fetch = st.form_submit_button("Fetch runs")
     if fetch and entity and project:
-        key = api_key or os.environ.get("WANDB_API_KEY")
-        if not key:
-            try:
-                key = st.secrets.get("WANDB_API_KEY")
-            except Exception:  # noqa: BLE001
-                key = None
+        key = runs.api_key(api_key, ui.secrets())
         try:
             flt = runs.parse_filters(filters)
             bar = ui.ProgressBar("runs fetched")
@@ -282,15 +272,10 @@ def curves_view() -> None:
                          for name, h in histories.items()]
                 fig = plots.curves(lines, metric, x_axis, log_y)
             else:
-                groups: dict[str, list[pd.DataFrame]] = {}
-                for r in selected:
-                    if r.name in histories:
-                        value = runs.flatten(r.config).get(group_key, "—")
-                        groups.setdefault(f"{group_key}={value}", []).append(histories[r.name])
                 lines, bands = [], []
-                for gname, hs in groups.items():
-                    band = runs.group_band(hs, metric, x_axis, smoothing)
-                    lines.append((f"{gname} (mean of {len(hs)})", band["x"], band["mean"]))
+                for gname, count, band in runs.grouped_bands(selected, histories, group_key,
+                                                            metric, x_axis, smoothing):
+                    lines.append((f"{gname} (mean of {count})", band["x"], band["mean"]))
                     bands.append((gname, band["x"], band["min"], band["max"]))
                 fig = plots.curves(lines, metric, x_axis, log_y, bands=bands)
             st.plotly_chart(fig, key=f"curve_{metric}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -97,6 +98,13 @@ _CLIENTS_LOCK = threading.Lock()
 
 
 MAX_CLIENTS = 64
+
+
+def api_key(typed: str = "", secrets: Mapping[str, Any] | None = None) -> str | None:
+    """The W&B key for a request: the one typed for it, else `WANDB_API_KEY`, else the app's
+    secrets (Streamlit's `st.secrets`). Used for the request and never kept or shown."""
+    return (typed or os.environ.get("WANDB_API_KEY")
+            or (secrets or {}).get("WANDB_API_KEY") or None)
 
 
 def parse_filters(text: str) -> dict | None:

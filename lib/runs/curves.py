@@ -8,6 +8,9 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from lib.runs.compare import flatten
+from lib.runs.info import RunInfo
+
 
 def match_metrics(columns: Iterable[str], patterns: str) -> list[str]:
     """Metrics matching comma-separated glob patterns like `val/*, train/loss`."""
@@ -116,3 +119,17 @@ def group_band(histories: list[pd.DataFrame], metric: str, x_axis: str = "_step"
         low, high = np.minimum.reduceat(low, edges), np.maximum.reduceat(high, edges)
     return pd.DataFrame({"x": ux, "mean": total / count, "min": low, "max": high,
                          "runs": runs_at})
+
+
+def grouped_bands(infos: list[RunInfo], histories: dict[str, pd.DataFrame], key: str,
+                  metric: str, x_axis: str = "_step", smoothing: float = 0.0
+                  ) -> list[tuple[str, int, pd.DataFrame]]:
+    """Runs grouped by a (dotted) config key: per group its name (`key=value`), how many runs
+    it holds, and the band of `metric` across them (`group_band`: mean, min, max per x)."""
+    groups: dict[str, list[pd.DataFrame]] = {}
+    for info in infos:
+        if info.name in histories:
+            value = flatten(info.config).get(key, "—")
+            groups.setdefault(f"{key}={value}", []).append(histories[info.name])
+    return [(name, len(frames), group_band(frames, metric, x_axis, smoothing))
+            for name, frames in groups.items()]

@@ -83,3 +83,12 @@ def test_run_filters(text, expect):
 def test_run_filters_that_are_not_an_object(text):
     with pytest.raises(InputError, match="Filters must be a JSON object"):
         runs.parse_filters(text)
+
+
+def test_the_key_is_the_typed_one_else_the_environment_else_the_secrets(monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert runs.api_key("", {}) is None
+    assert runs.api_key("", {"WANDB_API_KEY": "s"}) == "s"
+    monkeypatch.setenv("WANDB_API_KEY", "e")
+    assert runs.api_key("", {"WANDB_API_KEY": "s"}) == "e"
+    assert runs.api_key("t", {"WANDB_API_KEY": "s"}) == "t"

@@ -63,3 +63,20 @@ def test_group_band_keeps_mean_and_envelope_at_sweep_scale():
     small = runs.group_band([h.iloc[:50] for h in hs], "m")
     ref = pd.concat([h.iloc[:50] for h in hs]).groupby("_step")["m"]
     assert np.allclose(small["mean"], ref.mean()) and np.allclose(small["min"], ref.min())
+
+
+def test_runs_grouped_by_a_config_key_get_one_band_each():
+    import pandas as pd
+
+    from lib.runs import RunInfo
+    infos = [RunInfo(id=str(i), name=f"r{i}", project="p", config={"opt": {"name": n}})
+             for i, n in enumerate(["adam", "adam", "sgd"])] + [
+        RunInfo(id="x", name="no-history", project="p", config={"opt": {"name": "sgd"}})]
+    histories = {f"r{i}": pd.DataFrame({"_step": [0, 1], "loss": [i, i + 2.0]})
+                 for i in range(3)}
+    groups = runs.grouped_bands(infos, histories, "opt.name", "loss")
+    assert [(name, count) for name, count, _ in groups] == [("opt.name=adam", 2),
+                                                            ("opt.name=sgd", 1)]
+    adam = groups[0][2]
+    assert adam["mean"].tolist() == [0.5, 2.5] and adam["min"].tolist() == [0.0, 2.0]
+    assert adam["max"].tolist() == [1.0, 3.0]
