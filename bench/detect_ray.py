@@ -22,15 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lib.demo import synth
-from lib.detection import datasets, detectors, ray_inference
+from lib.detection import datasets, jobs, ray_inference
 from lib.models import registry
 
 
 def run(dataset, spec, options, folder: Path) -> tuple[float, float]:
     """(seconds from start to the last image, images/s once the actors are up: from the
     first finished batch to the last)."""
-    local = detectors.job_for(spec, dataset)
-    job = detectors.InferenceJob("bench", dataset, local._make, local._label_map, spec=spec,
+    local = jobs.job_for(spec, dataset)
+    job = jobs.InferenceJob("bench", dataset, local._make, local._label_map, spec=spec,
                                  cache_dir=folder)
     t0 = time.perf_counter()
     job.start(ray=options)

@@ -11,7 +11,6 @@ from PIL import Image
 from lib import plots, ui
 from lib.classification import cam as cam_lib
 from lib.core import paths, settings
-from lib.core.errors import LensError
 from lib.demo import synth
 from lib.detection import (
     benchmark,
@@ -28,10 +27,11 @@ from lib.models import cache, registry
 
 ui.page_setup()
 
+from pages import detection_slots as slots
+
 st.title("Detection benchmark")
 SHARED = settings.PROJECT_ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
-IMPORT = "Import predictions (COCO results JSON)"
-OTHER = "Other transformers detector id…"
+IMPORT, OTHER = slots.IMPORT, slots.OTHER_ID
 
 
 def load_dataset(annotations: str, images_dir: str, mtime: float, subset: int | None, seed: int):
@@ -161,87 +161,16 @@ choices = [IMPORT] + [s.name for s in detector_specs] + [OTHER]
 defaults = demo_models + [IMPORT, IMPORT] if how == DEMO_DATA else [IMPORT, IMPORT]
 defaults, linked_imports = benchmark.linked_slots(ui.link_text("models"), choices, defaults,
                                                  IMPORT)   # slot -> an imported model's name
-def imported_slot(k: int, slot: str) -> tuple[str, dict | None]:
-    """A slot fed by a COCO results JSON (any other model): its name and detections."""
-    file = st.file_uploader("COCO results JSON", type=["json"], key=f"preds_{slot}")
-    if k in linked_imports and file is None:
-        st.caption(f"The logged benchmark compared imported predictions "
-                   f"'{linked_imports[k]}': upload that file again.")
-    stem = Path(file.name).stem if file else f"model {slot}"
-    label = st.text_input("Name", value=linked_imports.get(k, ""), placeholder=stem,
-                          key=f"name_{slot}") or stem
-    if file is None:
-        return label, None
-    with ui.showing_errors():
-        checked = detections.check_results(file.getvalue(), dataset)
-        if checked.refused:
-            st.warning(f"{checked.refused} predictions with empty, negative or non-finite "
-                       "boxes or scores were refused and not scored.")
-        if not checked.results:
-            st.warning("The file holds no predictions: every metric is 0.")
-        speeds[label] = {"note": "imported: speed not measured"}
-        return label, checked.detections
-    return label, None
-
-
-def detector_slot(choice: str, slot: str) -> tuple[str | None, dict | None]:
-    """A slot running a registry detector (or any transformers id) as a background job:
-    run, resume, cancel, its progress, and its detections once finished."""
-    if choice == OTHER:
-        repo = st.text_input("Hugging Face id", key=f"hf_id_{slot}",
-                             placeholder="e.g. PekingU/rtdetr_r18vd")
-        if not repo:
-            return None, None
-        try:
-            spec = registry.find(repo, "detection")
-        except LensError as exc:
-            ui.show_error(exc)
-            return None, None
-    else:
-        spec = registry.find(choice, "detection")
-    job = detectors.job_for(spec, dataset, map_by, fingerprint=fingerprint)
-    if job.finished:
-        dets, speeds[spec.name] = job.detections(), job.speed()
-        st.caption(f"Cached predictions ({sum(map(len, dets.values()))} boxes).")
-        failed = job.failed()
-        if failed:
-            st.warning(f"{len(failed)} images could not be read and count as images with no "
-                       f"detections (e.g. {next(iter(failed.values()))}).")
-        return spec.name, dets
-    if not registry.availability(spec).ready and not registry.hub_reachable():
-        st.error(f"Weights for {choice} are not on this machine. On a connected machine run "
-                 f"`{spec.fetch_command}` and copy the caches here.")
-        return spec.name, None
-    b1, b2 = st.columns(2)
-    if b1.button("Run" if not job.done else "Resume", key=f"run_{slot}", disabled=job.running):
-        job.start(ray=ray_options)
-    if b2.button("Cancel", key=f"cancel_{slot}", disabled=not job.running):
-        job.cancel()
-
-    # polls only while the job runs (an idle slot costs no reruns); the finished job's
-    # st.rerun() redraws the page without the poll
-    @st.fragment(run_every=1.0 if job.running else None)
-    def progress(job=job):
-        if job.running:
-            ui.ProgressBar("images")(job.progress)
-        elif job.finished:
-            st.rerun()
-        elif job.error:
-            st.error(f"Inference failed: {job.error} (partial results are kept; Resume "
-                     "continues).")
-        elif job.done:
-            st.caption(f"Stopped at {job.done}/{job.total} images; Resume continues.")
-    progress()
-    return spec.name, None
-
-
 reports: dict[str, benchmark.Report] = {}
 speeds: dict[str, dict] = {}
 for k, (slot, col) in enumerate(zip(["A", "B"], st.columns(2))):
     with col.container(border=True):
         choice = st.selectbox(f"Model {slot}", choices, index=choices.index(defaults[k]),
                               key=f"model_{slot}" + ("_demo" if how == DEMO_DATA else ""))
-        label, dets = imported_slot(k, slot) if choice == IMPORT else detector_slot(choice, slot)
+        label, dets = (slots.imported_slot(k, slot, dataset, linked_imports, speeds)
+                       if choice == IMPORT else
+                       slots.detector_slot(choice, slot, dataset, map_by, fingerprint,
+                                           ray_options, speeds))
         if dets is not None:
             reports[label] = build_report(fingerprint, detections.digest(dets), dataset, dets)
             if choice == IMPORT:   # imported files stay on the leaderboard for this session

@@ -18,7 +18,7 @@ import pandas as pd
 
 from lib.core import errors, settings
 from lib.core.progress import Callback
-from lib.detection import coco_eval, datasets, detections, detectors, matching, tide
+from lib.detection import coco_eval, datasets, detections, jobs, matching, tide
 from lib.models import registry
 
 
@@ -110,11 +110,11 @@ def evaluate_files(images: str | Path, annotations: str | Path, predictions: str
 
 def run_model(model: str, dataset: datasets.CocoDataset, threshold: float = 0.05,
               batch_size: int = 2, progress: Callback | None = None,
-              ray=None) -> detectors.InferenceJob:
+              ray=None) -> jobs.InferenceJob:
     """Run a registry detector over a dataset (blocking), on this machine or on Ray
     (`ray_inference.RayOptions`); returns the finished job."""
     spec = registry.find(model, "detection")
-    job = detectors.job_for(spec, dataset, threshold=threshold, batch_size=batch_size)
+    job = jobs.job_for(spec, dataset, threshold=threshold, batch_size=batch_size)
     job.start(ray=ray)
     while job.running:
         time.sleep(0.5)
@@ -182,7 +182,7 @@ def finished_runs(specs: list[registry.ModelSpec], dataset: datasets.CocoDataset
     (by this page, another visitor or the command line): the leaderboard's other rows."""
     out = {}
     for spec in specs:
-        path = detectors.job_for(spec, dataset, map_by, fingerprint=fingerprint).results_path
+        path = jobs.job_for(spec, dataset, map_by, fingerprint=fingerprint).results_path
         if path.is_file():
             out[spec.name] = path
     return out

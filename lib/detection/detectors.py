@@ -9,35 +9,22 @@ per (model, dataset subset, settings), so reloading never recomputes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
-from lib.core import journal, settings
-from lib.core.errors import LensError
-from lib.core.progress import Progress
-from lib.detection import ray_inference
 from lib.detection.architectures import (
     build_conditional_detr,
     build_fasterrcnn_timm,
     detr_processor,
 )
-from lib.detection.datasets import CocoDataset
-from lib.detection.detections import Detections, from_coco_results, from_torchvision, map_labels
-from lib.media.images import load_image
-from lib.models import cache, registry
+from lib.detection.detections import Detections, from_torchvision
 from lib.models import checkpoints as ckpts
+from lib.models import registry
 from lib.models.build import builder
 from lib.models.spec import Source, Task
-from lib.serving import fair_queue
 
 
 @dataclass
@@ -154,227 +141,6 @@ def tiny_detector(kind: str, labels: dict[int, str]) -> Detector:
     processor = DetrImageProcessor(size={"shortest_edge": 128, "longest_edge": 160})
     return Detector("tiny-detr", "transformers", DetrForObjectDetection(config).eval(), labels,
                     processor, untrained=True)
-
-
-# -- the inference job ------------------------------------------------------------------------
-
-@dataclass
-class SpeedStats:
-    latencies_s: list[float] = field(default_factory=list)   # per image
-    peak_memory_mb: float = 0.0
-    device: str = "cpu"
-
-    def summary(self) -> dict[str, float]:
-        lat = np.asarray(self.latencies_s) if self.latencies_s else np.zeros(1)
-        return {"latency_median_ms": float(np.median(lat) * 1000),
-                "latency_p90_ms": float(np.percentile(lat, 90) * 1000),
-                "images_per_s": float(len(self.latencies_s) / max(lat.sum(), 1e-9)),
-                "peak_memory_mb": self.peak_memory_mb}
-
-
-def cache_key(model_name: str, dataset: CocoDataset, settings: dict[str, Any],
-              fingerprint: str | None = None) -> str:
-    """Identifies a model's results on a dataset subset (`fingerprint`: the dataset's, when
-    the caller already has it: it stats every image)."""
-    blob = json.dumps({"model": model_name, "data": fingerprint or dataset.fingerprint,
-                       **settings}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-class InferenceJob:
-    """Run a detector over a dataset in a thread (on this server or on Ray); resumable,
-    cancellable, cached on disk: one JSON line per finished image in a partial shard, merged
-    into the results file when every image is done."""
-
-    def __init__(self, key: str, dataset: CocoDataset, make_detector: Callable[[], Detector],
-                 label_map: Callable[[Detector], dict[int, int]], threshold: float = 0.05,
-                 batch_size: int = 2, cache_dir: Path | None = None,
-                 spec: registry.ModelSpec | None = None, map_by: str = "name"):
-        self.key, self.dataset = key, dataset
-        self.threshold, self.batch_size = threshold, batch_size
-        self._make, self._label_map = make_detector, label_map
-        self.spec, self.map_by = spec, map_by     # what a Ray worker needs to load and map
-        self.device = "cpu"
-        root = cache_dir or settings.cache_dir("detections")
-        self.results_path = root / f"{key}.json"
-        self.partial_path = root / f"{key}.partial.jsonl"
-        self.speed_path = root / f"{key}.speed.json"
-        self.failed_path = root / f"{key}.failed.json"
-        self.total = len(dataset.image_ids)
-        self.done = 0
-        self.error: str | None = None
-        self.started = 0.0
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.results_path.is_file()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self, ray=None) -> None:
-        """Run (or resume) in a background thread: on this server, or on Ray when given
-        `ray_inference.RayOptions`. The results are the same either way."""
-        if self.finished or self.running:
-            return
-        if ray is not None and self.spec is None:
-            raise registry.ModelCreateError("This job has no model spec to send to Ray.")
-        self._cancel.clear()
-        self.error = None
-        self._thread = threading.Thread(target=self._run, args=(ray,), daemon=True,
-                                        name=f"lens-{self.key}")
-        self._thread.start()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def wait(self, timeout: float | None = None) -> None:
-        if self._thread:
-            self._thread.join(timeout)
-
-    @property
-    def progress(self) -> Progress:
-        """Images done of the total, and the time this run has taken so far."""
-        elapsed = time.time() - self.started if self.running and self.started else 0.0
-        return Progress(self.done, self.total, elapsed)
-
-    def results(self) -> list[dict[str, Any]]:
-        """The finished job's COCO results JSON (the file format; for writing it out)."""
-        return json.loads(self.results_path.read_text()) if self.finished else []
-
-    def detections(self) -> dict[int, Detections]:
-        """The finished job's detections per image."""
-        return from_coco_results(self.results())
-
-    def speed(self) -> dict[str, float]:
-        return json.loads(self.speed_path.read_text()) if self.speed_path.is_file() else {}
-
-    def failed(self) -> dict[int, str]:
-        """Images that could not be read: image id -> reason (they count as no detections)."""
-        if self.failed_path.is_file():
-            return {int(k): v for k, v in json.loads(self.failed_path.read_text()).items()}
-        return self._partial()[2]
-
-    def _partial(self) -> tuple[set[int], list[dict], dict[int, str]]:
-        """The images the shard holds (a torn last line is skipped: that image is redone;
-        an image written twice, by a run that resumed, counts once, its last record)."""
-        latest: dict[int, dict] = {}
-        for rec in journal.read(self.partial_path).records:
-            if isinstance(rec.get("image_id"), int) and isinstance(rec.get("results"), list):
-                latest[rec["image_id"]] = rec
-        rows = [row for rec in latest.values() for row in rec["results"]]
-        failed = {i: rec["failed"] for i, rec in latest.items() if rec.get("failed")}
-        return set(latest), rows, failed
-
-    def _read(self, image_id: int):
-        """The image as RGB, or the reason it cannot be used."""
-        try:
-            return load_image(self.dataset.image_path(image_id)).image
-        except LensError as exc:
-            return str(exc)
-
-    def _local_batches(self, todo: list[int]):
-        """This server's engine: the detector in this thread, batch by batch."""
-        detector = self._make()
-        label_map = self._label_map(detector)
-        self.device = detector.device
-        for start in range(0, len(todo), self.batch_size):
-            if self._cancel.is_set():
-                return
-            batch = [(i, self._read(i)) for i in todo[start:start + self.batch_size]]
-            records = [{"image_id": i, "results": [], "failed": im, "seconds": 0.0}
-                       for i, im in batch if isinstance(im, str)]
-            good = [(i, im) for i, im in batch if not isinstance(im, str)]
-            if good:
-                with fair_queue.HEAVY.slot():       # a batch waits its turn with the visitors
-                    t0 = time.perf_counter()
-                    dets = detector.predict([im for _, im in good], [i for i, _ in good],
-                                            label_map, self.threshold)
-                    per_image = (time.perf_counter() - t0) / len(good)
-                records += [{"image_id": d.image_id, "results": d.to_coco(), "failed": "",
-                             "seconds": per_image} for d in dets]
-            yield records
-
-    def _run(self, ray_options=None) -> None:
-        import psutil  # heavy: imported on first use
-        try:
-            self.results_path.parent.mkdir(parents=True, exist_ok=True)
-            journal.repair(self.partial_path)   # a torn last line: the next record starts clean
-            done, _, _ = self._partial()
-            self.done = len(done & set(self.dataset.image_ids))
-            todo = [i for i in self.dataset.image_ids if i not in done]
-            if ray_options is not None:
-                self.device = f"ray ({ray_options.workers} workers)"
-                batches = ray_inference.run(ray_options, self.spec, self.dataset, todo,
-                                            self.map_by, self.threshold, self.batch_size,
-                                            self._cancel.is_set)
-            else:
-                batches = self._local_batches(todo)
-            speed = SpeedStats(device=self.device)
-            process = psutil.Process()
-            peak = process.memory_info().rss
-            self.started = time.time() - 1e-9
-            with self.partial_path.open("a", encoding="utf-8") as out:
-                for records in batches:
-                    # one line per image: a shard a resume can trust
-                    journal.append(self.partial_path, [
-                        {"image_id": rec["image_id"], "results": rec["results"],
-                         **({"failed": rec["failed"]} if rec["failed"] else {})}
-                        for rec in records], out)
-                    speed.latencies_s += [rec["seconds"] for rec in records if not rec["failed"]]
-                    self.done += len(records)
-                    peak = max(peak, process.memory_info().rss)
-                    if self._cancel.is_set():
-                        return
-            if self._cancel.is_set():
-                return
-            done, rows, failed = self._partial()
-            missing = [i for i in self.dataset.image_ids if i not in done]
-            if missing:    # never call a run finished with images missing: a resume redoes them
-                self.done = len(self.dataset.image_ids) - len(missing)
-                self.error = (f"{len(missing)} of {self.total} images have no results yet "
-                              f"(first: image id {missing[0]}); run again to finish them.")
-                return
-            speed.device = self.device
-            if self.device == "cuda":
-                import torch  # heavy: imported on first use
-                speed.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
-            else:
-                speed.peak_memory_mb = peak / 2**20
-            journal.write_atomic(self.failed_path, json.dumps(failed))
-            journal.write_atomic(self.speed_path,
-                                 json.dumps({**speed.summary(), "device": speed.device}))
-            journal.write_atomic(self.results_path, json.dumps(rows))   # last: now finished
-            self.partial_path.unlink(missing_ok=True)
-        except Exception as exc:  # noqa: BLE001 - shown on the page; partial results are kept
-            self.error = str(exc)
-
-
-_JOBS: dict[str, InferenceJob] = {}
-_JOBS_LOCK = threading.Lock()
-
-
-def get_job(key: str, factory: Callable[[], InferenceJob]) -> InferenceJob:
-    """One job per cache key, shared by every session of the process."""
-    with _JOBS_LOCK:
-        if key not in _JOBS:
-            _JOBS[key] = factory()
-        return _JOBS[key]
-
-
-def job_for(spec: registry.ModelSpec, dataset: CocoDataset, map_by: str = "name",
-            threshold: float = 0.05, batch_size: int = 2,
-            fingerprint: str | None = None) -> InferenceJob:
-    """The one job (and cache entry) for a registry detector on a dataset subset: the page,
-    the command line and the leaderboard all find the same results."""
-    key = cache_key(spec.name, dataset, {"threshold": threshold, "map_by": map_by}, fingerprint)
-    return get_job(key, lambda: InferenceJob(
-        key, dataset, lambda: cache.load(spec, "detection").model,
-        lambda det: map_labels(det.labels, dataset.categories, by=map_by), threshold,
-        batch_size, spec=spec, map_by=map_by))
 
 
 @builder(Task.DETECTION, Source.CHECKPOINT)

@@ -136,8 +136,8 @@ def demo_page(monkeypatch, tmp_path):
     at = run_page("detection", timeout=300)
     at.number_input(key="subset").set_value(12).run(timeout=300)
     yield at
-    from lib.detection import detectors
-    for job in detectors._JOBS.values():   # no job thread outlives its test
+    from lib.detection import jobs
+    for job in jobs._JOBS.values():   # no job thread outlives its test
         job.cancel()
         job.wait(60)
 
@@ -153,15 +153,15 @@ def _wait(job, until, timeout=300):
 def test_run_cancel_resume_then_cam_and_what_if(demo_page, monkeypatch, tmp_path):
     import time
 
-    from lib.detection import detectors
+    from lib.detection import jobs
     from tests.security.attacks import png_bytes
     at = demo_page
     assert at.selectbox(key="model_B_demo").value == "demo-fasterrcnn"
-    real_read = detectors.InferenceJob._read
-    monkeypatch.setattr(detectors.InferenceJob, "_read",       # slow enough to cancel
+    real_read = jobs.InferenceJob._read
+    monkeypatch.setattr(jobs.InferenceJob, "_read",       # slow enough to cancel
                         lambda self, i: time.sleep(0.15) or real_read(self, i))
     at.button(key="run_B").click().run(timeout=300)
-    (job,) = [j for j in detectors._JOBS.values()
+    (job,) = [j for j in jobs._JOBS.values()
               if j.results_path.is_relative_to(tmp_path) and (j.running or j.done)]
     _wait(job, lambda j: j.done >= 2)
     at.button(key="cancel_B").click().run(timeout=300)

@@ -25,7 +25,7 @@ from lib.core.errors import (
     ModelTooLargeError,
     PathNotAllowedError,
 )
-from lib.detection import datasets, detectors
+from lib.detection import datasets, detectors, jobs
 from lib.models import cache, registry
 from tests.conftest import ROOT
 from tests.security import attacks as A
@@ -94,22 +94,22 @@ def _dataset(folder: Path, names=("a.png", "b.png")) -> datasets.CocoDataset:
 
 def test_prediction_cache_key_covers_the_images_read(tmp_path):
     ds = _dataset(tmp_path / "d")
-    key = detectors.cache_key("m", ds, {})
+    key = jobs.cache_key("m", ds, {})
     other_folder = tmp_path / "d2"
     _dataset(other_folder)
     same_json_other_images = datasets.load_coco(tmp_path / "d" / "ann.json",
                                                  other_folder / "images")
-    assert detectors.cache_key("m", same_json_other_images, {}) != key
+    assert jobs.cache_key("m", same_json_other_images, {}) != key
     time.sleep(0.01)
     Image.new("RGB", (32, 32), (255, 255, 255)).save(tmp_path / "d" / "images" / "a.png")
-    assert detectors.cache_key("m", ds, {}) != key       # an image changed in place
+    assert jobs.cache_key("m", ds, {}) != key       # an image changed in place
 
 
 def test_job_over_missing_and_corrupt_images_finishes_and_says_so(tmp_path):
     ds = _dataset(tmp_path / "d", ("a.png", "b.png", "c.png"))
     (tmp_path / "d" / "images" / "b.png").write_bytes(b"not a png at all")
     (tmp_path / "d" / "images" / "c.png").unlink()
-    job = detectors.InferenceJob(
+    job = jobs.InferenceJob(
         "k", ds, lambda: detectors.tiny_detector("torchvision", {1: "thing"}),
         lambda det: {1: 1}, cache_dir=tmp_path / "cache")
     job.start()
@@ -117,7 +117,7 @@ def test_job_over_missing_and_corrupt_images_finishes_and_says_so(tmp_path):
     assert job.error is None and job.finished
     assert sorted(job.failed()) == [2, 3]
     assert {r["image_id"] for r in job.results()} <= {1}
-    resumed = detectors.InferenceJob("k", ds, lambda: 1 / 0, lambda det: {},
+    resumed = jobs.InferenceJob("k", ds, lambda: 1 / 0, lambda det: {},
                                      cache_dir=tmp_path / "cache")
     assert resumed.finished and sorted(resumed.failed()) == [2, 3]   # no rerun needed
 

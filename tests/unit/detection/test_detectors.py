@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib.detection import detections, detectors
+from lib.detection import detections, detectors, jobs
 from lib.detection.detections import Detections
 from tests.helpers import write_coco
 
@@ -46,7 +46,7 @@ def test_job_progress_cancel_resume_and_cache(tmp_path):
     images = tuple((f"{i}.png", i, 8, 8) for i in range(1, 9))
     ds = write_coco(tmp_path, [(1, 1, 4, 4, 1, i) for i in range(1, 9)], images=images)
     slow = FakeDetector(delay=0.2)
-    job = detectors.InferenceJob("k1", ds, lambda: slow, lambda d: {1: 1}, batch_size=2,
+    job = jobs.InferenceJob("k1", ds, lambda: slow, lambda d: {1: 1}, batch_size=2,
                                  cache_dir=tmp_path / "cache")
     job.start()
     while job.done < 2:
@@ -55,7 +55,7 @@ def test_job_progress_cancel_resume_and_cache(tmp_path):
     job.wait()
     assert not job.finished and 2 <= job.done < 8 and job.partial_path.is_file()
     fast = FakeDetector()
-    resumed = detectors.InferenceJob("k1", ds, lambda: fast, lambda d: {1: 1}, batch_size=2,
+    resumed = jobs.InferenceJob("k1", ds, lambda: fast, lambda d: {1: 1}, batch_size=2,
                                      cache_dir=tmp_path / "cache")
     resumed.start()
     resumed.wait()
@@ -64,7 +64,7 @@ def test_job_progress_cancel_resume_and_cache(tmp_path):
     assert sorted(r["image_id"] for r in resumed.results()) == list(range(1, 9))
     assert set(resumed.speed()) >= {"latency_median_ms", "latency_p90_ms", "images_per_s",
                                     "peak_memory_mb"}
-    again = detectors.InferenceJob("k1", ds, lambda: pytest.fail("recomputed"), lambda d: {},
+    again = jobs.InferenceJob("k1", ds, lambda: pytest.fail("recomputed"), lambda d: {},
                                    cache_dir=tmp_path / "cache")
     again.start()
     assert again.finished and len(again.results()) == 8
@@ -73,7 +73,7 @@ def test_job_progress_cancel_resume_and_cache(tmp_path):
 def test_job_error_keeps_partial_results(tmp_path):
     images = tuple((f"{i}.png", i, 8, 8) for i in range(1, 5))
     ds = write_coco(tmp_path, [], images=images)
-    job = detectors.InferenceJob("k2", ds, lambda: FakeDetector(fail_on=3), lambda d: {1: 1},
+    job = jobs.InferenceJob("k2", ds, lambda: FakeDetector(fail_on=3), lambda d: {1: 1},
                                  batch_size=2, cache_dir=tmp_path / "cache")
     job.start()
     job.wait()
@@ -86,7 +86,7 @@ def test_a_torn_shard_line_is_redone_and_nothing_is_lost(tmp_path):
     starts on its own line, and the results hold every image."""
     images = tuple((f"{i}.png", i, 8, 8) for i in range(1, 7))
     ds = write_coco(tmp_path, [(1, 1, 4, 4, 1, i) for i in range(1, 7)], images=images)
-    job = detectors.InferenceJob("k3", ds, FakeDetector, lambda d: {1: 1}, batch_size=2,
+    job = jobs.InferenceJob("k3", ds, FakeDetector, lambda d: {1: 1}, batch_size=2,
                                  cache_dir=tmp_path / "cache")
     job.partial_path.parent.mkdir(parents=True)
     whole = [json.dumps({"image_id": i, "results": Detections(i, [[1, 1, 5, 5]], [0.9], [1])
@@ -112,7 +112,7 @@ def test_a_job_with_images_missing_is_never_finished(tmp_path, monkeypatch):
                for i in image_ids[:-2]]
     monkeypatch.setattr(ray_inference, "run", lossy)
     spec = registry.find("demo-fasterrcnn")
-    job = detectors.InferenceJob("k4", ds, FakeDetector, lambda d: {1: 1}, spec=spec,
+    job = jobs.InferenceJob("k4", ds, FakeDetector, lambda d: {1: 1}, spec=spec,
                                  cache_dir=tmp_path / "cache")
     job.start(ray=ray_inference.RayOptions(workers=1))
     job.wait()

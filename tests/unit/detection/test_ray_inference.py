@@ -10,7 +10,7 @@ import pytest
 
 from lib.core import errors
 from lib.demo import synth
-from lib.detection import datasets, detectors, ray_inference
+from lib.detection import datasets, jobs, ray_inference
 from lib.models import registry
 from tests.conftest import ROOT
 
@@ -46,8 +46,8 @@ def local_ray():
 
 
 def _job(spec, dataset, folder):
-    local = detectors.job_for(spec, dataset)
-    return detectors.InferenceJob("k", dataset, local._make, local._label_map, spec=spec,
+    local = jobs.job_for(spec, dataset)
+    return jobs.InferenceJob("k", dataset, local._make, local._label_map, spec=spec,
                                   cache_dir=folder)
 
 
