@@ -2,7 +2,8 @@
 
 Library functions take `progress: Callable[[Progress], None] | None` and call it with
 `Progress(done, total, elapsed_s)`; `Ticker` makes those with the time since it started.
-Pages show them with `lib.ui.progress_bar`.
+Pages show them with `lib.ui.ProgressBar`, command lines with `TerminalBar` (a progress bar
+on standard error); nothing else draws progress.
 """
 
 from __future__ import annotations
@@ -59,3 +60,30 @@ class Ticker:
         if self.callback:
             self.callback(p)
         return p
+
+
+class TerminalBar:
+    """A `Progress` callback for the command lines: a progress bar on standard error
+    (tqdm's), closed once the work is done; `quiet` draws nothing."""
+
+    def __init__(self, what: str, quiet: bool = False):
+        self.what, self.quiet = what, quiet
+        self._bar = None
+
+    def __call__(self, p: Progress) -> None:
+        if self.quiet:
+            return
+        if self._bar is None:
+            import sys
+
+            from tqdm import tqdm  # heavy: imported on first use
+            self._bar = tqdm(total=p.total, desc=self.what, file=sys.stderr, leave=True)
+        self._bar.total = p.total
+        self._bar.update(p.done - self._bar.n)
+        if p.done >= p.total:
+            self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from lib.core import cli, journal
 from lib.core.errors import InputError
+from lib.core.progress import TerminalBar
 from lib.detection import benchmark, datasets, ray_inference
 
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         ray = ray_inference.RayOptions(args.address or default.address, args.workers,
                                        args.gpus_per_worker, args.threads_per_worker)
     job = benchmark.run_model(args.model, dataset, args.threshold, ray=ray,
-                    progress=lambda p: print(f"\r{p.text('images')}", end="", file=sys.stderr))
+                    progress=TerminalBar("images"))
     journal.write_atomic(Path(args.out), json.dumps(job.results()))
     print(f"\nwrote {len(job.results())} detections to {args.out}", file=sys.stderr)
     return 0

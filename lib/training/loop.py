@@ -9,13 +9,13 @@ import math
 import os
 import random
 import shlex
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from lib.core.errors import InputError
+from lib.core.progress import TerminalBar, Ticker
 from lib.models import checkpoints, registry
 from lib.runs import tidy_wandb_dir
 
@@ -106,7 +106,6 @@ def fit(model, args, n_train: int, batch_loss, validate, run, log, device: str, 
     AdamW, cosine schedule with warm-up, gradient accumulation and clipping, early stopping.
     """
     import torch  # heavy: imported on first use
-    from tqdm import tqdm  # heavy: imported on first use
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
@@ -123,8 +122,10 @@ def fit(model, args, n_train: int, batch_loss, validate, run, log, device: str, 
             batches = list(range(0, n_train, args.batch_size))
             losses = []
             optimizer.zero_grad()
-            for b, s in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}/{args.epochs}",
-                                       file=sys.stderr, disable=args.quiet)):
+            tick = Ticker(len(batches), TerminalBar(f"epoch {epoch + 1}/{args.epochs}",
+                                                    quiet=args.quiet))
+            for b, s in enumerate(batches):
+                tick(b)                                      # batches done so far
                 with torch.autocast(device_type="cuda", enabled=use_amp):
                     loss = batch_loss(order[s:s + args.batch_size])
                 scaler.scale(loss / args.accum).backward()
@@ -139,6 +140,7 @@ def fit(model, args, n_train: int, batch_loss, validate, run, log, device: str, 
                     step += 1
                     run.log({"train/loss": float(np.mean(losses[-args.accum:])),
                              "train/lr": scheduler.get_last_lr()[0], "epoch": epoch}, step=step)
+            tick(len(batches))
             score, metrics, text = validate()
             run.log({**metrics, "train/epoch_loss": float(np.mean(losses)), "epoch": epoch + 1},
                     step=step)
