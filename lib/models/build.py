@@ -9,11 +9,9 @@ from collections.abc import Callable
 
 from lib.models.sources import best_device
 from lib.models.spec import (
-    LoadedModel,
     Model,
     ModelCreateError,
     ModelSpec,
-    Preprocess,
     Source,
     Task,
 )
@@ -71,11 +69,3 @@ def build(spec: ModelSpec, task: str | None = None, device: str | None = None) -
     return model
 
 
-def from_module(model, labels: list[str], name: str = "tiny-test-model",
-                preprocess: Preprocess | None = None) -> LoadedModel:
-    """Wrap an in-process model (tests, tiny models). Marked untrained: never shown as real."""
-    model.eval().requires_grad_(False)
-    spec = ModelSpec(name=name, task="classification", source="memory", arch=name,
-                     weights="in-process (random)", labels=tuple(labels))
-    return LoadedModel(spec=spec, model=model, preprocess=preprocess or Preprocess(),
-                       labels=list(labels), device="cpu", untrained=True)

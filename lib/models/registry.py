@@ -4,7 +4,7 @@ Lens knows, typed ids, checkpoint folders), `sources` (are the weights here; fet
 `build` (builders registered next to their model code). Loading goes through
 `lib.models.cache.load`, never through `build` directly."""
 
-from lib.models.build import BUILDER_MODULES, BUILDERS, build, builder, builders, from_module
+from lib.models.build import BUILDER_MODULES, BUILDERS, build, builder, builders
 from lib.models.catalogue import (
                                   CURATED_TIMM,
                                   DEFAULT_CLASSIFIER,
@@ -40,6 +40,7 @@ from lib.models.spec import (
                                   Source,
                                   Task,
                                   WeightsMissingError,
+    from_module,
                                   weights_missing,
 )
 

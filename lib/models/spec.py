@@ -142,3 +142,30 @@ class LoadedModel:
     @property
     def label(self) -> str:
         return self.spec.name
+
+
+@dataclass
+class HubModel:
+    """A transformers model with its processor, as the grounders and video models wrap one:
+    the fields that make it a `Model`."""
+
+    name: str
+    model: Any
+    processor: Any
+    device: str = "cpu"
+    untrained: bool = False       # tiny test models only: never shown as real output
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+def from_module(model, labels: list[str], name: str = "tiny-test-model",
+                preprocess: Preprocess | None = None) -> LoadedModel:
+    """Wrap an in-process model (tests, tiny models). Marked untrained: never shown as real."""
+    model.eval().requires_grad_(False)
+    spec = ModelSpec(name=name, task="classification", source="memory", arch=name,
+                     weights="in-process (random)", labels=tuple(labels))
+    return LoadedModel(spec=spec, model=model, preprocess=preprocess or Preprocess(),
+                       labels=list(labels), device="cpu", untrained=True)

@@ -16,7 +16,6 @@ from lib.core.errors import PromptError
 from lib.core.progress import Progress
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
-from lib.segmentation.prompts import check_prompts
 from lib.segmentation.segment_video import TrackedObject, Tracker, load_frames
 
 CLASSICAL = "Classical tracking (optical flow + GrabCut, not SAM 2)"
@@ -35,10 +34,7 @@ class FlowTracker(Tracker):
 
     def add_prompt(self, frame_idx: int, obj_id: int, points: Sequence = (), box=None,
                    label: str = "") -> np.ndarray:
-        if not 0 <= frame_idx < self.num_frames:
-            raise video_io.VideoError(f"Frame {frame_idx} is outside the clip "
-                                      f"(0-{self.num_frames - 1}).")
-        check_prompts(points, box, self.info.width, self.info.height)
+        self.check_prompt(frame_idx, points, box)
         if box is None:
             raise PromptError("Classical tracking needs a box: drag a rectangle around the "
                               "object (clicks then refine it).")

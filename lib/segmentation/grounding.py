@@ -3,9 +3,7 @@ become box prompts for the segmenter or the tracker."""
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -13,7 +11,7 @@ from PIL import Image
 from lib.core.errors import PromptError
 from lib.models import cache, registry
 from lib.models.build import builder
-from lib.models.spec import Source, Task
+from lib.models.spec import HubModel, Source, Task
 from lib.segmentation.segment import load_pretrained
 
 
@@ -26,17 +24,8 @@ class Region:
 
 
 @dataclass
-class Grounder:
-    name: str
-    model: Any
-    processor: Any
-    device: str = "cpu"
-    untrained: bool = False
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
-
-    @property
-    def label(self) -> str:
-        return self.name
+class Grounder(HubModel):
+    """Phrase grounding (Florence-2): a phrase to the boxes it names."""
 
     def boxes(self, image: np.ndarray, phrase: str) -> list[Region]:
         """Each region Florence-2 grounds the phrase to."""

@@ -74,3 +74,16 @@ def clip_box(box, width: int, height: int) -> tuple[float, float, float, float]:
     x0, x1 = sorted((x0, x1))
     y0, y1 = sorted((y0, y1))
     return (max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1))
+
+
+def processor_inputs(points: Iterable[Point], box: Box | None) -> dict[str, Any]:
+    """Points and a box as SAM 2's processors take them for one object (nested per image,
+    object and point), for an image prompt and for a video session alike."""
+    points = list(points)
+    out: dict[str, Any] = {}
+    if points:
+        out["input_points"] = [[[[float(x), float(y)] for x, y, _ in points]]]
+        out["input_labels"] = [[[int(lab) for _, _, lab in points]]]
+    if box is not None:
+        out["input_boxes"] = [[[float(v) for v in box]]]
+    return out

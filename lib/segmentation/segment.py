@@ -25,7 +25,7 @@ from lib.media import masks as mask_ops
 from lib.models import cache, registry
 from lib.models.build import builder
 from lib.models.spec import Source, Task
-from lib.segmentation.prompts import check_prompts
+from lib.segmentation.prompts import check_prompts, processor_inputs
 
 GRABCUT = "GrabCut (classical fallback, not SAM2)"
 
@@ -84,12 +84,7 @@ class Segmenter:
             return MaskResult(mask[None], np.array([np.nan]), GRABCUT)
         import torch  # heavy: imported on first use
         emb = self.embed(image)
-        kwargs: dict[str, Any] = {}
-        if points:
-            kwargs["input_points"] = [[[[float(x), float(y)] for x, y, _ in points]]]
-            kwargs["input_labels"] = [[[int(lab) for _, _, lab in points]]]
-        if box is not None:
-            kwargs["input_boxes"] = [[[float(v) for v in box]]]
+        kwargs = processor_inputs(points, box)
         enc = self.processor(images=None, original_sizes=[[h, w]], return_tensors="pt",
                              **kwargs)
         inputs = {k: self._to_device(enc[k]) for k in ("input_points", "input_labels",

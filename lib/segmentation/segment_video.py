@@ -10,7 +10,6 @@ precision on a GPU.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -27,8 +26,8 @@ from lib.media import masks as mask_ops
 from lib.media import video as video_io
 from lib.models import cache, registry
 from lib.models.build import builder
-from lib.models.spec import Source, Task
-from lib.segmentation.prompts import check_prompts
+from lib.models.spec import HubModel, Source, Task
+from lib.segmentation.prompts import check_prompts, processor_inputs
 from lib.segmentation.segment import load_pretrained, tiny_sam2_config
 
 
@@ -135,24 +134,23 @@ class Tracker:
             {int(o): mask_ops.to_rle(m) for o, m in zip(obj_ids, masks)})
 
     # -- prompts ---------------------------------------------------------------------------
+    def check_prompt(self, frame_idx: int, points: Sequence, box) -> None:
+        """`VideoError` for a frame outside the clip, `PromptError` for bad prompts."""
+        if not 0 <= frame_idx < self.num_frames:
+            raise video_io.VideoError(f"Frame {frame_idx} is outside the clip "
+                                      f"(0-{self.num_frames - 1}).")
+        check_prompts(points, box, self.info.width, self.info.height)
+
     def add_prompt(self, frame_idx: int, obj_id: int, points: Sequence = (), box=None,
                    label: str = "") -> np.ndarray:
         """Prompt one object on one frame; returns its mask on that frame."""
         import torch  # heavy: imported on first use
 
-        if not 0 <= frame_idx < self.num_frames:
-            raise video_io.VideoError(f"Frame {frame_idx} is outside the clip "
-                                      f"(0-{self.num_frames - 1}).")
-        check_prompts(points, box, self.info.width, self.info.height)
+        self.check_prompt(frame_idx, points, box)
         obj = self.objects.setdefault(obj_id, TrackedObject(obj_id, label))
         obj.label = label or obj.label
         obj.prompts[frame_idx] = (list(points), box)
-        kwargs: dict[str, Any] = {}
-        if points:
-            kwargs["input_points"] = [[[[float(x), float(y)] for x, y, _ in points]]]
-            kwargs["input_labels"] = [[[int(lab) for _, _, lab in points]]]
-        if box is not None:
-            kwargs["input_boxes"] = [[[float(v) for v in box]]]
+        kwargs = processor_inputs(points, box)
         self.processor.add_inputs_to_inference_session(
             inference_session=self.session, frame_idx=frame_idx, obj_ids=obj_id,
             original_size=(self.info.height, self.info.width), **kwargs)
@@ -276,17 +274,8 @@ def _video_model_class(arch: str):
 
 
 @dataclass
-class VideoModel:
-    name: str
-    model: Any
-    processor: Any
-    device: str = "cpu"
-    untrained: bool = False
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
-
-    @property
-    def label(self) -> str:
-        return self.name
+class VideoModel(HubModel):
+    """A SAM 2 / EdgeTAM video model: makes a `Tracker` per clip."""
 
     def tracker(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray]) -> Tracker:
         return Tracker(self.name, self.model, self.processor, info, frames, self.device,

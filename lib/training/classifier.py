@@ -12,16 +12,8 @@ from pathlib import Path
 from lib.classification import classify
 from lib.media import images
 from lib.models import checkpoints, registry
-from lib.training.loop import (
-    TrainError,
-    evaluate,
-    finish_run,
-    fit,
-    init_weights,
-    save_checkpoint,
-    seed_everything,
-    start_run,
-)
+from lib.training import loop
+from lib.training.loop import TrainError
 
 
 @dataclass
@@ -97,7 +89,7 @@ def train_classifier(args) -> Path:
     from timm.data import create_transform, resolve_data_config  # heavy: imported on first use
 
 
-    seed_everything(args.seed)
+    loop.seed_everything(args.seed)
     split = split_dataset(args.data, args.val_fraction, args.seed, args.group_regex)
     out = Path(args.out) / args.name
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +108,7 @@ def train_classifier(args) -> Path:
 
     device = args.device or registry.best_device()
     model = timm.create_model(args.model, pretrained=False, num_classes=len(split.classes))
-    init = init_weights(model, args.model, args.init)
+    init = loop.init_weights(model, args.model, args.init)
     cfg = resolve_data_config({}, model=model)
     cfg.update(input_size=(3, args.img_size, args.img_size), crop_pct=1.0)
     pre = registry.Preprocess.from_config(cfg)
@@ -128,7 +120,7 @@ def train_classifier(args) -> Path:
     config = {k: v for k, v in vars(args).items() if k not in ("func", "argv")}
     config.update(init=init, classes=split.classes, train_images=len(train_imgs),
                   val_images=len(val_imgs), preprocessing=pre.as_timm_config())
-    run = start_run(out, args, config, "train-classifier", ["train", "classification"])
+    run = loop.start_run(out, args, config, "train-classifier", ["train", "classification"])
     gen = torch.Generator().manual_seed(args.seed)
 
     def batch_loss(idx):
@@ -139,13 +131,13 @@ def train_classifier(args) -> Path:
         return torch.nn.functional.cross_entropy(model(x.to(device)), y, label_smoothing=0.1)
 
     def validate():
-        acc, val_loss, _ = evaluate(model, val_tensors, val_y, args.batch_size, device)
+        acc, val_loss, _ = loop.evaluate(model, val_tensors, val_y, args.batch_size, device)
         return acc, {"val/acc": acc, "val/loss": val_loss}, \
             f"val loss {val_loss:.4f}, val acc {acc:.4f}"
 
-    best_state, best_epoch = fit(model, args, len(train_tensors), batch_loss, validate, run,
+    best_state, best_epoch = loop.fit(model, args, len(train_tensors), batch_loss, validate, run,
                                   log, device, gen)
-    manifest = save_checkpoint(out, best_state, split.classes, {
+    manifest = loop.save_checkpoint(out, best_state, split.classes, {
         "task": "classification", "architecture": args.model,
         "preprocessing": {**pre.as_timm_config(), "input_size": list(pre.input_size)},
         "label_set": args.label_set, "description": args.description, "init": init,
@@ -161,7 +153,7 @@ def train_classifier(args) -> Path:
     run.log({"confusion_matrix": wandb.plot.confusion_matrix(
         y_true=[i.true_index for i in result.items], preds=[i.pred_index for i in result.items],
         class_names=split.classes)})
-    finish_run(run, out, manifest, {"final/val_accuracy": result.accuracy,
+    loop.finish_run(run, out, manifest, {"final/val_accuracy": result.accuracy,
                                      "best_epoch": best_epoch})
     (out / "train.log").write_text("\n".join(log_lines) + "\n")
     log(f"wrote {out} (val accuracy {result.accuracy:.4f})")

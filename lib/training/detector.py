@@ -14,15 +14,8 @@ from lib.detection.architectures import (
 )
 from lib.media import images
 from lib.models import checkpoints, registry
-from lib.training.loop import (
-    TrainError,
-    finish_run,
-    fit,
-    init_weights,
-    save_checkpoint,
-    seed_everything,
-    start_run,
-)
+from lib.training import loop
+from lib.training.loop import TrainError
 
 
 def _coco_split(root: Path, split: str):
@@ -48,7 +41,7 @@ def train_detector(args) -> Path:
     from torchvision.transforms.functional import to_tensor  # heavy: imported on first use
 
 
-    seed_everything(args.seed)
+    loop.seed_everything(args.seed)
     root = Path(args.data)
     if not root.is_dir():
         raise TrainError(f"Dataset folder '{root}' does not exist.")
@@ -76,7 +69,7 @@ def train_detector(args) -> Path:
         arch = {"architecture": "fasterrcnn_timm", "fpn_channels": args.fpn_channels,
                 "min_size": args.img_size, "max_size": args.img_size}
         heads = "FPN and detection heads"
-    init = init_weights(body, args.backbone, args.init)
+    init = loop.init_weights(body, args.backbone, args.init)
     if args.init != "scratch":
         init = (init.replace(", classifier re-initialised", " for the backbone")
                 + f"; {heads} trained from scratch")
@@ -114,7 +107,7 @@ def train_detector(args) -> Path:
                   val_images=len(val_items))
     out = Path(args.out) / args.name
     out.mkdir(parents=True, exist_ok=True)
-    run = start_run(out, args, config, "train-detector", ["train", "detection", args.model])
+    run = loop.start_run(out, args, config, "train-detector", ["train", "detection", args.model])
     label_map = {lab: c for c, lab in label_of.items()}   # model label -> dataset category
 
     def batch_loss(idx):
@@ -142,9 +135,9 @@ def train_detector(args) -> Path:
             f"val mAP@0.5 {stats['AP50']:.4f}"
 
     gen = torch.Generator().manual_seed(args.seed)
-    best_state, best_epoch = fit(model, args, len(train_items), batch_loss, validate, run,
+    best_state, best_epoch = loop.fit(model, args, len(train_items), batch_loss, validate, run,
                                   lambda msg: print(msg, file=sys.stderr), device, gen)
-    manifest = save_checkpoint(out, best_state, classes, {
+    manifest = loop.save_checkpoint(out, best_state, classes, {
         "task": "detection", **arch, "backbone": args.backbone, "init": init,
         "label_set": args.label_set, "best_epoch": best_epoch, "data": str(root)}, args)
     # Final mAP, measured as the detection page does (one image at a time) on the saved
@@ -153,7 +146,7 @@ def train_detector(args) -> Path:
     stats = predict_val(registry.build(spec, "detection", device), batch_size=1)
     manifest["metrics"] = {"val_map50": stats["AP50"], "val_map": stats["AP"],
                            "val_images": len(val_items)}
-    finish_run(run, out, manifest, {"final/val_map50": stats["AP50"],
+    loop.finish_run(run, out, manifest, {"final/val_map50": stats["AP50"],
                                      "final/val_map": stats["AP"]})
     print(f"wrote {out} (val mAP@0.5 {stats['AP50']:.4f})", file=sys.stderr)
     return out
