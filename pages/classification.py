@@ -114,13 +114,13 @@ with st.sidebar:
                   if choice == OTHER else choice)
     top_k = st.slider("Top-k", 1, 10, 5, key="top_k")
 
-# Explain, Evaluate and Video hold uploads and are always drawn; Compare (CAMs of other
-# models) only when open.
 tab_explain, tab_compare, tab_eval, tab_video = ui.tabs(
     ["Explain", "Compare", "Evaluate a folder", "Video scenes"],
     keep=("compare_mode", "compare_models", "compare_methods"))
 
-with tab_explain:
+
+def image_input() -> list[images.IntakeImage]:
+    """The images to explain: the uploads (each through the one intake), else a sample photo."""
     up_col, sample_col = st.columns([3, 2])
     uploads = up_col.file_uploader("Upload images", type=images.ACCEPTED_EXTENSIONS,
                                    accept_multiple_files=True, key="uploads")
@@ -128,12 +128,11 @@ with tab_explain:
     intake = read_uploads(uploads)
     if not uploads:
         intake = [ui.sample_image(sample)]
+    return intake
 
-loaded = load_model(model_name) if model_name else None
-if loaded:
-    ui.untrained_warning(loaded)
 
-with tab_explain:
+def explain_view() -> None:
+    """Top-k classes of each image, its CAM for any class, the CAM's faithfulness, PNG download."""
     if loaded and intake:
         lm = loaded.model
         if len(intake) > 1:
@@ -211,38 +210,41 @@ with tab_explain:
                 st.warning("This map scores no better than a random CAM on ROAD: read it with "
                            "care.")
 
-with tab_compare:
-    if tab_compare.open:
-        mode = st.radio("Compare", ["models", "methods"], horizontal=True, key="compare_mode")
-        if mode == "models":
-            st.session_state.setdefault("compare_models",
-                                        [n for n in options if options[n] == "ready"][:2])
-            picks = st.multiselect("Models (2–4)", list(options), max_selections=4,
-                                   key="compare_models")
-            cells = [(m, st.session_state.get("method", "GradCAM")) for m in picks]
-        else:
-            st.session_state.setdefault("compare_methods", ["GradCAM", "EigenCAM"])
-            picks = st.multiselect("Methods (2–4)", list(METHODS), max_selections=4,
-                                   key="compare_methods")
-            cells = [(model_name, m) for m in picks]
-        if len(cells) < 2:
-            st.info("Pick at least two to compare.")
-        elif intake:
-            item = intake[0] if len(intake) == 1 else intake[st.session_state.get("picked", 0)]
-            st.caption(f"Image: {item.name}. Each cell explains its own top-1 class.")
-            grid = st.columns(len(cells))
-            for col, (m_name, meth) in zip(grid, cells):
-                with col:
-                    if load_model(m_name) is None:
-                        continue
-                    res = predict(item.sha256, m_name, 1, item.image).best
-                    with ui.spinner(f"{meth} on {m_name}…"):
-                        lay = layer_list(m_name)[0]
-                        ex = explain(item.sha256, m_name, meth, res.index, lay, item.image)
-                    st.image(ex.overlay(), width="stretch",
-                             caption=f"{m_name} · {meth}\n{res.label} ({res.probability:.0%})")
 
-with tab_eval:
+def compare_view() -> None:
+    """One image through 2-4 models or 2-4 CAM methods, in a grid."""
+    mode = st.radio("Compare", ["models", "methods"], horizontal=True, key="compare_mode")
+    if mode == "models":
+        st.session_state.setdefault("compare_models",
+                                    [n for n in options if options[n] == "ready"][:2])
+        picks = st.multiselect("Models (2–4)", list(options), max_selections=4,
+                               key="compare_models")
+        cells = [(m, st.session_state.get("method", "GradCAM")) for m in picks]
+    else:
+        st.session_state.setdefault("compare_methods", ["GradCAM", "EigenCAM"])
+        picks = st.multiselect("Methods (2–4)", list(METHODS), max_selections=4,
+                               key="compare_methods")
+        cells = [(model_name, m) for m in picks]
+    if len(cells) < 2:
+        st.info("Pick at least two to compare.")
+    elif intake:
+        item = intake[0] if len(intake) == 1 else intake[st.session_state.get("picked", 0)]
+        st.caption(f"Image: {item.name}. Each cell explains its own top-1 class.")
+        grid = st.columns(len(cells))
+        for col, (m_name, meth) in zip(grid, cells):
+            with col:
+                if load_model(m_name) is None:
+                    continue
+                res = predict(item.sha256, m_name, 1, item.image).best
+                with ui.spinner(f"{meth} on {m_name}…"):
+                    lay = layer_list(m_name)[0]
+                    ex = explain(item.sha256, m_name, meth, res.index, lay, item.image)
+                st.image(ex.overlay(), width="stretch",
+                         caption=f"{m_name} · {meth}\n{res.label} ({res.probability:.0%})")
+
+
+def evaluate_view() -> None:
+    """A labelled folder (typed path or zip): accuracy, per class, confusion, mistakes, CSV."""
     st.caption("A folder with one subfolder per class, each named after one of the model's "
                "classes. By path on the server, or as a zip.")
     path_text = st.text_input("Folder path on the server", key="eval_path")
@@ -289,7 +291,9 @@ with tab_eval:
                              caption=f"{Path(m.path).name}: {m.pred_label} "
                                      f"({m.confidence:.0%}), true {m.true_label}")
 
-with tab_video:
+
+def video_view() -> None:
+    """A clip's frames classified at a chosen rate, merged into scenes with a keyframe CAM each."""
     clip = st.file_uploader("Upload a short clip", type=video.ACCEPTED_EXTENSIONS, key="clip")
     v1, v2 = st.columns(2)
     every = v1.slider("Sample one frame every (s)", 0.1, 5.0, 1.0, 0.1, key="every_s")
@@ -322,3 +326,17 @@ with tab_video:
                 cols[i % len(cols)].image(ex.overlay(), width="stretch",
                                           caption=f"{seg.start_s:.1f}–{seg.end_s:.1f} s: "
                                                   f"{seg.label}")
+
+
+with tab_explain:
+    intake = image_input()
+loaded = load_model(model_name) if model_name else None
+if loaded:
+    ui.untrained_warning(loaded)
+
+# Explain, Evaluate and Video hold uploads and are always drawn; Compare only when open.
+for tab, view in ((tab_explain, explain_view), (tab_compare, compare_view),
+                  (tab_eval, evaluate_view), (tab_video, video_view)):
+    if tab.open or tab is not tab_compare:
+        with tab:
+            view()
