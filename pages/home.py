@@ -6,7 +6,7 @@ import streamlit as st
 from lib import ui
 from lib.core import system
 from lib.models import registry
-from lib.models.cache import MODELS
+from lib.models.cache import STORE
 
 ui.page_setup()
 st.title("Lens")   # painted first: everything heavier comes after
@@ -42,13 +42,13 @@ with left:
 with right:
 
     st.subheader("Models in memory")
-    cached = MODELS.summary()
-    used_mb = MODELS.used_bytes / 2**20
+    cached = STORE.summary()
+    used_mb = STORE.used_bytes / 2**20
     st.metric("Memory Lens keeps (models, embeddings, clips, detection reports)",
               f"{used_mb:.0f} MB",
-              help=f"Budget {MODELS.budget_bytes / 2**20:.0f} MB (LENS_MODEL_BUDGET_MB); the "
+              help=f"Budget {STORE.budget_bytes / 2**20:.0f} MB (LENS_MODEL_BUDGET_MB); the "
                    "least recently used entry is released when a new one would exceed it.")
-    st.caption(f"Budget: {MODELS.budget_bytes / 2**20:.0f} MB · "
+    st.caption(f"Budget: {STORE.budget_bytes / 2**20:.0f} MB · "
                + (", ".join(f"{k} ({b / 2**20:.0f} MB)" for k, b in cached) or "none loaded yet"))
 
 st.subheader("Models ready offline")

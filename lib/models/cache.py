@@ -199,7 +199,9 @@ class ModelCache:
                     + list(self._tracked.values()))
 
 
-MODELS = ModelCache()
+#: Everything Lens keeps in this process under one budget: models, and the shared state
+#: counted with them (embeddings, clips, datasets, reports).
+STORE = ModelCache()
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,7 @@ def load(name: Any, task: str, device: str | None = None) -> ModelHandle:
         _SPECS[key] = spec
         return registry.build(spec, task, device)
 
-    entry = MODELS.get(key, build)
+    entry = STORE.get(key, build)
     model: registry.Model = entry.value
     return ModelHandle(_SPECS.get(key, given), model, model.lock, model.untrained)
 
@@ -236,7 +238,7 @@ def shared(key: str, build: Callable[[], Any]) -> Any:
     the models, least recently used out first. Its size is that of its pickle. Unlike
     `st.cache_data`, a hit is the object itself, not a copy unpickled on every rerun: callers
     must not change it."""
-    return MODELS.get(key, build, sizeof=pickled_nbytes).value
+    return STORE.get(key, build, sizeof=pickled_nbytes).value
 
 
 def pickled_nbytes(value: Any) -> int:
@@ -246,7 +248,7 @@ def pickled_nbytes(value: Any) -> int:
 
 def loaded(name: Any, task: str, device: str | None = None) -> bool:
     """Whether `load` would return at once: the model is in the cache already."""
-    return MODELS.peek(_key(name, task, device)) is not None
+    return STORE.peek(_key(name, task, device)) is not None
 
 
 def _key(name: Any, task: str, device: str | None) -> str:

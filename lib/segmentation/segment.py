@@ -185,18 +185,18 @@ class _Embeddings:
 
     def get(self, key, compute):
         name = self.PREFIX + "|".join(map(str, key))
-        hit = cache.MODELS.peek(name)
+        hit = cache.STORE.peek(name)
         if hit is not None:
             return hit
         value = compute()
         self.misses += 1
-        cache.MODELS.put(name, value, cache.tensor_nbytes(value))
-        for old in cache.MODELS.keys(self.PREFIX)[:-self.size]:
-            cache.MODELS.release(old)
+        cache.STORE.put(name, value, cache.tensor_nbytes(value))
+        for old in cache.STORE.keys(self.PREFIX)[:-self.size]:
+            cache.STORE.release(old)
         return value
 
     def clear(self) -> None:
-        cache.MODELS.clear(self.PREFIX)
+        cache.STORE.clear(self.PREFIX)
 
 
 _EMBEDDINGS = _Embeddings(EMBED_CACHE_SIZE)

@@ -252,7 +252,7 @@ def load_frames(info: video_io.VideoInfo) -> ClipFrames:
     """Every frame as uint8 RGB, the limits checked on what is decoded, frame by frame, and
     the clip counted in the memory budget (`lib.models.cache`) for as long as it is kept."""
     check_limits(info)
-    cache.MODELS.make_room(f"video:{info.path.name}",
+    cache.STORE.make_room(f"video:{info.path.name}",
                            info.frame_count * info.width * info.height * 3)
     s = settings.get()
     frames, used = ClipFrames(), 0
@@ -263,7 +263,7 @@ def load_frames(info: video_io.VideoInfo) -> ClipFrames:
                                f"frames or {s.sam_max_frame_bytes / 2**20:.0f} MB.",
                                "Trim or downscale it (e.g. to 480p).")
         frames.append(f.rgb)
-    cache.MODELS.track(f"video frames: {info.path.name}", frames, used)
+    cache.STORE.track(f"video frames: {info.path.name}", frames, used)
     return frames
 
 

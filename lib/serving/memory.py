@@ -9,7 +9,7 @@ import threading
 import time
 
 from lib.core.heap import collect_garbage
-from lib.models.cache import MODELS
+from lib.models.cache import STORE
 
 _frozen_at: tuple[int, int] | None = None
 
@@ -38,7 +38,7 @@ def freeze_long_lived(force: bool = False) -> bool:
     `REFREEZE_S` seconds. True if it froze.
     """
     global _frozen_at, _frozen_time
-    now = (len(sys.modules), MODELS.model_changes)
+    now = (len(sys.modules), STORE.model_changes)
     due = force or now != _frozen_at or time.monotonic() - _frozen_time > REFREEZE_S
     if not due or not _freezing.acquire(blocking=False):
         return False

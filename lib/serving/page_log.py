@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 from lib.core import heap, settings
-from lib.models.cache import MODELS
+from lib.models.cache import STORE
 from lib.serving.fair_queue import HEAVY
 
 
@@ -40,7 +40,7 @@ def timed_run(page: str) -> Iterator[None]:
                            "seconds": round(time.perf_counter() - t0, 4),
                            "cpu": round(time.thread_time() - cpu0, 4),
                            "heavy": HEAVY.did_heavy_work,
-                           "cached_mb": round(MODELS.used_bytes / 2**20, 1),
+                           "cached_mb": round(STORE.used_bytes / 2**20, 1),
                            "collections": heap.GC.count,
                            "collection_s": round(heap.GC.seconds, 3)})
         try:

@@ -236,9 +236,9 @@ def test_detector_jobs_load_through_the_shared_cache(monkeypatch):
         a = cache.load(spec, "detection").model
         b = cache.load(spec, "detection").model
         assert a is b and len(made) == 1
-        assert "detection:fake-det@auto" in [k for k, _ in cache.MODELS.summary()]
+        assert "detection:fake-det@auto" in [k for k, _ in cache.STORE.summary()]
     finally:
-        cache.MODELS.release("detection:fake-det@auto")
+        cache.STORE.release("detection:fake-det@auto")
 
 
 # -- command lines --------------------------------------------------------------------------------

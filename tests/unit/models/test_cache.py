@@ -44,7 +44,7 @@ def test_shared_state_is_one_object_counted_by_its_pickle(monkeypatch):
     import numpy as np
 
     from lib.models import cache
-    monkeypatch.setattr(cache, "MODELS", ModelCache(budget_bytes=3 * 2**20))
+    monkeypatch.setattr(cache, "STORE", ModelCache(budget_bytes=3 * 2**20))
     built = []
 
     def table():
@@ -52,10 +52,10 @@ def test_shared_state_is_one_object_counted_by_its_pickle(monkeypatch):
         return {"scores": np.zeros(2**17)}          # 1 MiB of float64
     first = cache.shared("report: a", table)
     assert cache.shared("report: a", table) is first and built == [1]
-    assert cache.MODELS.used_bytes == len(pickle.dumps(first, protocol=5)) > 2**20
+    assert cache.STORE.used_bytes == len(pickle.dumps(first, protocol=5)) > 2**20
     cache.shared("report: b", table)
     cache.shared("report: c", table)                 # a third MiB and more: a goes
-    assert "report: a" in cache.MODELS.evictions and built == [1, 1, 1]
+    assert "report: a" in cache.STORE.evictions and built == [1, 1, 1]
 
 
 def test_each_model_has_its_own_lock():

@@ -90,7 +90,7 @@ def test_cache_load_is_the_one_entry_point(monkeypatch):
     """One key format, one load per (task, name, device), the model's own lock."""
     from lib.models import cache
     models = cache.ModelCache(budget_bytes=1 << 30)
-    monkeypatch.setattr(cache, "MODELS", models)
+    monkeypatch.setattr(cache, "STORE", models)
     built = []
     monkeypatch.setattr(registry, "build", lambda spec, task, device: built.append(task) or
                         registry.from_module(__import__("torch").nn.Linear(2, 2), ["a", "b"]))

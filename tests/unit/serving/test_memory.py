@@ -53,7 +53,7 @@ def test_state_alive_at_a_freeze_is_collected_at_the_next_one(frozen_gc, monkeyp
 def test_a_model_loaded_or_evicted_triggers_a_freeze_and_evicted_cycles_go(frozen_gc,
                                                                              monkeypatch):
     cache = ModelCache(budget_bytes=15, sizeof=lambda v: 10)
-    monkeypatch.setattr(frozen_gc, "MODELS", cache)
+    monkeypatch.setattr(frozen_gc, "STORE", cache)
     freed: list = []
     frozen_gc.freeze_long_lived()
     cache.get("a", lambda: _Cyclic(freed))
