@@ -18,17 +18,21 @@ import threading
 import time
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import streamlit as st
-from PIL import Image
 
 from lib.core import heap
 from lib.core.errors import LensError
 from lib.core.progress import Progress
-from lib.demo import samples
-from lib.media import images
 from lib.serving import fair_queue, memory
+
+if TYPE_CHECKING:
+    from lib.media.images import IntakeImage
+
+# numpy, Pillow, the image intake and the sample generator are imported where they are used:
+# every page imports this module before painting anything, and `bench/startup.py` times the
+# first paint.
 
 
 def page_setup() -> None:
@@ -244,6 +248,7 @@ def clickable_image(image, key: str):
             "streamlit_image_coordinates",
             path=str(Path(__file__).parent / "frontend" / "image_coordinates"))
 
+    import numpy as np  # heavy: imported on first use (see the imports)
     pixels = np.ascontiguousarray(image)
     digest = (pixels.shape, hashlib.blake2b(pixels.data, digest_size=16).hexdigest())
     shown = st.session_state.setdefault("_lens_clickable", {})   # key -> (digest, data URL)
@@ -261,6 +266,7 @@ _coordinates = None      # the declared component, once
 
 def _png_data_url(pixels) -> str:
 
+    from PIL import Image  # heavy: imported on first use (see the imports)
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -314,14 +320,17 @@ def link_number(name: str, default: float, lo: float, hi: float, kind: type = fl
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def decoded_image(data: bytes, name: str) -> images.IntakeImage:
+def decoded_image(data: bytes, name: str) -> IntakeImage:
     """An uploaded image through the one intake, once per file content (errors not cached)."""
+    from lib.media import images  # imported on first use (see the imports)
     return images.load_image(data, name=name)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def sample_image(name: str) -> images.IntakeImage:
+def sample_image(name: str) -> IntakeImage:
     """A bundled sample photo (or the synthetic sample) through the same intake."""
+    from lib.demo import samples  # imported on first use (see the imports)
+    from lib.media import images
     return images.load_image(samples.sample_bytes(name), name=name)
 
 

@@ -1,16 +1,20 @@
 """Home: what each page is for, the compute device, library versions, which models are ready."""
 
-import pandas as pd
 import streamlit as st
 
 from lib import ui
-from lib.core import system
-from lib.models import registry
-from lib.models.cache import STORE
 
 ui.page_setup()
 st.title("Lens")   # painted first: everything heavier comes after
 st.write("Inspect computer-vision models, demo them and try quick what-if uploads.")
+
+# Imported once the title is painted: the first page of a fresh server is what
+# bench/startup.py times, and pandas with the model registry would delay it.
+import pandas as pd
+
+from lib.core import system
+from lib.models import registry
+from lib.models.cache import STORE
 
 PAGES = [
     ("Classification", "pages/classification.py",

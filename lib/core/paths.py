@@ -236,3 +236,14 @@ def extract_zip(data: bytes) -> Path:
     if len(subdirs) == 1 and not files and any(q.is_dir() for q in subdirs[0].iterdir()):
         return subdirs[0]
     return final
+
+
+def tidy_wandb_dir(root: Path) -> None:
+    """Keep run logs and files; drop debug logs, temp folders and the latest-run link."""
+    for path in sorted(Path(root).rglob("*"), key=lambda p: -len(p.parts)):
+        if path.is_symlink():
+            path.unlink()
+        elif path.name in ("logs", "tmp") and path.is_dir():
+            shutil.rmtree(path)
+        elif path.suffix == ".log" and path.exists() and "wandb" in path.parts:
+            path.unlink()

@@ -11,8 +11,8 @@ from pathlib import Path
 from PIL import Image
 
 from lib.core import settings
+from lib.core.paths import tidy_wandb_dir
 from lib.demo import synth
-from lib.runs import tidy_wandb_dir
 
 SAMPLES = {"cat (chelsea)": "chelsea", "coffee": "coffee", "astronaut": "astronaut",
            "rocket": "rocket"}

@@ -53,7 +53,6 @@ from lib.runs.offline import (
     read_history,
     read_run_info,
     scan_log,
-    tidy_wandb_dir,
 )
 
 __all__ = [
@@ -65,5 +64,5 @@ __all__ = [
     "info_from_summary", "load_cloud", "load_offline", "match_metrics", "metric_stats",
     "numeric_metrics", "parameter_importance", "parse_filters", "problem_reasons", "read_histories",
     "read_history", "read_run_info", "remember_client", "runs_table", "scan_log", "series",
-    "smooth_ema", "summary_diff", "tidy_wandb_dir", "x_values",
+    "smooth_ema", "summary_diff", "x_values",
 ]

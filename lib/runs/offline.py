@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -177,15 +176,4 @@ def load_offline(root: str | Path, source: str = "offline",
             (problems if isinstance(result, ReadProblem) else infos).append(result)
             tick(done)
     return infos, problems
-
-
-def tidy_wandb_dir(root: Path) -> None:
-    """Keep run logs and files; drop debug logs, temp folders and the latest-run link."""
-    for path in sorted(Path(root).rglob("*"), key=lambda p: -len(p.parts)):
-        if path.is_symlink():
-            path.unlink()
-        elif path.name in ("logs", "tmp") and path.is_dir():
-            shutil.rmtree(path)
-        elif path.suffix == ".log" and path.exists() and "wandb" in path.parts:
-            path.unlink()
 

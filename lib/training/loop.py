@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from lib.core.errors import InputError
+from lib.core.paths import tidy_wandb_dir
 from lib.core.progress import TerminalBar, Ticker
 from lib.models import checkpoints, registry
-from lib.runs import tidy_wandb_dir
 
 
 class TrainError(InputError):

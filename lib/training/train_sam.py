@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 from lib.core.errors import InputError
+from lib.core.paths import tidy_wandb_dir
 from lib.demo import synth
 from lib.models import checkpoints
-from lib.runs import tidy_wandb_dir
 from lib.training.sam_data import TRAIN_CLIP_SEED, VAL_CLIPS, make_clips, make_images
 from lib.training.sam_measure import measure
 from lib.training.sam_model import BACKBONE, SIZE, new_image_model, processor, video_model_from

@@ -20,7 +20,7 @@ ALLOWED = {
     "segmentation": {"core", "media", "models", "serving"},
     "detection": {"core", "media", "models", "serving"},
     "runs": {"core"},
-    "demo": {"core", "media", "runs"},
+    "demo": {"core", "media"},
     "training": {"core", "media", "models", "serving", "demo", "classification",
                  "segmentation", "detection", "runs"},
     "ui": {"core", "media", "models", "serving", "demo"},
