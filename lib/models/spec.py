@@ -87,7 +87,7 @@ class ModelSpec:
     labels: tuple[str, ...] = ()   # empty: resolved when the model is created
     indoor_outdoor: tuple[str, ...] = ()
     num_classes: int | None = None
-    preprocess: Preprocess | None = None   # None: from the model's data config at create()
+    preprocess: Preprocess | None = None   # None: from the model's data config when built
     cam_layer: str | None = None   # None: chosen automatically
     description: str = ""
     error: str | None = None       # a broken checkpoint: why it cannot load

@@ -24,7 +24,7 @@ from lib.core import journal, settings
 from lib.core.errors import RunReadError
 from lib.core.paths import contained
 from lib.core.progress import Callback, Ticker
-from lib.runs import scanner as runlog
+from lib.runs import scanner
 from lib.runs.info import ReadProblem, RunInfo, info_from_summary
 
 SAMPLE_RUNS = settings.PROJECT_ROOT / "samples" / "runs"
@@ -68,10 +68,10 @@ def _cache_key(path: Path, kind: str) -> Path:
 _BUFFERS = threading.local()
 
 
-def scan_log(path: Path, offset: int = 0, verify: np.ndarray = runlog.ALL,
-             reuse: bool = False) -> runlog.Scan:
+def scan_log(path: Path, offset: int = 0, verify: np.ndarray = scanner.ALL,
+             reuse: bool = False) -> scanner.Scan:
     """The whole records of a `.wandb` log from `offset` (0, or a previous scan's resume);
-    `verify`: the record kinds whose CRCs are checked up front (see `runlog.scan`).
+    `verify`: the record kinds whose CRCs are checked up front (see `scanner.scan`).
 
     `reuse`: read into this thread's buffer (no fresh pages per log); the scan is then only
     valid until this thread's next reusing read, so use its results before that.
@@ -95,15 +95,15 @@ def scan_log(path: Path, offset: int = 0, verify: np.ndarray = runlog.ALL,
                     break
                 got += n
             data = buffer[:got]
-    return runlog.scan(data, base=offset, verify=verify)
+    return scanner.scan(data, base=offset, verify=verify)
 
 
 def read_run_info(path: Path, source: str = "offline") -> RunInfo:
     """Metadata, config and summary of one offline run, as `wandb leet inspect --summary`
     gives them (a test checks), read in-process by `lib.runs.scanner` and cached on disk."""
     def build() -> RunInfo:
-        scanned = scan_log(path, verify=runlog.METADATA, reuse=True)
-        data = runlog.summarize(scanned)
+        scanned = scan_log(path, verify=scanner.METADATA, reuse=True)
+        data = scanner.summarize(scanned)
         if not data["run_id"]:
             raise RunReadError(f"{path.parent.name}: the log has no run record (empty, or not "
                                "a W&B run)")
@@ -115,10 +115,10 @@ def read_run_info(path: Path, source: str = "offline") -> RunInfo:
                    lambda info, f: f.write_text(json.dumps(asdict(info), default=str)))
 
 
-def history_frame(scanned: runlog.Scan) -> pd.DataFrame:
+def history_frame(scanned: scanner.Scan) -> pd.DataFrame:
     """The history rows of a scan as a frame; rows whose values are not JSON are dropped and
     counted in `frame.attrs["dropped"]` with the scan's corrupt records."""
-    frame, bad_rows = runlog.history_table(scanned)
+    frame, bad_rows = scanner.history_table(scanned)
     frame = frame[[c for c in frame.columns if not str(c).startswith("_wandb")]]
     frame.attrs["dropped"] = scanned.corrupt + scanned.undecodable + bad_rows
     return frame

@@ -172,17 +172,17 @@ def corrupt_copy(log, tmp_path, kind: int, which: int):
 
 
 def test_corrupt_records_are_skipped_counted_and_agree_with_leet(odd_runs, tmp_path):
-    from lib.runs import scanner as runlog
+    from lib.runs import scanner
     full = runs.read_history(odd_runs[0])
     # a corrupt history record: it and the rest of its 32 KiB block are lost, as leet does
-    bad = corrupt_copy(odd_runs[0], tmp_path, runlog.HISTORY, 700)
+    bad = corrupt_copy(odd_runs[0], tmp_path, scanner.HISTORY, 700)
     hist = runs.read_history(bad)
     ref = leet_history(bad)
     assert hist.attrs["dropped"] == 1 and 1400 < len(hist) == len(ref) < len(full) == 1500
     pd.testing.assert_frame_equal(hist[sorted(hist.columns)], ref[sorted(ref.columns)])
     assert runs.read_run_info(bad).summary == leet_summary(bad)["summary"]
     # a corrupt summary record that decides the summary: found, dropped, the earlier one used
-    bad = corrupt_copy(odd_runs[0], tmp_path, runlog.SUMMARY, -2)
+    bad = corrupt_copy(odd_runs[0], tmp_path, scanner.SUMMARY, -2)
     info = runs.read_run_info(bad)
     assert info.dropped >= 1 and info.summary == leet_summary(bad)["summary"]
 
@@ -217,14 +217,14 @@ def test_a_fifo_or_a_link_out_named_like_a_log_never_blocks_the_folder(project, 
 def test_record_field_numbers_match_wandbs_protobuf():
     from wandb.proto import wandb_internal_pb2 as pb
 
-    from lib.runs import scanner as runlog
+    from lib.runs import scanner
     fields = pb.Record.DESCRIPTOR.fields_by_name
     assert tuple(
         fields[n].number for n in ("history", "summary", "config", "run", "exit")) == (
-        runlog.HISTORY, runlog.SUMMARY, runlog.CONFIG, runlog.RUN, runlog.EXIT)
+        scanner.HISTORY, scanner.SUMMARY, scanner.CONFIG, scanner.RUN, scanner.EXIT)
     oneof = {f.number for f in pb.Record.DESCRIPTOR.oneofs_by_name["record_type"].fields}
     outside = {f.number for f in pb.Record.DESCRIPTOR.fields} - oneof
-    assert outside == set(np.flatnonzero(runlog.NOT_TYPE))
+    assert outside == set(np.flatnonzero(scanner.NOT_TYPE))
 
 
 def write_log(path, records) -> None:
