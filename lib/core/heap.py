@@ -4,6 +4,8 @@ back at all (`tune_allocator`)."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import gc
 import os
@@ -48,8 +50,6 @@ def _trim_heap() -> None:
 @functools.cache
 def _glibc():
     """The C library when it is glibc (it has malloc_trim and mallopt), else None."""
-    import ctypes  # heavy: imported on first use
-    import ctypes.util  # heavy: imported on first use
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
