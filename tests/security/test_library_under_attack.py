@@ -284,6 +284,23 @@ def test_command_lines_give_one_line_and_no_traceback(bad_files, args, expect):
     assert expect in lines[0] and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("value,expect", [("abc", "is not a number"), ("-5", "must be positive")])
+def test_a_bad_setting_is_one_error_line_naming_it(value, expect, monkeypatch):
+    """A `LENS_*` value that cannot be used is a `SettingError` (a LensError): the command
+    lines print one line naming the variable, as for any other input."""
+    from lib.core import settings
+    from lib.core.errors import SettingError
+    monkeypatch.setenv("LENS_MODEL_BUDGET_MB", value)
+    with pytest.raises(SettingError, match=f"LENS_MODEL_BUDGET_MB='{value}' {expect}"):
+        settings.get()
+    proc = subprocess.run([sys.executable, "-m", "lib.weights", "list"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "LENS_MODEL_BUDGET_MB": value})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: LENS_MODEL_BUDGET_MB=") and expect in lines[0]
+
+
 def test_torch_floor_excludes_the_weights_only_bypass():
     text = (ROOT / "requirements.txt").read_text()
     floor = re.search(r"^torch>=(\d+)\.(\d+)", text, re.M)
