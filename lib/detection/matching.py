@@ -195,7 +195,9 @@ def match(dataset: CocoDataset, dets: dict[int, Detections], chunk: int = 8192) 
                          (3, args["same"]), (4, args["any"])):
         target[kind == code] = source[kind == code]
     base = offset[img] if n else np.zeros(0, np.int64)
-    to_global = lambda a: np.where(a >= 0, a + base, -1)                     # noqa: E731
+
+    def to_global(a):               # an image's local indices to the table's, -1 kept
+        return np.where(a >= 0, a + base, -1)
     ids = np.asarray(image_ids, np.int64)
     det = pd.DataFrame({"image_id": ids[img], "index": index, "category_id": cls,
                         "score": score, "gt": to_global(gt_local), "iou": iou,

@@ -184,7 +184,7 @@ def _is_history(chunk: bytes) -> bool:
     record = pb.Record()
     try:
         record.ParseFromString(chunk)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any undecodable chunk is simply not a history record
         return False
     return record.WhichOneof("record_type") == "history"
 

@@ -60,7 +60,8 @@ def test_ray_results_equal_this_servers(local_ray, demo, tmp_path, name):
     here.wait(600)
     there.wait(600)
     assert here.error is None and there.error is None and here.finished and there.finished
-    key = lambda r: (r["image_id"], r["category_id"], -r["score"])   # noqa: E731
+    def key(r):
+        return r["image_id"], r["category_id"], -r["score"]
     a, b = sorted(here.results(), key=key), sorted(there.results(), key=key)
     assert len(a) == len(b) > 0
     for x, y in zip(a, b):

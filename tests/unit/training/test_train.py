@@ -46,7 +46,8 @@ def test_split_by_group_keeps_clips_together(tmp_path):
             for frame in range(3):
                 Image.new("RGB", (8, 8)).save(tmp_path / cls / f"clip{clip}_frame{frame}.png")
     split = classifier.split_dataset(tmp_path, 0.25, seed=0, group_regex=r"^(clip\d+)_frame")
-    clips = lambda items: {(p.parent.name, p.name.split("_")[0]) for p, _ in items}  # noqa: E731
+    def clips(items):
+        return {(p.parent.name, p.name.split("_")[0]) for p, _ in items}
     assert not clips(split.train) & clips(split.val)
     assert len(split.val) == 6 and len(split.train) == 18
 
