@@ -156,3 +156,21 @@ def importance_bars(parameters: Sequence[str], importance: Sequence[float],
     fig.update_layout(title=f"Parameter importance for {metric}", xaxis_title="importance "
                       "(random forest)", height=80 + 28 * len(names), **_LAYOUT)
     return fig
+
+
+def sanity_curves(rows) -> go.Figure:
+    """Rank correlation of each method's map with its trained-model map as layers are
+    randomised top-down (rows: step, randomised, method, spearman, ssim)."""
+    fig = go.Figure()
+    for method, part in rows.groupby("method", sort=False):
+        fig.add_trace(go.Scatter(x=part["step"], y=part["spearman"], mode="lines+markers",
+                                 name=method, customdata=part[["randomised", "ssim"]],
+                                 hovertemplate="%{customdata[0]} random<br>Spearman %{y:.2f}"
+                                               "<br>SSIM %{customdata[1]:.2f}"))
+    steps = rows.drop_duplicates("step")
+    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10),
+                      title="Map similarity to the trained model's, layers randomised top-down",
+                      yaxis=dict(title="Spearman rank correlation", range=[-1, 1]),
+                      xaxis=dict(title="randomised down to", tickvals=steps["step"],
+                                 ticktext=steps["randomised"]))
+    return fig

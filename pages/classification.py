@@ -8,7 +8,8 @@ import streamlit as st
 
 from lib import ui
 from lib.classification import cam, classify, scenes
-from lib.classification.cam import COLORMAPS, METHODS, heatmap_rgb
+from lib.classification import faithfulness as faith_lib
+from lib.classification.cam import COLORMAPS, heatmap_rgb
 
 ui.page_setup()
 from PIL import Image
@@ -19,6 +20,7 @@ from lib.core.errors import LensError
 from lib.demo import samples
 from lib.media import images, video
 from lib.models import cache, registry
+from pages import classification_rank as rank_ui
 
 OTHER = "Other timm model…"
 st.title("Scene classification")
@@ -31,6 +33,8 @@ def model_options() -> dict[str, str]:
     """name -> readiness note, default classifier first."""
     out = {}
     for spec in registry.all_specs("classification"):
+        if (spec.manifest or {}).get("shuffled_labels"):
+            continue   # a sanity-check model: its predictions mean nothing, never offered
         if spec.error:
             out[spec.name] = f"broken: {spec.error}"
         else:
@@ -59,18 +63,25 @@ def predict(sha: str, model: str, k: int, _image: Image.Image):
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def explain(sha: str, model: str, method: str, target: int, layer: str, _image: Image.Image):
+def explain(sha: str, model: str, method: str, target: int, layer: str, _image: Image.Image,
+            options: tuple = ()):
     handle = classifier(model)
     with ui.queued(f"{method}"):
-        return cam.explain(handle.model, _image, method, target, layer, handle.lock)
+        return cam.explain(handle.model, _image, method, target, layer, handle.lock,
+                           dict(options))
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def faithfulness(sha: str, model: str, method: str, target: int, layer: str,
-                 _image: Image.Image, _explanation):
+                 options: tuple, _image: Image.Image, _explanation):
     handle = classifier(model)
     with ui.queued("Faithfulness"):
-        return cam.explain_faithfulness(handle.model, _image, _explanation, handle.lock)
+        return faith_lib.explain_faithfulness(handle.model, _image, _explanation, handle.lock)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def method_list(model: str) -> list[str]:
+    return cam.applicable(classifier(model).model.model)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -159,8 +170,13 @@ def explain_view() -> None:
             st.session_state["target"] = result.best.index
             if st.session_state.get("layer") not in layers:
                 st.session_state["layer"] = layers[0]
+        if not method_list(model_name):
+            st.error("No explanation method applies to this model: it has no convolutional "
+                     "or attention layer to explain.")
+            return
         c1, c2, c3, c4, c5 = st.columns([2, 3, 3, 2, 2])
-        method = c1.selectbox("CAM method", list(METHODS), key="method")
+        method, options = rank_ui.method_picker(c1, method_list(model_name), model_name)
+        opts = tuple(sorted(options.items()))
         target = c2.selectbox("Explain class (type to search)", list(range(len(lm.labels))),
                               key="target", format_func=lambda i: f"{lm.labels[i]} ({i})")
         layer = c3.selectbox("Target layer", layers, key="layer")
@@ -173,13 +189,14 @@ def explain_view() -> None:
                                               title=f"Top-{len(result.top)}"),
                                key="topk_chart")
         with cam_col:
-            slow = method in ("ScoreCAM", "AblationCAM")
+            slow = method in cam.SLOW
             try:
                 with ui.spinner(f"{method}…" + (" (many forward passes; this takes a while)"
                                                if slow else "")):
-                    expl = explain(item.sha256, model_name, method, target, layer, item.image)
+                    expl = explain(item.sha256, model_name, method, target, layer, item.image,
+                                   opts)
             except (LensError, RuntimeError) as exc:   # RuntimeError: torch on that layer
-                st.error(f"{method} on layer '{layer}' failed: {exc}. Pick another layer.")
+                st.error(f"{method} on layer '{layer}' failed: {exc}")
                 expl = None
             if expl is not None:
                 over = expl.overlay(colormap, opacity)
@@ -192,23 +209,13 @@ def explain_view() -> None:
                                    f"{Path(item.name).stem}_{method}_{target}.png",
                                    "image/png", key="download_overlay")
         if expl is not None:
-            with ui.spinner("Measuring how faithful the map is (ROAD)…"):
-                faith = faithfulness(item.sha256, model_name, method, target, layer,
+            with ui.spinner("Measuring how faithful the map is…"):
+                faith = faithfulness(item.sha256, model_name, method, target, layer, opts,
                                      item.image, expl)
-            st.markdown("**Faithfulness** (pytorch_grad_cam.metrics; target class probability)")
-            m1, m2 = st.columns(2)
-            m1.metric("Confidence change keeping only the top 25% of the map",
-                      f"{faith.keep_top_change * 100:+.1f} pts",
-                      delta=f"{(faith.keep_top_change - faith.random_keep_top_change) * 100:+.1f} "
-                            "pts vs random CAM",
-                      help=f"Random CAM baseline: {faith.random_keep_top_change * 100:+.1f} pts. "
-                           "Higher is better: the kept region carries the evidence.")
-            m2.metric("ROAD (combined, 20/80 %)", f"{faith.road:.3f}",
-                      delta=f"{faith.road - faith.random_road:+.3f} vs random CAM",
-                      help=f"Random CAM baseline: {faith.random_road:.3f}. Higher is better.")
-            if faith.road <= faith.random_road:
-                st.warning("This map scores no better than a random CAM on ROAD: read it with "
-                           "care.")
+            rank_ui.faithfulness_metrics(faith)
+        handle = classifier(model_name)
+        rank_ui.ranking_view(handle, model_name, item, target, layer, options)
+        rank_ui.sanity_view(handle, model_name, item, target, layer, options)
 
 
 def compare_view() -> None:
@@ -222,7 +229,7 @@ def compare_view() -> None:
         cells = [(m, st.session_state.get("method", "GradCAM")) for m in picks]
     else:
         st.session_state.setdefault("compare_methods", ["GradCAM", "EigenCAM"])
-        picks = st.multiselect("Methods (2–4)", list(METHODS), max_selections=4,
+        picks = st.multiselect("Methods (2–4)", method_list(model_name), max_selections=4,
                                key="compare_methods")
         cells = [(model_name, m) for m in picks]
     if len(cells) < 2:
@@ -278,6 +285,8 @@ def evaluate_view() -> None:
                         key="confusion_chart")
         ui.download_button("Download predictions (CSV)", ev.to_csv(), "evaluation.csv",
                            "text/csv", key="download_csv")
+        if ev_model == model_name and loaded:
+            rank_ui.folder_ranking_view(classifier(model_name), model_name, ev)
         mistakes = ev.confident_mistakes()
         if mistakes:
             st.markdown("**Most confident mistakes** (CAM of the predicted class)")

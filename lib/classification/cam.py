@@ -1,4 +1,4 @@
-"""Class activation maps with pytorch_grad_cam: methods, target layers, faithfulness.
+"""Class activation maps with pytorch_grad_cam: target layers, every method computed.
 
 Gradient methods run on a fast path: the model's parameters stay frozen and the target
 layer's output is made a leaf of the autograd graph, so one forward pass plus a backward pass
@@ -16,22 +16,56 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from lib.classification.classify import model_view, to_tensor
+from lib.classification.layers import (  # noqa: F401 - re-exported as cam.*
+    _is_channels_last_model,
+    default_target_layer,
+    get_layer,
+    layer_choices,
+    refine_layers,
+    reshape_transform,
+)
+from lib.classification.methods import (  # noqa: F401 - re-exported as cam.*
+    ATTENTION,
+    CATALOGUE,
+    FAST,
+    FAST_METHODS,
+    SLOW,
+    Method,
+    applicable,
+    installed,
+    is_vit,
+    method,
+)
 from lib.core.errors import ExplainError
 from lib.models.registry import LoadedModel
 
-#: Method name -> pytorch_grad_cam class name.
-METHODS = {"GradCAM": "GradCAM", "GradCAM++": "GradCAMPlusPlus", "XGradCAM": "XGradCAM",
-           "LayerCAM": "LayerCAM", "HiResCAM": "HiResCAM", "EigenCAM": "EigenCAM",
-           "ScoreCAM": "ScoreCAM", "AblationCAM": "AblationCAM"}
-#: Methods computed on the fast path (one forward, a short backward, or none).
-FAST_METHODS = {"GradCAM", "GradCAM++", "XGradCAM", "LayerCAM", "HiResCAM", "EigenCAM"}
-GRADIENT_FREE = {"EigenCAM", "ScoreCAM", "AblationCAM"}
-_RNG_LOCK = threading.Lock()
+# -- computing CAMs ---------------------------------------------------------------------------
+
+def _options(m: Method, given: dict | None) -> tuple[dict, dict]:
+    """(constructor kwargs, call kwargs) from a method's defaults overridden by `given`."""
+    values = {**m.defaults(), **{k: v for k, v in (given or {}).items() if k in m.defaults()}}
+    for o in m.options:
+        if len(o.choices) == 2 and isinstance(o.default, (int, float)) and not isinstance(
+                o.default, bool):
+            low, high = o.choices
+            try:
+                v = type(o.default)(values[o.name])
+            except (TypeError, ValueError):
+                raise ExplainError(f"{m.name}: '{o.name}' must be a number.") from None
+            if not (low <= v <= high and math.isfinite(v)):
+                raise ExplainError(f"{m.name}: '{o.name}' must be between {low} and {high}.")
+            values[o.name] = v
+        elif o.choices and values[o.name] not in o.choices:
+            raise ExplainError(f"{m.name}: '{o.name}' must be one of {', '.join(o.choices)}.")
+    init = {o.name: values[o.name] for o in m.options if o.at == "init"}
+    call = {o.name: values[o.name] for o in m.options if o.at == "call"}
+    return init, call
 
 
 @dataclass(frozen=True)
@@ -43,93 +77,31 @@ class CamResult:
     target_label: str
 
 
-@dataclass(frozen=True)
-class Faithfulness:
-    """How much the explanation matters to the model (pytorch_grad_cam.metrics)."""
-
-    keep_top_change: float         # probability change when only the top-25% region is kept
-    road: float                    # ROADCombined; higher means a more faithful map
-    random_keep_top_change: float  # the same two scores for a random CAM (the baseline)
-    random_road: float
-
-
-# -- target layers ----------------------------------------------------------------------------
-
-def _is_channels_last_model(model) -> bool:
-    return type(model).__name__.lower().startswith("swin")
+@contextlib.contextmanager
+def _hooked(cam):
+    """A method object whose hooks are released afterwards, whether or not the library's
+    class is a context manager (RefineCAM and FinerCAM wrap other method objects)."""
+    try:
+        yield cam
+    finally:
+        for inner in [cam, getattr(cam, "base_cam", None),
+                      *getattr(cam, "base_cam_per_layer", [])]:
+            hooks = getattr(inner, "activations_and_grads", None)
+            if hooks is not None:
+                hooks.release()
 
 
-def default_target_layer(model) -> str:
-    """Last convolutional stage for CNNs; last block's norm for ViT / DeiT / Swin."""
-    names = dict(model.named_modules())
-    if "conv_head" in names and not isinstance(names["conv_head"], type(None)):
-        return "conv_head"
-    if "blocks" in names and hasattr(model, "num_prefix_tokens"):  # ViT / DeiT / BEiT ...
-        return f"blocks.{len(model.blocks) - 1}.norm1"
-    if _is_channels_last_model(model) and "layers" in names:
-        last = len(model.layers) - 1
-        return f"layers.{last}.blocks.{len(model.layers[last].blocks) - 1}.norm1"
-    info = getattr(model, "feature_info", None)
-    if info:
-        last = info[-1]
-        return last["module"] if isinstance(last, dict) else info.module_name()[-1]
-    convs = [n for n, m in model.named_modules() if type(m).__name__ == "Conv2d"]
-    if not convs:
-        raise ExplainError("No convolutional or transformer layer found for a CAM.")
-    return convs[-1]
-
-
-def layer_choices(model) -> list[str]:
-    """Layers a user may pick as the CAM target: the default plus stages and blocks."""
-    skip = ("Dropout", "Identity", "Linear", "Flatten", "SelectAdaptivePool2d",
-            "AdaptiveAvgPool2d", "DropPath")
-    out = [default_target_layer(model)]
-    for name, module in model.named_modules():
-        if not name or name in out or name.count(".") > 2 or type(module).__name__ in skip:
-            continue
-        if name.split(".")[0] in ("head", "classifier", "fc", "global_pool", "fc_norm",
-                                  "pre_logits"):
-            continue
-        out.append(name)
-    return out
-
-
-def get_layer(model, name: str):
-    modules = dict(model.named_modules())
-    if name not in modules:
-        raise ExplainError(f"The model has no layer named '{name}'.")
-    return modules[name]
-
-
-def reshape_transform(model):
-    """Per-architecture reshape of a layer's output to NCHW (a plain function, or None)."""
-    prefix = int(getattr(model, "num_prefix_tokens", 0) or 0)
-    channels_last = _is_channels_last_model(model)
-
-    def to_nchw(t):
-        if t.ndim == 3:  # tokens (B, N, C): drop class/register tokens, fold into a grid
-            tokens = t[:, prefix:, :] if t.shape[1] - prefix > 0 else t
-            side = int(math.isqrt(tokens.shape[1]))
-            if side * side != tokens.shape[1]:
-                raise ExplainError(f"Cannot fold {tokens.shape[1]} tokens into a square grid.")
-            return tokens.reshape(t.shape[0], side, side, t.shape[2]).permute(0, 3, 1, 2)
-        if t.ndim == 4 and channels_last:
-            return t.permute(0, 3, 1, 2)
-        return t
-
-    needs = prefix > 0 or channels_last or hasattr(model, "blocks") and hasattr(
-        model, "num_prefix_tokens")
-    return to_nchw if needs else None
-
-
-# -- computing CAMs ---------------------------------------------------------------------------
-
-def _method(name: str, model, layer, reshape):
+def _method(name: str, model, layer_name: str, reshape, init: dict | None = None):
     import pytorch_grad_cam  # heavy: imported on first use
-    if name not in METHODS:
-        raise ExplainError(f"Unknown CAM method '{name}'; one of {', '.join(METHODS)}.")
-    return getattr(pytorch_grad_cam, METHODS[name])(model=model, target_layers=[layer],
-                                                     reshape_transform=reshape)
+    m = method(name)
+    cls = getattr(pytorch_grad_cam, m.cls)
+    names = refine_layers(model, layer_name) if m.name == "RefineCAM" else [layer_name]
+    layers = [] if m.name == "FullGrad" else [get_layer(model, n) for n in names]
+    if m.name == "FullGrad":
+        with contextlib.redirect_stdout(None):   # it prints that target layers are ignored
+            return _hooked(cls(model=model, target_layers=layers, reshape_transform=reshape))
+    return _hooked(cls(model=model, target_layers=layers, reshape_transform=reshape,
+                       **init or {}))
 
 
 @contextlib.contextmanager
@@ -162,44 +134,122 @@ def fast_activations(lm: LoadedModel, tensor, layer_name: str, target_index: int
     return logits.detach(), act.detach(), grad
 
 
-def compute_cam(lm: LoadedModel, tensor, method: str = "GradCAM", target_index: int | None = None,
-                layer_name: str | None = None, lock: threading.RLock | None = None) -> CamResult:
-    """The CAM of one preprocessed image (a 1-image batch) for a class (default: the top one)."""
+@dataclass(frozen=True)
+class Computed:
+    """One method's map on one image, or why it failed, and what it cost on this machine."""
+
+    method: str
+    heatmap: np.ndarray | None     # HxW float32 in [0, 1]
+    seconds: float                 # its time alone (a shared pass counted in full)
+    error: str = ""
+
+
+def check_target(lm: LoadedModel, target_index: int | None) -> None:
+    if target_index is not None and not 0 <= int(target_index) < len(lm.labels):
+        raise ExplainError(f"Class index {target_index} is out of range: the model has "
+                           f"{len(lm.labels)} classes (0–{len(lm.labels) - 1}).")
+
+
+def compute_cams(lm: LoadedModel, tensor, names: list[str], target_index: int,
+                 layer_name: str, options: dict | None = None,
+                 lock: threading.RLock | None = None, on_done=None) -> list[Computed]:
+    """Every named method's map for one image and class. Methods on the fast path share one
+    forward (and short backward) pass; a method that fails gets its error, the rest go on.
+    `options`: method name -> its options. `on_done(computed)` after each method."""
     from pytorch_grad_cam.utils.model_targets import (
         ClassifierOutputTarget,  # heavy: imported on first use
     )
-    model = lm.model
-    layer_name = layer_name or lm.spec.cam_layer or default_target_layer(model)
-    layer = get_layer(model, layer_name)
-    reshape = reshape_transform(model)
+    check_target(lm, target_index)
+    model, reshape = lm.model, reshape_transform(lm.model)
+    get_layer(model, layer_name)
+    to_nchw = reshape or (lambda t: t)
+    wanted = [method(n) for n in names]
+    out: list[Computed] = []
+    shared: dict = {}
     with lock or lm.lock:
-        cam = _method(method, model, layer, reshape)
-        try:
-            if method in FAST_METHODS:
-                cam.activations_and_grads.release()  # our own hook does the work
-                logits, act, grad = fast_activations(lm, tensor, layer_name, target_index,
-                                                     need_grads=method not in GRADIENT_FREE)
-                target = int(logits[0].argmax()) if target_index is None else target_index
-                to_nchw = reshape or (lambda t: t)
-                # clones: the library's release() detaches in place, which views refuse
-                cam.activations_and_grads.activations = [to_nchw(act).cpu().clone()]
-                cam.activations_and_grads.gradients = (
-                    [to_nchw(grad).cpu().clone()] if grad is not None else [])
-                per_layer = cam.compute_cam_per_layer(tensor, [ClassifierOutputTarget(target)],
-                                                      False)
-                heat = cam.aggregate_multi_layers(per_layer)[0]
-            else:
-                if target_index is None:
-                    import torch  # heavy: imported on first use
-                    with torch.inference_mode():
-                        target_index = int(model(tensor)[0].argmax())
-                target = target_index
-                with _params_trainable(model, method not in GRADIENT_FREE):
-                    heat = cam(input_tensor=tensor, targets=[ClassifierOutputTarget(target)])[0]
-        finally:
-            cam.activations_and_grads.release()
-    return CamResult(heatmap=heat.astype(np.float32), method=method, layer=layer_name,
-                     target_index=target, target_label=lm.labels[target])
+        for m in wanted:
+            start = time.perf_counter()
+            try:
+                init, call = _options(m, (options or {}).get(m.name))
+                if m.path == ATTENTION:
+                    from lib.classification.attention import rollout
+                    heat = rollout(model, tensor)
+                elif m.path == FAST:
+                    if "pass" not in shared or (m.gradients and shared["grad"] is None):
+                        t0 = time.perf_counter()
+                        _, act, grad = fast_activations(lm, tensor, layer_name, target_index,
+                                                        need_grads=True)
+                        # clones: the library's release() detaches in place, which views refuse
+                        shared.update(act=to_nchw(act).cpu().clone(), grad=to_nchw(grad).cpu()
+                                      .clone(), pass_s=time.perf_counter() - t0)
+                        shared["pass"] = True
+                        start = time.perf_counter()
+                    with _method(m.name, model, layer_name, reshape, init) as cam:
+                        cam.activations_and_grads.release()  # the shared pass did the work
+                        cam.activations_and_grads.activations = [shared["act"].clone()]
+                        cam.activations_and_grads.gradients = (
+                            [shared["grad"].clone()] if m.gradients else [])
+                        per_layer = cam.compute_cam_per_layer(
+                            tensor, [ClassifierOutputTarget(target_index)], False)
+                        heat = cam.aggregate_multi_layers(per_layer)[0]
+                else:
+                    with _params_trainable(model, m.gradients), \
+                            _method(m.name, model, layer_name, reshape, init) as cam:
+                        if m.name == "FinerCAM":
+                            heat = cam(input_tensor=tensor, targets=None, target_idx=target_index,
+                                       **call)[0]
+                        else:
+                            heat = cam(input_tensor=tensor,
+                                       targets=[ClassifierOutputTarget(target_index)], **call)[0]
+                seconds = time.perf_counter() - start
+                if m.path == FAST:
+                    seconds += shared["pass_s"]    # what it costs alone
+                heat = np.nan_to_num(np.asarray(heat, dtype=np.float32))
+                done = Computed(m.name, heat, seconds)
+            except (ExplainError, RuntimeError, ValueError, IndexError, TypeError,
+                    np.linalg.LinAlgError) as exc:   # one failing method must not stop the rest
+                done = Computed(m.name, None, time.perf_counter() - start,
+                                f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                                if not isinstance(exc, ExplainError) else str(exc))
+            _record_time(lm, m.name, done)
+            out.append(done)
+            if on_done:
+                on_done(done)
+    return out
+
+
+#: (model name, method) -> its latest measured time alone on this machine (the method picker).
+MEASURED: dict[tuple[str, str], float] = {}
+
+
+def _record_time(lm: LoadedModel, name: str, done: Computed) -> None:
+    if done.heatmap is not None:
+        MEASURED[(lm.spec.name, name)] = done.seconds
+
+
+def measured_time(model_name: str, name: str) -> float | None:
+    return MEASURED.get((model_name, name))
+
+
+def compute_cam(lm: LoadedModel, tensor, method: str = "GradCAM", target_index: int | None = None,
+                layer_name: str | None = None, lock: threading.RLock | None = None,
+                options: dict | None = None) -> CamResult:
+    """The CAM of one preprocessed image (a 1-image batch) for a class (default: the top one)."""
+    import torch  # heavy: imported on first use
+    check_target(lm, target_index)
+    layer_name = layer_name or lm.spec.cam_layer or default_target_layer(lm.model)
+    get_layer(lm.model, layer_name)
+    with lock or lm.lock:
+        if target_index is None:
+            with torch.inference_mode():
+                target_index = int(lm.model(tensor)[0].argmax())
+        (done,) = compute_cams(lm, tensor, [method], target_index, layer_name,
+                               {method: options or {}}, lock)
+    if done.heatmap is None:
+        raise ExplainError(f"{method} failed on layer '{layer_name}': {done.error}",
+                           "Pick another layer or method.")
+    return CamResult(heatmap=done.heatmap, method=method, layer=layer_name,
+                     target_index=target_index, target_label=lm.labels[target_index])
 
 
 @contextlib.contextmanager
@@ -215,69 +265,23 @@ def _params_trainable(model, on: bool):
     finally:
         for p, f in zip(model.parameters(), flags):
             p.requires_grad_(f)
+        model.zero_grad(set_to_none=True)
 
 
 def library_cam(lm: LoadedModel, tensor, method: str, target_index: int, layer_name: str,
-                lock: threading.RLock | None = None) -> np.ndarray:
+                lock: threading.RLock | None = None, options: dict | None = None) -> np.ndarray:
     """pytorch_grad_cam's own default path (reference for tests and benchmarks)."""
     from pytorch_grad_cam.utils.model_targets import (
         ClassifierOutputTarget,  # heavy: imported on first use
     )
-    layer = get_layer(lm.model, layer_name)
+    m = globals()["method"](method)
+    init, call = _options(m, options)
     with (lock or lm.lock, _params_trainable(lm.model, True),
-          _method(method, lm.model, layer, reshape_transform(lm.model)) as cam):
-        return cam(input_tensor=tensor, targets=[ClassifierOutputTarget(target_index)])[0]
-
-
-def random_cam(lm: LoadedModel, tensor, layer_name: str, seed: int = 0) -> np.ndarray:
-    """RandomCAM's baseline (uniform random channel weights), deterministic by seed."""
-    from pytorch_grad_cam.utils.image import scale_cam_image  # heavy: imported on first use
-    with lm.lock:
-        _, act, _ = fast_activations(lm, tensor, layer_name, None, need_grads=False)
-    reshape = reshape_transform(lm.model)
-    act = (reshape(act) if reshape else act).cpu().numpy()
-    weights = np.random.default_rng(seed).uniform(-1, 1, size=(act.shape[0], act.shape[1]))
-    cam = np.maximum((weights[:, :, None, None] * act).sum(axis=1), 0)
-    h, w = tensor.shape[-2:]
-    return scale_cam_image(scale_cam_image(cam, (w, h)))[0]
-
-
-def faithfulness(lm: LoadedModel, tensor, heatmap: np.ndarray, target_index: int,
-                 layer_name: str, lock: threading.RLock | None = None,
-                 percentiles=(20, 80), seed: int = 0) -> Faithfulness:
-    """Confidence change keeping only the top-25% region, and ROAD, for this CAM and a random one.
-
-    A faithful map keeps (or raises) the confidence when only its salient region is kept and
-    scores a higher ROAD than the random baseline.
-    """
-    from pytorch_grad_cam.utils.model_targets import (
-        ClassifierOutputSoftmaxTarget,  # heavy: imported on first use
-    )
-
-    targets = [ClassifierOutputSoftmaxTarget(target_index)]
-    with lock or lm.lock:   # every forward pass below: no other thread's hooks see them
-        return _faithfulness(lm, tensor, heatmap, targets, layer_name, percentiles, seed)
-
-
-def _faithfulness(lm, tensor, heatmap, targets, layer_name, percentiles, seed) -> Faithfulness:
-    import torch  # heavy: imported on first use
-    from pytorch_grad_cam.metrics.cam_mult_image import (
-        CamMultImageConfidenceChange,  # heavy: imported on first use
-    )
-    from pytorch_grad_cam.metrics.road import ROADCombined  # heavy: imported on first use
-    rand = random_cam(lm, tensor, layer_name, seed=seed)
-    scores = []
-    for cam in (heatmap, rand):
-        keep = (cam >= np.percentile(cam, 75)).astype(np.float32)[None]
-        # ROAD's imputer adds noise from torch's global RNG: seed it so scores repeat
-        with _RNG_LOCK, torch.random.fork_rng(devices=[]), torch.inference_mode():
-            torch.manual_seed(seed)
-            change = CamMultImageConfidenceChange()(tensor, keep, targets, lm.model)
-            road = ROADCombined(percentiles=list(percentiles))(tensor, cam[None], targets,
-                                                              lm.model)
-        scores += [float(change[0]), float(road[0])]
-    return Faithfulness(keep_top_change=scores[0], road=scores[1],
-                        random_keep_top_change=scores[2], random_road=scores[3])
+          _method(method, lm.model, layer_name, reshape_transform(lm.model), init) as cam):
+        if m.name == "FinerCAM":
+            return cam(input_tensor=tensor, targets=None, target_idx=target_index, **call)[0]
+        return cam(input_tensor=tensor, targets=[ClassifierOutputTarget(target_index)],
+                   **call)[0]
 
 
 def overlay(rgb: np.ndarray, heatmap: np.ndarray, colormap: str = "jet",
@@ -312,17 +316,12 @@ class Explanation:
 
 
 def explain(lm: LoadedModel, image, method: str = "GradCAM", target_index: int | None = None,
-            layer_name: str | None = None, lock: threading.RLock | None = None) -> Explanation:
+            layer_name: str | None = None, lock: threading.RLock | None = None,
+            options: dict | None = None) -> Explanation:
     """Preprocess a PIL image and compute its CAM (default target: the top class)."""
     tensor = to_tensor(lm, image)
-    return Explanation(compute_cam(lm, tensor, method, target_index, layer_name, lock),
+    return Explanation(compute_cam(lm, tensor, method, target_index, layer_name, lock, options),
                        model_view(lm, tensor))
-
-
-def explain_faithfulness(lm: LoadedModel, image, explanation: Explanation,
-                         lock: threading.RLock | None = None) -> Faithfulness:
-    return faithfulness(lm, to_tensor(lm, image), explanation.cam.heatmap,
-                        explanation.cam.target_index, explanation.cam.layer, lock)
 
 
 def detector_cam(detector, image, boxes_xyxy: np.ndarray, model_labels: list[int],

@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from lib.classification import classify
 from lib.media import images
 from lib.models import checkpoints, registry
@@ -105,6 +107,10 @@ def train_classifier(args) -> Path:
         raise TrainError("No readable images left for training or validation.")
     log(f"{len(train_imgs)} train / {len(val_imgs)} val images, {len(split.classes)} classes; "
         f"skipped {skipped_train + skipped_val} unreadable")
+    shuffled = bool(getattr(args, "shuffle_labels", False))
+    if shuffled:   # Adebayo et al. 2018: the same images, labels permuted (seeded)
+        train_y = np.random.default_rng(args.seed).permutation(train_y).tolist()
+        log("labels shuffled: the model learns noise (data-randomisation sanity check)")
 
     device = args.device or registry.best_device()
     model = timm.create_model(args.model, pretrained=False, num_classes=len(split.classes))
@@ -131,6 +137,10 @@ def train_classifier(args) -> Path:
         return torch.nn.functional.cross_entropy(model(x.to(device)), y, label_smoothing=0.1)
 
     def validate():
+        if shuffled:  # held-out accuracy is chance by design: follow how far noise is fitted
+            acc, loss, _ = loop.evaluate(model, train_tensors, train_y, args.batch_size, device)
+            return acc, {"train/acc": acc, "train/eval_loss": loss}, \
+                f"train acc on shuffled labels {acc:.4f}"
         acc, val_loss, _ = loop.evaluate(model, val_tensors, val_y, args.batch_size, device)
         return acc, {"val/acc": acc, "val/loss": val_loss}, \
             f"val loss {val_loss:.4f}, val acc {acc:.4f}"
@@ -141,7 +151,8 @@ def train_classifier(args) -> Path:
         "task": "classification", "architecture": args.model,
         "preprocessing": {**pre.as_timm_config(), "input_size": list(pre.input_size)},
         "label_set": args.label_set, "description": args.description, "init": init,
-        "best_epoch": best_epoch, "data": str(args.data)}, args)
+        "best_epoch": best_epoch, "data": str(args.data),
+        **({"shuffled_labels": True} if shuffled else {})}, args)
 
     # Final metrics, measured by the project's own code on the saved checkpoint.
     lm = registry.build(registry.checkpoint_spec(checkpoints.read_checkpoint(out)), device=device)
@@ -149,6 +160,10 @@ def train_classifier(args) -> Path:
     result = classify.evaluate(lm, items)
     manifest["metrics"] = {"val_accuracy": result.accuracy, "val_images": len(result.items),
                            "skipped_images": skipped_train + skipped_val}
+    if shuffled:   # how well the noise was memorised (the sanity check needs it fitted)
+        model.load_state_dict(best_state)
+        manifest["metrics"]["train_accuracy_on_shuffled_labels"] = loop.evaluate(
+            model, train_tensors, train_y, args.batch_size, device)[0]
     import wandb  # heavy: imported on first use
     run.log({"confusion_matrix": wandb.plot.confusion_matrix(
         y_true=[i.true_index for i in result.items], preds=[i.pred_index for i in result.items],

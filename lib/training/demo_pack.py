@@ -37,11 +37,13 @@ def cam_in_box_rate(folder: Path, val_dir: Path) -> float:
     return hits / len(boxes)
 
 
-def _record_demo_recipe(folder: Path, **extra) -> dict:
-    """Write the demo data recipe (and `extra` keys) into a demo checkpoint's manifest."""
+def _record_demo_recipe(folder: Path, recipe: dict | None = None, **extra) -> dict:
+    """Write the data recipe (default: the demo one) and `extra` keys into a demo checkpoint's
+    manifest."""
+    recipe = dict(recipe or DEMO_SYNTH)
     manifest = json.loads((folder / checkpoints.MANIFEST).read_text())
-    manifest.update(synth=dict(DEMO_SYNTH), data="python -m lib.synth " + " ".join(
-        f"--{k} {v}" for k, v in DEMO_SYNTH.items()), **extra)
+    manifest.update(synth=recipe, data="python -m lib.synth " + " ".join(
+        f"--{k} {v}" for k, v in recipe.items()), **extra)
     (folder / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
 
@@ -51,6 +53,40 @@ def finish_demo(folder: Path, data_root: Path) -> dict:
     metrics = json.loads((folder / checkpoints.MANIFEST).read_text())["metrics"]
     metrics["cam_peak_in_box"] = cam_in_box_rate(folder, data_root / "classification" / "val")
     return _record_demo_recipe(folder, metrics=metrics)
+
+
+#: The demo pack's two explanation-check classifiers: name -> (data recipe, training
+#: arguments, description). A twin trained on shuffled labels (the data-randomisation sanity
+#: check) and a tiny ViT trained from scratch (attention rollout).
+SANITY_CLASSIFIERS = {
+    "demo-classifier-shuffled": (
+        dict(seed=1, train=120, val=40, size=128),
+        [*DEMO_CLASSIFIER_ARGS[:4], "--epochs", "30", "--patience", "30", "--lr", "2e-3",
+         "--batch-size", "24", "--img-size", "224", "--shuffle-labels",
+         "--label-set", "synthetic shapes", "--quiet"],
+        "Sanity-check model: EfficientNet-Lite0 trained on Lens' synthetic shapes with "
+        "shuffled labels (data randomisation, Adebayo et al. 2018); its predictions mean "
+        "nothing."),
+    "demo-vit": (
+        dict(seed=2, train=2000, val=200, size=128),
+        ["--model", "test_vit", "--init", "scratch", "--epochs", "80", "--patience", "15",
+         "--lr", "1e-3", "--warmup", "2", "--batch-size", "32", "--img-size", "160",
+         "--label-set", "synthetic shapes", "--quiet"],
+        "Demo: a tiny ViT (timm test_vit, 0.37M parameters) trained from scratch on Lens' "
+        "synthetic shapes, for attention-based explanations."),
+}
+
+
+def sanity_classifier(out_root: Path, name: str) -> Path:
+    """One of `SANITY_CLASSIFIERS`, from its fixed recipe."""
+    recipe, args, description = SANITY_CLASSIFIERS[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = synth.generate(Path(tmp) / "synth", **recipe)
+        train_classifier(options.parse([
+            "classify", "--data", str(data / "classification"), "--name", name,
+            "--out", str(out_root), *args, "--description", description]))
+    _record_demo_recipe(out_root / name, recipe)
+    return out_root / name
 
 
 def demo_classifier(out_root: Path) -> Path:

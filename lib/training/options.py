@@ -39,6 +39,9 @@ def parser(description: str = "") -> tuple[argparse.ArgumentParser, argparse._Su
     c.add_argument("--val-fraction", type=float, default=0.2)
     c.add_argument("--group-regex", help="group key from file names, e.g. '^(.*)_frame'")
     c.add_argument("--description", default="")
+    c.add_argument("--shuffle-labels", action="store_true",
+                   help="train on randomly permuted labels (a model for the data-randomisation "
+                        "sanity check of CAMs; early stopping then follows training accuracy)")
     common(c, epochs=10, batch=32, lr=1e-3, wd=0.01, clip=1.0, patience=3)
     t = sub.add_parser("detect", help="fine-tune a Faster R-CNN or a Conditional DETR "
                                       "(timm backbone)")

@@ -4,7 +4,8 @@
         [--epochs 10 --batch-size 32 --lr 1e-3 --accum 1 --clip 1.0 --warmup 1 --patience 3
          --img-size 128 --seed 0 --init package|timm|scratch --group-regex REGEX]
     python -m lib.train detect --data COCO_DIR --model fasterrcnn_timm|conditional_detr --name N
-    python -m lib.train demo-classifier | demo-detector fasterrcnn|conditional-detr
+    python -m lib.train demo-classifier [demo-classifier-shuffled|demo-vit]
+    python -m lib.train demo-detector fasterrcnn|conditional-detr
     python -m lib.train demo-segmenter        (EdgeTAM-style segmenter + tracker;
                                                lib.training.train_sam)
 
@@ -27,7 +28,13 @@ from lib.core import cli
 from lib.models import checkpoints
 from lib.training import options, train_sam
 from lib.training.classifier import train_classifier
-from lib.training.demo_pack import DEMO_DETECTORS, demo_classifier, demo_detector
+from lib.training.demo_pack import (
+    DEMO_DETECTORS,
+    SANITY_CLASSIFIERS,
+    demo_classifier,
+    demo_detector,
+    sanity_classifier,
+)
 from lib.training.detector import train_detector
 from lib.training.loop import TrainError
 
@@ -36,7 +43,9 @@ from lib.training.loop import TrainError
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, sub = options.parser(__doc__)
-    d = sub.add_parser("demo-classifier", help="retrain the demo pack's classifier")
+    d = sub.add_parser("demo-classifier", help="retrain the demo pack's classifier (or one of "
+                                               "its explanation-check classifiers)")
+    d.add_argument("which", nargs="?", choices=sorted(SANITY_CLASSIFIERS))
     d.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
     dd = sub.add_parser("demo-detector", help="retrain one of the demo pack's detectors")
     dd.add_argument("which", choices=sorted(DEMO_DETECTORS))
@@ -49,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     try:
-        if args.command == "demo-classifier":
+        if args.command == "demo-classifier" and args.which:
+            sanity_classifier(Path(args.out), args.which)
+        elif args.command == "demo-classifier":
             demo_classifier(Path(args.out))
         elif args.command == "demo-segmenter":
             train_sam.demo_segmenter(Path(args.out),

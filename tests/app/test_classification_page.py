@@ -2,6 +2,7 @@
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
@@ -118,3 +119,77 @@ def test_untrained_models_are_labelled(monkeypatch):
     at = run_page("classification")
     assert not at.exception
     assert any("Untrained test model" in w.value for w in at.warning)
+
+
+def frame(at: AppTest, column: str):
+    """The first data frame on the page that has this column."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def test_rank_every_method_on_the_sample_photo(page):
+    page.checkbox(key="rank_slow").uncheck()
+    page.button(key="rank_go").click().run()
+    assert not page.exception
+    table = frame(page, "beats random")
+    from lib.classification import cam, ranking
+    fast = {n for n in cam.applicable(__import__("timm").create_model("tf_efficientnet_lite0"))
+            if n not in cam.SLOW}
+    assert set(table["method"]) == fast | {ranking.BASELINE}
+    assert list(table["rank"][:3]) == [1, 2, 3] and table["map"].str.startswith(
+        "data:image/png;base64,").all()
+    assert page.get("download_button")
+    # each method's measured time now stands beside its name in the picker
+    assert page.selectbox(key="method").format_func("GradCAM").startswith("GradCAM · ")
+
+
+def test_sanity_checks_with_the_shuffled_label_twin():
+    at = run_page("classification")
+    at.selectbox(key="model").set_value("demo-classifier").run()
+    assert "demo-classifier-shuffled" not in at.selectbox(key="model").options[0]
+    assert not any("shuffled" in o for o in at.selectbox(key="model").options)
+    at.multiselect(key="sanity_methods").set_value(["GradCAM", "EigenCAM"]).run()
+    at.button(key="sanity_go").click().run()
+    assert not at.exception
+    assert at.get("plotly_chart")
+    texts_md = "\n".join(m.value for m in at.markdown)
+    assert "demo-classifier-shuffled" in texts_md
+    twin = frame(at, "ssim")
+    assert list(twin["method"]) == ["GradCAM", "EigenCAM"]
+
+
+@pytest.mark.parametrize("query,warned", [("EigenCAM", False), ("<script>x</script>", True)])
+def test_method_from_the_link(query, warned):
+    from tests.app.test_pages import ROOT
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    at.switch_page("pages/classification.py")
+    at.query_params["method"] = query
+    at.run()
+    assert not at.exception
+    assert any("does not have" in w.value for w in at.warning) == warned
+    assert at.selectbox(key="method").value == ("GradCAM" if warned else "EigenCAM")
+
+
+@pytest.mark.parametrize("arr", [np.zeros((1, 1, 3), np.uint8), np.zeros((64, 64, 3), np.uint8)],
+                         ids=["1x1", "all-black"])
+def test_degenerate_images_rank_without_crashing(page, arr):
+    page.file_uploader(key="uploads").set_value(("odd.png", png(arr), "image/png")).run()
+    page.checkbox(key="rank_slow").uncheck()
+    page.button(key="rank_go").click().run()
+    assert not page.exception and not page.error
+    assert len(frame(page, "beats random")) > 1
+
+
+def test_folder_ranking_with_intervals(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
+    for cls, arr in [("tiger cat", data.chelsea()), ("espresso", data.coffee())]:
+        (tmp_path / "set" / cls).mkdir(parents=True)
+        Image.fromarray(arr).save(tmp_path / "set" / cls / "a.png")
+    at = run_page("classification")
+    at.text_input(key="eval_path").set_value(str(tmp_path / "set"))
+    at.button(key="run_eval").click().run()
+    at.slider(key="folder_rank_n").set_value(2)
+    at.button(key="folder_rank_go").click().run()
+    assert not at.exception
+    table = frame(at, "mean rank")
+    assert (table["images"] == 2).all() and "Random map (baseline)" in set(table["method"])
+    assert table.iloc[0]["mean rank"].count("[") == 1

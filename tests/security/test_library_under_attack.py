@@ -38,7 +38,7 @@ def test_sixteen_threads_classify_explain_and_measure_as_one():
     result identical to the serial one (CAM hooks never see another thread's forward)."""
     import timm
 
-    from lib.classification import cam, classify
+    from lib.classification import cam, classify, faithfulness
     torch.manual_seed(0)
     model = timm.create_model("test_efficientnet", pretrained=False, num_classes=10)
     pre = registry.Preprocess(input_size=(3, 64, 64), mean=(0.5,) * 3, std=(0.5,) * 3)
@@ -52,7 +52,7 @@ def test_sixteen_threads_classify_explain_and_measure_as_one():
         image, method = pictures[i % 4], methods[i % 4]
         top = classify.classify(lm, image, 3)[0]
         expl = cam.explain(lm, image, method, top.best.index)
-        faith = cam.explain_faithfulness(lm, image, expl)
+        faith = faithfulness.explain_faithfulness(lm, image, expl)
         return top, expl.cam.heatmap, faith
 
     serial = [work(i) for i in range(16)]
