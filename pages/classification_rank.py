@@ -15,7 +15,7 @@ from PIL import Image
 from lib import plots, ui
 from lib.classification import cam, faithfulness, ranking, sanity
 from lib.classification.classify import to_tensor
-from lib.classification.faithfulness import MEASURES
+from lib.classification.faithfulness import MEASURES, RANKED
 from lib.core.errors import LensError
 from lib.models import cache, registry
 
@@ -134,7 +134,7 @@ def ranking_view(handle: cache.ModelHandle, model_name: str, item, target: int,
     st.dataframe(table, hide_index=True, key="ranking_table", column_config={
         "map": st.column_config.ImageColumn("map", width="small"),
         "mean rank": st.column_config.NumberColumn(format="%.1f"),
-        "beats random": st.column_config.NumberColumn(help=f"of {len(MEASURES)} measures"),
+        "beats random": st.column_config.NumberColumn(help=f"of the {len(RANKED)} measures"),
         "seconds": st.column_config.NumberColumn("time alone (s)", format="%.2f"),
         **_number_columns(table)})
     best = table.iloc[0]

@@ -47,6 +47,11 @@ from lib.models.registry import LoadedModel
 
 # -- computing CAMs ---------------------------------------------------------------------------
 
+#: Images per forward pass where a method makes many (ScoreCAM, AblationCAM): the fastest per
+#: image on the team's CPU (`bench/cam_rank.py`); the maps do not depend on it.
+BATCH = 4
+
+
 def _options(m: Method, given: dict | None) -> tuple[dict, dict]:
     """(constructor kwargs, call kwargs) from a method's defaults overridden by `given`."""
     values = {**m.defaults(), **{k: v for k, v in (given or {}).items() if k in m.defaults()}}
@@ -100,8 +105,10 @@ def _method(name: str, model, layer_name: str, reshape, init: dict | None = None
     if m.name == "FullGrad":
         with contextlib.redirect_stdout(None):   # it prints that target layers are ignored
             return _hooked(cls(model=model, target_layers=layers, reshape_transform=reshape))
-    return _hooked(cls(model=model, target_layers=layers, reshape_transform=reshape,
-                       **init or {}))
+    obj = cls(model=model, target_layers=layers, reshape_transform=reshape, **init or {})
+    if hasattr(obj, "batch_size") or m.name == "ScoreCAM":
+        obj.batch_size = BATCH   # the library's 16 or 32 is slower per image on a CPU
+    return _hooked(obj)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """Which explanation to believe: every method ranked by faithfulness on one image, and the
 same ranking aggregated over a labelled folder with bootstrap intervals.
 
-A method's rank on an image is its mean rank over the measures of `faithfulness.MEASURES`
+A method's rank on an image is its mean rank over the five measures of `faithfulness.RANKED`
 (1 = most faithful), the random-map baseline ranked among them: a method that does not beat
 random on most measures says little about this model.
 """
@@ -18,7 +18,7 @@ import pandas as pd
 
 from lib.classification import cam, faithfulness
 from lib.classification.classify import match_classes, to_tensor
-from lib.classification.faithfulness import DEFAULT, MEASURES, Scores, Settings
+from lib.classification.faithfulness import DEFAULT, MEASURES, RANKED, Scores, Settings
 from lib.core.errors import ExplainError
 from lib.core.progress import Callback, Ticker
 from lib.media.images import ImageError, load_image
@@ -56,15 +56,15 @@ def rank_table(entries: list[tuple[str, Scores | None, float, str]]) -> pd.DataF
     rows = [{"method": m, **{k: (s.value(k) if s else np.nan) for k in MEASURES},
              "seconds": t, "error": e} for m, s, t, e in entries]
     df = pd.DataFrame(rows)
-    ranks = pd.DataFrame({k: df[k].rank(ascending=not higher, method="average")
-                          for k, (_, higher) in MEASURES.items()})
+    ranks = pd.DataFrame({k: df[k].rank(ascending=not MEASURES[k][1], method="average")
+                          for k in RANKED})
     df.insert(1, "mean rank", ranks.mean(axis=1))
     base = df.loc[df["method"] == BASELINE]
     if len(base):
         b = base.iloc[0]
         df.insert(2, "beats random", [
-            int(sum((r[k] > b[k]) if higher else (r[k] < b[k]) for k, (_, higher)
-                    in MEASURES.items())) if r["method"] != BASELINE else np.nan
+            int(sum((r[k] > b[k]) if MEASURES[k][1] else (r[k] < b[k]) for k in RANKED))
+            if r["method"] != BASELINE else np.nan
             for _, r in df.iterrows()])
     df = df.sort_values(["mean rank", "method"], na_position="last", kind="stable")
     df.insert(0, "rank", range(1, len(df) + 1))

@@ -391,3 +391,25 @@ def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, serve
     assert len(rendered) == 40
     strip = np.concatenate([rendered[i] for i in (0, 3, 12, 36)], axis=1)
     Image.fromarray(strip).save(ARTIFACTS / "segmentation-demo-video-blurred.png")
+
+
+def test_rank_cam_methods_and_sanity_check_the_demo_classifier(page, server):
+    """Offline, on the sample photo: every fast method ranked by faithfulness, then the
+    cascading randomisation test and the shuffled-label twin of the demo classifier."""
+    page.goto(f"{server}/classification")
+    page.get_by_text("overlay · tiger cat").wait_for()
+    _pick(page, "model", "demo-classifier · ready")
+    page.get_by_text("Rank every method on this image").wait_for()
+    page.locator(".st-key-rank_slow label").click()          # the fast methods only
+    wait_idle(page)
+    page.get_by_role("button", name="Rank methods").click()
+    page.get_by_text("Click a column to sort.").wait_for(timeout=240_000)
+    wait_idle(page)
+    assert page.get_by_test_id("stDataFrame").count() == 1        # the ranking table
+    page.get_by_role("button", name="Run sanity checks").click()
+    page.get_by_text("Data randomisation").wait_for(timeout=240_000)
+    wait_idle(page)
+    page.get_by_text("layers randomised top-down").first.wait_for()
+    assert not page.get_by_test_id("stException").count()
+    page.get_by_test_id("stDataFrame").first.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "classification-ranking.png", full_page=True)

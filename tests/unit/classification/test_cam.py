@@ -126,9 +126,16 @@ def test_applicable_methods_follow_the_architecture():
 def test_gradient_free_library_methods_run_on_frozen_model():
     lm = tiny("test_efficientnet", classes=4, size=32)
     x = torch.randn(1, 3, 32, 32)
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    layer = cam.get_layer(lm.model, cam.default_target_layer(lm.model))
     for method in ("ScoreCAM", "AblationCAM"):
         out = cam.compute_cam(lm, x, method, target_index=1)
         assert out.heatmap.shape == (32, 32) and np.isfinite(out.heatmap).all()
+        # Lens' smaller batches give the library's own map (its default batch sizes)
+        with getattr(pytorch_grad_cam, method)(lm.model, [layer]) as ref:
+            expected = ref(input_tensor=x, targets=[ClassifierOutputTarget(1)])[0]
+        assert np.abs(out.heatmap - expected).max() <= 1e-5
     assert all(not p.requires_grad for p in lm.model.parameters())
 
 

@@ -10,7 +10,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 from torchvision.transforms.functional import gaussian_blur
 
 from lib.classification import cam, faithfulness, ranking
-from lib.classification.faithfulness import MEASURES, Scores, Settings
+from lib.classification.faithfulness import MEASURES, RANKED, Scores, Settings
 from lib.core.errors import ExplainError
 from tests.unit.classification.test_cam import tiny
 
@@ -84,7 +84,7 @@ def test_rank_table_orders_by_mean_rank_with_the_baseline_as_a_row():
     table = ranking.rank_table([("bad", bad, 1.0, ""), (ranking.BASELINE, mid, 0.0, ""),
                                 ("good", good, 0.5, ""), ("broken", None, 0.1, "boom")])
     assert list(table["method"]) == ["good", ranking.BASELINE, "bad", "broken"]
-    assert list(table["beats random"][:1]) == [len(MEASURES)]
+    assert list(table["beats random"][:1]) == [len(RANKED)]
     assert table.loc[table["method"] == "bad", "beats random"].item() == 0
     assert np.isnan(table.loc[table["method"] == "broken", "rank"].item())
 
@@ -127,3 +127,34 @@ def test_folder_ranking_intervals(tmp_path):
         assert (table[col] <= table[f"{col} high"] + 1e-12).all()
     with pytest.raises(ExplainError, match="at least one image"):
         ranking.sample_items(items, 0)
+
+
+def test_a_cancelled_ranking_frees_the_model_and_the_queue(case):
+    """Streamlit cancels a run by raising inside it (at the progress bar's next update): the
+    model's lock and the heavy-work slot must come free, with no worker left behind."""
+    import threading
+
+    from lib.serving import fair_queue
+    lm, x, _ = case
+
+    class Stop(Exception):
+        pass
+
+    def progress(p):
+        if p.done >= 3:       # cancelled while the maps are being scored
+            raise Stop
+
+    with pytest.raises(Stop), fair_queue.HEAVY.slot():
+        ranking.rank_methods(lm, x, ["GradCAM", "EigenCAM"], 3, "conv_head", progress=progress)
+    assert fair_queue.HEAVY.status.running == 0
+    free = []
+
+    def other_visitor():
+        free.append(lm.lock.acquire(timeout=1))
+        lm.lock.release()
+
+    t = threading.Thread(target=other_visitor)
+    t.start()
+    t.join()
+    assert free == [True]
+    assert not [th for th in threading.enumerate() if th.name.startswith("lens-impute")]
