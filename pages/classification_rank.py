@@ -178,11 +178,12 @@ def sanity_view(handle: cache.ModelHandle, model_name: str, item, target: int,
                                "matches this model, so the data-randomisation view is off."))
         return
     _, casc, data, twin = stored
-    for m in casc.still_similar():
-        rho = casc.steps[-1].spearman[m]
-        st.warning(f"{m}: its map barely changes when the model is destroyed (rank "
-                   f"correlation {rho:.2f} with every layer random). It shows the image more "
-                   "than the model.")
+    similar = casc.still_similar()
+    if similar:
+        listed = ", ".join(f"{m} ({casc.steps[-1].spearman[m]:.2f})" for m in similar)
+        st.warning(f"These maps barely change when the model is destroyed (rank correlation "
+                   f"with every layer random): {listed}. They show the image more than the "
+                   "model: do not read them as explanations of it.")
     rows = pd.DataFrame(casc.rows())
     st.plotly_chart(plots.sanity_curves(rows), key="sanity_chart")
     shown = st.selectbox("Maps of", list(casc.methods), key="sanity_show")

@@ -1,11 +1,12 @@
 """Class activation maps with pytorch_grad_cam: target layers, every method computed.
 
-Gradient methods run on a fast path: the model's parameters stay frozen and the target
-layer's output is made a leaf of the autograd graph, so one forward pass plus a backward pass
-through only the layers after the target produce the activations and gradients. The CAM
-itself is then computed by pytorch_grad_cam's own method object (its `get_cam_image` and
-scaling), so heatmaps equal the library's. Gradient-free methods that need many forward
-passes (ScoreCAM, AblationCAM) run through the library as is.
+Methods that read the target layer's activations and gradients (`methods.FAST`) run on a
+fast path: the model's parameters stay frozen and the target layer's output is made a leaf of
+the autograd graph, so one forward pass plus a backward pass through only the layers after the
+target produce the activations and gradients, shared by every such method of a call. Each map
+is then computed by pytorch_grad_cam's own method object (its `get_cam_image` and scaling), so
+heatmaps equal the library's. The others (ScoreCAM, AblationCAM, ShapleyCAM...) run through
+the library as is; attention rollout is `lib.classification.attention`.
 
 Every function that touches hooks takes the model's lock (from `lib.models.cache`), so concurrent
 sessions never see each other's hooks.
@@ -22,15 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from lib.classification.classify import model_view, to_tensor
-from lib.classification.layers import (  # noqa: F401 - re-exported as cam.*
-    _is_channels_last_model,
+from lib.classification.layers import (
     default_target_layer,
     get_layer,
     layer_choices,
     refine_layers,
     reshape_transform,
 )
-from lib.classification.methods import (  # noqa: F401 - re-exported as cam.*
+from lib.classification.methods import (
     ATTENTION,
     CATALOGUE,
     FAST,
@@ -44,6 +44,14 @@ from lib.classification.methods import (  # noqa: F401 - re-exported as cam.*
 )
 from lib.core.errors import ExplainError
 from lib.models.registry import LoadedModel
+
+__all__ = [  # what callers use as cam.*, the layer and method helpers included
+    "ATTENTION", "BATCH", "CATALOGUE", "COLORMAPS", "FAST", "FAST_METHODS", "MEASURED", "SLOW",
+    "CamResult", "Computed", "Explanation", "Method", "applicable", "check_target",
+    "compute_cam", "compute_cams", "default_target_layer", "detector_cam", "explain",
+    "fast_activations", "get_layer", "heatmap_rgb", "installed", "is_vit", "layer_choices",
+    "library_cam", "measured_time", "method", "overlay", "refine_layers", "reshape_transform",
+]
 
 # -- computing CAMs ---------------------------------------------------------------------------
 

@@ -90,6 +90,19 @@ def classify(lm: LoadedModel, images: Image.Image | list[Image.Image],
 
 # -- building classifiers (called by registry.build) ------------------------------------------
 
+def create_timm(arch: str, num_classes: int, img_size: int | None = None):
+    """A timm architecture with random weights; one with a fixed input size (ViT, DeiT...)
+    built for `img_size`, which CNNs do not take."""
+    import timm  # heavy: imported on first use
+    if img_size:
+        try:
+            return timm.create_model(arch, pretrained=False, num_classes=num_classes,
+                                     img_size=int(img_size))
+        except TypeError:   # a CNN: any input size, no such argument
+            pass
+    return timm.create_model(arch, pretrained=False, num_classes=num_classes)
+
+
 def _finish(spec, model, labels: list[str], device: str) -> LoadedModel:
 
     from timm.data import resolve_data_config  # heavy: imported on first use
@@ -147,7 +160,7 @@ def build_checkpoint(spec, device: str) -> LoadedModel:
     n = int(spec.num_classes or len(spec.labels) or 0)
     if n <= 0:
         raise ModelCreateError(f"Checkpoint '{spec.name}': set num_classes in model.json.")
-    model = timm.create_model(spec.arch, pretrained=False, num_classes=n)
+    model = create_timm(spec.arch, n, spec.preprocess.input_size[-1] if spec.preprocess else None)
     state = checkpoints.load_state_dict(spec.weights, root=spec.folder.parent)
     try:
         model.load_state_dict(state)

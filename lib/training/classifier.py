@@ -86,7 +86,6 @@ def load_images(items: list[tuple[Path, int]], log=print) -> tuple[list, list[in
 
 def train_classifier(args) -> Path:
     """Fine-tune, early-stop on validation accuracy, write the checkpoint folder."""
-    import timm  # heavy: imported on first use
     import torch  # heavy: imported on first use
     from timm.data import create_transform, resolve_data_config  # heavy: imported on first use
 
@@ -113,7 +112,7 @@ def train_classifier(args) -> Path:
         log("labels shuffled: the model learns noise (data-randomisation sanity check)")
 
     device = args.device or registry.best_device()
-    model = timm.create_model(args.model, pretrained=False, num_classes=len(split.classes))
+    model = classify.create_timm(args.model, len(split.classes), args.img_size)
     init = loop.init_weights(model, args.model, args.init)
     cfg = resolve_data_config({}, model=model)
     cfg.update(input_size=(3, args.img_size, args.img_size), crop_pct=1.0)

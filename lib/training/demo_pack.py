@@ -55,9 +55,9 @@ def finish_demo(folder: Path, data_root: Path) -> dict:
     return _record_demo_recipe(folder, metrics=metrics)
 
 
-#: The demo pack's two explanation-check classifiers: name -> (data recipe, training
-#: arguments, description). A twin trained on shuffled labels (the data-randomisation sanity
-#: check) and a tiny ViT trained from scratch (attention rollout).
+#: The demo pack's explanation-check classifiers: name -> (data recipe, training arguments,
+#: description). A twin of the demo classifier trained on shuffled labels, for the
+#: data-randomisation sanity check of CAMs.
 SANITY_CLASSIFIERS = {
     "demo-classifier-shuffled": (
         dict(seed=1, train=120, val=40, size=128),
@@ -67,13 +67,6 @@ SANITY_CLASSIFIERS = {
         "Sanity-check model: EfficientNet-Lite0 trained on Lens' synthetic shapes with "
         "shuffled labels (data randomisation, Adebayo et al. 2018); its predictions mean "
         "nothing."),
-    "demo-vit": (
-        dict(seed=2, train=2000, val=200, size=128),
-        ["--model", "test_vit", "--init", "scratch", "--epochs", "80", "--patience", "15",
-         "--lr", "1e-3", "--warmup", "2", "--batch-size", "32", "--img-size", "160",
-         "--label-set", "synthetic shapes", "--quiet"],
-        "Demo: a tiny ViT (timm test_vit, 0.37M parameters) trained from scratch on Lens' "
-        "synthetic shapes, for attention-based explanations."),
 }
 
 

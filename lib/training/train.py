@@ -4,7 +4,7 @@
         [--epochs 10 --batch-size 32 --lr 1e-3 --accum 1 --clip 1.0 --warmup 1 --patience 3
          --img-size 128 --seed 0 --init package|timm|scratch --group-regex REGEX]
     python -m lib.train detect --data COCO_DIR --model fasterrcnn_timm|conditional_detr --name N
-    python -m lib.train demo-classifier [demo-classifier-shuffled|demo-vit]
+    python -m lib.train demo-classifier [demo-classifier-shuffled]
     python -m lib.train demo-detector fasterrcnn|conditional-detr
     python -m lib.train demo-segmenter        (EdgeTAM-style segmenter + tracker;
                                                lib.training.train_sam)

@@ -413,3 +413,5 @@ def test_rank_cam_methods_and_sanity_check_the_demo_classifier(page, server):
     assert not page.get_by_test_id("stException").count()
     page.get_by_test_id("stDataFrame").first.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "classification-ranking.png", full_page=True)
+    page.get_by_test_id("stPlotlyChart").last.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "classification-sanity.png", full_page=True)

@@ -41,7 +41,10 @@ def reference_curves(model, x, heat, target, steps):
             b[0, :, i // w, i % w] = x[0, :, i // w, i % w]
         dele.append(prob(model, d, target))
         ins.append(prob(model, b, target))
-    auc = lambda ys: sum((ys[i] + ys[i + 1]) / 2 / steps for i in range(steps))  # noqa: E731
+
+    def auc(ys):
+        return sum((ys[i] + ys[i + 1]) / 2 / steps for i in range(steps))
+
     return auc(dele), auc(ins)
 
 

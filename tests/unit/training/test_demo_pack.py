@@ -113,3 +113,21 @@ def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
     c = classical.track_clip_j(classical.FlowTracker, sam_data.val_clips(cache))
     assert c["J"] == pytest.approx(m["classical_J"], abs=0.02)
     assert c["J_occluded"] == pytest.approx(m["classical_J_after_occlusion"], abs=0.03)
+
+
+def test_shuffled_label_twin_recorded_and_reproduced(tmp_path):
+    """The data-randomisation twin: its recipe says so, it memorised its shuffled labels, and
+    its held-out accuracy (chance, by design) is what the manifest records."""
+    from lib.training.demo_pack import SANITY_CLASSIFIERS
+    folder = ROOT / "checkpoints" / "demo-classifier-shuffled"
+    manifest = json.loads((folder / "model.json").read_text())
+    recipe, args, _ = SANITY_CLASSIFIERS["demo-classifier-shuffled"]
+    assert manifest["shuffled_labels"] is True and "--shuffle-labels" in args
+    assert manifest["synth"] == recipe
+    assert manifest["metrics"]["train_accuracy_on_shuffled_labels"] >= 0.95
+    val = synth.generate(tmp_path, **{**recipe, "train": 0}, splits=("val",))
+    twin = registry.build(registry.find("demo-classifier-shuffled"), device="cpu")
+    result = classify.evaluate(twin, classify.find_labelled_images(val / "classification" /
+                                                                    "val"))
+    assert result.accuracy == pytest.approx(manifest["metrics"]["val_accuracy"], abs=1e-9)
+    assert result.accuracy < 0.5
