@@ -93,3 +93,14 @@ def _zip(entries: dict[str, bytes]) -> bytes:
         for name, data in entries.items():
             z.writestr(name, data)
     return buf.getvalue()
+
+
+def test_timm_models_are_built_at_the_checkpoint_input_size():
+    """A ViT trained at 96 px has 36 position embeddings: it must be rebuilt at 96 px; a CNN
+    takes any size and no such argument."""
+    from lib.classification.classify import create_timm
+    vit = create_timm("test_vit", 4, 96)
+    assert vit.patch_embed.img_size == (96, 96) and vit.pos_embed.shape[1] == 36 + 1
+    cnn = create_timm("test_efficientnet", 4, 96)
+    assert cnn.num_classes == 4
+    assert create_timm("test_vit", 4).patch_embed.img_size == (160, 160)
