@@ -190,14 +190,12 @@ def compute_cams(lm: LoadedModel, tensor, names: list[str], target_index: int,
                     from lib.classification.attention import rollout
                     heat = rollout(model, tensor)
                 elif m.path == FAST:
-                    if "pass" not in shared or (m.gradients and shared["grad"] is None):
-                        t0 = time.perf_counter()
-                        _, act, grad = fast_activations(lm, tensor, layer_name, target_index,
-                                                        need_grads=True)
+                    if not shared:   # the one pass every fast method of this call reads
+                        _, act, grad = fast_activations(lm, tensor, layer_name, target_index)
                         # clones: the library's release() detaches in place, which views refuse
-                        shared.update(act=to_nchw(act).cpu().clone(), grad=to_nchw(grad).cpu()
-                                      .clone(), pass_s=time.perf_counter() - t0)
-                        shared["pass"] = True
+                        shared.update(act=to_nchw(act).cpu().clone(),
+                                      grad=to_nchw(grad).cpu().clone(),
+                                      pass_s=time.perf_counter() - start)
                         start = time.perf_counter()
                     with _method(m.name, model, layer_name, reshape, init) as cam:
                         cam.activations_and_grads.release()  # the shared pass did the work
