@@ -91,9 +91,9 @@ def main() -> None:
         # numba compiles the reader once per installation (cached in LENS_CACHE/numba): do
         # it here, on a small log outside both projects, as a server has done long before
         from lib import runs
-        from lib.runs import scanner
+        from lib.runs import scanner, summary
         warm = next(small[0].glob("*.wandb"))
-        scanner.summarize(runs.scan_log(warm, verify=scanner.METADATA))
+        summary.summarize(runs.scan_log(warm, verify=scanner.METADATA))
         runs.history_frame(runs.scan_log(warm))
 
         t1 = time.perf_counter()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from lib.runs import scanner
+from lib.runs import summary
 from lib.runs.info import RunInfo, info_from_summary
 from lib.runs.offline import history_frame, scan_log
 
@@ -41,7 +41,7 @@ class LiveRun:
         if st.st_size == self.size:
             return 0
         scanned = scan_log(self.path, self.offset)
-        self.meta = scanner.summarize(scanned, into=self.meta)
+        self.meta = summary.summarize(scanned, into=self.meta)
         frame = history_frame(scanned)
         self.dropped += frame.attrs.get("dropped", 0)
         self.offset, self.size = scanned.resume, st.st_size

@@ -24,7 +24,7 @@ from lib.core import journal, settings
 from lib.core.errors import RunReadError
 from lib.core.paths import contained
 from lib.core.progress import Callback, Ticker
-from lib.runs import scanner
+from lib.runs import history_rows, scanner, summary
 from lib.runs.info import ReadProblem, RunInfo, info_from_summary
 
 SAMPLE_RUNS = settings.PROJECT_ROOT / "samples" / "runs"
@@ -103,7 +103,7 @@ def read_run_info(path: Path, source: str = "offline") -> RunInfo:
     gives them (a test checks), read in-process by `lib.runs.scanner` and cached on disk."""
     def build() -> RunInfo:
         scanned = scan_log(path, verify=scanner.METADATA, reuse=True)
-        data = scanner.summarize(scanned)
+        data = summary.summarize(scanned)
         if not data["run_id"]:
             raise RunReadError(f"{path.parent.name}: the log has no run record (empty, or not "
                                "a W&B run)")
@@ -118,7 +118,7 @@ def read_run_info(path: Path, source: str = "offline") -> RunInfo:
 def history_frame(scanned: scanner.Scan) -> pd.DataFrame:
     """The history rows of a scan as a frame; rows whose values are not JSON are dropped and
     counted in `frame.attrs["dropped"]` with the scan's corrupt records."""
-    frame, bad_rows = scanner.history_table(scanned)
+    frame, bad_rows = history_rows.history_table(scanned)
     frame = frame[[c for c in frame.columns if not str(c).startswith("_wandb")]]
     frame.attrs["dropped"] = scanned.corrupt + scanned.undecodable + bad_rows
     return frame
