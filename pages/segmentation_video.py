@@ -1,58 +1,98 @@
 """The segmentation page's video view: a clip, prompts on any frame, tracking through the clip,
 effects rendered to MP4 and the masks exported."""
 
-import hashlib
 from pathlib import Path
 
 import streamlit as st
 
 from lib import ui
-from lib.core import scratch, settings
+from lib.core import paths, scratch, settings
 from lib.core.errors import LensError
 from lib.demo import synth
 from lib.media import images
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
-from lib.segmentation import classical, grounding, prompts, segment, segment_video
+from lib.segmentation import (
+    classical,
+    grounding,
+    prompts,
+    segment,
+    segment_video,
+    video_export,
+)
 from pages import segmentation_common as common
 from pages.segmentation_common import DISPLAY_WIDTH
 
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _video_info(digest: str, _data: bytes, name: str):
-    """Probe the upload and check the tracker's limits (cheap; no frames decoded)."""
-    info = video_io.open_video(scratch.store_bytes(_data, Path(name).suffix))
-    segment_video.check_limits(info)
-    return info
+RATES = {"every frame": None, "10 frames/s": 10.0, "5 frames/s": 5.0, "2 frames/s": 2.0,
+         "1 frame/s": 1.0}
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _video_frames(digest: str, _info):
-    return segment_video.load_frames(_info)
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _video_info(path: str, stamp: tuple):
+    """Probe the clip and check the tracker's limits (cheap; no frames kept). `stamp` (size,
+    modification time) makes a changed file a new entry."""
+    return segment_video.open_clip(path)
+
+
+def _clip() -> tuple[Path, str, bool] | None:
+    """The clip to track: an upload (kept in the scratch area, named by its content), a file
+    under the data roots, or the synthetic sample. Returns (path, shown name, synthetic) or
+    None (a message was shown)."""
+    upload = st.file_uploader("Video (MP4, MOV, WebM, AVI)", type=video_io.ACCEPTED_EXTENSIONS,
+                              key="seg_video")
+    typed = st.text_input("…or a clip's path on the server (large files need no upload)",
+                          key="seg_video_path", placeholder="data/recordings/match.mp4")
+    if upload is not None:
+        return scratch.store_bytes(upload.getvalue(), Path(upload.name).suffix), upload.name, False
+    if typed.strip():
+        try:
+            path = paths.data_path(typed, "file")
+        except LensError as exc:
+            ui.show_error(exc)
+            return None
+        return path, path.name, False
+    s = settings.get()
+    st.caption(f"Clips up to {s.sam_max_seconds / 60:.0f} minutes of frames up to "
+               f"{s.sam_max_pixels:,} pixels; frames are decoded as the tracker reaches them "
+               "and masks are kept on disk, so memory does not grow with the clip.")
+    if not st.toggle("Use the sample clip (synthetic moving shapes)", key="seg_video_sample"):
+        return None
+    with ui.spinner("Generating the sample clip (once)…"):
+        sample = synth.sample_clip()
+    return sample, sample.name, True
+
+
+def _rate_every(info) -> int:
+    """Track one frame in N: the processing rate the visitor picks."""
+    options = [k for k, v in RATES.items() if v is None or v < info.fps]
+    pick = st.selectbox("Processing rate", options, key="seg_video_rate",
+                        help="Below the clip's rate, one frame in N is tracked and its masks "
+                             "are carried to the frames in between: a long clip on a CPU "
+                             "is then a choice made knowingly.")
+    rate = RATES[pick]
+    return 1 if rate is None else max(1, round(info.fps / rate))
 
 
 def video_mode() -> None:
-    upload = st.file_uploader("Video (MP4, MOV, WebM, AVI)", type=video_io.ACCEPTED_EXTENSIONS,
-                              key="seg_video")
+    clip = _clip()
     name = common.model_picker("seg_video_model", video=True)
-    if upload is None:
-        st.caption(f"Up to {settings.get().sam_max_frames} frames; frames are decoded once and "
-                   "the model reads them on demand.")
-        if not st.toggle("Use the sample clip (synthetic moving shapes)", key="seg_video_sample"):
-            return
-        with ui.spinner("Generating the sample clip (once)…"):
-            sample = synth.sample_clip()
-        upload_name, data = sample.name, sample.read_bytes()
-        synthetic = True
-    else:
-        synthetic = False
-        upload_name, data = upload.name, upload.getvalue()
-    digest = hashlib.sha1(data).hexdigest()[:16]
+    if clip is None:
+        return
+    path, upload_name, synthetic = clip
     try:
-        info = _video_info(digest, data, upload_name)
+        stat = path.stat()
+        # a scratch file is named by its content (and touched on use); another file is the
+        # same clip while its size and modification time are
+        stamp = (stat.st_size,) if path.parent == scratch.root() else (stat.st_size,
+                                                                        stat.st_mtime_ns)
+        info = _video_info(str(path), stamp)
     except LensError as exc:
         ui.show_error(exc)
         return
+    except OSError:
+        st.error(f"'{upload_name}' cannot be read.")
+        return
+    digest = (str(path), *stamp)
     if name == segment.GRABCUT:     # no SAM 2 here: classical tracking, said plainly
         vm = classical.ClassicalVideoModel()
         name = vm.name
@@ -66,20 +106,19 @@ def video_mode() -> None:
             return
     ui.untrained_warning(vm)
     common.off_distribution(name, synthetic)
-    try:
-        with ui.spinner("Decoding the clip…"):
-            frames = _video_frames(digest, info)
-    except LensError as exc:   # limits are checked again on what is actually decoded
-        ui.show_error(exc)
-        return
+    every = _rate_every(info)
     state = st.session_state.setdefault("seg_video_state", {})
-    if state.get("key") != (digest, name):
+    if state.get("key") != (digest, name, every):
+        if state.get("tracker") is not None:
+            state["tracker"].close()          # its decoder and its mask file go now
         state.clear()
-        state.update(key=(digest, name), tracker=vm.tracker(info, frames), active=1)
+        state.update(key=(digest, name, every), tracker=vm.tracker(info, every=every), active=1)
         st.session_state.pop("seg_render_mp4", None)   # a render of the previous clip
     tracker: segment_video.Tracker = state["tracker"]
-    st.caption(f"{info.width}×{info.height}, {len(frames)} frames at {info.fps:.1f} fps")
-    frame_idx = st.slider("Frame", 0, len(frames) - 1, 0, key="seg_frame")
+    st.caption(f"{info.width}×{info.height}, {tracker.num_frames} frames at {info.fps:.1f} fps "
+               f"({info.duration_s:.1f} s)" + (f"; one frame in {every} is tracked"
+                                                if every > 1 else ""))
+    frame_idx = st.slider("Frame", 0, tracker.num_frames - 1, 0, key="seg_frame")
     c1, c2, c3 = st.columns([2, 1, 1])
     ids = sorted(set(tracker.objects) | {state["active"]})
     state["active"] = c1.selectbox("Object", ids, index=ids.index(state["active"]),
@@ -88,7 +127,11 @@ def video_mode() -> None:
         state["active"] = max(ids) + 1
         st.rerun()
     negative = c3.toggle("Negative", key="seg_vneg")
-    shown = tracker.render_frame(frame_idx)
+    try:
+        shown = tracker.render_frame(frame_idx)
+    except LensError as exc:          # a clip that ends before its header says
+        ui.show_error(exc)
+        return
     disp = images.fit_width(shown, DISPLAY_WIDTH)
     value = ui.clickable_image(disp, key=f"seg_vclick_{digest}_{frame_idx}")
     event = common.click(value, info.width, state)
@@ -110,16 +153,39 @@ def video_mode() -> None:
     with st.expander("Text prompt on this frame (Florence-2 grounding)"):
         _video_text_prompt(tracker, frame_idx, state)
     if tracker.objects:
-        st.dataframe([{"object": o.name, "prompted frames": ", ".join(map(str, sorted(o.prompts)))}
-                      for o in tracker.objects.values()], hide_index=True)
-        if st.button("Propagate through the clip", type="primary", key="seg_propagate"):
-            with ui.queued("Tracking"):
-                tracker.propagate(ui.ProgressBar("frames tracked"))
-            st.rerun()
+        _tracking(tracker)
     if tracker.propagated:
-        st.success(f"Tracked {len(tracker.objects)} object(s) through {len(frames)} frames; "
-                   "scrub the frame slider to check.")
+        st.success(f"Tracked {len(tracker.objects)} object(s) through {tracker.num_frames} "
+                   "frames; scrub the frame slider to check.")
+    if tracker.store.frames():
         _video_exports(tracker, upload_name)
+
+
+def _tracking(tracker: segment_video.Tracker) -> None:
+    """The objects, the Propagate and Cancel buttons, and what tracking holds."""
+    tracked = {o for g in getattr(tracker, "groups", []) if g.tracked for o in g.objects}
+    st.dataframe([{"object": o.name, "prompted frames": ", ".join(map(str, sorted(o.prompts))),
+                   "tracked": "yes" if o.obj_id in tracked or tracker.propagated else "not yet"}
+                  for o in tracker.objects.values()], hide_index=True)
+    c1, c2 = st.columns([3, 1])
+    label = "Track the new objects" if tracked else "Propagate through the clip"
+    go = c1.button(label, type="primary", key="seg_propagate", disabled=tracker.propagated)
+    c2.button("Cancel", key="seg_cancel", help="Stops tracking; the frames tracked so far keep "
+                                                "their masks.")
+    if go:
+        bar = ui.ProgressBar("frames tracked")
+        with ui.showing_errors(), ui.queued("Tracking"):
+            tracker.propagate(bar)
+        bar.clear()
+        st.rerun()
+    started = any(g.started and not g.tracked for g in getattr(tracker, "groups", []))
+    if started and tracker.tracked_frames:
+        st.info(f"Tracking stopped after {tracker.tracked_frames} frames; the masks tracked so "
+                "far are kept. Propagate again to track the whole clip.")
+    if getattr(tracker, "peak_state_bytes", 0):
+        st.caption(f"Tracking state held: {tracker.state_bytes / 2**20:.1f} MB now, "
+                   f"{tracker.peak_state_bytes / 2**20:.1f} MB at most; masks on disk: "
+                   f"{tracker.store.disk_bytes / 2**20:.1f} MB.")
 
 
 def _video_text_prompt(tracker, frame_idx: int, state) -> None:
@@ -147,6 +213,17 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
     st.rerun()
 
 
+def _export(write, tracker, suffix: str):
+    """A download built when clicked: the export streamed to a scratch file, then read."""
+    def build() -> bytes:
+        out = scratch.new_file(suffix, prefix="export-")
+        try:
+            return write(tracker, out).read_bytes()
+        finally:
+            out.unlink(missing_ok=True)
+    return build
+
+
 def _video_exports(tracker, name: str) -> None:
     st.subheader("Effects and export")
     c1, c2, c3 = st.columns([2, 2, 1])
@@ -161,19 +238,21 @@ def _video_exports(tracker, name: str) -> None:
     if st.button("Render MP4", key="seg_render"):
         bar = ui.ProgressBar("frames rendered")
         out = scratch.new_file(".mp4", prefix="render-")
-        with ui.queued("Rendering"):
-            tracker.export_mp4(out, None if effect == "outline overlay" else effect, picked,
-                               strength, progress=bar)
+        with ui.showing_errors(), ui.queued("Rendering"):
+            video_export.mp4(tracker, out, None if effect == "outline overlay" else effect,
+                             picked, strength, progress=bar)
         bar.clear()
-        st.session_state["seg_render_mp4"] = out.read_bytes()
-        out.unlink(missing_ok=True)
-    if st.session_state.get("seg_render_mp4"):
-        st.video(st.session_state["seg_render_mp4"])
-        ui.download_button("Download MP4", st.session_state["seg_render_mp4"], f"{stem}-lens.mp4",
+        st.session_state["seg_render_mp4"] = str(out)     # the file, not its bytes
+    render = Path(st.session_state.get("seg_render_mp4") or "")
+    if render.name and render.is_file():
+        st.video(str(render))
+        ui.download_button("Download MP4", render.read_bytes, f"{stem}-lens.mp4",
                            "video/mp4", key="seg_download_mp4")
     c1, c2 = st.columns(2)
     # Exports are built when clicked, not on every rerun (a clip holds hundreds of masks).
-    ui.download_button("Masks: zip of PNGs", tracker.export_png_zip, f"{stem}-masks.zip",
-                       "application/zip", key="seg_masks_zip_of_pngs", where=c1)
-    ui.download_button("Masks: COCO JSON (RLE)", tracker.export_coco, f"{stem}-masks.json",
+    ui.download_button("Masks: zip of PNGs", _export(video_export.png_zip, tracker, ".zip"),
+                       f"{stem}-masks.zip", "application/zip", key="seg_masks_zip_of_pngs",
+                       where=c1)
+    ui.download_button("Masks: COCO JSON (RLE)", _export(video_export.coco, tracker, ".json"),
+                       f"{stem}-masks.json",
                        "application/json", key="seg_masks_coco_json_rle", where=c2)

@@ -31,8 +31,12 @@ SETTINGS: dict[str, Setting] = {s.env: s for s in [
     Setting("LENS_MAX_VIDEO_PIXELS", "2073600", "largest video frame (1920×1080), checked on "
             "every decoded frame"),
     Setting("LENS_MAX_VIDEO_FRAMES", "7200", "most frames read from one video"),
-    Setting("LENS_SAM_MAX_FRAMES", "300", "most frames a segmentation clip may have"),
-    Setting("LENS_SAM_MAX_FRAME_BYTES", "1073741824", "decoded bytes of a segmentation clip"),
+    Setting("LENS_SAM_MAX_SECONDS", "600", "longest clip the video tracker takes (frames are "
+            "streamed, so memory does not grow with it)"),
+    Setting("LENS_SAM_MAX_PIXELS", "2073600", "largest frame the video tracker takes "
+            "(1920×1080)"),
+    Setting("LENS_SAM_OFFLOAD_STATE", "1", "1: a tracking session's memory bank lives in CPU "
+            "memory (less GPU memory); 0: on the model's device (faster on a GPU)"),
     Setting("LENS_MAX_JSON_MB", "200", "largest JSON file read (COCO annotations, results, "
             "manifests)"),
     Setting("LENS_MAX_ZIP_ENTRIES", "20000", "most entries in an uploaded zip"),
@@ -71,8 +75,9 @@ class Settings:
     max_video_seconds: float
     max_video_pixels: int
     max_video_frames: int
-    sam_max_frames: int
-    sam_max_frame_bytes: int
+    sam_max_seconds: float
+    sam_max_pixels: int
+    sam_offload_state: bool
     max_json_mb: float
     max_zip_entries: int
     max_zip_mb: float
@@ -116,8 +121,9 @@ def get() -> Settings:
         max_video_seconds=_number("LENS_MAX_VIDEO_SECONDS", float),
         max_video_pixels=_number("LENS_MAX_VIDEO_PIXELS"),
         max_video_frames=_number("LENS_MAX_VIDEO_FRAMES"),
-        sam_max_frames=_number("LENS_SAM_MAX_FRAMES"),
-        sam_max_frame_bytes=_number("LENS_SAM_MAX_FRAME_BYTES"),
+        sam_max_seconds=_number("LENS_SAM_MAX_SECONDS", float),
+        sam_max_pixels=_number("LENS_SAM_MAX_PIXELS"),
+        sam_offload_state=_text("LENS_SAM_OFFLOAD_STATE").strip() != "0",
         max_json_mb=_number("LENS_MAX_JSON_MB", float),
         max_zip_entries=_number("LENS_MAX_ZIP_ENTRIES"),
         max_zip_mb=_number("LENS_MAX_ZIP_MB", float),

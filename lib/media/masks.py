@@ -165,20 +165,25 @@ def from_rle(rle: dict) -> np.ndarray:
                               if isinstance(counts, str) else counts}).astype(bool)
 
 
+def rle_annotation(rle: dict, ann_id: int, image_id: int, category_id: int,
+                   score: float | None = None) -> dict:
+    """A COCO annotation of one RLE mask, its area and box computed by pycocotools."""
+    from pycocotools import mask as mask_utils  # heavy: imported on first use
+    enc = {"size": rle["size"], "counts": rle["counts"].encode("ascii")
+           if isinstance(rle["counts"], str) else rle["counts"]}
+    ann = {"id": ann_id, "image_id": image_id, "category_id": int(category_id),
+           "segmentation": rle, "area": float(mask_utils.area(enc)),
+           "bbox": [float(v) for v in mask_utils.toBbox(enc)], "iscrowd": 0}
+    if score is not None:
+        ann["score"] = float(score)
+    return ann
+
+
 def coco_annotations(masks: Sequence[np.ndarray], image_id: int, category_ids: Sequence[int],
                      scores: Sequence[float] | None = None, start_id: int = 1) -> list[dict]:
-    from pycocotools import mask as mask_utils  # heavy: imported on first use
-    anns = []
-    for k, (m, cat) in enumerate(zip(masks, category_ids)):
-        rle = to_rle(m)
-        enc = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
-        ann = {"id": start_id + k, "image_id": image_id, "category_id": int(cat),
-               "segmentation": rle, "area": float(mask_utils.area(enc)),
-               "bbox": [float(v) for v in mask_utils.toBbox(enc)], "iscrowd": 0}
-        if scores is not None:
-            ann["score"] = float(scores[k])
-        anns.append(ann)
-    return anns
+    return [rle_annotation(to_rle(m), start_id + k, image_id, cat,
+                           None if scores is None else scores[k])
+            for k, (m, cat) in enumerate(zip(masks, category_ids))]
 
 
 def coco_json(frames: Sequence[tuple[str, int, int, Sequence[np.ndarray], Sequence[int]]],

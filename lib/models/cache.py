@@ -124,11 +124,20 @@ class ModelCache:
             return entry.value
 
     def track(self, key: str, owner: Any, nbytes: int) -> None:
-        """Count `nbytes` held by `owner` (weakly referenced) until it is collected."""
+        """Count `nbytes` held by `owner` (weakly referenced) until it is collected; called
+        again for the same owner, its count becomes `nbytes` (state that grows and shrinks,
+        like a tracking session). Raises `ModelTooLargeError` when the growth cannot fit."""
         with self._guard:
-            self._make_room(nbytes, key)
+            known = self._tracked.pop(id(owner), None)
+            try:
+                self._make_room(nbytes, key)
+            except ModelTooLargeError:
+                if known is not None:
+                    self._tracked[id(owner)] = known
+                raise
             self._tracked[id(owner)] = (key, nbytes)
-        weakref.finalize(owner, self._untrack, id(owner))
+        if known is None:
+            weakref.finalize(owner, self._untrack, id(owner))
 
     def make_room(self, key: str, nbytes: int) -> None:
         """Evict until `nbytes` more would fit (before allocating them), or raise."""

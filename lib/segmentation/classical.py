@@ -16,7 +16,7 @@ from lib.core.errors import PromptError
 from lib.core.progress import Progress
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
-from lib.segmentation.segment_video import TrackedObject, Tracker, load_frames
+from lib.segmentation.segment_video import TrackedObject, Tracker, open_clip
 
 CLASSICAL = "Classical tracking (optical flow + GrabCut, not SAM 2)"
 
@@ -28,8 +28,11 @@ class FlowTracker(Tracker):
     frame by frame, forwards from each object's first prompt (a later prompt on the same
     object restarts it from there). It has no memory: an object hidden for long is lost."""
 
-    def __init__(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray]):
-        super().__init__(CLASSICAL, None, None, info, frames)
+    propagated = False     # one pass over all objects (no sessions or groups)
+
+    def __init__(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray] | None = None,
+                 every: int = 1):
+        super().__init__(CLASSICAL, None, None, info, frames, every=every)
         self._gray: dict[int, np.ndarray] = {}
 
     def add_prompt(self, frame_idx: int, obj_id: int, points: Sequence = (), box=None,
@@ -38,6 +41,7 @@ class FlowTracker(Tracker):
         if box is None:
             raise PromptError("Classical tracking needs a box: drag a rectangle around the "
                               "object (clicks then refine it).")
+        frame_idx = self.tracked_index(frame_idx)
         mask = mask_ops.grabcut(np.asarray(self.frames[frame_idx]), box, points)
         obj = self.objects.setdefault(obj_id, TrackedObject(obj_id, label))
         obj.label = label or obj.label
@@ -88,20 +92,22 @@ class FlowTracker(Tracker):
         if not self.objects:
             raise video_io.VideoError("Prompt at least one object before propagating.")
         starts = {o: min(obj.prompts) for o, obj in self.objects.items()}
-        total = sum(self.num_frames - 1 - f for f in starts.values())
+        step = self.every
+        tracked = range(0, self.num_frames, step)
+        total = sum(sum(1 for f in tracked if f > s) for s in starts.values())
         t0, done = time.perf_counter(), 0
-        for f in range(self.num_frames):      # frames in order, so the grey cache stays small
+        for f in tracked:                     # frames in order, so the grey cache stays small
             for o, obj in self.objects.items():
                 if f <= starts[o] or f in obj.prompts:
                     continue
-                prev = self.mask(f - 1, o)
-                mask = self.carry(prev, f - 1, f) if prev is not None else None
+                prev = self.mask(f - step, o)
+                mask = self.carry(prev, f - step, f) if prev is not None else None
                 if mask is not None:
                     self._store(f, [o], [mask])
                 done += 1
                 if progress:
                     progress(Progress(done, total, time.perf_counter() - t0))
-            self._gray.pop(f - 1, None)
+            self._gray.pop(f - step, None)
         self.propagated = True
         return done
 
@@ -120,8 +126,9 @@ class ClassicalVideoModel:
     def label(self) -> str:
         return self.name
 
-    def tracker(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray]) -> FlowTracker:
-        return FlowTracker(info, frames)
+    def tracker(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray] | None = None,
+                every: int = 1) -> FlowTracker:
+        return FlowTracker(info, frames, every)
 
 
 def track_clip_j(tracker_for, clip_dir: str | Path, clips: int | None = None) -> dict:
@@ -134,9 +141,8 @@ def track_clip_j(tracker_for, clip_dir: str | Path, clips: int | None = None) ->
     index = json.loads((clip_dir / "clips.json").read_text())["clips"][:clips]
     scores, after_occlusion = [], []
     for clip in index:
-        info = video_io.open_video(clip_dir / clip["file"])
-        frames = load_frames(info)
-        tracker = tracker_for(info, frames)
+        info = open_clip(clip_dir / clip["file"])
+        tracker = tracker_for(info, None)
         gt = [{int(k): mask_ops.from_rle(r) for k, r in fm.items()} for fm in clip["masks"]]
         for obj in clip["objects"]:
             f0 = obj["first_frame"]

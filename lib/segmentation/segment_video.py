@@ -1,20 +1,33 @@
-"""Video object tracking with SAM 2.1 / EdgeTAM video models (transformers).
+"""Video object tracking with SAM 2.1 / EdgeTAM video models (transformers), memory flat in
+clip length.
 
 Prompt objects on any frame (points, boxes), propagate through the clip (forward from the
-first prompted frame, then backward to the start), add objects mid-video and propagate again.
-Memory stays bounded: the clip's RGB frames are kept once as uint8 (checked against a byte
-limit up front), the model-resolution tensors are made on demand with a small LRU, the
-tracking state lives on the CPU, masks are stored as COCO RLE, and the model runs in half
-precision on a GPU.
+first prompted frame, then backward to the start), add objects at any time: objects added
+after tracking form a new group that is tracked on its own, so the others are not tracked
+again. What a long clip would otherwise pile up is bounded:
+
+- frames are decoded when the tracker reaches them (`lib.media.frames.FrameSource`), and
+  model-size tensors are made from them on demand with a small LRU;
+- the session's memory bank keeps the prompted (conditioning) frames and only the recent
+  frames memory attention reads: the last `num_maskmem - 1` frames' memories and the last
+  `max_object_pointers_in_encoder - 1` frames' object pointers (SAM 2's and EdgeTAM's own
+  windows; `clear_non_cond_mem_around_input` in facebookresearch/sam2 and ultralytics' SAM
+  tracker prune the same way). Older per-frame outputs are dropped as tracking moves on;
+  the window after the frame propagation starts from is kept for the backward pass;
+- masks go to COCO RLE on disk as they are made (`mask_store.MaskStore`), and exports
+  stream frame by frame;
+- the bytes the sessions and the frame buffer hold are counted in the process memory budget
+  (`lib.models.cache`) as tracking runs, so one visitor's clip cannot take another's memory.
+
+With a processing rate below the clip's (`every` > 1), one frame in `every` is tracked and
+its masks are carried to the frames up to the next tracked one.
 """
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -24,57 +37,51 @@ from lib.core import settings
 from lib.core.progress import Progress
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
+from lib.media.frames import FrameSource
 from lib.models import cache, registry
 from lib.models.build import builder
 from lib.models.spec import HubModel, Source, Task
+from lib.segmentation.mask_store import MaskStore
+from lib.segmentation.memory_bank import (
+    LazyFrames,
+    PerObject,
+    memory_window,
+    prune_memory,
+    session_nbytes,
+)
 from lib.segmentation.prompts import check_prompts, processor_inputs
 from lib.segmentation.segment import load_pretrained, tiny_sam2_config
 
 
-def check_limits(info: video_io.VideoInfo, max_frames: int | None = None,
-                 max_bytes: int | None = None) -> None:
-    """Raise `VideoError` for clips whose frames would not fit the tracker's memory budget."""
-    max_frames = max_frames or settings.get().sam_max_frames
-    max_bytes = max_bytes or settings.get().sam_max_frame_bytes
-    if info.frame_count > max_frames:
-        raise video_io.VideoError(f"'{info.path.name}' has {info.frame_count} frames; tracking "
-                                  f"takes at most {max_frames} (trim the clip or lower its "
-                                  "frame rate).")
-    need = info.frame_count * info.width * info.height * 3
-    if need > max_bytes:
-        raise video_io.VideoError(f"'{info.path.name}' needs {need / 2**20:.0f} MB of decoded "
-                                  f"frames, over the {max_bytes / 2**20:.0f} MB limit: "
-                                  "downscale it (e.g. to 480p) or trim it.")
+def open_clip(path: str | Path) -> video_io.VideoInfo:
+    """Probe a clip for tracking against the segmentation limits (a duration and a frame
+    size, `LENS_SAM_MAX_SECONDS` and `LENS_SAM_MAX_PIXELS`); `VideoError` names the fix."""
+    s = settings.get()
+    info = video_io.open_video(path, max_seconds=s.sam_max_seconds,
+                               max_pixels=s.sam_max_pixels,
+                               max_frames=int(s.sam_max_seconds * 240) + 1)
+    check_limits(info)
+    return info
 
 
-class _LazyFrames(dict):
-    """What the transformers session reads as `processed_frames`: frame index -> model-input
-    tensor, made from the stored uint8 frame on first use and kept in a small LRU."""
+def check_limits(info: video_io.VideoInfo, max_seconds: float | None = None,
+                 max_pixels: int | None = None) -> None:
+    """`VideoError` for a clip longer or larger than tracking takes."""
+    s = settings.get()
+    max_seconds, max_pixels = max_seconds or s.sam_max_seconds, max_pixels or s.sam_max_pixels
+    if info.duration_s > max_seconds + 1:
+        raise video_io.VideoError(f"'{info.path.name}' lasts {info.duration_s:.0f} s; tracking "
+                                  f"takes at most {max_seconds:.0f} s.",
+                                  "Trim the clip (or raise LENS_SAM_MAX_SECONDS).")
+    if info.width * info.height > max_pixels:
+        raise video_io.VideoError(f"'{info.path.name}' has {info.width}x{info.height} frames; "
+                                  f"tracking takes at most {max_pixels:,} pixels a frame.",
+                                  "Downscale it, e.g. to 1080p or 720p.")
 
-    def __init__(self, frames: Sequence[np.ndarray], video_processor, dtype, keep: int = 4):
-        super().__init__()
-        self._frames, self._proc, self._dtype, self._keep = frames, video_processor, dtype, keep
-        self._lru: OrderedDict[int, Any] = OrderedDict()
-        self.made = 0
 
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    def __contains__(self, idx) -> bool:
-        return 0 <= int(idx) < len(self._frames)
-
-    def __getitem__(self, idx: int):
-        idx = int(idx)
-        if idx in self._lru:
-            self._lru.move_to_end(idx)
-            return self._lru[idx]
-        out = self._proc(videos=[self._frames[idx][None]], return_tensors="pt")
-        tensor = out.pixel_values_videos[0][0].to(self._dtype)
-        self._lru[idx] = tensor
-        self.made += 1
-        while len(self._lru) > self._keep:
-            self._lru.popitem(last=False)
-        return tensor
+def frame_source(info: video_io.VideoInfo) -> FrameSource:
+    """The clip's frames, streamed (the one way a tracker reads a clip)."""
+    return FrameSource(info, max_pixels=settings.get().sam_max_pixels)
 
 
 @dataclass
@@ -89,49 +96,87 @@ class TrackedObject:
         return self.label or f"object {self.obj_id}"
 
 
+@dataclass
+class _Group:
+    """Objects tracked together in one session (one image encoding per frame for all)."""
+
+    session: Any
+    objects: list[int] = field(default_factory=list)
+    started: bool = False       # a propagation began (it may have been cancelled)
+    tracked: bool = False       # and finished
+
+
 class Tracker:
-    """One clip, one video model: prompts, propagation, masks per frame (RLE), exports."""
+    """One clip, one video model: prompts, propagation, masks per frame (RLE on disk),
+    exports streamed frame by frame."""
 
     def __init__(self, name: str, model, processor, info: video_io.VideoInfo,
-                 frames: Sequence[np.ndarray], device: str = "cpu", untrained: bool = False):
+                 frames: Sequence[np.ndarray] | None = None, device: str = "cpu",
+                 untrained: bool = False, every: int = 1):
         self.name, self.model, self.processor, self.info = name, model, processor, info
-        self.frames = frames
+        self.frames = frames if frames is not None else frame_source(info)
         self.device, self.untrained = device, untrained
+        self.every = max(1, int(every))
         self.objects: dict[int, TrackedObject] = {}
-        self.masks: dict[int, dict[int, dict]] = {}      # frame -> obj id -> RLE
-        self.propagated = False
-        self._session = None
+        self.store = MaskStore()
+        self.groups: list[_Group] = []
+        self.window = memory_window(model.config) if model is not None else 0
+        self.state_bytes = 0           # what the sessions and frame buffer hold, last counted
+        self.peak_state_bytes = 0
+        self.tracked_frames = 0        # frames tracked by the last propagation, so far
 
-    # -- session ---------------------------------------------------------------------------
+    # -- sessions ---------------------------------------------------------------------------
+    def _new_session(self):
+        import torch  # heavy: imported on first use
+        from transformers.models.sam2_video.modeling_sam2_video import (
+            Sam2VideoInferenceSession,
+        )  # heavy: imported on first use
+        dtype = torch.float16 if self.device == "cuda" else torch.float32
+        state = "cpu" if settings.get().sam_offload_state else self.device
+        session = Sam2VideoInferenceSession(
+            video=None, video_height=self.info.height, video_width=self.info.width,
+            inference_device=self.device, inference_state_device=state,
+            video_storage_device=state, dtype=dtype)
+        session.processed_frames = LazyFrames(self.frames, self.every,
+                                               self.processor.video_processor, dtype)
+        session.frames_tracked_per_obj = PerObject()
+        return session
+
     @property
     def session(self):
-        if self._session is None:
-            import torch  # heavy: imported on first use
-            from transformers.models.sam2_video.modeling_sam2_video import (
-                Sam2VideoInferenceSession,
-            )  # heavy: imported on first use
-            dtype = torch.float16 if self.device == "cuda" else torch.float32
-            session = Sam2VideoInferenceSession(
-                video=None, video_height=self.info.height, video_width=self.info.width,
-                inference_device=self.device, inference_state_device="cpu",
-                video_storage_device="cpu", dtype=dtype)
-            session.processed_frames = _LazyFrames(self.frames, self.processor.video_processor,
-                                                   dtype)
-            self._session = session
-        return self._session
+        """The session of the newest group (made on first use)."""
+        if not self.groups:
+            self.groups.append(_Group(self._new_session()))
+        return self.groups[-1].session
+
+    @property
+    def propagated(self) -> bool:
+        return bool(self.groups) and all(g.tracked for g in self.groups)
 
     @property
     def num_frames(self) -> int:
         return len(self.frames)
+
+    def tracked_index(self, frame_idx: int) -> int:
+        """The tracked frame whose masks `frame_idx` shows (itself when every frame is)."""
+        return min(frame_idx // self.every, (self.num_frames - 1) // self.every) * self.every
 
     def _to_masks(self, pred_masks) -> np.ndarray:
         full = self.processor.post_process_masks(
             [pred_masks.float().cpu()], [[self.info.height, self.info.width]], binarize=False)[0]
         return (full[:, 0] > 0).numpy()
 
-    def _store(self, frame_idx: int, obj_ids: list[int], masks: np.ndarray) -> None:
-        self.masks.setdefault(frame_idx, {}).update(
-            {int(o): mask_ops.to_rle(m) for o, m in zip(obj_ids, masks)})
+    def _store(self, frame_idx: int, obj_ids: list[int], masks) -> None:
+        self.store.put(frame_idx, {int(o): m for o, m in zip(obj_ids, masks)})
+
+    def _account(self) -> None:
+        """Count the sessions and the frame buffer in the process memory budget (raises
+        `ModelTooLargeError` when they do not fit)."""
+        n = sum(session_nbytes(g.session) for g in self.groups)
+        n += getattr(self.frames, "nbytes", 0)
+        self.state_bytes = n
+        self.peak_state_bytes = max(self.peak_state_bytes, n)
+        cache.STORE.track(f"tracking: {self.info.path.name}", self, n)
 
     # -- prompts ---------------------------------------------------------------------------
     def check_prompt(self, frame_idx: int, points: Sequence, box) -> None:
@@ -141,130 +186,124 @@ class Tracker:
                                       f"(0-{self.num_frames - 1}).")
         check_prompts(points, box, self.info.width, self.info.height)
 
+    def _group_of(self, obj_id: int) -> _Group:
+        """The group an object is prompted in: its own, started afresh if it was tracked
+        already (its prompts replayed); a new object joins the newest group if that has not
+        been tracked, else starts a group of its own."""
+        for g in self.groups:
+            if obj_id in g.objects:
+                if g.started:
+                    self._restart(g)
+                return g
+        if not self.groups or self.groups[-1].started:
+            self.groups.append(_Group(self._new_session()))
+        self.groups[-1].objects.append(obj_id)
+        return self.groups[-1]
+
+    def _restart(self, group: _Group) -> None:
+        group.session, group.started, group.tracked = self._new_session(), False, False
+        self.store.forget(group.objects)
+        for o in group.objects:
+            for f, (points, box) in sorted(self.objects[o].prompts.items()):
+                self._run_prompt(group, f, o, points, box)
+
+    def _run_prompt(self, group: _Group, frame_idx: int, obj_id: int, points, box) -> np.ndarray:
+        import torch  # heavy: imported on first use
+        self.processor.add_inputs_to_inference_session(
+            inference_session=group.session, frame_idx=frame_idx // self.every, obj_ids=obj_id,
+            original_size=(self.info.height, self.info.width), **processor_inputs(points, box))
+        with torch.inference_mode():
+            out = self.model(inference_session=group.session, frame_idx=frame_idx // self.every)
+        masks = self._to_masks(out.pred_masks)
+        self._store(frame_idx, list(out.object_ids), masks)
+        return masks[list(out.object_ids).index(obj_id)]
+
     def add_prompt(self, frame_idx: int, obj_id: int, points: Sequence = (), box=None,
                    label: str = "") -> np.ndarray:
-        """Prompt one object on one frame; returns its mask on that frame."""
-        import torch  # heavy: imported on first use
-
+        """Prompt one object on one frame (a tracked frame: with a processing rate below the
+        clip's, the tracked frame at or before it); returns its mask on that frame."""
         self.check_prompt(frame_idx, points, box)
+        frame_idx = self.tracked_index(frame_idx)
         obj = self.objects.setdefault(obj_id, TrackedObject(obj_id, label))
         obj.label = label or obj.label
         obj.prompts[frame_idx] = (list(points), box)
-        kwargs = processor_inputs(points, box)
-        self.processor.add_inputs_to_inference_session(
-            inference_session=self.session, frame_idx=frame_idx, obj_ids=obj_id,
-            original_size=(self.info.height, self.info.width), **kwargs)
-        with torch.inference_mode():
-            out = self.model(inference_session=self.session, frame_idx=frame_idx)
-        masks = self._to_masks(out.pred_masks)
-        self._store(frame_idx, list(out.object_ids), masks)
-        self.propagated = False
-        return masks[list(out.object_ids).index(obj_id)]
+        group = self._group_of(obj_id)
+        mask = self._run_prompt(group, frame_idx, obj_id, points, box)
+        self._account()
+        return mask
 
     # -- propagation -----------------------------------------------------------------------
     def propagate(self, progress: Callable[[Progress], None] | None = None) -> int:
-        """Track every prompted object through the clip; returns the frames processed."""
+        """Track every group not yet tracked through the clip; returns the frames processed.
+
+        Masks are on disk as each frame is done, so a propagation stopped part-way (the
+        progress callback raising, as a Cancel does) keeps what it tracked; the next one
+        tracks the stopped group again from its prompts."""
         import torch  # heavy: imported on first use
         if not self.objects:
             raise video_io.VideoError("Prompt at least one object before propagating.")
-        start = min(f for o in self.objects.values() for f in o.prompts)
-        total = (self.num_frames - start) + start   # forward pass + backward pass
-        t0, done = time.perf_counter(), 0
-        passes = [(start, False)] + ([(start, True)] if start > 0 else [])
+        pending = [g for g in self.groups if not g.tracked and g.objects]
+        for g in pending:
+            if g.started:
+                self._restart(g)
+        steps = -(-self.num_frames // self.every)          # tracked frames in the clip
+        total, done, t0 = steps * len(pending), 0, time.perf_counter()
+        self.tracked_frames = 0
         with torch.inference_mode():
-            for begin, reverse in passes:
-                for out in self.model.propagate_in_video_iterator(
-                        self.session, start_frame_idx=begin, reverse=reverse):
-                    if reverse and out.frame_idx == begin:
-                        continue  # already done by the forward pass
-                    self._store(out.frame_idx, list(out.object_ids), self._to_masks(out.pred_masks))
-                    done += 1
-                    if progress:
-                        progress(Progress(done, total, time.perf_counter() - t0))
-        self.propagated = True
+            for g in pending:
+                g.started = True
+                start = min(f for o in g.objects for f in self.objects[o].prompts) // self.every
+                for begin, reverse in [(start, False)] + ([(start, True)] if start else []):
+                    for out in self.model.propagate_in_video_iterator(
+                            g.session, start_frame_idx=begin, reverse=reverse):
+                        j = out.frame_idx
+                        if reverse and j == begin:
+                            continue  # already done by the forward pass
+                        self._store(j * self.every, list(out.object_ids),
+                                    self._to_masks(out.pred_masks))
+                        prune_memory(g.session, j, reverse, self.window, start)
+                        done += 1
+                        self.tracked_frames = done
+                        if done % 8 == 1:
+                            self._account()
+                        if progress:
+                            progress(Progress(done, total, time.perf_counter() - t0))
+                g.tracked = True
+        self._account()
         return done
 
     # -- reading results -------------------------------------------------------------------
+    def masks_on(self, frame_idx: int) -> dict[int, dict]:
+        """Object id -> RLE shown on `frame_idx` (carried from its tracked frame)."""
+        return self.store.get(self.tracked_index(frame_idx))
+
     def mask(self, frame_idx: int, obj_id: int) -> np.ndarray | None:
-        rle = self.masks.get(frame_idx, {}).get(obj_id)
+        rle = self.masks_on(frame_idx).get(obj_id)
         return None if rle is None else mask_ops.from_rle(rle)
 
     def frame_masks(self, frame_idx: int, obj_ids: Sequence[int] | None = None
                     ) -> list[tuple[int, np.ndarray]]:
-        ids = self.objects if obj_ids is None else obj_ids
-        out = []
-        for o in ids:
-            m = self.mask(frame_idx, o)
-            if m is not None:
-                out.append((o, m))
-        return out
+        ids = list(self.objects if obj_ids is None else obj_ids)
+        on = self.masks_on(frame_idx)
+        return [(o, mask_ops.from_rle(on[o])) for o in ids if o in on]
 
     def render_frame(self, frame_idx: int, opacity: float = 0.5, effect: str | None = None,
                      obj_ids: Sequence[int] | None = None, strength: int = 25) -> np.ndarray:
-        frame = self.frames[frame_idx]
+        return self.render(self.frames[frame_idx], frame_idx, opacity, effect, obj_ids,
+                           strength)
+
+    def render(self, frame: np.ndarray, frame_idx: int, opacity: float, effect: str | None,
+                obj_ids: Sequence[int] | None, strength: int) -> np.ndarray:
         layers = self.frame_masks(frame_idx, obj_ids)
         if effect:
             out = mask_ops.apply_effect(frame, [m for _, m in layers], effect, strength)
             return out[..., :3] if out.shape[2] == 4 else out
         return mask_ops.overlay(frame, [(m, mask_ops.color_for(o)) for o, m in layers], opacity)
 
-    def export_mp4(self, path: Path, effect: str | None = None,
-                   obj_ids: Sequence[int] | None = None, strength: int = 25,
-                   opacity: float = 0.5,
-                   progress: Callable[[Progress], None] | None = None) -> Path:
-        """Write the clip with masks drawn (or the effect applied) as H.264 MP4."""
-
-        import av  # heavy: imported on first use
-        t0 = time.perf_counter()
-        w, h = self.info.width - self.info.width % 2, self.info.height - self.info.height % 2
-        with av.open(str(path), "w") as out:
-            stream = out.add_stream("libx264", rate=Fraction(self.info.fps).limit_denominator(1000))
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            for i in range(self.num_frames):
-                rgb = self.render_frame(i, opacity, effect, obj_ids, strength)[:h, :w]
-                for packet in stream.encode(av.VideoFrame.from_ndarray(
-                        np.ascontiguousarray(rgb), format="rgb24")):
-                    out.mux(packet)
-                if progress:
-                    progress(Progress(i + 1, self.num_frames, time.perf_counter() - t0))
-            for packet in stream.encode():
-                out.mux(packet)
-        return path
-
-    def export_png_zip(self) -> bytes:
-        return mask_ops.png_zip([(f"frame{f:05d}_obj{o}.png", mask_ops.from_rle(rle))
-                          for f in sorted(self.masks) for o, rle in sorted(self.masks[f].items())])
-
-    def export_coco(self) -> str:
-        frames = []
-        for f in range(self.num_frames):
-            items = sorted(self.masks.get(f, {}).items())
-            frames.append((f"frame{f:05d}.png", self.info.width, self.info.height,
-                           [mask_ops.from_rle(r) for _, r in items], [o for o, _ in items]))
-        return mask_ops.coco_json(frames, {o: obj.name for o, obj in self.objects.items()})
-
-
-class ClipFrames(list):
-    """A clip's decoded frames; counted in the process memory budget while alive."""
-
-
-def load_frames(info: video_io.VideoInfo) -> ClipFrames:
-    """Every frame as uint8 RGB, the limits checked on what is decoded, frame by frame, and
-    the clip counted in the memory budget (`lib.models.cache`) for as long as it is kept."""
-    check_limits(info)
-    cache.STORE.make_room(f"video:{info.path.name}",
-                           info.frame_count * info.width * info.height * 3)
-    s = settings.get()
-    frames, used = ClipFrames(), 0
-    for f in video_io.iter_frames(info):
-        used += f.rgb.nbytes
-        if len(frames) >= s.sam_max_frames or used > s.sam_max_frame_bytes:
-            raise video_io.VideoError(f"'{info.path.name}' decodes to more than {s.sam_max_frames} "
-                               f"frames or {s.sam_max_frame_bytes / 2**20:.0f} MB.",
-                               "Trim or downscale it (e.g. to 480p).")
-        frames.append(f.rgb)
-    cache.STORE.track(f"video frames: {info.path.name}", frames, used)
-    return frames
+    def close(self) -> None:
+        """Release the frame decoder and the mask file (also done when collected)."""
+        getattr(self.frames, "close", lambda: None)()
+        self.store.close()
 
 
 def _video_model_class(arch: str):
@@ -277,9 +316,10 @@ def _video_model_class(arch: str):
 class VideoModel(HubModel):
     """A SAM 2 / EdgeTAM video model: makes a `Tracker` per clip."""
 
-    def tracker(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray]) -> Tracker:
+    def tracker(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray] | None = None,
+                every: int = 1) -> Tracker:
         return Tracker(self.name, self.model, self.processor, info, frames, self.device,
-                       self.untrained)
+                       self.untrained, every)
 
 
 def load_video_model(name: str) -> VideoModel:

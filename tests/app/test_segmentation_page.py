@@ -117,11 +117,33 @@ def test_video_mode_messages(offline, tmp_path, monkeypatch):
                                                  "video/mp4")).run()
     assert not at.error and any("Classical tracking (optical flow + GrabCut, not SAM 2)"
                                 in i.value for i in at.info)
-    monkeypatch.setenv("LENS_SAM_MAX_FRAMES", "3")
-    long_clip = write_video(tmp_path / "long.mp4", frames=9, size=(64, 48))
+    monkeypatch.setenv("LENS_SAM_MAX_SECONDS", "1")
+    long_clip = write_video(tmp_path / "long.mp4", frames=18, size=(64, 48))
     at.file_uploader(key="seg_video").set_value(("long.mp4", long_clip.read_bytes(),
                                                  "video/mp4")).run()
-    assert any("tracking takes at most 3" in e.value for e in at.error)
+    assert not at.exception and any("over the limit of 1 s" in e.value for e in at.error)
+
+
+def test_a_clip_typed_as_a_path_is_read_in_place_and_contained(offline, tmp_path,
+                                                               monkeypatch):
+    """A large recording needs no upload: a path under the data roots is tracked where it
+    lies; a path outside them (or through a link out of them) is refused, unread."""
+    inside, outside = tmp_path / "data", tmp_path / "elsewhere"
+    inside.mkdir()
+    outside.mkdir()
+    write_video(inside / "clip.mp4", frames=6, size=(64, 48))
+    write_video(outside / "secret.mp4", frames=6, size=(64, 48))
+    (inside / "link.mp4").symlink_to(outside / "secret.mp4")
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(inside))
+    at = run_page("segmentation")
+    at.radio(key="seg_mode").set_value("Video").run()
+    for typed in (str(outside / "secret.mp4"), str(inside / "link.mp4")):
+        at.text_input(key="seg_video_path").set_value(typed).run()
+        assert not at.exception and "not inside the folders" in at.error[0].value
+        assert "64×48" not in texts(at)
+    at.text_input(key="seg_video_path").set_value(str(inside / "clip.mp4")).run()
+    assert not at.exception and not at.error
+    assert "64×48, 6 frames" in texts(at)
 
 
 def test_video_mode_with_a_video_model_shows_the_frame(tiny_sam, tmp_path, monkeypatch):

@@ -1,19 +1,15 @@
 """Promptable segmentation on tiny random SAM2 models: shapes, prompts, caching, determinism,
-everything mode, the GrabCut fallback, loading without weights, and video tracking."""
+everything mode, the GrabCut fallback and loading without weights."""
 
-import io
 import json
-import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from lib.media import masks as mask_ops
-from lib.media import video as video_io
 from lib.models import registry
 from lib.segmentation import grounding, prompts, segment, segment_video
-from tests.helpers import write_video
 
 
 @pytest.fixture(scope="module")
@@ -131,61 +127,6 @@ def test_real_sam2_point_on_a_coco_object(shared_assets):
     k = np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2)   # a point on the object
     r = segment.build_segmenter(spec, "cpu").predict(image, [(float(xs[k]), float(ys[k]), 1)])
     assert max(mask_ops.iou(m, truth) for m in r.masks) >= 0.7
-
-
-# -- video -----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    path = write_video(tmp_path_factory.mktemp("v") / "clip.mp4", frames=8, size=(96, 64))
-    info = video_io.open_video(path)
-    return info, segment_video.load_frames(info)
-
-
-def test_tracking_propagates_all_frames_and_exports(clip, tmp_path):
-    info, frames = clip
-    tracker = segment_video.tiny_video_model().tracker(info, frames)
-    with pytest.raises(video_io.VideoError, match="Prompt at least one object"):
-        tracker.propagate()
-    first = tracker.add_prompt(3, 1, [(30, 20, 1)], label="ball")
-    assert first.shape == (64, 96) and np.array_equal(tracker.mask(3, 1), first)
-    seen = []
-    assert tracker.propagate(seen.append) == 8 and tracker.propagated
-    assert [p.done for p in seen] == list(range(1, 9)) and seen[-1].eta_s == 0
-    assert sorted(tracker.masks) == list(range(8))
-    # frames are made on demand and only a few model-size tensors are kept
-    made = tracker.session.processed_frames
-    assert made.made >= 8 and len(made._lru) <= 4
-    # an object added mid-video is tracked through the whole clip on the next propagation
-    tracker.add_prompt(5, 2, [], box=(10, 10, 60, 50))
-    assert not tracker.propagated
-    tracker.propagate()
-    assert all(set(tracker.masks[f]) == {1, 2} for f in range(8))
-    out = tracker.export_mp4(tmp_path / "out.mp4", effect="blur")
-    rendered = video_io.open_video(out)
-    assert rendered.frame_count == 8 and (rendered.width, rendered.height) == (96, 64)
-    z = zipfile.ZipFile(io.BytesIO(tracker.export_png_zip()))
-    assert len(z.namelist()) == 16 and "frame00000_obj1.png" in z.namelist()
-    doc = json.loads(tracker.export_coco())
-    assert len(doc["images"]) == 8 and len(doc["annotations"]) == 16
-    assert {c["name"] for c in doc["categories"]} == {"ball", "object 2"}
-
-
-def test_video_limits_and_bad_prompts(clip):
-    info, frames = clip
-    with pytest.raises(video_io.VideoError, match="at most 4"):
-        segment_video.check_limits(info, max_frames=4)
-    with pytest.raises(video_io.VideoError, match="downscale"):
-        segment_video.check_limits(info, max_bytes=1000)
-    tracker = segment_video.tiny_video_model().tracker(info, frames)
-    with pytest.raises(video_io.VideoError, match="outside the clip"):
-        tracker.add_prompt(99, 1, [(3, 3, 1)])
-    with pytest.raises(segment.PromptError, match="outside"):
-        tracker.add_prompt(0, 1, [(300, 3, 1)])
-    tracker.add_prompt(0, 1, [(3, 3, 1)])
-    with pytest.raises(segment.PromptError, match="no area"):
-        tracker.add_prompt(1, 1, [], box=(5, 5, 5, 40))
-    assert list(tracker.objects[1].prompts) == [0]        # the earlier prompt is kept
 
 
 def test_a_segmentation_checkpoint_folder_loads(tmp_path, image):

@@ -1,6 +1,199 @@
-"""The classical (flow + GrabCut) tracker, measured on synthetic clips."""
+"""Video tracking at full length on tiny random SAM 2 models: frames streamed, the memory
+bank bounded (and tracking unchanged by it), masks on disk, objects added after tracking,
+Cancel, a processing rate, the memory budget, and streamed exports checked by pycocotools;
+and the classical (flow + GrabCut) tracker, measured on synthetic clips."""
+
+import gc
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from lib.core import errors
+from lib.media import video as video_io
+from lib.models import cache
+from lib.segmentation import memory_bank, segment, segment_video, video_export
+from lib.segmentation.mask_store import MaskStore
+from tests.helpers import write_video
 
 
+@pytest.fixture(scope="module")
+def model():
+    return segment_video.tiny_video_model()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    colors = [tuple(int(v) for v in rng.integers(0, 255, 3)) for _ in range(40)]
+    path = write_video(tmp_path_factory.mktemp("v") / "clip.mp4", frames=40, size=(96, 64),
+                       colors=colors)
+    return segment_video.open_clip(path)
+
+
+def _all_masks(tracker):
+    return [tracker.masks_on(f) for f in range(tracker.num_frames)]
+
+
+def test_tracking_streams_frames_spills_masks_and_exports(model, clip, tmp_path):
+    tracker = model.tracker(clip)
+    with pytest.raises(video_io.VideoError, match="Prompt at least one object"):
+        tracker.propagate()
+    first = tracker.add_prompt(3, 1, [(30, 20, 1)], label="ball")
+    assert first.shape == (64, 96) and np.array_equal(tracker.mask(3, 1), first)
+    seen = []
+    assert tracker.propagate(seen.append) == 40 and tracker.propagated
+    assert [p.done for p in seen] == list(range(1, 41)) and seen[-1].eta_s == 0
+    assert tracker.store.frames() == list(range(40))        # on disk, every frame
+    assert len(tracker.frames._buffer) <= 16                # streamed, never the whole clip
+    made = tracker.session.processed_frames
+    assert made.made >= 40 and len(made._lru) <= 4
+    out = video_export.mp4(tracker, tmp_path / "out.mp4", effect="blur")
+    rendered = video_io.open_video(out)
+    assert rendered.frame_count == 40 and (rendered.width, rendered.height) == (96, 64)
+    doc = json.loads(video_export.coco(tracker, tmp_path / "m.json").read_text())
+    assert len(doc["images"]) == 40 and [c["name"] for c in doc["categories"]] == ["ball"]
+    for ann in doc["annotations"]:        # pycocotools decodes what the page shows
+        mask = mask_utils.decode(ann["segmentation"]).astype(bool)
+        assert np.array_equal(mask, tracker.mask(ann["image_id"] - 1, ann["category_id"]))
+        assert ann["area"] == mask.sum() > 0
+    empty = sum(not tracker.mask(f, 1).any() for f in range(40))
+    assert len(doc["annotations"]) == 40 - empty
+    z = zipfile.ZipFile(video_export.png_zip(tracker, tmp_path / "m.zip"))
+    assert len(z.namelist()) == 40 and "frame00000_obj1.png" in z.namelist()
+
+
+def test_bounded_memory_bank_tracks_exactly_as_the_whole_history(model, clip, monkeypatch):
+    """Two objects prompted on different frames, 40 frames: more than twice the memory
+    window (15 frames), so the bounded session drops outputs the whole-history one keeps,
+    and its masks are identical on every frame."""
+    def run():
+        tracker = model.tracker(clip)
+        tracker.add_prompt(2, 1, [(30, 20, 1)])
+        tracker.add_prompt(20, 2, [], box=(40, 10, 90, 60))
+        tracker.propagate()
+        kept = [len(d["non_cond_frame_outputs"])
+                for d in tracker.session.output_dict_per_obj.values()]
+        return _all_masks(tracker), kept
+    bounded, kept = run()
+    monkeypatch.setattr(segment_video, "prune_memory", lambda *a, **k: 0)
+    whole, kept_whole = run()
+    assert bounded == whole
+    window = segment_video.memory_window(model.model.config)
+    assert window == 15 and max(kept) <= 2 * window + 2 < min(kept_whole) == 39
+
+
+def test_objects_added_after_tracking_are_tracked_on_their_own(model, clip):
+    tracker = model.tracker(clip)
+    tracker.add_prompt(0, 1, [(30, 20, 1)])
+    tracker.propagate()
+    before = _all_masks(tracker)
+    tracker.add_prompt(10, 2, [], box=(40, 10, 90, 60))
+    assert not tracker.propagated and len(tracker.groups) == 2
+    assert tracker.propagate() == 40                         # the new object's frames only
+    after = _all_masks(tracker)
+    assert all(a[1] == b[1] and set(a) == {1, 2} for a, b in zip(after, before))
+    # a new prompt on a tracked object tracks its group again (its old masks stop counting)
+    tracker.add_prompt(30, 1, [(60, 40, 1)])
+    assert not tracker.groups[0].tracked and tracker.groups[1].tracked
+    assert tracker.propagate() == 40 and tracker.propagated
+
+
+def test_cancel_keeps_what_was_tracked(model, clip):
+    tracker = model.tracker(clip)
+    tracker.add_prompt(0, 1, [(30, 20, 1)])
+
+    def cancel(p):
+        if p.done == 12:
+            raise KeyboardInterrupt     # what Streamlit's stop does inside a callback
+    with pytest.raises(KeyboardInterrupt):
+        tracker.propagate(cancel)
+    assert not tracker.propagated and tracker.tracked_frames == 12
+    assert tracker.store.frames() == list(range(12))
+    assert tracker.propagate() == 40 and tracker.store.frames() == list(range(40))
+
+
+def test_processing_rate_tracks_one_frame_in_n_and_carries_masks(model, clip):
+    tracker = model.tracker(clip, every=3)
+    tracker.add_prompt(7, 1, [(30, 20, 1)])          # lands on tracked frame 6
+    assert list(tracker.objects[1].prompts) == [6]
+    assert tracker.propagate() == 14                 # frames 0, 3, ..., 39
+    assert tracker.store.frames() == list(range(0, 40, 3))
+    for f in range(40):
+        assert tracker.masks_on(f) == tracker.masks_on(f - f % 3)
+
+
+def test_tracking_state_is_counted_in_the_memory_budget_and_released(model, clip,
+                                                                     monkeypatch):
+    tracker = model.tracker(clip)
+    tracker.add_prompt(0, 1, [(30, 20, 1)])
+    tracker.propagate()
+    assert 0 < tracker.state_bytes <= tracker.peak_state_bytes
+    held = dict((id(o), n) for o, n in [(tracker, tracker.state_bytes)])
+    assert ("tracking: clip.mp4", held[id(tracker)]) in cache.STORE.summary()
+    path = tracker.store.path
+    assert path.is_file()
+    del tracker
+    gc.collect()
+    assert not path.exists()                                        # the masks' file goes
+    assert not any(k.startswith("tracking: clip.mp4") for k, _ in cache.STORE.summary())
+    small = cache.ModelCache(budget_bytes=1)
+    monkeypatch.setattr(cache, "STORE", small)
+    tracker = model.tracker(clip)
+    with pytest.raises(errors.ModelTooLargeError, match="memory budget"):
+        tracker.add_prompt(0, 1, [(30, 20, 1)])
+
+
+def test_limits_and_bad_prompts(model, clip):
+    with pytest.raises(video_io.VideoError, match="at most 1 s"):
+        segment_video.check_limits(clip, max_seconds=1)
+    with pytest.raises(video_io.VideoError, match="Downscale"):
+        segment_video.check_limits(clip, max_pixels=1000)
+    tracker = model.tracker(clip)
+    with pytest.raises(video_io.VideoError, match="outside the clip"):
+        tracker.add_prompt(99, 1, [(3, 3, 1)])
+    with pytest.raises(segment.PromptError, match="outside"):
+        tracker.add_prompt(0, 1, [(300, 3, 1)])
+    tracker.add_prompt(0, 1, [(3, 3, 1)])
+    with pytest.raises(segment.PromptError, match="no area"):
+        tracker.add_prompt(1, 1, [], box=(5, 5, 5, 40))
+    assert list(tracker.objects[1].prompts) == [0]        # the earlier prompt is kept
+
+
+def test_tracked_frames_bitmap_answers_like_a_dict():
+    bits, ref = memory_bank.TrackedFrames(), {}
+    for i, rev in [(0, False), (9, True), (70, False), (9, False), (1000, True)]:
+        bits[i] = {"reverse": rev}
+        ref[i] = {"reverse": rev or ref.get(i, {}).get("reverse", False)}
+    assert len(bits) == len(ref)
+    for i in range(1100):
+        assert (i in bits) == (i in ref)
+    assert bits[1000] == {"reverse": True} and bits[70] == {"reverse": False}
+
+
+def test_mask_store_survives_a_torn_line_and_forgets_retracked_objects(tmp_path):
+    path = tmp_path / "masks.jsonl"
+    store = MaskStore(path, delete=False)
+    a = np.zeros((8, 10), bool)
+    a[2:5, 3:7] = True
+    store.put(0, {1: a, 2: ~a})
+    store.put(1, {1: ~a})
+    store.forget([2])
+    store.put(1, {2: a})
+    assert set(store.get(0)) == {1} and set(store.get(1)) == {1, 2}
+    store.close()
+    with open(path, "ab") as fh:
+        fh.write(b'{"f": 2, "o": {"1": [0, {"si')        # killed mid-write
+    again = MaskStore(path, delete=False)
+    assert again.frames() == [0, 1]
+    assert np.array_equal(mask_utils.decode(
+        {**again.get(1)[2], "counts": again.get(1)[2]["counts"].encode()}).astype(bool), a)
+    again.put(2, {1: a})
+    assert again.frames() == [0, 1, 2]
+    again.close()
+    assert path.is_file()
 
 
 def test_classical_tracker_is_measured_on_synthetic_clips(tmp_path):
