@@ -98,14 +98,15 @@ def prune_memory(session, frame_idx: int, reverse: bool, window: int, start: int
     """Drop the per-frame outputs memory attention will not read again; returns how many.
 
     Kept: conditioning (prompted) frames, the `window` frames behind `frame_idx` in the
-    direction of travel, and the `window` frames after `start`, the frame propagation began
-    from: the backward pass starts there and reads the forward pass's frames after it."""
+    direction of travel, and frames `start` to `start + window`: propagation began at
+    `start`, and the backward pass, which starts there, reads what the forward pass left
+    on them (an object prompted on a later frame has no prompt there)."""
     dropped = 0
     for outputs in session.output_dict_per_obj.values():
         recent = outputs["non_cond_frame_outputs"]
         for k in list(recent):
             behind = k > frame_idx + window if reverse else k < frame_idx - window
-            if behind and not start < k <= start + window:
+            if behind and not start <= k <= start + window:
                 del recent[k]
                 dropped += 1
     return dropped

@@ -41,6 +41,7 @@ from lib.media.frames import FrameSource
 from lib.models import cache, registry
 from lib.models.build import builder
 from lib.models.spec import HubModel, Source, Task
+from lib.segmentation.batched import track_frame
 from lib.segmentation.mask_store import MaskStore
 from lib.segmentation.memory_bank import (
     LazyFrames,
@@ -253,21 +254,17 @@ class Tracker:
             for g in pending:
                 g.started = True
                 start = min(f for o in g.objects for f in self.objects[o].prompts) // self.every
-                for begin, reverse in [(start, False)] + ([(start, True)] if start else []):
-                    for out in self.model.propagate_in_video_iterator(
-                            g.session, start_frame_idx=begin, reverse=reverse):
-                        j = out.frame_idx
-                        if reverse and j == begin:
-                            continue  # already done by the forward pass
-                        self._store(j * self.every, list(out.object_ids),
-                                    self._to_masks(out.pred_masks))
-                        prune_memory(g.session, j, reverse, self.window, start)
-                        done += 1
-                        self.tracked_frames = done
-                        if done % 8 == 1:
-                            self._account()
-                        if progress:
-                            progress(Progress(done, total, time.perf_counter() - t0))
+                forward, backward = range(start, steps), range(start - 1, -1, -1)
+                for j, reverse in [(j, False) for j in forward] + [(j, True) for j in backward]:
+                    ids, pred_masks = track_frame(self.model, g.session, j, reverse)
+                    self._store(j * self.every, ids, self._to_masks(pred_masks))
+                    prune_memory(g.session, j, reverse, self.window, start)
+                    done += 1
+                    self.tracked_frames = done
+                    if done % 8 == 1:
+                        self._account()
+                    if progress:
+                        progress(Progress(done, total, time.perf_counter() - t0))
                 g.tracked = True
         self._account()
         return done

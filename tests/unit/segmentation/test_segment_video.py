@@ -85,6 +85,41 @@ def test_bounded_memory_bank_tracks_exactly_as_the_whole_history(model, clip, mo
     assert window == 15 and max(kept) <= 2 * window + 2 < min(kept_whole) == 39
 
 
+def test_objects_prompted_together_run_as_one_batch_with_the_same_masks(model, clip,
+                                                                      monkeypatch):
+    """Four objects, three prompted on frame 0 (one batch) and one on frame 9 (its own): the
+    masks equal those of the model's own one-object-at-a-time `forward` (IoU >= 0.999; float
+    sums in another order may flip a pixel), and the batch is one pass a frame."""
+    from lib.segmentation import batched
+
+    def run():
+        tracker = model.tracker(clip)
+        for k, (x, y) in enumerate([(20, 20), (50, 30), (80, 50)]):
+            tracker.add_prompt(0, k + 1, [(x, y, 1)])
+        tracker.add_prompt(9, 4, [], box=(30, 10, 70, 50))
+        tracker.propagate()
+        return [{o: tracker.mask(f, o) for o in tracker.objects} for f in range(40)]
+    calls = []
+    one_batch = batched._run_batch
+    monkeypatch.setattr(batched, "_run_batch", lambda *a: calls.append(a[3]) or one_batch(*a))
+    together = run()
+    sizes = [len(c) for c in calls]     # frame 0 has their prompts, frame 9 object 4's
+    assert sizes.count(3) == 39 and sizes.count(1) == 39 and len(sizes) == 78
+
+    def one_at_a_time(model_, session, j, reverse=False):
+        out = model_(inference_session=session, frame_idx=j, reverse=reverse)
+        return list(out.object_ids), out.pred_masks
+    monkeypatch.setattr(segment_video, "track_frame", one_at_a_time)
+    alone = run()
+    ious = [mask_iou(a[o], b[o]) for a, b in zip(together, alone) for o in a]
+    assert min(ious) >= 0.999
+
+
+def mask_iou(a, b) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
+
+
 def test_objects_added_after_tracking_are_tracked_on_their_own(model, clip):
     tracker = model.tracker(clip)
     tracker.add_prompt(0, 1, [(30, 20, 1)])
