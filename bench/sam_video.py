@@ -89,7 +89,7 @@ def child(frames: int, model: str, reduced: bool) -> None:
         from lib.segmentation import segment_video
         vm, how = _model(model, reduced)
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        tracker = vm.tracker(info, segment_video.load_frames(info))
+        tracker = vm.tracker(info)
         t0 = time.perf_counter()
         tracker.add_prompt(0, 1, [(427, 240, 1)])
         tracker.propagate()

@@ -1,6 +1,7 @@
 """The segmentation page's video view: a clip, prompts on any frame, tracking through the clip,
 effects rendered to MP4 and the masks exported."""
 
+import hashlib
 from pathlib import Path
 
 import streamlit as st
@@ -92,7 +93,7 @@ def video_mode() -> None:
     except OSError:
         st.error(f"'{upload_name}' cannot be read.")
         return
-    digest = (str(path), *stamp)
+    digest = hashlib.sha1(repr((str(path), *stamp)).encode()).hexdigest()[:16]
     if name == segment.GRABCUT:     # no SAM 2 here: classical tracking, said plainly
         vm = classical.ClassicalVideoModel()
         name = vm.name

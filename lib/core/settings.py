@@ -25,7 +25,7 @@ class Setting:
 #: name -> (environment variable, default as text, what it is). Order = README order.
 SETTINGS: dict[str, Setting] = {s.env: s for s in [
     Setting("LENS_MODEL_BUDGET_MB", "6144", "memory for everything Lens keeps: models "
-            "(detector jobs' too), SAM2 embeddings, decoded video clips"),
+            "(detector jobs' too), SAM2 embeddings, video tracking sessions"),
     Setting("LENS_MAX_IMAGE_PIXELS", "50000000", "larger images are refused before decoding"),
     Setting("LENS_MAX_VIDEO_SECONDS", "120", "longest video, checked on the decoded frames"),
     Setting("LENS_MAX_VIDEO_PIXELS", "2073600", "largest video frame (1920×1080), checked on "

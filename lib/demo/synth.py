@@ -207,11 +207,12 @@ def _sprite(rng: np.random.Generator, kind: str, r: float) -> tuple[np.ndarray, 
     return np.asarray(canvas), mask
 
 
-def make_clip(rng: np.random.Generator, frames: int = 30, size: int = 128):
-    """A clip of 3 shapes on a still background: object 1 passes in front of object 0
-    (an occlusion mid-clip), object 2 enters later. Returns (frames, masks, objects):
-    masks[f][obj] is the object's visible mask on frame f (absent when hidden or not yet
-    there); objects[obj] = (class index, first frame)."""
+def iter_clip(rng: np.random.Generator, frames: int = 30, size: int = 128):
+    """A clip of 3 shapes on a still background, made one frame at a time: object 1 passes
+    in front of object 0 (an occlusion mid-clip), object 2 enters later; on long clips they
+    drift out of the frame. First yields {obj: (class index, first frame)}, then per frame
+    (frame, masks) with masks[obj] the object's visible mask on that frame (absent when
+    hidden or not there)."""
     background = np.asarray(_background(rng, size))
     rs = rng.uniform(0.11, 0.17, 3) * size
     kinds = [int(k) for k in rng.integers(len(CLASSES), size=3)]
@@ -226,7 +227,7 @@ def make_clip(rng: np.random.Generator, frames: int = 30, size: int = 128):
     meet = start[0] + speed[0] * mid                                       # 1 crosses 0 mid-clip
     speed[1] = (meet - start[1]) / mid
     first = [0, 0, int(rng.integers(frames // 4, frames // 2))]
-    out_frames, masks = [], []
+    yield {k: (kinds[k], first[k]) for k in range(3)}
     for f in range(frames):
         img = background.copy()
         layers = []
@@ -253,9 +254,19 @@ def make_clip(rng: np.random.Generator, frames: int = 30, size: int = 128):
             shown = full & ~above
             if shown.sum() >= 4:
                 visible[k] = shown
+        yield img, visible
+
+
+def make_clip(rng: np.random.Generator, frames: int = 30, size: int = 128):
+    """`iter_clip` as lists. Returns (frames, masks, objects): masks[f][obj] is the object's
+    visible mask on frame f; objects[obj] = (class index, first frame)."""
+    it = iter_clip(rng, frames, size)
+    objects = next(it)
+    out_frames, masks = [], []
+    for img, visible in it:
         out_frames.append(img)
         masks.append(visible)
-    return out_frames, masks, {k: (kinds[k], first[k]) for k in range(3)}
+    return out_frames, masks, objects
 
 
 def write_clips(out: str | Path, count: int, frames: int = 30, size: int = 128,
@@ -272,22 +283,24 @@ def write_clips(out: str | Path, count: int, frames: int = 30, size: int = 128,
     rng = np.random.default_rng(seed)
     index = []
     for c in range(count):
-        clip, clip_masks, objects = make_clip(rng, frames, size)
+        it = iter_clip(rng, frames, size)       # frame by frame: a long clip is never in RAM
+        objects = next(it)
         name = f"clip{c:03d}.mp4"
+        clip_masks = []
         with av.open(str(out / name), "w") as container:
             stream = container.add_stream("libx264", rate=fps, options={"crf": "10"})
             stream.width = stream.height = size
             stream.pix_fmt = "yuv420p"
-            for img in clip:
+            for img, visible in it:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                     container.mux(packet)
+                clip_masks.append({str(k): mask_ops.to_rle(m) for k, m in visible.items()})
             for packet in stream.encode():
                 container.mux(packet)
         index.append({"file": name, "frames": frames, "width": size, "height": size,
                       "objects": [{"id": k, "category": CLASSES[cls], "first_frame": f0}
                                   for k, (cls, f0) in objects.items()],
-                      "masks": [{str(k): mask_ops.to_rle(m) for k, m in fm.items()}
-                                for fm in clip_masks]})
+                      "masks": clip_masks})
     (out / "clips.json").write_text(json.dumps({"seed": seed, "clips": index}))
     return out
 

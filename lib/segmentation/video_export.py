@@ -42,12 +42,17 @@ def mp4(tracker: Tracker, path: Path, effect: str | None = None,
     import av  # heavy: imported on first use
     t0 = time.perf_counter()
     info = tracker.info
-    w, h = info.width - info.width % 2, info.height - info.height % 2
+    # H.264 in 4:2:0 needs even sides: an odd side gets one more row or column (its edge
+    # repeated), so a 1-pixel-wide clip still exports
+    w, h = info.width + info.width % 2, info.height + info.height % 2
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=Fraction(info.fps).limit_denominator(1000))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for i, frame in clip_frames(tracker):
-            rgb = tracker.render(frame, i, opacity, effect, obj_ids, strength)[:h, :w]
+            rgb = tracker.render(frame, i, opacity, effect, obj_ids, strength)
+            if rgb.shape[:2] != (h, w):
+                rgb = np.pad(rgb, ((0, h - rgb.shape[0]), (0, w - rgb.shape[1]), (0, 0)),
+                             mode="edge")
             for packet in stream.encode(av.VideoFrame.from_ndarray(
                     np.ascontiguousarray(rgb), format="rgb24")):
                 out.mux(packet)

@@ -243,3 +243,50 @@ def test_classical_tracker_is_measured_on_synthetic_clips(tmp_path):
     assert result["clips"] == 6 and result["frames"] > 300
     assert 0.6 < result["J"] < 0.85
     assert result["J_occluded"] < 0.3
+
+
+def _thin_clip(path):
+    """A 1x64 clip (MPEG-4 in AVI takes a 1-pixel width; H.264 does not)."""
+    import av
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 1, 64, "yuv420p"
+        for i in range(6):
+            frame = np.full((64, 1, 3), 40 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def _audio_only(path):
+    import av
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=44100)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                           layout="mono")
+        frame.sample_rate = 44100
+        for i in range(8):
+            frame.pts = i * 1024
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_odd_clips_track_or_get_one_clear_message(model, tmp_path):
+    """A 1x64 clip tracks and exports (the MP4 one column wider); an audio-only file and a
+    clip with no frames are refused with one message each."""
+    thin = segment_video.open_clip(_thin_clip(tmp_path / "thin.avi"))
+    tracker = model.tracker(thin)
+    tracker.add_prompt(0, 1, [(0, 20, 1)])
+    assert tracker.propagate() == 6 and tracker.mask(5, 1).shape == (64, 1)
+    out = video_io.open_video(video_export.mp4(tracker, tmp_path / "thin.mp4", effect="blur"))
+    assert (out.width, out.height, out.frame_count) == (2, 64, 6)
+    with pytest.raises(video_io.VideoError, match="no video stream"):
+        segment_video.open_clip(_audio_only(tmp_path / "audio.mp4"))
+    empty = write_video(tmp_path / "empty.mp4", frames=0)
+    with pytest.raises(video_io.VideoError, match="is empty|no decodable frames"):
+        segment_video.open_clip(empty)
