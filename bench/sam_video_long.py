@@ -141,11 +141,10 @@ def main() -> None:
           f"{twenty['seconds']:.1f} s")
     ten_min = 18_000
     print(f"projection, 10 minutes at 30 fps ({ten_min:,} frames) of 1080p: memory "
-          f"{max(0.0, slope_kb) * ten_min / 1024:.0f} MB above frame {m}'s from the measured "
-          f"slope (frames are streamed and the memory bank is bounded: neither grows with "
-          f"length or depends on the frame count); masks on disk about "
+          f"{max(0.0, slope_kb) * ten_min / 1024:.0f} MB above frame {m}'s (the measured "
+          f"slope); masks on disk about "
           f"{r['disk'] / n * ten_min * 1080 / args.size / 2**20:.0f} MB (RLE grows with the "
-          f"outline, scaled by 1080/{args.size})")
+          f"outline: scaled by 1080/{args.size})")
     print(f"{n} frames, 1 object: memory growth from frame {m} to {n} {growth:.0f} MB "
           f"({slope_kb:.1f} KB/frame); s/frame at {m} vs {n} "
           f"{r['spf_end'] / r['spf_mark']:.2f}; 20 objects cost "

@@ -119,7 +119,10 @@ def video_mode() -> None:
     st.caption(f"{info.width}×{info.height}, {tracker.num_frames} frames at {info.fps:.1f} fps "
                f"({info.duration_s:.1f} s)" + (f"; one frame in {every} is tracked"
                                                 if every > 1 else ""))
-    frame_idx = st.slider("Frame", 0, tracker.num_frames - 1, 0, key="seg_frame")
+    if st.session_state.get("seg_frame", 0) > tracker.num_frames - 1:
+        st.session_state["seg_frame"] = tracker.num_frames - 1   # the clip ended early
+    frame_idx = st.slider("Frame", 0, max(1, tracker.num_frames - 1), 0, key="seg_frame",
+                          disabled=tracker.num_frames < 2)
     c1, c2, c3 = st.columns([2, 1, 1])
     ids = sorted(set(tracker.objects) | {state["active"]})
     state["active"] = c1.selectbox("Object", ids, index=ids.index(state["active"]),

@@ -14,9 +14,11 @@ memory frames run as separate batches; a frame with new prompts goes through `fo
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Mapping
 
 _STAND_IN = -1      # the object index the batch runs under while it runs
+_MENDING = threading.Lock()     # one thread mends a shared model, once
 
 
 def _memory_axis(model) -> int:
@@ -55,8 +57,8 @@ def _split(out: dict, n: int, memory_axis: int) -> list[dict]:
 
 
 def _make_batchable(model) -> None:
-    """Make the two places where the library's batch size is always one work with more,
-    leaving batch size one unchanged (installed once per model):
+    """Make the places where the library assumes batch size one work with more, leaving
+    batch size one unchanged (installed once per model, by one thread):
 
     - `_prepare_vision_features` expands a list of features as if it were a tensor; here
       each (HW, 1, C) feature is expanded on its batch axis (computed once per frame still);
@@ -67,8 +69,13 @@ def _make_batchable(model) -> None:
       entry (b, b), taken back out;
     - EdgeTAM's spatial perceiver views an expanded tensor (an error past batch one): its 2-D
       half runs one object at a time."""
-    if getattr(model, "_lens_batchable", False):
-        return
+    with _MENDING:
+        if not getattr(model, "_lens_batchable", False):
+            _mend(model)
+
+
+def _mend(model) -> None:
+    """The mending `_make_batchable` describes."""
     single = model._prepare_vision_features
 
     def prepare(inference_session, frame_idx: int, batch_size: int):

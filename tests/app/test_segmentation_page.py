@@ -186,6 +186,13 @@ def test_video_text_prompt_adds_tracked_objects(tiny_sam, tmp_path, monkeypatch)
     at.button(key="seg_render").click().run()
     assert not at.exception and "Download MP4" in [d.label for d in at.download_button]
     assert_downloads_never_rerun(at)
+    # found again after tracking: a new object, tracked on its own
+    at.button(key="seg_vfind").click().run()
+    assert at.dataframe[0].value["tracked"].tolist() == ["yes", "not yet"]
+    assert at.button(key="seg_propagate").label == "Track the new objects"
+    at.button(key="seg_propagate").click().run()
+    assert not at.exception
+    assert any("Tracked 2 object(s) through 5 frames" in s.value for s in at.success)
 
 
 def assert_downloads_never_rerun(at):
