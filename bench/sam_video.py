@@ -86,7 +86,6 @@ def child(frames: int, model: str, reduced: bool) -> None:
         path = write_video(Path(tmp) / "clip.mp4", frames=frames, fps=25, size=(854, 480),
                            codec="libx264", colors=colors)
         info = video_io.open_video(path)
-        from lib.segmentation import segment_video
         vm, how = _model(model, reduced)
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         tracker = vm.tracker(info)

@@ -156,8 +156,10 @@ class FrameSource:
 
     def _rgb(self, frame) -> np.ndarray:
         if frame.width * frame.height > self.max_pixels:
-            raise VideoError(f"'{self.info.path.name}' changes to {frame.width}x{frame.height} "
-                             "frames mid-clip, over the pixel limit.", "Downscale it first.")
+            raise VideoError(f"'{self.info.path.name}' has {frame.width}x{frame.height} frames, "
+                             f"over the limit of {self.max_pixels:,} pixels per frame (from "
+                             f"frame {self._next - 1} on; its first frame is smaller).",
+                             "Downscale it first.")
         rgb = frame.to_ndarray(format="rgb24")
         if rgb.shape[:2] != (self.height, self.width):   # resolution changed mid-stream
             import cv2  # heavy: imported on first use

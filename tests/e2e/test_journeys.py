@@ -407,9 +407,8 @@ def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, 
     import json
 
     import numpy as np
-    from pycocotools import mask as mask_utils
-
     from playwright.sync_api import expect
+    from pycocotools import mask as mask_utils
 
     from lib.demo import synth
     from lib.media import masks as mask_ops

@@ -287,7 +287,9 @@ def test_video_whose_header_understates_its_frames(server, tmp_path, monkeypatch
 # -- segmentation ---------------------------------------------------------------------------------
 
 def test_segmentation_video_whose_frames_outgrow_its_header(server, tmp_path, monkeypatch):
-    monkeypatch.setenv("LENS_MAX_VIDEO_PIXELS", str(64 * 48 * 4))
+    """Frames are decoded when reached: the page opens on the small first frame, and the
+    first large one (frame 2 of 5) is refused when scrubbed to, with the limit named."""
+    monkeypatch.setenv("LENS_SAM_MAX_PIXELS", str(64 * 48 * 4))
     clip = A.mjpeg_growing(tmp_path / "m.avi")
     from lib.segmentation import segment, segment_video
     monkeypatch.setattr(segment, "model_choices", lambda: [("tiny", True), (segment.GRABCUT, True)])
@@ -298,6 +300,8 @@ def test_segmentation_video_whose_frames_outgrow_its_header(server, tmp_path, mo
     uploader(at, "Video (MP4, MOV, WebM, AVI)").set_value(("m.avi", clip.read_bytes(),
                                                            "video/avi"))
     at.run()
+    assert not at.exception and not at.error
+    widget(at, "slider", "Frame").set_value(4).run()
     ok(at, "640x480 frames, over the limit")
 
 
