@@ -2,6 +2,7 @@
 effects rendered to MP4 and the masks exported."""
 
 import hashlib
+import weakref
 from pathlib import Path
 
 import streamlit as st
@@ -113,7 +114,10 @@ def video_mode() -> None:
         if state.get("tracker") is not None:
             state["tracker"].close()          # its decoder and its mask file go now
         state.clear()
-        state.update(key=(digest, name, every), tracker=vm.tracker(info, every=every), active=1)
+        tracker = vm.tracker(info, every=every)
+        state.update(key=(digest, name, every), tracker=tracker, active=1)
+        ref = weakref.ref(tracker)       # the visitor leaving closes it (not kept alive here)
+        ui.on_session_end(lambda: (t := ref()) is not None and t.close())
         st.session_state.pop("seg_render_mp4", None)   # a render of the previous clip
     tracker: segment_video.Tracker = state["tracker"]
     st.caption(f"{info.width}×{info.height}, {tracker.num_frames} frames at {info.fps:.1f} fps "

@@ -468,6 +468,64 @@ def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, 
     assert len(rendered) == 320
 
 
+def test_closing_the_tab_mid_tracking_releases_the_clip_and_its_masks(browser, tmp_path):
+    """A visitor starts tracking a long clip and closes the tab: tracking stops at once, and
+    once Streamlit has dropped the session (a 1 s reconnect window here) and the server has
+    settled its memory (on the next visitor's page run), the masks' scratch file is gone."""
+    import json
+    import time
+
+    from lib.core import scratch
+    from lib.demo import synth
+    from lib.media import masks as mask_ops
+    from lib.training.sam_measure import center_click
+    from lib.training.train_sam import NAME
+    from tests.conftest import ROOT
+    from tests.e2e.conftest import free_port, start_streamlit
+    folder = synth.write_clips(tmp_path / "clip", 1, frames=1500, size=128, seed=5, fps=30)
+    port = free_port()
+    proc = start_streamlit(ROOT / "app.py", port, ROOT,
+                           env={"STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "1",
+                                "LENS_DATA_ROOTS": f"{tmp_path}:{ROOT}"})
+    before = set(scratch.root().glob("masks-*.jsonl"))
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(120_000)
+        _open_segmentation(pg, f"http://127.0.0.1:{port}", video=True)
+        _pick(pg, "seg_video_model", f"{NAME} (trained on synthetic shapes)")
+        pg.locator(".st-key-seg_video_path input").fill(str(folder / "clip000.mp4"))
+        pg.locator(".st-key-seg_video_path input").press("Enter")
+        pg.get_by_text("128×128, 1500 frames").wait_for()
+        first = json.loads((folder / "clips.json").read_text())["clips"][0]["masks"][0]["0"]
+        x, y = center_click(mask_ops.from_rle(first))
+        box, scale = _clickable_image(pg, side=128)
+        pg.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
+        _table_cell(pg, "object 1").wait_for(state="attached")
+        wait_idle(pg)
+        pg.get_by_role("button", name="Propagate through the clip").click()
+        pg.get_by_text("frames tracked ·").first.wait_for()       # tracking is under way
+        made = set(scratch.root().glob("masks-*.jsonl")) - before
+        assert made                                              # its masks, on disk
+        context.close()
+        time.sleep(3)
+        sizes = [p.stat().st_size for p in made]
+        time.sleep(3)
+        assert sizes == [p.stat().st_size for p in made]        # tracking stopped
+        other = browser.new_context()
+        pg2 = other.new_page()
+        pg2.goto(f"http://127.0.0.1:{port}/")
+        pg2.get_by_role("heading", name="Lens").first.wait_for()
+        deadline = time.time() + 60
+        while any(p.exists() for p in made) and time.time() < deadline:
+            time.sleep(0.5)
+        other.close()
+        assert not any(p.exists() for p in made), "the closed session's masks were kept"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_rank_cam_methods_and_sanity_check_the_demo_classifier(page, server):
     """Offline, on the sample photo: every fast method ranked by faithfulness, then the
     cascading randomisation test and the shuffled-label twin of the demo classifier."""
