@@ -8,7 +8,7 @@ import streamlit as st
 from lib import ui
 from lib.core.errors import LensError
 from lib.models import registry
-from lib.segmentation import classical, prompts, segment
+from lib.segmentation import classical, grounding, prompts, segment
 
 DISPLAY_WIDTH = 720     # the shown image's width; clicks are mapped back to image pixels
 
@@ -89,3 +89,17 @@ def load(name: str):
         st.error(f"{exc}  \nMeanwhile, pick **{segment.GRABCUT}** in the sidebar: it works offline "
                  "with box prompts.")
         return None
+
+
+def grounder_words(name: str) -> None:
+    """For a closed-vocabulary grounder, the words it knows (a typed word outside them gets
+    a message naming them)."""
+    if name.endswith(grounding.CLOSED):
+        try:
+            words = getattr(grounding.load_grounder(name), "words", None)
+        except LensError as exc:
+            ui.show_error(exc)
+            return
+        if words:
+                st.caption(f"A detector used as a grounder: it finds only the classes it was "
+                       f"trained on: {', '.join(words)}.")

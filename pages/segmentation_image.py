@@ -186,6 +186,7 @@ def _text_prompt(seg, image, state, multimask: bool) -> None:
     gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_grounder",
                            format_func=lambda n: n if dict(choices)[n] else
                            f"{n} (weights missing)")
+    common.grounder_words(gname)
     if st.button("Find boxes", key="seg_find"):
         if not phrase.strip():
             st.warning("Type what to find first, e.g. 'person' or 'logo'.")

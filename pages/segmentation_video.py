@@ -158,7 +158,7 @@ def video_mode() -> None:
             st.warning(f"{exc} Prompts kept.")
         else:
             st.rerun()
-    with st.expander("Text prompt on this frame (Florence-2 grounding)"):
+    with st.expander("Text prompt on this frame"):
         _video_text_prompt(tracker, frame_idx, state)
     if tracker.objects:
         _tracking(tracker)
@@ -204,6 +204,7 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
     col1, col2 = st.columns([3, 2])
     phrase = col1.text_input("Find", placeholder="person, logo…", key="seg_vphrase")
     gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_vgrounder")
+    common.grounder_words(gname)
     if not st.button("Find and track", key="seg_vfind"):
         return
     if not phrase.strip():

@@ -1,9 +1,13 @@
-"""Text prompts: a phrase grounded to boxes on an image (Florence-2 phrase grounding), which
-become box prompts for the segmenter or the tracker."""
+"""Text prompts: a phrase grounded to boxes on an image, which become box prompts for the
+segmenter or the tracker. Grounders: Florence-2 phrase grounding (open vocabulary, with
+weights), and any detector in the registry as a closed-vocabulary grounder (the phrase's
+words matched to its class names: offline, the demo detectors know the synthetic shapes)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -60,9 +64,70 @@ def build_grounder(spec: registry.ModelSpec, device: str | None = None) -> Groun
     return Grounder(spec.name, model, processor, device)
 
 
-def load_grounder(name: str) -> Grounder:
+CLOSED = " (closed vocabulary)"     # a detector used as a grounder: its name + this
+MAX_PHRASE = 200                    # characters of a phrase
+MAX_TERMS = 10                      # comma-separated things to find at once
+
+
+def _shown(text: str) -> str:
+    """Visitor text as it may appear in a message: letters, digits, spaces, hyphens."""
+    return re.sub(r"[^\w \-]", "", text)[:40]
+
+
+@dataclass
+class DetectorGrounder:
+    """A detector as a closed-vocabulary grounder: each term of the phrase (comma, 'and' or
+    'or' separated; plurals accepted) must be one of its class names; the regions are its
+    detections of those classes above `threshold`, best first."""
+
+    name: str
+    detector: Any
+    threshold: float = 0.5
+
+    @property
+    def words(self) -> list[str]:
+        return sorted(n for n in self.detector.labels.values() if n != "__background__")
+
+    def classes(self, phrase: str) -> set[str]:
+        """The class names a phrase asks for; `PromptError` for anything else."""
+        phrase = phrase.strip().lower()
+        if not phrase:
+            raise PromptError("Type what to find, e.g. " + " or ".join(
+                f"'{w}'" for w in self.words[:2]) + ".")
+        terms = [t.strip() for t in re.split(r",|;|\band\b|\bor\b", phrase) if t.strip()]
+        if len(phrase) > MAX_PHRASE or len(terms) > MAX_TERMS:
+            raise PromptError(f"Type at most {MAX_TERMS} things to find, comma-separated, in "
+                              f"{MAX_PHRASE} characters.")
+        known, wanted = set(self.words), set()
+        for term in terms:
+            match = next((w for w in (term, term.removesuffix("s"), term.removesuffix("es"))
+                          if w in known), None)
+            if match is None:
+                raise PromptError(f"'{_shown(term)}' is not a class "
+                                  f"{self.name.removesuffix(CLOSED)} knows. It knows: "
+                                  f"{', '.join(self.words)}.")
+            wanted.add(match)
+        return wanted
+
+    def boxes(self, image: np.ndarray, phrase: str) -> list[Region]:
+        wanted = self.classes(phrase)
+        labels = self.detector.labels
+        det = self.detector.predict([Image.fromarray(image)], [0], {k: k for k in labels},
+                                    self.threshold)[0]
+        order = np.argsort(-det.scores, kind="stable")
+        return [Region(labels[int(det.class_ids[i])], tuple(float(v) for v in det.xyxy[i]))
+                for i in order if labels[int(det.class_ids[i])] in wanted]
+
+
+def load_grounder(name: str) -> Grounder | DetectorGrounder:
+    if name.endswith(CLOSED):
+        return DetectorGrounder(name, cache.load(name.removesuffix(CLOSED), "detection").model)
     return cache.load(name, "grounding").model
 
 
 def grounder_choices() -> list[tuple[str, bool]]:
-    return [(s.name, registry.availability(s).ready) for s in registry.all_specs("grounding")]
+    """(name, ready) of every grounder, those that can run here first."""
+    choices = [(s.name, registry.availability(s).ready) for s in registry.all_specs("grounding")]
+    choices += [(s.name + CLOSED, True) for s in registry.all_specs("detection")
+                if registry.availability(s).ready]
+    return sorted(choices, key=lambda c: not c[1])

@@ -101,10 +101,32 @@ def test_text_prompt_boxes_then_masks(tiny_sam, monkeypatch):
 
 def test_grounding_without_weights_names_the_fix(offline):
     at = run_page("segmentation")
+    florence = next(o for o in at.selectbox(key="seg_grounder").options if "Florence-2" in o)
+    at.selectbox(key="seg_grounder").set_value(florence).run()
     at.text_input(key="seg_phrase").set_value("cat").run()
     next(b for b in at.button if b.label == "Find boxes").click().run()
     assert not at.exception
     assert any("Florence-2" in e.value and "lib.weights fetch" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize("phrase,expect", [
+    ("", "Type what to find"),
+    ("dog", "'dog' is not a class demo-conditional-detr knows. It knows: circle, square, "
+            "star, triangle."),
+    ("<script>star</script>", "'scriptstarscript' is not a class"),
+    (", ".join(["star"] * 500), "at most 10 things to find"),
+])
+def test_a_detector_grounds_only_the_words_it_knows(offline, phrase, expect):
+    """Offline, the demo detectors are closed-vocabulary grounders, offered first; what they
+    do not know gets one message naming what they do."""
+    at = run_page("segmentation")
+    assert at.selectbox(key="seg_grounder").value == "demo-conditional-detr (closed vocabulary)"
+    assert any("circle, square, star, triangle" in c.value for c in at.caption)
+    at.text_input(key="seg_phrase").set_value(phrase).run()
+    next(b for b in at.button if b.label == "Find boxes").click().run()
+    assert not at.exception
+    assert any(expect in m.value for m in [*at.error, *at.warning]), \
+        [m.value for m in [*at.error, *at.warning]]
 
 
 def test_video_mode_messages(offline, tmp_path, monkeypatch):
@@ -310,3 +332,25 @@ def test_a_long_thin_upload_is_shown_not_crashed(offline):
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
+
+
+def test_video_text_prompt_offline_finds_shapes_by_class_name(offline):
+    """Offline, 'Find and track' on the sample clip with the demo detector as the grounder:
+    the shape named is added as an object, labelled with its class, where the shape is."""
+    import json
+
+    from lib.demo import synth
+    from lib.media import masks as mask_ops
+    clip = synth.sample_clip()
+    meta = json.loads((clip.parent / "clips.json").read_text())["clips"][0]
+    kind = meta["objects"][0]["category"]
+    truth = mask_ops.from_rle(meta["masks"][0]["0"])
+    at = run_page("segmentation")
+    at.radio(key="seg_mode").set_value("Video").run()
+    at.toggle(key="seg_video_sample").set_value(True).run()
+    at.text_input(key="seg_vphrase").set_value(f"{kind}s").run()
+    at.button(key="seg_vfind").click().run()
+    assert not at.exception and not at.error
+    tracker = at.session_state["seg_video_state"]["tracker"]
+    found = [o for o in tracker.objects.values() if o.label == kind]
+    assert found and max(mask_ops.iou(tracker.mask(0, o.obj_id), truth) for o in found) >= 0.5

@@ -154,3 +154,29 @@ def test_low_precision_model_gets_inputs_in_its_dtype(image):
     r = seg.predict(image, [(40, 30, 1)], box=(10, 10, 80, 70))
     assert r.masks.shape == (3, 90, 140) and r.scores.dtype == np.float32
     assert seg.everything(image, points_per_side=2, min_iou=0.0, min_stability=0.0)
+
+
+def test_a_detector_is_a_closed_vocabulary_grounder():
+    """The demo Faster R-CNN grounds 'stars and circles' on a synthetic image to the boxes of
+    those shapes (IoU with the generator's own boxes), and nothing else."""
+    from lib.demo import synth
+    from lib.models import cache
+    img, objects = synth.make_image(np.random.default_rng(3), 256, 4)
+    image = np.asarray(img)
+    g = grounding.DetectorGrounder("demo-fasterrcnn" + grounding.CLOSED,
+                                   cache.load("demo-fasterrcnn", "detection").model)
+    assert g.classes("Stars and circles, triangle") == {"star", "circle", "triangle"}
+    regions = g.boxes(image, "stars, circles")
+    assert regions and {r.label for r in regions} <= {"star", "circle"}
+    truths = [(synth.CLASSES[c], mask_ops.bbox(m)) for c, m in objects]
+    for r in regions:
+        best = max((_box_iou(r.box, b) for name, b in truths if name == r.label), default=0)
+        assert best >= 0.5, (r, truths)
+    ready = [ok for _, ok in grounding.grounder_choices()]
+    assert ready == sorted(ready, reverse=True)            # what can run here comes first
+
+
+def _box_iou(a, b) -> float:
+    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
