@@ -174,3 +174,34 @@ def sanity_curves(rows) -> go.Figure:
                       xaxis=dict(title="randomised down to", tickvals=steps["step"],
                                  ticktext=steps["randomised"]))
     return fig
+
+
+def object_timeline(frames: Sequence[int], times: Sequence[float], objects: Sequence[int],
+                    names: Sequence[str], areas: Sequence[float],
+                    colors: dict[int, tuple[int, int, int]]) -> go.Figure:
+    """When each tracked object is on screen (a strip per object, one mark per frame it is
+    seen) above its area over time; rows share the time axis."""
+    from plotly.subplots import make_subplots  # heavy: imported on first use
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.45, 0.55],
+                        vertical_spacing=0.06)
+    order = list(dict.fromkeys(objects))
+    for obj in order:
+        keep = [i for i, o in enumerate(objects) if o == obj]
+        name = names[keep[0]]
+        color = "rgb({},{},{})".format(*colors[obj])
+        x = [times[i] for i in keep]
+        fig.add_trace(go.Scattergl(x=x, y=[name] * len(keep), mode="markers", name=name,
+                                   legendgroup=str(obj), marker=dict(color=color, size=6,
+                                                                     symbol="line-ns-open"),
+                                   customdata=[frames[i] for i in keep],
+                                   hovertemplate="%{y}: frame %{customdata} (%{x:.2f} s)"
+                                                 "<extra></extra>"), row=1, col=1)
+        fig.add_trace(go.Scattergl(x=x, y=[areas[i] for i in keep], mode="markers",
+                                   name=name, legendgroup=str(obj), showlegend=False,
+                                   marker=dict(color=color, size=3),
+                                   hovertemplate="%{x:.2f} s: %{y} px<extra></extra>"),
+                      row=2, col=1)
+    fig.update_yaxes(title_text="area (px)", row=2, col=1)
+    fig.update_xaxes(title_text="time (s)", row=2, col=1)
+    fig.update_layout(height=260 + 24 * len(order), **_LAYOUT)
+    return fig

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib import ui
+from lib import plots, ui
 from lib.core import paths, scratch, settings
 from lib.core.errors import LensError
 from lib.demo import synth
@@ -20,6 +20,7 @@ from lib.segmentation import (
     prompts,
     segment,
     segment_video,
+    timeline,
     video_export,
 )
 from pages import segmentation_common as common
@@ -166,7 +167,8 @@ def video_mode() -> None:
         st.success(f"Tracked {len(tracker.objects)} object(s) through {tracker.num_frames} "
                    "frames; scrub the frame slider to check.")
     if tracker.store.frames():
-        _video_exports(tracker, upload_name)
+        ranked = _where_when(tracker, upload_name, state)
+        _video_exports(tracker, upload_name, ranked)
 
 
 def _tracking(tracker: segment_video.Tracker) -> None:
@@ -236,11 +238,33 @@ def _export(write, tracker, suffix: str):
     return build
 
 
-def _video_exports(tracker, name: str) -> None:
+def _where_when(tracker, name: str, state: dict) -> dict[int, float]:
+    """Which object is on screen when, and for how long; returns object id -> seconds on
+    screen, the most on screen first."""
+    st.subheader("Where, what, when")
+    mark = tracker.store.disk_bytes          # the masks on disk change only when tracking does
+    if state.get("timeline", (None,))[0] != mark:
+        state["timeline"] = (mark, timeline.presence(tracker))
+    rows = state["timeline"][1]
+    table = timeline.screen_time(tracker, rows)
+    st.dataframe(table, hide_index=True, key="seg_timeline_table")
+    if not rows.empty:
+        st.plotly_chart(plots.object_timeline(
+            rows["frame"].tolist(), rows["time_s"].tolist(), rows["object"].tolist(),
+            rows["label"].tolist(), rows["area"].tolist(),
+            {o: mask_ops.color_for(o) for o in tracker.objects}), key="seg_timeline")
+    ui.download_button("Timeline: CSV", lambda: rows.to_csv(index=False),
+                       f"{Path(name).stem}-timeline.csv", "text/csv", key="seg_timeline_csv")
+    return dict(zip(table["object"], table["screen time (s)"])) if not table.empty else {}
+
+
+def _video_exports(tracker, name: str, ranked: dict[int, float]) -> None:
     st.subheader("Effects and export")
     c1, c2, c3 = st.columns([2, 2, 1])
-    ids = list(tracker.objects)
-    picked = c1.multiselect("Objects", ids, default=ids, key="seg_vpick",
+    ids = [int(o) for o in ranked if o in tracker.objects] or list(tracker.objects)
+    # labels stay put while tracking changes the screen times: a changed label would drop
+    # the visitor's choice
+    picked = c1.multiselect("Objects (most on screen first)", ids, default=ids, key="seg_vpick",
                             format_func=lambda i: tracker.objects[i].name)
     effects = [e for e in mask_ops.EFFECTS if e != "cutout"]
     effect = c2.selectbox("Effect", ["outline overlay", *effects],

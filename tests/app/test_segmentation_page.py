@@ -257,6 +257,10 @@ def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatc
         pred = tracker.mask(f, min(tracker.objects))
         ious.append((pred & gt).sum() / (pred | gt).sum())
     assert min(ious) > 0.7
+    table = next(d for d in at.dataframe if "screen time (s)" in d.value.columns).value
+    seen = sum(tracker.mask(f, min(tracker.objects)).any() for f in range(40))
+    assert table["screen time (s)"].tolist() == [round(seen / 10, 2)]   # the clip is 10 fps
+    assert "Timeline: CSV" in [d.label for d in at.download_button]
     at.selectbox(key="seg_veffect").set_value("blur").run()
     at.button(key="seg_render").click().run()
     assert not at.exception and "Download MP4" in [d.label for d in at.download_button]

@@ -290,3 +290,25 @@ def test_odd_clips_track_or_get_one_clear_message(model, tmp_path):
     empty = write_video(tmp_path / "empty.mp4", frames=0)
     with pytest.raises(video_io.VideoError, match="is empty|no decodable frames"):
         segment_video.open_clip(empty)
+
+
+def test_timeline_counts_screen_time_from_the_masks_on_disk(model, clip):
+    """Areas and frames from the stored RLE equal counting the decoded masks' pixels; the
+    object most on screen comes first."""
+    from lib.segmentation import timeline
+    tracker = model.tracker(clip, every=2)
+    tracker.add_prompt(0, 1, [(30, 20, 1)], label="ball")
+    tracker.add_prompt(0, 2, [], box=(40, 10, 90, 60))
+    tracker.propagate()
+    rows = timeline.presence(tracker)
+    for f in range(0, 40, 2):
+        for o in (1, 2):
+            area = int(tracker.mask(f, o).sum())
+            got = rows[(rows["frame"] == f) & (rows["object"] == o)]["area"].tolist()
+            assert got == ([area] if area else [])
+    table = timeline.screen_time(tracker, rows)
+    seen = {o: int(sum(tracker.mask(f, o).any() for f in range(0, 40, 2))) for o in (1, 2)}
+    assert table["screen time (s)"].tolist() == sorted(table["screen time (s)"], reverse=True)
+    for _, row in table.iterrows():
+        assert row["screen time (s)"] == round(seen[row["object"]] * 2 / clip.fps, 2)
+    assert set(table["label"]) == {"ball", "object 2"}
