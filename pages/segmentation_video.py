@@ -196,9 +196,13 @@ def _tracking(tracker: segment_video.Tracker) -> None:
         st.info(f"Tracking stopped after {tracker.tracked_frames} frames; the masks tracked so "
                 "far are kept. Propagate again to track the whole clip.")
     if getattr(tracker, "peak_state_bytes", 0):
-        st.caption(f"Tracking state held: {tracker.state_bytes / 2**20:.1f} MB now, "
-                   f"{tracker.peak_state_bytes / 2**20:.1f} MB at most; masks on disk: "
-                   f"{tracker.store.disk_bytes / 2**20:.1f} MB.")
+        st.caption(f"Tracking state held: {_size(tracker.state_bytes)} now, "
+                   f"{_size(tracker.peak_state_bytes)} at most; masks on disk: "
+                   f"{_size(tracker.store.disk_bytes)}.")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 // 10 else f"{max(1, round(n / 1024))} KB"
 
 
 def _video_text_prompt(tracker, frame_idx: int, state) -> None:

@@ -41,7 +41,8 @@ def screen_time(tracker, rows: pd.DataFrame | None = None) -> pd.DataFrame:
                     "last frame": int(mine["frame"].max()) if seen else None,
                     "frames seen": seen * every,
                     "mean area (px)": round(float(mine["area"].mean()), 1) if seen else 0.0,
-                    "share of clip": round(seen * every / max(1, tracker.num_frames), 3)})
+                    "share of clip (%)": round(100 * min(1.0, seen * every
+                                                         / max(1, tracker.num_frames)), 1)})
     table = pd.DataFrame(out)
     if table.empty:
         return table
