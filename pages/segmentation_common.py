@@ -94,12 +94,7 @@ def load(name: str):
 def grounder_words(name: str) -> None:
     """For a closed-vocabulary grounder, the words it knows (a typed word outside them gets
     a message naming them)."""
-    if name.endswith(grounding.CLOSED):
-        try:
-            words = getattr(grounding.load_grounder(name), "words", None)
-        except LensError as exc:
-            ui.show_error(exc)
-            return
-        if words:
-                st.caption(f"A detector used as a grounder: it finds only the classes it was "
-                       f"trained on: {', '.join(words)}.")
+    words = grounding.known_words(name)
+    if words:
+        st.caption(f"A detector used as a grounder: it finds only the classes it was trained "
+                   f"on: {', '.join(words)}.")

@@ -173,7 +173,7 @@ def video_mode() -> None:
 
 def _tracking(tracker: segment_video.Tracker) -> None:
     """The objects, the Propagate and Cancel buttons, and what tracking holds."""
-    tracked = {o for g in getattr(tracker, "groups", []) if g.tracked for o in g.objects}
+    tracked = {o for g in tracker.groups if g.tracked for o in g.objects}
     st.dataframe([{"object": o.name, "prompted frames": ", ".join(map(str, sorted(o.prompts))),
                    "tracked": "yes" if o.obj_id in tracked or tracker.propagated else "not yet"}
                   for o in tracker.objects.values()], hide_index=True)
@@ -191,11 +191,11 @@ def _tracking(tracker: segment_video.Tracker) -> None:
             tracker.propagate(bar)
         bar.clear()
         st.rerun()
-    started = any(g.started and not g.tracked for g in getattr(tracker, "groups", []))
+    started = any(g.started and not g.tracked for g in tracker.groups)
     if started and tracker.tracked_frames:
         st.info(f"Tracking stopped after {tracker.tracked_frames} frames; the masks tracked so "
                 "far are kept. Propagate again to track the whole clip.")
-    if getattr(tracker, "peak_state_bytes", 0):
+    if tracker.peak_state_bytes:
         st.caption(f"Tracking state held: {_size(tracker.state_bytes)} now, "
                    f"{_size(tracker.peak_state_bytes)} at most; masks on disk: "
                    f"{_size(tracker.store.disk_bytes)}.")

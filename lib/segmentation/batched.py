@@ -38,33 +38,13 @@ class _Stacked(Mapping):
         values = [o[key] for o in self._outputs]
         if values[0] is None:
             return None
-        axis = self._axis if key.startswith("maskmem") else 0
-        whole = _whole(values, axis)
-        return whole if whole is not None else torch.cat(values, dim=axis)
+        return torch.cat(values, dim=self._axis if key.startswith("maskmem") else 0)
 
     def __iter__(self):
         return iter(self._outputs[0])
 
     def __len__(self) -> int:
         return len(self._outputs[0])
-
-
-def _whole(values: list, axis: int):
-    """The batched tensor `values` were split from (`_split`), when they tile it in order
-    (same storage, same strides, each one step further along `axis`): their concatenation,
-    read in place instead of copied again; else None."""
-    import torch  # heavy: imported on first use
-    first = values[0]
-    ptr, stride = first.untyped_storage().data_ptr(), first.stride()
-    step = first.shape[axis] * stride[axis]
-    for i, v in enumerate(values):
-        if (v.untyped_storage().data_ptr() != ptr or v.stride() != stride
-                or v.shape != first.shape
-                or v.storage_offset() != first.storage_offset() + i * step):
-            return None
-    shape = list(first.shape)
-    shape[axis] *= len(values)
-    return torch.as_strided(first, shape, stride, first.storage_offset())
 
 
 def _split(out: dict, n: int, memory_axis: int) -> list[dict]:

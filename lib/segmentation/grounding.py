@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lib.core.errors import PromptError
+from lib.core.errors import LensError, PromptError
 from lib.models import cache, registry
 from lib.models.build import builder
 from lib.models.spec import HubModel, Source, Task
@@ -117,6 +117,18 @@ class DetectorGrounder:
         order = np.argsort(-det.scores, kind="stable")
         return [Region(labels[int(det.class_ids[i])], tuple(float(v) for v in det.xyxy[i]))
                 for i in order if labels[int(det.class_ids[i])] in wanted]
+
+
+def known_words(name: str) -> list[str]:
+    """The class names a closed-vocabulary grounder knows, from its registry entry (no model
+    is loaded); empty for an open-vocabulary grounder, or where only loading tells."""
+    if not name.endswith(CLOSED):
+        return []
+    try:
+        spec = registry.find(name.removesuffix(CLOSED), "detection")
+    except LensError:
+        return []
+    return sorted(n for n in spec.labels if n != "__background__")
 
 
 def load_grounder(name: str) -> Grounder | DetectorGrounder:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -94,13 +94,6 @@ class MaskStore:
         """Frames with at least one line, in order."""
         with self._lock:
             return sorted(self._index)
-
-    def items(self) -> Iterator[tuple[int, dict[int, dict]]]:
-        """(frame, {obj: RLE}) for every stored frame, in order, read one frame at a time."""
-        for f in self.frames():
-            masks = self.get(f)
-            if masks:
-                yield f, masks
 
     @property
     def disk_bytes(self) -> int:

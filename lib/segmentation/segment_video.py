@@ -286,11 +286,7 @@ class Tracker:
 
     def render_frame(self, frame_idx: int, opacity: float = 0.5, effect: str | None = None,
                      obj_ids: Sequence[int] | None = None, strength: int = 25) -> np.ndarray:
-        return self.render(self.frames[frame_idx], frame_idx, opacity, effect, obj_ids,
-                           strength)
-
-    def render(self, frame: np.ndarray, frame_idx: int, opacity: float, effect: str | None,
-                obj_ids: Sequence[int] | None, strength: int) -> np.ndarray:
+        frame = self.frames[frame_idx]
         layers = self.frame_masks(frame_idx, obj_ids)
         if effect:
             out = mask_ops.apply_effect(frame, [m for _, m in layers], effect, strength)

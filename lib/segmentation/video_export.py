@@ -14,24 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.core import settings
 from lib.core.progress import Progress
 from lib.media import masks as mask_ops
-from lib.media import video as video_io
 from lib.segmentation.segment_video import Tracker
-
-
-def clip_frames(tracker: Tracker) -> Iterator[tuple[int, np.ndarray]]:
-    """Every frame of the clip in order, decoded one at a time (for exports)."""
-    for f in video_io.iter_frames(tracker.info, max_seconds=settings.get().sam_max_seconds,
-                                  max_pixels=settings.get().sam_max_pixels):
-        if f.index >= tracker.num_frames:
-            return
-        rgb = f.rgb
-        if rgb.shape[:2] != (tracker.info.height, tracker.info.width):
-            import cv2  # heavy: imported on first use
-            rgb = cv2.resize(rgb, (tracker.info.width, tracker.info.height))
-        yield f.index, rgb
 
 
 def mp4(tracker: Tracker, path: Path, effect: str | None = None,
@@ -48,8 +33,8 @@ def mp4(tracker: Tracker, path: Path, effect: str | None = None,
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=Fraction(info.fps).limit_denominator(1000))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for i, frame in clip_frames(tracker):
-            rgb = tracker.render(frame, i, opacity, effect, obj_ids, strength)
+        for i in range(tracker.num_frames):    # in order: the clip's one running decoder
+            rgb = tracker.render_frame(i, opacity, effect, obj_ids, strength)
             if rgb.shape[:2] != (h, w):
                 rgb = np.pad(rgb, ((0, h - rgb.shape[0]), (0, w - rgb.shape[1]), (0, 0)),
                              mode="edge")

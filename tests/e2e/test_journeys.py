@@ -245,6 +245,15 @@ def _clickable_image(page, side: int = 256):
     return box, box["width"] / side
 
 
+def _click_shape(page, mask) -> None:
+    """Click the prompt canvas where a user clicks a shape: its interior point farthest from
+    the edge (`mask` in image pixels, the canvas as wide as the image)."""
+    from lib.training.sam_measure import center_click
+    x, y = center_click(mask)
+    box, scale = _clickable_image(page, side=mask.shape[1])
+    page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
+
+
 def _render_blur_and_check(page, clip, truth_mask, frame: int, target):
     """Blur the tracked objects, render and download the MP4; on `frame` it must be blurred
     inside `truth_mask` (closer to a blur of the original there than to the original)."""
@@ -330,16 +339,13 @@ def test_segmentation_demo_segmenter_one_click_on_the_synthetic_sample(page, ser
     import numpy as np
 
     from lib.demo import samples, synth
-    from lib.training.sam_measure import center_click
     from lib.training.train_sam import NAME
     _, objects = synth.make_image(np.random.default_rng(7), 256, 3)    # = synth.sample_image()
     truth = objects[0][1]
-    x, y = center_click(truth)
     _open_segmentation(page, server)
     _pick(page, "seg_sample", samples.SYNTHETIC)
     _pick(page, "seg_model", f"{NAME} (trained on synthetic shapes)")
-    box, scale = _clickable_image(page)
-    page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
+    _click_shape(page, truth)
     page.get_by_text(f"Candidates for object 1 ({NAME})").wait_for(timeout=120_000)
     wait_idle(page)
     mask = np.asarray(Image.open(_download(page, "Mask: object 1", tmp_path / "m.png"))) > 0
@@ -360,17 +366,14 @@ def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, serve
 
     from lib.demo import synth
     from lib.media import masks as mask_ops
-    from lib.training.sam_measure import center_click
     from lib.training.train_sam import NAME
     clip = synth.sample_clip()
     truth = [{int(k): mask_ops.from_rle(r) for k, r in fm.items()}
              for fm in json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]]
-    x, y = center_click(truth[0][0])
     _open_segmentation(page, server, video=True)
     _pick(page, "seg_video_model", f"{NAME} (trained on synthetic shapes)")
     page.get_by_text("Use the sample clip (synthetic moving shapes)").click()
-    box, scale = _clickable_image(page)
-    page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
+    _click_shape(page, truth[0][0])
     page.get_by_role("button", name="Propagate through the clip").click()
     page.get_by_text("Tracked 1 object(s) through 40 frames").wait_for(timeout=240_000)
     wait_idle(page)
@@ -412,7 +415,6 @@ def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, 
 
     from lib.demo import synth
     from lib.media import masks as mask_ops
-    from lib.training.sam_measure import center_click
     from lib.training.train_sam import NAME
     folder = synth.write_clips(tmp_path / "clip", 1, frames=320, size=256, seed=11, fps=30)
     clip = folder / "clip000.mp4"
@@ -422,9 +424,7 @@ def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, 
     _pick(page, "seg_video_model", f"{NAME} (trained on synthetic shapes)")
     page.locator("input[type=file]").first.set_input_files(str(clip))
     page.get_by_text("256×256, 320 frames").wait_for(timeout=60_000)
-    box, scale = _clickable_image(page)
-    x, y = center_click(truth[0][0])
-    page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
+    _click_shape(page, truth[0][0])
     _table_cell(page, "object 1").wait_for(state="attached", timeout=120_000)
     wait_idle(page)
     page.get_by_role("button", name="New object").click()
@@ -435,9 +435,7 @@ def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, 
         slider.press("ArrowRight")
     expect(slider).to_have_attribute("aria-valuetext", "3")
     wait_idle(page)
-    box, scale = _clickable_image(page)
-    x, y = center_click(truth[3][1])
-    page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
+    _click_shape(page, truth[3][1])
     _table_cell(page, "object 2").wait_for(state="attached", timeout=120_000)
     wait_idle(page)
     page.get_by_role("button", name="Propagate through the clip").click()
@@ -478,7 +476,6 @@ def test_closing_the_tab_mid_tracking_releases_the_clip_and_its_masks(browser, t
     from lib.core import scratch
     from lib.demo import synth
     from lib.media import masks as mask_ops
-    from lib.training.sam_measure import center_click
     from lib.training.train_sam import NAME
     from tests.conftest import ROOT
     from tests.e2e.conftest import free_port, start_streamlit
@@ -498,9 +495,7 @@ def test_closing_the_tab_mid_tracking_releases_the_clip_and_its_masks(browser, t
         pg.locator(".st-key-seg_video_path input").press("Enter")
         pg.get_by_text("128×128, 1500 frames").wait_for()
         first = json.loads((folder / "clips.json").read_text())["clips"][0]["masks"][0]["0"]
-        x, y = center_click(mask_ops.from_rle(first))
-        box, scale = _clickable_image(pg, side=128)
-        pg.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
+        _click_shape(pg, mask_ops.from_rle(first))
         _table_cell(pg, "object 1").wait_for(state="attached")
         wait_idle(pg)
         pg.get_by_role("button", name="Propagate through the clip").click()
