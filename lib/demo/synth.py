@@ -327,6 +327,53 @@ def sample_clip(cache_root: str | Path | None = None) -> Path:
     return folder / "clip000.mp4"
 
 
+def detection_population(images: int, seed: int = 0, size: int = 256,
+                         weather: tuple[str, ...] = ("clear", "rain", "fog")):
+    """A COCO dataset (no pixels) and one fixed detector's results on it, for measuring
+    statistics: objects of the demo classes with boxes, sizes, an `occluded` flag and an image
+    `weather` field; the detector finds an object less often, with a worse box and a lower
+    score when it is small, occluded or in fog, and adds false positives. Returns (COCO dict,
+    results list). Deterministic by seed; any draw of its images is a sample of one population.
+    """
+    rng = np.random.default_rng(seed)
+    cats = [{"id": k + 1, "name": name} for k, name in enumerate(CLASSES)]
+    data = {"images": [], "annotations": [], "categories": cats}
+    results = []
+    for i in range(1, images + 1):
+        sky = str(weather[rng.integers(len(weather))])
+        data["images"].append({"id": i, "file_name": f"{i:06d}.png", "width": size,
+                               "height": size, "weather": sky})
+        hard = 0.25 if sky == "fog" else 0.0
+        for _ in range(int(rng.integers(1, 6))):
+            w, h = rng.uniform(8, size / 2, 2)
+            x, y = rng.uniform(0, size - w), rng.uniform(0, size - h)
+            cat = int(rng.integers(1, len(CLASSES) + 1))
+            occluded = int(rng.random() < 0.3)
+            data["annotations"].append({"id": len(data["annotations"]) + 1, "image_id": i,
+                                        "category_id": cat, "bbox": [x, y, w, h],
+                                        "area": w * h, "iscrowd": 0, "occluded": occluded})
+            difficulty = hard + 0.3 * occluded + (0.2 if w * h < 32 ** 2 else 0.0)
+            if rng.random() < 0.9 - difficulty:
+                jitter = rng.normal(0, 0.05 + 0.15 * difficulty, 4) * [w, h, w, h]
+                label = cat if rng.random() > 0.05 else int(rng.integers(1, len(CLASSES) + 1))
+                score = float(np.clip(rng.normal(0.75 - difficulty, 0.15), 0.01, 1.0))
+                results.append({"image_id": i, "category_id": label, "score": score,
+                                "bbox": [x + jitter[0], y + jitter[1],
+                                         max(w + jitter[2], 1.0), max(h + jitter[3], 1.0)]})
+        for _ in range(int(rng.poisson(1.5))):
+            w, h = rng.uniform(8, size / 3, 2)
+            results.append({"image_id": i, "category_id": int(rng.integers(1, len(CLASSES) + 1)),
+                            "score": float(rng.uniform(0.01, 0.6)),
+                            "bbox": [float(rng.uniform(0, size - w)),
+                                     float(rng.uniform(0, size - h)), w, h]})
+    for r in results:
+        r["bbox"] = [float(v) for v in r["bbox"]]
+    for a in data["annotations"]:
+        a["bbox"] = [float(v) for v in a["bbox"]]
+        a["area"] = float(a["area"])
+    return data, results
+
+
 @cli.command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.synth", description=__doc__,

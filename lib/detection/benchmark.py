@@ -18,7 +18,7 @@ import pandas as pd
 
 from lib.core import errors, settings
 from lib.core.progress import Callback
-from lib.detection import coco_eval, datasets, detections, jobs, matching, tide
+from lib.detection import coco_eval, datasets, detections, intervals, jobs, matching, tide
 from lib.models import registry
 
 
@@ -102,10 +102,16 @@ def compare_images(a: Report, b: Report, score_thr: float = 0.5) -> Any:
 
 
 def evaluate_files(images: str | Path, annotations: str | Path, predictions: str | Path,
-                   subset: int | None = None, seed: int = 0) -> coco_eval.CocoMetrics:
+                   subset: int | None = None, seed: int = 0, bootstrap: int | None = None
+                   ) -> tuple[coco_eval.CocoMetrics, intervals.Bootstrap | None]:
+    """COCO metrics of a results file and, with `bootstrap` resamples, their intervals."""
     dataset = datasets.load_coco(annotations, images).subset(subset, seed)
     results = detections.read_results_json(Path(predictions), dataset)
-    return coco_eval.evaluate(dataset, results)
+    cis = None
+    if bootstrap:
+        matches = intervals.coco_matches(dataset, detections.from_coco_results(results))
+        cis = intervals.bootstrap(matches, bootstrap, seed)
+    return coco_eval.evaluate(dataset, results), cis
 
 
 def run_model(model: str, dataset: datasets.CocoDataset, threshold: float = 0.05,

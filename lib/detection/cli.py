@@ -2,7 +2,7 @@
 (lib.detection.benchmark).
 
     python -m lib.detect evaluate --images DIR --annotations INSTANCES.json \
-        --predictions RESULTS.json [--json]
+        --predictions RESULTS.json [--json] [--bootstrap N]
     python -m lib.detect run --model NAME --images DIR --annotations INSTANCES.json \
         --out RESULTS.json [--subset N --seed S --threshold T]
         [--engine ray [--address ADDR] [--workers N] [--gpus-per-worker G]]
@@ -10,7 +10,9 @@
 `--engine ray` runs the detector on Ray Data: a local Ray with N workers, or the cluster at
 `--address` (else RAY_ADDRESS / LENS_RAY_ADDRESS). Same results file, same resume.
 
-`evaluate --json` prints the 12 COCO metrics as one JSON object on its last line.
+`evaluate --json` prints the 12 COCO metrics as one JSON object on its last line;
+`--bootstrap N` adds a 95% interval `"<metric>_ci": [low, high]` for AP, AP50, AP75 and AR100
+from N image resamples (seeded with `--seed`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from lib.core import cli, journal
 from lib.core.errors import InputError
 from lib.core.progress import TerminalBar
-from lib.detection import benchmark, datasets, ray_inference
+from lib.detection import benchmark, datasets, intervals, ray_inference
 
 
 @cli.command
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--seed", type=int, default=0)
     ev.add_argument("--predictions", required=True)
     ev.add_argument("--json", action="store_true", help="one JSON object on the last line")
+    ev.add_argument("--bootstrap", type=int, metavar="N",
+                    help="95%% intervals from N image resamples (e.g. 1000; seeded with --seed)")
     run.add_argument("--model", required=True)
     run.add_argument("--out", required=True)
     run.add_argument("--threshold", type=float, default=0.05)
@@ -51,13 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--threads-per-worker", type=int, default=1)
     args = parser.parse_args(argv)
     if args.command == "evaluate":
-        metrics = benchmark.evaluate_files(args.images, args.annotations, args.predictions,
-                                 args.subset, args.seed)
+        if args.bootstrap is not None:
+            intervals.check_resamples(args.bootstrap)
+        metrics, cis = benchmark.evaluate_files(args.images, args.annotations, args.predictions,
+                                                args.subset, args.seed, args.bootstrap)
         if args.json:
-            print(json.dumps(metrics.stats))
+            print(json.dumps({**metrics.stats, **(cis.as_json() if cis else {})}))
         else:
             for key, value in metrics.stats.items():
-                print(f"{key:6s} {value:.4f}")
+                span = cis.intervals.get(key) if cis else None
+                print(f"{key:6s} {value:.4f}" + (f"  [{span[0]:.4f}, {span[1]:.4f}]"
+                                                   if span else ""))
         return 0
     if args.workers < 1 or args.threads_per_worker < 1 or args.gpus_per_worker < 0:
         raise InputError("--workers and --threads-per-worker must be at least 1, "

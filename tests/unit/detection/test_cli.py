@@ -51,3 +51,20 @@ def test_benchmark_logged_to_wandb_is_readable_by_runs_page(tmp_path, monkeypatc
     assert link.path == "detection" and query == {
         "data": "path", "ann": str(ds.annotations_path), "img": str(ds.images_dir),
         "models": "my-yolo,demo-fasterrcnn", "subset": "5", "seed": "3", "map_by": "name"}
+
+
+def test_cli_evaluate_bootstrap_adds_intervals(coco, tmp_path, capsys):
+    preds = tmp_path / "results.json"
+    preds.write_text(json.dumps(gt_results(coco, 0.1, 0.3)))
+    args = ["evaluate", "--images", str(coco.images_dir), "--annotations",
+            str(coco.annotations_path), "--predictions", str(preds), "--json"]
+    assert detect.main(args + ["--bootstrap", "200", "--seed", "3"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("AP", "AP50", "AP75", "AR100"):
+        low, high = last[f"{key}_ci"]
+        assert low <= last[key] <= high and low < high
+    assert detect.main(args + ["--bootstrap", "200", "--seed", "3"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == last   # seeded
+    for bad in ("0", "1000000000"):
+        assert detect.main(args + ["--bootstrap", bad]) == 2
+        assert "from 1 to 10,000" in capsys.readouterr().err

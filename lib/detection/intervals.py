@@ -1,0 +1,463 @@
+"""Confidence intervals on COCO metrics: an image-level bootstrap that reweights, never re-matches.
+
+`coco_matches(dataset, dets)` applies COCO's matching rules (pycocotools `evaluateImg`: per
+image and class, detections by score, each takes the best-IoU ground truth still free, crowd
+regions and ground truth outside the area range are "ignore") once, at the ten IoU thresholds,
+and keeps two bits per detection and threshold: matched, ignored. Everything else in COCO's
+`accumulate` (one ranking per class, precision envelope, 101 recall points) depends on the
+images only through how often each is counted. So a bootstrap resample, which draws images with
+replacement, is a vector of image weights, and `weighted` computes COCO's numbers for a whole
+block of weight vectors in one compiled pass. With every weight one they are faster-coco-eval's
+numbers (tests check equality, and check resamples against faster-coco-eval run on the
+resampled images with duplicates renamed).
+
+Intervals are percentile intervals of 1,000 seeded resamples by default. A paired comparison
+uses the same resamples for both models, so the interval of a difference is not the
+difference of two intervals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lib.core import settings
+from lib.core.errors import InputError
+from lib.detection.datasets import CocoDataset
+from lib.detection.detections import Detections
+
+# compiled code is cached with Lens's other caches (the source folder may be read-only)
+os.environ.setdefault("NUMBA_CACHE_DIR", str(settings.cache_dir("numba")))
+from numba import njit
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)        # COCO's, bit t of the match bits
+RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+MAX_DETS = 100
+ALL_AREAS = (0.0, 1e10)
+#: COCO's area ranges (pixels²) by name; a slice may use any other.
+AREAS = {"small": (0.0, 32.0 ** 2), "medium": (32.0 ** 2, 96.0 ** 2), "large": (96.0 ** 2, 1e10)}
+HEADLINE = ["AP", "AP50", "AP75", "AR100"]
+MAX_RESAMPLES = 10_000
+LEVEL = 0.95
+
+
+@dataclass
+class CocoMatches:
+    """One model's detections on a dataset, matched as COCO matches them, at ten IoU thresholds.
+
+    Detections are in the order COCO's `accumulate` ranks them: by class, then score (highest
+    first), image id, position in the image; only each image's top 100 per class are kept."""
+
+    n_images: int                 # positions 0 … n_images−1 follow dataset.image_ids
+    categories: list[int]         # class positions → dataset category ids
+    det_image: np.ndarray         # (n,) int64 image position
+    tp: np.ndarray                # (n,) uint16, bit t: matched a counted ground truth at t
+    ignored: np.ndarray           # (n,) uint16, bit t: ignored at t (neither TP nor FP)
+    class_start: np.ndarray       # (K+1,) int64: class k's detections are [start[k], start[k+1])
+    gt_image: np.ndarray          # (m,) int64 image position of each counted ground truth
+    gt_class: np.ndarray          # (m,) int64 class position
+    dataset_key: str              # the same images and ground truth ⇔ the same key
+
+    @property
+    def max_tp(self) -> int:
+        """The most detections of one class matched at some threshold (a buffer size)."""
+        hits = np.r_[0, np.cumsum(self.tp != 0)]
+        return int(np.max(np.diff(hits[self.class_start]), initial=0))
+
+
+def dataset_key(dataset: CocoDataset) -> str:
+    """Images and ground truth (not files): two results are comparable when keys are equal."""
+    h = hashlib.sha256(repr(dataset.image_ids).encode())
+    for a in dataset.data["annotations"]:
+        h.update(f"{a['image_id']}|{a['category_id']}|{a['bbox']}|{a.get('iscrowd', 0)}"
+                 .encode())
+    return h.hexdigest()[:16]
+
+
+def _det_arrays(dataset: CocoDataset, dets: dict[int, Detections]):
+    """Detections as COCO reads them from the results file Lens writes (`to_coco_results`)."""
+    position = {i: k for k, i in enumerate(dataset.image_ids)}
+    kept = [d for i, d in dets.items() if i in position and len(d)]
+    if not kept:
+        z = np.zeros(0, np.int64)
+        return z, z, np.zeros((0, 4)), np.zeros(0), z, z
+    xyxy = np.concatenate([d.xyxy for d in kept]).astype(np.float64)
+    xywh = np.round(np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], 1), 2)
+    image_id = np.concatenate([np.full(len(d), d.image_id, np.int64) for d in kept])
+    image = np.concatenate([np.full(len(d), position[d.image_id], np.int64) for d in kept])
+    index = np.concatenate([np.arange(len(d)) for d in kept])
+    score = np.concatenate([d.scores for d in kept])
+    cls = np.concatenate([d.class_ids for d in kept])
+    return image_id, image, xywh, score, cls, index
+
+
+def coco_matches(dataset: CocoDataset, dets: dict[int, Detections],
+                 area: tuple[float, float] = ALL_AREAS,
+                 gt_counted: np.ndarray | None = None, key: str | None = None) -> CocoMatches:
+    """COCO's matching of one model's detections, kept per detection and IoU threshold.
+
+    `area`: ground truth whose annotated area is outside it is ignored, and so are unmatched
+    detections whose box area is (COCO's area ranges). `gt_counted`: a boolean per annotation
+    of `dataset.data["annotations"]`; the others are ignored like crowd regions (an annotation
+    slice). Detections matched to ignored ground truth are neither true nor false positives.
+    """
+    cats = sorted(dataset.categories)
+    class_of = {c: k for k, c in enumerate(cats)}
+    position = {i: k for k, i in enumerate(dataset.image_ids)}
+    K = len(cats)
+    # ground truth
+    anns = dataset.data["annotations"]
+    g_ok = np.array([a["image_id"] in position and a["category_id"] in class_of for a in anns],
+                    bool)
+    g_img = np.array([position.get(a["image_id"], 0) for a in anns], np.int64)
+    g_cls = np.array([class_of.get(a["category_id"], 0) for a in anns], np.int64)
+    g_box = np.array([a["bbox"] for a in anns], np.float64).reshape(-1, 4)
+    g_crowd = np.array([bool(a.get("iscrowd")) for a in anns], bool)
+    g_area = np.array([a.get("area", a["bbox"][2] * a["bbox"][3]) for a in anns], np.float64)
+    g_ignore = g_crowd | (g_area < area[0]) | (g_area > area[1])
+    if gt_counted is not None:
+        g_ignore |= ~np.asarray(gt_counted, bool)
+    g_key = g_img * K + g_cls
+    order = np.lexsort((np.arange(len(anns)), g_ignore, g_key))   # non-ignored first
+    order = order[g_ok[order]]
+    g_key, g_box, g_crowd, g_ignore = g_key[order], g_box[order], g_crowd[order], g_ignore[order]
+    counted = ~g_ignore
+    gt_image, gt_class = (g_img[order][counted], g_cls[order][counted])
+    # detections: per image and class by score, top 100
+    image_id, image, xywh, score, cls, index = _det_arrays(dataset, dets)
+    d_cls = np.array([class_of.get(int(c), -1) for c in cls], np.int64)
+    if (d_cls < 0).any():
+        raise InputError("Detections use category ids the dataset does not have.",
+                         "Map the model's labels to the dataset's.")
+    d_key = image * K + d_cls
+    by_group = np.lexsort((index, image_id, -score, d_key))
+    d_key = d_key[by_group]
+    start = np.r_[True, d_key[1:] != d_key[:-1]] if len(d_key) else np.zeros(0, bool)
+    first = np.maximum.accumulate(np.where(start, np.arange(len(d_key)), 0))
+    top = np.arange(len(d_key)) - first < MAX_DETS
+    by_group, d_key = by_group[top], d_key[top]
+    group_keys, group_lo = np.unique(d_key, return_index=True)
+    group_hi = np.r_[group_lo[1:], len(d_key)].astype(np.int64)
+    gt_lo = np.searchsorted(g_key, group_keys, "left").astype(np.int64)
+    gt_hi = np.searchsorted(g_key, group_keys, "right").astype(np.int64)
+    box = xywh[by_group]
+    tp, ign = _match(box, box[:, 2] * box[:, 3], group_lo.astype(np.int64), group_hi, gt_lo,
+                     gt_hi, g_box, g_crowd, g_ignore, IOU_THRESHOLDS, float(area[0]),
+                     float(area[1]))
+    # COCO's accumulate order: class, score, image id, position in the image
+    kept = by_group
+    rank = np.lexsort((index[kept], image_id[kept], -score[kept], d_cls[kept]))
+    det_cls = d_cls[kept][rank]
+    class_start = np.searchsorted(det_cls, np.arange(K + 1)).astype(np.int64)
+    return CocoMatches(len(position), cats, image[kept][rank], tp[rank], ign[rank],
+                       class_start, gt_image, gt_class, key or dataset_key(dataset))
+
+
+@njit(cache=True, nogil=True)
+def _match(box, area, group_lo, group_hi, gt_lo, gt_hi, gt_box, gt_crowd, gt_ignore, thresholds,
+           area_lo, area_hi):
+    """pycocotools' evaluateImg per (image, class) group, at every threshold: two bit sets."""
+    n = box.shape[0]
+    tp = np.zeros(n, np.uint16)
+    ign = np.zeros(n, np.uint16)
+    for g in range(group_lo.shape[0]):
+        d0, d1, g0, g1 = group_lo[g], group_hi[g], gt_lo[g], gt_hi[g]
+        nd, ng = d1 - d0, g1 - g0
+        ious = np.zeros((nd, ng))
+        for j in range(ng):                      # pycocotools' bbIou, operation for operation
+            gx, gy, gw, gh = gt_box[g0 + j, 0], gt_box[g0 + j, 1], gt_box[g0 + j, 2], \
+                gt_box[g0 + j, 3]
+            ga = gw * gh
+            for i in range(nd):
+                dx, dy, dw, dh = box[d0 + i, 0], box[d0 + i, 1], box[d0 + i, 2], box[d0 + i, 3]
+                w = min(dw + dx, gw + gx) - max(dx, gx)
+                if w <= 0:
+                    continue
+                h = min(dh + dy, gh + gy) - max(dy, gy)
+                if h <= 0:
+                    continue
+                inter = w * h
+                union = dw * dh if gt_crowd[g0 + j] else dw * dh + ga - inter
+                ious[i, j] = inter / union
+        for t in range(thresholds.shape[0]):
+            bit = np.uint16(1 << t)
+            taken = np.zeros(ng, np.bool_)
+            for i in range(nd):
+                best = min(thresholds[t], 1 - 1e-10)
+                m = -1
+                for j in range(ng):
+                    if taken[j] and not gt_crowd[g0 + j]:
+                        continue
+                    if m > -1 and not gt_ignore[g0 + m] and gt_ignore[g0 + j]:
+                        break
+                    if ious[i, j] < best:
+                        continue
+                    best = ious[i, j]
+                    m = j
+                if m == -1:
+                    if area[d0 + i] < area_lo or area[d0 + i] > area_hi:
+                        ign[d0 + i] |= bit
+                    continue
+                taken[m] = True
+                if gt_ignore[g0 + m]:
+                    ign[d0 + i] |= bit
+                else:
+                    tp[d0 + i] |= bit
+    return tp, ign
+
+
+@njit(cache=True, nogil=True)
+def _accumulate(weights, det_image, tp, ign, class_start, gt_image, gt_class, recall_points,
+                max_tp, ap, ap50, ap75, rec):
+    """COCO's accumulate for each row of `weights` (image weights): per class, AP averaged over
+    the thresholds, AP at 0.5 and 0.75, recall averaged over the thresholds (NaN for a class
+    with no counted ground truth). Only true positives are kept as points: COCO's interpolated
+    precision at a recall point is the highest precision at or after the first position
+    reaching it, and precision only rises at a true positive."""
+    B, K, T, R = weights.shape[0], class_start.shape[0] - 1, 10, recall_points.shape[0]
+    eps = np.spacing(1.0)
+    rbuf = np.zeros((T, max(max_tp, 1)))
+    pbuf = np.zeros((T, max(max_tp, 1)))
+    for b in range(B):
+        w = weights[b]
+        npig = np.zeros(K)
+        for i in range(gt_image.shape[0]):
+            npig[gt_class[i]] += w[gt_image[i]]
+        for k in range(K):
+            if npig[k] == 0:
+                ap[b, k] = ap50[b, k] = ap75[b, k] = rec[b, k] = np.nan
+                continue
+            tpc = np.zeros(T)
+            fpc = np.zeros(T)
+            cnt = np.zeros(T, np.int64)
+            for j in range(class_start[k], class_start[k + 1]):
+                wj = w[det_image[j]]
+                if wj == 0:
+                    continue
+                tb, ib = tp[j], ign[j]
+                for t in range(T):
+                    bit = 1 << t
+                    if ib & bit:
+                        continue
+                    if tb & bit:
+                        tpc[t] += wj
+                        c = cnt[t]
+                        rbuf[t, c] = tpc[t] / npig[k]
+                        pbuf[t, c] = tpc[t] / (fpc[t] + tpc[t] + eps)
+                        cnt[t] = c + 1
+                    else:
+                        fpc[t] += wj
+            ap_sum, rec_sum = 0.0, 0.0
+            for t in range(T):
+                c = cnt[t]
+                for i in range(c - 2, -1, -1):
+                    if pbuf[t, i] < pbuf[t, i + 1]:
+                        pbuf[t, i] = pbuf[t, i + 1]
+                s, i = 0.0, 0
+                for r in range(R):
+                    while i < c and rbuf[t, i] < recall_points[r]:
+                        i += 1
+                    if i < c:
+                        s += pbuf[t, i]
+                a = s / R
+                ap_sum += a
+                rec_sum += tpc[t] / npig[k]
+                if t == 0:
+                    ap50[b, k] = a
+                elif t == 5:
+                    ap75[b, k] = a
+            ap[b, k] = ap_sum / T
+            rec[b, k] = rec_sum / T
+
+
+@dataclass
+class Weighted:
+    """COCO's numbers under each of B image weightings: per class (B, K), NaN where a class has
+    no counted ground truth."""
+
+    ap: np.ndarray
+    ap50: np.ndarray
+    ap75: np.ndarray
+    recall: np.ndarray
+
+    def headline(self) -> dict[str, np.ndarray]:
+        """AP, AP50, AP75, AR100 per weighting (means over the classes present, COCO's -1 as
+        NaN when no class is)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)     # a resample without a class
+            return {"AP": np.nanmean(self.ap, 1), "AP50": np.nanmean(self.ap50, 1),
+                    "AP75": np.nanmean(self.ap75, 1), "AR100": np.nanmean(self.recall, 1)}
+
+
+def weighted(m: CocoMatches, weights: np.ndarray, threads: int | None = None) -> Weighted:
+    """COCO's per-class numbers for each row of `weights` (B, n_images): one compiled pass per
+    row, rows split over threads (the kernel releases the GIL)."""
+    weights = np.ascontiguousarray(weights, np.float64).reshape(-1, m.n_images)
+    B, K = weights.shape[0], len(m.categories)
+    out = [np.empty((B, K)) for _ in range(4)]
+    threads = max(1, min(threads or os.cpu_count() or 1, 4, B))
+    bounds = np.linspace(0, B, threads + 1).astype(int)
+    max_tp = m.max_tp
+
+    def part(lo, hi):
+        _accumulate(weights[lo:hi], m.det_image, m.tp, m.ignored, m.class_start, m.gt_image,
+                    m.gt_class, RECALL_POINTS, max_tp, *(o[lo:hi] for o in out))
+
+    if threads == 1:
+        part(0, B)
+    else:
+        with ThreadPoolExecutor(threads, thread_name_prefix="lens-bootstrap") as pool:
+            list(pool.map(part, bounds[:-1], bounds[1:]))
+    return Weighted(*out)
+
+
+def _joined(parts: list[Weighted]) -> Weighted:
+    return Weighted(*(np.concatenate([getattr(p, f) for p in parts])
+                      for f in ("ap", "ap50", "ap75", "recall")))
+
+
+def check_resamples(n: object) -> int:
+    """A bootstrap count a user typed: a whole number from 1 to MAX_RESAMPLES."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_RESAMPLES:
+        raise InputError(f"The number of bootstrap resamples must be a whole number from 1 to "
+                         f"{MAX_RESAMPLES:,}; got {n!r}.",
+                         "1,000 (the default) gives intervals stable to about ±0.005.")
+    return int(n)
+
+
+CHUNK = 256   # resamples weighed at a time: bounded memory for any count
+
+
+def weight_chunks(n_images: int, n: int, seed: int = 0, within: np.ndarray | None = None):
+    """`n` bootstrap resamples as image weights, in blocks of up to CHUNK rows (rows,
+    n_images): how often each image is drawn when as many images as the pool holds are drawn
+    with replacement. `within`: the image positions to draw from (a slice); others weigh 0.
+    The same (n, seed, within) always gives the same resamples."""
+    pool = np.arange(n_images) if within is None else np.asarray(within, np.int64)
+    rng = np.random.default_rng(seed)
+    for lo in range(0, n, CHUNK):
+        rows = min(CHUNK, n - lo)
+        if not len(pool):
+            yield np.zeros((rows, n_images))
+            continue
+        draws = pool[rng.integers(0, len(pool), size=(rows, len(pool)))]
+        draws += (np.arange(rows) * n_images)[:, None]
+        yield np.bincount(draws.ravel(), minlength=rows * n_images).reshape(
+            rows, n_images).astype(np.float64)
+
+
+def resample_weights(n_images: int, n: int, seed: int = 0,
+                     within: np.ndarray | None = None) -> np.ndarray:
+    """All of `weight_chunks` as one (n, n_images) array."""
+    return np.concatenate(list(weight_chunks(n_images, n, seed, within)))
+
+
+def point_weights(n_images: int, within: np.ndarray | None = None) -> np.ndarray:
+    w = np.ones((1, n_images)) if within is None else np.zeros((1, n_images))
+    if within is not None:
+        w[0, np.asarray(within, np.int64)] = 1.0
+    return w
+
+
+def interval(samples: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """The percentile interval of bootstrap samples (NaN samples, resamples where the metric
+    is undefined, are left out)."""
+    s = np.asarray(samples, np.float64)
+    s = s[np.isfinite(s)]
+    if not len(s):
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(s, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+@dataclass
+class Bootstrap:
+    """Headline metrics and per-class AP of one model, each with its bootstrap interval."""
+
+    point: dict[str, float]               # AP, AP50, AP75, AR100
+    intervals: dict[str, tuple[float, float]]
+    per_class: pd.DataFrame               # category_id, AP, AP low, AP high
+    resamples: int
+    seed: int
+    samples: dict[str, np.ndarray]        # (resamples,) per headline metric
+
+    def as_json(self) -> dict[str, list[float]]:
+        return {f"{k}_ci": [round(lo, 6), round(hi, 6)] for k, (lo, hi) in self.intervals.items()}
+
+
+def bootstrap(m: CocoMatches, resamples: int = 1000, seed: int = 0,
+              within: np.ndarray | None = None) -> Bootstrap:
+    """Intervals on the headline metrics and per-class AP (`within`: a slice's images)."""
+    resamples = check_resamples(resamples)
+    point = weighted(m, point_weights(m.n_images, within))
+    boot = _joined([weighted(m, w) for w in weight_chunks(m.n_images, resamples, seed, within)])
+    samples = boot.headline()
+    head = {k: float(v[0]) for k, v in point.headline().items()}
+    per_class = pd.DataFrame({"category_id": m.categories, "AP": point.ap[0]})
+    bounds = [interval(boot.ap[:, k]) for k in range(len(m.categories))]
+    per_class["AP low"] = [b[0] for b in bounds]
+    per_class["AP high"] = [b[1] for b in bounds]
+    return Bootstrap(head, {k: interval(v) for k, v in samples.items()}, per_class, resamples,
+                     seed, samples)
+
+
+@dataclass
+class Paired:
+    """Model B against model A on the same resampled images."""
+
+    name_a: str
+    name_b: str
+    delta: dict[str, float]                   # B − A per headline metric
+    intervals: dict[str, tuple[float, float]]
+    b_better: dict[str, float]                # share of resamples where B > A
+    per_class: pd.DataFrame                   # category_id, ΔAP, low, high (sorted by ΔAP)
+    resamples: int
+    images: int
+
+    def verdict(self, metric: str = "AP") -> str:
+        """The comparison in words: is the difference distinguishable from noise here?"""
+        lo, hi = self.intervals[metric]
+        d, share = self.delta[metric], self.b_better[metric]
+        span = (f"{metric} {self.name_b} − {self.name_a} = {d:+.3f} "
+                f"(95% interval {lo:+.3f} to {hi:+.3f}; {self.name_b} ahead in "
+                f"{share:.0%} of {self.resamples:,} resamples of the {self.images:,} images)")
+        if lo > 0:
+            return f"{self.name_b} is better: {span}. The difference is larger than the noise."
+        if hi < 0:
+            return f"{self.name_a} is better: {span}. The difference is larger than the noise."
+        return (f"No distinguishable difference: {span}. The interval contains 0, so at this "
+                f"dataset size the gap may be noise; more images would narrow it.")
+
+
+def paired(a: CocoMatches, b: CocoMatches, name_a: str = "A", name_b: str = "B",
+           resamples: int = 1000, seed: int = 0) -> Paired:
+    """ΔAP (and the other headline metrics, and per class) of B over A, with paired-bootstrap
+    intervals and the share of resamples in which B beats A."""
+    if a.dataset_key != b.dataset_key or a.categories != b.categories:
+        raise InputError("The two results are for different datasets (other images or ground "
+                         "truth), so they cannot be compared pairwise.",
+                         "Evaluate both models on the same dataset and subset.")
+    resamples = check_resamples(resamples)
+    ones = point_weights(a.n_images)
+    pa, pb = weighted(a, ones), weighted(b, ones)
+    parts = [(weighted(a, w), weighted(b, w)) for w in weight_chunks(a.n_images, resamples, seed)]
+    ba, bb = _joined([x for x, _ in parts]), _joined([y for _, y in parts])
+    head_a, head_b = ba.headline(), bb.headline()
+    delta = {k: float(pb.headline()[k][0] - pa.headline()[k][0]) for k in HEADLINE}
+    diffs = {k: head_b[k] - head_a[k] for k in HEADLINE}
+    with np.errstate(invalid="ignore"):
+        better = {k: float(np.mean(d[np.isfinite(d)] > 0)) if np.isfinite(d).any()
+                  else float("nan") for k, d in diffs.items()}
+    dk = bb.ap - ba.ap
+    bounds = [interval(dk[:, k]) for k in range(len(a.categories))]
+    per_class = pd.DataFrame({"category_id": a.categories, "ΔAP": pb.ap[0] - pa.ap[0],
+                              "low": [x[0] for x in bounds], "high": [x[1] for x in bounds]})
+    per_class = per_class.dropna(subset=["ΔAP"]).sort_values("ΔAP", kind="stable")
+    return Paired(name_a, name_b, delta, {k: interval(d) for k, d in diffs.items()}, better,
+                  per_class.reset_index(drop=True), resamples, a.n_images)
