@@ -55,7 +55,7 @@ def test_benchmark_logged_to_wandb_is_readable_by_runs_page(tmp_path, monkeypatc
 
 def test_cli_evaluate_bootstrap_adds_intervals(coco, tmp_path, capsys):
     preds = tmp_path / "results.json"
-    preds.write_text(json.dumps(gt_results(coco, 0.1, 0.3)))
+    preds.write_text(json.dumps(gt_results(coco, 0.05, 0.3)))
     args = ["evaluate", "--images", str(coco.images_dir), "--annotations",
             str(coco.annotations_path), "--predictions", str(preds), "--json"]
     assert detect.main(args + ["--bootstrap", "200", "--seed", "3"]) == 0
