@@ -173,7 +173,7 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
                      "supercategory": str(c.get("supercategory", ""))[:200]})
     if len({c["id"] for c in cats}) != len(cats):
         raise DatasetError(f"'{name}': category ids are not unique.")
-    images = []
+    images, skipped = [], {}
     for i, im in enumerate(raw_images):
         if not is_int(im.get("id")):
             raise DatasetError(f"images[{i}] needs an integer 'id'.")
@@ -184,6 +184,9 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
         for k in ("width", "height"):
             if is_number(im.get(k)) and math.isfinite(im[k]) and im[k] > 0:
                 clean[k] = im[k]
+        extra = _attributes(im, IMAGE_KEYS, skipped)
+        if extra:
+            clean["attributes"] = extra
         images.append(clean)
     if len({im["id"] for im in images}) != len(images):
         raise DatasetError(f"'{name}': image ids are not unique.")
@@ -213,14 +216,50 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
                      **({"segmentation": ann["segmentation"]}
                         if _good_segmentation(ann.get("segmentation")) else {}),
                      "area": float(area) if is_number(area) and math.isfinite(area) and area >= 0
-                     else bbox[2] * bbox[3]})
+                     else bbox[2] * bbox[3],
+                     **({"attributes": extra} if (extra := _attributes(ann, ANNOTATION_KEYS,
+                                                                       skipped)) else {})})
         if ann_id is not None:
             used_ids.add(ann_id)
     next_id = max(used_ids, default=0) + 1
     for ann in anns:   # ids missing or repeated: new unique ones
         if ann["id"] is None:
             ann["id"], next_id = next_id, next_id + 1
-    return {"images": images, "annotations": anns, "categories": cats}, refused
+    clean = {"images": images, "annotations": anns, "categories": cats}
+    if skipped:
+        clean["skipped_fields"] = dict(list(skipped.items())[:50])
+    return clean, refused
+
+
+#: Fields COCO defines (or Lens reads) on images and annotations; any other scalar field is
+#: an attribute a slice can use (e.g. weather, occluded), nested objects one level deep.
+IMAGE_KEYS = {"id", "file_name", "license", "coco_url", "flickr_url", "date_captured"}
+ANNOTATION_KEYS = {"id", "image_id", "category_id", "bbox", "segmentation", "area", "iscrowd",
+                   "keypoints", "num_keypoints", "score"}
+MAX_ATTRIBUTES = 32
+
+
+def _attributes(obj: dict, known: set[str], skipped: dict[str, str]) -> dict[str, Any]:
+    """The object's other scalar fields (text cut to 100 characters, NaN and infinity as
+    missing): what slices read. Lists and deeper objects are named in `skipped`."""
+    out: dict[str, Any] = {}
+    items = [(k, v) for k, v in obj.items() if k not in known]
+    for key, value in items:
+        if isinstance(value, dict):
+            items.extend((f"{key}.{k}", v) for k, v in value.items() if not isinstance(v, dict))
+            continue
+        key = str(key)[:60]
+        if len(out) >= MAX_ATTRIBUTES:
+            skipped.setdefault(key, f"over {MAX_ATTRIBUTES} fields")
+        elif isinstance(value, bool):
+            out[key] = int(value)
+        elif is_number(value):
+            out[key] = float(value) if math.isfinite(value) else None
+        elif isinstance(value, str):
+            out[key] = value[:100]
+        elif value is not None:
+            skipped.setdefault(key, "holds lists or nested objects")
+    return out
 
 
 def load_coco(annotations: str | Path, images_dir: str | Path | None = None) -> CocoDataset:

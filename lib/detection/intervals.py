@@ -63,6 +63,7 @@ class CocoMatches:
     gt_image: np.ndarray          # (m,) int64 image position of each counted ground truth
     gt_class: np.ndarray          # (m,) int64 class position
     dataset_key: str              # the same images and ground truth ⇔ the same key
+    fp_scale: np.ndarray | None = None   # (K,) weight of a false positive per class (slices)
 
     @property
     def max_tp(self) -> int:
@@ -121,8 +122,15 @@ def coco_matches(dataset: CocoDataset, dets: dict[int, Detections],
     g_crowd = np.array([bool(a.get("iscrowd")) for a in anns], bool)
     g_area = np.array([a.get("area", a["bbox"][2] * a["bbox"][3]) for a in anns], np.float64)
     g_ignore = g_crowd | (g_area < area[0]) | (g_area > area[1])
+    fp_scale = None
     if gt_counted is not None:
+        # a detection that matches no object has no attribute: in an annotation slice it
+        # counts at the slice's share of its class's objects (Hoiem et al.'s normalisation)
+        base = ~g_ignore & g_ok
         g_ignore |= ~np.asarray(gt_counted, bool)
+        n_all = np.bincount(g_cls[base], minlength=K)
+        n_in = np.bincount(g_cls[base & ~g_ignore], minlength=K)
+        fp_scale = np.where(n_all > 0, n_in / np.maximum(n_all, 1), 0.0)
     g_key = g_img * K + g_cls
     order = np.lexsort((np.arange(len(anns)), g_ignore, g_key))   # non-ignored first
     order = order[g_ok[order]]
@@ -156,7 +164,7 @@ def coco_matches(dataset: CocoDataset, dets: dict[int, Detections],
     det_cls = d_cls[kept][rank]
     class_start = np.searchsorted(det_cls, np.arange(K + 1)).astype(np.int64)
     return CocoMatches(len(position), cats, image[kept][rank], tp[rank], ign[rank],
-                       class_start, gt_image, gt_class, key or dataset_key(dataset))
+                       class_start, gt_image, gt_class, key or dataset_key(dataset), fp_scale)
 
 
 @njit(cache=True, nogil=True)
@@ -213,8 +221,8 @@ def _match(box, area, group_lo, group_hi, gt_lo, gt_hi, gt_box, gt_crowd, gt_ign
 
 
 @njit(cache=True, nogil=True)
-def _accumulate(weights, det_image, tp, ign, class_start, gt_image, gt_class, recall_points,
-                max_tp, ap, ap50, ap75, rec):
+def _accumulate(weights, det_image, tp, ign, class_start, gt_image, gt_class, fp_scale,
+                recall_points, max_tp, ap, ap50, ap75, rec):
     """COCO's accumulate for each row of `weights` (image weights): per class, AP averaged over
     the thresholds, AP at 0.5 and 0.75, recall averaged over the thresholds (NaN for a class
     with no counted ground truth). Only true positives are kept as points: COCO's interpolated
@@ -236,6 +244,7 @@ def _accumulate(weights, det_image, tp, ign, class_start, gt_image, gt_class, re
             tpc = np.zeros(T)
             fpc = np.zeros(T)
             cnt = np.zeros(T, np.int64)
+            fs = fp_scale[k]
             for j in range(class_start[k], class_start[k + 1]):
                 wj = w[det_image[j]]
                 if wj == 0:
@@ -252,7 +261,7 @@ def _accumulate(weights, det_image, tp, ign, class_start, gt_image, gt_class, re
                         pbuf[t, c] = tpc[t] / (fpc[t] + tpc[t] + eps)
                         cnt[t] = c + 1
                     else:
-                        fpc[t] += wj
+                        fpc[t] += wj * fs
             ap_sum, rec_sum = 0.0, 0.0
             for t in range(T):
                 c = cnt[t]
@@ -304,10 +313,11 @@ def weighted(m: CocoMatches, weights: np.ndarray, threads: int | None = None) ->
     threads = max(1, min(threads or os.cpu_count() or 1, 4, B))
     bounds = np.linspace(0, B, threads + 1).astype(int)
     max_tp = m.max_tp
+    fp_scale = np.ones(K) if m.fp_scale is None else m.fp_scale
 
     def part(lo, hi):
         _accumulate(weights[lo:hi], m.det_image, m.tp, m.ignored, m.class_start, m.gt_image,
-                    m.gt_class, RECALL_POINTS, max_tp, *(o[lo:hi] for o in out))
+                    m.gt_class, fp_scale, RECALL_POINTS, max_tp, *(o[lo:hi] for o in out))
 
     if threads == 1:
         part(0, B)
