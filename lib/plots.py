@@ -205,3 +205,35 @@ def object_timeline(frames: Sequence[int], times: Sequence[float], objects: Sequ
     fig.update_xaxes(title_text="time (s)", row=2, col=1)
     fig.update_layout(height=260 + 24 * len(order), **_LAYOUT)
     return fig
+
+
+def interval_whiskers(rows: Sequence[dict], keys: Sequence[str],
+                      title: str = "Leaderboard with 95% intervals") -> go.Figure:
+    """One marker per (model, metric) with its interval as asymmetric whiskers; `rows`:
+    {"model", key, f"{key} low", f"{key} high"} per model."""
+    fig = go.Figure()
+    for row in rows:
+        values = [row[k] for k in keys]
+        fig.add_trace(go.Scatter(
+            x=list(keys), y=values, mode="markers", name=row["model"], marker_size=10,
+            error_y=dict(type="data", symmetric=False,
+                         array=[row[f"{k} high"] - row[k] for k in keys],
+                         arrayminus=[row[k] - row[f"{k} low"] for k in keys])))
+    fig.update_layout(title=title, yaxis_title="value", scattermode="group", **_LAYOUT)
+    return fig
+
+
+def delta_bars(labels: Sequence[str], delta: Sequence[float], low: Sequence[float],
+               high: Sequence[float], title: str) -> go.Figure:
+    """Horizontal bars of a difference per item (B − A) with its interval; an interval that
+    holds 0 is drawn grey."""
+    colors = ["#888888" if lo <= 0 <= hi else ("#3fb950" if d > 0 else "#f85149")
+              for d, lo, hi in zip(delta, low, high)]
+    fig = go.Figure(go.Bar(
+        x=list(delta), y=list(labels), orientation="h", marker_color=colors,
+        error_x=dict(type="data", symmetric=False,
+                     array=[h - d for d, h in zip(delta, high)],
+                     arrayminus=[d - lo for d, lo in zip(delta, low)])))
+    fig.update_layout(title=title, xaxis_title="B − A", height=80 + 24 * len(labels),
+                      yaxis_autorange="reversed", **_LAYOUT)
+    return fig

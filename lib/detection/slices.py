@@ -220,8 +220,9 @@ class Slicer:
     def __init__(self, dataset: CocoDataset, dets: dict[int, Detections],
                  base: intervals.CocoMatches | None = None):
         self.dataset, self.dets = dataset, dets
-        self.base = base or intervals.coco_matches(dataset, dets)
-        self._matched: dict[Slice, intervals.CocoMatches] = {}
+        self.prepared = intervals.prepare(dataset, dets, base.dataset_key if base else None)
+        self.base = base or intervals.coco_matches(dataset, prepared=self.prepared)
+        self._matched: dict[Slice, intervals.CocoMatches] = {}     # the last few slices
 
     def matches(self, s: Slice) -> intervals.CocoMatches:
         if s.kind in ("image", "group"):
@@ -232,9 +233,11 @@ class Slicer:
             if s.counted is not None:
                 counted = np.zeros(n, bool)
                 counted[list(s.counted)] = True
+            if len(self._matched) >= 4:
+                self._matched.pop(next(iter(self._matched)))
             self._matched[s] = intervals.coco_matches(
-                self.dataset, self.dets, area=s.area or intervals.ALL_AREAS,
-                gt_counted=counted, key=self.base.dataset_key)
+                None, area=s.area or intervals.ALL_AREAS, gt_counted=counted,
+                prepared=self.prepared)
         return self._matched[s]
 
     def _ap(self, s: Slice, w: intervals.Weighted) -> np.ndarray:
@@ -256,7 +259,7 @@ class Slicer:
         samples = np.concatenate([self._ap(s, intervals.weighted(m, w)) for w in
                                   intervals.weight_chunks(m.n_images, resamples, seed,
                                                           s.images)])
-        return SliceResult(s, point, *intervals.interval(samples))
+        return SliceResult(s, point, *intervals.interval(samples, point))
 
     def images_of(self, s: Slice) -> list[int]:
         """The dataset image ids a slice covers (for the gallery)."""

@@ -1,0 +1,121 @@
+"""The detection page's Statistics tab: intervals on every model's numbers, a paired
+comparison of any two, and slices with the worst ones found automatically. UI only: the
+computations are `lib.detection.intervals` and `lib.detection.slices`."""
+
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from lib import plots, ui
+from lib.core.errors import LensError
+from lib.detection import detections, intervals, slices
+from lib.models import cache
+
+
+def _matches(dataset, fingerprint: str, digest: str, dets) -> intervals.CocoMatches:
+    return cache.shared(f"coco matches: {fingerprint}|{digest}",
+                        lambda: intervals.coco_matches(dataset, dets))
+
+
+def view(board: dict, dataset, fingerprint: str, gallery: Callable[[list[int]], None]) -> None:
+    c1, c2, c3 = st.columns(3)
+    resamples = c1.number_input("Bootstrap resamples", value=1000, step=100, key="resamples",
+                                help="Images are drawn with replacement this many times; "
+                                     "each draw reweights the one matching, so nothing is "
+                                     "evaluated again.")
+    seed = c2.number_input("Bootstrap seed", 0, 10**6, 0, key="boot_seed")
+    try:
+        resamples = intervals.check_resamples(int(resamples))
+    except LensError as exc:
+        ui.show_error(exc)
+        return
+    digests = {n: detections.digest(r.detections) for n, r in board.items()}
+    with ui.spinner(f"Matching and {resamples:,} resamples per model…"), \
+            ui.queued("Bootstrap intervals"):
+        matched = {n: _matches(dataset, fingerprint, digests[n], r.detections)
+                   for n, r in board.items()}
+        boots = {n: cache.shared(f"bootstrap: {fingerprint}|{digests[n]}|{resamples}|{seed}",
+                                 lambda m=m: intervals.bootstrap(m, resamples, int(seed)))
+                 for n, m in matched.items()}
+    c3.caption(f"95% bootstrap intervals from {resamples:,} resamples of the "
+               f"{len(dataset.image_ids):,} images (seed {seed}).")
+    rows = [b.row(n) for n, b in boots.items()]
+    st.subheader("Every model with its interval")
+    st.plotly_chart(plots.interval_whiskers(rows, intervals.HEADLINE), key="whiskers")
+    table = pd.DataFrame([{"model": r["model"], **{
+        k: f"{r[k]:.4f} ({r[f'{k} low']:.4f}–{r[f'{k} high']:.4f})" for k in intervals.HEADLINE}}
+        for r in rows])
+    st.dataframe(table, hide_index=True, key="interval_table")
+    ui.download_button("Intervals (CSV)", pd.DataFrame(rows).to_csv(index=False),
+                       "intervals.csv", "text/csv", key="export_intervals")
+
+    names = list(board)
+    if len(names) >= 2:
+        st.subheader("Is B really better than A?")
+        p1, p2 = st.columns(2)
+        a = p1.selectbox("A", names, index=0, key="paired_a")
+        b = p2.selectbox("B", names, index=1, key="paired_b")
+        if a == b:
+            st.info("Pick two different models.")
+        else:
+            with ui.showing_errors(), ui.queued("Paired bootstrap"):
+                pair = cache.shared(
+                    f"paired: {fingerprint}|{digests[a]}|{digests[b]}|{resamples}|{seed}",
+                    lambda: intervals.paired(matched[a], matched[b], a, b, resamples,
+                                             int(seed)))
+                verdict = pair.verdict()
+                (st.info if verdict.startswith("No distinguishable") else st.success)(verdict)
+                st.dataframe(pair.table(), hide_index=True, key="paired_table",
+                             column_config={"B ahead in": st.column_config.NumberColumn(
+                                 format="percent")})
+                per = pair.per_class.assign(name=lambda d: d["category_id"].map(
+                    dataset.categories))
+                st.plotly_chart(plots.delta_bars(per["name"], per["ΔAP"], per["low"],
+                                                 per["high"],
+                                                 f"Per-class ΔAP, {b} − {a} (95% intervals)"),
+                                key="paired_classes")
+
+    st.subheader("Slices")
+    s1, s2, s3 = st.columns(3)
+    model = s1.selectbox("Model", names, key="slice_model")
+    min_objects = s2.number_input("At least this many objects", 1, 10**6, 30,
+                                  key="slice_min")
+    areas_text = s3.text_input("Your area ranges (px²)", "0-256", key="slice_areas",
+                               help="low-high, comma-separated; 0-256 is objects under 16².")
+    with ui.showing_errors():
+        areas = slices.parse_areas(areas_text)
+        result = cache.shared(
+            f"slices: {fingerprint}|{digests[model]}|{min_objects}|{areas}|{resamples}|{seed}",
+            lambda: _slices(dataset, board[model].detections, matched[model], int(min_objects),
+                            areas, resamples, int(seed)))
+        table, worst, skipped = result
+        if not len(table):
+            st.info(f"No slice has {min_objects} objects or more.")
+            return
+        st.markdown("**Worst slices** (AP furthest below the whole set's, with intervals)")
+        whole = boots[model].point["AP"]
+        st.dataframe(pd.DataFrame([{
+            "slice": w.slice.name, "objects": w.slice.objects, "AP": w.ap, "low": w.low,
+            "high": w.high, "ΔAP": w.ap - whole} for w in worst]), hide_index=True,
+            key="worst_slices")
+        with st.expander(f"All {len(table)} slices"):
+            st.dataframe(table, hide_index=True, key="slice_table")
+            if skipped:
+                st.caption("Not sliced: " + "; ".join(f"{k}: {v}" for k, v in
+                                                       skipped.items()))
+        st.caption("Annotation slices ignore other objects; a detection that matches no "
+                   "object counts at the slice's share of its class (Hoiem et al.). Box sizes "
+                   "follow COCO's area ranges.")
+        pick = st.selectbox("Show the images of", [w.slice.name for w in worst],
+                            key="slice_images")
+        chosen = next(w.slice for w in worst if w.slice.name == pick)
+        gallery(slices.Slicer(dataset, board[model].detections,
+                              matched[model]).images_of(chosen))
+
+
+def _slices(dataset, dets, base, min_objects, areas, resamples, seed):
+    slicer = slices.Slicer(dataset, dets, base)
+    cands, skipped = slices.candidates(dataset, min_objects, areas=areas)
+    table = slices.table(slicer, cands)
+    return table, slices.worst(slicer, cands, 5, resamples, seed), skipped
