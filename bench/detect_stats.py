@@ -23,7 +23,6 @@ Last line: `bootstrap 1000 / evaluate ratio: B/E; slices / evaluate ratio: S/E`.
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,6 +28,7 @@ from lib.models import cache, registry
 ui.page_setup()
 
 from pages import detection_slots as slots
+from pages import detection_stats as stats_tab
 
 st.title("Detection benchmark")
 SHARED = settings.PROJECT_ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
@@ -291,23 +292,8 @@ def errors_view() -> None:
                "fixing only that kind of error (see lib/tide.py).")
 
 
-def images_view() -> None:
-    """Images by error kind or class, boxes drawn; EigenCAM of a false positive."""
-    g1, g2 = st.columns(2)
-    bucket = g1.selectbox("Show images with", ["(all)"] + ERROR_TYPES +
-                          [f"class: {n}" for n in dataset.categories.values()], key="bucket")
-    per_image = benchmark.compare_images(reports[names[0]], reports[names[-1]], score_thr)
-    if len(names) == 2:
-        g2.caption(f"Where {names[1]} regresses against {names[0]} (top) and wins (bottom), "
-                   "by TP − FP per image.")
-    ids = per_image["image_id"].tolist()
-    if bucket in ERROR_TYPES:
-        wanted = set().union(*(r.errors.images_with(bucket) for r in reports.values()))
-        ids = [i for i in ids if i in wanted]
-    elif bucket.startswith("class: "):
-        cid = {v: k for k, v in dataset.categories.items()}[bucket[7:]]
-        ids = [i for i in ids if any(a["category_id"] == cid for a in dataset.annotations(i))]
-    st.dataframe(per_image[per_image["image_id"].isin(ids)], hide_index=True, key="per_image")
+def gallery(ids: list[int]) -> None:
+    """Up to nine of the images, ground truth and each compared model's boxes drawn."""
     grid = st.columns(3)
     for k, image_id in enumerate(ids[:9]):
         try:
@@ -326,6 +312,26 @@ def images_view() -> None:
         grid[k % 3].image(drawing.draw(images.load_image(path).image, groups), width="stretch",
                           caption=f"{path.name}: green = truth, orange = {names[0]}"
                                   + (f", blue = {names[1]}" if len(names) == 2 else ""))
+
+
+def images_view() -> None:
+    """Images by error kind or class, boxes drawn; EigenCAM of a false positive."""
+    g1, g2 = st.columns(2)
+    bucket = g1.selectbox("Show images with", ["(all)"] + ERROR_TYPES +
+                          [f"class: {n}" for n in dataset.categories.values()], key="bucket")
+    per_image = benchmark.compare_images(reports[names[0]], reports[names[-1]], score_thr)
+    if len(names) == 2:
+        g2.caption(f"Where {names[1]} regresses against {names[0]} (top) and wins (bottom), "
+                   "by TP − FP per image.")
+    ids = per_image["image_id"].tolist()
+    if bucket in ERROR_TYPES:
+        wanted = set().union(*(r.errors.images_with(bucket) for r in reports.values()))
+        ids = [i for i in ids if i in wanted]
+    elif bucket.startswith("class: "):
+        cid = {v: k for k, v in dataset.categories.items()}[bucket[7:]]
+        ids = [i for i in ids if any(a["category_id"] == cid for a in dataset.annotations(i))]
+    st.dataframe(per_image[per_image["image_id"].isin(ids)], hide_index=True, key="per_image")
+    gallery(ids)
 
     torchvision_models = [n for n in names if n in [s.name for s in detector_specs
                                                      if detectors.is_faster_rcnn(s)]]
@@ -379,10 +385,17 @@ def whatif_view() -> None:
                         caption=n, width="stretch")
 
 
-tabs = ui.tabs(["Metrics", "Per class", "Errors", "Images", "What-if"],
-               keep=("pr_class", "confusion_model", "bucket", "cam_model", "cam_fp"))
-for tab, view in zip(tabs, (metrics_view, classes_view, errors_view, images_view,
-                            whatif_view)):
+def statistics_view() -> None:
+    """Intervals, a paired comparison, slices (pages/detection_stats.py)."""
+    stats_tab.view(board, dataset, fingerprint, gallery)
+
+
+tabs = ui.tabs(["Metrics", "Statistics", "Per class", "Errors", "Images", "What-if"],
+               keep=("pr_class", "confusion_model", "bucket", "cam_model", "cam_fp",
+                     "resamples", "boot_seed", "paired_a", "paired_b", "slice_model",
+                     "slice_min", "slice_areas", "slice_images"))
+for tab, view in zip(tabs, (metrics_view, statistics_view, classes_view, errors_view,
+                            images_view, whatif_view)):
     if tab.open or view is whatif_view:     # What-if holds an upload: always drawn
         with tab:
             view()

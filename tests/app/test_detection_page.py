@@ -285,3 +285,42 @@ def test_a_logged_benchmark_link_reopens_its_data_and_models(coco, monkeypatch):
         at3.query_params[key] = value
     at3.run()
     assert at3.text_input(key="name_B").value == "xjavascript1b"   # a plain name, no markup
+
+
+def test_statistics_tab_intervals_paired_and_slices(page, coco):
+    """Two imported results: every model's interval holds pycocotools' AP, the paired
+    comparison calls the better one by name, slices find their images; bad counts and area
+    ranges get a message and the page stays up."""
+    good, worse = gt_results(coco, 0.03, 0.1, seed=1), gt_results(coco, 0.1, 0.3, seed=2)
+    upload(page, "A", "good.json", json.dumps(good).encode())
+    upload(page, "B", "worse.json", json.dumps(worse).encode())
+    page.session_state["tab"] = "Statistics"
+    page.run(timeout=300)
+    page.number_input(key="resamples").set_value(300)
+    page.number_input(key="slice_min").set_value(1)
+    page.run(timeout=300)
+    assert not page.exception and not page.error
+    rows = next(d.value for d in page.dataframe if "AP75" in getattr(d.value, "columns", [])
+                and isinstance(d.value["AP"].iloc[0], str))
+    for name, results in (("good", good), ("worse", worse)):
+        cell = rows.loc[rows["model"] == name, "AP"].iloc[0]          # "0.4523 (0.43–0.47)"
+        point, span = cell.split(" ", 1)
+        low, high = (float(x) for x in span.strip("()").split("–"))
+        ref = coco_eval.evaluate_pycocotools(coco, results)["AP"]
+        assert float(point) == pytest.approx(ref, abs=1e-4) and low - 1e-4 <= ref <= high + 1e-4
+        assert high - low > 1e-3
+    assert any(s.value.startswith("good is better") for s in page.success)
+    paired = next(d.value for d in page.dataframe if "B ahead in" in getattr(d.value, "columns",
+                                                                           []))
+    assert paired.set_index("metric").loc["AP", "high"] < 0
+    worst = next(d.value for d in page.dataframe if "ΔAP" in getattr(d.value, "columns", [])
+                 and "low" in d.value.columns)
+    assert len(worst) and (worst["low"] <= worst["AP"]).all()
+    assert page.get("image")                          # the worst slice's images
+    page.number_input(key="resamples").set_value(0).run(timeout=300)
+    assert "from 1 to 10,000" in page.error[0].value and not page.exception
+    page.number_input(key="resamples").set_value(10**9).run(timeout=300)
+    assert "from 1 to 10,000" in page.error[0].value and not page.exception
+    page.number_input(key="resamples").set_value(200).run(timeout=300)
+    page.text_input(key="slice_areas").set_value("300-20").run(timeout=300)
+    assert "0 ≤ low < high" in page.error[0].value and not page.exception
