@@ -39,7 +39,9 @@ def view(board: dict, dataset, fingerprint: str, gallery: Callable[[list[int]], 
                                  lambda m=m: intervals.bootstrap(m, resamples, int(seed)))
                  for n, m in matched.items()}
     c3.caption(f"95% bootstrap intervals from {resamples:,} resamples of the "
-               f"{len(dataset.image_ids):,} images (seed {seed}).")
+               f"{len(dataset.image_ids):,} images (seed {seed}). AP is biased upwards on a "
+               "finite sample; the interval corrects for it, so it can sit a little below "
+               "the estimate.")
     rows = [b.row(n) for n, b in boots.items()]
     st.subheader("Every model with its interval")
     st.plotly_chart(plots.interval_whiskers(rows, intervals.HEADLINE), key="whiskers")
