@@ -9,13 +9,13 @@ import streamlit as st
 
 from lib import plots, ui
 from lib.core.errors import LensError
-from lib.detection import detections, intervals, slices
+from lib.detection import detections, intervals, slices, weighted_coco
 from lib.models import cache
 
 
-def _matches(dataset, fingerprint: str, digest: str, dets) -> intervals.CocoMatches:
+def _matches(dataset, fingerprint: str, digest: str, dets) -> weighted_coco.CocoMatches:
     return cache.shared(f"coco matches: {fingerprint}|{digest}",
-                        lambda: intervals.coco_matches(dataset, dets))
+                        lambda: weighted_coco.coco_matches(dataset, dets))
 
 
 def view(board: dict, dataset, fingerprint: str, gallery: Callable[[list[int]], None]) -> None:

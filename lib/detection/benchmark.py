@@ -18,7 +18,16 @@ import pandas as pd
 
 from lib.core import errors, settings
 from lib.core.progress import Callback
-from lib.detection import coco_eval, datasets, detections, intervals, jobs, matching, tide
+from lib.detection import (
+    coco_eval,
+    datasets,
+    detections,
+    intervals,
+    jobs,
+    matching,
+    tide,
+    weighted_coco,
+)
 from lib.models import registry
 
 
@@ -109,7 +118,7 @@ def evaluate_files(images: str | Path, annotations: str | Path, predictions: str
     results = detections.read_results_json(Path(predictions), dataset)
     cis = None
     if bootstrap:
-        matches = intervals.coco_matches(dataset, detections.from_coco_results(results))
+        matches = weighted_coco.coco_matches(dataset, detections.from_coco_results(results))
         cis = intervals.bootstrap(matches, bootstrap, seed)
     return coco_eval.evaluate(dataset, results), cis
 

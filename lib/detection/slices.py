@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from lib.core.errors import InputError
-from lib.detection import intervals
+from lib.detection import intervals, weighted_coco
 from lib.detection.datasets import CocoDataset
 from lib.detection.detections import Detections
 
@@ -187,7 +187,7 @@ def candidates(dataset: CocoDataset, min_objects: int = 30, pairs: bool = True,
             for n2, m2 in ann_levels:
                 add_annotations(f"{n1} & {n2}", m1[ann_image] & m2, images=m1)
     area_ok = np.array([a.get("area", 0.0) for a in anns], np.float64)
-    for name, (low, high) in [(f"COCO {k}", v) for k, v in intervals.AREAS.items()] + \
+    for name, (low, high) in [(f"COCO {k}", v) for k, v in weighted_coco.AREAS.items()] + \
             (areas or []):
         objects = int(((area_ok >= low) & (area_ok <= high) & ~crowd).sum())
         if objects >= min_objects:
@@ -218,13 +218,13 @@ class Slicer:
     slice changes what COCO ignores), with intervals on request."""
 
     def __init__(self, dataset: CocoDataset, dets: dict[int, Detections],
-                 base: intervals.CocoMatches | None = None):
+                 base: weighted_coco.CocoMatches | None = None):
         self.dataset, self.dets = dataset, dets
-        self.prepared = intervals.prepare(dataset, dets, base.dataset_key if base else None)
-        self.base = base or intervals.coco_matches(dataset, prepared=self.prepared)
-        self._matched: dict[Slice, intervals.CocoMatches] = {}     # the last few slices
+        self.prepared = weighted_coco.prepare(dataset, dets, base.dataset_key if base else None)
+        self.base = base or weighted_coco.coco_matches(dataset, prepared=self.prepared)
+        self._matched: dict[Slice, weighted_coco.CocoMatches] = {}     # the last few slices
 
-    def matches(self, s: Slice) -> intervals.CocoMatches:
+    def matches(self, s: Slice) -> weighted_coco.CocoMatches:
         if s.kind in ("image", "group"):
             return self.base
         if s not in self._matched:
@@ -235,12 +235,12 @@ class Slicer:
                 counted[list(s.counted)] = True
             if len(self._matched) >= 4:
                 self._matched.pop(next(iter(self._matched)))
-            self._matched[s] = intervals.coco_matches(
-                None, area=s.area or intervals.ALL_AREAS, gt_counted=counted,
+            self._matched[s] = weighted_coco.coco_matches(
+                None, area=s.area or weighted_coco.ALL_AREAS, gt_counted=counted,
                 prepared=self.prepared)
         return self._matched[s]
 
-    def _ap(self, s: Slice, w: intervals.Weighted) -> np.ndarray:
+    def _ap(self, s: Slice, w: weighted_coco.Weighted) -> np.ndarray:
         per_class = w.ap if s.classes is None else w.ap[:, list(s.classes)]
         with np.errstate(all="ignore"):
             import warnings
@@ -250,13 +250,13 @@ class Slicer:
 
     def ap(self, s: Slice) -> float:
         m = self.matches(s)
-        return float(self._ap(s, intervals.weighted(m, intervals.point_weights(
+        return float(self._ap(s, weighted_coco.weighted(m, intervals.point_weights(
             m.n_images, s.images)))[0])
 
     def with_interval(self, s: Slice, resamples: int = 1000, seed: int = 0) -> SliceResult:
         m = self.matches(s)
         point = self.ap(s)
-        samples = np.concatenate([self._ap(s, intervals.weighted(m, w)) for w in
+        samples = np.concatenate([self._ap(s, weighted_coco.weighted(m, w)) for w in
                                   intervals.weight_chunks(m.n_images, resamples, seed,
                                                           s.images)])
         return SliceResult(s, point, *intervals.interval(samples, point))
@@ -279,7 +279,7 @@ class Slicer:
 
 def table(slicer: Slicer, slices: list[Slice]) -> pd.DataFrame:
     """Every slice's AP and its gap to the whole set's (point estimates), worst first."""
-    whole = float(slicer.base and intervals.weighted(
+    whole = float(slicer.base and weighted_coco.weighted(
         slicer.base, intervals.point_weights(slicer.base.n_images)).headline()["AP"][0])
     rows = [{"slice": s.name, "kind": s.kind, "objects": s.objects, "AP": slicer.ap(s)}
             for s in slices]
