@@ -237,3 +237,25 @@ def delta_bars(labels: Sequence[str], delta: Sequence[float], low: Sequence[floa
     fig.update_layout(title=title, xaxis_title="B − A", height=80 + 24 * len(labels),
                       yaxis_autorange="reversed", **_LAYOUT)
     return fig
+
+
+def reliability_diagram(curves: Sequence[tuple[str, Sequence[float], Sequence[float],
+                                               Sequence[int]]],
+                        title: str = "Reliability (IoU 0.5)") -> go.Figure:
+    """Precision against mean confidence per confidence bin, one line per (name, confidence,
+    precision, detections); the diagonal is perfect calibration; marker size grows with the
+    bin's detections."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated",
+                               line=dict(dash="dash", color="#888888")))
+    for name, conf, precision, count in curves:
+        total = max(sum(count), 1)
+        fig.add_trace(go.Scatter(
+            x=list(conf), y=list(precision), mode="lines+markers", name=name,
+            marker_size=[6 + 24 * (c / total) ** 0.5 for c in count],
+            customdata=list(count),
+            hovertemplate="confidence %{x:.2f}<br>precision %{y:.2f}<br>%{customdata} "
+                          "detections<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="mean confidence in bin",
+                      yaxis_title="precision in bin", xaxis_range=[0, 1], yaxis_range=[0, 1.02],
+                      **_LAYOUT)
+    return fig

@@ -387,13 +387,14 @@ def whatif_view() -> None:
 
 def statistics_view() -> None:
     """Intervals, a paired comparison, slices (pages/detection_stats.py)."""
-    stats_tab.view(board, dataset, fingerprint, gallery)
+    stats_tab.view(board, dataset, fingerprint, score_thr, gallery)
 
 
 tabs = ui.tabs(["Metrics", "Statistics", "Per class", "Errors", "Images", "What-if"],
                keep=("pr_class", "confusion_model", "bucket", "cam_model", "cam_fp",
                      "resamples", "boot_seed", "paired_a", "paired_b", "slice_model",
-                     "slice_min", "slice_areas", "slice_images"))
+                     "slice_min", "slice_areas", "slice_images", "calib_model",
+                     "calib_method"))
 for tab, view in zip(tabs, (metrics_view, statistics_view, classes_view, errors_view,
                             images_view, whatif_view)):
     if tab.open or view is whatif_view:     # What-if holds an upload: always drawn

@@ -9,7 +9,15 @@ import streamlit as st
 
 from lib import plots, ui
 from lib.core.errors import LensError
-from lib.detection import detections, intervals, slices, weighted_coco
+from lib.detection import (
+    benchmark,
+    calibration,
+    detections,
+    html_report,
+    intervals,
+    slices,
+    weighted_coco,
+)
 from lib.models import cache
 
 
@@ -18,7 +26,8 @@ def _matches(dataset, fingerprint: str, digest: str, dets) -> weighted_coco.Coco
                         lambda: weighted_coco.coco_matches(dataset, dets))
 
 
-def view(board: dict, dataset, fingerprint: str, gallery: Callable[[list[int]], None]) -> None:
+def view(board: dict, dataset, fingerprint: str, score_thr: float,
+         gallery: Callable[[list[int]], None]) -> None:
     c1, c2, c3 = st.columns(3)
     resamples = c1.number_input("Bootstrap resamples", value=1000, step=100, key="resamples",
                                 help="Images are drawn with replacement this many times; "
@@ -30,6 +39,13 @@ def view(board: dict, dataset, fingerprint: str, gallery: Callable[[list[int]], 
     except LensError as exc:
         ui.show_error(exc)
         return
+    sections: list[html_report.Section] = []      # what the HTML report holds, as shown
+    ui.download_button(
+        "Report (HTML)", lambda: html_report.render(
+            "Detection benchmark", f"{len(dataset.image_ids):,} images, "
+            f"{len(dataset.data['annotations']):,} objects · {dataset.annotations_path.name} · "
+            f"made by Lens", sections), "detection-report.html", "text/html",
+        key="export_report")
     digests = {n: detections.digest(r.detections) for n, r in board.items()}
     with ui.spinner(f"Matching and {resamples:,} resamples per model…"), \
             ui.queued("Bootstrap intervals"):
@@ -44,11 +60,19 @@ def view(board: dict, dataset, fingerprint: str, gallery: Callable[[list[int]], 
                "the estimate.")
     rows = [b.row(n) for n, b in boots.items()]
     st.subheader("Every model with its interval")
-    st.plotly_chart(plots.interval_whiskers(rows, intervals.HEADLINE), key="whiskers")
+    whiskers = plots.interval_whiskers(rows, intervals.HEADLINE)
+    st.plotly_chart(whiskers, key="whiskers")
     table = pd.DataFrame([{"model": r["model"], **{
         k: f"{r[k]:.4f} ({r[f'{k} low']:.4f}–{r[f'{k} high']:.4f})" for k in intervals.HEADLINE}}
         for r in rows])
     st.dataframe(table, hide_index=True, key="interval_table")
+    coco = pd.DataFrame({n: r.metrics.stats for n, r in board.items()}).where(
+        lambda t: t >= 0).rename_axis("metric").reset_index()
+    sections += [html_report.Section("Leaderboard", [("leaderboard", benchmark.leaderboard(
+        board))]), html_report.Section(
+        "Every model with its 95% interval", [("intervals", table)], [whiskers],
+        [f"Basic bootstrap intervals from {resamples:,} resamples of the images (seed {seed})."
+         ]), html_report.Section("The 12 COCO numbers", [("coco", coco)])]
     ui.download_button("Intervals (CSV)", pd.DataFrame(rows).to_csv(index=False),
                        "intervals.csv", "text/csv", key="export_intervals")
 
@@ -73,10 +97,13 @@ def view(board: dict, dataset, fingerprint: str, gallery: Callable[[list[int]], 
                                  format="percent")})
                 per = pair.per_class.assign(name=lambda d: d["category_id"].map(
                     dataset.categories))
-                st.plotly_chart(plots.delta_bars(per["name"], per["ΔAP"], per["low"],
-                                                 per["high"],
-                                                 f"Per-class ΔAP, {b} − {a} (95% intervals)"),
-                                key="paired_classes")
+                bars = plots.delta_bars(per["name"], per["ΔAP"], per["low"], per["high"],
+                                        f"Per-class ΔAP, {b} − {a} (95% intervals)")
+                st.plotly_chart(bars, key="paired_classes")
+                sections.append(html_report.Section(f"{b} against {a}", [
+                    ("paired", pair.table())], [bars], [verdict]))
+
+    calibration_view(board, fingerprint, digests, score_thr, int(seed), sections)
 
     st.subheader("Slices")
     s1, s2, s3 = st.columns(3)
@@ -97,10 +124,14 @@ def view(board: dict, dataset, fingerprint: str, gallery: Callable[[list[int]], 
             return
         st.markdown("**Worst slices** (AP furthest below the whole set's, with intervals)")
         whole = boots[model].point["AP"]
-        st.dataframe(pd.DataFrame([{
+        worst_table = pd.DataFrame([{
             "slice": w.slice.name, "objects": w.slice.objects, "AP": w.ap, "low": w.low,
-            "high": w.high, "ΔAP": w.ap - whole} for w in worst]), hide_index=True,
-            key="worst_slices")
+            "high": w.high, "ΔAP": w.ap - whole} for w in worst])
+        st.dataframe(worst_table, hide_index=True, key="worst_slices")
+        sections.append(html_report.Section(f"Worst slices of {model}", [
+            ("worst-slices", worst_table)], notes=[
+            f"Of {len(table)} slices with at least {min_objects} objects, the five whose AP "
+            f"falls furthest below the whole set's ({whole:.4f}), with 95% intervals."]))
         with st.expander(f"All {len(table)} slices"):
             st.dataframe(table, hide_index=True, key="slice_table")
             if skipped:
@@ -114,6 +145,43 @@ def view(board: dict, dataset, fingerprint: str, gallery: Callable[[list[int]], 
         chosen = next(w.slice for w in worst if w.slice.name == pick)
         gallery(slices.Slicer(dataset, board[model].detections,
                               matched[model]).images_of(chosen))
+
+
+def calibration_view(board: dict, fingerprint: str, digests: dict, score_thr: float,
+                     seed: int, sections: list) -> None:
+    st.subheader("Can I trust the scores? Calibration")
+    k1, k2 = st.columns(2)
+    names = list(board)
+    model = k1.selectbox("Model", names, key="calib_model")
+    method = k2.radio("Re-calibrate with", calibration.METHODS, horizontal=True,
+                      key="calib_method")
+    with ui.showing_errors():
+        result = cache.shared(
+            f"calibration: {fingerprint}|{digests[model]}|{method}|{score_thr}|{seed}",
+            lambda: calibration.recalibrate(board[model].table, method, score_thr, seed))
+        before, after = result.before, result.after
+        diagram = plots.reliability_diagram([
+            (f"{model} as scored", before.bins["confidence"], before.bins["precision"],
+             before.bins["detections"]),
+            (f"{model}, {method}", after.bins["confidence"], after.bins["precision"],
+             after.bins["detections"])])
+        st.plotly_chart(diagram, key="reliability")
+        calib = pd.DataFrame([
+            {"scores": "as scored", "D-ECE": before.d_ece,
+             f"F1 at score ≥ {score_thr}": result.f1_before},
+            {"scores": method, "D-ECE": after.d_ece,
+             f"F1 at score ≥ {score_thr}": result.f1_after}])
+        st.dataframe(calib, hide_index=True, key="calibration_table")
+        st.caption(f"Fitted on half of the images, measured on the other "
+                   f"{result.held_out_images:,} ({before.detections:,} detections; a detection "
+                   "is right when it matches an object of its class at IoU 0.5). D-ECE: the "
+                   "detections' mean gap between confidence and precision, bin by bin. "
+                   "Re-calibration keeps the order of the scores, so AP does not change; the "
+                   "threshold's meaning, and so F1 at it, does.")
+        sections.append(html_report.Section(f"Calibration of {model}", [
+            ("calibration", calib)], [diagram], [
+            f"Re-calibrated with {method} on half of the images; measured on the other "
+            f"{result.held_out_images:,}. AP does not change (the order of scores is kept)."]))
 
 
 def _slices(dataset, dets, base, min_objects, areas, resamples, seed):

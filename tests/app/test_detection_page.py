@@ -291,7 +291,8 @@ def test_statistics_tab_intervals_paired_and_slices(page, coco):
     """Two imported results: every model's interval holds pycocotools' AP, the paired
     comparison calls the better one by name, slices find their images; bad counts and area
     ranges get a message and the page stays up."""
-    good, worse = gt_results(coco, 0.03, 0.1, seed=1), gt_results(coco, 0.1, 0.3, seed=2)
+    good = gt_results(coco, 0.03, 0.1, seed=1) + gt_results(coco, 0.7, 0.5, seed=3)  # + misses
+    worse = gt_results(coco, 0.1, 0.3, seed=2)
     upload(page, "A", "good.json", json.dumps(good).encode())
     upload(page, "B", "worse.json", json.dumps(worse).encode())
     page.session_state["tab"] = "Statistics"
@@ -299,7 +300,7 @@ def test_statistics_tab_intervals_paired_and_slices(page, coco):
     page.number_input(key="resamples").set_value(300)
     page.number_input(key="slice_min").set_value(1)
     page.run(timeout=300)
-    assert not page.exception and not page.error
+    assert not page.exception and not page.error, [e.value for e in page.error]
     rows = next(d.value for d in page.dataframe if "AP75" in getattr(d.value, "columns", [])
                 and isinstance(d.value["AP"].iloc[0], str))
     for name, results in (("good", good), ("worse", worse)):
@@ -317,6 +318,12 @@ def test_statistics_tab_intervals_paired_and_slices(page, coco):
                  and "low" in d.value.columns)
     assert len(worst) and (worst["low"] <= worst["AP"]).all()
     assert page.get("image")                          # the worst slice's images
+    calib = next(d.value for d in page.dataframe if "D-ECE" in getattr(d.value, "columns", []))
+    assert calib["scores"].tolist() == ["as scored", "temperature"]
+    assert calib["D-ECE"].between(0, 1).all()
+    page.radio(key="calib_method").set_value("isotonic").run(timeout=300)
+    calib = next(d.value for d in page.dataframe if "D-ECE" in getattr(d.value, "columns", []))
+    assert calib["D-ECE"].iloc[1] < calib["D-ECE"].iloc[0]     # fitted on the other half
     page.number_input(key="resamples").set_value(0).run(timeout=300)
     assert "from 1 to 10,000" in page.error[0].value and not page.exception
     page.number_input(key="resamples").set_value(10**9).run(timeout=300)
