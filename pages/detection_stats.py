@@ -16,14 +16,8 @@ from lib.detection import (
     html_report,
     intervals,
     slices,
-    weighted_coco,
 )
 from lib.models import cache
-
-
-def _matches(dataset, fingerprint: str, digest: str, dets) -> weighted_coco.CocoMatches:
-    return cache.shared(f"coco matches: {fingerprint}|{digest}",
-                        lambda: weighted_coco.coco_matches(dataset, dets))
 
 
 def view(board: dict, dataset, fingerprint: str, score_thr: float,
@@ -47,10 +41,9 @@ def view(board: dict, dataset, fingerprint: str, score_thr: float,
             f"made by Lens", sections), "detection-report.html", "text/html",
         key="export_report")
     digests = {n: detections.digest(r.detections) for n, r in board.items()}
-    with ui.spinner(f"Matching and {resamples:,} resamples per model…"), \
+    with ui.spinner(f"{resamples:,} resamples per model…"), \
             ui.queued("Bootstrap intervals"):
-        matched = {n: _matches(dataset, fingerprint, digests[n], r.detections)
-                   for n, r in board.items()}
+        matched = {n: r.matches for n, r in board.items()}
         boots = {n: cache.shared(f"bootstrap: {fingerprint}|{digests[n]}|{resamples}|{seed}",
                                  lambda m=m: intervals.bootstrap(m, resamples, int(seed)))
                  for n, m in matched.items()}

@@ -40,6 +40,7 @@ class Report:
     errors: tide.ErrorReport
     table: matching.MatchTable
     f1: Any                   # DataFrame threshold, precision, recall, F1
+    matches: weighted_coco.CocoMatches   # COCO's matching at ten IoUs: intervals, slices
     detections: dict[int, detections.Detections]
     categories: dict[int, str]
 
@@ -58,12 +59,14 @@ class Report:
 def report(dataset: datasets.CocoDataset, dets: dict[int, detections.Detections]) -> Report:
     """The COCO evaluation and one match table of one model's detections, and what follows.
 
-    The match table and the TIDE analysis (numpy, which releases the GIL) are built in a
-    second thread while faster-coco-eval evaluates."""
+    The match table, the TIDE analysis and COCO's matching at ten IoU thresholds (numpy and
+    numba, which release the GIL) are built in a second thread while faster-coco-eval
+    evaluates."""
 
     def analysis():
         table = matching.match(dataset, dets)
-        return table, tide.analyse(dataset, dets, table), table.f1_vs_confidence()
+        return (table, tide.analyse(dataset, dets, table), table.f1_vs_confidence(),
+                weighted_coco.coco_matches(dataset, dets))
 
     with ThreadPoolExecutor(1, thread_name_prefix="lens-analysis") as pool:
         future = pool.submit(analysis)
@@ -71,8 +74,8 @@ def report(dataset: datasets.CocoDataset, dets: dict[int, detections.Detections]
         # garbage collection passes over them meanwhile (they are all alive anyway)
         with _gc_paused():
             metrics = coco_eval.evaluate(dataset, detections.to_coco_results(dets), owned=True)
-        table, errors, f1 = future.result()
-    return Report(metrics, errors, table, f1, dets, dataset.categories)
+        table, errors, f1, matches = future.result()
+    return Report(metrics, errors, table, f1, matches, dets, dataset.categories)
 
 
 @contextlib.contextmanager

@@ -251,12 +251,13 @@ class Slicer:
     def ap(self, s: Slice) -> float:
         m = self.matches(s)
         return float(self._ap(s, weighted_coco.weighted(m, intervals.point_weights(
-            m.n_images, s.images)))[0])
+            m.n_images, s.images), classes=s.classes))[0])
 
     def with_interval(self, s: Slice, resamples: int = 1000, seed: int = 0) -> SliceResult:
         m = self.matches(s)
         point = self.ap(s)
-        samples = np.concatenate([self._ap(s, weighted_coco.weighted(m, w)) for w in
+        samples = np.concatenate([self._ap(s, weighted_coco.weighted(m, w, classes=s.classes))
+                                  for w in
                                   intervals.weight_chunks(m.n_images, resamples, seed,
                                                           s.images)])
         return SliceResult(s, point, *intervals.interval(samples, point))

@@ -18,7 +18,7 @@ import hashlib
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -56,6 +56,7 @@ class CocoMatches:
     gt_class: np.ndarray          # (m,) int64 class position
     dataset_key: str              # the same images and ground truth ⇔ the same key
     fp_scale: np.ndarray | None = None   # (K,) weight of a false positive per class (slices)
+    prepared: Prepared | None = field(default=None, repr=False)   # to match slices again
 
     @property
     def last_tp(self) -> np.ndarray:
@@ -196,7 +197,7 @@ def coco_matches(dataset: CocoDataset | None, dets: dict[int, Detections] | None
                      IOU_THRESHOLDS, float(area[0]), float(area[1]))
     return CocoMatches(p.n_images, p.categories, p.det_image, tp[p.rank], ign[p.rank],
                        p.class_start, p.g_img[order][counted], p.g_cls[order][counted],
-                       p.key, fp_scale)
+                       p.key, fp_scale, p)
 
 
 @njit(cache=True, nogil=True)
@@ -254,12 +255,12 @@ def _match(box, area, group_lo, group_hi, gt_lo, gt_hi, gt_box, gt_crowd, gt_ign
 
 @njit(cache=True, nogil=True)
 def _accumulate(weights, det_image, tp, ign, class_start, last_tp, gt_image, gt_class,
-                fp_scale, recall_points, max_tp, ap, ap50, ap75, rec):
+                fp_scale, classes, recall_points, max_tp, ap, ap50, ap75, rec):
     """COCO's accumulate for each row of `weights` (image weights): per class, AP averaged over
     the thresholds, AP at 0.5 and 0.75, recall averaged over the thresholds (NaN for a class
     with no counted ground truth). Only true positives are kept as points: COCO's interpolated
     precision at a recall point is the highest precision at or after the first position
-    reaching it, and precision only rises at a true positive."""
+    reaching it, and precision only rises at a true positive. Only `classes` are computed."""
     B, K, T, R = weights.shape[0], class_start.shape[0] - 1, 10, recall_points.shape[0]
     eps = np.spacing(1.0)
     rbuf = np.zeros((T, max(max_tp, 1)))
@@ -269,7 +270,7 @@ def _accumulate(weights, det_image, tp, ign, class_start, last_tp, gt_image, gt_
         npig = np.zeros(K)
         for i in range(gt_image.shape[0]):
             npig[gt_class[i]] += w[gt_image[i]]
-        for k in range(K):
+        for k in classes:
             if npig[k] == 0:
                 ap[b, k] = ap50[b, k] = ap75[b, k] = rec[b, k] = np.nan
                 continue
@@ -340,12 +341,15 @@ class Weighted:
                     "AP75": np.nanmean(self.ap75, 1), "AR100": np.nanmean(self.recall, 1)}
 
 
-def weighted(m: CocoMatches, weights: np.ndarray, threads: int | None = None) -> Weighted:
+def weighted(m: CocoMatches, weights: np.ndarray, threads: int | None = None,
+             classes: np.ndarray | None = None) -> Weighted:
     """COCO's per-class numbers for each row of `weights` (B, n_images): one compiled pass per
-    row, rows split over threads (the kernel releases the GIL)."""
+    row, rows split over threads (the kernel releases the GIL). `classes`: class positions to
+    compute (a category group); the others are NaN."""
     weights = np.ascontiguousarray(weights, np.float64).reshape(-1, m.n_images)
     B, K = weights.shape[0], len(m.categories)
-    out = [np.empty((B, K)) for _ in range(4)]
+    out = [np.full((B, K), np.nan) for _ in range(4)]
+    classes = np.arange(K, dtype=np.int64) if classes is None else np.asarray(classes, np.int64)
     threads = max(1, min(threads or os.cpu_count() or 1, 4, B))
     bounds = np.linspace(0, B, threads + 1).astype(int)
     max_tp = m.max_tp
@@ -354,7 +358,7 @@ def weighted(m: CocoMatches, weights: np.ndarray, threads: int | None = None) ->
 
     def part(lo, hi):
         _accumulate(weights[lo:hi], m.det_image, m.tp, m.ignored, m.class_start, last_tp,
-                    m.gt_image, m.gt_class, fp_scale, RECALL_POINTS, max_tp,
+                    m.gt_image, m.gt_class, fp_scale, classes, RECALL_POINTS, max_tp,
                     *(o[lo:hi] for o in out))
 
     if threads == 1:
