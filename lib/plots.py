@@ -21,11 +21,22 @@ def topk_bar(labels: Sequence[str], probabilities: Sequence[float], title: str =
 
 
 def confusion_heatmap(matrix: np.ndarray, true_names: Sequence[str],
-                      pred_names: Sequence[str], title: str = "Confusion matrix") -> go.Figure:
-    """Counts with true classes on rows and predicted classes on columns."""
+                      pred_names: Sequence[str], title: str = "Confusion matrix",
+                      cells: Sequence[tuple[int, int]] | None = None) -> go.Figure:
+    """Counts with true classes on rows and predicted classes on columns. `cells`: the
+    (row, column) index each matrix cell stands for; with it, every non-empty cell carries an
+    invisible clickable point whose customdata is that pair (Plotly selects points, not
+    heatmap cells)."""
     fig = go.Figure(go.Heatmap(z=matrix, x=list(pred_names), y=list(true_names),
                                colorscale="Blues", text=matrix, texttemplate="%{text}",
                                hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>"))
+    if cells is not None:
+        rows, cols = np.nonzero(matrix)
+        fig.add_trace(go.Scatter(
+            x=[pred_names[c] for c in cols], y=[true_names[r] for r in rows], mode="markers",
+            marker=dict(size=28, color="rgba(0,0,0,0)", symbol="square"), showlegend=False,
+            customdata=[list(cells[r * len(pred_names) + c]) for r, c in zip(rows, cols)],
+            hovertemplate="true %{y}<br>predicted %{x}<br>click: its images<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true",
                       yaxis_autorange="reversed", height=max(320, 40 * len(true_names) + 120),
                       **_LAYOUT)

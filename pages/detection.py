@@ -275,11 +275,22 @@ def classes_view() -> None:
     confusion, confusion_names = rep.confusion(score_thr)
     present = [i for i in range(len(confusion_names))
                if confusion[i].sum() or confusion[:, i].sum()]
-    st.plotly_chart(plots.confusion_heatmap(confusion[present][:, present],
-                                            [confusion_names[i] for i in present],
-                                            [confusion_names[i] for i in present],
-                                            title=f"Confusion (score ≥ {score_thr}, IoU ≥ 0.5)"),
-                    key="det_confusion")
+    shown = [confusion_names[i] for i in present]
+    event = st.plotly_chart(
+        plots.confusion_heatmap(confusion[present][:, present], shown, shown,
+                                title=f"Confusion (score ≥ {score_thr}, IoU ≥ 0.5)",
+                                cells=[(r, c) for r in present for c in present]),
+        key="det_confusion", on_select="rerun", selection_mode="points")
+    picked = [p["customdata"] for p in (event.selection.points if event else [])
+              if p.get("customdata")]
+    if not picked:
+        st.caption("Click a cell of the matrix: its images open here.")
+        return
+    row, col = (int(v) for v in picked[0])
+    ids = rep.table.cell_images(dataset.categories, score_thr, row, col)
+    st.markdown(f"**True {confusion_names[row]}, predicted {confusion_names[col]}** "
+                f"({which}): {len(ids)} images, most such detections first")
+    gallery(ids)
 
 
 def errors_view() -> None:

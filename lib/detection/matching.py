@@ -57,10 +57,10 @@ class MatchTable:
         d = self.above(score_thr)
         return d.loc[d["gt"] >= 0, "iou"].to_numpy(np.float32)
 
-    def confusion(self, categories: dict[int, str], score_thr: float = 0.5
-                  ) -> tuple[np.ndarray, list[str]]:
-        """Rows: true class + background; columns: predicted class + background (matching
-        by IoU regardless of class)."""
+    def _cells(self, categories: dict[int, str], score_thr: float):
+        """The confusion cell of every detection above the threshold (row: the true class of
+        the box it matches regardless of class, else background; column: its class) and of
+        every object none of them matches (column: background)."""
         cats = sorted(categories)
         index = pd.Series(np.arange(len(cats)), index=cats)
         bg = len(cats)
@@ -70,13 +70,32 @@ class MatchTable:
         rows = np.where(matched >= 0, index.reindex(gt_cat[np.maximum(matched, 0)])
                         .fillna(bg).to_numpy(int), bg)
         cols = index.reindex(d["category_id"].to_numpy()).fillna(bg).to_numpy(int)
-        m = np.zeros((bg + 1, bg + 1), np.int64)
-        np.add.at(m, (rows, cols), 1)
         found = np.zeros(len(self.gt), bool)
         found[matched[matched >= 0]] = True
         missed = index.reindex(gt_cat[~found]).to_numpy(int)
+        return (rows, cols, d["image_id"].to_numpy(), missed,
+                self.gt["image_id"].to_numpy()[~found], bg)
+
+    def confusion(self, categories: dict[int, str], score_thr: float = 0.5
+                  ) -> tuple[np.ndarray, list[str]]:
+        """Rows: true class + background; columns: predicted class + background (matching
+        by IoU regardless of class)."""
+        rows, cols, _, missed, _, bg = self._cells(categories, score_thr)
+        m = np.zeros((bg + 1, bg + 1), np.int64)
+        np.add.at(m, (rows, cols), 1)
         np.add.at(m, (missed, np.full(len(missed), bg)), 1)
-        return m, [categories[c] for c in cats] + ["background"]
+        return m, [categories[c] for c in sorted(categories)] + ["background"]
+
+    def cell_images(self, categories: dict[int, str], score_thr: float, row: int,
+                    col: int) -> list[int]:
+        """The images behind one confusion cell (indices as in `confusion`), most of the
+        cell's detections or missed objects first."""
+        rows, cols, det_images, missed, missed_images, bg = self._cells(categories, score_thr)
+        ids = det_images[(rows == row) & (cols == col)]
+        if col == bg:
+            ids = np.concatenate([ids, missed_images[missed == row]])
+        counts = pd.Series(ids).value_counts(sort=False)
+        return counts.sort_values(ascending=False, kind="stable").index.astype(int).tolist()
 
     def f1_vs_confidence(self) -> pd.DataFrame:
         """Precision, recall and F1 at every score threshold (class-aware)."""

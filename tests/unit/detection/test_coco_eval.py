@@ -36,9 +36,14 @@ def test_analyses_on_a_small_case(tmp_path):
     counts = table.per_image_counts().iloc[0]
     assert (counts.TP, counts.FP, counts.FN) == (1, 2, 1)
     assert table.matched_ious().tolist() == [1.0]
+    # each cell opens its images: dog predicted as cat, background predicted as dog
+    assert table.cell_images(ds.categories, 0.5, 1, 0) == [1]
+    assert table.cell_images(ds.categories, 0.5, 2, 1) == [1]
+    assert table.cell_images(ds.categories, 0.5, 0, 2) == []
     # a threshold is a filter: above 0.75 only the two highest-scoring detections remain
     m, _ = table.confusion(ds.categories, 0.75)
     assert m.tolist() == [[1, 0, 0], [1, 0, 0], [0, 0, 0]]
+    assert table.cell_images(ds.categories, 0.75, 2, 1) == []
     f1 = table.f1_vs_confidence()
     assert f1["precision"].tolist() == pytest.approx([1.0, 0.5, 1 / 3])
     assert f1["recall"].tolist() == pytest.approx([0.5, 0.5, 0.5])
