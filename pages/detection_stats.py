@@ -115,6 +115,10 @@ def view(board: dict, dataset, fingerprint: str, score_thr: float,
         if not len(table):
             st.info(f"No slice has {min_objects} objects or more.")
             return
+        if not worst:
+            st.info(f"No slice with {min_objects} objects or more falls below the whole "
+                    "set's AP.")
+            return
         st.markdown("**Worst slices** (AP furthest below the whole set's, with intervals)")
         whole = boots[model].point["AP"]
         worst_table = pd.DataFrame([{
@@ -164,7 +168,9 @@ def calibration_view(board: dict, fingerprint: str, digests: dict, score_thr: fl
              f"F1 at score ≥ {score_thr}": result.f1_before},
             {"scores": method, "D-ECE": after.d_ece,
              f"F1 at score ≥ {score_thr}": result.f1_after}])
-        st.dataframe(calib, hide_index=True, key="calibration_table")
+        st.dataframe(calib, hide_index=True, key="calibration_table",
+                     column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                    for c in calib.columns[1:]})
         st.caption(f"Fitted on half of the images, measured on the other "
                    f"{result.held_out_images:,} ({before.detections:,} detections; a detection "
                    "is right when it matches an object of its class at IoU 0.5). D-ECE: the "

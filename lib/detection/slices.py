@@ -291,12 +291,14 @@ def table(slicer: Slicer, slices: list[Slice]) -> pd.DataFrame:
 
 def worst(slicer: Slicer, slices: list[Slice], top: int = 5, resamples: int = 1000,
           seed: int = 0) -> list[SliceResult]:
-    """The `top` slices whose AP falls furthest below the whole set's, with intervals."""
+    """The `top` slices whose AP falls furthest below the whole set's (none above it), with
+    intervals."""
     ranked = table(slicer, slices)
     ap = dict(zip(ranked["slice"], ranked["AP"]))
     by_name = {s.name: s for s in slices}
     # a pair is news only where it is worse than each of its two fields' slices alone
-    news = [n for n in ranked["slice"] if np.isfinite(ap[n]) and not (
+    below = dict(zip(ranked["slice"], ranked["ΔAP"] < 0))
+    news = [n for n in ranked["slice"] if np.isfinite(ap[n]) and below[n] and not (
         " & " in n and ap[n] >= min(ap.get(p, np.inf) for p in n.split(" & ")))]
     picked = [by_name[n] for n in news[:top]]
     return [slicer.with_interval(s, resamples, seed) for s in picked]
