@@ -224,7 +224,17 @@ def metrics_view() -> None:
     table = pd.DataFrame({n: r.metrics.stats for n, r in reports.items()}).where(lambda t: t >= 0)
     if len(names) == 2:
         table["B − A"] = table[names[1]] - table[names[0]]
-    st.dataframe(table.style.format("{:.4f}", na_rep="n/a"), key="metrics_table")
+    numbers = list(table.columns)
+    with ui.spinner("Bootstrap intervals…"), ui.queued("Bootstrap intervals"):
+        for n, r in reports.items():        # the Statistics tab's defaults: 1,000 resamples
+            boot = stats_tab.bootstrap(fingerprint, detections.digest(r.detections), r.matches)
+            table[f"{n} ±"] = [f"{boot.intervals[k][0] - boot.point[k]:+.4f} "
+                               f"{boot.intervals[k][1] - boot.point[k]:+.4f}"
+                               if k in boot.intervals else "" for k in table.index]
+    st.dataframe(table.style.format("{:.4f}", na_rep="n/a", subset=numbers),
+                 key="metrics_table")
+    st.caption("±: the 95% bootstrap interval around each headline number (1,000 resamples of "
+               "the images; the Statistics tab has more).")
     st.plotly_chart(plots.metrics_bars({n: r.metrics.stats for n, r in reports.items()},
                                        ["AP", "AP50", "AP75", "AR100"]), key="metrics_chart")
     c1, c2 = st.columns(2)

@@ -20,6 +20,13 @@ from lib.detection import (
 from lib.models import cache
 
 
+def bootstrap(fingerprint: str, digest: str, matches, resamples: int = 1000,
+              seed: int = 0) -> intervals.Bootstrap:
+    """One model's intervals, computed once per process (the Metrics and Statistics tabs)."""
+    return cache.shared(f"bootstrap: {fingerprint}|{digest}|{resamples}|{seed}",
+                        lambda: intervals.bootstrap(matches, resamples, seed))
+
+
 def view(board: dict, dataset, fingerprint: str, score_thr: float,
          gallery: Callable[[list[int]], None]) -> None:
     c1, c2, c3 = st.columns(3)
@@ -44,8 +51,7 @@ def view(board: dict, dataset, fingerprint: str, score_thr: float,
     with ui.spinner(f"{resamples:,} resamples per model…"), \
             ui.queued("Bootstrap intervals"):
         matched = {n: r.matches for n, r in board.items()}
-        boots = {n: cache.shared(f"bootstrap: {fingerprint}|{digests[n]}|{resamples}|{seed}",
-                                 lambda m=m: intervals.bootstrap(m, resamples, int(seed)))
+        boots = {n: bootstrap(fingerprint, digests[n], m, resamples, int(seed))
                  for n, m in matched.items()}
     c3.caption(f"95% bootstrap intervals from {resamples:,} resamples of the "
                f"{len(dataset.image_ids):,} images (seed {seed}). AP is biased upwards on a "

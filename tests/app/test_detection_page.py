@@ -38,7 +38,9 @@ def test_imported_predictions_compared(page, coco):
     upload(page, "B", "worse.json", json.dumps(b).encode())
     assert not page.exception
     table = metrics_table(page)
-    assert list(table.columns) == ["good", "worse", "B − A"]
+    assert list(table.columns) == ["good", "worse", "B − A", "good ±", "worse ±"]
+    low, high = (float(x) for x in table.loc["AP", "good ±"].split())   # "-0.0123 +0.0101"
+    assert low < high and table.loc["APs", "good ±"] == ""
     # the page's numbers against the reference implementation, not against its own code
     assert table.loc["AP", "good"] == pytest.approx(coco_eval.evaluate_pycocotools(coco, a)["AP"],
                                                     abs=1e-6)
@@ -238,7 +240,7 @@ def test_leaderboard_of_every_model_evaluated_here(page, coco):
                                           abs=1e-6)
     page.multiselect(key="drill_down_blurry|medium").set_value(["sharp", "blurry"]).run(
         timeout=300)
-    assert list(metrics_table(page).columns) == ["sharp", "blurry", "B − A"]
+    assert list(metrics_table(page).columns)[:3] == ["sharp", "blurry", "B − A"]
 
 
 def test_a_logged_benchmark_link_reopens_its_data_and_models(coco, monkeypatch):
