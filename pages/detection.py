@@ -164,11 +164,13 @@ defaults, linked_imports = benchmark.linked_slots(ui.link_text("models"), choice
                                                  IMPORT)   # slot -> an imported model's name
 reports: dict[str, benchmark.Report] = {}
 speeds: dict[str, dict] = {}
+mask_metrics: dict[str, dict] = {}   # imported results with a mask on every prediction
 for k, (slot, col) in enumerate(zip(["A", "B"], st.columns(2))):
     with col.container(border=True):
         choice = st.selectbox(f"Model {slot}", choices, index=choices.index(defaults[k]),
                               key=f"model_{slot}" + ("_demo" if how == DEMO_DATA else ""))
-        label, dets = (slots.imported_slot(k, slot, dataset, linked_imports, speeds)
+        label, dets = (slots.imported_slot(k, slot, dataset, linked_imports, speeds,
+                                           mask_metrics)
                        if choice == IMPORT else
                        slots.detector_slot(choice, slot, dataset, map_by, fingerprint,
                                            ray_options, speeds))
@@ -224,17 +226,8 @@ def metrics_view() -> None:
     table = pd.DataFrame({n: r.metrics.stats for n, r in reports.items()}).where(lambda t: t >= 0)
     if len(names) == 2:
         table["B − A"] = table[names[1]] - table[names[0]]
-    numbers = list(table.columns)
-    with ui.spinner("Bootstrap intervals…"), ui.queued("Bootstrap intervals"):
-        for n, r in reports.items():        # the Statistics tab's defaults: 1,000 resamples
-            boot = stats_tab.bootstrap(fingerprint, detections.digest(r.detections), r.matches)
-            table[f"{n} ±"] = [f"{boot.intervals[k][0] - boot.point[k]:+.4f} "
-                               f"{boot.intervals[k][1] - boot.point[k]:+.4f}"
-                               if k in boot.intervals else "" for k in table.index]
-    st.dataframe(table.style.format("{:.4f}", na_rep="n/a", subset=numbers),
-                 key="metrics_table")
-    st.caption("±: the 95% bootstrap interval around each headline number (1,000 resamples of "
-               "the images; the Statistics tab has more).")
+    stats_tab.metrics_table(table, reports, fingerprint)
+    stats_tab.mask_table({n: m for n, m in mask_metrics.items() if n in reports})
     st.plotly_chart(plots.metrics_bars({n: r.metrics.stats for n, r in reports.items()},
                                        ["AP", "AP50", "AP75", "AR100"]), key="metrics_chart")
     c1, c2 = st.columns(2)

@@ -2,22 +2,24 @@
 model) or a registry detector run as a background job with progress, cancel and resume.
 UI only: the job is `lib.detection.jobs`, the checks `lib.detection.detections`."""
 
+import hashlib
 from pathlib import Path
 
 import streamlit as st
 
 from lib import ui
 from lib.core.errors import LensError
-from lib.detection import detections, jobs
-from lib.models import registry
+from lib.detection import coco_eval, detections, jobs
+from lib.models import cache, registry
 
 IMPORT = "Import predictions (COCO results JSON)"
 OTHER_ID = "Other transformers detector id…"
 
 
 def imported_slot(k: int, slot: str, dataset, linked_imports: dict[int, str],
-                  speeds: dict[str, dict]) -> tuple[str, dict | None]:
-    """A slot fed by a COCO results JSON (any other model): its name and detections."""
+                  speeds: dict[str, dict], masks: dict[str, dict]) -> tuple[str, dict | None]:
+    """A slot fed by a COCO results JSON (any other model): its name and detections; where
+    every prediction carries a mask, its mask and boundary metrics go into `masks`."""
     file = st.file_uploader("COCO results JSON", type=["json"], key=f"preds_{slot}")
     if k in linked_imports and file is None:
         st.caption(f"The logged benchmark compared imported predictions "
@@ -35,6 +37,20 @@ def imported_slot(k: int, slot: str, dataset, linked_imports: dict[int, str],
         if not checked.results:
             st.warning("The file holds no predictions: every metric is 0.")
         speeds[label] = {"note": "imported: speed not measured"}
+        if checked.bad_masks:
+            st.warning(f"{checked.bad_masks} masks were malformed or of another size than "
+                       "their image and were left out.")
+        if checked.all_masks:
+            with ui.spinner("Scoring the masks (mask and boundary IoU)…"), \
+                    ui.queued("Mask metrics"):
+                key = hashlib.sha256(file.getvalue()).hexdigest()[:16]
+                masks[label] = cache.shared(
+                    f"mask metrics: {dataset.fingerprint}|{key}",
+                    lambda: {t: coco_eval.evaluate_masks(dataset, checked.results, t)
+                             for t in coco_eval.MASK_TYPES})
+        elif checked.masks:
+            st.caption(f"{checked.masks} of {len(checked.results)} predictions carry masks; "
+                       "mask metrics need one on every prediction.")
         return label, checked.detections
     return label, None
 

@@ -12,6 +12,7 @@ from lib.core.errors import LensError
 from lib.detection import (
     benchmark,
     calibration,
+    coco_eval,
     detections,
     html_report,
     intervals,
@@ -25,6 +26,30 @@ def bootstrap(fingerprint: str, digest: str, matches, resamples: int = 1000,
     """One model's intervals, computed once per process (the Metrics and Statistics tabs)."""
     return cache.shared(f"bootstrap: {fingerprint}|{digest}|{resamples}|{seed}",
                         lambda: intervals.bootstrap(matches, resamples, seed))
+
+
+def metrics_table(table: pd.DataFrame, reports: dict, fingerprint: str) -> None:
+    """The Metrics tab's COCO numbers, each model's headline ones with their interval."""
+    numbers = list(table.columns)
+    with ui.spinner("Bootstrap intervals…"), ui.queued("Bootstrap intervals"):
+        for n, r in reports.items():        # the Statistics tab's defaults: 1,000 resamples
+            boot = bootstrap(fingerprint, detections.digest(r.detections), r.matches)
+            table[f"{n} ±"] = [f"{boot.intervals[k][0] - boot.point[k]:+.4f} "
+                               f"{boot.intervals[k][1] - boot.point[k]:+.4f}"
+                               if k in boot.intervals else "" for k in table.index]
+    st.dataframe(table.style.format("{:.4f}", na_rep="n/a", subset=numbers),
+                 key="metrics_table")
+    st.caption("±: the 95% bootstrap interval around each headline number (1,000 resamples of "
+               "the images; the Statistics tab has more).")
+
+
+def mask_table(mask_metrics: dict[str, dict]) -> None:
+    """Mask and boundary IoU metrics of imported results that carry masks."""
+    shown = {f"{n} · {t}": m[t] for n, m in mask_metrics.items() for t in coco_eval.MASK_TYPES}
+    if shown:
+        st.markdown("**Masks** (the results carry them): mask IoU (`segm`) and boundary IoU")
+        st.dataframe(pd.DataFrame(shown).where(lambda t: t >= 0).style.format(
+            "{:.4f}", na_rep="n/a"), key="mask_metrics")
 
 
 def view(board: dict, dataset, fingerprint: str, score_thr: float,

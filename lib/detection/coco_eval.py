@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lib.core.errors import DatasetError
 from lib.detection.datasets import CocoDataset
 
 METRIC_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl",
@@ -62,7 +63,35 @@ def evaluate(dataset: CocoDataset, results: list[dict], owned: bool = False) -> 
                        np.asarray(ev.eval["scores"]), cats)
 
 
-def evaluate_pycocotools(dataset: CocoDataset, results: list[dict]) -> dict[str, float]:
+MASK_TYPES = ("segm", "boundary")
+
+
+def evaluate_masks(dataset: CocoDataset, results: list[dict], iou_type: str = "segm"
+                   ) -> dict[str, float]:
+    """The 12 COCO numbers of predicted masks (`segmentation` on every result) with
+    faster-coco-eval: mask IoU ("segm") or boundary IoU ("boundary", Cheng et al. 2021)."""
+    from faster_coco_eval import COCOeval_faster  # heavy: imported on first use
+    if iou_type not in MASK_TYPES:
+        raise DatasetError(f"Unknown mask evaluation '{str(iou_type)[:20]}'.")
+    if not results or not all("segmentation" in r for r in results):
+        raise DatasetError("Mask metrics need a mask ('segmentation') on every prediction.")
+    unmasked = sum(1 for a in dataset.data["annotations"] if "segmentation" not in a)
+    if unmasked:
+        raise DatasetError(f"{unmasked} ground-truth objects have no mask, so predicted masks "
+                           "cannot be scored.", "Use a dataset whose annotations carry "
+                           "'segmentation'.")
+    gt = _gt_coco(dataset)
+    dt = gt.loadRes(copy.deepcopy(results))
+    ev = COCOeval_faster(gt, dt, iouType=iou_type, print_function=lambda *a, **k: None)
+    ev.params.imgIds = dataset.image_ids
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return {k: float(v) for k, v in zip(METRIC_KEYS, ev.stats[:12])}
+
+
+def evaluate_pycocotools(dataset: CocoDataset, results: list[dict], iou_type: str = "bbox"
+                         ) -> dict[str, float]:
     """The same 12 numbers with pycocotools (the reference; used by tests and the benchmark)."""
     from pycocotools.coco import COCO  # heavy: imported on first use
     from pycocotools.cocoeval import COCOeval  # heavy: imported on first use
@@ -71,7 +100,7 @@ def evaluate_pycocotools(dataset: CocoDataset, results: list[dict]) -> dict[str,
         gt.dataset = copy.deepcopy(dataset.data)
         gt.createIndex()
         dt = gt.loadRes(copy.deepcopy(results))
-        ev = COCOeval(gt, dt, "bbox")
+        ev = COCOeval(gt, dt, iou_type)
         ev.params.imgIds = dataset.image_ids
         ev.evaluate()
         ev.accumulate()

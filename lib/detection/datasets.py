@@ -128,7 +128,7 @@ def good_box(b: Any) -> bool | None:
     return all(math.isfinite(v) for v in b) and b[2] > 0 and b[3] > 0
 
 
-def _good_segmentation(seg: Any) -> bool:
+def good_segmentation(seg: Any) -> bool:
     """COCO RLE ({size: [h, w], counts}) or polygons (lists of numbers); kept for exports."""
     if isinstance(seg, dict):
         size, counts = seg.get("size"), seg.get("counts")
@@ -214,7 +214,7 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
         anns.append({"id": ann_id, "image_id": ann["image_id"], "category_id": ann["category_id"],
                      "bbox": bbox, "iscrowd": 1 if crowd in (1, True) else 0,
                      **({"segmentation": ann["segmentation"]}
-                        if _good_segmentation(ann.get("segmentation")) else {}),
+                        if good_segmentation(ann.get("segmentation")) else {}),
                      "area": float(area) if is_number(area) and math.isfinite(area) and area >= 0
                      else bbox[2] * bbox[3],
                      **({"attributes": extra} if (extra := _attributes(ann, ANNOTATION_KEYS,

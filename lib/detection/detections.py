@@ -15,7 +15,7 @@ import numpy as np
 
 from lib.core.errors import DatasetError
 from lib.core.paths import read_json
-from lib.detection.datasets import CocoDataset, good_box, is_int, is_number
+from lib.detection.datasets import CocoDataset, good_box, good_segmentation, is_int, is_number
 
 
 @dataclass
@@ -95,6 +95,12 @@ class ResultsCheck:
     results: list[dict[str, Any]]
     refused: int = 0          # rows with empty, negative or non-finite boxes or scores
     other_images: int = 0     # rows for images not in this dataset (subset or another set)
+    masks: int = 0            # rows that carry a usable mask ("segmentation")
+    bad_masks: int = 0        # masks left out: malformed, or RLE of another size than the image
+
+    @property
+    def all_masks(self) -> bool:
+        return bool(self.results) and self.masks == len(self.results)
 
     @property
     def detections(self) -> dict[int, Detections]:
@@ -111,7 +117,7 @@ def check_results(data: bytes | str | Path | Any, dataset: CocoDataset) -> Resul
         raise DatasetError("A COCO results file is a JSON list of {image_id, category_id, bbox, "
                            "score} objects.")
     ids, cats = set(dataset.image_ids), set(dataset.categories)
-    rows, refused, other = [], 0, 0
+    rows, refused, other, masks, bad_masks = [], 0, 0, 0, 0
     for i, r in enumerate(results):
         if not isinstance(r, dict):
             raise DatasetError(f"Prediction #{i} is not an object.")
@@ -130,8 +136,19 @@ def check_results(data: bytes | str | Path | Any, dataset: CocoDataset) -> Resul
         if image_id not in ids:
             other += 1
             continue
-        rows.append({"image_id": image_id, "category_id": category_id,
-                     "bbox": [float(v) for v in r["bbox"]], "score": float(score)})
+        row = {"image_id": image_id, "category_id": category_id,
+               "bbox": [float(v) for v in r["bbox"]], "score": float(score)}
+        if r.get("segmentation") is not None:
+            info = dataset.image_info(image_id)
+            size = [info.get("height"), info.get("width")]
+            seg = r["segmentation"]
+            if good_segmentation(seg) and None not in size and (
+                    not isinstance(seg, dict) or seg["size"] == size):
+                row["segmentation"] = seg
+                masks += 1
+            else:
+                bad_masks += 1
+        rows.append(row)
     if results and not rows and other:
         raise DatasetError("None of the predictions' image ids is in this dataset: the results "
                            "file is for another dataset.")
@@ -139,7 +156,7 @@ def check_results(data: bytes | str | Path | Any, dataset: CocoDataset) -> Resul
     if unknown_cats:
         raise DatasetError(f"Predictions use category ids the dataset does not have: "
                            f"{unknown_cats[:10]}.", "Map the model's labels to the dataset's.")
-    return ResultsCheck(rows, refused, other)
+    return ResultsCheck(rows, refused, other, masks, bad_masks)
 
 
 def _whole(v: Any) -> int | None:

@@ -333,3 +333,17 @@ def test_statistics_tab_intervals_paired_and_slices(page, coco):
     page.number_input(key="resamples").set_value(200).run(timeout=300)
     page.text_input(key="slice_areas").set_value("300-20").run(timeout=300)
     assert "0 ≤ low < high" in page.error[0].value and not page.exception
+
+
+def test_results_with_masks_get_mask_and_boundary_metrics(page, coco):
+    rows = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+             "segmentation": a["segmentation"], "score": 0.5 + 0.4 * (k % 2)}
+            for k, a in enumerate(coco.data["annotations"])
+            if not a.get("iscrowd") and "segmentation" in a and k % 3]
+    upload(page, "A", "masks.json", json.dumps(rows).encode())
+    assert not page.exception
+    table = next(d.value for d in page.dataframe if "masks · segm" in getattr(d.value, "columns",
+                                                                          []))
+    ref = coco_eval.evaluate_pycocotools(coco, rows, "segm")
+    assert table.loc["AP", "masks · segm"] == pytest.approx(ref["AP"], abs=1e-6)
+    assert 0 < table.loc["AP", "masks · boundary"] <= 1

@@ -1,6 +1,7 @@
 """COCO metrics against pycocotools, and the analyses of a small hand-made case."""
 
 
+import numpy as np
 import pytest
 
 from lib.detection import coco_eval, matching
@@ -47,3 +48,36 @@ def test_analyses_on_a_small_case(tmp_path):
     f1 = table.f1_vs_confidence()
     assert f1["precision"].tolist() == pytest.approx([1.0, 0.5, 1 / 3])
     assert f1["recall"].tolist() == pytest.approx([0.5, 0.5, 0.5])
+
+
+def _mask_results(coco, drop=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+             "segmentation": a["segmentation"], "score": float(rng.uniform(0.1, 1))}
+            for a in coco.data["annotations"]
+            if not a.get("iscrowd") and "segmentation" in a and rng.random() >= drop]
+
+
+def test_mask_metrics_are_faster_coco_evals_and_agree_with_pycocotools(coco):
+    from lib.detection import detections
+    perfect = _mask_results(coco)
+    checked = detections.check_results(perfect, coco)
+    assert checked.all_masks and checked.bad_masks == 0
+    assert coco_eval.evaluate_masks(coco, checked.results, "segm")["AP"] == pytest.approx(1.0)
+    assert coco_eval.evaluate_masks(coco, checked.results, "boundary")["AP"] == pytest.approx(1.0)
+    partial = _mask_results(coco, drop=0.3, seed=2)
+    ours = coco_eval.evaluate_masks(coco, partial, "segm")
+    ref = coco_eval.evaluate_pycocotools(coco, partial, "segm")
+    assert all(abs(ours[k] - ref[k]) <= 1e-6 for k in coco_eval.METRIC_KEYS)
+    assert ours["AR100"] < 0.8
+
+
+def test_masks_of_the_wrong_size_are_left_out(coco):
+    from lib.detection import detections
+    rows = _mask_results(coco)[:3]
+    rows[0] = {**rows[0], "segmentation": {"size": [10**6, 10**6], "counts": "abc"}}
+    rows[1] = {**rows[1], "segmentation": "not a mask"}
+    checked = detections.check_results(rows, coco)
+    assert (checked.masks, checked.bad_masks, checked.all_masks) == (1, 2, False)
+    with pytest.raises(coco_eval.DatasetError, match="every prediction"):
+        coco_eval.evaluate_masks(coco, checked.results, "segm")
