@@ -100,7 +100,7 @@ def main() -> None:
             slicer = slices.Slicer(ds, dets, m)
             cands, _ = slices.candidates(ds, 30)
             table = slices.table(slicer, cands)
-            return cands, table, slices.worst(slicer, cands, 5, args.resamples, 0)
+            return cands, table, slices.worst(slicer, cands, 5, args.resamples, 0, table)
         (cands, table, worst), t_s = timed(all_slices)
         kinds = table["kind"].value_counts().to_dict()
         print(f"slices (S): {t_s:.2f} s  ({len(cands)} slices: {kinds}; worst "
@@ -113,8 +113,7 @@ def main() -> None:
             intervals.bootstrap(report.matches, args.resamples, 0)
             slicer = slices.Slicer(ds, dets, report.matches)
             cands, _ = slices.candidates(ds, 30)
-            slices.table(slicer, cands)
-            slices.worst(slicer, cands, 5, args.resamples, 0)
+            slices.worst(slicer, cands, 5, args.resamples, 0, slices.table(slicer, cands))
             calibration.recalibrate(report.table, "isotonic")
         _, t_p = timed(page)
         print(f"the page's report with all statistics (P): {t_p:.2f} s, {t_p / e:.2f}× E")

@@ -218,4 +218,4 @@ def _slices(dataset, dets, base, min_objects, areas, resamples, seed):
     slicer = slices.Slicer(dataset, dets, base)
     cands, skipped = slices.candidates(dataset, min_objects, areas=areas)
     table = slices.table(slicer, cands)
-    return table, slices.worst(slicer, cands, 5, resamples, seed), skipped
+    return table, slices.worst(slicer, cands, 5, resamples, seed, table), skipped

@@ -290,10 +290,10 @@ def table(slicer: Slicer, slices: list[Slice]) -> pd.DataFrame:
 
 
 def worst(slicer: Slicer, slices: list[Slice], top: int = 5, resamples: int = 1000,
-          seed: int = 0) -> list[SliceResult]:
+          seed: int = 0, ranked: pd.DataFrame | None = None) -> list[SliceResult]:
     """The `top` slices whose AP falls furthest below the whole set's (none above it), with
     intervals."""
-    ranked = table(slicer, slices)
+    ranked = table(slicer, slices) if ranked is None else ranked    # `table`, if made already
     ap = dict(zip(ranked["slice"], ranked["AP"]))
     by_name = {s.name: s for s in slices}
     # a pair is news only where it is worse than each of its two fields' slices alone
