@@ -20,6 +20,7 @@ from lib.detection.datasets import CocoDataset
 
 METRIC_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl",
                "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
+LVIS_KEYS = ["APr", "APc", "APf"]          # added on federated (LVIS-style) datasets
 
 
 @dataclass
@@ -49,15 +50,19 @@ def evaluate(dataset: CocoDataset, results: list[dict], owned: bool = False) -> 
     if not results:
         zeros = np.full((10, 101, len(cats), 4, 3), -1.0)
         per = _per_class(dataset, cats, zeros)
-        return CocoMetrics({k: 0.0 for k in METRIC_KEYS}, per, zeros, zeros, cats)
+        keys = METRIC_KEYS + (LVIS_KEYS if dataset.federated else [])
+        return CocoMetrics({k: 0.0 for k in keys}, per, zeros, zeros, cats)
     gt = _gt_coco(dataset)
     dt = gt.loadRes(results if owned else copy.deepcopy(results))
-    ev = COCOeval_faster(gt, dt, iouType="bbox", print_function=lambda *a, **k: None)
+    ev = COCOeval_faster(gt, dt, iouType="bbox", print_function=lambda *a, **k: None,
+                         lvis_style=dataset.federated)
     ev.params.imgIds = dataset.image_ids
     ev.evaluate()
     ev.accumulate()
     ev.summarize()
     stats = {k: float(v) for k, v in zip(METRIC_KEYS, ev.stats[:12])}
+    if dataset.federated:                      # LVIS: AP of rare, common, frequent classes
+        stats.update({k: ev.stats_as_dict[k] for k in LVIS_KEYS})
     precision = np.asarray(ev.eval["precision"])
     return CocoMetrics(stats, _per_class(dataset, cats, precision), precision,
                        np.asarray(ev.eval["scores"]), cats)

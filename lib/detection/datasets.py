@@ -41,6 +41,14 @@ class CocoDataset:
         return {c["id"]: c["name"] for c in self.data["categories"]}
 
     @property
+    def federated(self) -> bool:
+        """An LVIS-style dataset: images say which categories were checked absent
+        (`neg_category_ids`) or not labelled exhaustively, and every category has a frequency
+        (r, c, f). Evaluated federated, as LVIS is."""
+        return all("frequency" in c for c in self.data["categories"]) and any(
+            k in im for im in self.data["images"] for k in FEDERATED_KEYS)
+
+    @property
     def image_ids(self) -> list[int]:
         return sorted(im["id"] for im in self.data["images"])
 
@@ -170,7 +178,9 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
         if not is_int(c.get("id")) or not isinstance(c.get("name"), str):
             raise DatasetError(f"categories[{i}] needs an integer 'id' and a text 'name'.")
         cats.append({"id": c["id"], "name": c["name"][:200],
-                     "supercategory": str(c.get("supercategory", ""))[:200]})
+                     "supercategory": str(c.get("supercategory", ""))[:200],
+                     **({"frequency": c["frequency"]} if c.get("frequency") in ("r", "c", "f")
+                        else {})})
     if len({c["id"] for c in cats}) != len(cats):
         raise DatasetError(f"'{name}': category ids are not unique.")
     images, skipped = [], {}
@@ -184,6 +194,13 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
         for k in ("width", "height"):
             if is_number(im.get(k)) and math.isfinite(im[k]) and im[k] > 0:
                 clean[k] = im[k]
+        for k in FEDERATED_KEYS:          # LVIS: categories checked absent / not exhaustive
+            ids = im.get(k)
+            if ids is None:
+                continue
+            if not isinstance(ids, list) or not all(is_int(v) for v in ids) or len(ids) > limit:
+                raise DatasetError(f"images[{i}].{k} must be a list of category ids.")
+            clean[k] = ids
         extra = _attributes(im, IMAGE_KEYS, skipped)
         if extra:
             clean["attributes"] = extra
@@ -191,6 +208,12 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
     if len({im["id"] for im in images}) != len(images):
         raise DatasetError(f"'{name}': image ids are not unique.")
     image_ids, cat_ids = {im["id"] for im in images}, {c["id"] for c in cats}
+    for im in images:
+        for k in FEDERATED_KEYS:
+            unknown = set(im.get(k, [])) - cat_ids
+            if unknown:
+                raise DatasetError(f"Image {im['id']}: {k} names category ids not in "
+                                   f"'categories': {sorted(unknown)[:10]}.")
     anns, refused, used_ids = [], 0, set()
     for i, ann in enumerate(raw_anns):
         if not is_int(ann.get("image_id")) or ann["image_id"] not in image_ids:
@@ -233,7 +256,9 @@ def validate_coco(data: Any, name: str) -> tuple[dict[str, Any], int]:
 
 #: Fields COCO defines (or Lens reads) on images and annotations; any other scalar field is
 #: an attribute a slice can use (e.g. weather, occluded), nested objects one level deep.
-IMAGE_KEYS = {"id", "file_name", "license", "coco_url", "flickr_url", "date_captured"}
+FEDERATED_KEYS = ("neg_category_ids", "not_exhaustive_category_ids")
+IMAGE_KEYS = {"id", "file_name", "license", "coco_url", "flickr_url", "date_captured",
+              *FEDERATED_KEYS}
 ANNOTATION_KEYS = {"id", "image_id", "category_id", "bbox", "segmentation", "area", "iscrowd",
                    "keypoints", "num_keypoints", "score"}
 MAX_ATTRIBUTES = 32

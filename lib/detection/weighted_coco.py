@@ -121,6 +121,7 @@ class Prepared:
     rank: np.ndarray              # grouped order → accumulate order
     det_image: np.ndarray         # in accumulate order
     class_start: np.ndarray
+    unlabelled: np.ndarray        # grouped: unmatched is ignored, not false (LVIS)
 
 
 def prepare(dataset: CocoDataset, dets: dict[int, Detections],
@@ -144,12 +145,25 @@ def prepare(dataset: CocoDataset, dets: dict[int, Detections],
         raise InputError("Detections use category ids the dataset does not have.",
                          "Map the model's labels to the dataset's.")
     d_key = image * K + d_cls
+    unlabelled = np.zeros(len(d_key), bool)     # LVIS: not exhaustive, unmatched: ignored
+    if dataset.federated:
+        # LVIS's federated rule: a class is judged in an image only where it is present or
+        # checked absent; other detections are dropped
+        def keys(field):
+            return np.array([position[im["id"]] * K + class_of[c] for im in dataset.data[
+                "images"] for c in im.get(field, []) if im["id"] in position], np.int64)
+        judged = np.union1d(g_img[g_ok] * K + g_cls[g_ok], keys("neg_category_ids"))
+        keep = np.isin(d_key, judged)
+        unlabelled = np.isin(d_key, keys("not_exhaustive_category_ids"))[keep]
+        image_id, image, xywh, score, cls, index, d_cls, d_key = (
+            a[keep] for a in (image_id, image, xywh, score, cls, index, d_cls, d_key))
     by_group = np.lexsort((index, image_id, -score, d_key))
     d_key = d_key[by_group]
     start = np.r_[True, d_key[1:] != d_key[:-1]] if len(d_key) else np.zeros(0, bool)
     first = np.maximum.accumulate(np.where(start, np.arange(len(d_key)), 0))
     top = np.arange(len(d_key)) - first < MAX_DETS
     by_group, d_key = by_group[top], d_key[top]
+    unlabelled = unlabelled[by_group]
     group_keys, group_lo = np.unique(d_key, return_index=True)
     group_hi = np.r_[group_lo[1:], len(d_key)].astype(np.int64)
     # COCO's accumulate order: class, score, image id, position in the image
@@ -158,7 +172,7 @@ def prepare(dataset: CocoDataset, dets: dict[int, Detections],
     return Prepared(cats, len(position), key or dataset_key(dataset), g_ok, g_img, g_cls,
                     g_box, g_crowd, g_area, np.ascontiguousarray(xywh[by_group]), group_keys,
                     group_lo.astype(np.int64), group_hi, rank, image[by_group][rank],
-                    class_start)
+                    class_start, unlabelled)
 
 
 def coco_matches(dataset: CocoDataset | None, dets: dict[int, Detections] | None = None,
@@ -192,17 +206,17 @@ def coco_matches(dataset: CocoDataset | None, dets: dict[int, Detections] | None
     counted = ~g_ignore
     gt_lo = np.searchsorted(g_key, p.group_keys, "left").astype(np.int64)
     gt_hi = np.searchsorted(g_key, p.group_keys, "right").astype(np.int64)
-    tp, ign = _match(p.box, p.box[:, 2] * p.box[:, 3], p.group_lo, p.group_hi, gt_lo, gt_hi,
-                     np.ascontiguousarray(p.g_box[order]), p.g_crowd[order], g_ignore,
-                     IOU_THRESHOLDS, float(area[0]), float(area[1]))
+    tp, ign = _match(p.box, p.box[:, 2] * p.box[:, 3], p.unlabelled, p.group_lo, p.group_hi,
+                     gt_lo, gt_hi, np.ascontiguousarray(p.g_box[order]), p.g_crowd[order],
+                     g_ignore, IOU_THRESHOLDS, float(area[0]), float(area[1]))
     return CocoMatches(p.n_images, p.categories, p.det_image, tp[p.rank], ign[p.rank],
                        p.class_start, p.g_img[order][counted], p.g_cls[order][counted],
                        p.key, fp_scale, p)
 
 
 @njit(cache=True, nogil=True)
-def _match(box, area, group_lo, group_hi, gt_lo, gt_hi, gt_box, gt_crowd, gt_ignore, thresholds,
-           area_lo, area_hi):
+def _match(box, area, unlabelled, group_lo, group_hi, gt_lo, gt_hi, gt_box, gt_crowd, gt_ignore,
+           thresholds, area_lo, area_hi):
     """pycocotools' evaluateImg per (image, class) group, at every threshold: two bit sets."""
     n = box.shape[0]
     tp = np.zeros(n, np.uint16)
@@ -242,7 +256,7 @@ def _match(box, area, group_lo, group_hi, gt_lo, gt_hi, gt_box, gt_crowd, gt_ign
                     best = ious[i, j]
                     m = j
                 if m == -1:
-                    if area[d0 + i] < area_lo or area[d0 + i] > area_hi:
+                    if area[d0 + i] < area_lo or area[d0 + i] > area_hi or unlabelled[d0 + i]:
                         ign[d0 + i] |= bit
                     continue
                 taken[m] = True

@@ -118,3 +118,28 @@ def test_from_torchvision_drops_unmapped_labels():
            "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([1, 12])}
     det = detections.from_torchvision(7, out, {1: 100})
     assert det.class_ids.tolist() == [100] and det.image_id == 7
+
+
+@pytest.mark.parametrize("image,message", [
+    ({"neg_category_ids": "1,2"}, "must be a list of category ids"),
+    ({"neg_category_ids": [1, 99]}, "not in 'categories'"),
+    ({"not_exhaustive_category_ids": [{"id": 1}]}, "must be a list of category ids"),
+])
+def test_lvis_fields_are_checked(image, message):
+    data = {"images": [{"id": 1, "file_name": "a.png", **image}],
+            "categories": [{"id": 1, "name": "cat", "frequency": "r"}], "annotations": []}
+    with pytest.raises(DatasetError, match=message):
+        datasets.validate_coco(data, "lvis.json")
+
+
+def test_extra_fields_become_attributes_and_odd_ones_are_named():
+    data = {"images": [{"id": 1, "file_name": "a.png", "weather": "fog", "tags": ["x"],
+                        "camera": {"id": "c1", "deep": {"x": 1}}, "lux": float("nan")}],
+            "categories": [{"id": 1, "name": "cat"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5],
+                             "occluded": True, "note": "x" * 500}]}
+    clean, _ = datasets.validate_coco(data, "a.json")
+    assert clean["images"][0]["attributes"] == {"weather": "fog", "camera.id": "c1",
+                                                 "lux": None}
+    assert clean["annotations"][0]["attributes"] == {"occluded": 1, "note": "x" * 100}
+    assert clean["skipped_fields"] == {"tags": "holds lists or nested objects"}
