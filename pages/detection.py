@@ -407,8 +407,8 @@ def statistics_view() -> None:
 tabs = ui.tabs(["Metrics", "Statistics", "Per class", "Errors", "Images", "What-if"],
                keep=("pr_class", "confusion_model", "bucket", "cam_model", "cam_fp",
                      "resamples", "boot_seed", "paired_a", "paired_b", "slice_model",
-                     "slice_min", "slice_areas", "slice_images", "calib_model",
-                     "calib_method"))
+                     "slice_min", "slice_areas", "slice_groups", "slice_images",
+                     "calib_model", "calib_method"))
 for tab, view in zip(tabs, (metrics_view, statistics_view, classes_view, errors_view,
                             images_view, whatif_view)):
     if tab.open or view is whatif_view:     # What-if holds an upload: always drawn

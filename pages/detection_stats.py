@@ -136,12 +136,19 @@ def view(board: dict, dataset, fingerprint: str, score_thr: float,
                                   key="slice_min")
     areas_text = s3.text_input("Your area ranges (px²)", "0-256", key="slice_areas",
                                help="low-high, comma-separated; 0-256 is objects under 16².")
+    groups_text = st.text_input("Your category groups", "", key="slice_groups",
+                                placeholder="name: id id id; e.g. round: 1 2",
+                                help="Each group gets the mean AP of its classes, as COCO's "
+                                     "supercategories do.")
     with ui.showing_errors():
         areas = slices.parse_areas(areas_text)
+        groups = slices.parse_groups(groups_text)
+        slices.category_groups(dataset, groups)            # unknown ids: a message here
         result = cache.shared(
-            f"slices: {fingerprint}|{digests[model]}|{min_objects}|{areas}|{resamples}|{seed}",
+            f"slices: {fingerprint}|{digests[model]}|{min_objects}|{areas}|{groups}|"
+            f"{resamples}|{seed}",
             lambda: _slices(dataset, board[model].detections, matched[model], int(min_objects),
-                            areas, resamples, int(seed)))
+                            areas, groups, resamples, int(seed)))
         table, worst, skipped = result
         if not len(table):
             st.info(f"No slice has {min_objects} objects or more.")
@@ -214,8 +221,8 @@ def calibration_view(board: dict, fingerprint: str, digests: dict, score_thr: fl
             f"{result.held_out_images:,}. AP does not change (the order of scores is kept)."]))
 
 
-def _slices(dataset, dets, base, min_objects, areas, resamples, seed):
+def _slices(dataset, dets, base, min_objects, areas, groups, resamples, seed):
     slicer = slices.Slicer(dataset, dets, base)
-    cands, skipped = slices.candidates(dataset, min_objects, areas=areas)
+    cands, skipped = slices.candidates(dataset, min_objects, areas=areas, groups=groups)
     table = slices.table(slicer, cands)
     return table, slices.worst(slicer, cands, 5, resamples, seed, table), skipped

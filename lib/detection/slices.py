@@ -121,6 +121,23 @@ def parse_areas(text: str) -> list[tuple[str, tuple[float, float]]]:
     return out
 
 
+def parse_groups(text: str) -> dict[str, list[int]]:
+    """User category groups, "animals: 16 17 18; vehicles: 2 3": {name: category ids}."""
+    hint = "Write groups as name: id id id; e.g. animals: 16 17 18."
+    out: dict[str, list[int]] = {}
+    for part in [p.strip() for p in text.split(";") if p.strip()][:20]:
+        name, _, listed = part.partition(":")
+        name = name.strip()[:40] or f"group {len(out) + 1}"
+        try:
+            ids = [int(x) for x in listed.replace(",", " ").split()][:1000]
+        except ValueError:
+            raise InputError(f"'{part[:40]}' is not a category group.", hint) from None
+        if not ids:
+            raise InputError(f"Category group '{name}' lists no ids.", hint)
+        out[name] = ids
+    return out
+
+
 def category_groups(dataset: CocoDataset, named: dict[str, list[int]] | None = None
                     ) -> list[tuple[str, list[int]]]:
     """COCO's supercategories (when they group more than one class) and named groups of

@@ -333,6 +333,9 @@ def test_statistics_tab_intervals_paired_and_slices(page, coco):
     page.number_input(key="resamples").set_value(200).run(timeout=300)
     page.text_input(key="slice_areas").set_value("300-20").run(timeout=300)
     assert "0 ≤ low < high" in page.error[0].value and not page.exception
+    page.text_input(key="slice_areas").set_value("0-256")
+    page.text_input(key="slice_groups").set_value("mine: 1 424242").run(timeout=300)
+    assert "does not have: [424242]" in page.error[0].value and not page.exception
 
 
 def test_results_with_masks_get_mask_and_boundary_metrics(page, coco):

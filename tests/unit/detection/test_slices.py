@@ -82,6 +82,10 @@ def test_area_ranges_and_groups_are_checked(population):
     with pytest.raises(InputError, match="does not have"):
         slices.category_groups(ds, {"mine": [1, 999]})
     assert slices.category_groups(ds, {"round": [1]}) == [("group round", [1])]
+    assert slices.parse_groups("round: 1 2; sharp: 3,4") == {"round": [1, 2], "sharp": [3, 4]}
+    for bad in ("round:", "round: one two"):
+        with pytest.raises(InputError):
+            slices.parse_groups(bad)
 
 
 def test_a_slice_with_no_objects_is_not_a_candidate(population):
