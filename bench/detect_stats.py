@@ -2,7 +2,7 @@
 faster-coco-eval evaluation, and the intervals' coverage on a population with a known AP.
 
     python bench/detect_stats.py [--images 1600] [--per-image 213] [--resamples 1000]
-                                 [--draws 400] [--draw-size 500]
+                                 [--draws 1000] [--draw-size 500]
 
 Data: the construction of bench/detect_scale.py (the COCO val2017 sample in ../shared, else
 the demo split, replicated to `--images` images with a fixed set of about 341k detections),
@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=1600)
     ap.add_argument("--per-image", type=int, default=213)
     ap.add_argument("--resamples", type=int, default=1000)
-    ap.add_argument("--draws", type=int, default=400)
+    ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--draw-size", type=int, default=500)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

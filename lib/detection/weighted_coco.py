@@ -267,73 +267,91 @@ def _match(box, area, unlabelled, group_lo, group_hi, gt_lo, gt_hi, gt_box, gt_c
     return tp, ign
 
 
+BLOCK = 16     # weightings computed together: one pass over the detections serves them all
+
+
 @njit(cache=True, nogil=True)
-def _accumulate(weights, det_image, tp, ign, class_start, last_tp, gt_image, gt_class,
-                fp_scale, classes, recall_points, max_tp, ap, ap50, ap75, rec):
-    """COCO's accumulate for each row of `weights` (image weights): per class, AP averaged over
-    the thresholds, AP at 0.5 and 0.75, recall averaged over the thresholds (NaN for a class
-    with no counted ground truth). Only true positives are kept as points: COCO's interpolated
-    precision at a recall point is the highest precision at or after the first position
-    reaching it, and precision only rises at a true positive. Only `classes` are computed."""
-    B, K, T, R = weights.shape[0], class_start.shape[0] - 1, 10, recall_points.shape[0]
+def _accumulate(wt, det_image, tp, ign, class_start, last_tp, gt_image, gt_class, fp_scale,
+                classes, recall_points, max_tp, ap, ap50, ap75, rec):
+    """COCO's accumulate for each column of `wt` (n_images, B: image weights): per class, AP
+    averaged over the thresholds, AP at 0.5 and 0.75, recall averaged over the thresholds
+    (NaN for a class with no counted ground truth). Only true positives are kept as points:
+    COCO's interpolated precision at a recall point is the highest precision at or after the
+    first position reaching it, and precision only rises at a true positive. Weightings go
+    BLOCK at a time through each class's detections (a detection that is a false positive at
+    every threshold only adds its weights to one sum per weighting). Only `classes` are
+    computed."""
+    B, K, T, R = wt.shape[1], class_start.shape[0] - 1, 10, recall_points.shape[0]
+    P = BLOCK
     eps = np.spacing(1.0)
-    rbuf = np.zeros((T, max(max_tp, 1)))
-    pbuf = np.zeros((T, max(max_tp, 1)))
-    for b in range(B):
-        w = weights[b]
-        npig = np.zeros(K)
+    rbuf = np.zeros((P, T, max(max_tp, 1)))
+    pbuf = np.zeros((P, T, max(max_tp, 1)))
+    npig = np.zeros((P, K))
+    tpc = np.zeros((P, T))
+    fpc = np.zeros((P, T))           # false positives at some thresholds only
+    fp_all = np.zeros(P)             # false positives at every threshold: one sum
+    cnt = np.zeros((P, T), np.int64)
+    for b0 in range(0, B, P):
+        pn = min(P, B - b0)
+        npig[:] = 0.0
         for i in range(gt_image.shape[0]):
-            npig[gt_class[i]] += w[gt_image[i]]
+            for p in range(pn):
+                npig[p, gt_class[i]] += wt[gt_image[i], b0 + p]
         for k in classes:
-            if npig[k] == 0:
-                ap[b, k] = ap50[b, k] = ap75[b, k] = rec[b, k] = np.nan
-                continue
-            tpc = np.zeros(T)
-            fpc = np.zeros(T)          # false positives at some thresholds only
-            fp_all = 0.0               # false positives at every threshold: one sum
-            cnt = np.zeros(T, np.int64)
+            tpc[:] = 0.0
+            fpc[:] = 0.0
+            fp_all[:] = 0.0
+            cnt[:] = 0
             fs = fp_scale[k]
             for j in range(class_start[k], last_tp[k]):   # later ones move no point
-                wj = w[det_image[j]]
-                if wj == 0:
-                    continue
-                tb, ib = tp[j], ign[j]
+                img, tb, ib = det_image[j], tp[j], ign[j]
                 if tb == 0 and ib == 0:
-                    fp_all += wj * fs
+                    for p in range(pn):
+                        fp_all[p] += wt[img, b0 + p] * fs
                     continue
-                for t in range(T):
-                    bit = 1 << t
-                    if ib & bit:
+                for p in range(pn):
+                    wj = wt[img, b0 + p]
+                    if wj == 0 or npig[p, k] == 0:
                         continue
-                    if tb & bit:
-                        tpc[t] += wj
-                        c = cnt[t]
-                        rbuf[t, c] = tpc[t] / npig[k]
-                        pbuf[t, c] = tpc[t] / ((fpc[t] + fp_all) + tpc[t] + eps)
-                        cnt[t] = c + 1
-                    else:
-                        fpc[t] += wj * fs
-            ap_sum, rec_sum = 0.0, 0.0
-            for t in range(T):
-                c = cnt[t]
-                for i in range(c - 2, -1, -1):
-                    if pbuf[t, i] < pbuf[t, i + 1]:
-                        pbuf[t, i] = pbuf[t, i + 1]
-                s, i = 0.0, 0
-                for r in range(R):
-                    while i < c and rbuf[t, i] < recall_points[r]:
-                        i += 1
-                    if i < c:
-                        s += pbuf[t, i]
-                a = s / R
-                ap_sum += a
-                rec_sum += tpc[t] / npig[k]
-                if t == 0:
-                    ap50[b, k] = a
-                elif t == 5:
-                    ap75[b, k] = a
-            ap[b, k] = ap_sum / T
-            rec[b, k] = rec_sum / T
+                    for t in range(T):
+                        bit = 1 << t
+                        if ib & bit:
+                            continue
+                        if tb & bit:
+                            tpc[p, t] += wj
+                            c = cnt[p, t]
+                            rbuf[p, t, c] = tpc[p, t] / npig[p, k]
+                            pbuf[p, t, c] = tpc[p, t] / ((fpc[p, t] + fp_all[p]) + tpc[p, t]
+                                                         + eps)
+                            cnt[p, t] = c + 1
+                        else:
+                            fpc[p, t] += wj * fs
+            for p in range(pn):
+                b = b0 + p
+                if npig[p, k] == 0:
+                    ap[b, k] = ap50[b, k] = ap75[b, k] = rec[b, k] = np.nan
+                    continue
+                ap_sum, rec_sum = 0.0, 0.0
+                for t in range(T):
+                    c = cnt[p, t]
+                    for i in range(c - 2, -1, -1):
+                        if pbuf[p, t, i] < pbuf[p, t, i + 1]:
+                            pbuf[p, t, i] = pbuf[p, t, i + 1]
+                    s, i = 0.0, 0
+                    for r in range(R):
+                        while i < c and rbuf[p, t, i] < recall_points[r]:
+                            i += 1
+                        if i < c:
+                            s += pbuf[p, t, i]
+                    a = s / R
+                    ap_sum += a
+                    rec_sum += tpc[p, t] / npig[p, k]
+                    if t == 0:
+                        ap50[b, k] = a
+                    elif t == 5:
+                        ap75[b, k] = a
+                ap[b, k] = ap_sum / T
+                rec[b, k] = rec_sum / T
 
 
 @dataclass
@@ -371,9 +389,9 @@ def weighted(m: CocoMatches, weights: np.ndarray, threads: int | None = None,
     last_tp = m.last_tp
 
     def part(lo, hi):
-        _accumulate(weights[lo:hi], m.det_image, m.tp, m.ignored, m.class_start, last_tp,
-                    m.gt_image, m.gt_class, fp_scale, classes, RECALL_POINTS, max_tp,
-                    *(o[lo:hi] for o in out))
+        _accumulate(np.ascontiguousarray(weights[lo:hi].T), m.det_image, m.tp, m.ignored,
+                    m.class_start, last_tp, m.gt_image, m.gt_class, fp_scale, classes,
+                    RECALL_POINTS, max_tp, *(o[lo:hi] for o in out))
 
     if threads == 1:
         part(0, B)
