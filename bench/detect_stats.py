@@ -84,6 +84,7 @@ def main() -> None:
         results = detections.to_coco_results(dets)
         print(f"{len(ds.image_ids)} images, {sum(map(len, dets.values()))} detections")
         intervals.bootstrap(weighted_coco.coco_matches(ds, {}), 10)      # compile outside clocks
+        import sklearn.isotonic  # noqa: F401  (imported once per server process, not per report)
         stats = library_evaluation(ds, results)
         e = library_evaluation.seconds
         print(f"faster-coco-eval evaluation (E): {e:.2f} s  (AP {stats['AP']:.4f})")

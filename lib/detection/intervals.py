@@ -21,6 +21,7 @@ from lib.detection.weighted_coco import CocoMatches, Weighted, weighted
 
 HEADLINE = ["AP", "AP50", "AP75", "AR100"]
 MAX_RESAMPLES = 10_000
+DEFAULT_RESAMPLES = 1000
 LEVEL = 0.95
 
 
@@ -115,12 +116,13 @@ class Bootstrap:
         return {f"{k}_ci": [round(lo, 6), round(hi, 6)] for k, (lo, hi) in self.intervals.items()}
 
 
-def bootstrap(m: CocoMatches, resamples: int = 1000, seed: int = 0,
-              within: np.ndarray | None = None) -> Bootstrap:
+def bootstrap(m: CocoMatches, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+              within: np.ndarray | None = None, threads: int | None = None) -> Bootstrap:
     """Intervals on the headline metrics and per-class AP (`within`: a slice's images)."""
     resamples = check_resamples(resamples)
     point = weighted(m, point_weights(m.n_images, within))
-    boot = _joined([weighted(m, w) for w in weight_chunks(m.n_images, resamples, seed, within)])
+    boot = _joined([weighted(m, w, threads) for w in weight_chunks(m.n_images, resamples, seed,
+                                                                   within)])
     samples = boot.headline()
     head = {k: float(v[0]) for k, v in point.headline().items()}
     per_class = pd.DataFrame({"category_id": m.categories, "AP": point.ap[0]})
