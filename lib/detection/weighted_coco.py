@@ -218,13 +218,26 @@ def coco_matches(dataset: CocoDataset | None, dets: dict[int, Detections] | None
 def _match(box, area, unlabelled, group_lo, group_hi, gt_lo, gt_hi, gt_box, gt_crowd, gt_ignore,
            thresholds, area_lo, area_hi):
     """pycocotools' evaluateImg per (image, class) group, at every threshold: two bit sets."""
-    n = box.shape[0]
+    n, T = box.shape[0], thresholds.shape[0]
     tp = np.zeros(n, np.uint16)
     ign = np.zeros(n, np.uint16)
+    every = np.uint16((1 << T) - 1)
+    most_pairs, most_gt = 1, 1
+    for g in range(group_lo.shape[0]):
+        most_pairs = max(most_pairs, (group_hi[g] - group_lo[g]) * (gt_hi[g] - gt_lo[g]))
+        most_gt = max(most_gt, gt_hi[g] - gt_lo[g])
+    pairs = np.zeros(most_pairs)          # scratch, reused by every group
+    taken = np.zeros(most_gt, np.bool_)
     for g in range(group_lo.shape[0]):
         d0, d1, g0, g1 = group_lo[g], group_hi[g], gt_lo[g], gt_hi[g]
         nd, ng = d1 - d0, g1 - g0
-        ious = np.zeros((nd, ng))
+        if ng == 0:                              # nothing to match: false, or ignored
+            for i in range(nd):
+                if area[d0 + i] < area_lo or area[d0 + i] > area_hi or unlabelled[d0 + i]:
+                    ign[d0 + i] = every
+            continue
+        ious = pairs[:nd * ng].reshape((nd, ng))
+        ious[:] = 0.0
         for j in range(ng):                      # pycocotools' bbIou, operation for operation
             gx, gy, gw, gh = gt_box[g0 + j, 0], gt_box[g0 + j, 1], gt_box[g0 + j, 2], \
                 gt_box[g0 + j, 3]
@@ -240,9 +253,9 @@ def _match(box, area, unlabelled, group_lo, group_hi, gt_lo, gt_hi, gt_box, gt_c
                 inter = w * h
                 union = dw * dh if gt_crowd[g0 + j] else dw * dh + ga - inter
                 ious[i, j] = inter / union
-        for t in range(thresholds.shape[0]):
+        for t in range(T):
             bit = np.uint16(1 << t)
-            taken = np.zeros(ng, np.bool_)
+            taken[:ng] = False
             for i in range(nd):
                 best = min(thresholds[t], 1 - 1e-10)
                 m = -1
