@@ -407,7 +407,7 @@ def statistics_view() -> None:
 tabs = ui.tabs(["Metrics", "Statistics", "Per class", "Errors", "Images", "What-if"],
                keep=("pr_class", "confusion_model", "bucket", "cam_model", "cam_fp",
                      "resamples", "boot_seed", "paired_a", "paired_b", "slice_model",
-                     "slice_min", "slice_areas", "slice_groups", "slice_images",
+                     "slice_min", "slice_areas", "slice_groups", "slice_images", "slice_all_ci",
                      "calib_model", "calib_method"))
 for tab, view in zip(tabs, (metrics_view, statistics_view, classes_view, errors_view,
                             images_view, whatif_view)):

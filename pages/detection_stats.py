@@ -168,6 +168,17 @@ def view(board: dict, dataset, fingerprint: str, score_thr: float,
             f"Of {len(table)} slices with at least {min_objects} objects, the five whose AP "
             f"falls furthest below the whole set's ({whole:.4f}), with 95% intervals."]))
         with st.expander(f"All {len(table)} slices"):
+            if st.toggle("Intervals for every slice (one bootstrap each)", key="slice_all_ci"):
+                bar = ui.ProgressBar("slices")
+                with ui.queued("Slice intervals"):
+                    table = cache.shared(
+                        f"slice intervals: {fingerprint}|{digests[model]}|{min_objects}|{areas}"
+                        f"|{groups}|{resamples}|{seed}",
+                        lambda: slices.with_intervals(
+                            slices.Slicer(dataset, board[model].detections, matched[model]),
+                            slices.candidates(dataset, int(min_objects), areas=areas,
+                                              groups=groups)[0], resamples, int(seed), bar))
+                bar.clear()
             st.dataframe(table, hide_index=True, key="slice_table")
             if skipped:
                 st.caption("Not sliced: " + "; ".join(f"{k}: {v}" for k, v in

@@ -120,6 +120,8 @@ def bootstrap(m: CocoMatches, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
               within: np.ndarray | None = None, threads: int | None = None) -> Bootstrap:
     """Intervals on the headline metrics and per-class AP (`within`: a slice's images)."""
     resamples = check_resamples(resamples)
+    if within is not None:
+        m = m.restricted(within)
     point = weighted(m, point_weights(m.n_images, within))
     boot = _joined([weighted(m, w, threads) for w in weight_chunks(m.n_images, resamples, seed,
                                                                    within)])

@@ -58,6 +58,19 @@ class CocoMatches:
     fp_scale: np.ndarray | None = None   # (K,) weight of a false positive per class (slices)
     prepared: Prepared | None = field(default=None, repr=False)   # to match slices again
 
+    def restricted(self, images: np.ndarray) -> CocoMatches:
+        """The same matches with only these image positions' detections and ground truth (what
+        a slice's bootstrap weighs: the cost follows the slice's size)."""
+        inside = np.zeros(self.n_images, bool)
+        inside[np.asarray(images, np.int64)] = True
+        keep = inside[self.det_image]
+        kept_before = np.r_[0, np.cumsum(keep)].astype(np.int64)
+        gt = inside[self.gt_image]
+        return CocoMatches(self.n_images, self.categories, self.det_image[keep], self.tp[keep],
+                           self.ignored[keep], kept_before[self.class_start],
+                           self.gt_image[gt], self.gt_class[gt], self.dataset_key,
+                           self.fp_scale, self.prepared)
+
     @property
     def last_tp(self) -> np.ndarray:
         """Per class, one past its last detection that is a true positive at some threshold

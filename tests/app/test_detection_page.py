@@ -326,6 +326,10 @@ def test_statistics_tab_intervals_paired_and_slices(page, coco):
     page.radio(key="calib_method").set_value("isotonic").run(timeout=300)
     calib = next(d.value for d in page.dataframe if "D-ECE" in getattr(d.value, "columns", []))
     assert calib["D-ECE"].iloc[1] < calib["D-ECE"].iloc[0]     # fitted on the other half
+    page.toggle(key="slice_all_ci").set_value(True).run(timeout=300)
+    every = next(d.value for d in page.dataframe if {"kind", "low"} <= set(getattr(
+        d.value, "columns", [])))
+    assert len(every) >= len(worst) and (every["low"] <= every["high"]).all()
     page.number_input(key="resamples").set_value(0).run(timeout=300)
     assert "from 1 to 10,000" in page.error[0].value and not page.exception
     page.number_input(key="resamples").set_value(10**9).run(timeout=300)

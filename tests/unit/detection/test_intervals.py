@@ -190,3 +190,14 @@ def test_federated_datasets_are_evaluated_as_lvis(coco):
     got = weighted_coco.weighted(m, intervals.point_weights(m.n_images)).headline()
     for k in intervals.HEADLINE:
         assert got[k][0] == pytest.approx(ref[k], abs=1e-12), k
+
+
+def test_a_slice_bootstrap_weighs_only_its_images(population):
+    ds, dets = population
+    m = weighted_coco.coco_matches(ds, dets)
+    within = np.arange(0, m.n_images, 3)
+    w = intervals.resample_weights(m.n_images, 40, 1, within)
+    full, part = weighted_coco.weighted(m, w), weighted_coco.weighted(m.restricted(within), w)
+    for a, b in ((full.ap, part.ap), (full.recall, part.recall)):
+        assert np.array_equal(a, b, equal_nan=True)
+    assert len(m.restricted(within).tp) < len(m.tp)
