@@ -36,6 +36,7 @@ from lib.demo import synth
 from lib.detection import (
     benchmark,
     calibration,
+    coco_matching,
     datasets,
     detections,
     intervals,
@@ -58,7 +59,7 @@ def coverage(draws: int, size: int, resamples: int) -> tuple[float, float]:
     data, results = synth.detection_population(20_000, seed=11)
     clean, _ = datasets.validate_coco(data, "population.json")
     ds = datasets.CocoDataset(Path("population.json"), Path("."), clean)
-    m = weighted_coco.coco_matches(ds, detections.from_coco_results(results))
+    m = coco_matching.coco_matches(ds, detections.from_coco_results(results))
     truth = float(weighted_coco.weighted(m, intervals.point_weights(m.n_images))
                   .headline()["AP"][0])
     rng = np.random.default_rng(0)
@@ -83,14 +84,14 @@ def main() -> None:
         dets = fixed_detections(ds, args.per_image)
         results = detections.to_coco_results(dets)
         print(f"{len(ds.image_ids)} images, {sum(map(len, dets.values()))} detections")
-        intervals.bootstrap(weighted_coco.coco_matches(ds, {}), 10)      # compile outside clocks
+        intervals.bootstrap(coco_matching.coco_matches(ds, {}), 10)      # compile outside clocks
         import sklearn.isotonic  # noqa: F401  (imported once per server process, not per report)
         stats = library_evaluation(ds, results)
         e = library_evaluation.seconds
         print(f"faster-coco-eval evaluation (E): {e:.2f} s  (AP {stats['AP']:.4f})")
 
         def boot():
-            m = weighted_coco.coco_matches(ds, dets)
+            m = coco_matching.coco_matches(ds, dets)
             return m, intervals.bootstrap(m, args.resamples, 0)
         (m, b), t_b = timed(boot)
         assert abs(b.point["AP"] - stats["AP"]) < 1e-9

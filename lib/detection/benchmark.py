@@ -20,13 +20,13 @@ from lib.core import errors, settings
 from lib.core.progress import Callback
 from lib.detection import (
     coco_eval,
+    coco_matching,
     datasets,
     detections,
     intervals,
     jobs,
     matching,
     tide,
-    weighted_coco,
 )
 from lib.models import registry
 
@@ -40,7 +40,7 @@ class Report:
     errors: tide.ErrorReport
     table: matching.MatchTable
     f1: Any                   # DataFrame threshold, precision, recall, F1
-    matches: weighted_coco.CocoMatches   # COCO's matching at ten IoUs: intervals, slices
+    matches: coco_matching.CocoMatches   # COCO's matching at ten IoUs: intervals, slices
     detections: dict[int, detections.Detections]
     categories: dict[int, str]
 
@@ -66,7 +66,7 @@ def report(dataset: datasets.CocoDataset, dets: dict[int, detections.Detections]
     def analysis():
         table = matching.match(dataset, dets)
         return (table, tide.analyse(dataset, dets, table), table.f1_vs_confidence(),
-                weighted_coco.coco_matches(dataset, dets))
+                coco_matching.coco_matches(dataset, dets))
 
     with ThreadPoolExecutor(1, thread_name_prefix="lens-analysis") as pool:
         future = pool.submit(analysis)
@@ -121,7 +121,7 @@ def evaluate_files(images: str | Path, annotations: str | Path, predictions: str
     results = detections.read_results_json(Path(predictions), dataset)
     cis = None
     if bootstrap:
-        matches = weighted_coco.coco_matches(dataset, detections.from_coco_results(results))
+        matches = coco_matching.coco_matches(dataset, detections.from_coco_results(results))
         cis = intervals.bootstrap(matches, bootstrap, seed)
     return coco_eval.evaluate(dataset, results), cis
 

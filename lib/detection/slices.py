@@ -27,7 +27,7 @@ import pandas as pd
 
 from lib.core.errors import InputError
 from lib.core.progress import Callback, Ticker
-from lib.detection import intervals, weighted_coco
+from lib.detection import coco_matching, intervals, weighted_coco
 from lib.detection.datasets import CocoDataset
 from lib.detection.detections import Detections
 
@@ -205,7 +205,7 @@ def candidates(dataset: CocoDataset, min_objects: int = 30, pairs: bool = True,
             for n2, m2 in ann_levels:
                 add_annotations(f"{n1} & {n2}", m1[ann_image] & m2, images=m1)
     area_ok = np.array([a.get("area", 0.0) for a in anns], np.float64)
-    for name, (low, high) in [(f"COCO {k}", v) for k, v in weighted_coco.AREAS.items()] + \
+    for name, (low, high) in [(f"COCO {k}", v) for k, v in coco_matching.AREAS.items()] + \
             (areas or []):
         objects = int(((area_ok >= low) & (area_ok <= high) & ~crowd).sum())
         if objects >= min_objects:
@@ -236,13 +236,13 @@ class Slicer:
     slice changes what COCO ignores), with intervals on request."""
 
     def __init__(self, dataset: CocoDataset, dets: dict[int, Detections],
-                 base: weighted_coco.CocoMatches | None = None):
+                 base: coco_matching.CocoMatches | None = None):
         self.dataset, self.dets = dataset, dets
-        self.prepared = weighted_coco.prepare(dataset, dets, base.dataset_key if base else None)
-        self.base = base or weighted_coco.coco_matches(dataset, prepared=self.prepared)
-        self._matched: dict[Slice, weighted_coco.CocoMatches] = {}     # the last few slices
+        self.prepared = coco_matching.prepare(dataset, dets, base.dataset_key if base else None)
+        self.base = base or coco_matching.coco_matches(dataset, prepared=self.prepared)
+        self._matched: dict[Slice, coco_matching.CocoMatches] = {}     # the last few slices
 
-    def matches(self, s: Slice) -> weighted_coco.CocoMatches:
+    def matches(self, s: Slice) -> coco_matching.CocoMatches:
         if s.kind in ("image", "group"):
             return self.base
         if s not in self._matched:
@@ -253,8 +253,8 @@ class Slicer:
                 counted[list(s.counted)] = True
             if len(self._matched) >= 4:
                 self._matched.pop(next(iter(self._matched)))
-            self._matched[s] = weighted_coco.coco_matches(
-                None, area=s.area or weighted_coco.ALL_AREAS, gt_counted=counted,
+            self._matched[s] = coco_matching.coco_matches(
+                None, area=s.area or coco_matching.ALL_AREAS, gt_counted=counted,
                 prepared=self.prepared)
         return self._matched[s]
 

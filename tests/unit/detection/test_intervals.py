@@ -7,7 +7,7 @@ import pytest
 
 from lib.core.errors import InputError
 from lib.demo import synth
-from lib.detection import coco_eval, datasets, detections, intervals, weighted_coco
+from lib.detection import coco_eval, coco_matching, datasets, detections, intervals, weighted_coco
 
 
 def _dataset(data) -> datasets.CocoDataset:
@@ -52,7 +52,7 @@ def _library(ds, dets) -> coco_eval.CocoMetrics:
 def test_all_weights_one_is_faster_coco_eval(coco):
     dets = _noisy(coco)
     ref = _library(coco, dets)
-    m = weighted_coco.coco_matches(coco, dets)
+    m = coco_matching.coco_matches(coco, dets)
     got = weighted_coco.weighted(m, intervals.point_weights(m.n_images))
     for k, v in got.headline().items():
         assert v[0] == pytest.approx(ref.stats[k], abs=1e-12), k
@@ -67,7 +67,7 @@ def test_all_weights_one_is_faster_coco_eval(coco):
 def test_area_ranges_are_cocos(coco, name, key):
     dets = _noisy(coco, seed=1)
     ref = _library(coco, dets).stats[key]
-    m = weighted_coco.coco_matches(coco, dets, area=weighted_coco.AREAS[name])
+    m = coco_matching.coco_matches(coco, dets, area=coco_matching.AREAS[name])
     got = weighted_coco.weighted(m, intervals.point_weights(m.n_images)).headline()["AP"][0]
     assert got == pytest.approx(ref if ref >= 0 else np.nan, abs=1e-12, nan_ok=True)
 
@@ -93,7 +93,7 @@ def _resampled(ds, dets, counts):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_resample_is_faster_coco_eval_on_the_resampled_images(population, seed):
     ds, dets = population
-    m = weighted_coco.coco_matches(ds, dets)
+    m = coco_matching.coco_matches(ds, dets)
     w = intervals.resample_weights(m.n_images, 1, seed)
     got = weighted_coco.weighted(m, w).headline()
     ref = _library(*_resampled(ds, dets, w[0])).stats
@@ -106,7 +106,7 @@ def test_interval_covers_the_population_ap():
     population's AP in close to 95% of draws (93–97% at full size: bench/detect_stats.py)."""
     data, results = synth.detection_population(3000, seed=11)
     ds = _dataset(data)
-    m = weighted_coco.coco_matches(ds, detections.from_coco_results(results))
+    m = coco_matching.coco_matches(ds, detections.from_coco_results(results))
     truth = weighted_coco.weighted(m, intervals.point_weights(m.n_images)).headline()["AP"][0]
     rng = np.random.default_rng(0)
     hits = []
@@ -119,7 +119,7 @@ def test_interval_covers_the_population_ap():
 
 def test_paired_same_model_is_no_difference(population):
     ds, dets = population
-    m = weighted_coco.coco_matches(ds, dets)
+    m = coco_matching.coco_matches(ds, dets)
     p = intervals.paired(m, m, "A", "A again", 200)
     assert p.delta["AP"] == 0 and p.intervals["AP"] == (0.0, 0.0)
     assert p.verdict().startswith("No distinguishable difference")
@@ -129,7 +129,7 @@ def test_paired_sees_a_real_gap(population):
     ds, dets = population
     worse = {i: detections.Detections(i, d.xyxy + 3.0, d.scores, d.class_ids)
              for i, d in dets.items()}                                # every box 3 px off
-    a, b = weighted_coco.coco_matches(ds, worse), weighted_coco.coco_matches(ds, dets)
+    a, b = coco_matching.coco_matches(ds, worse), coco_matching.coco_matches(ds, dets)
     p = intervals.paired(a, b, "shifted", "original", 300)
     assert p.delta["AP"] > 0 and p.intervals["AP"][0] > 0
     assert p.b_better["AP"] > 0.97
@@ -142,8 +142,8 @@ def test_paired_sees_a_real_gap(population):
 def test_paired_refuses_other_datasets(population, coco):
     ds, dets = population
     with pytest.raises(InputError, match="different datasets"):
-        intervals.paired(weighted_coco.coco_matches(ds, dets),
-                         weighted_coco.coco_matches(coco, _noisy(coco)))
+        intervals.paired(coco_matching.coco_matches(ds, dets),
+                         coco_matching.coco_matches(coco, _noisy(coco)))
 
 
 @pytest.mark.parametrize("n", [0, -1, 10**9, 2.5, "1000", True])
@@ -154,7 +154,7 @@ def test_resample_counts_are_checked(n):
 
 def test_the_same_seed_gives_the_same_interval(population):
     ds, dets = population
-    m = weighted_coco.coco_matches(ds, dets)
+    m = coco_matching.coco_matches(ds, dets)
     assert intervals.bootstrap(m, 300, seed=4).intervals == \
         intervals.bootstrap(m, 300, seed=4).intervals
     assert intervals.bootstrap(m, 300, seed=4).intervals != \
@@ -163,7 +163,7 @@ def test_the_same_seed_gives_the_same_interval(population):
 
 def test_no_detections(population):
     ds, _ = population
-    m = weighted_coco.coco_matches(ds, {})
+    m = coco_matching.coco_matches(ds, {})
     b = intervals.bootstrap(m, 50)
     assert b.point["AP"] == 0 and b.intervals["AP"] == (0.0, 0.0)
 
@@ -186,7 +186,7 @@ def test_federated_datasets_are_evaluated_as_lvis(coco):
     dets = _noisy(coco, seed=3)                     # many false positives in unjudged classes
     ref = _library(ds, dets).stats
     assert {"APr", "APc", "APf"} <= set(ref) and ref["AP"] != _library(coco, dets).stats["AP"]
-    m = weighted_coco.coco_matches(ds, dets)
+    m = coco_matching.coco_matches(ds, dets)
     got = weighted_coco.weighted(m, intervals.point_weights(m.n_images)).headline()
     for k in intervals.HEADLINE:
         assert got[k][0] == pytest.approx(ref[k], abs=1e-12), k
@@ -194,7 +194,7 @@ def test_federated_datasets_are_evaluated_as_lvis(coco):
 
 def test_a_slice_bootstrap_weighs_only_its_images(population):
     ds, dets = population
-    m = weighted_coco.coco_matches(ds, dets)
+    m = coco_matching.coco_matches(ds, dets)
     within = np.arange(0, m.n_images, 3)
     w = intervals.resample_weights(m.n_images, 40, 1, within)
     full, part = weighted_coco.weighted(m, w), weighted_coco.weighted(m.restricted(within), w)

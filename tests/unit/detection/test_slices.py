@@ -9,7 +9,7 @@ import pytest
 
 from lib.core.errors import InputError
 from lib.demo import synth
-from lib.detection import coco_eval, datasets, detections, slices, weighted_coco
+from lib.detection import coco_eval, coco_matching, datasets, detections, slices
 
 
 def _dataset(data):
@@ -102,4 +102,4 @@ def test_many_values_stay_bounded():
     ds = _dataset(data)
     cands, skipped = slices.candidates(ds, 5)
     assert "track" in skipped and all("track" not in c.name for c in cands)
-    assert weighted_coco.coco_matches(ds, detections.from_coco_results(results)).n_images == 200
+    assert coco_matching.coco_matches(ds, detections.from_coco_results(results)).n_images == 200
