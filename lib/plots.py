@@ -155,15 +155,26 @@ def error_bars(deltas: dict[str, dict[str, float]]) -> go.Figure:
 
 
 def importance_bars(parameters: Sequence[str], importance: Sequence[float],
-                    correlation: Sequence[float], metric: str) -> go.Figure:
+                    correlation: Sequence[float], metric: str,
+                    low: Sequence[float] | None = None, high: Sequence[float] | None = None,
+                    floor: float | None = None) -> go.Figure:
     """W&B-style parameter importance: forest importance bars, most important on top, each
-    coloured by the sign of its correlation with the metric (green +, red -)."""
+    coloured by the sign of its correlation with the metric (green +, red -); with `low` and
+    `high`, each bar's interval, and `floor` (the noise probe's upper bound) as a line."""
     names, imp, cor = list(parameters)[::-1], list(importance)[::-1], list(correlation)[::-1]
     colours = ["#3cb371" if c == c and c >= 0 else "#ff6b6b" for c in cor]
     text = [f"corr {c:+.2f}" if c == c else "corr n/a" for c in cor]
+    error = None
+    if low is not None and high is not None:
+        lo, hi = list(low)[::-1], list(high)[::-1]
+        error = dict(type="data", symmetric=False, array=[h - v for h, v in zip(hi, imp)],
+                     arrayminus=[v - w for v, w in zip(imp, lo)])
     fig = go.Figure(go.Bar(x=imp, y=names, orientation="h", marker_color=colours, text=text,
-                           textposition="auto",
+                           textposition="auto", error_x=error,
                            hovertemplate="%{y}<br>importance %{x:.3f}<br>%{text}<extra></extra>"))
+    if floor is not None:
+        fig.add_vline(x=floor, line_dash="dash", line_color="#888888",
+                      annotation_text="noise floor")
     fig.update_layout(title=f"Parameter importance for {metric}", xaxis_title="importance "
                       "(random forest)", height=80 + 28 * len(names), **_LAYOUT)
     return fig

@@ -15,6 +15,7 @@ from lib import plots, runs
 from lib.core import paths
 from lib.core.errors import LensError
 from lib.models import checkpoints
+from lib.runs import sweep
 
 st.title("Runs")
 params = st.query_params
@@ -339,6 +340,24 @@ def importance_view() -> None:
                        "each key's correlation. Categorical keys are one-hot (key=value); keys "
                        "that never vary are left out.")
             st.dataframe(importance, hide_index=True, key="importance_table")
+            if st.toggle("How sure? Refit on resampled runs (intervals and a noise floor)",
+                         key="imp_intervals"):
+                bar = ui.ProgressBar("refits")
+                with ui.showing_errors(), ui.queued("Importance intervals"):
+                    result = sweep.importance_intervals(selected, metric, resamples=100,
+                                                        progress=bar)
+                    t = result.table
+                    (st.success if result.findings else st.info)(result.verdict())
+                    st.plotly_chart(plots.importance_bars(
+                        t["parameter"], t["importance"], t["correlation"], metric, t["low"],
+                        t["high"], result.noise_high), key="importance_intervals")
+                    st.dataframe(t, hide_index=True, key="importance_interval_table")
+                    st.caption("Each bar's range: 95% of the importances when the forest (100 "
+                               "trees) is refitted on the runs drawn with replacement, 100 "
+                               f"times. {sweep.NOISE} is a column of random numbers fitted "
+                               "alongside: a parameter whose range does not clear its range "
+                               "is indistinguishable from noise with this many runs.")
+                bar.clear()
 
 
 # The open tab is part of the comparison's link (`tab=Curves`); only it is computed and drawn.

@@ -107,18 +107,12 @@ def summary_diff(infos: list[RunInfo], all_keys: bool = False) -> pd.DataFrame:
     return _diff(flats, [r.name for r in infos], all_keys, "summary key")
 
 
-def parameter_importance(infos: list[RunInfo], metric: str, seed: int = 0) -> pd.DataFrame:
-    """How each config key relates to a summary metric, as W&B's parameter importance panel
-    computes it: the Pearson correlation of the key with the metric, and the importance of
-    the key in a random forest (scikit-learn) that predicts the metric from all keys.
+def importance_features(infos: list[RunInfo], metric: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The config of every run with a numeric `metric` as model features, and the metric.
 
     Numeric keys are used as is (missing values are left to the forest), booleans as 0/1,
-    categorical keys one-hot (one row per value, `key=value`). Keys that never vary, and runs
-    without a numeric value of the metric, are left out. Columns: parameter, importance,
-    correlation, runs; sorted by importance.
-    """
-    from sklearn.ensemble import RandomForestRegressor  # heavy: imported on first use
-
+    categorical keys one-hot (one column per value, `key=value`). Keys that never vary, and
+    runs without a numeric value of the metric, are left out."""
     rows, target = [], []
     for r in infos:
         value = flatten(r.summary).get(metric)
@@ -126,9 +120,8 @@ def parameter_importance(infos: list[RunInfo], metric: str, seed: int = 0) -> pd
             continue
         rows.append({k: v for k, v in flatten(r.config).items() if not k.startswith("_")})
         target.append(float(value))
-    empty = pd.DataFrame(columns=["parameter", "importance", "correlation", "runs"])
     if len(rows) < 3:
-        return empty
+        return pd.DataFrame(), np.asarray(target)
     config = pd.DataFrame(rows)
     features: dict[str, pd.Series] = {}
     for key in config.columns:
@@ -145,9 +138,22 @@ def parameter_importance(infos: list[RunInfo], metric: str, seed: int = 0) -> pd
                 features[f"{key}={value}"] = (text == value).astype(float)
     x = pd.DataFrame(features)
     x = x.loc[:, [c for c in x.columns if x[c].nunique(dropna=False) > 1]]   # keys that vary
+    return x, np.asarray(target)
+
+
+def parameter_importance(infos: list[RunInfo], metric: str, seed: int = 0) -> pd.DataFrame:
+    """How each config key relates to a summary metric, as W&B's parameter importance panel
+    computes it: the Pearson correlation of the key with the metric, and the importance of
+    the key in a random forest (scikit-learn) that predicts the metric from all keys
+    (features: `importance_features`). Columns: parameter, importance, correlation, runs;
+    sorted by importance.
+    """
+    from sklearn.ensemble import RandomForestRegressor  # heavy: imported on first use
+
+    empty = pd.DataFrame(columns=["parameter", "importance", "correlation", "runs"])
+    x, y = importance_features(infos, metric)
     if x.empty:
         return empty
-    y = np.asarray(target)
     forest = RandomForestRegressor(n_estimators=200, random_state=seed)
     forest.fit(x.to_numpy(), y)
     correlation = [x[c].corr(pd.Series(y, index=x.index)) for c in x.columns]

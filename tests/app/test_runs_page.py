@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 from lib.models import checkpoints
+from lib.runs import sweep
 from tests.app.test_pages import run_page
 from tests.helpers import http_error
 
@@ -106,6 +107,15 @@ def test_summary_importance_and_no_run_cap(tmp_path, monkeypatch):
     table = next(d.value for d in at.dataframe if "importance" in d.value.columns)
     assert table["parameter"].iloc[0] == "lr" and "batch" not in set(table["parameter"])
     assert [c.key for c in at.get("plotly_chart")] == ["importance"]   # the open tab's only
+    at.toggle(key="imp_intervals").set_value(True).run(timeout=300)
+    assert not at.exception
+    ranges = next(d.value for d in at.dataframe if "above noise" in d.value.columns)
+    assert set(ranges["parameter"]) == {"lr", "opt=adam", "opt=sgd", sweep.NOISE}
+    assert (ranges["low"] <= ranges["high"]).all()
+    # twelve distinct runs copied to 100: the verdict is computed, either way in words
+    assert any(("noise floor" in m.value or "says nothing yet" in m.value)
+               for m in [*at.success, *at.info])
+    at.toggle(key="imp_intervals").set_value(False).run()
     at.session_state["tab"] = "Parallel coordinates"
     at.run()
     assert [c.key for c in at.get("plotly_chart")] == ["parallel"]

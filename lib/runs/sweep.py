@@ -1,0 +1,85 @@
+"""What a sweep says, with its uncertainty: parameter importance with bootstrap intervals and a
+noise floor, so a ranking of four runs is not read as a finding.
+
+The forest of `compare.parameter_importance` (W&B's panel) is refitted on runs drawn with
+replacement; each parameter's importance gets the 2.5–97.5% range of those refits. A column of
+random numbers goes into every fit as a probe: a parameter whose interval does not clear the
+probe's is indistinguishable from noise at this number of runs, and the page says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lib.core.errors import InputError
+from lib.core.progress import Callback, Ticker
+from lib.runs.compare import importance_features
+from lib.runs.info import RunInfo
+
+NOISE = "(random noise)"
+MIN_RUNS = 10            # below this, no ranking is attempted
+MAX_RESAMPLES = 1000
+
+
+@dataclass
+class SweepImportance:
+    table: pd.DataFrame      # parameter, importance, low, high, correlation, above noise
+    noise_high: float        # the probe's upper bound: the floor a finding must clear
+    runs: int
+    resamples: int
+
+    @property
+    def findings(self) -> list[str]:
+        return self.table.loc[self.table["above noise"], "parameter"].tolist()
+
+    def verdict(self) -> str:
+        if not self.findings:
+            return (f"With {self.runs} runs no parameter's importance clears a column of random "
+                    "numbers: the ranking says nothing yet. More runs would tell.")
+        names = ", ".join(self.findings[:5])
+        return (f"Above the noise floor with {self.runs} runs: {names}. The other parameters' "
+                "importances are within what a column of random numbers gets.")
+
+
+def importance_intervals(infos: list[RunInfo], metric: str, resamples: int = 100,
+                         seed: int = 0, trees: int = 100,
+                         progress: Callback | None = None) -> SweepImportance:
+    """Importance of each config key for `metric` with 95% bootstrap intervals, against a
+    random probe refitted alongside."""
+    from sklearn.ensemble import RandomForestRegressor  # heavy: imported on first use
+
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or \
+            not 1 <= resamples <= MAX_RESAMPLES:
+        raise InputError(f"Resamples must be a whole number from 1 to {MAX_RESAMPLES}.")
+    x, y = importance_features(infos, metric)
+    if x.empty or len(y) < MIN_RUNS:
+        raise InputError(f"{len(y)} runs have {metric} and a config key that varies: too few "
+                         f"to rank parameters (at least {MIN_RUNS}).",
+                         "Select more runs, or a metric more runs logged.")
+    rng = np.random.default_rng(seed)
+    x = x.assign(**{NOISE: rng.normal(size=len(x))})
+    values = np.nan_to_num(x.to_numpy(), nan=-1e9)      # a missing key: its own branch
+
+    def fit(rows: np.ndarray, k: int) -> np.ndarray:
+        forest = RandomForestRegressor(n_estimators=trees, random_state=seed + k,
+                                       max_features=1.0)
+        forest.fit(values[rows], y[rows])
+        return forest.feature_importances_
+
+    point = fit(np.arange(len(y)), 0)
+    tick = Ticker(resamples, progress)
+    draws = np.empty((resamples, x.shape[1]))
+    for k in range(resamples):
+        draws[k] = fit(rng.integers(0, len(y), len(y)), k + 1)
+        tick(k + 1)
+    low, high = np.percentile(draws, [2.5, 97.5], axis=0)
+    correlation = [x[c].corr(pd.Series(y, index=x.index)) for c in x.columns]
+    table = pd.DataFrame({"parameter": x.columns, "importance": point, "low": low, "high": high,
+                          "correlation": correlation})
+    noise_high = float(table.loc[table["parameter"] == NOISE, "high"].iloc[0])
+    table["above noise"] = (table["low"] > noise_high) & (table["parameter"] != NOISE)
+    table = table.sort_values("importance", ascending=False, kind="stable")
+    return SweepImportance(table.reset_index(drop=True), noise_high, len(y), resamples)
