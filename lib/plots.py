@@ -281,3 +281,17 @@ def reliability_diagram(curves: Sequence[tuple[str, Sequence[float], Sequence[fl
                       yaxis_title="precision in bin", xaxis_range=[0, 1], yaxis_range=[0, 1.02],
                       **_LAYOUT)
     return fig
+
+
+def metric_trend(x: Sequence[float], y: Sequence[float], fit_x: Sequence[float],
+                 fit_y: Sequence[float], parameter: str, metric: str, log_x: bool,
+                 r2: float) -> go.Figure:
+    """A metric against one parameter, a point per run, with a fitted curve."""
+    fig = go.Figure([
+        go.Scatter(x=list(x), y=list(y), mode="markers", name="runs", marker_size=7,
+                   marker_opacity=0.7),
+        go.Scatter(x=list(fit_x), y=list(fit_y), mode="lines", name=f"quadratic fit, "
+                   f"R² {r2:.2f}", line=dict(width=3))])
+    fig.update_layout(title=f"{metric} against {parameter}", xaxis_title=parameter,
+                      yaxis_title=metric, xaxis_type="log" if log_x else "linear", **_LAYOUT)
+    return fig

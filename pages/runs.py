@@ -358,6 +358,13 @@ def importance_view() -> None:
                                "alongside: a parameter whose range does not clear its range "
                                "is indistinguishable from noise with this many runs.")
                 bar.clear()
+            numeric = sweep.numeric_parameters(selected, metric)
+            if numeric:
+                param = st.selectbox("The metric against", numeric, key="trend_param")
+                with ui.showing_errors():
+                    t = sweep.trend(selected, metric, param)
+                    st.plotly_chart(plots.metric_trend(t.x, t.y, t.fit_x, t.fit_y, param, metric,
+                                                       t.log_x, t.r2), key="trend")
 
 
 # The open tab is part of the comparison's link (`tab=Curves`); only it is computed and drawn.

@@ -83,3 +83,44 @@ def importance_intervals(infos: list[RunInfo], metric: str, resamples: int = 100
     table["above noise"] = (table["low"] > noise_high) & (table["parameter"] != NOISE)
     table = table.sort_values("importance", ascending=False, kind="stable")
     return SweepImportance(table.reset_index(drop=True), noise_high, len(y), resamples)
+
+
+@dataclass
+class Trend:
+    parameter: str
+    x: np.ndarray               # the parameter per run
+    y: np.ndarray               # the metric per run
+    fit_x: np.ndarray           # the fitted curve
+    fit_y: np.ndarray
+    log_x: bool                 # fitted (and drawn) on a log axis
+    r2: float                   # share of the metric's variance the curve explains
+
+
+def numeric_parameters(infos: list[RunInfo], metric: str) -> list[str]:
+    """Config keys with numbers (not booleans) that vary across the runs with `metric`."""
+    x, _ = importance_features(infos, metric)
+    return [c for c in x.columns if "=" not in c and x[c].nunique() > 2]
+
+
+def trend(infos: list[RunInfo], metric: str, parameter: str) -> Trend:
+    """The metric against one numeric parameter with a quadratic fitted by least squares (on
+    log10 of the parameter when it is positive and spans more than two decades, as learning
+    rates do)."""
+    x_all, y_all = importance_features(infos, metric)
+    if parameter not in x_all.columns:
+        raise InputError(f"'{parameter[:60]}' is not a numeric parameter of these runs.")
+    x = x_all[parameter].to_numpy(float)
+    keep = np.isfinite(x)
+    x, y = x[keep], y_all[keep]
+    if len(x) < 4:
+        raise InputError(f"Only {len(x)} runs have both {parameter} and {metric}: too few for "
+                         "a trend.")
+    log_x = bool((x > 0).all() and x.max() / x.min() > 100)
+    u = np.log10(x) if log_x else x
+    coef = np.polyfit(u, y, 2)
+    grid = np.linspace(u.min(), u.max(), 100)
+    residual = y - np.polyval(coef, u)
+    total = float(((y - y.mean()) ** 2).sum())
+    r2 = 1 - float((residual ** 2).sum()) / total if total > 0 else 0.0
+    return Trend(parameter, x, y, 10 ** grid if log_x else grid, np.polyval(coef, grid),
+                 log_x, r2)

@@ -106,7 +106,7 @@ def test_summary_importance_and_no_run_cap(tmp_path, monkeypatch):
     at.run()
     table = next(d.value for d in at.dataframe if "importance" in d.value.columns)
     assert table["parameter"].iloc[0] == "lr" and "batch" not in set(table["parameter"])
-    assert [c.key for c in at.get("plotly_chart")] == ["importance"]   # the open tab's only
+    assert [c.key for c in at.get("plotly_chart")] == ["importance", "trend"]   # open tab only
     at.toggle(key="imp_intervals").set_value(True).run(timeout=300)
     assert not at.exception
     ranges = next(d.value for d in at.dataframe if "above noise" in d.value.columns)
@@ -116,6 +116,8 @@ def test_summary_importance_and_no_run_cap(tmp_path, monkeypatch):
     assert any(("noise floor" in m.value or "says nothing yet" in m.value)
                for m in [*at.success, *at.info])
     at.toggle(key="imp_intervals").set_value(False).run()
+    assert at.selectbox(key="trend_param").value == "lr" and "trend" in [
+        c.key for c in at.get("plotly_chart")]
     at.session_state["tab"] = "Parallel coordinates"
     at.run()
     assert [c.key for c in at.get("plotly_chart")] == ["parallel"]

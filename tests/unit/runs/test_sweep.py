@@ -77,3 +77,12 @@ def test_on_a_sweep_written_by_wandb(tmp_path):
     assert not problems and len(infos) == 60
     result = sweeps.importance_intervals(infos, "val/acc", resamples=30)
     assert "lr" in result.findings and not {"seed", "momentum", "warmup"} & set(result.findings)
+
+
+def test_trend_finds_the_best_learning_rate_on_a_log_axis():
+    t = sweeps.trend(synthetic(200, 4), "val/acc", "lr")
+    assert t.log_x and t.r2 > 0.3
+    assert abs(np.log10(t.fit_x[np.argmax(t.fit_y)]) + 2.5) < 0.3      # the true optimum 10^-2.5
+    assert "lr" in sweeps.numeric_parameters(synthetic(50, 0), "val/acc")
+    with pytest.raises(InputError, match="not a numeric parameter"):
+        sweeps.trend(synthetic(50, 0), "val/acc", "../../etc")
