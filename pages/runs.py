@@ -15,6 +15,7 @@ from lib import plots, runs
 from lib.core import paths
 from lib.core.errors import LensError
 from lib.models import checkpoints
+from lib.runs import console as run_console
 from lib.runs import sweep
 
 st.title("Runs")
@@ -368,11 +369,29 @@ def importance_view() -> None:
 
 
 # The open tab is part of the comparison's link (`tab=Curves`); only it is computed and drawn.
+def console_view() -> None:
+    """A run's console output, its end (followed while the run is running)."""
+    pick = st.selectbox("Run", [r.name for r in selected], key="console_run")
+    info = next(r for r in selected if r.name == pick)
+
+    @st.fragment(run_every=3.0 if info.state == "running" else None)
+    def tail() -> None:
+        out = run_console.console(info)
+        if out.note:
+            st.info(out.note)
+            return
+        st.code(out.text or "(empty)", language=None, height=480)
+        st.caption(f"The last {out.shown / 1024:,.0f} KB of {out.size / 1024:,.0f} KB"
+                   + (" · following the running run" if info.state == "running" else ""))
+    tail()
+
+
 tabs = ui.tabs(["Config diff", "Summary", "Curves", "Parallel coordinates",
-                "Parameter importance"], keep=("diff_all", "summary_all", "live", "log_y",
-                                               "group_by", "x_axis", "pc_metric"))
+                "Parameter importance", "Console"],
+               keep=("diff_all", "summary_all", "live", "log_y", "group_by", "x_axis",
+                     "pc_metric", "console_run"))
 for tab, view in zip(tabs, (config_view, summary_view, curves_view, parallel_view,
-                            importance_view)):
+                            importance_view, console_view)):
     if tab.open:
         with tab:
             view()

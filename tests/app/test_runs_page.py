@@ -231,3 +231,32 @@ def test_a_run_added_to_the_folder_appears_on_the_next_rerun(project, tmp_path,
     shutil.copytree(first, root / "wandb" / "offline-run-20990101_000000-copy")
     at.run()
     assert len(at.dataframe[0].value) == 4
+
+
+def test_console_pane_shows_a_runs_output(project, tmp_path, monkeypatch):
+    """The Console tab: a run's output.log (its end), and a clear note for a run without one
+    or whose log links out of its folder."""
+    import os
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(project.parent))
+    logs = {p.parent.name: p for p in project.glob("wandb/offline-run-*/*.wandb")}
+    first = sorted(logs.values())[0]
+    (first.parent / "files").mkdir(exist_ok=True)
+    (first.parent / "files" / "output.log").write_text("epoch 1 loss 0.9\nepoch 2 loss 0.5\n")
+    at = run_page("runs")
+    at.text_input(key="folder").set_value(str(project)).run()
+    at.session_state["tab"] = "Console"
+    at.run()
+    assert not at.exception
+    shown = {}
+    for name in at.selectbox(key="console_run").options:
+        at.selectbox(key="console_run").set_value(name).run()
+        shown[name] = ([c.value for c in at.code], [i.value for i in at.info])
+    assert sum("epoch 2 loss 0.5" in "".join(c) for c, _ in shown.values()) == 1
+    assert sum(any("no console output" in i for i in infos) for _, infos in shown.values()) == 2
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2")
+    os.remove(first.parent / "files" / "output.log")
+    os.symlink(secret, first.parent / "files" / "output.log")
+    for name in at.selectbox(key="console_run").options:
+        at.selectbox(key="console_run").set_value(name).run()
+        assert not any("hunter2" in c.value for c in at.code)
