@@ -15,9 +15,8 @@ from lib import plots, runs
 from lib.core import paths
 from lib.core.errors import LensError
 from lib.models import checkpoints
-from lib.runs import console as run_console
 from lib.runs import sweep
-from lib.runs import system as run_system
+from pages import runs_panes as panes
 
 st.title("Runs")
 params = st.query_params
@@ -370,44 +369,20 @@ def importance_view() -> None:
 
 
 # The open tab is part of the comparison's link (`tab=Curves`); only it is computed and drawn.
-def console_view() -> None:
-    """A run's console output (its end) and system metrics, followed while it runs."""
-    pick = st.selectbox("Run", [r.name for r in selected], key="console_run")
-    info = next(r for r in selected if r.name == pick)
+def media_view() -> None:
+    panes.media(selected, histories_of)
 
-    @st.fragment(run_every=3.0 if info.state == "running" else None)
-    def panes() -> None:
-        out = run_console.console(info)
-        if out.note:
-            st.info(out.note)
-        else:
-            st.code(out.text or "(empty)", language=None, height=420)
-            st.caption(f"The last {out.shown / 1024:,.0f} KB of {out.size / 1024:,.0f} KB"
-                       + (" · following the running run" if info.state == "running" else ""))
-        with ui.showing_errors():
-            metrics = run_system.system_metrics(info)
-            if metrics.note:
-                st.info(metrics.note)
-                return
-            frame = metrics.frame
-            groups = [g for g in run_system.GROUPS if metrics.group(g)]
-            for col, group in zip(st.columns(2) * len(groups), groups):
-                col.plotly_chart(plots.curves([(k, frame["seconds"], frame[k])
-                                               for k in metrics.group(group)], group,
-                                              "seconds since the first sample"),
-                                 key=f"system_{group}")
-            if metrics.left_out:
-                st.caption(f"{metrics.left_out} values that were not finite numbers were "
-                           "left out.")
-    panes()
+
+def console_view() -> None:
+    panes.console(selected)
 
 
 tabs = ui.tabs(["Config diff", "Summary", "Curves", "Parallel coordinates",
-                "Parameter importance", "Console & system"],
+                "Parameter importance", "Media", "Console & system"],
                keep=("diff_all", "summary_all", "live", "log_y", "group_by", "x_axis",
-                     "pc_metric", "console_run"))
+                     "pc_metric", "media_key", "media_step", "console_run"))
 for tab, view in zip(tabs, (config_view, summary_view, curves_view, parallel_view,
-                            importance_view, console_view)):
+                            importance_view, media_view, console_view)):
     if tab.open:
         with tab:
             view()

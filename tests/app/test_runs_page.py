@@ -262,3 +262,28 @@ def test_console_pane_shows_a_runs_output(project, tmp_path, monkeypatch):
     for name in at.selectbox(key="console_run").options:
         at.selectbox(key="console_run").set_value(name).run()
         assert not any("hunter2" in c.value for c in at.code)
+
+
+def test_media_pane_images_by_step_and_tables(tmp_path, monkeypatch):
+    import numpy as np
+    import wandb
+    for r in range(2):
+        run = wandb.init(mode="offline", dir=str(tmp_path / "m"), project="m", name=f"m{r}",
+                         settings=wandb.Settings(silent=True, console="off"))
+        for s in range(3):
+            run.log({"pred": wandb.Image(np.full((16, 16, 3), 40 * s + r, np.uint8)),
+                     "rows": wandb.Table(columns=["a"], data=[[s]])}, step=s)
+        run.finish()
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
+    at = run_page("runs")
+    at.text_input(key="folder").set_value(str(tmp_path / "m")).run()
+    at.session_state["tab"] = "Media"
+    at.run()
+    assert not at.exception and at.selectbox(key="media_key").options == ["pred (image)",
+                                                                          "rows (table)"]
+    assert len(at.get("image")) == 2                        # both runs, side by side
+    at.select_slider(key="media_step").set_value(0).run()
+    assert not at.exception and not at.error
+    at.selectbox(key="media_key").set_value("rows").run()
+    tables = [d.value for d in at.dataframe if list(d.value.columns) == ["a"]]
+    assert len(tables) == 2 and all(t["a"].tolist() == [0] for t in tables)

@@ -1,0 +1,84 @@
+"""The Runs page's per-run panes: logged media (images, tables) side by side across runs, and a
+run's console output with its system metrics. UI only: the reading is `lib.runs.media`,
+`lib.runs.console` and `lib.runs.system`."""
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from lib import plots, ui
+from lib.runs import console as run_console
+from lib.runs import media as run_media
+from lib.runs import system as run_system
+
+MEDIA_RUNS = 8        # runs whose media are shown side by side
+
+
+def console(selected: list) -> None:
+    """A run's console output (its end) and system metrics, followed while it runs."""
+    pick = st.selectbox("Run", [r.name for r in selected], key="console_run")
+    info = next(r for r in selected if r.name == pick)
+
+    @st.fragment(run_every=3.0 if info.state == "running" else None)
+    def panes() -> None:
+        out = run_console.console(info)
+        if out.note:
+            st.info(out.note)
+        else:
+            st.code(out.text or "(empty)", language=None, height=420)
+            st.caption(f"The last {out.shown / 1024:,.0f} KB of {out.size / 1024:,.0f} KB"
+                       + (" · following the running run" if info.state == "running" else ""))
+        with ui.showing_errors():
+            metrics = run_system.system_metrics(info)
+            if metrics.note:
+                st.info(metrics.note)
+                return
+            frame = metrics.frame
+            groups = [g for g in run_system.GROUPS if metrics.group(g)]
+            for col, group in zip(st.columns(2) * len(groups), groups):
+                col.plotly_chart(plots.curves([(k, frame["seconds"], frame[k])
+                                               for k in metrics.group(group)], group,
+                                              "seconds since the first sample"),
+                                 key=f"system_{group}")
+            if metrics.left_out:
+                st.caption(f"{metrics.left_out} values that were not finite numbers were "
+                           "left out.")
+    panes()
+
+
+def media(selected: list, histories_of: Callable) -> None:
+    """Logged images and tables: one key, a step slider, the selected runs side by side."""
+    shown = [r for r in selected if r.source != "cloud"][:MEDIA_RUNS]
+    histories, _ = histories_of(shown, False)
+    keys: dict[str, str] = {}
+    for frame in histories.values():
+        keys.update(run_media.media_keys(frame))
+    if not keys:
+        st.info("None of the selected runs logged images (wandb.Image) or tables "
+                "(wandb.Table) that are on this machine.")
+        return
+    key = st.selectbox("Logged media", sorted(keys), key="media_key",
+                       format_func=lambda k: f"{k} ({keys[k]})")
+    steps = {n: {m.step: m for m in run_media.media_steps(h, key)} for n, h in histories.items()}
+    all_steps = sorted(set().union(*steps.values()))
+    step = (st.select_slider("Step", all_steps, value=all_steps[-1], key="media_step")
+            if len(all_steps) > 1 else all_steps[0])
+    by_name = {r.name: r for r in shown}
+    for col, (name, at) in zip(st.columns(min(len(steps), 4)) * 2, steps.items()):
+        with col:
+            st.markdown(f"**{name}**")
+            item = at.get(step) or at.get(max((s for s in at if s <= step), default=-1))
+            if item is None:
+                st.caption(f"nothing logged by step {step}")
+                continue
+            with ui.showing_errors():
+                if keys[key] == "image":
+                    st.image(run_media.load_image(by_name[name], item.path), width="stretch",
+                             caption=f"step {item.step}" + (f" · {item.caption}"
+                                                            if item.caption else ""))
+                else:
+                    st.dataframe(run_media.load_table(by_name[name], item.path),
+                                 hide_index=True, key=f"media_table_{name}")
+                    st.caption(f"step {item.step}")
+    if len(selected) > len(shown):
+        st.caption(f"The first {MEDIA_RUNS} selected runs on this machine are shown.")
