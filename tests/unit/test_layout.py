@@ -19,7 +19,7 @@ ALLOWED = {
     "classification": {"core", "media", "models", "serving"},
     "segmentation": {"core", "media", "models", "serving"},
     "detection": {"core", "media", "models", "serving"},
-    "runs": {"core"},
+    "runs": {"core", "media"},          # media: logged images through the one image intake
     "demo": {"core", "media"},
     "training": {"core", "media", "models", "serving", "demo", "classification",
                  "segmentation", "detection", "runs"},
