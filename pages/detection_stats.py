@@ -8,13 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from lib import plots, ui
+from lib.core import html_report
 from lib.core.errors import LensError
 from lib.detection import (
     benchmark,
     calibration,
     coco_eval,
     detections,
-    html_report,
     intervals,
     slices,
 )

@@ -368,6 +368,14 @@ def importance_view() -> None:
                                                        t.log_x, t.r2), key="trend")
 
 
+report_args = (list(selected), all_config, all_summary,
+               st.session_state.get("metrics") or ui.link_text("metrics", "val/*"),
+               float(st.session_state.get("smoothing", 0.0)),
+               st.session_state.get("imp_metric") or (numeric_summary[0] if numeric_summary
+                                                       else None))
+ui.download_button("Report (HTML)", lambda: panes.report(*report_args), "runs-report.html",
+                   "text/html", key="export_report")
+
 # The open tab is part of the comparison's link (`tab=Curves`); only it is computed and drawn.
 def media_view() -> None:
     panes.media(selected, histories_of)

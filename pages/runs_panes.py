@@ -7,6 +7,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from lib import plots, ui
+from lib.core.errors import LensError
 from lib.runs import console as run_console
 from lib.runs import media as run_media
 from lib.runs import system as run_system
@@ -82,3 +83,48 @@ def media(selected: list, histories_of: Callable) -> None:
                     st.caption(f"step {item.step}")
     if len(selected) > len(shown):
         st.caption(f"The first {MEDIA_RUNS} selected runs on this machine are shown.")
+
+
+def report(selected: list, config_keys: list[str], summary_keys: list[str], pattern: str,
+           smoothing: float, metric: str | None) -> str:
+    """The comparison as one offline HTML file (built when the download is clicked): the runs,
+    their config and summary differences, curves of the metrics asked for, and parameter
+    importance for `metric`. Reads with the library only (no Streamlit calls: it runs after
+    the page has)."""
+    import pandas as pd
+
+    from lib import runs
+    from lib.core import html_report
+    from lib.runs import sweep
+
+    sections = [html_report.Section("Runs", [("runs", runs.runs_table(selected, config_keys,
+                                                                      summary_keys))]),
+                html_report.Section("Config differences", [("config", runs.config_diff(
+                    selected).reset_index())]),
+                html_report.Section("Summary differences", [("summary", runs.summary_diff(
+                    selected).reset_index())])]
+    local = [r for r in selected if r.source != "cloud"]
+    read = runs.read_histories(r.path for r in local)
+    histories = {r.name: read[r.path] for r in local if isinstance(read.get(r.path),
+                                                                  pd.DataFrame)}
+    numeric = sorted(set().union(*(runs.numeric_metrics(h) for h in histories.values())))
+    figures = [plots.curves([(n, *runs.series(h, m, "_step", smoothing))
+                             for n, h in histories.items()], m, "_step")
+               for m in runs.match_metrics(numeric, pattern)[:8]]
+    sections.append(html_report.Section("Curves", figures=figures, notes=[
+        f"Metrics matching '{pattern}', smoothing {smoothing}; runs read on this machine."]))
+    if metric:
+        table = runs.parameter_importance(selected, metric)
+        if len(table):
+            section = html_report.Section(f"Parameter importance for {metric}", [
+                ("importance", table)], [plots.importance_bars(
+                    table["parameter"], table["importance"], table["correlation"], metric)])
+            try:
+                ranges = sweep.importance_intervals(selected, metric, resamples=50)
+                section.tables.append(("importance-intervals", ranges.table))
+                section.notes.append(ranges.verdict())
+            except LensError as exc:
+                section.notes.append(str(exc))
+            sections.append(section)
+    return html_report.render("Run comparison", f"{len(selected)} runs compared in Lens",
+                              sections)

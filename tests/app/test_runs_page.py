@@ -287,3 +287,19 @@ def test_media_pane_images_by_step_and_tables(tmp_path, monkeypatch):
     at.selectbox(key="media_key").set_value("rows").run()
     tables = [d.value for d in at.dataframe if list(d.value.columns) == ["a"]]
     assert len(tables) == 2 and all(t["a"].tolist() == [0] for t in tables)
+
+
+def test_the_comparison_as_an_html_report(project):
+    """The report the page offers: runs, differences, curves and importance, self-contained."""
+    import re
+
+    from lib import runs
+    from pages import runs_panes
+    infos = runs.load_offline(project)[0]
+    html = runs_panes.report(infos, ["lr"], ["best"], "val/*", 0.0, "best")
+    for title in ("Config differences", "Summary differences", "Curves",
+                  "Parameter importance for best"):
+        assert title in html
+    assert 'id="config"' in html and html.count("plotly.js v") == 1
+    assert not re.search(r"<script[^>]+src=", html)
+    assert "too few" in html                 # three runs: no ranking, said in the report

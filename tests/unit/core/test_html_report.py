@@ -6,7 +6,7 @@ import re
 import pandas as pd
 
 from lib import plots
-from lib.detection import html_report
+from lib.core import html_report
 
 
 def test_report_is_self_contained_and_escaped():

@@ -1,5 +1,6 @@
-"""The detection benchmark as one self-contained HTML file: tables and Plotly figures (plotly.js
-inlined once), opening offline in any browser, for people who will not run Lens.
+"""A page's view as one self-contained HTML file to hand over (the detection benchmark, a run
+comparison): tables and Plotly figures (plotly.js inlined once), opening offline in any
+browser, for people who will not run Lens.
 
 Pages hand over the very tables and figures they show, so every number in the file is the
 page's. Text from visitors (model names, dataset fields) is escaped.
