@@ -17,17 +17,12 @@ import numpy as np
 import pandas as pd
 
 from lib.core.errors import InputError
-from lib.detection.weighted_coco import CocoMatches, Weighted, weighted
+from lib.detection.weighted_coco import CocoMatches, weighted
 
 HEADLINE = ["AP", "AP50", "AP75", "AR100"]
 MAX_RESAMPLES = 10_000
 DEFAULT_RESAMPLES = 1000
 LEVEL = 0.95
-
-
-def _joined(parts: list[Weighted]) -> Weighted:
-    return Weighted(*(np.concatenate([getattr(p, f) for p in parts])
-                      for f in ("ap", "ap50", "ap75", "recall")))
 
 
 def check_resamples(n: object) -> int:
@@ -123,17 +118,20 @@ def bootstrap(m: CocoMatches, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
     if within is not None:
         m = m.restricted(within)
     point = weighted(m, point_weights(m.n_images, within))
-    boot = _joined([weighted(m, w, threads) for w in weight_chunks(m.n_images, resamples, seed,
-                                                                   within)])
-    samples = boot.headline()
+    heads, class_ap = [], []          # per chunk: what is kept (not all four per-class arrays)
+    for w in weight_chunks(m.n_images, resamples, seed, within):
+        part = weighted(m, w, threads)
+        heads.append(part.headline())
+        class_ap.append(part.ap.astype(np.float32))
+    samples = {k: np.concatenate([h[k] for h in heads]) for k in HEADLINE}
+    ap = np.concatenate(class_ap)
     head = {k: float(v[0]) for k, v in point.headline().items()}
     per_class = pd.DataFrame({"category_id": m.categories, "AP": point.ap[0]})
-    bounds = [interval(boot.ap[:, k], point.ap[0, k]) for k in range(len(m.categories))]
+    bounds = [interval(ap[:, k], point.ap[0, k]) for k in range(len(m.categories))]
     per_class["AP low"] = [b[0] for b in bounds]
     per_class["AP high"] = [b[1] for b in bounds]
     return Bootstrap(head, {k: interval(v, head[k]) for k, v in samples.items()}, per_class,
-                     resamples,
-                     seed, samples)
+                     resamples, seed, samples)
 
 
 @dataclass
@@ -181,15 +179,18 @@ def paired(a: CocoMatches, b: CocoMatches, name_a: str = "A", name_b: str = "B",
     resamples = check_resamples(resamples)
     ones = point_weights(a.n_images)
     pa, pb = weighted(a, ones), weighted(b, ones)
-    parts = [(weighted(a, w), weighted(b, w)) for w in weight_chunks(a.n_images, resamples, seed)]
-    ba, bb = _joined([x for x, _ in parts]), _joined([y for _, y in parts])
-    head_a, head_b = ba.headline(), bb.headline()
+    heads, class_diff = [], []       # per chunk: what is kept (not all per-class arrays)
+    for w in weight_chunks(a.n_images, resamples, seed):
+        wa, wb = weighted(a, w), weighted(b, w)
+        ha, hb = wa.headline(), wb.headline()
+        heads.append({k: hb[k] - ha[k] for k in HEADLINE})
+        class_diff.append((wb.ap - wa.ap).astype(np.float32))
     delta = {k: float(pb.headline()[k][0] - pa.headline()[k][0]) for k in HEADLINE}
-    diffs = {k: head_b[k] - head_a[k] for k in HEADLINE}
+    diffs = {k: np.concatenate([h[k] for h in heads]) for k in HEADLINE}
     with np.errstate(invalid="ignore"):
         better = {k: float(np.mean(d[np.isfinite(d)] > 0)) if np.isfinite(d).any()
                   else float("nan") for k, d in diffs.items()}
-    dk = bb.ap - ba.ap
+    dk = np.concatenate(class_diff)
     bounds = [interval(dk[:, k], pb.ap[0, k] - pa.ap[0, k], bounds=(-1.0, 1.0))
               for k in range(len(a.categories))]
     per_class = pd.DataFrame({"category_id": a.categories, "ΔAP": pb.ap[0] - pa.ap[0],
