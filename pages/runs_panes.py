@@ -27,7 +27,7 @@ def console(selected: list) -> None:
             st.info(out.note)
         else:
             st.code(out.text or "(empty)", language=None, height=420)
-            st.caption(f"The last {out.shown / 1024:,.0f} KB of {out.size / 1024:,.0f} KB"
+            st.caption(f"The last {_size(out.shown)} of {_size(out.size)}"
                        + (" · following the running run" if info.state == "running" else ""))
         with ui.showing_errors():
             metrics = run_system.system_metrics(info)
@@ -35,12 +35,12 @@ def console(selected: list) -> None:
                 st.info(metrics.note)
                 return
             frame = metrics.frame
-            groups = [g for g in run_system.GROUPS if metrics.group(g)]
-            for col, group in zip(st.columns(2) * len(groups), groups):
-                col.plotly_chart(plots.curves([(k, frame["seconds"], frame[k])
-                                               for k in metrics.group(group)], group,
-                                              "seconds since the first sample"),
-                                 key=f"system_{group}")
+            charts = metrics.charts()
+            for col, (title, keys) in zip(st.columns(2) * len(charts), charts):
+                name = f"{title}: {keys[0]}" if len(keys) == 1 else title   # no legend
+                col.plotly_chart(plots.curves([(k, frame["seconds"], frame[k]) for k in keys],
+                                              name, "seconds since the first sample"),
+                                 key=f"system_{title}")
             if metrics.left_out:
                 st.caption(f"{metrics.left_out} values that were not finite numbers were "
                            "left out.")
@@ -128,3 +128,8 @@ def report(selected: list, config_keys: list[str], summary_keys: list[str], patt
             sections.append(section)
     return html_report.render("Run comparison", f"{len(selected)} runs compared in Lens",
                               sections)
+
+
+def _size(n: int) -> str:
+    return f"{n:,} bytes" if n < 1024 else f"{n / 1024:,.0f} KB" if n < 2**20 else \
+        f"{n / 2**20:,.1f} MB"

@@ -30,6 +30,20 @@ class SystemMetrics:
     left_out: int = 0        # values that were not finite numbers
     note: str = ""
 
+    def charts(self) -> list[tuple[str, list[str]]]:
+        """(title, columns) per chart: each group split by unit, so a percentage is never
+        drawn on the scale of megabytes."""
+        out = []
+        for name in GROUPS:
+            units: dict[str, list[str]] = {}
+            for c in self.group(name):
+                unit = ("MB" if c.endswith(("MB", "GB", "Bytes")) else
+                        "%" if "percent" in c.lower() or c in ("cpu",) or c.endswith(
+                            (".gpu", ".memory")) else "")
+                units.setdefault(unit, []).append(c)
+            out += [(f"{name} ({u})" if u else name, cols) for u, cols in units.items()]
+        return out
+
     def group(self, name: str) -> list[str]:
         """The columns of one group (CPU, Memory, GPU, Disk, Network)."""
         prefixes = GROUPS[name]

@@ -23,6 +23,9 @@ def test_stats_written_by_wandb(tmp_path):
     assert len(m.frame) >= 2 and m.frame["seconds"].iloc[0] == 0
     assert "cpu" in m.group("CPU") and "memory_percent" in m.group("Memory")
     assert m.frame["seconds"].is_monotonic_increasing
+    charts = dict(m.charts())
+    assert "memory_percent" in charts["Memory (%)"] and all(
+        k.endswith("MB") for k in charts.get("Memory (MB)", []))
 
 
 def test_nan_text_and_no_stats(tmp_path):
