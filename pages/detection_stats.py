@@ -189,8 +189,7 @@ def view(board: dict, dataset, fingerprint: str, score_thr: float,
         pick = st.selectbox("Show the images of", [w.slice.name for w in worst],
                             key="slice_images")
         chosen = next(w.slice for w in worst if w.slice.name == pick)
-        gallery(slices.Slicer(dataset, board[model].detections,
-                              matched[model]).images_of(chosen))
+        gallery(slices.images_of(dataset, chosen))
 
 
 def calibration_view(board: dict, fingerprint: str, digests: dict, score_thr: float,

@@ -20,6 +20,7 @@ falls below the whole set's, and gives the top ones bootstrap intervals.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -238,7 +239,9 @@ class Slicer:
     def __init__(self, dataset: CocoDataset, dets: dict[int, Detections],
                  base: coco_matching.CocoMatches | None = None):
         self.dataset, self.dets = dataset, dets
-        self.prepared = coco_matching.prepare(dataset, dets, base.dataset_key if base else None)
+        self.prepared = (base.prepared if base is not None and base.prepared is not None
+                         else coco_matching.prepare(dataset, dets,
+                                                    base.dataset_key if base else None))
         self.base = base or coco_matching.coco_matches(dataset, prepared=self.prepared)
         self._matched: dict[Slice, coco_matching.CocoMatches] = {}     # the last few slices
 
@@ -260,11 +263,9 @@ class Slicer:
 
     def _ap(self, s: Slice, w: weighted_coco.Weighted) -> np.ndarray:
         per_class = w.ap if s.classes is None else w.ap[:, list(s.classes)]
-        with np.errstate(all="ignore"):
-            import warnings
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                return np.nanmean(per_class, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)     # a weighting without a class
+            return np.nanmean(per_class, 1)
 
     def ap(self, s: Slice) -> float:
         m = self.matches(s)
@@ -282,26 +283,26 @@ class Slicer:
                                                           s.images)])
         return SliceResult(s, point, *intervals.interval(samples, point))
 
-    def images_of(self, s: Slice) -> list[int]:
-        """The dataset image ids a slice covers (for the gallery)."""
-        ids = self.dataset.image_ids
-        if s.images is not None:
-            return [ids[k] for k in s.images]
-        anns = self.dataset.data["annotations"]
-        if s.counted is not None:
-            return sorted({anns[k]["image_id"] for k in s.counted})
-        if s.area is not None:
-            low, high = s.area
-            return sorted({a["image_id"] for a in anns if low <= a.get("area", 0) <= high})
-        cats = sorted(self.dataset.categories)
-        wanted = {cats[k] for k in s.classes or ()}
-        return sorted({a["image_id"] for a in anns if a["category_id"] in wanted})
+
+def images_of(dataset: CocoDataset, s: Slice) -> list[int]:
+    """The dataset image ids a slice covers (for the gallery)."""
+    ids = dataset.image_ids
+    if s.images is not None:
+        return [ids[k] for k in s.images]
+    anns = dataset.data["annotations"]
+    if s.counted is not None:
+        return sorted({anns[k]["image_id"] for k in s.counted})
+    if s.area is not None:
+        low, high = s.area
+        return sorted({a["image_id"] for a in anns if low <= a.get("area", 0) <= high})
+    cats = sorted(dataset.categories)
+    wanted = {cats[k] for k in s.classes or ()}
+    return sorted({a["image_id"] for a in anns if a["category_id"] in wanted})
 
 
 def table(slicer: Slicer, slices: list[Slice]) -> pd.DataFrame:
     """Every slice's AP and its gap to the whole set's (point estimates), worst first."""
-    whole = float(slicer.base and weighted_coco.weighted(
-        slicer.base, intervals.point_weights(slicer.base.n_images)).headline()["AP"][0])
+    whole = slicer.ap(Slice("all", "image", 0))
     rows = [{"slice": s.name, "kind": s.kind, "objects": s.objects, "AP": slicer.ap(s)}
             for s in slices]
     frame = pd.DataFrame(rows, columns=["slice", "kind", "objects", "AP"])

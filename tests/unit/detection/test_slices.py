@@ -37,7 +37,7 @@ def test_an_image_slice_is_faster_coco_eval_on_its_images(population):
     ds, dets, slicer = population
     cands, _ = slices.candidates(ds, 30, pairs=False)
     fog = next(s for s in cands if s.name == "weather = fog")
-    ids = set(slicer.images_of(fog))
+    ids = set(slices.images_of(ds, fog))
     data = {**ds.data, "images": [im for im in ds.data["images"] if im["id"] in ids],
             "annotations": [a for a in ds.data["annotations"] if a["image_id"] in ids]}
     alone = datasets.CocoDataset(ds.annotations_path, ds.images_dir, data)
