@@ -174,7 +174,7 @@ def importance_bars(parameters: Sequence[str], importance: Sequence[float],
                            hovertemplate="%{y}<br>importance %{x:.3f}<br>%{text}<extra></extra>"))
     if floor is not None:
         fig.add_vline(x=floor, line_dash="dash", line_color="#888888",
-                      annotation_text="noise floor")
+                      annotation_text="noise floor", annotation_position="bottom right")
     fig.update_layout(title=f"Parameter importance for {metric}", xaxis_title="importance "
                       "(random forest)", height=80 + 28 * len(names), **_LAYOUT)
     return fig
