@@ -142,8 +142,9 @@ def get() -> Settings:
 
 
 def cache_dir(*parts: str) -> Path:
-    """A folder under LENS_CACHE (not created)."""
-    return get().cache.joinpath(*parts)
+    """A folder under LENS_CACHE (not created); read alone, as `get` reads it (hot paths
+    ask for it once per file)."""
+    return Path(_text("LENS_CACHE")).expanduser().joinpath(*parts)
 
 
 assert len(SETTINGS) == len(fields(Settings)), "every setting has a field"

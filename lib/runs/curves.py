@@ -97,11 +97,16 @@ def group_band(histories: list[pd.DataFrame], metric: str, x_axis: str = "_step"
     """
     xs, ys = [], []
     for h in histories:
-        if metric in h:
-            f = pd.DataFrame({"x": x_values(h, x_axis), "y": h[metric]}).dropna()
-            f = f.sort_values("x", kind="stable")
-            xs.append(f["x"].to_numpy())
-            ys.append(smooth_ema(f["y"].astype(float), smoothing).to_numpy())
+        if metric in h and (x_axis in h or x_axis == "wall time"):
+            x = x_values(h, x_axis).to_numpy(dtype=float, na_value=np.nan)
+            y = h[metric].to_numpy(dtype=float, na_value=np.nan)
+            keep = ~(np.isnan(x) | np.isnan(y))
+            x, y = x[keep], y[keep]
+            if len(x) > 1 and (np.diff(x) < 0).any():
+                order = np.argsort(x, kind="stable")
+                x, y = x[order], y[order]
+            xs.append(x)
+            ys.append(smooth_ema(pd.Series(y), smoothing).to_numpy() if smoothing > 0 else y)
     if not xs:
         return pd.DataFrame(columns=["x", "mean", "min", "max", "runs"])
     x, y = np.concatenate(xs), np.concatenate(ys)

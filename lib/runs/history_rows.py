@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -143,11 +144,12 @@ def _values(s: Scan, starts: np.ndarray, lens: np.ndarray, text: bytes) -> tuple
         return values, bad
 
 
-def history_table(s: Scan):
+def history_table(s: Scan, keys: Collection[str] | None = None):
     """The history rows of a scan as a pandas DataFrame (one row per history record, one
     column per key, as `pd.DataFrame(list_of_row_dicts)` would build it), and how many rows
     were dropped because a value is not JSON. Values are parsed with one `json.loads` per
-    column, so a 100k-step history costs a few parsing calls instead of a dict per row."""
+    column, so a 100k-step history costs a few parsing calls instead of a dict per row.
+    `keys`: only these columns (and `_step`) are parsed; rows are kept as they are."""
     from wandb.proto import wandb_internal_pb2 as pb  # heavy: imported on first use
 
     cap = int(np.count_nonzero(s.kind == HISTORY))
@@ -176,6 +178,8 @@ def history_table(s: Scan):
         i0 = int(first_item[k])
         history_item.ParseFromString(s.bytes_at(int(start[i0]), int(length[i0])))
         name = history_item.key or ".".join(history_item.nested_key)   # as leet names it
+        if keys is not None and name not in keys and name != "_step":
+            continue
         values, bad = _values(s, vstart[idx], vlen[idx],
                               text[seg_start[k]:seg_end[k]].tobytes())
         bad_rows[row[idx][bad]] = True

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -30,33 +31,54 @@ from lib.runs.info import ReadProblem, RunInfo, info_from_summary
 SAMPLE_RUNS = settings.PROJECT_ROOT / "samples" / "runs"
 
 
-def find_run_files(root: str | Path) -> list[Path]:
-    """Every `.wandb` log under `root` (a wandb dir, a run dir, a file, or a folder of them)."""
+RUN_FOLDERS = ("offline-run-", "run-")
+
+
+def list_logs(root: str | Path) -> list[tuple[str, int, int]]:
+    """(path, size, modification ns) of every `.wandb` log under `root`: a log in `root`
+    itself or directly in a run folder (`offline-run-*`, `run-*`). Run folders' own subfolders
+    (files/, logs/) are not walked, nor links to folders; a linked log is read only if it
+    resolves inside `root`."""
     root = Path(root)
     if root.is_file():
-        return [root] if root.suffix == ".wandb" else []
+        st = root.stat()
+        return [(str(root), st.st_size, st.st_mtime_ns)] if root.suffix == ".wandb" else []
     if not root.is_dir():
         raise RunReadError(f"'{root.name}' is not a folder.")
-    found = []
-    for path in sorted(root.rglob("*.wandb")):
-        parts = path.parts
-        if "latest-run" in parts or contained(path, root) is None or not path.is_file():
-            continue   # links out of the folder are not read
-        if path.parent.name.startswith(("offline-run-", "run-")) or path.parent == root:
-            found.append(path)
-    return found
+    found, stack = [], [str(root)]
+    while stack:
+        folder = stack.pop()
+        is_run = folder == str(root) or os.path.basename(folder).startswith(RUN_FOLDERS)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name != "latest-run" and (folder == str(root) or not is_run):
+                    stack.append(entry.path)
+            elif is_run and entry.name.endswith(".wandb"):
+                if entry.is_symlink() and contained(entry.path, root) is None:
+                    continue                    # links out of the folder are not read
+                try:
+                    st = entry.stat()
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    found.append((entry.path, st.st_size, st.st_mtime_ns))
+    return sorted(found)
+
+
+def find_run_files(root: str | Path) -> list[Path]:
+    """Every `.wandb` log under `root` (a wandb dir, a run dir, a file, or a folder of them)."""
+    return [Path(path) for path, _, _ in list_logs(root)]
 
 
 def folder_stamp(root: str | Path) -> tuple[int, int, int]:
     """(logs, total bytes, newest modification) of the run logs under `root`: changes when a
     run is added, removed or grows, so a cached run table keyed by it is re-read then."""
-    sizes, newest = 0, 0
-    files = find_run_files(root)
-    for path in files:
-        st = path.stat()
-        sizes += st.st_size
-        newest = max(newest, st.st_mtime_ns)
-    return len(files), sizes, newest
+    logs = list_logs(root)
+    return len(logs), sum(size for _, size, _ in logs), max((m for _, _, m in logs), default=0)
 
 
 def _cache_key(path: Path, kind: str) -> Path:
@@ -101,25 +123,31 @@ def scan_log(path: Path, offset: int = 0, verify: np.ndarray = scanner.ALL,
 def read_run_info(path: Path, source: str = "offline") -> RunInfo:
     """Metadata, config and summary of one offline run, as `wandb leet inspect --summary`
     gives them (a test checks), read in-process by `lib.runs.scanner` and cached on disk."""
-    def build() -> RunInfo:
-        scanned = scan_log(path, verify=scanner.METADATA, reuse=True)
-        data = summary.summarize(scanned)
-        if not data["run_id"]:
-            raise RunReadError(f"{path.parent.name}: the log has no run record (empty, or not "
-                               "a W&B run)")
-        info = info_from_summary(data, str(path), source)
-        info.dropped = scanned.corrupt + scanned.undecodable
-        return info
     return journal.cached(_cache_key(path, "info.json"),
-                   lambda f: RunInfo(**json.loads(f.read_text())), build,
-                   lambda info, f: f.write_text(json.dumps(asdict(info), default=str)))
+                          lambda f: RunInfo(**json.loads(f.read_text())),
+                          lambda: _run_info(path, source),
+                          lambda info, f: f.write_text(json.dumps(asdict(info), default=str)))
 
 
-def history_frame(scanned: scanner.Scan) -> pd.DataFrame:
-    """The history rows of a scan as a frame; rows whose values are not JSON are dropped and
-    counted in `frame.attrs["dropped"]` with the scan's corrupt records."""
-    frame, bad_rows = history_rows.history_table(scanned)
-    frame = frame[[c for c in frame.columns if not str(c).startswith("_wandb")]]
+def _run_info(path: Path, source: str) -> RunInfo:
+    """A run's metadata, config and summary read from its log (no cache)."""
+    scanned = scan_log(path, verify=scanner.METADATA, reuse=True)
+    data = summary.summarize(scanned)
+    if not data["run_id"]:
+        raise RunReadError(f"{path.parent.name}: the log has no run record (empty, or not "
+                           "a W&B run)")
+    info = info_from_summary(data, str(path), source)
+    info.dropped = scanned.corrupt + scanned.undecodable
+    return info
+
+
+def history_frame(scanned: scanner.Scan, keys: Collection[str] | None = None) -> pd.DataFrame:
+    """The history rows of a scan as a frame (only `keys` and `_step`, when given); rows
+    whose values are not JSON are dropped and counted in `frame.attrs["dropped"]` with the
+    scan's corrupt records."""
+    frame, bad_rows = history_rows.history_table(scanned, keys)
+    if any(str(c).startswith("_wandb") for c in frame.columns):
+        frame = frame[[c for c in frame.columns if not str(c).startswith("_wandb")]]
     frame.attrs["dropped"] = scanned.corrupt + scanned.undecodable + bad_rows
     return frame
 
@@ -139,17 +167,50 @@ def _unreadable(path: str | Path, exc: Exception) -> RunReadError:
     return RunReadError(f"{Path(path).parent.name}: not a readable W&B run log ({exc})")
 
 
-def read_histories(paths: Iterable[str | Path], workers: int | None = None
+def read_columns(path: Path, keys: Collection[str]) -> pd.DataFrame:
+    """Some columns of a run's history (those of `keys` it has, and `_step`): from the disk
+    cache when the whole history is there, else parsed from the log alone (not cached: at
+    sweep scale, a few columns of a short log parse faster than a cache file is written)."""
+    cache = _cache_key(path, "history.parquet")
+    if cache.is_file():
+        frame = read_history(path)
+        return frame[[c for c in frame.columns if c in keys or c == "_step"]]
+    return history_frame(scan_log(path, reuse=True), keys)
+
+
+def read_histories(paths: Iterable[str | Path], workers: int | None = None,
+                   keys: Collection[str] | None = None
                    ) -> dict[str, pd.DataFrame | RunReadError]:
-    """Histories of several offline runs, read in parallel: {path: frame, or the error}."""
+    """Histories of several offline runs, read in parallel: {path: frame, or the error}.
+    `keys`: only these columns (see `read_columns`), for curves of many runs at once."""
     def one(path: str | Path):
         try:
-            return read_history(Path(path))
+            return read_history(Path(path)) if keys is None else read_columns(Path(path), keys)
         except (RunReadError, OSError, ValueError) as exc:
             return _unreadable(path, exc)
     paths = [str(p) for p in paths]
+    batches = [paths[i:i + 16] for i in range(0, len(paths), 16)]   # see load_offline
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
-        return dict(zip(paths, pool.map(one, paths)))
+        read = pool.map(lambda batch: [one(p) for p in batch], batches)
+        return dict(zip(paths, (frame for frames in read for frame in frames)))
+
+
+def _index_path(root: Path, source: str) -> Path:
+    digest = hashlib.sha256(f"{root.resolve()}|{source}".encode()).hexdigest()
+    return settings.cache_dir("runs") / f"{digest[:32]}.index.json"
+
+
+def _read_index(path: Path) -> dict:
+    """A folder's run index ({log: [size, mtime, info or None, problem or None]}); an index
+    that cannot be read (torn by a kill, or another version's) is an empty one."""
+    try:
+        index = json.loads(path.read_bytes())
+        return index["logs"] if index.get("version") == INDEX_VERSION else {}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+INDEX_VERSION = 1
 
 
 def load_offline(root: str | Path, source: str = "offline",
@@ -157,23 +218,52 @@ def load_offline(root: str | Path, source: str = "offline",
                  workers: int | None = None) -> tuple[list[RunInfo], list[ReadProblem]]:
     """All runs under `root`; runs that cannot be read are reported, the others returned.
 
-    Logs are scanned on `workers` threads (default: one per core); the compiled scanner
-    releases the GIL, so they run in parallel.
+    A folder's runs are kept in one index file in Lens's cache, each entry keyed by its log's
+    size and modification time, so a second load reads one file and only the logs that
+    changed. Logs are scanned on `workers` threads (default: one per core); the compiled
+    scanner releases the GIL, so they run in parallel.
     """
-    files = find_run_files(root)
-    tick = Ticker(len(files), progress)
+    root = Path(root)
+    logs = list_logs(root)
+    index_file = _index_path(root, source)
+    old = _read_index(index_file)
+    index, todo = {}, []
+    for path, size, mtime in logs:
+        entry = old.get(path)
+        if isinstance(entry, list) and len(entry) == 4 and entry[:2] == [size, mtime]:
+            index[path] = entry
+        else:
+            todo.append((path, size, mtime))
+    tick = Ticker(len(todo), progress)
+
+    def one(log: tuple[str, int, int]) -> list:
+        path, size, mtime = log
+        try:
+            return [size, mtime, asdict(_run_info(Path(path), source)), None]
+        except (RunReadError, OSError, ValueError) as exc:
+            return [size, mtime, None, str(_unreadable(path, exc))]
+
+    # batches, not one task per log: fewer hand-overs of the GIL between the threads
+    batches = [todo[i:i + 64] for i in range(0, len(todo), 64)]
+    if todo:
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+            done = 0
+            for batch, entries in zip(batches, pool.map(lambda b: [one(x) for x in b], batches)):
+                index.update((log[0], entry) for log, entry in zip(batch, entries))
+                done += len(batch)
+                tick(done)
+    if todo or len(index) != len(old):
+        try:
+            journal.write_atomic(index_file, json.dumps(
+                {"version": INDEX_VERSION, "logs": index}, default=str))
+        except OSError:
+            pass                                  # a full disk: the next load reads again
     infos: list[RunInfo] = []
     problems: list[ReadProblem] = []
-
-    def one(path: Path):
-        try:
-            return read_run_info(path, source)
-        except (RunReadError, OSError, ValueError) as exc:
-            return ReadProblem(str(path), str(_unreadable(path, exc)))
-
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
-        for done, result in enumerate(pool.map(one, files), 1):
-            (problems if isinstance(result, ReadProblem) else infos).append(result)
-            tick(done)
+    for path, _, _ in logs:
+        _, _, info, problem = index[path]
+        if info is None:
+            problems.append(ReadProblem(path, problem))
+        else:
+            infos.append(RunInfo(**info))
     return infos, problems
-

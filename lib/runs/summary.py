@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from lib.runs.scanner import CONFIG, EXIT, RUN, SUMMARY, Scan
+from lib.runs.scanner import CONFIG, EXIT, RUN, SUMMARY, Scan, njit
 
 
 def _set(target: dict, key: str, path: list[str], value_json: str) -> None:
@@ -48,6 +48,24 @@ def _go_time(seconds: int, nanos: int) -> str:
     return f"{text}.{frac}Z" if frac else f"{text}Z"
 
 
+@njit(cache=True, nogil=True)
+def _wanted(kind, signature, keep):
+    """In file order: the config, run and exit records, and the last summary record of each
+    signature, among the records `keep` marks."""
+    seen = set()
+    chosen = np.zeros(len(kind), dtype=np.bool_)
+    for i in range(len(kind) - 1, -1, -1):
+        if not keep[i]:
+            continue
+        if kind[i] == SUMMARY:
+            if signature[i] not in seen:
+                seen.add(signature[i])
+                chosen[i] = True
+        elif kind[i] == CONFIG or kind[i] == RUN or kind[i] == EXIT:
+            chosen[i] = True
+    return np.flatnonzero(chosen)
+
+
 def summarize(s: Scan, into: dict | None = None) -> dict:
     """A run's metadata, config and summary, as `wandb leet inspect --summary --json` prints
     them (its keys: run_id, name, project, entity, tags, notes, start_time, state, exit_code,
@@ -63,17 +81,13 @@ def summarize(s: Scan, into: dict | None = None) -> dict:
 
     keep = np.ones(len(s), dtype=bool)
     while True:        # the last summary record of each signature, among uncorrupted ones
-        summaries = np.flatnonzero((s.kind == SUMMARY) & keep)
-        reverse = s.signature[summaries][::-1]
-        _, last = np.unique(reverse, return_index=True)
-        chosen = summaries[len(summaries) - 1 - last]
-        bad = [i for i in chosen.tolist() if not s.check(i)]
+        wanted = _wanted(s.kind, s.signature, keep)
+        bad = [i for i in wanted.tolist() if s.kind[i] == SUMMARY and not s.check(i)]
         if not bad:
             break
         for i in bad:
             keep[s.drop_from(i)] = False
             s.corrupt += 1
-    wanted = np.union1d(np.flatnonzero(np.isin(s.kind, (CONFIG, RUN, EXIT)) & keep), chosen)
     out: dict = into if into is not None else {
         "run_id": "", "name": "", "project": "", "entity": "", "tags": [], "notes": "",
         "start_time": "", "state": "running", "exit_code": None, "config": {}, "summary": {}}

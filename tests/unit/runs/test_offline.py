@@ -259,3 +259,68 @@ def test_a_row_with_a_value_that_is_not_json_is_dropped_and_counted(tmp_path):
     hist = runs.read_history(log)
     assert hist["_step"].tolist() == [0, 2, 3] and hist.attrs["dropped"] == 1
     assert hist["loss"].tolist() == [0.5, 0.3, 0.125]
+
+
+def test_a_folders_index_rereads_only_the_logs_that_changed(project, tmp_path, monkeypatch):
+    """One index file per folder: a second load reads no log; a log that grew is read again
+    alone; an index torn by a kill is rebuilt from the logs."""
+    import shutil
+    root = tmp_path / "copy"
+    shutil.copytree(project, root)
+    first, _ = runs.load_offline(root)
+    grown = runs.find_run_files(root)[0]
+    with open(grown, "ab") as f:                    # a running run appended a cut-off record
+        f.write(b"\x00\x01")
+    read = []
+    real = offline._run_info
+    monkeypatch.setattr(offline, "_run_info", lambda p, s: read.append(p) or real(p, s))
+    again, problems = runs.load_offline(root)
+    assert read == [grown] and not problems
+    assert sorted(r.summary["best"] for r in again) == sorted(r.summary["best"] for r in first)
+    index = offline._index_path(root, "offline")
+    index.write_bytes(index.read_bytes()[: index.stat().st_size // 2])
+    read.clear()
+    assert len(runs.load_offline(root)[0]) == 3 and len(read) == 3
+
+
+def test_the_walk_skips_run_subfolders_and_links_out(project, tmp_path):
+    """Logs sit directly in run folders: a `.wandb` file inside a run's files/ is not a run,
+    and a log linked from outside the folder is not read."""
+    import shutil
+    root = tmp_path / "walk"
+    shutil.copytree(project, root)
+    run_dir = runs.find_run_files(root)[0].parent
+    (run_dir / "files").mkdir(exist_ok=True)
+    shutil.copy(runs.find_run_files(root)[0], run_dir / "files" / "run-stray.wandb")
+    outside = tmp_path / "outside.wandb"
+    shutil.copy(runs.find_run_files(root)[0], outside)
+    linked = root / "wandb" / "offline-run-linked"
+    linked.mkdir()
+    (linked / "run-linked.wandb").symlink_to(outside)
+    assert len(runs.find_run_files(root)) == 3
+    assert runs.folder_stamp(root)[0] == 3
+
+
+def test_some_columns_of_a_history(project):
+    path = runs.find_run_files(project)[0]
+    cold = runs.read_columns(path, {"val/acc"})                  # parsed from the log alone
+    full = runs.read_history(path)
+    assert set(cold.columns) == {"_step", "val/acc"}
+    pd.testing.assert_frame_equal(cold, full[["_step", "val/acc"]], check_like=True)
+    warm = runs.read_columns(path, {"val/acc", "missing"})        # from the cached history
+    pd.testing.assert_frame_equal(warm.reset_index(drop=True), cold[list(warm.columns)])
+
+
+def test_a_folder_of_ten_thousand_empty_runs(tmp_path, monkeypatch):
+    """10,000 run folders whose logs are empty: each is counted as a problem, once (the
+    folder's index keeps them), and the second load reads none of them."""
+    for i in range(10_000):
+        d = tmp_path / "wandb" / f"offline-run-x-{i:05d}"
+        d.mkdir(parents=True)
+        (d / f"run-{i:05d}.wandb").write_bytes(b"")
+    infos, problems = runs.load_offline(tmp_path)
+    assert not infos and len(problems) == 10_000
+    assert runs.problem_reasons(problems) == [("not a readable W&B run log (bad header)",
+                                               10_000)]
+    monkeypatch.setattr(offline, "_run_info", lambda *a: pytest.fail("read again"))
+    assert len(runs.load_offline(tmp_path)[1]) == 10_000
