@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -83,28 +83,63 @@ def curves(lines: Sequence[tuple[str, Sequence[float], Sequence[float]]], metric
     return fig
 
 
-def parallel_coordinates(columns: dict[str, Sequence], metric: str, values: Sequence[float],
-                         best: int | None = None) -> go.Figure:
-    """One line per run across config axes, coloured by the metric; the best run on top."""
+def parallel_coordinates(columns: dict[str, Sequence[float]], metric: str,
+                         categories: dict[str, Sequence[str]] | None = None,
+                         best: int | None = None,
+                         brush: dict[str, Sequence[tuple[float, float]]] | None = None,
+                         log: Collection[str] = ()) -> go.Figure:
+    """One line per run across axes (the last one `metric`), coloured by the metric; WebGL,
+    so ten thousand lines draw. `categories`: axes whose values are indices into these
+    labels. `brush`: each axis's ranges, drawn as Plotly's brushes (a visitor drags more).
+    `log`: axes whose values are log10 of the parameter, ticked as powers of ten."""
+    categories, brush = categories or {}, brush or {}
     dims = []
     for name, col in columns.items():
-        col = list(col)
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in col):
-            dims.append(dict(label=name, values=col))
-        else:
-            cats = sorted({str(v) for v in col})
-            dims.append(dict(label=name, values=[cats.index(str(v)) for v in col],
-                             tickvals=list(range(len(cats))), ticktext=cats))
-    dims.append(dict(label=metric, values=list(values)))
-    title = f"{metric} by config"
+        dim = dict(label=name, values=[None if v != v else v for v in col])
+        if name in categories:
+            dim.update(tickvals=list(range(len(categories[name]))),
+                       ticktext=list(categories[name]))
+        elif name in log and np.isfinite(col).any():
+            powers = list(range(int(np.ceil(np.nanmin(col) - 1e-9)),
+                                int(np.floor(np.nanmax(col) + 1e-9)) + 1))
+            dim.update(tickvals=powers,
+                       ticktext=[f"1e{p}" for p in powers])
+        if brush.get(name):
+            ranges = [list(r) for r in brush[name]]
+            dim["constraintrange"] = ranges[0] if len(ranges) == 1 else ranges
+        dims.append(dim)
+    values = list(columns[metric]) if metric in columns else []
+    title = f"{metric} by config · {len(values):,} runs"
     if best is not None:
-        title += f" · best run highlighted ({metric} = {values[best]:.4g})"
-    fig = go.Figure(go.Parcoords(line=dict(color=list(values), colorscale="Viridis",
-                                           showscale=True), dimensions=dims))
-    if best is not None:
-        fig.data[0].dimensions[-1]["constraintrange"] = [values[best] - 1e-9, values[best] + 1e-9]
+        title += f" · best {values[best]:.4g}"
+    fig = go.Figure(go.Parcoords(line=dict(color=[None if v != v else v for v in values],
+                                           colorscale="Viridis", showscale=True),
+                                 dimensions=dims, unselected=dict(line=dict(opacity=0.05))))
     fig.update_layout(title=title, height=460, template="plotly_dark",
                       margin=dict(l=60, r=40, t=100, b=30))
+    return fig
+
+
+def summary_scatter(x: Sequence[float], y: Sequence[float], names: Sequence[str], x_title: str,
+                    y_title: str, log_x: bool = False) -> go.Figure:
+    """A point per run (WebGL): a box or lasso drawn on it selects runs."""
+    fig = go.Figure(go.Scattergl(x=list(x), y=list(y), mode="markers", text=list(names),
+                                 marker=dict(size=6, opacity=0.7),
+                                 hovertemplate="%{text}<br>%{x}<br>%{y}<extra></extra>"))
+    fig.update_layout(title=f"{y_title} against {x_title} · {len(names):,} runs",
+                      xaxis_title=x_title, yaxis_title=y_title, dragmode="select",
+                      xaxis_type="log" if log_x else "linear", height=420, **_LAYOUT)
+    return fig
+
+
+def interaction_bars(pairs: Sequence[str], strength: Sequence[float], metric: str) -> go.Figure:
+    """Friedman's H per pair of parameters, strongest on top."""
+    fig = go.Figure(go.Bar(x=list(strength)[::-1], y=list(pairs)[::-1], orientation="h",
+                           text=[f"{h:.2f}" for h in list(strength)[::-1]],
+                           textposition="auto", marker_color="#7aa2f7"))
+    fig.update_layout(title=f"Interaction strength for {metric}", xaxis_title="H (0: none, "
+                      "1: all interaction)", xaxis_range=[0, 1], height=80 + 30 * len(pairs),
+                      **_LAYOUT)
     return fig
 
 

@@ -264,6 +264,34 @@ def clickable_image(image, key: str):
 _coordinates = None      # the declared component, once
 
 
+def plotly_brush(chart_key: str, version: int, key: str) -> dict:
+    """The brushes drawn on the parallel-coordinates chart with Streamlit key `chart_key`:
+    {axis label: [(low, high), ...]}, or {} when none (or only ones reported before `version`
+    was raised, i.e. since cleared). A JavaScript listener (`lib/frontend/plotly_brush.js`),
+    no frame of its own: the chart stays an ordinary `st.plotly_chart`."""
+    global _brush
+    if _brush is None:
+        _brush = st.components.v2.component(
+            "lens_plotly_brush", js=(Path(__file__).parent / "frontend" /
+                                     "plotly_brush.js").read_text())
+    result = _brush(key=key, data={"chart_key": chart_key, "version": version},
+                    on_brush_change=lambda: None)
+    state = getattr(result, "brush", None) if result is not None else None
+    if not isinstance(state, dict) or state.get("version") != version:
+        return {}
+    axes = state.get("axes")
+    out: dict[str, list[tuple[float, float]]] = {}
+    for label, ranges in (axes.items() if isinstance(axes, dict) else ()):
+        pairs = [(float(r[0]), float(r[1])) for r in ranges if isinstance(r, list)
+                 and len(r) == 2 and all(isinstance(v, (int, float)) for v in r)]
+        if pairs and isinstance(label, str):
+            out[label] = pairs
+    return out
+
+
+_brush = None            # the registered component, once
+
+
 def _png_data_url(pixels) -> str:
 
     from PIL import Image  # heavy: imported on first use (see the imports)

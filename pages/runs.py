@@ -17,6 +17,7 @@ from lib.core.errors import LensError
 from lib.models import checkpoints
 from lib.runs import sweep
 from pages import runs_panes as panes
+from pages import runs_sweep as sweep_ui
 
 st.title("Runs")
 params = st.query_params
@@ -28,17 +29,6 @@ def offline_runs(root: str, source: str, stamp: tuple):
     (each log's own disk cache still skips the unchanged ones)."""
     infos, problems = runs.load_offline(root, source=source)
     return runs.disambiguate(infos), problems
-
-
-@st.cache_data(show_spinner="Loading histories…", max_entries=16)
-def offline_histories(stamped: tuple[tuple[str, int, int], ...]) -> dict:
-    """Histories of (path, size, mtime) logs, read in parallel (a new stamp re-reads)."""
-    return runs.read_histories(path for path, _, _ in stamped)
-
-
-def stamp(path: str) -> tuple[str, int, int]:
-    st_ = paths.Path(path).stat()
-    return path, st_.st_size, st_.st_mtime_ns
 
 
 # -- source -----------------------------------------------------------------------------------
@@ -130,14 +120,30 @@ if not infos:
 # -- run table --------------------------------------------------------------------------------
 
 all_config = sorted(set().union(*(runs.flatten(r.config) for r in infos)))
-all_summary = sorted({k for r in infos for k in r.summary if not k.startswith("_")})
+all_summary, numeric_all = runs.summary_keys(infos)
+by_name = {r.name: r for r in infos}
+if st.session_state.get("_runs_of") != sorted(by_name):   # another folder: fresh selection
+    for key in ("selected", "pc_axes", "scatter_x"):
+        st.session_state.pop(key, None)
+    sweep_ui.clear()
+    st.session_state["_runs_of"] = sorted(by_name)
+brushed = sweep_ui.brushing(infos, all_config, numeric_all)   # the sweep views narrow the table
 c1, c2, c3 = st.columns([2, 2, 2])
 config_cols = c1.multiselect("Config columns", all_config, key="config_cols",
-                             default=[k for k in all_config if k in ("lr", "optimizer")][:4])
+                             default=[k for k in all_config if k in ("lr", "optimizer")][:4],
+                             bind="query-params")
 summary_cols = c2.multiselect("Summary columns", all_summary, key="summary_cols",
-                              default=all_summary[:3])
-text_filter = c3.text_input("Filter runs (name, tag or state contains)", key="run_filter")
-table = runs.filter_table(runs.runs_table(infos, config_cols, summary_cols), text_filter)
+                              default=numeric_all[:3], bind="query-params")
+text_filter = c3.text_input("Filter runs (name, tag or state contains)", key="run_filter",
+                            bind="query-params")
+by_text = runs.filter_table(runs.runs_table(infos, config_cols, summary_cols), text_filter)
+table = runs.filter_table(by_text, names=brushed.names)
+if brushed.names is not None:
+    b1, b2 = st.columns([4, 1])
+    b1.caption(f"{len(table):,} of {len(by_text):,} runs inside the brush on the parallel "
+               f"coordinates" + (f" and the {brushed.picked:,} selected on the scatter"
+                                 if brushed.picked else "") + ".")
+    b2.button("Clear brush", key="clear_brush_table", on_click=sweep_ui.clear)
 links = {r.name: runs.detection_link(r) for r in infos}
 column_config = {}
 if any(links.values()):       # benchmarks logged from the Detection page link back to it
@@ -146,38 +152,35 @@ if any(links.values()):       # benchmarks logged from the Detection page link b
         "open", display_text="Detection ↗", help="Reopen this benchmark on the Detection page "
         "(same data, subset and models)")
 st.dataframe(table, hide_index=True, key="runs_table", column_config=column_config)
-by_name = {r.name: r for r in infos}
 wanted = [n for n in ui.link_text("runs").split(",") if n in by_name]
-if st.session_state.get("_runs_of") != sorted(by_name):   # another folder: fresh selection
-    st.session_state.pop("selected", None)
-    st.session_state["_runs_of"] = sorted(by_name)
 shown = list(table["name"])
-
-
-def select_shown() -> None:
-    st.session_state["selected"] = shown
-
-
-s1, s2 = st.columns([5, 1])
-selected_names = s1.multiselect("Runs to compare (any number)", list(by_name), key="selected",
-                                default=wanted or shown[:4])
-s2.button(f"Compare all {len(shown)} shown", key="select_shown", on_click=select_shown,
-          disabled=not shown)
+s1, s2 = st.columns([4, 2])
+all_shown = s2.toggle(f"Compare all {len(shown):,} shown", key="all_shown", disabled=not shown,
+                      bind="query-params")
+if all_shown:
+    selected_names = shown
+    s1.caption(f"Comparing every run the table shows ({len(shown):,}). Filter, or brush the "
+               "parallel coordinates, to narrow it.")
+else:
+    picked = [n for n in st.session_state.get("selected", []) if n in by_name]
+    selected_names = s1.multiselect("Runs to compare (any number)", list(dict.fromkeys(
+        picked + shown)), key="selected", default=wanted or shown[:4])
+    params["runs"] = ",".join(selected_names) if len(selected_names) <= 100 else ""
 selected = [by_name[n] for n in selected_names]
-params["runs"] = ",".join(selected_names)
 if not selected:
     st.info("Select runs to compare.")
     st.stop()
 
 
 def diff_tab(frame: pd.DataFrame, what: str, key: str) -> None:
-    """A config or summary diff: how many keys differ, then the table (differing first)."""
+    """A config or summary diff: how many keys differ, then the table (differing first; a
+    row per run past `MAX_LINES` runs, a column per run below)."""
     if frame.empty:
         st.info(f"The selected runs have no {what} that differ.")
         return
-    st.caption(f"{frame.attrs['differing']} {what} differ across {len(selected)} runs "
+    st.caption(f"{frame.attrs['differing']} {what} differ across {len(selected):,} runs "
                "(listed first).")
-    st.dataframe(frame.astype(str), key=key)
+    st.dataframe((frame.T if len(selected) > panes.MAX_LINES else frame).astype(str), key=key)
 
 
 def config_view() -> None:
@@ -191,47 +194,6 @@ def summary_view() -> None:
     show_all_summary = st.toggle("Show equal metrics too", key="summary_all")
     diff_tab(runs.summary_diff(selected, all_keys=show_all_summary), "summary metrics",
              "summary_diff")
-
-
-def histories_of(chosen: list[runs.RunInfo], live: bool) -> tuple[dict[str, pd.DataFrame], set]:
-    """History frames by run name; offline runs followed live when asked."""
-    histories: dict[str, pd.DataFrame] = {}
-    notes = set()
-    offline = [r for r in chosen if r.source != "cloud"]
-    if live:
-        followed = st.session_state.setdefault("live_runs", {})   # released with the session
-        for r in offline:
-            tail = followed.setdefault(r.path, runs.LiveRun(r.path, r.source))
-            try:
-                tail.poll()
-                histories[r.name] = tail.history
-                notes.add(f"live:{r.name}: {tail.info.state}")
-            except (LensError, OSError) as exc:
-                st.error(f"{r.name}: {exc}")
-    elif offline:
-        try:
-            read = offline_histories(tuple(stamp(r.path) for r in offline))
-        except OSError as exc:
-            read = {}
-            st.error(f"Could not read a run log: {exc}")
-        for r in offline:
-            frame = read.get(r.path)
-            if isinstance(frame, LensError):
-                ui.show_error(frame)
-            elif frame is not None:
-                histories[r.name] = frame
-                if frame.attrs.get("dropped"):
-                    st.warning(f"{r.name}: {frame.attrs['dropped']} corrupt records (bad "
-                               "checksum or values) were skipped.")
-    for r in chosen:
-        if r.source == "cloud":
-            try:
-                histories[r.name], note = runs.cloud_history(
-                    r, api=runs.client_for(ui.session_id()))
-                notes.add(note)
-            except LensError as exc:
-                st.error(f"{r.name}: {exc}")
-    return histories, notes
 
 
 def curves_view() -> None:
@@ -248,15 +210,29 @@ def curves_view() -> None:
     log_y = k4.toggle("log y", key="log_y")
     group_key = st.selectbox("Group runs by config key", ["(none)"] + all_config, key="group_by")
     params["metrics"], params["smooth"] = pattern, str(smoothing)
+    x_axis, metrics, numeric, keys = "_step", [], [], None
+
+    many = len(selected) > panes.MAX_LINES and not live
+    if many:                         # columns named in the summaries: only those are read
+        numeric = runs.summary_keys(selected)[1]
+        x_axis = k2.selectbox("x axis", ["_step", "wall time"] + numeric, key="x_axis")
+        metrics = runs.match_metrics(numeric, pattern)
+        wall = ("_timestamp", "_runtime") if x_axis == "wall time" else (x_axis,)
+        keys = tuple(sorted(set(metrics) | set(wall)))
+        st.caption(f"{len(selected):,} runs: each metric drawn as the mean and min–max band "
+                   + ("of each group" if group_key != "(none)" else "of all of them")
+                   + f" (single lines up to {panes.MAX_LINES} runs).")
 
     @st.fragment(run_every=3.0 if live else None)
     def draw_curves() -> None:
+        nonlocal x_axis, metrics, numeric
         # offline logs show their spinner only when read (offline_histories)
         with ui.spinner("Loading histories…", live or any(r.source == "cloud" for r in selected)):
-            histories, notes = histories_of(selected, live)
-        numeric = sorted(set().union(*(runs.numeric_metrics(h) for h in histories.values())))
-        x_axis = k2.selectbox("x axis", ["_step", "wall time"] + numeric, key="x_axis")
-        metrics = runs.match_metrics(numeric, pattern)
+            histories, notes = panes.histories_of(selected, live, keys if many else None)
+        if not many:
+            numeric = sorted(set().union(*(runs.numeric_metrics(h) for h in histories.values())))
+            x_axis = k2.selectbox("x axis", ["_step", "wall time"] + numeric, key="x_axis")
+            metrics = runs.match_metrics(numeric, pattern)
         if live:
             rows = sum(len(h) for h in histories.values())
             states = sorted(n[5:] for n in notes if n.startswith("live:"))
@@ -269,14 +245,17 @@ def curves_view() -> None:
             st.caption(f"Cloud histories {note}.")
         stats_frames = []
         for metric in metrics:
-            if group_key == "(none)":
+            if group_key == "(none)" and not many:
                 lines = [(name, *runs.series(h, metric, x_axis, smoothing))
                          for name, h in histories.items()]
                 fig = plots.curves(lines, metric, x_axis, log_y)
             else:
                 lines, bands = [], []
-                for gname, count, band in runs.grouped_bands(selected, histories, group_key,
-                                                            metric, x_axis, smoothing):
+                groups = runs.grouped_bands(selected, histories, group_key, metric, x_axis,
+                                            smoothing) if group_key != "(none)" else [
+                    ("all runs", len(histories), runs.group_band(list(histories.values()),
+                                                                 metric, x_axis, smoothing))]
+                for gname, count, band in groups:
                     lines.append((f"{gname} (mean of {count})", band["x"], band["mean"]))
                     bands.append((gname, band["x"], band["min"], band["max"]))
                 fig = plots.curves(lines, metric, x_axis, log_y, bands=bands)
@@ -293,29 +272,12 @@ def curves_view() -> None:
 
     draw_curves()
 
-numeric_summary = sorted({k for r in selected for k, v in runs.flatten(r.summary).items()
-                          if isinstance(v, (int, float)) and not isinstance(v, bool)
-                          and not k.startswith("_")})
+numeric_summary = runs.summary_keys(selected)[1]
 
 
 def parallel_view() -> None:
-    """Config axes against a summary metric, the best run marked."""
-    if len(selected) < 2 or not numeric_summary or not all_config:
-        st.info("Select at least two runs with config keys and numeric summary metrics.")
-    else:
-        p1, p2, p3 = st.columns([3, 2, 1])
-        differing = list(runs.config_diff(selected).index)
-        axes = p1.multiselect("Config axes", all_config, key="pc_axes",
-                              default=differing[:4] or all_config[:3])
-        target = p2.selectbox("Metric", numeric_summary, key="pc_metric")
-        higher = p3.toggle("higher is better", value="loss" not in target, key="pc_higher")
-        values = [float(runs.flatten(r.summary).get(target, float("nan"))) for r in selected]
-        finite = [i for i, v in enumerate(values) if v == v]
-        best = (max if higher else min)(finite, key=lambda i: values[i]) if finite else None
-        cols = {a: [runs.flatten(r.config).get(a, "—") for r in selected] for a in axes}
-        st.plotly_chart(plots.parallel_coordinates(cols, target, values, best), key="parallel")
-        if best is not None:
-            st.success(f"Best run: **{selected[best].name}** ({target} = {values[best]:.4g})")
+    """Every run the text filter keeps, on config axes: brushing narrows the table."""
+    sweep_ui.sweep_view(brushed, set(by_text["name"]), all_config, numeric_all)
 
 
 def importance_view() -> None:
@@ -366,19 +328,20 @@ def importance_view() -> None:
                     t = sweep.trend(selected, metric, param)
                     st.plotly_chart(plots.metric_trend(t.x, t.y, t.fit_x, t.fit_y, param, metric,
                                                        t.log_x, t.r2), key="trend")
+            sweep_ui.what_sweep_says(selected, metric)
 
 
-report_args = (list(selected), all_config, all_summary,
+report_args = (list(selected), config_cols, summary_cols,
                st.session_state.get("metrics") or ui.link_text("metrics", "val/*"),
                float(st.session_state.get("smoothing", 0.0)),
-               st.session_state.get("imp_metric") or (numeric_summary[0] if numeric_summary
-                                                       else None))
+               st.session_state.get("imp_metric") or brushed.metric,
+               [k for k in st.session_state.get("pc_axes", []) if k in all_config])
 ui.download_button("Report (HTML)", lambda: panes.report(*report_args), "runs-report.html",
                    "text/html", key="export_report")
 
 # The open tab is part of the comparison's link (`tab=Curves`); only it is computed and drawn.
 def media_view() -> None:
-    panes.media(selected, histories_of)
+    panes.media(selected)
 
 
 def console_view() -> None:
@@ -388,7 +351,9 @@ def console_view() -> None:
 tabs = ui.tabs(["Config diff", "Summary", "Curves", "Parallel coordinates",
                 "Parameter importance", "Media", "Console & system"],
                keep=("diff_all", "summary_all", "live", "log_y", "group_by", "x_axis",
-                     "pc_metric", "media_key", "media_step", "console_run"))
+                     "pc_axes", "pc_metric", "pc_higher", "scatter_x", "imp_metric",
+                     "imp_intervals", "imp_pairs", "imp_best", "trend_param", "media_key",
+                     "media_step", "console_run"))
 for tab, view in zip(tabs, (config_view, summary_view, curves_view, parallel_view,
                             importance_view, media_view, console_view)):
     if tab.open:

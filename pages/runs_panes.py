@@ -1,18 +1,80 @@
-"""The Runs page's per-run panes: logged media (images, tables) side by side across runs, and a
-run's console output with its system metrics. UI only: the reading is `lib.runs.media`,
-`lib.runs.console` and `lib.runs.system`."""
+"""The Runs page's per-run panes: histories as the page reads them, logged media (images,
+tables) side by side across runs, and a run's console output with its system metrics. UI
+only: the reading is `lib.runs`, `lib.runs.media`, `lib.runs.console` and `lib.runs.system`."""
 
-from collections.abc import Callable
-
+import pandas as pd
 import streamlit as st
 
-from lib import plots, ui
+from lib import plots, runs, ui
+from lib.core import paths
 from lib.core.errors import LensError
 from lib.runs import console as run_console
 from lib.runs import media as run_media
 from lib.runs import system as run_system
 
 MEDIA_RUNS = 8        # runs whose media are shown side by side
+
+
+@st.cache_data(show_spinner="Loading histories…", max_entries=16)
+def offline_histories(stamped: tuple[tuple[str, int, int], ...],
+                      keys: tuple[str, ...] | None = None) -> dict:
+    """Histories of (path, size, mtime) logs, read in parallel (a new stamp re-reads); only
+    the columns `keys` when given (curves of many runs)."""
+    return runs.read_histories((path for path, _, _ in stamped),
+                               keys=set(keys) if keys is not None else None)
+
+
+MAX_LINES = 40           # more selected runs than this are drawn as bands
+
+
+def stamp(path: str) -> tuple[str, int, int]:
+    st_ = paths.Path(path).stat()
+    return path, st_.st_size, st_.st_mtime_ns
+
+
+def histories_of(chosen: list[runs.RunInfo], live: bool, keys: tuple[str, ...] | None = None
+                 ) -> tuple[dict[str, pd.DataFrame], set]:
+    """History frames by run name (only the columns `keys` of offline logs, when given);
+    offline runs followed live when asked."""
+    histories: dict[str, pd.DataFrame] = {}
+    notes = set()
+    offline = [r for r in chosen if r.source != "cloud"]
+    if live:
+        followed = st.session_state.setdefault("live_runs", {})   # released with the session
+        for r in offline:
+            tail = followed.setdefault(r.path, runs.LiveRun(r.path, r.source))
+            try:
+                tail.poll()
+                histories[r.name] = tail.history
+                notes.add(f"live:{r.name}: {tail.info.state}")
+            except (LensError, OSError) as exc:
+                st.error(f"{r.name}: {exc}")
+    elif offline:
+        try:
+            read = offline_histories(tuple(stamp(r.path) for r in offline), keys)
+        except OSError as exc:
+            read = {}
+            st.error(f"Could not read a run log: {exc}")
+        for r in offline:
+            frame = read.get(r.path)
+            if isinstance(frame, LensError):
+                ui.show_error(frame)
+            elif frame is not None:
+                histories[r.name] = frame
+                if frame.attrs.get("dropped"):
+                    st.warning(f"{r.name}: {frame.attrs['dropped']} corrupt records (bad "
+                               "checksum or values) were skipped.")
+    for r in chosen:
+        if r.source == "cloud":
+            try:
+                histories[r.name], note = runs.cloud_history(
+                    r, api=runs.client_for(ui.session_id()))
+                notes.add(note)
+            except LensError as exc:
+                st.error(f"{r.name}: {exc}")
+    return histories, notes
+
+
 
 
 def console(selected: list) -> None:
@@ -47,7 +109,7 @@ def console(selected: list) -> None:
     panes()
 
 
-def media(selected: list, histories_of: Callable) -> None:
+def media(selected: list) -> None:
     """Logged images and tables: one key, a step slider, the selected runs side by side."""
     shown = [r for r in selected if r.source != "cloud"][:MEDIA_RUNS]
     histories, _ = histories_of(shown, False)
@@ -86,33 +148,45 @@ def media(selected: list, histories_of: Callable) -> None:
 
 
 def report(selected: list, config_keys: list[str], summary_keys: list[str], pattern: str,
-           smoothing: float, metric: str | None) -> str:
+           smoothing: float, metric: str | None, axes: list[str]) -> str:
     """The comparison as one offline HTML file (built when the download is clicked): the runs,
-    their config and summary differences, curves of the metrics asked for, and parameter
-    importance for `metric`. Reads with the library only (no Streamlit calls: it runs after
-    the page has)."""
-    import pandas as pd
-
-    from lib import runs
+    their config and summary differences, curves of the metrics asked for (bands past
+    `MAX_LINES` runs), the parallel coordinates on `axes`, and parameter importance for
+    `metric`. Reads with the library only (no Streamlit calls: it runs after the page has)."""
     from lib.core import html_report
     from lib.runs import sweep
 
     sections = [html_report.Section("Runs", [("runs", runs.runs_table(selected, config_keys,
-                                                                      summary_keys))]),
-                html_report.Section("Config differences", [("config", runs.config_diff(
-                    selected).reset_index())]),
-                html_report.Section("Summary differences", [("summary", runs.summary_diff(
-                    selected).reset_index())])]
+                                                                      summary_keys))])]
+    if len(selected) <= MAX_LINES:
+        sections += [html_report.Section("Config differences", [("config", runs.config_diff(
+                         selected).reset_index())]),
+                     html_report.Section("Summary differences", [("summary", runs.summary_diff(
+                         selected).reset_index())])]
     local = [r for r in selected if r.source != "cloud"]
-    read = runs.read_histories(r.path for r in local)
+    many = len(local) > MAX_LINES
+    wanted = runs.match_metrics(runs.summary_keys(local)[1], pattern)[:8] if many else None
+    read = runs.read_histories((r.path for r in local), keys=set(wanted) if many else None)
     histories = {r.name: read[r.path] for r in local if isinstance(read.get(r.path),
                                                                   pd.DataFrame)}
     numeric = sorted(set().union(*(runs.numeric_metrics(h) for h in histories.values())))
-    figures = [plots.curves([(n, *runs.series(h, m, "_step", smoothing))
-                             for n, h in histories.items()], m, "_step")
-               for m in runs.match_metrics(numeric, pattern)[:8]]
+    figures = []
+    for m in wanted if many else runs.match_metrics(numeric, pattern)[:8]:
+        if many:
+            band = runs.group_band(list(histories.values()), m, "_step", smoothing)
+            figures.append(plots.curves([(f"mean of {len(histories)}", band["x"], band["mean"])],
+                                        m, "_step", bands=[("all runs", band["x"], band["min"],
+                                                            band["max"])]))
+        else:
+            figures.append(plots.curves([(n, *runs.series(h, m, "_step", smoothing))
+                                         for n, h in histories.items()], m, "_step"))
     sections.append(html_report.Section("Curves", figures=figures, notes=[
-        f"Metrics matching '{pattern}', smoothing {smoothing}; runs read on this machine."]))
+        f"Metrics matching '{pattern}', smoothing {smoothing}; runs read on this machine"
+        + (f"; {len(histories)} runs drawn as their mean and min–max band." if many else ".")]))
+    if metric and axes:
+        pc = runs.parallel_axes(selected, axes, metric)
+        sections.append(html_report.Section("Parallel coordinates", figures=[
+            plots.parallel_coordinates(pc.columns, metric, pc.categories, log=pc.log)]))
     if metric:
         table = runs.parameter_importance(selected, metric)
         if len(table):

@@ -19,16 +19,19 @@ from lib.runs.cloud import (
     remember_client,
 )
 from lib.runs.compare import (
+    ParallelAxes,
     config_diff,
     detection_link,
     disambiguate,
     export_rows,
     filter_table,
     flatten,
+    parallel_axes,
     parameter_importance,
     problem_reasons,
     runs_table,
     summary_diff,
+    summary_keys,
 )
 from lib.runs.curves import (
     downsample_minmax,
@@ -48,7 +51,9 @@ from lib.runs.offline import (
     find_run_files,
     folder_stamp,
     history_frame,
+    list_logs,
     load_offline,
+    read_columns,
     read_histories,
     read_history,
     read_run_info,
@@ -57,7 +62,8 @@ from lib.runs.offline import (
 
 __all__ = [
     "api_key", "grouped_bands",
-    "MAX_CLIENTS", "SAMPLE_RUNS", "LiveRun", "ReadProblem", "RunInfo", "client_for",
+    "MAX_CLIENTS", "SAMPLE_RUNS", "LiveRun", "ParallelAxes", "list_logs", "parallel_axes",
+    "read_columns", "summary_keys", "ReadProblem", "RunInfo", "client_for",
     "cloud_api", "cloud_error", "cloud_history", "config_diff", "detection_link",
     "disambiguate", "downsample_minmax", "export_rows", "filter_table", "find_run_files",
     "flatten", "folder_stamp", "forget_client", "group_band", "history_frame",

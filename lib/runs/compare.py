@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -29,6 +30,27 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def summary_keys(infos: list[RunInfo]) -> tuple[list[str], list[str]]:
+    """(every summary key, the numeric ones) of the runs, W&B's `_` keys left out; a logged
+    media object (a dict with `_type`, e.g. wandb.Image) is one key, not its fields."""
+    keys: set[str] = set()
+    numeric: set[str] = set()
+    for r in infos:
+        for k, v in r.summary.items():
+            if k.startswith("_"):
+                continue
+            if isinstance(v, dict) and "_type" not in v:
+                for sub, value in flatten(v, f"{k}.").items():
+                    keys.add(sub)
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        numeric.add(sub)
+            else:
+                keys.add(k)
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    numeric.add(k)
+    return sorted(keys), sorted(numeric)
+
+
 def cell(v: Any) -> Any:
     return json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v
 
@@ -43,14 +65,20 @@ def runs_table(infos: list[RunInfo], config_keys: Iterable[str] = (),
                "tags": ", ".join(r.tags), "created": r.created, "runtime_s": r.runtime,
                "source": r.source}
         row.update({f"config.{k}": cell(flat.get(k)) for k in config_keys})
-        row.update({k: cell(r.summary.get(k)) for k in summary_keys})
+        summary = r.summary if all(k in r.summary for k in summary_keys) else flatten(r.summary)
+        row.update({k: cell(summary.get(k)) for k in summary_keys})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def filter_table(table: pd.DataFrame, text: str = "", sort_by: str | None = None,
-                 descending: bool = False) -> pd.DataFrame:
-    """Rows whose name, tags or state contain `text` (any case), sorted by a column."""
+                 descending: bool = False, names: Collection[str] | None = None
+                 ) -> pd.DataFrame:
+    """Rows whose name, tags or state contain `text` (any case) and, given `names` (a brush
+    on the parallel coordinates), whose name is among them; sorted by a column."""
+    if names is not None:
+        table = table[table["name"].isin(names if isinstance(names, (set, frozenset))
+                                         else set(names))]
     if text:
         needle = text.lower()
         hay = table["name"].astype(str) + "\n" + table["tags"].astype(str) + "\n" \
@@ -60,6 +88,60 @@ def filter_table(table: pd.DataFrame, text: str = "", sort_by: str | None = None
         table = table.sort_values(sort_by, ascending=not descending, kind="stable",
                                   na_position="last")
     return table
+
+
+@dataclass
+class ParallelAxes:
+    """Runs as lines across axes (config keys, then a summary metric), as numbers: a
+    categorical axis holds each value's index in `categories[label]`."""
+
+    names: list[str]                               # one per run (line)
+    columns: dict[str, np.ndarray]                 # label -> value per run (NaN: missing)
+    categories: dict[str, list[str]]               # categorical axes' values, in order
+    log: set[str] = field(default_factory=set)     # axes holding log10 of the values
+
+    def brushed(self, brush: dict[str, list[tuple[float, float]]]) -> set[str]:
+        """The runs inside every brushed axis (a run inside any of an axis's ranges)."""
+        keep = np.ones(len(self.names), dtype=bool)
+        for label, ranges in brush.items():
+            if label not in self.columns:
+                continue
+            values = self.columns[label]
+            inside = np.zeros(len(values), dtype=bool)
+            for low, high in ranges:
+                inside |= (values >= min(low, high)) & (values <= max(low, high))
+            keep &= inside
+        return {n for n, k in zip(self.names, keep) if k}
+
+
+def parallel_axes(infos: list[RunInfo], config_keys: Iterable[str], metric: str | None
+                  ) -> ParallelAxes:
+    """The parallel-coordinates axes of `infos`: each config key (numbers as they are, as
+    log10 when positive and spanning more than two decades; other values as categories in
+    sorted order), then `metric` from the summaries."""
+    flats = [flatten(r.config) for r in infos]
+    columns: dict[str, np.ndarray] = {}
+    categories: dict[str, list[str]] = {}
+    log: set[str] = set()
+    for key in config_keys:
+        raw = [f.get(key) for f in flats]
+        if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+               for v in raw):
+            values = np.array([np.nan if v is None else v for v in raw], dtype=float)
+            known = values[np.isfinite(values)]
+            if len(known) and known.min() > 0 and known.max() / known.min() > 100:
+                values, _ = np.log10(values), log.add(key)    # learning rates and the like
+            columns[key] = values
+        else:
+            text = [str(cell(v)) if v is not None else "—" for v in raw]
+            categories[key] = sorted(set(text))
+            where = {c: i for i, c in enumerate(categories[key])}
+            columns[key] = np.array([where[t] for t in text], dtype=float)
+    if metric:
+        values = [flatten(r.summary).get(metric) for r in infos]
+        columns[metric] = np.array([v if isinstance(v, (int, float)) and not isinstance(v, bool)
+                                    else np.nan for v in values], dtype=float)
+    return ParallelAxes([r.name for r in infos], columns, categories, log)
 
 
 def export_rows(infos: list[RunInfo]) -> list[dict[str, Any]]:

@@ -16,12 +16,16 @@ import pandas as pd
 
 from lib.core.errors import InputError
 from lib.core.progress import Callback, Ticker
-from lib.runs.compare import importance_features
+from lib.runs.compare import flatten, importance_features
 from lib.runs.info import RunInfo
 
 NOISE = "(random noise)"
 MIN_RUNS = 10            # below this, no ranking is attempted
 MAX_RESAMPLES = 1000
+
+
+def _order(info: RunInfo) -> tuple[str, str, str]:
+    return info.name, info.id, info.path
 
 
 @dataclass
@@ -54,6 +58,7 @@ def importance_intervals(infos: list[RunInfo], metric: str, resamples: int = 100
     if isinstance(resamples, bool) or not isinstance(resamples, int) or \
             not 1 <= resamples <= MAX_RESAMPLES:
         raise InputError(f"Resamples must be a whole number from 1 to {MAX_RESAMPLES}.")
+    infos = sorted(infos, key=_order)       # results independent of the folder's order
     x, y = importance_features(infos, metric)
     if x.empty or len(y) < MIN_RUNS:
         raise InputError(f"{len(y)} runs have {metric} and a config key that varies: too few "
@@ -124,3 +129,109 @@ def trend(infos: list[RunInfo], metric: str, parameter: str) -> Trend:
     r2 = 1 - float((residual ** 2).sum()) / total if total > 0 else 0.0
     return Trend(parameter, x, y, 10 ** grid if log_x else grid, np.polyval(coef, grid),
                  log_x, r2)
+
+
+def _parameter_columns(columns: list[str]) -> dict[str, list[int]]:
+    """Feature columns by the parameter they encode (a one-hot `key=value` to its key)."""
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(columns):
+        groups.setdefault(c.split("=", 1)[0] if "=" in c else c, []).append(i)
+    return groups
+
+
+def _partial_dependence(model, values: np.ndarray, cols: list[int]) -> np.ndarray:
+    """Friedman's partial dependence of the model on `cols` at each row's own values, centred:
+    the model averaged over all rows with those columns set to the row's values."""
+    n = len(values)
+    grid = np.repeat(values[None, :, :], n, axis=0)          # (row whose values, every row)
+    grid[:, :, cols] = values[:, None, cols]
+    pd_ = model.predict(grid.reshape(n * n, -1)).reshape(n, n).mean(axis=1)
+    return pd_ - pd_.mean()
+
+
+def interactions(infos: list[RunInfo], metric: str, top: int = 4, seed: int = 0,
+                 max_runs: int = 150) -> pd.DataFrame:
+    """Pairwise interaction strength of the `top` most important parameters: Friedman and
+    Popescu's H statistic of a random forest fitted to the runs (0: the pair's effects add
+    up; 1: the pair's effect is all interaction), on at most `max_runs` runs drawn with a
+    seed. Columns: first, second, H."""
+    from sklearn.ensemble import RandomForestRegressor  # heavy: imported on first use
+
+    infos = sorted(infos, key=_order)       # results independent of the folder's order
+    x, y = importance_features(infos, metric)
+    if x.empty or len(y) < MIN_RUNS:
+        raise InputError(f"{len(y)} runs have {metric} and a config key that varies: too few "
+                         f"for interactions (at least {MIN_RUNS}).")
+    values = np.nan_to_num(x.to_numpy(), nan=-1e9)
+    forest = RandomForestRegressor(n_estimators=100, random_state=seed, max_features=1.0,
+                                   min_samples_leaf=2).fit(values, y)
+    groups = _parameter_columns(list(x.columns))
+    weight = {p: forest.feature_importances_[cols].sum() for p, cols in groups.items()}
+    ranked = sorted(groups, key=lambda p: -weight[p])[:top]
+    rows = np.random.default_rng(seed).permutation(len(y))[:max_runs]
+    sample = values[rows]
+    single = {p: _partial_dependence(forest, sample, groups[p]) for p in ranked}
+    out = []
+    for i, a in enumerate(ranked):
+        for b in ranked[i + 1:]:
+            joint = _partial_dependence(forest, sample, groups[a] + groups[b])
+            total = float((joint ** 2).sum())
+            h2 = float(((joint - single[a] - single[b]) ** 2).sum()) / total if total else 0.0
+            out.append({"first": a, "second": b, "H": float(np.sqrt(min(h2, 1.0)))})
+    return pd.DataFrame(out, columns=["first", "second", "H"]).sort_values(
+        "H", ascending=False, kind="stable").reset_index(drop=True)
+
+
+@dataclass
+class Best:
+    """The best run found, and what its configuration is expected to give."""
+
+    run: str
+    config: dict                  # the run's values of the parameters that vary
+    observed: float               # the metric the run logged
+    expected: float               # the forest's estimate at this configuration
+    low: float                    # 95% interval of the estimate (forests refitted on
+    high: float                   #   resampled runs)
+    repeats: int                  # runs with this same configuration (seeds aside)
+    runs: int
+
+
+def best_config(infos: list[RunInfo], metric: str, higher: bool = True, resamples: int = 100,
+                seed: int = 0, progress: Callback | None = None) -> Best:
+    """The run with the best `metric` and an interval for its configuration: the best of many
+    noisy runs is optimistic (the winner's curse), so its configuration's expected metric is
+    estimated by a forest fitted on all runs and refitted on runs drawn with replacement.
+    Runs whose config differs only in keys named like `seed` count as repeats of it."""
+    from sklearn.ensemble import RandomForestRegressor  # heavy: imported on first use
+
+    infos = sorted(infos, key=_order)       # results independent of the folder's order
+    x, y = importance_features(infos, metric)
+    if x.empty or len(y) < MIN_RUNS:
+        raise InputError(f"{len(y)} runs have {metric} and a config key that varies: too few "
+                         f"to estimate the best configuration (at least {MIN_RUNS}).")
+    x = x.loc[:, [c for c in x.columns if "seed" not in c.split("=", 1)[0].lower()]]
+    if x.empty:
+        raise InputError("The runs differ only in their seed: there is no configuration to "
+                         "choose.")
+    values = np.nan_to_num(x.to_numpy(), nan=-1e9)
+    best = int(np.argmax(y) if higher else np.argmin(y))
+    same = int((values == values[best]).all(axis=1).sum())
+    rng = np.random.default_rng(seed)
+    tick = Ticker(resamples + 1, progress)
+
+    def estimate(rows: np.ndarray, k: int) -> float:
+        forest = RandomForestRegressor(n_estimators=50, random_state=seed + k,
+                                       min_samples_leaf=2).fit(values[rows], y[rows])
+        tick(k + 1)
+        return float(forest.predict(values[best:best + 1])[0])
+
+    point = estimate(np.arange(len(y)), 0)
+    draws = [estimate(rng.integers(0, len(y), len(y)), k + 1) for k in range(resamples)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    named = [r for r in infos if isinstance(flatten(r.summary).get(metric), (int, float))
+             and not isinstance(flatten(r.summary).get(metric), bool)
+             and flatten(r.summary).get(metric) == flatten(r.summary).get(metric)]
+    run = named[best]
+    config = {k: v for k, v in flatten(run.config).items()
+              if any(c == k or c.startswith(f"{k}=") for c in x.columns)}
+    return Best(run.name, config, float(y[best]), point, float(low), float(high), same, len(y))

@@ -93,15 +93,15 @@ def test_summary_importance_and_no_run_cap(tmp_path, monkeypatch):
     at = run_page("runs")
     at.text_input(key="folder").set_value(str(root)).run()
     assert len(at.dataframe[0].value) == 100
-    at.button(key="select_shown").click().run()
+    at.toggle(key="all_shown").set_value(True).run()
     assert not at.exception
-    names = at.multiselect(key="selected").value             # copies: told apart by folder
+    diff = at.dataframe[1].value                             # past 40 runs: a row per run
+    names = list(diff.index)                                 # copies: told apart by folder
     assert len(names) == len(set(names)) == 100 and all(" · offline-run-x-c" in n for n in names)
-    diff = at.dataframe[1].value
-    assert list(diff.index) == ["lr", "opt"] and diff.shape[1] == 100
+    assert list(diff.columns) == ["lr", "opt"] and diff.shape[0] == 100
     at.session_state["tab"] = "Summary"
     at.run()
-    assert "val/acc" in at.dataframe[1].value.index
+    assert "val/acc" in at.dataframe[1].value.columns
     at.session_state["tab"] = "Parameter importance"
     at.run()
     table = next(d.value for d in at.dataframe if "importance" in d.value.columns)
@@ -118,9 +118,29 @@ def test_summary_importance_and_no_run_cap(tmp_path, monkeypatch):
     at.toggle(key="imp_intervals").set_value(False).run()
     assert at.selectbox(key="trend_param").value == "lr" and "trend" in [
         c.key for c in at.get("plotly_chart")]
+    at.toggle(key="imp_pairs").set_value(True).run(timeout=300)
+    at.toggle(key="imp_best").set_value(True).run(timeout=300)
+    assert not at.exception
+    assert "interactions" in [c.key for c in at.get("plotly_chart")]
+    best = next(m.value for m in at.success if m.value.startswith("Best run:"))
+    assert "s11" in best and "95% interval" in best       # val/acc rises with lr: s11 is best
+    at.session_state["tab"] = "Curves"
+    at.run()
+    assert not at.exception                               # 100 runs: bands, not 100 lines
+    assert any("mean and min–max band of all of them" in c.value for c in at.caption)
     at.session_state["tab"] = "Parallel coordinates"
     at.run()
-    assert [c.key for c in at.get("plotly_chart")] == ["parallel"]
+    assert [c.key for c in at.get("plotly_chart")] == ["parallel", "scatter"]
+    assert "by config · 100 runs" in at.get("plotly_chart")[0].proto.spec
+    # a brush on lr (from the browser, or a link) keeps the runs inside it, in the table too
+    at.session_state["brush"] = {"lr": [(-3.1, -1.9)]}          # lr's axis is log10
+    at.run()
+    inside = {f"s{i}" for i in range(12) if -3.1 <= -4 + i / 4 <= -1.9}
+    kept = {n.split(" · ")[0] for n in at.dataframe[0].value["name"]}
+    assert kept == inside and len(at.dataframe[0].value) < 100
+    assert any("of 100 runs inside the brush" in c.value for c in at.caption)
+    at.button(key="clear_brush_table").click().run()
+    assert len(at.dataframe[0].value) == 100
 
 
 def test_live_toggle_follows_a_run_being_written(tmp_path, monkeypatch):
@@ -297,10 +317,11 @@ def test_the_comparison_as_an_html_report(project):
     from lib import runs
     from pages import runs_panes
     infos = runs.load_offline(project)[0]
-    html = runs_panes.report(infos, ["lr"], ["best"], "val/*", 0.0, "best")
+    html = runs_panes.report(infos, ["lr"], ["best"], "val/*", 0.0, "best", ["lr"])
     for title in ("Config differences", "Summary differences", "Curves",
-                  "Parameter importance for best"):
+                  "Parallel coordinates", "Parameter importance for best"):
         assert title in html
     assert 'id="config"' in html and html.count("plotly.js v") == 1
     assert not re.search(r"<script[^>]+src=", html)
     assert "too few" in html                 # three runs: no ranking, said in the report
+    assert '"type":"parcoords"' in html.replace(" ", "")

@@ -78,3 +78,29 @@ def test_duplicate_names_are_told_apart():
     names = [r.name for r in runs.disambiguate(infos)]
     assert len(set(names)) == 4 and names[3] == "other" and names[0] == "same · a1"
     assert names[1] == "same · a2 · offline-run-1"
+
+
+def test_parallel_axes_and_a_brush():
+    infos = [runs.RunInfo(id=f"r{i}", name=f"r{i}", project="p",
+                          config={"lr": 10.0 ** -(i % 5), "opt": ["adam", "sgd"][i % 2],
+                                  "width": 32 * (1 + i % 3)},
+                          summary={"acc": i / 10}) for i in range(10)]
+    axes = runs.parallel_axes(infos, ["lr", "opt", "width"], "acc")
+    assert axes.log == {"lr"} and axes.categories == {"opt": ["adam", "sgd"]}
+    assert np.allclose(axes.columns["lr"], [-(i % 5) for i in range(10)])
+    # lr in [1e-2, 1] (log10 -2..0), sgd only, acc >= 0.3: two ranges on acc
+    kept = axes.brushed({"lr": [(-2, 0)], "opt": [(0.5, 1.5)], "acc": [(0.3, 0.35), (0.6, 1)]})
+    expected = {r.name for i, r in enumerate(infos) if i % 5 <= 2 and i % 2 == 1
+                and (0.3 <= i / 10 <= 0.35 or i / 10 >= 0.6)}
+    assert kept == expected == {"r7"}
+    table = runs.runs_table(infos, ["lr"], ["acc"])
+    assert list(runs.filter_table(table, names=kept)["name"]) == ["r7"]
+    assert axes.brushed({"unknown axis": [(0, 1)]}) == set(axes.names)
+
+
+def test_summary_keys_leave_media_fields_out():
+    info = runs.RunInfo(id="a", name="a", project="p", summary={
+        "acc": 0.9, "_step": 3, "flag": True, "nested": {"loss": 0.1},
+        "pred": {"_type": "image-file", "height": 32, "width": 48, "path": "media/x.png"}})
+    assert runs.summary_keys([info]) == (["acc", "flag", "nested.loss", "pred"],
+                                         ["acc", "nested.loss"])

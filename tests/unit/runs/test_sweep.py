@@ -86,3 +86,54 @@ def test_trend_finds_the_best_learning_rate_on_a_log_axis():
     assert "lr" in sweeps.numeric_parameters(synthetic(50, 0), "val/acc")
     with pytest.raises(InputError, match="not a numeric parameter"):
         sweeps.trend(synthetic(50, 0), "val/acc", "../../etc")
+
+
+def interacting(n, seed, joint=True):
+    """val/acc = a·b + c (a and b interact) or a + b + c (nothing interacts), plus noise."""
+    rng = np.random.default_rng(seed)
+    infos = []
+    for i in range(n):
+        a, b, c = rng.uniform(-1, 1, 3)
+        acc = (a * b if joint else a + b) + c + rng.normal(0, 0.02)
+        infos.append(runs.RunInfo(id=f"r{i}", name=f"run-{i}", project="p",
+                                  config={"a": float(a), "b": float(b), "c": float(c)},
+                                  summary={"val/acc": float(acc)}))
+    return infos
+
+
+def test_interactions_find_the_pair_that_acts_together():
+    h = sweeps.interactions(interacting(200, 0), "val/acc", top=3).set_index(["first",
+                                                                             "second"])["H"]
+    pairs = {frozenset(k): v for k, v in h.items()}
+    assert pairs[frozenset("ab")] > 0.6
+    assert pairs[frozenset("ac")] < 0.25 and pairs[frozenset("bc")] < 0.25
+
+
+def test_an_additive_metric_has_no_strong_interaction():
+    h = sweeps.interactions(interacting(200, 1, joint=False), "val/acc", top=3)
+    assert len(h) == 3 and (h["H"] < 0.25).all()
+
+
+def true_acc(c):
+    return 0.9 - 0.08 * (np.log10(c["lr"]) + 2.5) ** 2 - 0.2 * c["dropout"] \
+        + 0.03 * np.log2(c["width"] / 64)
+
+
+def test_best_configuration_with_its_interval():
+    infos = synthetic(200, 4)
+    best = sweeps.best_config(infos, "val/acc", resamples=40)
+    top = max(infos, key=lambda r: r.summary["val/acc"])
+    assert best.run == top.name and best.observed == top.summary["val/acc"]
+    assert best.config.keys() == {"lr", "dropout", "width", "momentum", "warmup"}  # no seed
+    assert best.low <= best.expected <= best.high
+    assert best.low - 0.01 <= true_acc(top.config) <= best.high + 0.01
+    assert best.repeats == 1 and best.runs == 200
+    worst = sweeps.best_config(infos, "val/acc", higher=False, resamples=5)
+    assert worst.observed == min(r.summary["val/acc"] for r in infos)
+
+
+def test_best_configuration_of_runs_differing_only_in_seed():
+    infos = [runs.RunInfo(id=f"r{i}", name=f"r{i}", project="p", config={"lr": 0.1, "seed": i},
+                          summary={"val/acc": 0.5 + i / 100}) for i in range(20)]
+    with pytest.raises(InputError, match="only in their seed"):
+        sweeps.best_config(infos, "val/acc")
