@@ -466,10 +466,13 @@ def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, 
     assert len(rendered) == 320
 
 
-def test_closing_the_tab_mid_tracking_releases_the_clip_and_its_masks(browser, tmp_path):
+def test_closing_the_tab_mid_tracking_releases_the_clip_and_its_masks(browser, tmp_path,
+                                                                     monkeypatch):
     """A visitor starts tracking a long clip and closes the tab: tracking stops at once, and
     once Streamlit has dropped the session (a 1 s reconnect window here) and the server has
-    settled its memory (on the next visitor's page run), the masks' scratch file is gone."""
+    settled its memory (on the next visitor's page run), the masks' scratch file is gone.
+    The server gets a cache folder of its own, so no other process's mask files are taken
+    for its own."""
     import json
     import time
 
@@ -480,10 +483,12 @@ def test_closing_the_tab_mid_tracking_releases_the_clip_and_its_masks(browser, t
     from tests.conftest import ROOT
     from tests.e2e.conftest import free_port, start_streamlit
     folder = synth.write_clips(tmp_path / "clip", 1, frames=1500, size=128, seed=5, fps=30)
+    monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))    # scratch.root() below too
     port = free_port()
     proc = start_streamlit(ROOT / "app.py", port, ROOT,
                            env={"STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "1",
-                                "LENS_DATA_ROOTS": f"{tmp_path}:{ROOT}"})
+                                "LENS_DATA_ROOTS": f"{tmp_path}:{ROOT}",
+                                "LENS_CACHE": str(tmp_path / "cache")})
     before = set(scratch.root().glob("masks-*.jsonl"))
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
