@@ -163,8 +163,11 @@ if all_shown:
                "parallel coordinates, to narrow it.")
 else:
     picked = [n for n in st.session_state.get("selected", []) if n in by_name]
-    selected_names = s1.multiselect("Runs to compare (any number)", list(dict.fromkeys(
-        picked + shown)), key="selected", default=wanted or shown[:4])
+    options = list(dict.fromkeys(picked + wanted + shown[:1000]))   # the browser's list
+    selected_names = s1.multiselect(
+        "Runs to compare (any number)", options, key="selected", default=wanted or shown[:4],
+        help="The first 1,000 runs the table shows are offered: filter or brush to reach "
+        "others, or compare all shown." if len(shown) > 1000 else None)
     params["runs"] = ",".join(selected_names) if len(selected_names) <= 100 else ""
 selected = [by_name[n] for n in selected_names]
 if not selected:

@@ -325,3 +325,19 @@ def test_the_comparison_as_an_html_report(project):
     assert not re.search(r"<script[^>]+src=", html)
     assert "too few" in html                 # three runs: no ranking, said in the report
     assert '"type":"parcoords"' in html.replace(" ", "")
+
+
+def test_a_linked_run_outside_the_filter_still_opens(project, monkeypatch):
+    """A link naming runs the linked filter hides: they stay selected (offered beside the
+    table's runs), the page does not fail."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(project))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    at.query_params.update(path=str(project), runs="alpha,gamma", run_filter="beta")
+    at.switch_page("pages/runs.py")
+    at.run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["name"]) == ["beta"]
+    assert at.multiselect(key="selected").value == ["alpha", "gamma"]
