@@ -20,6 +20,7 @@ from lib.segmentation import (
     prompts,
     segment,
     segment_video,
+    text_track,
     timeline,
     video_export,
 )
@@ -211,11 +212,32 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
     phrase = col1.text_input("Find", placeholder="person, logo…", key="seg_vphrase")
     gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_vgrounder")
     common.grounder_words(gname)
+    c1, c2 = st.columns([2, 1])
+    whole = c1.toggle("Through the whole clip: ground again every k frames, so objects that "
+                      "enter later are found", value=True, key="seg_vwhole")
+    every = c2.number_input("k (frames)", value=min(10, tracker.num_frames), step=1,
+                            key="seg_vevery", disabled=not whole)
     if not st.button("Find and track", key="seg_vfind"):
         return
     if not phrase.strip():
         st.warning("Type what to find first, e.g. 'person' or 'logo'.")
         return
+    if whole:
+        bar = ui.ProgressBar("grounded frames")
+        try:
+            with ui.queued("Grounding"):
+                done = text_track.ground_through(tracker, grounding.load_grounder(gname), phrase,
+                                                 int(every), progress=bar)
+        except LensError as exc:
+            ui.show_error(exc)
+            return
+        finally:
+            bar.clear()
+        if not done.started:
+            st.info(f"Nothing in the clip matched '{grounding.shown_text(phrase)}' on the "
+                    f"{len(done.frames)} grounded frames.")
+            return
+        st.rerun()
     try:
         with ui.spinner(f"Grounding '{phrase}' on frame {frame_idx}…"), ui.queued("Grounding"):
             boxes = grounding.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)

@@ -69,7 +69,7 @@ MAX_PHRASE = 200                    # characters of a phrase
 MAX_TERMS = 10                      # comma-separated things to find at once
 
 
-def _shown(text: str) -> str:
+def shown_text(text: str) -> str:
     """Visitor text as it may appear in a message: letters, digits, spaces, hyphens."""
     return re.sub(r"[^\w \-]", "", text)[:40]
 
@@ -103,7 +103,7 @@ class DetectorGrounder:
             match = next((w for w in (term, term.removesuffix("s"), term.removesuffix("es"))
                           if w in known), None)
             if match is None:
-                raise PromptError(f"'{_shown(term)}' is not a class "
+                raise PromptError(f"'{shown_text(term)}' is not a class "
                                   f"{self.name.removesuffix(CLOSED)} knows. It knows: "
                                   f"{', '.join(self.words)}.")
             wanted.add(match)

@@ -193,6 +193,7 @@ def test_video_text_prompt_adds_tracked_objects(tiny_sam, tmp_path, monkeypatch)
     clip = write_video(tmp_path / "clip.mp4", frames=5, size=(64, 48))
     at.file_uploader(key="seg_video").set_value(("clip.mp4", clip.read_bytes(),
                                                  "video/mp4")).run()
+    at.toggle(key="seg_vwhole").set_value(False).run()       # this frame only
     at.text_input(key="seg_vphrase").set_value("cat").run()
     at.button(key="seg_vfind").click().run()
     assert any("Nothing on frame 0 matched 'cat'" in i.value for i in at.info)
@@ -245,6 +246,7 @@ def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatc
     at.toggle(key="seg_video_sample").set_value(True).run()
     assert not at.exception and not at.error
     assert any("not SAM 2" in i.value for i in at.info)
+    at.toggle(key="seg_vwhole").set_value(False).run()       # this frame only
     at.text_input(key="seg_vphrase").set_value("shape").run()
     at.button(key="seg_vfind").click().run()
     at.button(key="seg_propagate").click().run()
@@ -358,3 +360,39 @@ def test_video_text_prompt_offline_finds_shapes_by_class_name(offline):
     tracker = at.session_state["seg_video_state"]["tracker"]
     found = [o for o in tracker.objects.values() if o.label == kind]
     assert found and max(mask_ops.iou(tracker.mask(0, o.obj_id), truth) for o in found) >= 0.5
+
+
+def test_text_through_the_whole_clip_finds_the_late_entrant(offline):
+    """Offline, the demo detector as a closed-vocabulary grounder, grounded every 5 frames of
+    the sample clip: every shape is tracked, the one entering later too, with its class as
+    its label; a k of 0 and a word it does not know get messages."""
+    import json
+
+    from lib.demo import synth
+    clip = synth.sample_clip()
+    objects = json.loads((clip.parent / "clips.json").read_text())["clips"][0]["objects"]
+    at = run_page("segmentation")
+    at.radio(key="seg_mode").set_value("Video").run()
+    at.toggle(key="seg_video_sample").set_value(True).run()
+    closed = next(o for o in at.selectbox(key="seg_vgrounder").options
+                  if o.startswith("demo-fasterrcnn") and o.endswith(grounding.CLOSED))
+    at.selectbox(key="seg_vgrounder").set_value(closed).run()
+    at.number_input(key="seg_vevery").set_value(0).run()
+    at.text_input(key="seg_vphrase").set_value("star").run()
+    at.button(key="seg_vfind").click().run()
+    assert any("from 1 to 40" in e.value for e in at.error)
+    at.number_input(key="seg_vevery").set_value(5).run()
+    at.text_input(key="seg_vphrase").set_value("dragon").run()
+    at.button(key="seg_vfind").click().run()
+    assert any("'dragon' is not a class" in e.value for e in at.error)
+    words = ", ".join(sorted({o["category"] for o in objects}))
+    at.text_input(key="seg_vphrase").set_value(words).run()
+    at.button(key="seg_vfind").click().run(timeout=300)
+    assert not at.exception and not at.error
+    tracker = at.session_state["seg_video_state"]["tracker"]
+    late = [o for o in objects if o["first_frame"] > 0]
+    assert late and len(tracker.objects) >= len(objects)
+    starts = {min(obj.prompts): obj.label for obj in tracker.objects.values()}
+    for o in late:
+        assert any(o["first_frame"] <= f <= o["first_frame"] + 5 and label == o["category"]
+                   for f, label in starts.items()), (o, starts)

@@ -1,0 +1,72 @@
+"""Text prompts through a whole clip: a phrase grounded on the first frame and again every k
+frames, so that objects entering later are found too. A grounded box that overlaps no object
+already tracked on that frame starts a new object (tracked through the clip at once, so the
+next grounded frame knows it); one that overlaps a tracked object is that object, and its id
+stays. Works with any `Tracker` and any grounder with `boxes(image, phrase)`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lib.core.errors import PromptError
+from lib.core.progress import Progress
+from lib.media import masks as mask_ops
+
+OVERLAP = 0.3            # box IoU above which a grounded box is an object already tracked
+
+
+@dataclass
+class Grounded:
+    """What grounding through the clip did: the objects it started (frame, id, label) and
+    the frames it grounded on."""
+
+    started: list[tuple[int, int, str]] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+
+
+def check_every(every, frames: int) -> int:
+    """k as a whole number of frames from 1 to the clip's length; `PromptError` otherwise."""
+    if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= max(1, frames):
+        raise PromptError(f"Ground every k frames with k a whole number from 1 to {frames} "
+                          f"(the clip's length); got {str(every)[:20]!r}.")
+    return every
+
+
+def box_iou(a, b) -> float:
+    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def ground_through(tracker, grounder, phrase: str, every: int,
+                   progress: Callable[[Progress], None] | None = None,
+                   overlap: float = OVERLAP) -> Grounded:
+    """Ground `phrase` on frames 0, k, 2k, … of the tracker's clip; each box that overlaps
+    no tracked object there starts one (labelled with the grounder's label), and the tracker
+    propagates the new objects before the next grounded frame."""
+    every = check_every(every, tracker.num_frames)
+    if tracker.every > 1:                         # grounded frames are tracked frames
+        every = max(tracker.every, every // tracker.every * tracker.every)
+    done = Grounded()
+    frames = list(range(0, tracker.num_frames, every))
+    t0 = time.perf_counter()
+    for i, f in enumerate(frames):
+        regions = grounder.boxes(tracker.frames[f], phrase)     # PromptError for bad text
+        done.frames.append(f)
+        known = [b for _, m in tracker.frame_masks(f) if (b := mask_ops.bbox(m)) is not None]
+        new = []
+        for region in regions:
+            if all(box_iou(region.box, b) <= overlap for b in known + [r.box for r in new]):
+                new.append(region)
+        next_id = max(tracker.objects, default=0) + 1
+        for k, region in enumerate(new):
+            tracker.add_prompt(f, next_id + k, [], region.box, label=region.label)
+            done.started.append((f, next_id + k, region.label))
+        if new:
+            tracker.propagate()
+        if progress:
+            progress(Progress(i + 1, len(frames), time.perf_counter() - t0))
+    return done
