@@ -160,7 +160,7 @@ def video_mode() -> None:
             st.warning(f"{exc} Prompts kept.")
         else:
             st.rerun()
-    with st.expander("Text prompt on this frame"):
+    with st.expander("Text prompt: find objects by name"):
         _video_text_prompt(tracker, frame_idx, state)
     if tracker.objects:
         _tracking(tracker)
