@@ -17,6 +17,7 @@ from lib.media import video as video_io
 from lib.segmentation import (
     classical,
     grounding,
+    point_track,
     prompts,
     segment,
     segment_video,
@@ -102,22 +103,35 @@ def video_mode() -> None:
         name = vm.name
         st.caption(f"Tracking with {classical.CLASSICAL}: drag a box to start an object.")
     else:
+        demo = name in segment.synthetic_models()     # its memory path is not trained
+        method = st.radio("Tracking", ["memory", "points"], horizontal=True, key="seg_vmethod",
+                          format_func=lambda m: {
+                              "memory": "the model's memory (SAM 2 / EdgeTAM video)",
+                              "points": f"{point_track.LABEL} (any segmenter)"}[m],
+                          help="Point tracking moves points with optical flow, re-prompts the "
+                          "segmenter on every frame and finds a hidden object again by its "
+                          "colours. Recommended for the demo segmenter, whose memory path is "
+                          "untrained; with real SAM 2 weights, the memory.")
         try:
             with ui.spinner(f"Loading {name}…"):
-                vm = segment_video.load_video_model(name)
+                vm = (point_track.PointVideoModel(segment.load_segmenter(name))
+                      if method == "points" else segment_video.load_video_model(name))
         except LensError as exc:
             ui.show_error(exc)
             return
+        st.caption(f"Tracking with **{vm.name}**." + (
+            f" Recommended for {name}: *{point_track.LABEL}* (its memory path is untrained)."
+            if demo and method == "memory" else ""))
     ui.untrained_warning(vm)
     common.off_distribution(name, synthetic)
     every = _rate_every(info)
     state = st.session_state.setdefault("seg_video_state", {})
-    if state.get("key") != (digest, name, every):
+    if state.get("key") != (digest, vm.name, every):
         if state.get("tracker") is not None:
             state["tracker"].close()          # its decoder and its mask file go now
         state.clear()
         tracker = vm.tracker(info, every=every)
-        state.update(key=(digest, name, every), tracker=tracker, active=1)
+        state.update(key=(digest, vm.name, every), tracker=tracker, active=1)
         ref = weakref.ref(tracker)       # the visitor leaving closes it (not kept alive here)
         ui.on_session_end(lambda: (t := ref()) is not None and t.close())
         st.session_state.pop("seg_render_mp4", None)   # a render of the previous clip

@@ -396,3 +396,34 @@ def test_text_through_the_whole_clip_finds_the_late_entrant(offline):
     for o in late:
         assert any(o["first_frame"] <= f <= o["first_frame"] + 5 and label == o["category"]
                    for f, label in starts.items()), (o, starts)
+
+
+def test_point_tracking_on_the_demo_segmenter_is_offered_and_labelled(offline):
+    """The demo segmenter's video mode offers point tracking (recommended: its memory path is
+    untrained); chosen, the tracker says so, and text prompts track through the clip."""
+    import json
+
+    from lib.demo import synth
+    from lib.segmentation import point_track
+    from lib.training.train_sam import NAME
+    clip = synth.sample_clip()
+    objects = json.loads((clip.parent / "clips.json").read_text())["clips"][0]["objects"]
+    at = run_page("segmentation")
+    at.radio(key="seg_mode").set_value("Video").run()
+    at.selectbox(key="seg_video_model").set_value(NAME).run()
+    at.toggle(key="seg_video_sample").set_value(True).run()
+    assert any("Recommended for" in c.value for c in at.caption)
+    at.radio(key="seg_vmethod").set_value("points").run()
+    assert not at.exception and any(point_track.LABEL in c.value for c in at.caption)
+    tracker = at.session_state["seg_video_state"]["tracker"]
+    assert isinstance(tracker, point_track.PointTracker)
+    closed = next(o for o in at.selectbox(key="seg_vgrounder").options
+                  if o.startswith("demo-fasterrcnn") and o.endswith(grounding.CLOSED))
+    at.selectbox(key="seg_vgrounder").set_value(closed).run()
+    at.number_input(key="seg_vevery").set_value(5).run()
+    words = ", ".join(sorted({o["category"] for o in objects}))
+    at.text_input(key="seg_vphrase").set_value(words).run()
+    at.button(key="seg_vfind").click().run(timeout=300)
+    assert not at.exception and not at.error
+    tracker = at.session_state["seg_video_state"]["tracker"]
+    assert tracker.propagated and len(tracker.objects) >= len(objects)

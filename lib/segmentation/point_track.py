@@ -1,0 +1,258 @@
+"""Point tracking with re-prompting (the approach of SAM-PT), for any promptable segmenter: no
+memory path needed, so it works on the demo segmenter, whose memory path is untrained.
+
+Each frame, an object's points (corners inside its last mask) are moved by pyramidal
+Lucas–Kanade flow, kept where the backward flow returns them within a pixel, and the
+segmenter is prompted with them and the previous box moved along. Among its candidate masks
+the one most like the object wins: overlap with the previous mask moved along, plus the
+similarity of its colours to the object's (a colour histogram kept per track). When no
+candidate looks like the object (hidden, or gone), the track waits: its last whole mask
+coasts at its velocity, minus the objects in front, for a few frames; meanwhile each frame's
+masks in everything mode are searched for one that looks like it, and the track resumes with
+the same id. Frames it waited through have no mask (the timeline shows the gap)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from lib.core.errors import PromptError
+from lib.core.progress import Progress
+from lib.media import masks as mask_ops
+from lib.media import video as video_io
+from lib.segmentation.segment_video import TrackedObject, Tracker
+
+KEEP = 0.55              # colour similarity under which a candidate is not the object
+FIND = 0.65              # similarity a waiting object must reach to be found again
+COAST = 12               # frames a waiting object's mask coasts along
+LABEL = "point tracking + re-finding"
+
+
+def _box(mask: np.ndarray) -> np.ndarray:
+    return np.asarray(mask_ops.bbox(mask), dtype=float)
+
+
+def colours(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A normalised 6×6×6 RGB histogram of the pixels under `mask`."""
+    q = (image[mask][:, :3] // 43).astype(np.int32)
+    h = np.bincount(q[:, 0] * 36 + q[:, 1] * 6 + q[:, 2], minlength=216).astype(float)
+    return h / max(1.0, h.sum())
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Bhattacharyya coefficient of two histograms: 1 alike, 0 nothing in common."""
+    return float(np.sqrt(a * b).sum())
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def _shift(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    import cv2  # heavy: imported on first use
+    h, w = mask.shape
+    return cv2.warpAffine(mask.astype(np.uint8), np.float32([[1, 0, dx], [0, 1, dy]]),
+                          (w, h)) > 0
+
+
+class PointTracker(Tracker):
+    """A `Tracker` that follows objects with points and re-prompts `segmenter` every frame
+    (see the module); forwards from each object's first prompt."""
+
+    propagated = False
+
+    def __init__(self, segmenter, info: video_io.VideoInfo,
+                 frames: Sequence[np.ndarray] | None = None, every: int = 1):
+        super().__init__(f"{segmenter.label} · {LABEL}", None, None, info, frames, every=every)
+        self.segmenter = segmenter
+        self.untrained = getattr(segmenter, "untrained", False)
+        self._look: dict[int, np.ndarray] = {}           # colour histogram per object
+        self._size: dict[int, np.ndarray] = {}           # its box size, smoothed
+        self._whole: dict[int, tuple[int, np.ndarray]] = {}   # last whole mask (frame, mask)
+        self._velocity: dict[int, np.ndarray] = {}
+        self.regained = 0                                  # times a waiting object came back
+
+    def _predict(self, image, points, box):
+        with self.segmenter.lock:
+            return self.segmenter.predict(image, points, box)
+
+    def add_prompt(self, frame_idx: int, obj_id: int, points: Sequence = (), box=None,
+                   label: str = "") -> np.ndarray:
+        self.check_prompt(frame_idx, points, box)
+        frame_idx = self.tracked_index(frame_idx)
+        image = np.asarray(self.frames[frame_idx])
+        result = self._predict(image, points, box)
+        mask = result.masks[result.best]
+        if not mask.any():
+            raise PromptError("The segmenter found nothing there: click on the object or "
+                              "drag a box around it.")
+        obj = self.objects.setdefault(obj_id, TrackedObject(obj_id, label))
+        obj.label = label or obj.label
+        obj.prompts[frame_idx] = (list(points), box)
+        self._store(frame_idx, [obj_id], [mask])
+        self.propagated = False
+        return mask
+
+    def _begin(self, o: int, f: int, image: np.ndarray, mask: np.ndarray) -> None:
+        """An object's appearance, size and motion as its first prompt gives them."""
+        self._look[o] = colours(image, mask)
+        self._size[o] = _box(mask)[2:] - _box(mask)[:2]
+        self._whole[o] = (f, mask)
+        self._velocity[o] = np.zeros(2)
+
+    def _follow(self, o: int, image, grey0, grey1, prev: np.ndarray,
+                others: list[np.ndarray]) -> tuple[np.ndarray, float] | None:
+        """The object's mask on this frame from its mask `prev` on the last one, with its
+        similarity; None when no candidate looks like it."""
+        import cv2  # heavy: imported on first use
+        h, w = prev.shape
+        inner = cv2.erode(prev.astype(np.uint8), np.ones((3, 3), np.uint8))
+        corners = cv2.goodFeaturesToTrack(grey0, 16, 0.01, 3,
+                                          mask=inner if inner.sum() > 8 else prev.astype(np.uint8))
+        motion, positive = np.zeros(2), []
+        if corners is not None and len(corners) >= 2:
+            moved, ok, _ = cv2.calcOpticalFlowPyrLK(grey0, grey1, corners, None,
+                                                    winSize=(15, 15), maxLevel=2)
+            back, ok2, _ = cv2.calcOpticalFlowPyrLK(grey1, grey0, moved, None,
+                                                    winSize=(15, 15), maxLevel=2)
+            good = (ok.ravel() == 1) & (ok2.ravel() == 1) & (
+                np.linalg.norm(corners - back, axis=2).ravel() < 1.0)
+            if good.sum() >= 2:
+                motion = np.median((moved - corners).reshape(-1, 2)[good], axis=0)
+                positive = [(float(x), float(y), 1) for x, y in moved.reshape(-1, 2)[good][:4]
+                            if 0 <= x < w and 0 <= y < h]
+        box = _box(prev)
+        centre = (box[:2] + box[2:]) / 2 + motion
+        size = np.maximum(box[2:] - box[:2], 0.85 * self._size[o])
+        box = np.clip(np.concatenate([centre - size / 2, centre + size / 2]), 0, [w, h, w, h])
+        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+            return None
+        expected = _shift(prev, *motion)
+        negative = []
+        for other in others:                 # another object's centre inside the box, not ours
+            ob = _box(other)
+            cx, cy = (ob[:2] + ob[2:]) / 2
+            if box[0] <= cx <= box[2] and box[1] <= cy <= box[3] and not expected[int(cy),
+                                                                                  int(cx)]:
+                negative.append((float(cx), float(cy), 0))
+        best, best_score, best_sim = None, -1.0, 0.0
+        for points in (positive + negative, negative):
+            for mask in self._predict(image, points, tuple(box)).masks:
+                if mask.sum() < 4:
+                    continue
+                sim = similarity(colours(image, mask), self._look[o])
+                if _iou(mask, expected) + sim > best_score:
+                    best, best_score, best_sim = mask, _iou(mask, expected) + sim, sim
+        return None if best is None or best_sim < KEEP else (best, best_sim)
+
+    def _find_again(self, o: int, image, candidates: list[np.ndarray],
+                    taken: list[np.ndarray]) -> np.ndarray | None:
+        best, best_sim = None, FIND
+        area = float(np.prod(self._size[o]))
+        for mask in candidates:
+            if not 0.15 * area <= mask.sum() <= 3 * area or any(_iou(mask, t) > 0.3
+                                                                for t in taken):
+                continue
+            sim = similarity(colours(image, mask), self._look[o])
+            if sim > best_sim:
+                best, best_sim = mask, sim
+        return best
+
+    def propagate(self, progress: Callable[[Progress], None] | None = None) -> int:
+        import cv2  # heavy: imported on first use
+        if not self.objects:
+            raise video_io.VideoError("Prompt at least one object before propagating.")
+        starts = {o: min(obj.prompts) for o, obj in self.objects.items()}
+        for o, f0 in starts.items():             # each pass starts from the prompts alone
+            self._begin(o, f0, np.asarray(self.frames[f0]), self.mask(f0, o))
+        first = min(starts.values())
+        tracked = list(range(first + self.every, self.num_frames, self.every))
+        waiting: dict[int, bool] = {}
+        t0, done = time.perf_counter(), 0
+        grey = cv2.cvtColor(np.asarray(self.frames[first]), cv2.COLOR_RGB2GRAY)
+        for f in tracked:
+            image = np.asarray(self.frames[f])
+            grey1 = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+            before = f - self.every
+            out: dict[int, tuple[np.ndarray, float]] = {}
+            live = [o for o in self.objects if f > starts[o] and not waiting.get(o)
+                    and f not in self.objects[o].prompts]
+            for o in live:
+                prev = self.mask(before, o)
+                others = [m for q in live if q != o and (m := self.mask(before, q)) is not None]
+                found = self._follow(o, image, grey, grey1, prev, others) \
+                    if prev is not None and prev.sum() >= 4 else None
+                if found is None:
+                    waiting[o] = True
+                else:
+                    out[o] = found
+            for a in list(out):                  # two tracks on one region: one is hidden
+                for b in list(out):
+                    if a < b and a in out and b in out and _iou(out[a][0], out[b][0]) > 0.5:
+                        hidden = a if out[a][1] < out[b][1] else b
+                        out.pop(hidden)
+                        waiting[hidden] = True
+            lost = [o for o in self.objects if f > starts[o] and waiting.get(o)]
+            if lost:
+                with self.segmenter.lock:
+                    candidates = [m.mask for m in self.segmenter.everything(
+                        image, points_per_side=8, min_iou=0.5, min_stability=0.7)]
+                taken = [m for m, _ in out.values()]
+                for o in lost:
+                    mask = self._find_again(o, image, candidates, taken)
+                    if mask is not None:
+                        out[o], waiting[o] = (mask, 1.0), False
+                        taken.append(mask)
+                        self.regained += 1
+            for o, (mask, sim) in out.items():
+                self._store(f, [o], [mask])
+                self._learn(o, f, mask, sim)
+            front = [m for m, _ in out.values()]
+            for o in lost:                       # still waiting: the last whole mask coasts
+                if o in out or f - self._whole[o][0] > COAST:
+                    continue
+                f0, whole = self._whole[o]
+                ghost = _shift(whole, *(self._velocity[o] * (f - f0)))
+                for m in front:
+                    ghost &= ~m
+                if ghost.sum() >= 0.15 * whole.sum():
+                    self._store(f, [o], [ghost])
+            grey = grey1
+            done += 1
+            if progress:
+                progress(Progress(done, len(tracked), time.perf_counter() - t0))
+        self.propagated = True
+        return done
+
+    def _learn(self, o: int, f: int, mask: np.ndarray, sim: float) -> None:
+        """Size and velocity from confident whole masks."""
+        f0, whole = self._whole[o]
+        if sim > 0.8 and mask.sum() > 0.6 * np.prod(self._size[o]):
+            box = _box(mask)
+            self._size[o] = 0.7 * self._size[o] + 0.3 * (box[2:] - box[:2])
+        if mask.sum() > 0.8 * whole.sum():
+            if f > f0:
+                step = (np.argwhere(mask).mean(0) - np.argwhere(whole).mean(0))[::-1] / (f - f0)
+                self._velocity[o] = 0.5 * self._velocity[o] + 0.5 * step
+            self._whole[o] = (f, mask)
+
+
+class PointVideoModel:
+    """The video model slot for point tracking on a loaded segmenter."""
+
+    def __init__(self, segmenter):
+        self.segmenter = segmenter
+        self.name = f"{segmenter.label} · {LABEL}"
+        self.untrained = getattr(segmenter, "untrained", False)
+        self.device = segmenter.device
+        self.lock = segmenter.lock
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def tracker(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray] | None = None,
+                every: int = 1) -> PointTracker:
+        return PointTracker(self.segmenter, info, frames, every)
