@@ -1,7 +1,9 @@
 """Helpers the benchmark scripts share."""
 
+import shutil
 import statistics
 import time
+from pathlib import Path
 
 
 def median_time(fn, repeats: int) -> float:
@@ -13,3 +15,13 @@ def median_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def make_project(root: Path, made: list[Path], runs: int) -> None:
+    """`runs` run folders under root/wandb, each a copy of one of the `made` runs' logs in
+    turn (a sweep made of a few real wandb runs: every copy is read in full)."""
+    for i in range(runs):
+        src = made[i % len(made)]
+        dst = root / "wandb" / f"offline-run-20260101_000000-r{i:05d}"
+        dst.mkdir(parents=True)
+        shutil.copy(next(src.glob("*.wandb")), dst / f"run-r{i:05d}.wandb")

@@ -18,7 +18,6 @@ Last line: `first load 200x100k: X s (cached Y s)`.
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import make_project  # bench/ is the script's own folder
 
 
 def write_run(args):
@@ -41,14 +41,6 @@ def write_run(args):
                  "val/acc": 1 - 1 / (s + 2), "lr": 0.001 * 0.99999 ** s}, step=s)
     run.finish()
     return next((Path(out) / "wandb").glob(f"offline-run-*-{run.id}"))
-
-
-def make_project(root: Path, made: list[Path], runs: int) -> None:
-    for i in range(runs):
-        src = made[i % len(made)]
-        dst = root / "wandb" / f"offline-run-20260101_000000-r{i:05d}"
-        dst.mkdir(parents=True)
-        shutil.copy(next(src.glob("*.wandb")), dst / f"run-r{i:05d}.wandb")
 
 
 def load(root: Path, compare: int):

@@ -22,7 +22,6 @@ Last line: `10000 runs: table X s (cached Y s), filter+sort Z s, 1000 curves W s
 import argparse
 import os
 import resource
-import shutil
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import make_project  # bench/ is the script's own folder
 
 
 def write_run(args):
@@ -53,14 +53,6 @@ def write_run(args):
                 step=s)
     run.finish()
     return next((Path(out) / "wandb").glob(f"offline-run-*-{run.id}"))
-
-
-def make_project(root: Path, made: list[Path], runs: int) -> None:
-    for i in range(runs):
-        src = made[i % len(made)]
-        dst = root / "wandb" / f"offline-run-20260101_000000-r{i:05d}"
-        dst.mkdir(parents=True)
-        shutil.copy(next(src.glob("*.wandb")), dst / f"run-r{i:05d}.wandb")
 
 
 def table(root: Path):
