@@ -16,7 +16,7 @@ from lib.core.errors import PromptError
 from lib.core.progress import Progress
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
-from lib.segmentation.segment_video import TrackedObject, Tracker, open_clip
+from lib.segmentation.segment_video import Tracker, open_clip
 
 CLASSICAL = "Classical tracking (optical flow + GrabCut, not SAM 2)"
 
@@ -43,9 +43,7 @@ class FlowTracker(Tracker):
                               "object (clicks then refine it).")
         frame_idx = self.tracked_index(frame_idx)
         mask = mask_ops.grabcut(np.asarray(self.frames[frame_idx]), box, points)
-        obj = self.objects.setdefault(obj_id, TrackedObject(obj_id, label))
-        obj.label = label or obj.label
-        obj.prompts[frame_idx] = (list(points), box)
+        self._note_prompt(frame_idx, obj_id, points, box, label)
         self._store(frame_idx, [obj_id], [mask])
         self.propagated = False
         return mask

@@ -22,7 +22,7 @@ from lib.core.errors import PromptError
 from lib.core.progress import Progress
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
-from lib.segmentation.segment_video import TrackedObject, Tracker
+from lib.segmentation.segment_video import Tracker
 
 KEEP = 0.55              # colour similarity under which a candidate is not the object
 FIND = 0.65              # similarity a waiting object must reach to be found again
@@ -88,9 +88,7 @@ class PointTracker(Tracker):
         if not mask.any():
             raise PromptError("The segmenter found nothing there: click on the object or "
                               "drag a box around it.")
-        obj = self.objects.setdefault(obj_id, TrackedObject(obj_id, label))
-        obj.label = label or obj.label
-        obj.prompts[frame_idx] = (list(points), box)
+        self._note_prompt(frame_idx, obj_id, points, box, label)
         self._store(frame_idx, [obj_id], [mask])
         self.propagated = False
         return mask

@@ -219,15 +219,21 @@ class Tracker:
         self._store(frame_idx, list(out.object_ids), masks)
         return masks[list(out.object_ids).index(obj_id)]
 
+    def _note_prompt(self, frame_idx: int, obj_id: int, points: Sequence, box,
+                     label: str) -> TrackedObject:
+        """Record an object's prompt on a (tracked) frame; a new label replaces its old one."""
+        obj = self.objects.setdefault(obj_id, TrackedObject(obj_id, label))
+        obj.label = label or obj.label
+        obj.prompts[frame_idx] = (list(points), box)
+        return obj
+
     def add_prompt(self, frame_idx: int, obj_id: int, points: Sequence = (), box=None,
                    label: str = "") -> np.ndarray:
         """Prompt one object on one frame (a tracked frame: with a processing rate below the
         clip's, the tracked frame at or before it); returns its mask on that frame."""
         self.check_prompt(frame_idx, points, box)
         frame_idx = self.tracked_index(frame_idx)
-        obj = self.objects.setdefault(obj_id, TrackedObject(obj_id, label))
-        obj.label = label or obj.label
-        obj.prompts[frame_idx] = (list(points), box)
+        self._note_prompt(frame_idx, obj_id, points, box, label)
         group = self._group_of(obj_id)
         mask = self._run_prompt(group, frame_idx, obj_id, points, box)
         self._account()
