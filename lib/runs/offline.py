@@ -122,11 +122,14 @@ def scan_log(path: Path, offset: int = 0, verify: np.ndarray = scanner.ALL,
 
 def read_run_info(path: Path, source: str = "offline") -> RunInfo:
     """Metadata, config and summary of one offline run, as `wandb leet inspect --summary`
-    gives them (a test checks), read in-process by `lib.runs.scanner` and cached on disk."""
-    return journal.cached(_cache_key(path, "info.json"),
-                          lambda f: RunInfo(**json.loads(f.read_text())),
-                          lambda: _run_info(path, source),
-                          lambda info, f: f.write_text(json.dumps(asdict(info), default=str)))
+    gives them (a test checks), read in-process by `lib.runs.scanner` and cached on disk as
+    `load_offline` caches a folder (this log's own index)."""
+    infos, problems = load_offline(path, source)
+    if problems:
+        raise RunReadError(problems[0].message)
+    if not infos:
+        raise RunReadError(f"'{Path(path).name}' is not a W&B run log (.wandb).")
+    return infos[0]
 
 
 def _run_info(path: Path, source: str) -> RunInfo:

@@ -79,15 +79,15 @@ def test_a_cache_file_torn_by_a_kill_is_read_again_from_the_log(project, tmp_pat
     monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
     path = runs.find_run_files(project)[0]
     info, history = runs.read_run_info(path), runs.read_history(path)
-    for kind in ("info.json", "history.parquet"):
-        cache = offline._cache_key(path, kind)
+    for cache in (offline._index_path(path, "offline"),
+                  offline._cache_key(path, "history.parquet")):
         cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
     assert runs.read_run_info(path) == info
     pd.testing.assert_frame_equal(runs.read_history(path), history)
     monkeypatch.setattr(offline, "scan_log", lambda *a, **k: pytest.fail("not cached"))
     assert runs.read_run_info(path) == info                     # rewritten whole
     pd.testing.assert_frame_equal(runs.read_history(path), history)
-    assert not list(offline._cache_key(path, "info.json").parent.glob(".*.tmp"))
+    assert not list(offline._index_path(path, "offline").parent.glob(".*.tmp"))
 
 
 def test_bundled_sample_runs_are_readable():
