@@ -114,7 +114,7 @@ def _number(env: str, kind=int):
 def get() -> Settings:
     """The settings as the environment gives them now."""
     roots = tuple(Path(p).expanduser() for p in _text("LENS_DATA_ROOTS").split(os.pathsep) if p)
-    cache = Path(_text("LENS_CACHE")).expanduser()
+    cache = _cache()
     return Settings(
         model_budget_mb=_number("LENS_MODEL_BUDGET_MB"),
         max_image_pixels=_number("LENS_MAX_IMAGE_PIXELS"),
@@ -142,9 +142,13 @@ def get() -> Settings:
 
 
 def cache_dir(*parts: str) -> Path:
-    """A folder under LENS_CACHE (not created); read alone, as `get` reads it (hot paths
-    ask for it once per file)."""
-    return Path(_text("LENS_CACHE")).expanduser().joinpath(*parts)
+    """A folder under LENS_CACHE (not created); the setting read alone (hot paths ask for
+    it once per file)."""
+    return _cache().joinpath(*parts)
+
+
+def _cache() -> Path:
+    return Path(_text("LENS_CACHE")).expanduser()
 
 
 assert len(SETTINGS) == len(fields(Settings)), "every setting has a field"
