@@ -125,7 +125,8 @@ by_name = {r.name: r for r in infos}
 if st.session_state.get("_runs_of") != sorted(by_name):   # another folder: fresh selection
     for key in ("selected", "pc_axes", "scatter_x"):
         st.session_state.pop(key, None)
-    sweep_ui.clear()
+    if "_runs_of" in st.session_state:       # not on opening: a link's brush is kept then
+        sweep_ui.clear()
     st.session_state["_runs_of"] = sorted(by_name)
 brushed = sweep_ui.brushing(infos, all_config, numeric_all)   # the sweep views narrow the table
 c1, c2, c3 = st.columns([2, 2, 2])

@@ -51,11 +51,14 @@ def brushing(infos: list[runs.RunInfo], config_keys: list[str], metrics: list[st
     """The brush on the parallel coordinates (reported by the browser, or from the link) and
     the scatter's selection, read before the table is drawn: they decide what it shows."""
     state = st.session_state
-    if "pc_axes" not in state:
-        state["pc_axes"] = varying_keys(infos, config_keys, AXES) or config_keys[:3]
+    if "pc_axes" not in state:                 # the link's axes (bound widgets), else defaults
+        linked = [k for k in st.query_params.get_all("pc_axes") if k in config_keys]
+        state["pc_axes"] = linked or varying_keys(infos, config_keys, AXES) or config_keys[:3]
     if state.get("pc_metric") not in metrics:
-        state["pc_metric"] = next((m for m in metrics if "acc" in m or "map" in m.lower()),
-                                  metrics[0] if metrics else None)
+        linked = st.query_params.get("pc_metric")
+        state["pc_metric"] = linked if linked in metrics else next(
+            (m for m in metrics if "acc" in m or "map" in m.lower()),
+            metrics[0] if metrics else None)
     chosen = [k for k in state["pc_axes"] if k in config_keys]
     axes = runs.parallel_axes(infos, chosen, state["pc_metric"])
     version = state.setdefault("brush_version", 0)

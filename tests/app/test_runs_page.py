@@ -341,3 +341,36 @@ def test_a_linked_run_outside_the_filter_still_opens(project, monkeypatch):
     assert not at.exception
     assert list(at.dataframe[0].value["name"]) == ["beta"]
     assert at.multiselect(key="selected").value == ["alpha", "gamma"]
+
+
+@pytest.mark.parametrize("brush,kept", [
+    ('{"lr": [[0.05, 1]]}', 1),                       # a real brush: alpha's lr 0.1 only
+    ("not json", 3), ('{"lr": "x"}', 3), ('{"lr": [[1]]}', 3), ("[1, 2]", 3),
+    ('{"<script>": [[0, 1]]}', 3), ('{"lr": [[0, 1]]}' * 5000, 3)])
+def test_a_brush_from_a_link_is_checked(project, monkeypatch, brush, kept):
+    """A link's brush is used when it is one; anything else is ignored, never a failure."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(project))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    at.query_params.update(path=str(project), brush=brush)
+    at.switch_page("pages/runs.py")
+    at.run()
+    assert not at.exception
+    assert len(at.dataframe[0].value) == kept
+
+
+def test_a_link_reopens_the_parallel_coordinates_as_they_were(project, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(project))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    at.query_params.update(path=str(project), tab="Parallel coordinates",
+                           pc_axes=["model.depth", "lr"], pc_metric="best")
+    at.switch_page("pages/runs.py")
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="pc_axes").value == ["model.depth", "lr"]
+    assert at.selectbox(key="pc_metric").value == "best"
