@@ -5,6 +5,7 @@ of `build` outside tests and training."""
 from __future__ import annotations
 
 import importlib.util
+import threading
 from collections.abc import Callable
 
 from lib.models.sources import best_device
@@ -49,6 +50,12 @@ def builders() -> dict[tuple[Task, Source], Builder]:
     return BUILDERS
 
 
+# Two threads importing from transformers for the first time at once can fail ("cannot import
+# name 'Sam2Processor'": seen when a page run built the demo segmenter while the run before it
+# was still building its video model), so builds, which do those imports, take turns.
+_BUILDING = threading.RLock()
+
+
 def build(spec: ModelSpec, task: str | None = None, device: str | None = None) -> Model:
     """Build `spec` for `task` (default: its own) with its real weights, or raise a clear
     error. Never returns random weights in place of missing ones."""
@@ -62,7 +69,8 @@ def build(spec: ModelSpec, task: str | None = None, device: str | None = None) -
     make = builders().get((wanted, spec.source))
     if make is None:
         raise ModelCreateError(f"'{spec.name}' ({spec.source}) cannot be loaded for {wanted}.")
-    model = make(spec, device or best_device())
+    with _BUILDING:      # one build at a time: transformers' lazy imports are not thread-safe
+        model = make(spec, device or best_device())
     if not isinstance(model, Model):
         raise TypeError(f"the builder of {spec.name} returned {type(model).__name__}, "
                         "which is not a lib.models.spec.Model")
