@@ -236,17 +236,27 @@ def sanity_curves(rows) -> go.Figure:
 def object_timeline(frames: Sequence[int], times: Sequence[float], objects: Sequence[int],
                     names: Sequence[str], areas: Sequence[float],
                     colors: dict[int, tuple[int, int, int]]) -> go.Figure:
-    """When each tracked object is on screen (a strip per object, one mark per frame it is
-    seen) above its area over time; rows share the time axis."""
+    """When each tracked object is on screen (a strip per object, named with its id, one mark
+    per frame it is seen, a dotted line where it was hidden and then found again) above its
+    area over time; rows share the time axis."""
     from plotly.subplots import make_subplots  # heavy: imported on first use
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.45, 0.55],
                         vertical_spacing=0.06)
     order = list(dict.fromkeys(objects))
     for obj in order:
         keep = [i for i, o in enumerate(objects) if o == obj]
-        name = names[keep[0]]
+        name = f"{names[keep[0]]} #{obj}"
         color = "rgb({},{},{})".format(*colors[obj])
         x = [times[i] for i in keep]
+        seen = sorted(keep, key=lambda i: frames[i])
+        step = min((frames[b] - frames[a] for a, b in zip(seen, seen[1:])), default=1)
+        for a, b in zip(seen, seen[1:]):          # hidden between two sightings
+            if frames[b] - frames[a] > step:
+                fig.add_trace(go.Scatter(
+                    x=[times[a], times[b]], y=[name, name], mode="lines", name="hidden",
+                    legendgroup="hidden", showlegend=False, hoverinfo="text",
+                    hovertext=f"{name}: hidden, frames {frames[a] + 1}–{frames[b] - 1}",
+                    line=dict(color=color, dash="dot", width=1)), row=1, col=1)
         fig.add_trace(go.Scattergl(x=x, y=[name] * len(keep), mode="markers", name=name,
                                    legendgroup=str(obj), marker=dict(color=color, size=6,
                                                                      symbol="line-ns-open"),

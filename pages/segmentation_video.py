@@ -1,6 +1,7 @@
 """The segmentation page's video view: a clip, prompts on any frame, tracking through the clip,
 effects rendered to MP4 and the masks exported."""
 
+import functools
 import hashlib
 import weakref
 from pathlib import Path
@@ -182,8 +183,8 @@ def video_mode() -> None:
         st.success(f"Tracked {len(tracker.objects)} object(s) through {tracker.num_frames} "
                    "frames; scrub the frame slider to check.")
     if tracker.store.frames():
-        ranked = _where_when(tracker, upload_name, state)
-        _video_exports(tracker, upload_name, ranked)
+        picked = _where_when(tracker, upload_name, state)
+        _video_exports(tracker, upload_name, picked)
 
 
 def _tracking(tracker: segment_video.Tracker) -> None:
@@ -278,16 +279,21 @@ def _export(write, tracker, suffix: str):
     return build
 
 
-def _where_when(tracker, name: str, state: dict) -> dict[int, float]:
-    """Which object is on screen when, and for how long; returns object id -> seconds on
-    screen, the most on screen first."""
+def _where_when(tracker, name: str, state: dict) -> list[int]:
+    """Which object is on screen when, and for how long; returns the objects picked in the
+    table (all of them when none is), the most on screen first."""
     st.subheader("Where, what, when")
     mark = tracker.store.disk_bytes          # the masks on disk change only when tracking does
     if state.get("timeline", (None,))[0] != mark:
         state["timeline"] = (mark, timeline.presence(tracker))
     rows = state["timeline"][1]
     table = timeline.screen_time(tracker, rows)
-    st.dataframe(table, hide_index=True, key="seg_timeline_table")
+    st.caption("Most on screen first. Select rows to choose the objects the effect applies "
+               "to; with none selected, it applies to all.")
+    # keyed by the masks on disk: tracking again re-sorts the rows, so a choice made on the
+    # old order is let go rather than moved to other objects
+    event = st.dataframe(table, hide_index=True, key=f"seg_timeline_table_{mark}",
+                         on_select="rerun", selection_mode="multi-row")
     if not rows.empty:
         st.plotly_chart(plots.object_timeline(
             rows["frame"].tolist(), rows["time_s"].tolist(), rows["object"].tolist(),
@@ -295,17 +301,15 @@ def _where_when(tracker, name: str, state: dict) -> dict[int, float]:
             {o: mask_ops.color_for(o) for o in tracker.objects}), key="seg_timeline")
     ui.download_button("Timeline: CSV", lambda: rows.to_csv(index=False),
                        f"{Path(name).stem}-timeline.csv", "text/csv", key="seg_timeline_csv")
-    return dict(zip(table["object"], table["screen time (s)"])) if not table.empty else {}
+    ranked = [int(o) for o in table["object"]] if not table.empty else []
+    chosen = [ranked[i] for i in event.selection.rows if i < len(ranked)]
+    return [o for o in chosen or ranked if o in tracker.objects] or list(tracker.objects)
 
 
-def _video_exports(tracker, name: str, ranked: dict[int, float]) -> None:
+def _video_exports(tracker, name: str, picked: list[int]) -> None:
     st.subheader("Effects and export")
-    c1, c2, c3 = st.columns([2, 2, 1])
-    ids = [int(o) for o in ranked if o in tracker.objects] or list(tracker.objects)
-    # labels stay put while tracking changes the screen times: a changed label would drop
-    # the visitor's choice
-    picked = c1.multiselect("Objects (most on screen first)", ids, default=ids, key="seg_vpick",
-                            format_func=lambda i: tracker.objects[i].name)
+    st.caption("Applies to: " + ", ".join(f"{tracker.objects[o].name} #{o}" for o in picked))
+    c2, c3 = st.columns([3, 1])
     effects = [e for e in mask_ops.EFFECTS if e != "cutout"]
     effect = c2.selectbox("Effect", ["outline overlay", *effects],
                           key="seg_veffect")
@@ -329,6 +333,8 @@ def _video_exports(tracker, name: str, ranked: dict[int, float]) -> None:
     ui.download_button("Masks: zip of PNGs", _export(video_export.png_zip, tracker, ".zip"),
                        f"{stem}-masks.zip", "application/zip", key="seg_masks_zip_of_pngs",
                        where=c1)
-    ui.download_button("Masks: COCO JSON (RLE)", _export(video_export.coco, tracker, ".json"),
-                       f"{stem}-masks.json",
-                       "application/json", key="seg_masks_coco_json_rle", where=c2)
+    ui.download_button("Tracks: COCO video JSON (RLE)",
+                       _export(functools.partial(video_export.coco, name=stem), tracker,
+                               ".json"),
+                       f"{stem}-tracks.json", "application/json", key="seg_tracks_coco_video",
+                       where=c2)

@@ -1,14 +1,11 @@
 """Classical tracking, offline and without SAM 2: dense optical flow moves each object's
-mask from frame to frame and GrabCut refines it, behind the same `Tracker` interface; and
-`track_clip_j`, the J (mask IoU) of any tracker on `lib.synth` clips, as the page drives it."""
+mask from frame to frame and GrabCut refines it, behind the same `Tracker` interface."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -16,7 +13,7 @@ from lib.core.errors import PromptError
 from lib.core.progress import Progress
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
-from lib.segmentation.segment_video import Tracker, open_clip
+from lib.segmentation.segment_video import Tracker
 
 CLASSICAL = "Classical tracking (optical flow + GrabCut, not SAM 2)"
 
@@ -127,42 +124,3 @@ class ClassicalVideoModel:
     def tracker(self, info: video_io.VideoInfo, frames: Sequence[np.ndarray] | None = None,
                 every: int = 1) -> FlowTracker:
         return FlowTracker(info, frames, every)
-
-
-def track_clip_j(tracker_for, clip_dir: str | Path, clips: int | None = None) -> dict:
-    """Mean J (mask IoU) of a tracker on `lib.synth` clips, as the page drives it: each object
-    is prompted with its box on its first frame, the clip is propagated, and every later frame
-    where it is visible is scored. Returns {"J": mean, "clips": n, "frames": scored,
-    "J_occluded": mean over the frames after an object was hidden behind another}."""
-
-    clip_dir = Path(clip_dir)
-    index = json.loads((clip_dir / "clips.json").read_text())["clips"][:clips]
-    scores, after_occlusion = [], []
-    for clip in index:
-        info = open_clip(clip_dir / clip["file"])
-        tracker = tracker_for(info, None)
-        gt = [{int(k): mask_ops.from_rle(r) for k, r in fm.items()} for fm in clip["masks"]]
-        for obj in clip["objects"]:
-            f0 = obj["first_frame"]
-            ys, xs = np.nonzero(gt[f0][obj["id"]])
-            tracker.add_prompt(f0, obj["id"] + 1, box=(float(xs.min()), float(ys.min()),
-                                                       float(xs.max() + 1), float(ys.max() + 1)))
-        tracker.propagate()
-        for obj in clip["objects"]:
-            k = obj["id"]
-            full = max((int(m[k].sum()) for m in gt if k in m), default=0)
-            hidden = False
-            for f in range(obj["first_frame"] + 1, len(gt)):
-                truth = gt[f].get(k)
-                if truth is None or truth.sum() < 0.3 * full:
-                    hidden = True
-                    continue
-                pred = tracker.mask(f, k + 1)
-                pred = np.zeros_like(truth) if pred is None else pred
-                j = float((pred & truth).sum() / max(1, (pred | truth).sum()))
-                scores.append(j)
-                if hidden:
-                    after_occlusion.append(j)
-    return {"J": float(np.mean(scores)) if scores else float("nan"), "clips": len(index),
-            "frames": len(scores),
-            "J_occluded": float(np.mean(after_occlusion)) if after_occlusion else float("nan")}

@@ -61,11 +61,16 @@ def ground_through(tracker, grounder, phrase: str, every: int,
         for region in regions:
             if all(box_iou(region.box, b) <= overlap for b in known + [r.box for r in new]):
                 new.append(region)
-        next_id = max(tracker.objects, default=0) + 1
-        for k, region in enumerate(new):
-            tracker.add_prompt(f, next_id + k, [], region.box, label=region.label)
-            done.started.append((f, next_id + k, region.label))
-        if new:
+        started = False
+        for region in new:
+            obj = max(tracker.objects, default=0) + 1
+            try:
+                tracker.add_prompt(f, obj, [], region.box, label=region.label)
+            except PromptError:      # a sliver of a box, or one the segmenter finds empty
+                continue
+            done.started.append((f, obj, region.label))
+            started = True
+        if started:
             tracker.propagate()
         if progress:
             progress(Progress(i + 1, len(frames), time.perf_counter() - t0))

@@ -26,9 +26,21 @@ def presence(tracker) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def gaps(frames, every: int = 1) -> list[tuple[int, int]]:
+    """The (first, last) frames of each stretch an object was not seen between two frames it
+    was (hidden, then found again); `frames` are the tracked frames it was seen on."""
+    seen = sorted(set(int(f) for f in frames))
+    return [(a + 1, b - 1) for a, b in zip(seen, seen[1:]) if b - a > every]
+
+
+def _spans(spans: list[tuple[int, int]]) -> str:
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in spans)
+
+
 def screen_time(tracker, rows: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per object: label, seconds on screen, first and last frame seen, frames seen, mean
-    area, and the share of the clip it is on screen; the most on screen first."""
+    area, the share of the clip it is on screen, and the frames it was hidden between two
+    sightings (found again after); the most on screen first."""
     rows = presence(tracker) if rows is None else rows
     every, fps = tracker.every, tracker.info.fps or 1.0
     out = []
@@ -42,7 +54,8 @@ def screen_time(tracker, rows: pd.DataFrame | None = None) -> pd.DataFrame:
                     "frames seen": seen * every,
                     "mean area (px)": round(float(mine["area"].mean()), 1) if seen else 0.0,
                     "share of clip (%)": round(100 * min(1.0, seen * every
-                                                         / max(1, tracker.num_frames)), 1)})
+                                                         / max(1, tracker.num_frames)), 1),
+                    "hidden, found again (frames)": _spans(gaps(mine["frame"], every))})
     table = pd.DataFrame(out)
     if table.empty:
         return table

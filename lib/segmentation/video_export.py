@@ -63,25 +63,40 @@ def png_zip(tracker: Tracker, path: Path) -> Path:
     return path
 
 
-def coco(tracker: Tracker, path: Path) -> Path:
-    """COCO JSON with the masks as RLE (straight from the store, never decoded), one image
-    per frame and one category per object, written one frame at a time."""
-    names = {o: obj.name for o, obj in tracker.objects.items()}
+def coco(tracker: Tracker, path: Path, name: str = "clip") -> Path:
+    """The tracks as COCO video JSON (the TAO / CocoVID layout, which pycocotools also reads
+    as plain COCO): one video; one image per frame with its `video_id` and `frame_index`; one
+    track per object with its label's category; one annotation per frame an object is on,
+    with its `track_id` (also `instance_id`) and its mask as RLE straight from the store.
+    Written one frame at a time."""
+    info, objects = tracker.info, tracker.objects
+    labels = sorted({o.label or "object" for o in objects.values()})
+    category = {o: labels.index(obj.label or "object") + 1 for o, obj in objects.items()}
     ann_id = 0
     with open(path, "w", encoding="utf-8") as out:
-        out.write('{"images": [')
-        out.write(", ".join(json.dumps({"id": f + 1, "file_name": f"frame{f:05d}.png",
-                                        "width": tracker.info.width,
-                                        "height": tracker.info.height})
+        head = {"description": f"Lens tracks of {name}", "tracker": tracker.name}
+        video = {"id": 1, "name": name, "width": info.width, "height": info.height,
+                 "length": tracker.num_frames, "fps": info.fps}
+        out.write(f'{{"info": {json.dumps(head)}, "videos": [{json.dumps(video)}]')
+        out.write(', "images": [')
+        out.write(", ".join(json.dumps({"id": f + 1, "video_id": 1, "frame_index": f,
+                                        "file_name": f"{name}/frame{f:05d}.png",
+                                        "width": info.width, "height": info.height})
                             for f in range(tracker.num_frames)))
-        out.write('], "annotations": [')
+        out.write('], "tracks": ')
+        out.write(json.dumps([{"id": int(o), "video_id": 1, "category_id": category[o],
+                               "name": obj.name} for o, obj in sorted(objects.items())]))
+        out.write(', "annotations": [')
         for f, on in _all_frames_masks(tracker):
             for o, rle in sorted(on.items()):
-                ann = mask_ops.rle_annotation(rle, ann_id + 1, f + 1, o)
+                if o not in category:
+                    continue
+                ann = mask_ops.rle_annotation(rle, ann_id + 1, f + 1, category[o])
                 if ann["area"]:                    # an object not on this frame: no entry
+                    ann.update(video_id=1, track_id=int(o), instance_id=int(o))
                     ann_id += 1
                     out.write((", " if ann_id > 1 else "") + json.dumps(ann))
         out.write('], "categories": ')
-        out.write(json.dumps([{"id": int(i), "name": n} for i, n in sorted(names.items())]))
+        out.write(json.dumps([{"id": k + 1, "name": n} for k, n in enumerate(labels)]))
         out.write("}")
     return path

@@ -12,7 +12,7 @@ from lib.demo import synth
 from lib.media import images
 from lib.media import masks as mask_ops
 from lib.models import checkpoints, registry
-from lib.segmentation import classical, segment, segment_video
+from lib.segmentation import classical, quality, segment, segment_video
 from lib.training import sam_data
 from lib.training.sam_data import val_clips
 
@@ -60,9 +60,9 @@ def measure(folder: Path, clips: int | None = None, images: int | None = None) -
     seg = segment.build_segmenter(spec, device="cpu")
     video = segment_video.build_video_model(spec, device="cpu")
     out = measure_images(seg, synth.demo_val(), images)
-    j = classical.track_clip_j(video.tracker, val_clips(), clips)
-    out.update(video_J=j["J"], video_J_after_occlusion=j["J_occluded"], video_clips=j["clips"],
-               video_frames=j["frames"])
+    j = quality.box_prompted(video.tracker, val_clips(), clips)
+    out.update(video_J=j.j, video_J_after_occlusion=j.j_occluded, video_clips=j.clips,
+               video_frames=j.frames)
     out.update(classical_figures())
     return out
 
@@ -70,5 +70,5 @@ def measure(folder: Path, clips: int | None = None, images: int | None = None) -
 def classical_figures(clips: int | None = None) -> dict:
     """The classical tracker's J on the same clips, recorded beside the demo segmenter's so the
     page can compare the two with measured figures."""
-    j = classical.track_clip_j(classical.FlowTracker, sam_data.val_clips(), clips)
-    return {"classical_J": j["J"], "classical_J_after_occlusion": j["J_occluded"]}
+    j = quality.box_prompted(classical.FlowTracker, sam_data.val_clips(), clips)
+    return {"classical_J": j.j, "classical_J_after_occlusion": j.j_occluded}

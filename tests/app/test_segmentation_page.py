@@ -205,7 +205,7 @@ def test_video_text_prompt_adds_tracked_objects(tiny_sam, tmp_path, monkeypatch)
     assert not at.exception
     assert any("Tracked 1 object(s) through 5 frames" in s.value for s in at.success)
     labels = [d.label for d in at.download_button]
-    assert "Masks: zip of PNGs" in labels and "Masks: COCO JSON (RLE)" in labels
+    assert "Masks: zip of PNGs" in labels and "Tracks: COCO video JSON (RLE)" in labels
     at.button(key="seg_render").click().run()
     assert not at.exception and "Download MP4" in [d.label for d in at.download_button]
     assert_downloads_never_rerun(at)

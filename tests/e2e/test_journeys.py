@@ -377,9 +377,10 @@ def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, serve
     page.get_by_role("button", name="Propagate through the clip").click()
     page.get_by_text("Tracked 1 object(s) through 40 frames").wait_for(timeout=240_000)
     wait_idle(page)
-    coco = json.loads(_download(page, "Masks: COCO JSON (RLE)", tmp_path / "m.json").read_text())
+    coco = json.loads(_download(page, "Tracks: COCO video JSON (RLE)", tmp_path / "m.json")
+                      .read_text())
     tracked = {a["image_id"] - 1: mask_utils.decode(a["segmentation"]).astype(bool)
-               for a in coco["annotations"] if a["category_id"] == 1}
+               for a in coco["annotations"] if a["track_id"] == 1}
     ious = []
     for f, objects in enumerate(truth):
         if 0 in objects and objects[0].sum() > 0:
@@ -447,9 +448,10 @@ def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, 
     wait_idle(page)
     assert not page.get_by_test_id("stException").count()
     page.screenshot(path=ARTIFACTS / "segmentation-video-long.png", full_page=True)
-    coco = json.loads(_download(page, "Masks: COCO JSON (RLE)", tmp_path / "m.json").read_text())
-    assert len(coco["images"]) == 320 and {c["id"] for c in coco["categories"]} == {1, 2}
-    tracked = {(a["image_id"] - 1, a["category_id"]):
+    coco = json.loads(_download(page, "Tracks: COCO video JSON (RLE)", tmp_path / "m.json")
+                      .read_text())
+    assert len(coco["images"]) == 320 and {t["id"] for t in coco["tracks"]} == {1, 2}
+    tracked = {(a["image_id"] - 1, a["track_id"]):
                mask_utils.decode(a["segmentation"]).astype(bool) for a in coco["annotations"]}
 
     def iou(f: int, obj: int, shape: int) -> float:

@@ -5,7 +5,7 @@ occlusion keep their id."""
 import numpy as np
 import pytest
 
-from lib.segmentation import classical, point_track
+from lib.segmentation import classical, point_track, quality
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,11 @@ def test_it_tracks_and_keeps_objects_after_an_occlusion(clips, segmenter):
     def tracker_for(info, frames):
         made.append(point_track.PointTracker(segmenter, info, frames))
         return made[-1]
-    points = classical.track_clip_j(tracker_for, clips)
-    flow = classical.track_clip_j(lambda info, frames: classical.FlowTracker(info, frames), clips)
-    assert points["frames"] == flow["frames"] > 300
-    assert points["J"] >= flow["J"] - 0.02 and points["J"] > 0.6
-    assert points["J_occluded"] > flow["J_occluded"] + 0.15
+    points = quality.box_prompted(tracker_for, clips)
+    flow = quality.box_prompted(lambda info, frames: classical.FlowTracker(info, frames), clips)
+    assert points.frames == flow.frames > 300
+    assert points.j >= flow.j - 0.02 and points.j > 0.6
+    assert points.j_occluded > flow.j_occluded + 0.15
     assert sum(t.regained for t in made) >= 1
     assert all(t.propagated and "point tracking" in t.name for t in made)
 

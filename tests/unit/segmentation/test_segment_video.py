@@ -10,6 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
 
 from lib.core import errors
 from lib.media import video as video_io
@@ -53,12 +54,18 @@ def test_tracking_streams_frames_spills_masks_and_exports(model, clip, tmp_path)
     out = video_export.mp4(tracker, tmp_path / "out.mp4", effect="blur")
     rendered = video_io.open_video(out)
     assert rendered.frame_count == 40 and (rendered.width, rendered.height) == (96, 64)
-    doc = json.loads(video_export.coco(tracker, tmp_path / "m.json").read_text())
+    doc = json.loads(video_export.coco(tracker, tmp_path / "m.json", "clip").read_text())
     assert len(doc["images"]) == 40 and [c["name"] for c in doc["categories"]] == ["ball"]
-    for ann in doc["annotations"]:        # pycocotools decodes what the page shows
-        mask = mask_utils.decode(ann["segmentation"]).astype(bool)
-        assert np.array_equal(mask, tracker.mask(ann["image_id"] - 1, ann["category_id"]))
-        assert ann["area"] == mask.sum() > 0
+    assert doc["videos"][0]["length"] == 40 and doc["tracks"] == [
+        {"id": 1, "video_id": 1, "category_id": 1, "name": "ball"}]
+    coco = COCO()                         # pycocotools reads it as COCO, and decodes what
+    coco.dataset = doc                    # the page shows
+    coco.createIndex()
+    for ann in coco.loadAnns(coco.getAnnIds()):
+        frame = coco.imgs[ann["image_id"]]["frame_index"]
+        mask = coco.annToMask(ann).astype(bool)
+        assert np.array_equal(mask, tracker.mask(frame, ann["track_id"]))
+        assert ann["area"] == mask.sum() > 0 and ann["instance_id"] == 1
     empty = sum(not tracker.mask(f, 1).any() for f in range(40))
     assert len(doc["annotations"]) == 40 - empty
     z = zipfile.ZipFile(video_export.png_zip(tracker, tmp_path / "m.zip"))
@@ -236,13 +243,13 @@ def test_classical_tracker_is_measured_on_synthetic_clips(tmp_path):
     (0.68 on the 20 validation clips, in the README; it has no memory, so occluded objects
     are lost)."""
     from lib.demo import synth
-    from lib.segmentation import classical
+    from lib.segmentation import classical, quality
     out = synth.write_clips(tmp_path / "clips", 6, frames=30, size=128, seed=1)
-    result = classical.track_clip_j(
+    result = quality.box_prompted(
         lambda info, frames: classical.FlowTracker(info, frames), out)
-    assert result["clips"] == 6 and result["frames"] > 300
-    assert 0.6 < result["J"] < 0.85
-    assert result["J_occluded"] < 0.3
+    assert result.clips == 6 and result.frames > 300
+    assert 0.6 < result.j < 0.85
+    assert result.j_occluded < 0.3
 
 
 def _thin_clip(path):

@@ -90,3 +90,15 @@ def test_box_overlap():
     assert text_track.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
     assert text_track.box_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
     assert np.isclose(text_track.box_iou((0, 0, 0, 0), (0, 0, 0, 0)), 0.0)
+
+
+def test_a_box_with_no_area_is_skipped_not_fatal(clips):
+    """A grounder may return a sliver of a box (seen with the demo detector on the
+    validation clips): it starts nothing, and the other boxes still start their objects."""
+    class Slivers:
+        def boxes(self, image, phrase):
+            return [grounding.Region("star", (40.0, 40.0, 40.5, 40.5)),
+                    grounding.Region("star", (10.0, 10.0, 50.0, 50.0))]
+    tracker = classical.FlowTracker(open_clip(clips / "clip000.mp4"))
+    done = text_track.ground_through(tracker, Slivers(), "star", 30)
+    assert [(f, o) for f, o, _ in done.started] == [(0, 1)] and list(tracker.objects) == [1]

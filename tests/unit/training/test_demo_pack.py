@@ -88,7 +88,7 @@ def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
     Segmentation page's code measures now on the regenerated validation images and clips
     (click at each shape's centre and its box through `Segmenter.predict`; one box prompt per
     object on its first frame, propagated by `EdgeTamVideoModel`, J on every later frame)."""
-    from lib.segmentation import classical, segment, segment_video
+    from lib.segmentation import classical, quality, segment, segment_video
     from lib.training import sam_data, sam_measure, train_sam
     folder = ROOT / "checkpoints" / train_sam.NAME
     manifest = json.loads((folder / "model.json").read_text())
@@ -105,14 +105,14 @@ def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
     for key in ("click_iou", "box_iou", "top_ranked_is_best"):
         assert now[key] == pytest.approx(m[key], abs=5e-3), key
     video = segment_video.build_video_model(spec, device="cpu")
-    j = classical.track_clip_j(video.tracker, sam_data.val_clips(cache))
-    assert (j["clips"], j["frames"]) == (m["video_clips"], m["video_frames"])
-    assert j["J"] == pytest.approx(m["video_J"], abs=0.02)
-    assert j["J_occluded"] == pytest.approx(m["video_J_after_occlusion"], abs=0.03)
+    j = quality.box_prompted(video.tracker, sam_data.val_clips(cache))
+    assert (j.clips, j.frames) == (m["video_clips"], m["video_frames"])
+    assert j.j == pytest.approx(m["video_J"], abs=0.02)
+    assert j.j_occluded == pytest.approx(m["video_J_after_occlusion"], abs=0.03)
     # the classical tracker's figures, which the page shows beside these, on the same clips
-    c = classical.track_clip_j(classical.FlowTracker, sam_data.val_clips(cache))
-    assert c["J"] == pytest.approx(m["classical_J"], abs=0.02)
-    assert c["J_occluded"] == pytest.approx(m["classical_J_after_occlusion"], abs=0.03)
+    c = quality.box_prompted(classical.FlowTracker, sam_data.val_clips(cache))
+    assert c.j == pytest.approx(m["classical_J"], abs=0.02)
+    assert c.j_occluded == pytest.approx(m["classical_J_after_occlusion"], abs=0.03)
 
 
 def test_shuffled_label_twin_recorded_and_reproduced(tmp_path):
