@@ -21,8 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from lib.core import ray_cluster
 from lib.demo import synth
-from lib.detection import datasets, jobs, ray_inference
+from lib.detection import datasets, jobs
 from lib.models import registry
 
 
@@ -58,12 +59,12 @@ def main() -> None:
             args.images, 0)
         spec = registry.find("demo-fasterrcnn")
         t0 = time.perf_counter()
-        ray_inference.connect(ray_inference.RayOptions(address=args.address, workers=2))
+        ray_cluster.connect(ray_cluster.RayOptions(address=args.address, workers=2))
         print(f"Ray up in {time.perf_counter() - t0:.1f} s "
               f"({args.address or 'local, 2 CPUs'}); {len(dataset.image_ids)} images")
         totals, rates = {}, {}
         for workers in (1, 2):
-            options = ray_inference.RayOptions(address=args.address, workers=workers,
+            options = ray_cluster.RayOptions(address=args.address, workers=workers,
                                                threads_per_worker=1)
             totals[workers], rates[workers] = run(dataset, spec, options,
                                                   Path(tmp) / f"w{workers}")

@@ -10,7 +10,7 @@ from PIL import Image
 
 from lib import plots, ui
 from lib.classification import cam as cam_lib
-from lib.core import paths, settings
+from lib.core import paths, ray_cluster, settings
 from lib.demo import synth
 from lib.detection import (
     benchmark,
@@ -19,7 +19,6 @@ from lib.detection import (
     detections,
     detectors,
     drawing,
-    ray_inference,
 )
 from lib.detection.tide import ERROR_TYPES
 from lib.media import images
@@ -103,7 +102,7 @@ with st.sidebar:
 
 ray_options = None
 if run_on == "Ray":
-    ray_options = ray_inference.default_options()
+    ray_options = ray_cluster.default_options()
     where = ray_options.address or f"a local Ray, {ray_options.workers} workers"
     st.sidebar.caption(f"Ray: {where} (started on the first Run; the images are read by the "
                        "workers).")

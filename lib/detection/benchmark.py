@@ -130,7 +130,7 @@ def run_model(model: str, dataset: datasets.CocoDataset, threshold: float = 0.05
               batch_size: int = 2, progress: Callback | None = None,
               ray=None) -> jobs.InferenceJob:
     """Run a registry detector over a dataset (blocking), on this machine or on Ray
-    (`ray_inference.RayOptions`); returns the finished job."""
+    (`ray_cluster.RayOptions`); returns the finished job."""
     spec = registry.find(model, "detection")
     job = jobs.job_for(spec, dataset, threshold=threshold, batch_size=batch_size)
     job.start(ray=ray)

@@ -22,10 +22,10 @@ import json
 import sys
 from pathlib import Path
 
-from lib.core import cli, journal
+from lib.core import cli, journal, ray_cluster
 from lib.core.errors import InputError
 from lib.core.progress import TerminalBar
-from lib.detection import benchmark, datasets, intervals, ray_inference
+from lib.detection import benchmark, datasets, intervals
 
 
 @cli.command
@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = datasets.load_coco(args.annotations, args.images).subset(args.subset, args.seed)
     ray = None
     if args.engine == "ray":
-        default = ray_inference.default_options()
-        ray = ray_inference.RayOptions(args.address or default.address, args.workers,
+        default = ray_cluster.default_options()
+        ray = ray_cluster.RayOptions(args.address or default.address, args.workers,
                                        args.gpus_per_worker, args.threads_per_worker)
     job = benchmark.run_model(args.model, dataset, args.threshold, ray=ray,
                     progress=TerminalBar("images"))

@@ -88,7 +88,7 @@ class InferenceJob:
 
     def start(self, ray=None) -> None:
         """Run (or resume) in a background thread: on this server, or on Ray when given
-        `ray_inference.RayOptions`. The results are the same either way."""
+        `ray_cluster.RayOptions`. The results are the same either way."""
         if self.finished or self.running:
             return
         if ray is not None and self.spec is None:

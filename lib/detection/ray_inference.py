@@ -7,83 +7,23 @@ returns one row per image. An actor pool sized to the workers; `num_gpus` per ac
 GPUs exist. The driver takes the rows as they finish and the job writes them into its
 results shard on disk, so a cancelled or killed run resumes with only the missing images.
 
-Without an address a local Ray is started once per process (`LENS_RAY_WORKERS` CPUs); with
-one (`LENS_RAY_ADDRESS`, `--address`, or Ray's own `RAY_ADDRESS`), that cluster is used. The
-paths given to the workers must be readable on the cluster's machines (a shared disk).
-Ray is imported only here, and only when this engine runs.
+Ray is reached through `lib.core.ray_cluster` (a local Ray, or the cluster at an address).
+The paths given to the workers must be readable on the cluster's machines (a shared disk).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from lib.core import errors, settings
+from lib.core import errors
 from lib.core.errors import LensError
+from lib.core.ray_cluster import RayOptions, connect
 from lib.detection import detections
 from lib.media.images import load_image
 from lib.models import cache
-
-_STARTED_LOCAL: int | None = None
-
-
-@dataclass(frozen=True)
-class RayOptions:
-    """Where and how wide to run."""
-
-    address: str | None = None      # None: a local Ray on this machine
-    workers: int = 2                # actors (each loads the model once)
-    gpus_per_worker: float = 0.0
-    threads_per_worker: int = 1     # torch threads inside each actor
-
-
-def _check_reachable(address: str) -> None:
-    """A clear message at once when nothing listens at host:port (Ray would retry for long)."""
-    if address in ("auto", "local"):
-        return
-    target = address.split("://", 1)[-1]
-    host, _, port = target.rpartition(":")
-    try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=3).close()
-    except (OSError, ValueError):
-        raise errors.ModelError(
-            f"No Ray cluster answers at '{address}'.",
-            "Start one with `ray start --head` (then `ray start --address=HEAD:6379` on each "
-            "worker machine), or run on this server instead.") from None
-
-
-def connect(options: RayOptions) -> None:
-    """Join the cluster (or start a local one) once per process."""
-    global _STARTED_LOCAL
-    import ray  # heavy: imported on first use
-    if ray.is_initialized():
-        return
-    env = {"env_vars": {"PYTHONPATH": str(settings.PROJECT_ROOT)}}
-    try:
-        if options.address:
-            _check_reachable(options.address)
-            ray.init(address=options.address, log_to_driver=False, logging_level="WARNING",
-                     runtime_env={"working_dir": str(settings.PROJECT_ROOT),
-                                  "excludes": [".git", "artifacts", "samples", "docs"]})
-        else:
-            ray.init(num_cpus=options.workers * options.threads_per_worker,
-                     include_dashboard=False, log_to_driver=False, logging_level="WARNING",
-                     object_store_memory=256 * 2**20, runtime_env=env)
-            _STARTED_LOCAL = options.workers
-    except errors.LensError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Ray raises many types when it cannot start
-        raise errors.ModelError(f"Ray could not start or connect ({type(exc).__name__}: "
-                                f"{str(exc)[:200]}).", "Run on this server instead.") from None
-    import ray.data  # heavy: imported on first use
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
 
 
 class DetectorWorker:
@@ -159,10 +99,3 @@ def run(options: RayOptions, spec, dataset, image_ids: list[int], map_by: str,
         close = getattr(batches, "close", None)
         if close:
             close()
-
-
-def default_options() -> RayOptions:
-    """From the settings: LENS_RAY_ADDRESS (else Ray's RAY_ADDRESS), LENS_RAY_WORKERS."""
-    s = settings.get()
-    return RayOptions(address=s.ray_address or os.environ.get("RAY_ADDRESS") or None,
-                      workers=s.ray_workers)

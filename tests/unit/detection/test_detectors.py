@@ -102,6 +102,7 @@ def test_a_torn_shard_line_is_redone_and_nothing_is_lost(tmp_path):
 def test_a_job_with_images_missing_is_never_finished(tmp_path, monkeypatch):
     """An engine that returns fewer images than asked: the job says how many are missing,
     keeps its shard, and a second run completes it."""
+    from lib.core import ray_cluster
     from lib.detection import ray_inference
     from lib.models import registry
     images = tuple((f"{i}.png", i, 8, 8) for i in range(1, 7))
@@ -114,7 +115,7 @@ def test_a_job_with_images_missing_is_never_finished(tmp_path, monkeypatch):
     spec = registry.find("demo-fasterrcnn")
     job = jobs.InferenceJob("k4", ds, FakeDetector, lambda d: {1: 1}, spec=spec,
                                  cache_dir=tmp_path / "cache")
-    job.start(ray=ray_inference.RayOptions(workers=1))
+    job.start(ray=ray_cluster.RayOptions(workers=1))
     job.wait()
     assert not job.finished and job.error.startswith("2 of 6 images have no results yet")
     assert job.done == 4 and job.partial_path.is_file()

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lib.core import errors
+from lib.core import errors, ray_cluster
 from lib.demo import synth
 from lib.detection import datasets, jobs, ray_inference
 from lib.models import registry
@@ -25,7 +25,7 @@ def test_unreachable_cluster_is_a_clear_message_at_once(demo, tmp_path):
     import time
     t0 = time.time()
     with pytest.raises(errors.ModelError, match="No Ray cluster answers at '127.0.0.1:9'"):
-        ray_inference.connect(ray_inference.RayOptions(address="127.0.0.1:9"))
+        ray_cluster.connect(ray_cluster.RayOptions(address="127.0.0.1:9"))
     assert time.time() - t0 < 10
     proc = subprocess.run(
         [sys.executable, "-m", "lib.detect", "run", "--model", "demo-fasterrcnn", "--images",
@@ -40,8 +40,8 @@ def test_unreachable_cluster_is_a_clear_message_at_once(demo, tmp_path):
 @pytest.fixture(scope="module")
 def local_ray():
     import ray
-    ray_inference.connect(ray_inference.RayOptions(workers=2))
-    yield ray_inference.RayOptions(workers=2)
+    ray_cluster.connect(ray_cluster.RayOptions(workers=2))
+    yield ray_cluster.RayOptions(workers=2)
     ray.shutdown()
 
 
