@@ -74,6 +74,28 @@ def shown_text(text: str) -> str:
     return re.sub(r"[^\w \-]", "", text)[:40]
 
 
+def closed_classes(phrase: str, words: list[str], model: str) -> set[str]:
+    """The class names among `words` a phrase asks for (comma, 'and' or 'or' separated;
+    plurals accepted); `PromptError` naming the words `model` knows for anything else."""
+    phrase = phrase.strip().lower()
+    if not phrase:
+        raise PromptError("Type what to find, e.g. " + " or ".join(
+            f"'{w}'" for w in words[:2]) + ".")
+    terms = [t.strip() for t in re.split(r",|;|\band\b|\bor\b", phrase) if t.strip()]
+    if len(phrase) > MAX_PHRASE or len(terms) > MAX_TERMS:
+        raise PromptError(f"Type at most {MAX_TERMS} things to find, comma-separated, in "
+                          f"{MAX_PHRASE} characters.")
+    known, wanted = set(words), set()
+    for term in terms:
+        match = next((w for w in (term, term.removesuffix("s"), term.removesuffix("es"))
+                      if w in known), None)
+        if match is None:
+            raise PromptError(f"'{shown_text(term)}' is not a class {model} knows. It knows: "
+                              f"{', '.join(words)}.")
+        wanted.add(match)
+    return wanted
+
+
 @dataclass
 class DetectorGrounder:
     """A detector as a closed-vocabulary grounder: each term of the phrase (comma, 'and' or
@@ -90,24 +112,7 @@ class DetectorGrounder:
 
     def classes(self, phrase: str) -> set[str]:
         """The class names a phrase asks for; `PromptError` for anything else."""
-        phrase = phrase.strip().lower()
-        if not phrase:
-            raise PromptError("Type what to find, e.g. " + " or ".join(
-                f"'{w}'" for w in self.words[:2]) + ".")
-        terms = [t.strip() for t in re.split(r",|;|\band\b|\bor\b", phrase) if t.strip()]
-        if len(phrase) > MAX_PHRASE or len(terms) > MAX_TERMS:
-            raise PromptError(f"Type at most {MAX_TERMS} things to find, comma-separated, in "
-                              f"{MAX_PHRASE} characters.")
-        known, wanted = set(self.words), set()
-        for term in terms:
-            match = next((w for w in (term, term.removesuffix("s"), term.removesuffix("es"))
-                          if w in known), None)
-            if match is None:
-                raise PromptError(f"'{shown_text(term)}' is not a class "
-                                  f"{self.name.removesuffix(CLOSED)} knows. It knows: "
-                                  f"{', '.join(self.words)}.")
-            wanted.add(match)
-        return wanted
+        return closed_classes(phrase, self.words, self.name.removesuffix(CLOSED))
 
     def boxes(self, image: np.ndarray, phrase: str) -> list[Region]:
         wanted = self.classes(phrase)

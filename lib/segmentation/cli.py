@@ -1,0 +1,67 @@
+"""Text to tracks over a folder of clips (`lib.segmentation.folder`); the video page tracks
+one clip the same way.
+
+    python -m lib.track run --clips DIR --text "person, logo" --out OUT [--every 10]
+        [--model demo-segmenter] [--grounder demo-fasterrcnn] [--method points]
+        [--engine ray [--address ADDR] [--workers N] [--gpus-per-worker G]]
+
+Per clip under DIR (kept at its relative path under OUT): NAME.tracks.json, the tracks as COCO
+video JSON with RLE masks, and NAME.timeline.csv, one row per frame and object seen (frame,
+time_s, object, label, area). OUT/tracks.jsonl has a line per finished clip; running again
+after a crash tracks only the clips that have none. `--grounder` is a grounding model or a
+detector used as a closed-vocabulary grounder (its class names are the words it knows).
+`--method points` (point tracking + re-finding) works with any segmenter; `memory` needs a
+SAM 2 / EdgeTAM video model with trained weights; `classical` needs no model. `--engine ray`
+runs one clip per task on a local Ray with N workers, or the cluster at `--address` (else
+RAY_ADDRESS / LENS_RAY_ADDRESS); the folders must be readable and writable there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lib.core import cli, ray_cluster
+from lib.core.errors import InputError
+from lib.core.progress import TerminalBar
+from lib.segmentation import folder
+
+
+@cli.command
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.track", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="find and track by text through every clip of a folder")
+    run.add_argument("--clips", required=True, help="folder of clips (searched recursively)")
+    run.add_argument("--text", required=True, help="what to find, e.g. 'person, logo'")
+    run.add_argument("--out", required=True)
+    run.add_argument("--every", type=int, default=10, help="ground again every k frames")
+    run.add_argument("--model", default="demo-segmenter")
+    run.add_argument("--grounder", default="demo-fasterrcnn")
+    run.add_argument("--method", choices=folder.METHODS, default="points")
+    run.add_argument("--engine", choices=["local", "ray"], default="local")
+    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, "
+                                       "LENS_RAY_ADDRESS, else a local Ray)")
+    run.add_argument("--workers", type=int, default=2, help="Ray actors")
+    run.add_argument("--gpus-per-worker", type=float, default=0.0)
+    run.add_argument("--threads-per-worker", type=int, default=1)
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.workers < 1 or args.threads_per_worker < 1 or args.gpus_per_worker < 0:
+        raise InputError("--workers and --threads-per-worker must be at least 1, "
+                         "--gpus-per-worker at least 0.")
+    ray = None
+    if args.engine == "ray":
+        ray = ray_cluster.RayOptions(args.address or ray_cluster.default_options().address,
+                                     args.workers, args.gpus_per_worker,
+                                     args.threads_per_worker)
+    options = folder.TrackOptions(args.text, args.every, args.model, args.grounder, args.method)
+    records = folder.run_folder(args.clips, args.out, options, ray,
+                                TerminalBar("clips", quiet=args.quiet))
+    failed = [r for r in records if "failed" in r]
+    for r in failed:
+        print(f"failed: {r['clip']}: {r['failed']}", file=sys.stderr)
+    print(f"tracked {len(records) - len(failed)} clips ({sum(r.get('objects', 0) for r in records)}"
+          f" objects) into {args.out}; {len(failed)} failed")
+    return 0
