@@ -8,7 +8,7 @@ import streamlit as st
 from lib import ui
 from lib.core.errors import LensError
 from lib.models import registry
-from lib.segmentation import classical, grounding, prompts, segment
+from lib.segmentation import classical, grounding, point_track, prompts, quality, segment
 
 DISPLAY_WIDTH = 720     # the shown image's width; clicks are mapped back to image pixels
 
@@ -58,10 +58,14 @@ def model_picker(key: str, video: bool = False) -> str:
 def demo_sentence(name: str, m: dict, video: bool) -> str:
     """What a synthetic-shapes model is, with the figures its manifest measured."""
     if video:
-        figures = (f"mean J {m['video_J']:.2f} on the {m['video_clips']:.0f} synthetic "
-                   "validation clips, "
-                   f"{m['video_J_after_occlusion']:.2f} after an occlusion"
-                   if {"video_J", "video_clips", "video_J_after_occlusion"} <= m.keys()
+        figures = (f"on its {m['video_clips']:.0f} synthetic validation clips, "
+                   f"*{point_track.LABEL}* tracks at mean J {m['point_J']:.2f} "
+                   f"({m['point_J_after_occlusion']:.2f} after an occlusion, "
+                   f"{100 * m['point_ids_regained']:.0f}% of hidden objects back within "
+                   f"{quality.REGAIN_WITHIN} frames), its untrained memory path at "
+                   f"{m['video_J']:.2f} ({m['video_J_after_occlusion']:.2f})"
+                   if {"video_J", "video_clips", "video_J_after_occlusion", "point_J",
+                       "point_J_after_occlusion", "point_ids_regained"} <= m.keys()
                    else "no measured figures")
         where = "the sample clip"
     else:

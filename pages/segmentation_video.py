@@ -105,7 +105,9 @@ def video_mode() -> None:
         st.caption(f"Tracking with {classical.CLASSICAL}: drag a box to start an object.")
     else:
         demo = name in segment.synthetic_models()     # its memory path is not trained
+        # the memory path where weights trained it; point tracking for the demo segmenter
         method = st.radio("Tracking", ["memory", "points"], horizontal=True, key="seg_vmethod",
+                          index=1 if demo else 0,
                           format_func=lambda m: {
                               "memory": "the model's memory (SAM 2 / EdgeTAM video)",
                               "points": f"{point_track.LABEL} (any segmenter)"}[m],
@@ -122,7 +124,9 @@ def video_mode() -> None:
             return
         st.caption(f"Tracking with **{vm.name}**." + (
             f" Recommended for {name}: *{point_track.LABEL}* (its memory path is untrained)."
-            if demo and method == "memory" else ""))
+            if demo and method == "memory" else "") + (
+            f" {name} knows synthetic shapes only: for footage, pick **{segment.GRABCUT}** "
+            "in the sidebar (classical tracking)." if demo and not synthetic else ""))
     ui.untrained_warning(vm)
     common.off_distribution(name, synthetic)
     every = _rate_every(info)

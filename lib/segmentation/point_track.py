@@ -27,6 +27,7 @@ from lib.segmentation.segment_video import Tracker
 KEEP = 0.55              # colour similarity under which a candidate is not the object
 FIND = 0.65              # similarity a waiting object must reach to be found again
 COAST = 12               # frames a waiting object's mask coasts along
+REAPPEAR = 30            # frames its last whole mask is looked for where it coasted to
 LABEL = "point tracking + re-finding"
 
 
@@ -71,7 +72,10 @@ class PointTracker(Tracker):
         self._look: dict[int, np.ndarray] = {}           # colour histogram per object
         self._size: dict[int, np.ndarray] = {}           # its box size, smoothed
         self._whole: dict[int, tuple[int, np.ndarray]] = {}   # last whole mask (frame, mask)
-        self._velocity: dict[int, np.ndarray] = {}
+        self._area: dict[int, float] = {}                 # its whole area, smoothed
+        self._velocity: dict[int, np.ndarray] = {}        # pixels per tracked frame
+        self._offset: dict[int, np.ndarray] = {}          # moved since its last whole mask
+        self._motion: dict[int, np.ndarray] = {}          # its points' motion this frame
         self.regained = 0                                  # times a waiting object came back
 
     def _predict(self, image, points, box):
@@ -98,7 +102,9 @@ class PointTracker(Tracker):
         self._look[o] = colours(image, mask)
         self._size[o] = _box(mask)[2:] - _box(mask)[:2]
         self._whole[o] = (f, mask)
+        self._area[o] = float(mask.sum())
         self._velocity[o] = np.zeros(2)
+        self._offset[o] = np.zeros(2)
 
     def _follow(self, o: int, image, grey0, grey1, prev: np.ndarray,
                 others: list[np.ndarray]) -> tuple[np.ndarray, float] | None:
@@ -119,6 +125,7 @@ class PointTracker(Tracker):
                 np.linalg.norm(corners - back, axis=2).ravel() < 1.0)
             if good.sum() >= 2:
                 motion = np.median((moved - corners).reshape(-1, 2)[good], axis=0)
+                self._motion[o] = motion
                 positive = [(float(x), float(y), 1) for x, y in moved.reshape(-1, 2)[good][:4]
                             if 0 <= x < w and 0 <= y < h]
         box = _box(prev)
@@ -143,7 +150,51 @@ class PointTracker(Tracker):
                 sim = similarity(colours(image, mask), self._look[o])
                 if _iou(mask, expected) + sim > best_score:
                     best, best_score, best_sim = mask, _iou(mask, expected) + sim, sim
-        return None if best is None or best_sim < KEEP else (best, best_sim)
+        if best is None or best_sim < KEEP:
+            return None
+        sharp = mask_ops.refine_edges(image, best)
+        if 0.7 * best.sum() <= sharp.sum() <= 1.3 * best.sum():   # edges moved, not the object
+            best = sharp
+        return best, best_sim
+
+    def _reappear(self, o: int, f: int, image: np.ndarray, front: list[np.ndarray]
+                  ) -> tuple[np.ndarray, float] | None:
+        """A waiting object's visible part, where its last whole mask has coasted to: the
+        segmenter prompted with that box, a point on the part no tracked object covers and
+        points on the objects in front; the candidate most like the object, minus what is in
+        front, when it looks like the object. None while it is still hidden."""
+        import cv2  # heavy: imported on first use
+        f0, whole = self._whole[o]
+        if f - f0 > REAPPEAR:
+            return None
+        ghost = _shift(whole, *self._offset[o])
+        cover = np.zeros_like(ghost)
+        for m in front:
+            cover |= m
+        visible = ghost & ~cover
+        if visible.sum() < 0.15 * whole.sum():
+            return None
+        dist = cv2.distanceTransform(np.pad(visible, 1).astype(np.uint8), cv2.DIST_L2, 3)
+        y, x = np.unravel_index(np.argmax(dist[1:-1, 1:-1]), visible.shape)
+        box = _box(ghost)
+        negative = []
+        for m in front:
+            ob = _box(m)
+            cx, cy = (ob[:2] + ob[2:]) / 2
+            if box[0] <= cx <= box[2] and box[1] <= cy <= box[3] and cover[int(cy), int(cx)]:
+                negative.append((float(cx), float(cy), 0))
+        best, best_score, best_sim = None, -1.0, 0.0
+        for points in ([(float(x), float(y), 1), *negative], [(float(x), float(y), 1)]):
+            for mask in self._predict(image, points, tuple(box)).masks:
+                mask = mask & ~cover
+                if mask.sum() < 0.15 * whole.sum():
+                    continue
+                sim = similarity(colours(image, mask), self._look[o])
+                if _iou(mask, visible) + sim > best_score:
+                    best, best_score, best_sim = mask, _iou(mask, visible) + sim, sim
+        if best is None or best_sim < FIND or _iou(best, visible) < 0.3:
+            return None
+        return best, best_sim
 
     def _find_again(self, o: int, image, candidates: list[np.ndarray],
                     taken: list[np.ndarray]) -> np.ndarray | None:
@@ -175,6 +226,9 @@ class PointTracker(Tracker):
             grey1 = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
             before = f - self.every
             out: dict[int, tuple[np.ndarray, float]] = {}
+            for o in self.objects:                # where each object should be now
+                if f > starts[o]:
+                    self._offset[o] += self._velocity[o]
             live = [o for o in self.objects if f > starts[o] and not waiting.get(o)
                     and f not in self.objects[o].prompts]
             for o in live:
@@ -193,6 +247,12 @@ class PointTracker(Tracker):
                         out.pop(hidden)
                         waiting[hidden] = True
             lost = [o for o in self.objects if f > starts[o] and waiting.get(o)]
+            for o in lost:                       # where it should be: its visible part?
+                back = self._reappear(o, f, image, [m for m, _ in out.values()])
+                if back is not None:
+                    out[o], waiting[o] = back, False
+                    self.regained += 1
+            lost = [o for o in lost if waiting.get(o)]
             if lost:
                 with self.segmenter.lock:
                     candidates = [m.mask for m in self.segmenter.everything(
@@ -212,7 +272,7 @@ class PointTracker(Tracker):
                 if o in out or f - self._whole[o][0] > COAST:
                     continue
                 f0, whole = self._whole[o]
-                ghost = _shift(whole, *(self._velocity[o] * (f - f0)))
+                ghost = _shift(whole, *self._offset[o])
                 for m in front:
                     ghost &= ~m
                 if ghost.sum() >= 0.15 * whole.sum():
@@ -225,16 +285,20 @@ class PointTracker(Tracker):
         return done
 
     def _learn(self, o: int, f: int, mask: np.ndarray, sim: float) -> None:
-        """Size and velocity from confident whole masks."""
-        f0, whole = self._whole[o]
-        if sim > 0.8 and mask.sum() > 0.6 * np.prod(self._size[o]):
+        """Size from confident masks; from whole masks (about the object's whole area: a
+        mask shrinking as something passes in front is not one), that area, the last whole
+        mask and the velocity its points give."""
+        area = float(mask.sum())
+        if sim > 0.8 and area > 0.6 * np.prod(self._size[o]):
             box = _box(mask)
             self._size[o] = 0.7 * self._size[o] + 0.3 * (box[2:] - box[:2])
-        if mask.sum() > 0.8 * whole.sum():
-            if f > f0:
-                step = (np.argwhere(mask).mean(0) - np.argwhere(whole).mean(0))[::-1] / (f - f0)
-                self._velocity[o] = 0.5 * self._velocity[o] + 0.5 * step
+        motion = self._motion.pop(o, None)
+        if area >= 0.85 * self._area[o]:
             self._whole[o] = (f, mask)
+            self._offset[o] = np.zeros(2)
+            self._area[o] = 0.8 * self._area[o] + 0.2 * area
+            if motion is not None:     # not while partly hidden: points on what passes in
+                self._velocity[o] = 0.5 * self._velocity[o] + 0.5 * motion   # front pull
 
 
 class PointVideoModel:

@@ -63,8 +63,18 @@ def measure(folder: Path, clips: int | None = None, images: int | None = None) -
     j = quality.box_prompted(video.tracker, val_clips(), clips)
     out.update(video_J=j.j, video_J_after_occlusion=j.j_occluded, video_clips=j.clips,
                video_frames=j.frames)
+    out.update(point_figures(seg, clips))
     out.update(classical_figures())
     return out
+
+
+def point_figures(segmenter, clips: int | None = None) -> dict:
+    """Point tracking + re-finding on the same segmenter and clips (the page recommends it
+    for this model: its memory path is not trained)."""
+    from lib.segmentation import point_track
+    j = quality.box_prompted(point_track.PointVideoModel(segmenter).tracker, val_clips(), clips)
+    return {"point_J": j.j, "point_J_after_occlusion": j.j_occluded,
+            "point_ids_regained": j.regained_share}
 
 
 def classical_figures(clips: int | None = None) -> dict:

@@ -399,8 +399,9 @@ def test_text_through_the_whole_clip_finds_the_late_entrant(offline):
 
 
 def test_point_tracking_on_the_demo_segmenter_is_offered_and_labelled(offline):
-    """The demo segmenter's video mode offers point tracking (recommended: its memory path is
-    untrained); chosen, the tracker says so, and text prompts track through the clip."""
+    """The demo segmenter's video mode tracks by points by default (its memory path is
+    untrained; the memory path stays a choice, with the recommendation); the tracker says
+    which runs, and text prompts track through the clip."""
     import json
 
     from lib.demo import synth
@@ -412,6 +413,9 @@ def test_point_tracking_on_the_demo_segmenter_is_offered_and_labelled(offline):
     at.radio(key="seg_mode").set_value("Video").run()
     at.selectbox(key="seg_video_model").set_value(NAME).run()
     at.toggle(key="seg_video_sample").set_value(True).run()
+    assert at.radio(key="seg_vmethod").value == "points"
+    assert not any("Recommended for" in c.value for c in at.caption)
+    at.radio(key="seg_vmethod").set_value("memory").run()
     assert any("Recommended for" in c.value for c in at.caption)
     at.radio(key="seg_vmethod").set_value("points").run()
     assert not at.exception and any(point_track.LABEL in c.value for c in at.caption)

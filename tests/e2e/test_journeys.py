@@ -373,6 +373,7 @@ def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, serve
     _open_segmentation(page, server, video=True)
     _pick(page, "seg_video_model", f"{NAME} (trained on synthetic shapes)")
     page.get_by_text("Use the sample clip (synthetic moving shapes)").click()
+    _memory_path(page)
     _click_shape(page, truth[0][0])
     page.get_by_role("button", name="Propagate through the clip").click()
     page.get_by_text("Tracked 1 object(s) through 40 frames").wait_for(timeout=240_000)
@@ -395,6 +396,13 @@ def test_segmentation_demo_tracker_click_propagate_blur_and_download(page, serve
     assert len(rendered) == 40
     strip = np.concatenate([rendered[i] for i in (0, 3, 12, 36)], axis=1)
     Image.fromarray(strip).save(ARTIFACTS / "segmentation-demo-video-blurred.png")
+
+
+def _memory_path(page) -> None:
+    """Track with the model's memory path (the demo segmenter's default is point tracking)."""
+    page.get_by_text("the model's memory (SAM 2 / EdgeTAM video)").click()
+    page.get_by_text("Recommended for").first.wait_for()
+    wait_idle(page)
 
 
 def _table_cell(page, text: str):
@@ -425,6 +433,7 @@ def test_segmentation_long_clip_two_objects_track_scrub_blur_and_download(page, 
     _pick(page, "seg_video_model", f"{NAME} (trained on synthetic shapes)")
     page.locator("input[type=file]").first.set_input_files(str(clip))
     page.get_by_text("256×256, 320 frames").wait_for(timeout=60_000)
+    _memory_path(page)
     _click_shape(page, truth[0][0])
     _table_cell(page, "object 1").wait_for(state="attached", timeout=120_000)
     wait_idle(page)

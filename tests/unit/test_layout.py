@@ -27,7 +27,8 @@ ALLOWED = {
     "plots": set(),
 }
 #: the command lines that keep their documented names, each forwarding to its package
-FORWARDERS = {"detect": "detection", "train": "training", "synth": "demo", "weights": "models"}
+FORWARDERS = {"detect": "detection", "track": "segmentation", "train": "training", "synth": "demo",
+              "weights": "models"}
 #: files allowed more lines (none today: the .wandb scanner was split by what it reads)
 LONG_OK: set = set()
 

@@ -93,3 +93,27 @@ def test_grabcut_finds_a_known_object():
     assert mask_ops.iou(mask, truth) >= 0.8
     with pytest.raises(PromptError, match="no area"):
         mask_ops.grabcut(image, (10, 10, 10, 50))
+
+
+def test_refine_edges_snaps_a_coarse_mask_to_the_shape():
+    """Shapes' masks at a quarter of the resolution, upsampled (what a segmenter's low-res
+    output looks like), on textured backgrounds: refined, they are closer to the true
+    shapes; the same every time; a mask too thin to have an inside is returned as it is."""
+    import cv2
+
+    from lib.demo import synth
+    rng = np.random.default_rng(0)
+    before, after = [], []
+    for _ in range(8):
+        image, objects = synth.make_image(rng, 128, 1)
+        image, truth = np.asarray(image), objects[0][1]
+        small = cv2.resize(truth.astype(np.uint8), (32, 32), interpolation=cv2.INTER_AREA)
+        coarse = cv2.resize(small, (128, 128), interpolation=cv2.INTER_NEAREST).astype(bool)
+        sharp = mask_ops.refine_edges(image, coarse)
+        assert np.array_equal(sharp, mask_ops.refine_edges(image, coarse))
+        before.append(mask_ops.iou(coarse, truth))
+        after.append(mask_ops.iou(sharp, truth))
+    assert np.mean(after) > np.mean(before) + 0.03, (np.mean(before), np.mean(after))
+    line = np.zeros((128, 128), bool)
+    line[60, 10:100] = True
+    assert np.array_equal(mask_ops.refine_edges(image, line), line)

@@ -88,7 +88,7 @@ def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
     Segmentation page's code measures now on the regenerated validation images and clips
     (click at each shape's centre and its box through `Segmenter.predict`; one box prompt per
     object on its first frame, propagated by `EdgeTamVideoModel`, J on every later frame)."""
-    from lib.segmentation import classical, quality, segment, segment_video
+    from lib.segmentation import classical, point_track, quality, segment, segment_video
     from lib.training import sam_data, sam_measure, train_sam
     folder = ROOT / "checkpoints" / train_sam.NAME
     manifest = json.loads((folder / "model.json").read_text())
@@ -110,6 +110,12 @@ def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
     assert j.j == pytest.approx(m["video_J"], abs=0.02)
     assert j.j_occluded == pytest.approx(m["video_J_after_occlusion"], abs=0.03)
     # the classical tracker's figures, which the page shows beside these, on the same clips
+    # point tracking, which the page recommends for this model, on the same clips
+    seg = segment.build_segmenter(spec, device="cpu")
+    p = quality.box_prompted(point_track.PointVideoModel(seg).tracker, sam_data.val_clips(cache))
+    assert p.j == pytest.approx(m["point_J"], abs=0.02)
+    assert p.j_occluded == pytest.approx(m["point_J_after_occlusion"], abs=0.03)
+    assert p.regained_share == pytest.approx(m["point_ids_regained"], abs=0.09)   # 1 of 12
     c = quality.box_prompted(classical.FlowTracker, sam_data.val_clips(cache))
     assert c.j == pytest.approx(m["classical_J"], abs=0.02)
     assert c.j_occluded == pytest.approx(m["classical_J_after_occlusion"], abs=0.03)
