@@ -32,6 +32,9 @@ SAM2_IDS = ["facebook/sam2.1-hiera-tiny", "facebook/sam2.1-hiera-small",
 
 
 FLORENCE_IDS = ["florence-community/Florence-2-base", "florence-community/Florence-2-large"]
+# open-vocabulary detectors as grounders: boxes for any words (transformers)
+OPEN_VOCAB_IDS = {"google/owlv2-base-patch16-ensemble": "OWLv2 open-vocabulary detection",
+                  "IDEA-Research/grounding-dino-tiny": "Grounding DINO open-set detection"}
 
 
 DETR_IDS = ["facebook/detr-resnet-50", "facebook/detr-resnet-101"]
@@ -62,6 +65,8 @@ def builtin_specs() -> list[ModelSpec]:
               for i in SAM2_IDS]
     specs += [ModelSpec(name=i, task="grounding", source="transformers", arch=i, weights=i,
                         description="Florence-2 phrase grounding") for i in FLORENCE_IDS]
+    specs += [ModelSpec(name=i, task="grounding", source="transformers", arch=i, weights=i,
+                        description=d) for i, d in OPEN_VOCAB_IDS.items()]
     specs += [ModelSpec(name=i, task="detection", source="transformers", arch=i, weights=i,
                         label_set="coco", description="DETR") for i in DETR_IDS]
     specs += [ModelSpec(name=b, task="detection", source="torchvision", arch=b, weights=w,

@@ -53,14 +53,68 @@ class Grounder(HubModel):
                 for box, lab in zip(found.get("bboxes", []), found.get("labels", []))]
 
 
+@dataclass
+class OpenVocabGrounder(HubModel):
+    """An open-vocabulary detector (OWLv2, Grounding DINO) as a grounder: each term of the
+    phrase (comma, 'and' or 'or' separated) is a query; its boxes above `threshold`, best
+    first, labelled with the term."""
+
+    threshold: float = 0.3
+
+    def boxes(self, image: np.ndarray, phrase: str) -> list[Region]:
+        import torch  # heavy: imported on first use
+        terms = split_terms(phrase)
+        pil = Image.fromarray(image)
+        owl = "owl" in type(self.model).__name__.lower()
+        # OWLv2 takes one query per term; Grounding DINO one text, terms ended by periods
+        text = [[f"a photo of a {t}" for t in terms]] if owl else [". ".join(terms) + "."]
+        # a long term is cut to the text encoder's length (OWLv2's is 16 tokens)
+        inputs = self.processor(text=text, images=pil, return_tensors="pt", truncation=True)
+        inputs = {k: (v.to(self.device, self.model.dtype) if v.is_floating_point()
+                      else v.to(self.device)) for k, v in inputs.items()}
+        with torch.inference_mode():
+            out = self.model(**inputs)
+        # OWLv2 pads the image to a square (bottom and right): its boxes are on that square
+        size = [(max(pil.size),) * 2] if owl else [(pil.height, pil.width)]
+        if owl:
+            found = self.processor.post_process_grounded_object_detection(
+                out, threshold=self.threshold, target_sizes=size, text_labels=[terms])[0]
+        else:
+            found = self.processor.post_process_grounded_object_detection(
+                out, inputs["input_ids"], threshold=self.threshold,
+                text_threshold=self.threshold, target_sizes=size)[0]
+        labels = found.get("text_labels") or found.get("labels")
+        order = np.argsort(-found["scores"].float().cpu().numpy(), kind="stable")
+        regions = []
+        for i in order:
+            # Grounding DINO labels a box with the words above text_threshold: its term
+            label = str(labels[i])
+            term = next((t for t in terms if t in label), terms[0])
+            box = [min(max(0.0, float(v)), float(lim)) for v, lim in
+                   zip(found["boxes"][i].tolist(), (pil.width, pil.height) * 2)]
+            regions.append(Region(term, tuple(box)))
+        return regions
+
+
+def _arch_of(spec: registry.ModelSpec) -> str:
+    return f"{spec.arch} {spec.description}".lower().replace("_", "-")
+
+
 @builder(Task.GROUNDING, Source.TRANSFORMERS, Source.CHECKPOINT)
-def build_grounder(spec: registry.ModelSpec, device: str | None = None) -> Grounder:
-    from transformers import (  # heavy: imported on first use
-        AutoProcessor,
-        Florence2ForConditionalGeneration,
-    )
-    model, processor, device = load_pretrained(spec, Florence2ForConditionalGeneration,
-                                               AutoProcessor, device, half_on_gpu=False)
+def build_grounder(spec: registry.ModelSpec, device: str | None = None
+                   ) -> Grounder | OpenVocabGrounder:
+    """Florence-2, OWLv2 or Grounding DINO, by the spec's architecture."""
+    import transformers  # heavy: imported on first use
+    arch = _arch_of(spec)
+    if "owlv2" in arch or "grounding-dino" in arch:
+        cls = (transformers.Owlv2ForObjectDetection if "owlv2" in arch
+               else transformers.GroundingDinoForObjectDetection)
+        model, processor, device = load_pretrained(spec, cls, transformers.AutoProcessor,
+                                                   device, half_on_gpu=False)
+        return OpenVocabGrounder(spec.name, model, processor, device)
+    model, processor, device = load_pretrained(spec, transformers.Florence2ForConditionalGeneration,
+                                               transformers.AutoProcessor, device,
+                                               half_on_gpu=False)
     return Grounder(spec.name, model, processor, device)
 
 
@@ -74,17 +128,23 @@ def shown_text(text: str) -> str:
     return re.sub(r"[^\w \-]", "", text)[:40]
 
 
-def closed_classes(phrase: str, words: list[str], model: str) -> set[str]:
-    """The class names among `words` a phrase asks for (comma, 'and' or 'or' separated;
-    plurals accepted); `PromptError` naming the words `model` knows for anything else."""
+def split_terms(phrase: str, example: str = "'person' or 'logo'") -> list[str]:
+    """The things a phrase asks for (comma, 'and' or 'or' separated, lower case);
+    `PromptError` for an empty phrase, or more than MAX_TERMS or MAX_PHRASE characters."""
     phrase = phrase.strip().lower()
-    if not phrase:
-        raise PromptError("Type what to find, e.g. " + " or ".join(
-            f"'{w}'" for w in words[:2]) + ".")
     terms = [t.strip() for t in re.split(r",|;|\band\b|\bor\b", phrase) if t.strip()]
+    if not terms:
+        raise PromptError(f"Type what to find, e.g. {example}.")
     if len(phrase) > MAX_PHRASE or len(terms) > MAX_TERMS:
         raise PromptError(f"Type at most {MAX_TERMS} things to find, comma-separated, in "
                           f"{MAX_PHRASE} characters.")
+    return terms
+
+
+def closed_classes(phrase: str, words: list[str], model: str) -> set[str]:
+    """The class names among `words` a phrase asks for (comma, 'and' or 'or' separated;
+    plurals accepted); `PromptError` naming the words `model` knows for anything else."""
+    terms = split_terms(phrase, " or ".join(f"'{w}'" for w in words[:2]))
     known, wanted = set(words), set()
     for term in terms:
         match = next((w for w in (term, term.removesuffix("s"), term.removesuffix("es"))

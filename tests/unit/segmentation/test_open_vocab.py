@@ -1,0 +1,135 @@
+"""Open-vocabulary grounders (OWLv2, Grounding DINO through transformers) on tiny random
+configurations, as the SAM 2 path is tested: the page's code runs end to end, boxes come back
+inside the image labelled with the typed terms, bad text is refused, and text tracking through
+a clip takes them. (Their real weights cannot be fetched here; random boxes mean nothing.)"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lib.core.errors import PromptError
+from lib.models import registry
+from lib.segmentation import classical, grounding, text_track
+from lib.segmentation.segment_video import open_clip
+
+IMAGE = np.random.default_rng(0).integers(0, 255, (48, 80, 3), dtype=np.uint8)
+
+
+def tiny_owlv2(tmp_path):
+    from transformers import (
+        CLIPTokenizer,
+        Owlv2Config,
+        Owlv2ForObjectDetection,
+        Owlv2ImageProcessor,
+        Owlv2Processor,
+    )
+    vocab = {"!": 0}                  # OWL treats a query whose first id is 0 as padding
+    for c in "abcdefghijklmnopqrstuvwxyz":
+        vocab[c], vocab[c + "</w>"] = len(vocab), len(vocab) + 1
+    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = len(vocab), len(vocab) + 1
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"),
+                              pad_token="<|endoftext|>", model_max_length=16)
+    torch.manual_seed(0)
+    config = Owlv2Config(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=37,
+                         num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=16,
+                         bos_token_id=len(vocab) - 2, eos_token_id=len(vocab) - 1,
+                         pad_token_id=len(vocab) - 1),
+        vision_config=dict(image_size=64, patch_size=16, hidden_size=32, intermediate_size=37,
+                           num_hidden_layers=1, num_attention_heads=2), projection_dim=32)
+    processor = Owlv2Processor(image_processor=Owlv2ImageProcessor(
+        size={"height": 64, "width": 64}), tokenizer=tokenizer)
+    return grounding.OpenVocabGrounder("tiny-owlv2", Owlv2ForObjectDetection(config).eval(),
+                                       processor, untrained=True, threshold=0.0)
+
+
+def tiny_grounding_dino(tmp_path):
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "star", "circle", "logo"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    torch.manual_seed(0)
+    config = GroundingDinoConfig(
+        backbone_config=SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1],
+                                   num_heads=[1, 1], window_size=2,
+                                   out_features=["stage1", "stage2"]),
+        text_config=BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=1,
+                               num_attention_heads=2, intermediate_size=37,
+                               max_position_embeddings=64),
+        d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_queries=10,
+        num_feature_levels=2, encoder_n_points=2, decoder_n_points=2, max_text_len=32)
+    processor = GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessor(size={"shortest_edge": 64,
+                                                          "longest_edge": 96}),
+        tokenizer=BertTokenizer(str(tmp_path / "vocab.txt")))
+    return grounding.OpenVocabGrounder("tiny-grounding-dino",
+                                       GroundingDinoForObjectDetection(config).eval(),
+                                       processor, untrained=True, threshold=0.0)
+
+
+@pytest.fixture(params=[tiny_owlv2, tiny_grounding_dino], ids=["owlv2", "grounding-dino"])
+def grounder(request, tmp_path):
+    return request.param(tmp_path)
+
+
+def test_boxes_inside_the_image_labelled_with_the_terms(grounder):
+    regions = grounder.boxes(IMAGE, "Star, circle")
+    assert regions and {r.label for r in regions} <= {"star", "circle"}
+    for r in regions:
+        x0, y0, x1, y1 = r.box
+        assert 0 <= x0 <= x1 <= 80 and 0 <= y0 <= y1 <= 48
+
+
+@pytest.mark.parametrize("phrase, message", [
+    ("  ", "Type what to find"), (", ,", "Type what to find"),
+    (", ".join(["logo"] * 11), "at most 10 things"), ("x" * 300, "at most 10 things")])
+def test_bad_text_is_refused_before_the_model_runs(grounder, phrase, message):
+    with pytest.raises(PromptError, match=message):
+        grounder.boxes(IMAGE, phrase)
+
+
+def test_owlv2_boxes_are_on_the_padded_square(tmp_path, monkeypatch):
+    """OWLv2 pads an image to a square before it predicts: its boxes are scaled to that
+    square (80 x 80 here), not squashed onto the 80 x 48 image."""
+    grounder = tiny_owlv2(tmp_path)
+    seen = []
+    real = grounder.processor.post_process_grounded_object_detection
+
+    def spy(out, threshold, target_sizes, text_labels):
+        seen.append(target_sizes)
+        return real(out, threshold=threshold, target_sizes=target_sizes,
+                    text_labels=text_labels)
+    monkeypatch.setattr(grounder.processor, "post_process_grounded_object_detection", spy)
+    grounder.boxes(IMAGE, "logo")
+    assert seen == [[(80, 80)]]
+
+
+def test_text_tracking_through_a_clip_takes_them(grounder, tmp_path):
+    from lib.demo import synth
+    clips = synth.write_clips(tmp_path / "clips", 1, frames=8, size=64, seed=0)
+    tracker = classical.FlowTracker(open_clip(clips / "clip000.mp4"))
+    grounder.threshold = 0.5          # a few random boxes, not every query
+    done = text_track.ground_through(tracker, grounder, "star", 4)
+    assert done.frames == [0, 4]
+    assert all(label == "star" for _, _, label in done.started)
+
+
+@pytest.mark.parametrize("name", ["google/owlv2-base-patch16-ensemble",
+                                  "IDEA-Research/grounding-dino-tiny"])
+def test_missing_weights_name_the_fetch_command(name, monkeypatch):
+    monkeypatch.setattr(registry, "hub_reachable", lambda timeout=2.0: False)
+    with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
+        grounding.build_grounder(registry.find(name), "cpu")
+    assert name in [n for n, _ in grounding.grounder_choices()]
