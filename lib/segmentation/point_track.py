@@ -77,6 +77,15 @@ class PointTracker(Tracker):
         self._offset: dict[int, np.ndarray] = {}          # moved since its last whole mask
         self._motion: dict[int, np.ndarray] = {}          # its points' motion this frame
         self.regained = 0                                  # times a waiting object came back
+        # where tracking stands: the last frame tracked, each object's first frame, which
+        # objects wait, the last frame in grey; the earliest frame prompted since
+        self._cursor: int | None = None
+        self._starts: dict[int, int] = {}
+        self._waiting: dict[int, bool] = {}
+        self._grey: np.ndarray | None = None
+        self._dirty: int | None = None
+
+    resumable = True     # propagate(until=f) tracks up to f and a later call goes on from it
 
     def _predict(self, image, points, box):
         with self.segmenter.lock:
@@ -95,6 +104,9 @@ class PointTracker(Tracker):
         self._note_prompt(frame_idx, obj_id, points, box, label)
         self._store(frame_idx, [obj_id], [mask])
         self.propagated = False
+        self._dirty = frame_idx if self._dirty is None else min(self._dirty, frame_idx)
+        if obj_id in self._starts and frame_idx <= (self._cursor or 0):
+            self._dirty = -1                   # an object tracked already, prompted again
         return mask
 
     def _begin(self, o: int, f: int, image: np.ndarray, mask: np.ndarray) -> None:
@@ -209,18 +221,41 @@ class PointTracker(Tracker):
                 best, best_sim = mask, sim
         return best
 
-    def propagate(self, progress: Callable[[Progress], None] | None = None) -> int:
+    def _reset(self) -> None:
+        """Track from the prompts alone: masks of earlier passes stop counting (the prompted
+        frames' masks stay)."""
+        import cv2  # heavy: imported on first use
+        prompted = {o: {f: m for f in obj.prompts if (m := self.mask(f, o)) is not None}
+                    for o, obj in self.objects.items()}
+        self.store.forget(list(self.objects))
+        for o, masks in prompted.items():
+            for f, m in masks.items():
+                self._store(f, [o], [m])
+        self._starts = {}
+        self._waiting = {}
+        self._cursor = min(min(obj.prompts) for obj in self.objects.values())
+        self._grey = cv2.cvtColor(np.asarray(self.frames[self._cursor]), cv2.COLOR_RGB2GRAY)
+
+    def propagate(self, progress: Callable[[Progress], None] | None = None,
+                  until: int | None = None) -> int:
+        """Track forwards to `until` (the clip's end by default), from where the last call
+        stopped when only objects starting there or later were added since; otherwise from
+        the prompts. Returns the frames tracked by this call."""
         import cv2  # heavy: imported on first use
         if not self.objects:
             raise video_io.VideoError("Prompt at least one object before propagating.")
-        starts = {o: min(obj.prompts) for o, obj in self.objects.items()}
-        for o, f0 in starts.items():             # each pass starts from the prompts alone
-            self._begin(o, f0, np.asarray(self.frames[f0]), self.mask(f0, o))
-        first = min(starts.values())
-        tracked = list(range(first + self.every, self.num_frames, self.every))
-        waiting: dict[int, bool] = {}
+        if self._cursor is None or (self._dirty is not None and self._dirty < self._cursor):
+            self._reset()
+        self._dirty = None
+        for o, obj in self.objects.items():      # objects new since the last call
+            if o not in self._starts:
+                f0 = self._starts[o] = min(obj.prompts)
+                self._begin(o, f0, np.asarray(self.frames[f0]), self.mask(f0, o))
+        starts, waiting = self._starts, self._waiting
+        end = self.num_frames - 1 if until is None else min(int(until), self.num_frames - 1)
+        tracked = list(range(self._cursor + self.every, end + 1, self.every))
         t0, done = time.perf_counter(), 0
-        grey = cv2.cvtColor(np.asarray(self.frames[first]), cv2.COLOR_RGB2GRAY)
+        grey = self._grey
         for f in tracked:
             image = np.asarray(self.frames[f])
             grey1 = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -277,11 +312,12 @@ class PointTracker(Tracker):
                     ghost &= ~m
                 if ghost.sum() >= 0.15 * whole.sum():
                     self._store(f, [o], [ghost])
-            grey = grey1
+            grey = self._grey = grey1
+            self._cursor = f
             done += 1
             if progress:
                 progress(Progress(done, len(tracked), time.perf_counter() - t0))
-        self.propagated = True
+        self.propagated = self._cursor + self.every >= self.num_frames
         return done
 
     def _learn(self, o: int, f: int, mask: np.ndarray, sim: float) -> None:

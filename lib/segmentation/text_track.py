@@ -1,7 +1,7 @@
 """Text prompts through a whole clip: a phrase grounded on the first frame and again every k
 frames, so that objects entering later are found too. A grounded box that overlaps no object
-already tracked on that frame starts a new object (tracked through the clip at once, so the
-next grounded frame knows it); one that overlaps a tracked object is that object, and its id
+already tracked on that frame starts a new object (tracked on before the next grounded frame,
+so that frame knows it); one that overlaps a tracked object is that object, and its id
 stays. Works with any `Tracker` and any grounder with `boxes(image, phrase)`."""
 
 from __future__ import annotations
@@ -53,7 +53,12 @@ def ground_through(tracker, grounder, phrase: str, every: int,
     done = Grounded()
     frames = list(range(0, tracker.num_frames, every))
     t0 = time.perf_counter()
+    # a tracker that can stop and go on (point tracking) is tracked up to each grounded
+    # frame and on from it: one pass over the clip, however many objects are found
+    resumable = getattr(tracker, "resumable", False)
     for i, f in enumerate(frames):
+        if resumable and tracker.objects:
+            tracker.propagate(until=f)
         regions = grounder.boxes(tracker.frames[f], phrase)     # PromptError for bad text
         done.frames.append(f)
         known = [b for _, m in tracker.frame_masks(f) if (b := mask_ops.bbox(m)) is not None]
@@ -70,8 +75,10 @@ def ground_through(tracker, grounder, phrase: str, every: int,
                 continue
             done.started.append((f, obj, region.label))
             started = True
-        if started:
+        if started and not resumable:
             tracker.propagate()
         if progress:
             progress(Progress(i + 1, len(frames), time.perf_counter() - t0))
+    if resumable and tracker.objects:
+        tracker.propagate()
     return done

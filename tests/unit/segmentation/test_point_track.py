@@ -59,3 +59,36 @@ def test_histogram_similarity():
     a, b = point_track.colours(image, left), point_track.colours(image, right)
     assert point_track.similarity(a, a) == pytest.approx(1.0)
     assert point_track.similarity(a, b) == 0.0
+
+
+def test_tracking_in_steps_equals_one_pass_and_goes_on_from_where_it_stopped(clips, segmenter):
+    """propagate(until=f) then on to the end gives the masks of one pass; an object added
+    where tracking stopped is tracked on from there (the others are not tracked again); a
+    prompt on an earlier frame tracks everything again from the prompts."""
+    from lib.segmentation import quality
+    from lib.segmentation.segment_video import open_clip
+    clip = quality.load_clips(clips)[2]
+    info = open_clip(clip.path)
+
+    def box(f, k):
+        ys, xs = np.nonzero(clip.masks[f][k])
+        return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+    whole = point_track.PointTracker(segmenter, info)
+    whole.add_prompt(0, 1, [], box(0, 0))
+    assert whole.propagate() == 29 and whole.propagated
+    steps = point_track.PointTracker(segmenter, info)
+    steps.add_prompt(0, 1, [], box(0, 0))
+    assert steps.propagate(until=12) == 12 and not steps.propagated
+    same = [(a is None and b is None) or np.array_equal(a, b)
+            for a, b in ((whole.mask(f, 1), steps.mask(f, 1)) for f in range(13))]
+    assert all(same)
+    resets = []
+    real = steps._reset
+    steps._reset = lambda: (resets.append(1), real())[1]
+    steps.add_prompt(12, 2, [], box(12, 1))
+    assert steps.propagate() == 17 and steps.propagated and not resets
+    assert all((a is None and b is None) or np.array_equal(a, b)
+               for a, b in ((whole.mask(f, 1), steps.mask(f, 1)) for f in range(13)))
+    assert steps.mask(13, 2) is not None and steps.mask(11, 2) is None
+    steps.add_prompt(5, 3, [], box(5, 1))
+    assert steps.propagate() == 29 and resets == [1] and steps.propagated
