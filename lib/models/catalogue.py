@@ -32,9 +32,10 @@ SAM2_IDS = ["facebook/sam2.1-hiera-tiny", "facebook/sam2.1-hiera-small",
 
 
 FLORENCE_IDS = ["florence-community/Florence-2-base", "florence-community/Florence-2-large"]
-# open-vocabulary detectors as grounders: boxes for any words (transformers)
+# open-vocabulary grounders: boxes for any words (transformers)
 OPEN_VOCAB_IDS = {"google/owlv2-base-patch16-ensemble": "OWLv2 open-vocabulary detection",
-                  "IDEA-Research/grounding-dino-tiny": "Grounding DINO open-set detection"}
+                  "IDEA-Research/grounding-dino-tiny": "Grounding DINO open-set detection",
+                  "facebook/sam3": "SAM 3 text (concept) prompts"}
 
 
 DETR_IDS = ["facebook/detr-resnet-50", "facebook/detr-resnet-101"]

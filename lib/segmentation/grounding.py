@@ -96,16 +96,49 @@ class OpenVocabGrounder(HubModel):
         return regions
 
 
+@dataclass
+class Sam3Grounder(HubModel):
+    """SAM 3 (transformers `Sam3Model`): text prompts are its own ("concept" prompts); each
+    term's instances above `threshold`, best first, as boxes labelled with the term."""
+
+    threshold: float = 0.5
+
+    def boxes(self, image: np.ndarray, phrase: str) -> list[Region]:
+        import torch  # heavy: imported on first use
+        terms = split_terms(phrase)
+        pil = Image.fromarray(image)
+        found = []
+        for term in terms:
+            inputs = self.processor(images=pil, text=term, return_tensors="pt")
+            sizes = inputs.pop("original_sizes").tolist()
+            inputs = {k: (v.to(self.device, self.model.dtype) if v.is_floating_point()
+                          else v.to(self.device)) for k, v in inputs.items()}
+            with torch.inference_mode():
+                out = self.model(**inputs)
+            result = self.processor.post_process_instance_segmentation(
+                out, threshold=self.threshold, mask_threshold=0.5, target_sizes=sizes)[0]
+            for score, box in zip(result["scores"].tolist(), result["boxes"].tolist()):
+                found.append((score, Region(term, tuple(
+                    min(max(0.0, float(v)), float(lim))
+                    for v, lim in zip(box, (pil.width, pil.height) * 2)))))
+        return [r for _, r in sorted(found, key=lambda x: -x[0])]
+
+
 def _arch_of(spec: registry.ModelSpec) -> str:
     return f"{spec.arch} {spec.description}".lower().replace("_", "-")
 
 
 @builder(Task.GROUNDING, Source.TRANSFORMERS, Source.CHECKPOINT)
 def build_grounder(spec: registry.ModelSpec, device: str | None = None
-                   ) -> Grounder | OpenVocabGrounder:
-    """Florence-2, OWLv2 or Grounding DINO, by the spec's architecture."""
+                   ) -> Grounder | OpenVocabGrounder | Sam3Grounder:
+    """Florence-2, OWLv2, Grounding DINO or SAM 3, by the spec's architecture."""
     import transformers  # heavy: imported on first use
     arch = _arch_of(spec)
+    if "sam3" in arch:
+        model, processor, device = load_pretrained(spec, transformers.Sam3Model,
+                                                   transformers.Sam3Processor, device,
+                                                   half_on_gpu=False)
+        return Sam3Grounder(spec.name, model, processor, device)
     if "owlv2" in arch or "grounding-dino" in arch:
         cls = (transformers.Owlv2ForObjectDetection if "owlv2" in arch
                else transformers.GroundingDinoForObjectDetection)

@@ -1,5 +1,5 @@
-"""Open-vocabulary grounders (OWLv2, Grounding DINO through transformers) on tiny random
-configurations, as the SAM 2 path is tested: the page's code runs end to end, boxes come back
+"""Open-vocabulary grounders (OWLv2, Grounding DINO, SAM 3 through transformers) on tiny
+random configurations, as the SAM 2 path is tested: the page's code runs end to end, boxes come back
 inside the image labelled with the typed terms, bad text is refused, and text tracking through
 a clip takes them. (Their real weights cannot be fetched here; random boxes mean nothing.)"""
 
@@ -79,7 +79,38 @@ def tiny_grounding_dino(tmp_path):
                                        processor, untrained=True, threshold=0.0)
 
 
-@pytest.fixture(params=[tiny_owlv2, tiny_grounding_dino], ids=["owlv2", "grounding-dino"])
+def tiny_sam3(tmp_path):
+    from transformers import Sam3Config, Sam3ImageProcessor, Sam3Model, Sam3Processor
+    owl = tiny_owlv2(tmp_path)                  # the same tiny CLIP tokenizer
+    tokenizer = owl.processor.tokenizer
+    tokenizer.model_max_length = 32
+    n, h = len(tokenizer.get_vocab()), 32
+    torch.manual_seed(0)
+    config = Sam3Config(
+        vision_config=dict(fpn_hidden_size=h, backbone_feature_sizes=[[16, 16], [8, 8], [4, 4]],
+                           backbone_config=dict(
+                               model_type="sam3_vit_model", hidden_size=h, intermediate_size=37,
+                               num_hidden_layers=2, num_attention_heads=2, image_size=56,
+                               patch_size=14, window_size=2, global_attn_indexes=[1],
+                               pretrain_image_size=28)),
+        text_config=dict(vocab_size=n, hidden_size=h, intermediate_size=37, projection_dim=h,
+                         num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=32,
+                         bos_token_id=n - 2, eos_token_id=n - 1, pad_token_id=n - 1),
+        geometry_encoder_config=dict(hidden_size=h, num_layers=1, num_attention_heads=2,
+                                     intermediate_size=37),
+        detr_encoder_config=dict(hidden_size=h, num_layers=1, num_attention_heads=2,
+                                 intermediate_size=37),
+        detr_decoder_config=dict(hidden_size=h, num_layers=1, num_queries=10,
+                                 num_attention_heads=2, intermediate_size=37),
+        mask_decoder_config=dict(hidden_size=h, num_attention_heads=2))
+    processor = Sam3Processor(image_processor=Sam3ImageProcessor(size={"height": 56, "width": 56}),
+                              tokenizer=tokenizer)
+    return grounding.Sam3Grounder("tiny-sam3", Sam3Model(config).eval(), processor,
+                                  untrained=True, threshold=0.0)
+
+
+@pytest.fixture(params=[tiny_owlv2, tiny_grounding_dino, tiny_sam3],
+                ids=["owlv2", "grounding-dino", "sam3"])
 def grounder(request, tmp_path):
     return request.param(tmp_path)
 
@@ -127,7 +158,7 @@ def test_text_tracking_through_a_clip_takes_them(grounder, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["google/owlv2-base-patch16-ensemble",
-                                  "IDEA-Research/grounding-dino-tiny"])
+                                  "IDEA-Research/grounding-dino-tiny", "facebook/sam3"])
 def test_missing_weights_name_the_fetch_command(name, monkeypatch):
     monkeypatch.setattr(registry, "hub_reachable", lambda timeout=2.0: False)
     with pytest.raises(registry.WeightsMissingError, match="lib.weights fetch"):
