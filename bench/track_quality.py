@@ -2,7 +2,7 @@
 figures #28 sets goals for, measured through the page's trackers (`lib.segmentation.quality`).
 
     python bench/track_quality.py [--clips 20] [--every 5] [--model demo-segmenter]
-                                  [--grounder demo-fasterrcnn]
+                                  [--grounder demo-fasterrcnn] [--threshold 0.3]
 
 - Box prompts: each object prompted with its true box on its first frame, then point tracking
   + re-finding on the demo segmenter through the clip: J, J after an occlusion, and the
@@ -56,6 +56,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=5, help="k: ground every k frames")
     parser.add_argument("--model", default="demo-segmenter")
     parser.add_argument("--grounder", default="demo-fasterrcnn")
+    parser.add_argument("--threshold", type=float, help="grounded boxes' confidence "
+                        "(default: the page's)")
     args = parser.parse_args()
 
     from lib.segmentation import grounding, point_track, quality, segment, segment_video
@@ -67,7 +69,7 @@ def main() -> None:
     print(f"point tracking, box prompts ({boxed.clips} clips, {boxed.frames} object-frames): "
           f"J {boxed.j:.3f}, after occlusion {boxed.j_occluded:.3f}, ids regained "
           f"{boxed.regained}/{boxed.hidden}, {boxed.seconds_per_frame:.3f} s/frame", flush=True)
-    grounder = grounding.load_grounder(args.grounder + grounding.CLOSED)
+    grounder = grounding.load_grounder(args.grounder + grounding.CLOSED, args.threshold)
     texted = quality.text_prompted(points.tracker, grounder, clips, args.every, args.clips)
     print(f"point tracking, text prompts every {args.every} frames ({texted.clips} clips, "
           f"{texted.object_frames} object-frames of the named class): entries found "

@@ -231,11 +231,14 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
     phrase = col1.text_input("Find", placeholder="person, logo…", key="seg_vphrase")
     gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_vgrounder")
     common.grounder_words(gname)
-    c1, c2 = st.columns([2, 1])
+    c1, c2, c3 = st.columns([2, 1, 1])
     whole = c1.toggle("Through the whole clip: ground again every k frames, so objects that "
                       "enter later are found", value=True, key="seg_vwhole")
     every = c2.number_input("k (frames)", value=min(10, tracker.num_frames), step=1,
                             key="seg_vevery", disabled=not whole)
+    threshold = c3.slider("Minimum confidence", 0.05, 0.95, grounding.THRESHOLD, 0.05,
+                          key="seg_vthreshold", help="A grounded box below it is left out "
+                          "(lower finds more, and more that is not there; Florence-2 has none).")
     if not st.button("Find and track", key="seg_vfind"):
         return
     if not phrase.strip():
@@ -245,7 +248,8 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
         bar = ui.ProgressBar("grounded frames")
         try:
             with ui.queued("Grounding"):
-                done = text_track.ground_through(tracker, grounding.load_grounder(gname), phrase,
+                done = text_track.ground_through(tracker, grounding.load_grounder(gname, threshold),
+                                                 phrase,
                                                  int(every), progress=bar)
         except LensError as exc:
             ui.show_error(exc)
@@ -259,7 +263,8 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
         st.rerun()
     try:
         with ui.spinner(f"Grounding '{phrase}' on frame {frame_idx}…"), ui.queued("Grounding"):
-            boxes = grounding.load_grounder(gname).boxes(tracker.frames[frame_idx], phrase)
+            boxes = grounding.load_grounder(gname, threshold).boxes(tracker.frames[frame_idx],
+                                                                    phrase)
     except LensError as exc:
         ui.show_error(exc)
         return

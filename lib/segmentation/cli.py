@@ -3,6 +3,7 @@ one clip the same way.
 
     python -m lib.track run --clips DIR --text "person, logo" --out OUT [--every 10]
         [--model demo-segmenter] [--grounder demo-fasterrcnn] [--method points]
+        [--threshold 0.3]
         [--engine ray [--address ADDR] [--workers N] [--gpus-per-worker G]]
 
 Per clip under DIR (kept at its relative path under OUT): NAME.tracks.json, the tracks as COCO
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--model", default="demo-segmenter")
     run.add_argument("--grounder", default="demo-fasterrcnn")
     run.add_argument("--method", choices=folder.METHODS, default="points")
+    run.add_argument("--threshold", type=float, default=folder.TrackOptions.threshold,
+                     help="the confidence a grounded box needs (0-1)")
     run.add_argument("--engine", choices=["local", "ray"], default="local")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, "
                                        "LENS_RAY_ADDRESS, else a local Ray)")
@@ -56,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         ray = ray_cluster.RayOptions(args.address or ray_cluster.default_options().address,
                                      args.workers, args.gpus_per_worker,
                                      args.threads_per_worker)
-    options = folder.TrackOptions(args.text, args.every, args.model, args.grounder, args.method)
+    options = folder.TrackOptions(args.text, args.every, args.model, args.grounder, args.method,
+                                  args.threshold)
     records = folder.run_folder(args.clips, args.out, options, ray,
                                 TerminalBar("clips", quiet=args.quiet))
     failed = [r for r in records if "failed" in r]

@@ -40,6 +40,7 @@ class TrackOptions:
     model: str = "demo-segmenter"         # the segmenter (or video model)
     grounder: str = "demo-fasterrcnn"     # a grounding model, or a detector (closed vocabulary)
     method: str = "points"                # points (any segmenter) | memory | classical
+    threshold: float = 0.3                # the confidence a grounded box needs
 
 
 def grounder_name(name: str) -> str:
@@ -63,7 +64,8 @@ class Models:
         if options.method not in METHODS:
             raise InputError(f"Unknown tracking method '{options.method}'.",
                              f"Use one of: {', '.join(METHODS)}.")
-        self.grounder = grounding.load_grounder(grounder_name(options.grounder))
+        self.grounder = grounding.load_grounder(grounder_name(options.grounder),
+                                                options.threshold)
         if options.method == "classical":
             self.video = classical.ClassicalVideoModel()
         elif options.method == "points":
@@ -77,6 +79,9 @@ def check_options(options: TrackOptions) -> None:
     are checked from its registry entry, without loading it)."""
     from lib.core.errors import PromptError
     from lib.segmentation import grounding
+    if not 0 < options.threshold < 1:
+        raise PromptError(f"The confidence threshold is a number between 0 and 1; got "
+                          f"{options.threshold}.")
     if isinstance(options.every, bool) or not isinstance(options.every, int) \
             or options.every < 1:
         raise PromptError(f"Ground every k frames with k a whole number from 1; got "

@@ -5,6 +5,7 @@ words matched to its class names: offline, the demo detectors know the synthetic
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -229,10 +230,21 @@ def known_words(name: str) -> list[str]:
     return sorted(n for n in spec.labels if n != "__background__")
 
 
-def load_grounder(name: str) -> Grounder | DetectorGrounder:
+THRESHOLD = 0.3         # the confidence a grounded box needs, unless the visitor sets one
+
+
+def load_grounder(name: str, threshold: float | None = None):
+    """The grounder `name` (a grounding model, or a detector + CLOSED), with its confidence
+    threshold set to `threshold` (THRESHOLD by default; Florence-2 has none). The model is the
+    process's cached one; the threshold is this caller's own."""
     if name.endswith(CLOSED):
-        return DetectorGrounder(name, cache.load(name.removesuffix(CLOSED), "detection").model)
-    return cache.load(name, "grounding").model
+        grounder = DetectorGrounder(name, cache.load(name.removesuffix(CLOSED), "detection").model)
+    else:
+        grounder = cache.load(name, "grounding").model
+    if hasattr(grounder, "threshold"):
+        grounder = dataclasses.replace(grounder, threshold=THRESHOLD if threshold is None
+                                       else float(threshold))
+    return grounder
 
 
 def grounder_choices() -> list[tuple[str, bool]]:

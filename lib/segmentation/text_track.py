@@ -41,6 +41,25 @@ def box_iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def same_object(box, mask, overlap: float = OVERLAP) -> bool:
+    """Whether a grounded box is a tracked object (its mask on that frame): the box and the
+    mask's box overlap (IoU above `overlap`), the box holds most of the mask (a box drawn
+    around it and its neighbour), or most of the box lies on the mask's box (a box on a part
+    of it)."""
+    b = mask_ops.bbox(mask)
+    if b is None:
+        return False
+    if box_iou(box, b) > overlap:
+        return True
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    inside = mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)].sum()
+    x0, y0 = max(box[0], b[0]), max(box[1], b[1])
+    x1, y1 = min(box[2], b[2]), min(box[3], b[3])
+    on_it = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    area = max(1e-9, (box[2] - box[0]) * (box[3] - box[1]))
+    return inside > 0.5 * mask.sum() or on_it > 0.7 * area
+
+
 def ground_through(tracker, grounder, phrase: str, every: int,
                    progress: Callable[[Progress], None] | None = None,
                    overlap: float = OVERLAP) -> Grounded:
@@ -61,10 +80,11 @@ def ground_through(tracker, grounder, phrase: str, every: int,
             tracker.propagate(until=f)
         regions = grounder.boxes(tracker.frames[f], phrase)     # PromptError for bad text
         done.frames.append(f)
-        known = [b for _, m in tracker.frame_masks(f) if (b := mask_ops.bbox(m)) is not None]
+        known = [m for _, m in tracker.frame_masks(f) if m.any()]
         new = []
         for region in regions:
-            if all(box_iou(region.box, b) <= overlap for b in known + [r.box for r in new]):
+            if not any(same_object(region.box, m, overlap) for m in known) and all(
+                    box_iou(region.box, r.box) <= overlap for r in new):
                 new.append(region)
         started = False
         for region in new:

@@ -83,7 +83,7 @@ def test_text_prompt_boxes_then_masks(tiny_sam, monkeypatch):
             return [] if phrase == "unicorn" else [
                 grounding.Region("cat", (120.0, 20.0, 330.0, 300.0)),
                 grounding.Region("cat", (10.0, 200.0, 60.0, 290.0))]
-    monkeypatch.setattr(grounding, "load_grounder", lambda name: Stub())
+    monkeypatch.setattr(grounding, "load_grounder", lambda name, threshold=None: Stub())
     at = run_page("segmentation")
     find = next(b for b in at.button if b.label == "Find boxes")
     find.click().run()
@@ -187,7 +187,7 @@ def test_video_text_prompt_adds_tracked_objects(tiny_sam, tmp_path, monkeypatch)
             return [grounding.Region("logo", (5.0, 5.0, 30.0, 30.0))] if phrase == "logo" else []
     monkeypatch.setattr(segment_video, "load_video_model",
                         lambda name: segment_video.tiny_video_model())
-    monkeypatch.setattr(grounding, "load_grounder", lambda name: Stub())
+    monkeypatch.setattr(grounding, "load_grounder", lambda name, threshold=None: Stub())
     at = run_page("segmentation")
     at.radio(key="seg_mode").set_value("Video").run()
     clip = write_video(tmp_path / "clip.mp4", frames=5, size=(64, 48))
@@ -240,7 +240,7 @@ def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatc
     class Grounder:            # the text prompt path adds the object by its box
         def boxes(self, image, phrase):
             return [grounding.Region("circle", box)]
-    monkeypatch.setattr(grounding, "load_grounder", lambda name: Grounder())
+    monkeypatch.setattr(grounding, "load_grounder", lambda name, threshold=None: Grounder())
     at = run_page("segmentation")
     at.radio(key="seg_mode").set_value("Video").run()
     at.toggle(key="seg_video_sample").set_value(True).run()

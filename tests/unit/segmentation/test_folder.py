@@ -116,6 +116,7 @@ def test_bad_clips_are_reported_and_links_outside_are_not_followed(clips, tmp_pa
     (["--text", "<b>star</b>" * 50], "at most"),
     (["--text", "star", "--every", "0"], "k a whole number from 1"),
     (["--text", "star", "--workers", "0"], "--workers"),
+    (["--text", "star", "--threshold", "1.5"], "between 0 and 1"),
     (["--text", "star", "--method", "memory", "--model", "nope"], "Unknown model"),
 ])
 def test_bad_input_gets_one_line(clips, tmp_path, capsys, args, message):

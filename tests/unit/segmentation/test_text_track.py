@@ -102,3 +102,15 @@ def test_a_box_with_no_area_is_skipped_not_fatal(clips):
     tracker = classical.FlowTracker(open_clip(clips / "clip000.mp4"))
     done = text_track.ground_through(tracker, Slivers(), "star", 30)
     assert [(f, o) for f, o, _ in done.started] == [(0, 1)] and list(tracker.objects) == [1]
+
+
+def test_each_caller_sets_its_own_confidence_on_the_shared_model(clips):
+    """Two visitors' thresholds do not leak into each other (the model is the process's
+    cached one); a lower threshold finds at least the boxes a higher one does."""
+    name = "demo-fasterrcnn" + grounding.CLOSED
+    strict, default = grounding.load_grounder(name, 0.9), grounding.load_grounder(name)
+    assert (strict.threshold, default.threshold) == (0.9, grounding.THRESHOLD)
+    assert strict.detector is default.detector
+    frame = np.asarray(classical.FlowTracker(open_clip(clips / "clip000.mp4")).frames[0])
+    words = "star, circle, square, triangle"
+    assert len(default.boxes(frame, words)) >= len(strict.boxes(frame, words))
