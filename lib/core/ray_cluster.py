@@ -73,3 +73,26 @@ def default_options() -> RayOptions:
     s = settings.get()
     return RayOptions(address=s.ray_address or os.environ.get("RAY_ADDRESS") or None,
                       workers=s.ray_workers)
+
+
+def add_engine_flags(parser) -> None:
+    """The engine flags every dataset-scale command line takes (`lib.detect run`,
+    `lib.track run`)."""
+    parser.add_argument("--engine", choices=["local", "ray"], default="local")
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, "
+                                          "LENS_RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--workers", type=int, default=2, help="Ray actors")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0)
+    parser.add_argument("--threads-per-worker", type=int, default=1)
+
+
+def options_from_flags(args) -> RayOptions | None:
+    """The Ray options the engine flags ask for (None: run on this machine); `InputError`
+    for impossible widths."""
+    if args.workers < 1 or args.threads_per_worker < 1 or args.gpus_per_worker < 0:
+        raise errors.InputError("--workers and --threads-per-worker must be at least 1, "
+                                "--gpus-per-worker at least 0.")
+    if args.engine != "ray":
+        return None
+    return RayOptions(args.address or default_options().address, args.workers,
+                      args.gpus_per_worker, args.threads_per_worker)

@@ -23,7 +23,6 @@ import sys
 from pathlib import Path
 
 from lib.core import cli, journal, ray_cluster
-from lib.core.errors import InputError
 from lib.core.progress import TerminalBar
 from lib.detection import benchmark, datasets, intervals
 
@@ -47,12 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--model", required=True)
     run.add_argument("--out", required=True)
     run.add_argument("--threshold", type=float, default=0.05)
-    run.add_argument("--engine", choices=["local", "ray"], default="local")
-    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, "
-                                       "LENS_RAY_ADDRESS, else a local Ray)")
-    run.add_argument("--workers", type=int, default=2, help="Ray actors")
-    run.add_argument("--gpus-per-worker", type=float, default=0.0)
-    run.add_argument("--threads-per-worker", type=int, default=1)
+    ray_cluster.add_engine_flags(run)
     args = parser.parse_args(argv)
     if args.command == "evaluate":
         if args.bootstrap is not None:
@@ -67,15 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{key:6s} {value:.4f}" + (f"  [{span[0]:.4f}, {span[1]:.4f}]"
                                                    if span else ""))
         return 0
-    if args.workers < 1 or args.threads_per_worker < 1 or args.gpus_per_worker < 0:
-        raise InputError("--workers and --threads-per-worker must be at least 1, "
-                         "--gpus-per-worker at least 0.")
+    ray = ray_cluster.options_from_flags(args)
     dataset = datasets.load_coco(args.annotations, args.images).subset(args.subset, args.seed)
-    ray = None
-    if args.engine == "ray":
-        default = ray_cluster.default_options()
-        ray = ray_cluster.RayOptions(args.address or default.address, args.workers,
-                                       args.gpus_per_worker, args.threads_per_worker)
     job = benchmark.run_model(args.model, dataset, args.threshold, ray=ray,
                     progress=TerminalBar("images"))
     journal.write_atomic(Path(args.out), json.dumps(job.results()))

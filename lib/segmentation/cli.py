@@ -23,7 +23,6 @@ import argparse
 import sys
 
 from lib.core import cli, ray_cluster
-from lib.core.errors import InputError
 from lib.core.progress import TerminalBar
 from lib.segmentation import folder
 
@@ -43,22 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--method", choices=folder.METHODS, default="points")
     run.add_argument("--threshold", type=float, default=folder.TrackOptions.threshold,
                      help="the confidence a grounded box needs (0-1)")
-    run.add_argument("--engine", choices=["local", "ray"], default="local")
-    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, "
-                                       "LENS_RAY_ADDRESS, else a local Ray)")
-    run.add_argument("--workers", type=int, default=2, help="Ray actors")
-    run.add_argument("--gpus-per-worker", type=float, default=0.0)
-    run.add_argument("--threads-per-worker", type=int, default=1)
+    ray_cluster.add_engine_flags(run)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    if args.workers < 1 or args.threads_per_worker < 1 or args.gpus_per_worker < 0:
-        raise InputError("--workers and --threads-per-worker must be at least 1, "
-                         "--gpus-per-worker at least 0.")
-    ray = None
-    if args.engine == "ray":
-        ray = ray_cluster.RayOptions(args.address or ray_cluster.default_options().address,
-                                     args.workers, args.gpus_per_worker,
-                                     args.threads_per_worker)
+    ray = ray_cluster.options_from_flags(args)
     options = folder.TrackOptions(args.text, args.every, args.model, args.grounder, args.method,
                                   args.threshold)
     records = folder.run_folder(args.clips, args.out, options, ray,

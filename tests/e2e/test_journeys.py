@@ -254,13 +254,8 @@ def _click_shape(page, mask) -> None:
     page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
 
 
-def _render_blur_and_check(page, clip, truth_mask, frame: int, target):
-    """Blur the tracked objects, render and download the MP4; on `frame` it must be blurred
-    inside `truth_mask` (closer to a blur of the original there than to the original)."""
-    import numpy as np
-
-    from lib.media import masks as mask_ops
-    from lib.media import video as video_io
+def render_blurred(page, target):
+    """Pick the blur effect, render the MP4 and download it to `target`."""
     effect = page.get_by_test_id("stSelectbox").filter(has_text="Effect")
     effect.scroll_into_view_if_needed()
     effect.locator("input").click()
@@ -268,9 +263,20 @@ def _render_blur_and_check(page, clip, truth_mask, frame: int, target):
     wait_idle(page)
     page.get_by_role("button", name="Render MP4").click()
     with page.expect_download() as info:
-        page.get_by_role("button", name="Download MP4").click()
+        page.get_by_role("button", name="Download MP4").click(timeout=300_000)
     info.value.save_as(target)
-    rendered = [f.rgb for f in video_io.iter_frames(video_io.open_video(target))]
+    return target
+
+
+def _render_blur_and_check(page, clip, truth_mask, frame: int, target):
+    """Blur the tracked objects, render and download the MP4; on `frame` it must be blurred
+    inside `truth_mask` (closer to a blur of the original there than to the original)."""
+    import numpy as np
+
+    from lib.media import masks as mask_ops
+    from lib.media import video as video_io
+    rendered = [f.rgb for f in video_io.iter_frames(video_io.open_video(
+        render_blurred(page, target)))]
     original = [f.rgb for f in video_io.iter_frames(video_io.open_video(clip))]
     assert len(rendered) == len(original)
     blurred = mask_ops.apply_effect(original[frame], [truth_mask], "blur", 31)[..., :3]

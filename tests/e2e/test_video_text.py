@@ -13,7 +13,13 @@ import pytest
 from PIL import Image
 
 from tests.e2e.conftest import ARTIFACTS
-from tests.e2e.test_journeys import _download, _open_segmentation, _pick, wait_idle
+from tests.e2e.test_journeys import (
+    _download,
+    _open_segmentation,
+    _pick,
+    render_blurred,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -68,15 +74,8 @@ def test_find_stars_by_text_track_pick_two_blur_and_download(page, server, tmp_p
     _select_rows(page, "seg_timeline_table", [0, 1])          # the table: most on screen first
     page.get_by_text("Applies to: " + ", ".join(f"star #{o}" for o in top_two)).wait_for()
     page.screenshot(path=ARTIFACTS / "segmentation-video-text.png", full_page=True)
-    effect = page.get_by_test_id("stSelectbox").filter(has_text="Effect")
-    effect.scroll_into_view_if_needed()
-    effect.locator("input").click()
-    page.get_by_role("option", name="blur", exact=True).click()
-    wait_idle(page)
-    page.get_by_role("button", name="Render MP4").click()
-    page.get_by_role("button", name="Download MP4").wait_for(timeout=120_000)
     rendered = [f.rgb for f in video_io.iter_frames(video_io.open_video(
-        _download(page, "Download MP4", tmp_path / "blurred.mp4")))]
+        render_blurred(page, tmp_path / "blurred.mp4")))]
     coco = json.loads(_download(page, "Tracks: COCO video JSON (RLE)", tmp_path / "t.json")
                       .read_text())
     original = [f.rgb for f in video_io.iter_frames(video_io.open_video(clip))]
