@@ -35,9 +35,8 @@ class Grounder(HubModel):
     def boxes(self, image: np.ndarray, phrase: str) -> list[Region]:
         """Each region Florence-2 grounds the phrase to."""
         import torch  # heavy: imported on first use
+        split_terms(phrase)                 # PromptError for an empty or overlong phrase
         phrase = phrase.strip()
-        if not phrase:
-            raise PromptError("Type what to find, e.g. 'person' or 'logo'.")
         task = "<CAPTION_TO_PHRASE_GROUNDING>"
         pil = Image.fromarray(image)
         inputs = self.processor(text=task + phrase, images=pil, return_tensors="pt")
@@ -50,7 +49,8 @@ class Grounder(HubModel):
         parsed = self.processor.post_process_generation(text, task=task,
                                                         image_size=(pil.width, pil.height))
         found = parsed.get(task, {})
-        return [Region(str(lab), tuple(float(v) for v in box))
+        return [Region(str(lab), tuple(min(max(0.0, float(v)), float(lim))
+                                       for v, lim in zip(box, (pil.width, pil.height) * 2)))
                 for box, lab in zip(found.get("bboxes", []), found.get("labels", []))]
 
 

@@ -1,4 +1,4 @@
-"""Open-vocabulary grounders (OWLv2, Grounding DINO, SAM 3 through transformers) on tiny
+"""Text grounders (Florence-2, OWLv2, Grounding DINO, SAM 3 through transformers) on tiny
 random configurations, as the SAM 2 path is tested: the page's code runs end to end, boxes come back
 inside the image labelled with the typed terms, bad text is refused, and text tracking through
 a clip takes them. (Their real weights cannot be fetched here; random boxes mean nothing.)"""
@@ -107,6 +107,50 @@ def tiny_sam3(tmp_path):
                               tokenizer=tokenizer)
     return grounding.Sam3Grounder("tiny-sam3", Sam3Model(config).eval(), processor,
                                   untrained=True, threshold=0.0)
+
+
+def tiny_florence2(tmp_path):
+    from transformers import (
+        BartTokenizer,
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+    )
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<image>": 4}
+    for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_<>.:Ġ":
+        vocab[c] = len(vocab)
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = BartTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"),
+                              extra_special_tokens={"image_token": "<image>"})
+    tokenizer.add_tokens([f"<loc_{i}>" for i in range(1000)], special_tokens=True)
+    images = CLIPImageProcessor(size={"height": 64, "width": 64}, do_center_crop=False)
+    images.image_seq_length = 65               # 8 x 8 patches and one more
+    processor = Florence2Processor(image_processor=images, tokenizer=tokenizer,
+                                   post_processor_config={"phrase_grounding": {}})
+    torch.manual_seed(0)
+    config = Florence2Config(
+        vision_config=dict(depths=[1, 1], patch_size=[7, 3], patch_stride=[4, 2],
+                           patch_padding=[3, 1], patch_prenorm=[False, True], embed_dim=[16, 32],
+                           num_heads=[1, 2], num_groups=[1, 2], window_size=2, projection_dim=32),
+        text_config=dict(vocab_size=len(tokenizer), d_model=32, encoder_layers=1,
+                         decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                         encoder_ffn_dim=37, decoder_ffn_dim=37, max_position_embeddings=512),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"))
+    return grounding.Grounder("tiny-florence-2", Florence2ForConditionalGeneration(config).eval(),
+                              processor, untrained=True)
+
+
+def test_florence2_phrase_grounding_runs_end_to_end(tmp_path):
+    """Florence-2's caption-to-phrase grounding: generated, parsed, boxes inside the image
+    (random weights: the boxes and their labels mean nothing); bad text refused."""
+    florence = tiny_florence2(tmp_path)
+    regions = florence.boxes(IMAGE, "star")
+    assert regions and all(0 <= r.box[0] <= r.box[2] <= 80 and 0 <= r.box[1] <= r.box[3] <= 48
+                           for r in regions)
+    with pytest.raises(PromptError, match="at most 10 things"):
+        florence.boxes(IMAGE, ", ".join(["logo"] * 11))
 
 
 @pytest.fixture(params=[tiny_owlv2, tiny_grounding_dino, tiny_sam3],
