@@ -78,11 +78,11 @@ def demo_sentence(name: str, m: dict, video: bool) -> str:
             "on photos its masks mean nothing.")
 
 
-def off_distribution(name: str, synthetic_input: bool) -> None:
+def off_distribution(name: str, synthetic_input: bool, what: str = "photos") -> None:
     """A plain warning when a synthetic-shapes model is used on anything else."""
     if not synthetic_input and name in segment.synthetic_models():
         st.warning(f"**{name}** was trained on synthetic shapes only: on this input its masks "
-                   f"are not meaningful. For photos use **{segment.GRABCUT}**.")
+                   f"are not meaningful. For {what} use **{segment.GRABCUT}**.")
 
 
 def load(name: str):
@@ -93,6 +93,24 @@ def load(name: str):
         st.error(f"{exc}  \nMeanwhile, pick **{segment.GRABCUT}** in the sidebar: it works offline "
                  "with box prompts.")
         return None
+
+
+def grounder_picker(key: str, where=st) -> str:
+    """The grounding model (those that run here first; missing weights said), with the words
+    a closed-vocabulary one knows."""
+    choices = grounding.grounder_choices()
+    ready = dict(choices)
+    name = where.selectbox("Grounding model", [n for n, _ in choices], key=key,
+                           format_func=lambda n: n if ready[n] else f"{n} (weights missing)")
+    grounder_words(name)
+    return name
+
+
+def confidence(key: str, where=st) -> float:
+    """The confidence a grounded box needs (the visitor's; Florence-2 has none)."""
+    return where.slider("Minimum confidence", 0.05, 0.95, grounding.THRESHOLD, 0.05, key=key,
+                        help="A grounded box below it is left out (lower finds more, and more "
+                             "that is not there; Florence-2 has no scores).")
 
 
 def grounder_words(name: str) -> None:

@@ -180,20 +180,18 @@ def _prompt_editor(seg, image, obj: segment.SegObject, multimask: bool) -> None:
 
 
 def _text_prompt(seg, image, state, multimask: bool) -> None:
-    choices = grounding.grounder_choices()
-    col1, col2 = st.columns([3, 2])
+    col1, col2, col3 = st.columns([3, 2, 1])
     phrase = col1.text_input("Find", placeholder="person, logo, dog…", key="seg_phrase")
-    gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_grounder",
-                           format_func=lambda n: n if dict(choices)[n] else
-                           f"{n} (weights missing)")
-    common.grounder_words(gname)
+    gname = common.grounder_picker("seg_grounder", col2)
+    threshold = common.confidence("seg_threshold", col3)
     if st.button("Find boxes", key="seg_find"):
         if not phrase.strip():
             st.warning("Type what to find first, e.g. 'person' or 'logo'.")
             return
         try:
             with ui.spinner(f"Grounding '{phrase}' with {gname}…"), ui.queued("Grounding"):
-                state["found"] = (phrase, grounding.load_grounder(gname).boxes(image, phrase))
+                state["found"] = (phrase, grounding.load_grounder(gname, threshold)
+                                  .boxes(image, phrase))
         except LensError as exc:
             ui.show_error(exc)
             return

@@ -124,11 +124,9 @@ def video_mode() -> None:
             return
         st.caption(f"Tracking with **{vm.name}**." + (
             f" Recommended for {name}: *{point_track.LABEL}* (its memory path is untrained)."
-            if demo and method == "memory" else "") + (
-            f" {name} knows synthetic shapes only: for footage, pick **{segment.GRABCUT}** "
-            "in the sidebar (classical tracking)." if demo and not synthetic else ""))
+            if demo and method == "memory" else ""))
     ui.untrained_warning(vm)
-    common.off_distribution(name, synthetic)
+    common.off_distribution(name, synthetic, "footage (classical tracking)")
     every = _rate_every(info)
     state = st.session_state.setdefault("seg_video_state", {})
     if state.get("key") != (digest, vm.name, every):
@@ -226,19 +224,16 @@ def _size(n: int) -> str:
 
 
 def _video_text_prompt(tracker, frame_idx: int, state) -> None:
-    choices = grounding.grounder_choices()
     col1, col2 = st.columns([3, 2])
     phrase = col1.text_input("Find", placeholder="person, logo…", key="seg_vphrase")
-    gname = col2.selectbox("Grounding model", [n for n, _ in choices], key="seg_vgrounder")
-    common.grounder_words(gname)
+    gname = common.grounder_picker("seg_vgrounder", col2)
     c1, c2, c3 = st.columns([2, 1, 1])
-    whole = c1.toggle("Through the whole clip: ground again every k frames, so objects that "
-                      "enter later are found", value=True, key="seg_vwhole")
+    whole = c1.toggle("Through the whole clip", value=True, key="seg_vwhole",
+                      help="Ground again every k frames, so objects that enter later are "
+                           "found; off: this frame only.")
     every = c2.number_input("k (frames)", value=min(10, tracker.num_frames), step=1,
                             key="seg_vevery", disabled=not whole)
-    threshold = c3.slider("Minimum confidence", 0.05, 0.95, grounding.THRESHOLD, 0.05,
-                          key="seg_vthreshold", help="A grounded box below it is left out "
-                          "(lower finds more, and more that is not there; Florence-2 has none).")
+    threshold = common.confidence("seg_vthreshold", c3)
     if not st.button("Find and track", key="seg_vfind"):
         return
     if not phrase.strip():
