@@ -135,7 +135,7 @@ def image_mode() -> None:
                    "from": o.result.source if o.result else ""} for o in objs],
                  hide_index=True)
     _prompt_editor(seg, image, obj, multimask)
-    with st.expander("Text prompt (Florence-2 grounding)"):
+    with st.expander("Text prompt: find objects by name"):
         _text_prompt(seg, image, state, multimask)
     with st.expander("Everything mode"):
         _everything(seg, image, state)

@@ -58,6 +58,18 @@ def _shift(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
                           (w, h)) > 0
 
 
+def _in_front(box, others: list[np.ndarray], free: np.ndarray) -> list[tuple]:
+    """Negative points: the centres of other objects that lie inside `box` where `free`
+    (the pixels that may be ours) is not set."""
+    points = []
+    for other in others:
+        ob = _box(other)
+        cx, cy = (ob[:2] + ob[2:]) / 2
+        if box[0] <= cx <= box[2] and box[1] <= cy <= box[3] and not free[int(cy), int(cx)]:
+            points.append((float(cx), float(cy), 0))
+    return points
+
+
 class PointTracker(Tracker):
     """A `Tracker` that follows objects with points and re-prompts `segmenter` every frame
     (see the module); forwards from each object's first prompt."""
@@ -78,12 +90,12 @@ class PointTracker(Tracker):
         self._motion: dict[int, np.ndarray] = {}          # its points' motion this frame
         self.regained = 0                                  # times a waiting object came back
         # where tracking stands: the last frame tracked, each object's first frame, which
-        # objects wait, the last frame in grey; the earliest frame prompted since
+        # objects wait, the last frame in grey; whether a prompt since needs a fresh pass
         self._cursor: int | None = None
         self._starts: dict[int, int] = {}
         self._waiting: dict[int, bool] = {}
         self._grey: np.ndarray | None = None
-        self._dirty: int | None = None
+        self._restart = True
 
     resumable = True     # propagate(until=f) tracks up to f and a later call goes on from it
 
@@ -104,9 +116,11 @@ class PointTracker(Tracker):
         self._note_prompt(frame_idx, obj_id, points, box, label)
         self._store(frame_idx, [obj_id], [mask])
         self.propagated = False
-        self._dirty = frame_idx if self._dirty is None else min(self._dirty, frame_idx)
-        if obj_id in self._starts and frame_idx <= (self._cursor or 0):
-            self._dirty = -1                   # an object tracked already, prompted again
+        # a prompt behind where tracking stands, or on an object tracked up to here: track
+        # again from the prompts; a new object where tracking stands or later: go on
+        if self._cursor is None or frame_idx < self._cursor or (
+                obj_id in self._starts and frame_idx <= self._cursor):
+            self._restart = True
         return mask
 
     def _begin(self, o: int, f: int, image: np.ndarray, mask: np.ndarray) -> None:
@@ -147,26 +161,31 @@ class PointTracker(Tracker):
         if box[2] - box[0] < 2 or box[3] - box[1] < 2:
             return None
         expected = _shift(prev, *motion)
-        negative = []
-        for other in others:                 # another object's centre inside the box, not ours
-            ob = _box(other)
-            cx, cy = (ob[:2] + ob[2:]) / 2
-            if box[0] <= cx <= box[2] and box[1] <= cy <= box[3] and not expected[int(cy),
-                                                                                  int(cx)]:
-                negative.append((float(cx), float(cy), 0))
-        best, best_score, best_sim = None, -1.0, 0.0
-        for points in (positive + negative, negative):
-            for mask in self._predict(image, points, tuple(box)).masks:
-                if mask.sum() < 4:
-                    continue
-                sim = similarity(colours(image, mask), self._look[o])
-                if _iou(mask, expected) + sim > best_score:
-                    best, best_score, best_sim = mask, _iou(mask, expected) + sim, sim
+        negative = _in_front(box, others, expected)
+        best, best_sim = self._pick(o, image, box, (positive + negative, negative), expected)
         if best is None or best_sim < KEEP:
             return None
         sharp = mask_ops.refine_edges(image, best)
         if 0.7 * best.sum() <= sharp.sum() <= 1.3 * best.sum():   # edges moved, not the object
             best = sharp
+        return best, best_sim
+
+    def _pick(self, o: int, image: np.ndarray, box, point_sets, expected: np.ndarray,
+              cover: np.ndarray | None = None, min_area: float = 4
+              ) -> tuple[np.ndarray | None, float]:
+        """The segmenter prompted with `box` and each set of points: of its candidates (minus
+        `cover`), the one that best overlaps `expected` and looks like the object, with its
+        colour similarity."""
+        best, best_score, best_sim = None, -1.0, 0.0
+        for points in point_sets:
+            for mask in self._predict(image, points, tuple(box)).masks:
+                if cover is not None:
+                    mask = mask & ~cover
+                if mask.sum() < min_area:
+                    continue
+                sim = similarity(colours(image, mask), self._look[o])
+                if _iou(mask, expected) + sim > best_score:
+                    best, best_score, best_sim = mask, _iou(mask, expected) + sim, sim
         return best, best_sim
 
     def _reappear(self, o: int, f: int, image: np.ndarray, front: list[np.ndarray]
@@ -189,21 +208,10 @@ class PointTracker(Tracker):
         dist = cv2.distanceTransform(np.pad(visible, 1).astype(np.uint8), cv2.DIST_L2, 3)
         y, x = np.unravel_index(np.argmax(dist[1:-1, 1:-1]), visible.shape)
         box = _box(ghost)
-        negative = []
-        for m in front:
-            ob = _box(m)
-            cx, cy = (ob[:2] + ob[2:]) / 2
-            if box[0] <= cx <= box[2] and box[1] <= cy <= box[3] and cover[int(cy), int(cx)]:
-                negative.append((float(cx), float(cy), 0))
-        best, best_score, best_sim = None, -1.0, 0.0
-        for points in ([(float(x), float(y), 1), *negative], [(float(x), float(y), 1)]):
-            for mask in self._predict(image, points, tuple(box)).masks:
-                mask = mask & ~cover
-                if mask.sum() < 0.15 * whole.sum():
-                    continue
-                sim = similarity(colours(image, mask), self._look[o])
-                if _iou(mask, visible) + sim > best_score:
-                    best, best_score, best_sim = mask, _iou(mask, visible) + sim, sim
+        point = (float(x), float(y), 1)
+        negative = _in_front(box, front, ~cover)
+        best, best_sim = self._pick(o, image, box, ([point, *negative], [point]), visible,
+                                    cover, 0.15 * whole.sum())
         if best is None or best_sim < FIND or _iou(best, visible) < 0.3:
             return None
         return best, best_sim
@@ -244,9 +252,9 @@ class PointTracker(Tracker):
         import cv2  # heavy: imported on first use
         if not self.objects:
             raise video_io.VideoError("Prompt at least one object before propagating.")
-        if self._cursor is None or (self._dirty is not None and self._dirty < self._cursor):
+        if self._restart:
             self._reset()
-        self._dirty = None
+            self._restart = False
         for o, obj in self.objects.items():      # objects new since the last call
             if o not in self._starts:
                 f0 = self._starts[o] = min(obj.prompts)

@@ -34,9 +34,13 @@ def check_every(every, frames: int) -> int:
     return every
 
 
-def box_iou(a, b) -> float:
+def _intersection(a, b) -> float:
     x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    return max(0.0, x1 - x0) * max(0.0, y1 - y0)
+
+
+def box_iou(a, b) -> float:
+    inter = _intersection(a, b)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
 
@@ -53,11 +57,8 @@ def same_object(box, mask, overlap: float = OVERLAP) -> bool:
         return True
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     inside = mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)].sum()
-    x0, y0 = max(box[0], b[0]), max(box[1], b[1])
-    x1, y1 = min(box[2], b[2]), min(box[3], b[3])
-    on_it = max(0.0, x1 - x0) * max(0.0, y1 - y0)
     area = max(1e-9, (box[2] - box[0]) * (box[3] - box[1]))
-    return inside > 0.5 * mask.sum() or on_it > 0.7 * area
+    return inside > 0.5 * mask.sum() or _intersection(box, b) > 0.7 * area
 
 
 def ground_through(tracker, grounder, phrase: str, every: int,
