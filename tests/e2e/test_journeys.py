@@ -262,8 +262,10 @@ def render_blurred(page, target):
     page.get_by_role("option", name="blur", exact=True).click()
     wait_idle(page)
     page.get_by_role("button", name="Render MP4").click()
+    download = page.get_by_role("button", name="Download MP4")
+    download.wait_for(timeout=300_000)        # rendering a long clip on a busy CPU
     with page.expect_download() as info:
-        page.get_by_role("button", name="Download MP4").click(timeout=300_000)
+        download.click()
     info.value.save_as(target)
     return target
 
