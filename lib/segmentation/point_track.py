@@ -5,7 +5,10 @@ Each frame, an object's points (corners inside its last mask) are moved by pyram
 Lucas–Kanade flow, kept where the backward flow returns them within a pixel, and the
 segmenter is prompted with them and the previous box moved along. Among its candidate masks
 the one most like the object wins: overlap with the previous mask moved along, plus the
-similarity of its colours to the object's (a colour histogram kept per track). When no
+similarity of its colours to the object's (a colour histogram kept per track); a whole
+object whose winner barely overlaps its moved mask keeps the moved mask (the candidate spilled
+onto a neighbour). Edges are snapped to the image, and each mask drops the pixels whose
+colour belongs far likelier to another object or to its surroundings. When no
 candidate looks like the object (hidden, or gone), the track waits: its last whole mask
 coasts at its velocity, minus the objects in front, for a few frames; meanwhile each frame's
 masks in everything mode are searched for one that looks like it, and the track resumes with
@@ -26,6 +29,10 @@ from lib.segmentation.segment_video import Tracker
 
 KEEP = 0.55              # colour similarity under which a candidate is not the object
 FIND = 0.65              # similarity a waiting object must reach to be found again
+AGREE = 0.8              # a whole object's candidate overlapping its moved mask less is not it
+WHOLE = 0.85             # of its whole area, smoothed: the mask is the whole object
+LIKELIER = 4             # a pixel this much likelier another's colour than ours is not ours
+RING = 6                 # pixels around the first mask whose colours are its surroundings
 COAST = 12               # frames a waiting object's mask coasts along
 REAPPEAR = 30            # frames its last whole mask is looked for where it coasted to
 LABEL = "point tracking + re-finding"
@@ -35,20 +42,21 @@ def _box(mask: np.ndarray) -> np.ndarray:
     return np.asarray(mask_ops.bbox(mask), dtype=float)
 
 
+def _bins(pixels: np.ndarray) -> np.ndarray:
+    """Each RGB pixel's bin in a 6×6×6 colour histogram."""
+    q = (pixels[..., :3] // 43).astype(np.int32)
+    return q[..., 0] * 36 + q[..., 1] * 6 + q[..., 2]
+
+
 def colours(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """A normalised 6×6×6 RGB histogram of the pixels under `mask`."""
-    q = (image[mask][:, :3] // 43).astype(np.int32)
-    h = np.bincount(q[:, 0] * 36 + q[:, 1] * 6 + q[:, 2], minlength=216).astype(float)
+    h = np.bincount(_bins(image[mask]), minlength=216).astype(float)
     return h / max(1.0, h.sum())
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Bhattacharyya coefficient of two histograms: 1 alike, 0 nothing in common."""
     return float(np.sqrt(a * b).sum())
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max(1, (a | b).sum()))
 
 
 def _shift(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -82,6 +90,7 @@ class PointTracker(Tracker):
         self.segmenter = segmenter
         self.untrained = getattr(segmenter, "untrained", False)
         self._look: dict[int, np.ndarray] = {}           # colour histogram per object
+        self._around: dict[int, np.ndarray] = {}         # and of what surrounds it
         self._size: dict[int, np.ndarray] = {}           # its box size, smoothed
         self._whole: dict[int, tuple[int, np.ndarray]] = {}   # last whole mask (frame, mask)
         self._area: dict[int, float] = {}                 # its whole area, smoothed
@@ -109,7 +118,7 @@ class PointTracker(Tracker):
         frame_idx = self.tracked_index(frame_idx)
         image = np.asarray(self.frames[frame_idx])
         result = self._predict(image, points, box)
-        mask = result.masks[result.best]
+        mask = result.masks[result.best if box is None else result.filling(box)]
         if not mask.any():
             raise PromptError("The segmenter found nothing there: click on the object or "
                               "drag a box around it.")
@@ -125,7 +134,11 @@ class PointTracker(Tracker):
 
     def _begin(self, o: int, f: int, image: np.ndarray, mask: np.ndarray) -> None:
         """An object's appearance, size and motion as its first prompt gives them."""
+        import cv2  # heavy: imported on first use
         self._look[o] = colours(image, mask)
+        ring = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8),
+                          iterations=RING).astype(bool) & ~mask
+        self._around[o] = colours(image, ring)
         self._size[o] = _box(mask)[2:] - _box(mask)[:2]
         self._whole[o] = (f, mask)
         self._area[o] = float(mask.sum())
@@ -165,6 +178,8 @@ class PointTracker(Tracker):
         best, best_sim = self._pick(o, image, box, (positive + negative, negative), expected)
         if best is None or best_sim < KEEP:
             return None
+        if mask_ops.iou(best, expected) < AGREE and expected.sum() >= WHOLE * self._area[o]:
+            best = expected            # a whole object's mask moved on: the candidate spilled
         sharp = mask_ops.refine_edges(image, best)
         if 0.7 * best.sum() <= sharp.sum() <= 1.3 * best.sum():   # edges moved, not the object
             best = sharp
@@ -184,8 +199,8 @@ class PointTracker(Tracker):
                 if mask.sum() < min_area:
                     continue
                 sim = similarity(colours(image, mask), self._look[o])
-                if _iou(mask, expected) + sim > best_score:
-                    best, best_score, best_sim = mask, _iou(mask, expected) + sim, sim
+                if mask_ops.iou(mask, expected) + sim > best_score:
+                    best, best_score, best_sim = mask, mask_ops.iou(mask, expected) + sim, sim
         return best, best_sim
 
     def _reappear(self, o: int, f: int, image: np.ndarray, front: list[np.ndarray]
@@ -212,7 +227,7 @@ class PointTracker(Tracker):
         negative = _in_front(box, front, ~cover)
         best, best_sim = self._pick(o, image, box, ([point, *negative], [point]), visible,
                                     cover, 0.15 * whole.sum())
-        if best is None or best_sim < FIND or _iou(best, visible) < 0.3:
+        if best is None or best_sim < FIND or mask_ops.iou(best, visible) < 0.3:
             return None
         return best, best_sim
 
@@ -221,7 +236,7 @@ class PointTracker(Tracker):
         best, best_sim = None, FIND
         area = float(np.prod(self._size[o]))
         for mask in candidates:
-            if not 0.15 * area <= mask.sum() <= 3 * area or any(_iou(mask, t) > 0.3
+            if not 0.15 * area <= mask.sum() <= 3 * area or any(mask_ops.iou(mask, t) > 0.3
                                                                 for t in taken):
                 continue
             sim = similarity(colours(image, mask), self._look[o])
@@ -285,7 +300,7 @@ class PointTracker(Tracker):
                     out[o] = found
             for a in list(out):                  # two tracks on one region: one is hidden
                 for b in list(out):
-                    if a < b and a in out and b in out and _iou(out[a][0], out[b][0]) > 0.5:
+                    if a < b and a in out and b in out and mask_ops.iou(out[a][0], out[b][0]) > 0.5:
                         hidden = a if out[a][1] < out[b][1] else b
                         out.pop(hidden)
                         waiting[hidden] = True
@@ -307,6 +322,7 @@ class PointTracker(Tracker):
                         out[o], waiting[o] = (mask, 1.0), False
                         taken.append(mask)
                         self.regained += 1
+            self._separate(image, out)
             for o, (mask, sim) in out.items():
                 self._store(f, [o], [mask])
                 self._learn(o, f, mask, sim)
@@ -328,6 +344,20 @@ class PointTracker(Tracker):
         self.propagated = self._cursor + self.every >= self.num_frames
         return done
 
+    def _separate(self, image: np.ndarray, out: dict[int, tuple[np.ndarray, float]]) -> None:
+        """Each mask keeps only the pixels whose colour is not LIKELIER another object's, or
+        its surroundings', than its own (by their colour histograms): where two shapes meet
+        the segmenter's mask often spills onto the other, and the back object's visible part
+        is what the front one leaves. A mask that would lose half itself is kept as it is."""
+        for o, (mask, sim) in list(out.items()):
+            bins = _bins(image[mask])
+            rivals = [self._look[p] for p in self._look if p != o] + [self._around[o]]
+            other = np.max([h[bins] for h in rivals], axis=0)
+            kept = mask.copy()
+            kept[mask] = other <= LIKELIER * self._look[o][bins]
+            if kept.sum() >= 0.5 * mask.sum():
+                out[o] = (kept, sim)
+
     def _learn(self, o: int, f: int, mask: np.ndarray, sim: float) -> None:
         """Size from confident masks; from whole masks (about the object's whole area: a
         mask shrinking as something passes in front is not one), that area, the last whole
@@ -337,7 +367,7 @@ class PointTracker(Tracker):
             box = _box(mask)
             self._size[o] = 0.7 * self._size[o] + 0.3 * (box[2:] - box[:2])
         motion = self._motion.pop(o, None)
-        if area >= 0.85 * self._area[o]:
+        if area >= WHOLE * self._area[o]:
             self._whole[o] = (f, mask)
             self._offset[o] = np.zeros(2)
             self._area[o] = 0.8 * self._area[o] + 0.2 * area

@@ -45,6 +45,12 @@ class MaskResult:
     def best(self) -> int:
         return int(np.nanargmax(self.scores)) if np.isfinite(self.scores).any() else 0
 
+    def filling(self, box) -> int:
+        """The candidate whose own box best fits `box`: a box prompt is drawn tight around
+        its object, so a candidate spilling onto a neighbour (or only part of it) is not it."""
+        fits = [mask_ops.box_iou(b, box) if (b := mask_ops.bbox(m)) else 0.0 for m in self.masks]
+        return int(np.argmax(fits))
+
 
 @dataclass
 class AutoMask:

@@ -34,17 +34,6 @@ def check_every(every, frames: int) -> int:
     return every
 
 
-def _intersection(a, b) -> float:
-    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    return max(0.0, x1 - x0) * max(0.0, y1 - y0)
-
-
-def box_iou(a, b) -> float:
-    inter = _intersection(a, b)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def same_object(box, mask, overlap: float = OVERLAP) -> bool:
     """Whether a grounded box is a tracked object (its mask on that frame): the box and the
     mask's box overlap (IoU above `overlap`), the box holds most of the mask (a box drawn
@@ -53,12 +42,12 @@ def same_object(box, mask, overlap: float = OVERLAP) -> bool:
     b = mask_ops.bbox(mask)
     if b is None:
         return False
-    if box_iou(box, b) > overlap:
+    if mask_ops.box_iou(box, b) > overlap:
         return True
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     inside = mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)].sum()
     area = max(1e-9, (box[2] - box[0]) * (box[3] - box[1]))
-    return inside > 0.5 * mask.sum() or _intersection(box, b) > 0.7 * area
+    return inside > 0.5 * mask.sum() or mask_ops.box_intersection(box, b) > 0.7 * area
 
 
 def ground_through(tracker, grounder, phrase: str, every: int,
@@ -82,16 +71,13 @@ def ground_through(tracker, grounder, phrase: str, every: int,
         regions = grounder.boxes(tracker.frames[f], phrase)     # PromptError for bad text
         done.frames.append(f)
         known = [m for _, m in tracker.frame_masks(f) if m.any()]
-        new = []
-        for region in regions:
-            if not any(same_object(region.box, m, overlap) for m in known) and all(
-                    box_iou(region.box, r.box) <= overlap for r in new):
-                new.append(region)
         started = False
-        for region in new:
+        for region in regions:        # most confident first: a later box on an object
+            if any(same_object(region.box, m, overlap) for m in known):   # started here
+                continue                                                 # is that object
             obj = max(tracker.objects, default=0) + 1
             try:
-                tracker.add_prompt(f, obj, [], region.box, label=region.label)
+                known.append(tracker.add_prompt(f, obj, [], region.box, label=region.label))
             except PromptError:      # a sliver of a box, or one the segmenter finds empty
                 continue
             done.started.append((f, obj, region.label))

@@ -117,3 +117,17 @@ def test_refine_edges_snaps_a_coarse_mask_to_the_shape():
     line = np.zeros((128, 128), bool)
     line[60, 10:100] = True
     assert np.array_equal(mask_ops.refine_edges(image, line), line)
+
+
+def test_box_iou_equals_torchvisions():
+    """Box IoU and intersection against torchvision's `box_iou` (the reference)."""
+    import torch
+    from torchvision.ops import box_iou
+    boxes = [(0, 0, 10, 10), (5, 0, 15, 10), (2, 2, 3, 3), (0, 0, 1, 1), (3.5, 1.0, 9.0, 20.5)]
+    expected = box_iou(torch.tensor(boxes, dtype=torch.float64),
+                       torch.tensor(boxes, dtype=torch.float64)).numpy()
+    for i, a in enumerate(boxes):
+        for j, b in enumerate(boxes):
+            assert mask_ops.box_iou(a, b) == pytest.approx(expected[i, j])
+    assert mask_ops.box_intersection((0, 0, 10, 10), (5, 0, 15, 10)) == 50
+    assert mask_ops.box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0          # no area: no overlap

@@ -92,3 +92,48 @@ def test_tracking_in_steps_equals_one_pass_and_goes_on_from_where_it_stopped(cli
     assert steps.mask(13, 2) is not None and steps.mask(11, 2) is None
     steps.add_prompt(5, 3, [], box(5, 1))
     assert steps.propagate() == 29 and resets == [1] and steps.propagated
+
+
+class _Spilling:
+    """A stand-in segmenter beside a red square and a blue one: its first answer offers the
+    two squares together first and the red one alone second; later answers offer only the
+    two together (as the demo segmenter often spills where shapes meet)."""
+
+    label, untrained, device = "spilling", False, "cpu"
+
+    def __init__(self, red: np.ndarray, blue: np.ndarray):
+        import threading
+        self.lock = threading.RLock()
+        self.red, self.both = red, red | blue
+        self.calls = 0
+
+    def predict(self, image, points=(), box=None, multimask=True):
+        from lib.segmentation.segment import MaskResult
+        self.calls += 1
+        if self.calls == 1:
+            return MaskResult(np.stack([self.both, self.red]), np.array([0.9, 0.6]), self.label)
+        return MaskResult(self.both[None], np.array([0.9]), self.label)
+
+    def everything(self, image, **kw):
+        return []
+
+
+def test_a_mask_spilling_onto_a_neighbour_stays_on_its_object(tmp_path):
+    """The box prompt keeps the candidate that fits the box (not the top-scored one spilling
+    onto the neighbour), and tracking keeps the object's own pixels though the segmenter then
+    offers only the two squares together."""
+    from lib.media.video import VideoInfo
+    rng = np.random.default_rng(0)
+    image = rng.integers(90, 110, (64, 64, 3)).astype(np.uint8)        # grey, noisy
+    red, blue = np.zeros((64, 64), bool), np.zeros((64, 64), bool)
+    red[20:40, 10:30], blue[20:40, 30:50] = True, True
+    image[red], image[blue] = (220, 30, 30), (30, 30, 220)
+    frames = [image.copy() for _ in range(6)]
+    info = VideoInfo(tmp_path / "x.mp4", "mp4", "h264", 64, 64, 10.0, 6, 0.6)
+    tracker = point_track.PointTracker(_Spilling(red, blue), info, frames)
+    first = tracker.add_prompt(0, 1, box=(10.0, 20.0, 30.0, 40.0))
+    assert np.array_equal(first, red)
+    tracker.propagate()
+    for f in range(1, 6):
+        assert (tracker.mask(f, 1) & blue).sum() == 0
+        assert (tracker.mask(f, 1) & red).sum() >= 0.9 * red.sum()
