@@ -13,7 +13,6 @@ from lib.media import images
 from lib.media import masks as mask_ops
 from lib.models import checkpoints, registry
 from lib.segmentation import classical, quality, segment, segment_video
-from lib.training import sam_data
 from lib.training.sam_data import val_clips
 
 
@@ -52,33 +51,59 @@ def measure_images(segmenter, val_dir: str | Path, limit: int | None = None) -> 
             "objects": len(click)}
 
 
-def measure(folder: Path, clips: int | None = None, images: int | None = None) -> dict:
+#: the part of the validation data the test suite measures again; the whole of it is measured
+#: when the model is trained or re-measured (`lib.train demo-segmenter --measure`)
+CHECK = {"images": 40, "clips": 5}
+
+
+def measure(folder: Path, clips: int | None = None, images: int | None = None,
+            cache_root: Path | None = None) -> dict:
     """The manifest's figures, re-measured from a saved folder through
     `lib.segmentation.segment` and
-    `lib.segmentation.segment_video` as the page calls them."""
+    `lib.segmentation.segment_video` as the page calls them, on the first `images` validation
+    images and `clips` clips (None: all)."""
     spec = registry.checkpoint_spec(checkpoints.read_checkpoint(folder))
     seg = segment.build_segmenter(spec, device="cpu")
     video = segment_video.build_video_model(spec, device="cpu")
-    out = measure_images(seg, synth.demo_val(), images)
-    j = quality.box_prompted(video.tracker, val_clips(), clips)
+    out = measure_images(seg, synth.demo_val(cache_root), images)
+    clip_dir = val_clips(cache_root)
+    j = quality.box_prompted(video.tracker, clip_dir, clips)
     out.update(video_J=j.j, video_J_after_occlusion=j.j_occluded, video_clips=j.clips,
                video_frames=j.frames)
-    out.update(point_figures(seg, clips))
-    out.update(classical_figures())
+    out.update(point_figures(seg, clip_dir, clips))
+    out.update(classical_figures(clip_dir, clips))
     return out
 
 
-def point_figures(segmenter, clips: int | None = None) -> dict:
+def record(folder: Path, clips: int | None = None, images: int | None = None,
+           log=print) -> dict:
+    """Measure the folder's model (on the first `images` / `clips`, None: all) and on the
+    CHECK part, and write both into its manifest (`metrics` and `check`); returns it."""
+    path = Path(folder) / checkpoints.MANIFEST
+    manifest = json.loads(path.read_text())
+    log("measuring through the page's code…")
+    manifest["metrics"] = measure(folder, clips, images)
+    on = {k: min(v, limit) if limit is not None else v
+          for (k, v), limit in zip(CHECK.items(), (images, clips))}
+    manifest["check"] = {**on, **(manifest["metrics"] if on == {"images": images,
+                                                                 "clips": clips}
+                                  else measure(folder, on["clips"], on["images"]))}
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    log(json.dumps(manifest["metrics"]))
+    return manifest
+
+
+def point_figures(segmenter, clip_dir: Path, clips: int | None = None) -> dict:
     """Point tracking + re-finding on the same segmenter and clips (the page recommends it
     for this model: its memory path is not trained)."""
     from lib.segmentation import point_track
-    j = quality.box_prompted(point_track.PointVideoModel(segmenter).tracker, val_clips(), clips)
+    j = quality.box_prompted(point_track.PointVideoModel(segmenter).tracker, clip_dir, clips)
     return {"point_J": j.j, "point_J_after_occlusion": j.j_occluded,
-            "point_ids_regained": j.regained_share}
+            "point_ids_regained": j.regained_share, "point_hidings": j.hidden}
 
 
-def classical_figures(clips: int | None = None) -> dict:
+def classical_figures(clip_dir: Path, clips: int | None = None) -> dict:
     """The classical tracker's J on the same clips, recorded beside the demo segmenter's so the
     page can compare the two with measured figures."""
-    j = quality.box_prompted(classical.FlowTracker, sam_data.val_clips(), clips)
+    j = quality.box_prompted(classical.FlowTracker, clip_dir, clips)
     return {"classical_J": j.j, "classical_J_after_occlusion": j.j_occluded}

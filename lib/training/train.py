@@ -8,6 +8,7 @@
     python -m lib.train demo-detector fasterrcnn|conditional-detr
     python -m lib.train demo-segmenter        (EdgeTAM-style segmenter + tracker;
                                                lib.training.train_sam)
+    python -m lib.train demo-segmenter --measure   (its figures again, nothing trained)
 
 Detection: COCO_DIR holds train/ and val/ (annotations.json + images/, as `lib.synth` writes).
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from lib.core import cli
 from lib.models import checkpoints
-from lib.training import options, train_sam
+from lib.training import options, sam_measure, train_sam
 from lib.training.classifier import train_classifier
 from lib.training.demo_pack import (
     DEMO_DETECTORS,
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     sg.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
     sg.add_argument("--save-stage1", help="also keep the image model after stage 1 here")
     sg.add_argument("--stage1", help="start from a saved stage 1 instead of training it")
+    sg.add_argument("--measure", action="store_true",
+                    help="train nothing: measure OUT/demo-segmenter again through the page's "
+                         "current code (after a change to tracking) and record its figures")
     args = parser.parse_args(argv)
     args.argv = argv
     try:
@@ -62,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             sanity_classifier(Path(args.out), args.which)
         elif args.command == "demo-classifier":
             demo_classifier(Path(args.out))
+        elif args.command == "demo-segmenter" and args.measure:
+            sam_measure.record(Path(args.out) / train_sam.NAME)
         elif args.command == "demo-segmenter":
             train_sam.demo_segmenter(Path(args.out),
                                      stage1=Path(args.stage1) if args.stage1 else None,

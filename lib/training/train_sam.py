@@ -30,7 +30,7 @@ from lib.core.paths import tidy_wandb_dir
 from lib.demo import synth
 from lib.models import checkpoints
 from lib.training.sam_data import TRAIN_CLIP_SEED, VAL_CLIPS, make_clips, make_images
-from lib.training.sam_measure import measure
+from lib.training.sam_measure import record
 from lib.training.sam_model import BACKBONE, SIZE, new_image_model, processor, video_model_from
 from lib.training.sam_stages import backbone_features, train_images, train_video
 
@@ -153,11 +153,8 @@ def demo_segmenter(out_root: Path, recipe: dict | None = None, log=print,
         "seed": r["seed"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (folder / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
-    log("measuring through the page's code…")
-    manifest["metrics"] = measure(folder, measure_on["clips"], measure_on["images"])
-    (folder / checkpoints.MANIFEST).write_text(json.dumps(manifest, indent=2))
+    manifest = record(folder, measure_on["clips"], measure_on["images"], log)
     run.summary.update(manifest["metrics"])
     run.finish()
     tidy_wandb_dir(folder / "wandb")
-    log(json.dumps(manifest["metrics"]))
     return folder

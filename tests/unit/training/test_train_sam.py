@@ -137,7 +137,8 @@ def test_few_step_recipe_writes_a_folder_both_models_load(tmp_path):
     manifest = json.loads((folder / "model.json").read_text())
     assert manifest["recipe"]["image_steps"] == 2 and manifest["command"].endswith(
         "demo-segmenter")
-    assert set(manifest["metrics"]) >= {"click_iou", "box_iou", "video_J"}
+    assert set(manifest["metrics"]) >= {"click_iou", "box_iou", "video_J", "point_J"}
+    assert manifest["check"] == {"images": 2, "clips": 1, **manifest["metrics"]}
     assert list((folder / "wandb").glob("offline-run-*/run-*.wandb"))
     spec = registry.checkpoint_spec(ckpt)
     seg = segment.build_segmenter(spec, device="cpu")
@@ -155,3 +156,14 @@ def test_few_step_recipe_writes_a_folder_both_models_load(tmp_path):
     stage1 = EdgeTamModel.from_pretrained(tmp_path / "stage1")
     assert torch.equal(stage1.prompt_encoder.point_embed.weight.half().float(),
                        seg.model.prompt_encoder.point_embed.weight)   # not trained in stage 2
+
+
+def test_measure_flag_measures_the_folder_and_trains_nothing(tmp_path, monkeypatch):
+    """`lib.train demo-segmenter --measure` records the figures of OUT/demo-segmenter again
+    (after a change to tracking) and starts no training."""
+    from lib.training import sam_measure, train
+    calls = []
+    monkeypatch.setattr(sam_measure, "record", lambda folder, *a, **k: calls.append(folder))
+    monkeypatch.setattr(train_sam, "demo_segmenter", lambda *a, **k: calls.append("trained"))
+    assert train.main(["demo-segmenter", "--out", str(tmp_path), "--measure"]) == 0
+    assert calls == [tmp_path / train_sam.NAME]
