@@ -2,7 +2,7 @@
 figures #28 sets goals for, measured through the page's trackers (`lib.segmentation.quality`).
 
     python bench/track_quality.py [--clips 20] [--every 5] [--model demo-segmenter]
-                                  [--grounder demo-fasterrcnn] [--threshold 0.3]
+                                  [--grounder demo-fasterrcnn] [--threshold 0.3] [--seed S]
 
 - Box prompts: each object prompted with its true box on its first frame, then point tracking
   + re-finding on the demo segmenter through the clip: J, J after an occlusion, and the
@@ -12,6 +12,8 @@ figures #28 sets goals for, measured through the page's trackers (`lib.segmentat
   entering objects found within k frames, and id switches per 1,000 object-frames.
 - Speed: seconds per tracked frame against the model's memory path (SAM 2 / EdgeTAM video)
   on the same clips and prompts.
+- `--seed S`: `--clips` fresh clips made with another seed instead of the validation clips,
+  to see how far figures tuned on the validation clips carry to clips nothing was tuned on.
 - Ceiling: J of the segmenter alone, given each object's true box on every frame (no
   tracking), so the tracker's J can be read against what its segmenter can give.
 
@@ -58,11 +60,19 @@ def main() -> None:
     parser.add_argument("--grounder", default="demo-fasterrcnn")
     parser.add_argument("--threshold", type=float, help="grounded boxes' confidence "
                         "(default: the page's)")
+    parser.add_argument("--seed", type=int, help="fresh clips of this seed instead of the "
+                        "validation clips (held out from any tuning)")
     args = parser.parse_args()
 
     from lib.segmentation import grounding, point_track, quality, segment, segment_video
     from lib.training import sam_data
-    clips = sam_data.val_clips()
+    if args.seed is None:
+        clips = sam_data.val_clips()
+    else:
+        from lib.core import scratch
+        from lib.demo import synth
+        clips = synth.write_clips(scratch.new_dir("track-quality-"), **{
+            **sam_data.VAL_CLIPS, "count": args.clips, "seed": args.seed})
     seg = segment.load_segmenter(args.model)
     points = point_track.PointVideoModel(seg)
     boxed = quality.box_prompted(points.tracker, clips, args.clips)
@@ -81,7 +91,7 @@ def main() -> None:
           f"{memory.j_occluded:.3f}, {memory.seconds_per_frame:.3f} s/frame", flush=True)
     print(f"ceiling: {args.model} given the true box on every frame: J "
           f"{ceiling(seg, clips, args.clips):.3f}", flush=True)
-    print(f"track quality: J {boxed.j:.2f}, after occlusion {boxed.j_occluded:.2f}, "
+    print(f"track quality: J {boxed.j:.3f}, after occlusion {boxed.j_occluded:.3f}, "
           f"ids regained {100 * boxed.regained_share:.0f}%, entries found "
           f"{100 * texted.found_share:.0f}%, id switches per 1000 object-frames "
           f"{texted.switches_per_1000:.1f}; s/frame "
