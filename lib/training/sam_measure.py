@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.core import journal
+from lib.core.errors import InputError
 from lib.demo import synth
 from lib.media import images
 from lib.media import masks as mask_ops
@@ -79,16 +81,21 @@ def record(folder: Path, clips: int | None = None, images: int | None = None,
            log=print) -> dict:
     """Measure the folder's model (on the first `images` / `clips`, None: all) and on the
     CHECK part, and write both into its manifest (`metrics` and `check`); returns it."""
-    path = Path(folder) / checkpoints.MANIFEST
-    manifest = json.loads(path.read_text())
+    ckpt = checkpoints.read_checkpoint(Path(folder))
+    if not ckpt.ok or ckpt.task != "segmentation":
+        raise InputError(f"{folder} is not a segmentation checkpoint "
+                         f"({ckpt.error or 'its task is ' + repr(ckpt.task)})",
+                         "train one first: python -m lib.train demo-segmenter")
+    manifest = ckpt.manifest
     log("measuring through the page's code…")
     manifest["metrics"] = measure(folder, clips, images)
-    on = {k: min(v, limit) if limit is not None else v
-          for (k, v), limit in zip(CHECK.items(), (images, clips))}
-    manifest["check"] = {**on, **(manifest["metrics"] if on == {"images": images,
-                                                                 "clips": clips}
-                                  else measure(folder, on["clips"], on["images"]))}
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    on_images = CHECK["images"] if images is None else min(CHECK["images"], images)
+    on_clips = CHECK["clips"] if clips is None else min(CHECK["clips"], clips)
+    check = manifest["metrics"] if (on_images, on_clips) == (images, clips) else measure(
+        folder, on_clips, on_images)
+    manifest["check"] = {"images": on_images, "clips": on_clips, **check}
+    journal.write_atomic(Path(folder) / checkpoints.MANIFEST,
+                         json.dumps(manifest, indent=2) + "\n")
     log(json.dumps(manifest["metrics"]))
     return manifest
 

@@ -254,6 +254,8 @@ def bad_files(tmp_path_factory) -> Path:
     (d / "images").mkdir()
     (d / "ann.json").write_text('{"images": {"id": 1}, "annotations": [], "categories": []}')
     (d / "preds.json").write_text("[1, 2")
+    (d / "torn" / "demo-segmenter").mkdir(parents=True)           # a manifest cut off mid-write
+    (d / "torn" / "demo-segmenter" / "model.json").write_text('{"task": "segmentation", ')
     return d
 
 
@@ -275,6 +277,10 @@ def bad_files(tmp_path_factory) -> Path:
      "is not a folder"),
     (["lib.train", "demo-segmenter", "--stage1", "{d}", "--out", "{d}/ck"],
      "does not hold an EdgeTAM image model"),
+    (["lib.train", "demo-segmenter", "--measure", "--out", "{d}/nowhere"],
+     "is not a segmentation checkpoint"),
+    (["lib.train", "demo-segmenter", "--measure", "--out", "{d}/torn"],
+     "model.json is not valid JSON"),
 ])
 def test_command_lines_give_one_line_and_no_traceback(bad_files, args, expect):
     proc = _cli(*[a.format(d=bad_files) for a in args])
