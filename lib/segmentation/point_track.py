@@ -7,12 +7,13 @@ segmenter is prompted with them and the previous box moved along. Among its cand
 the one most like the object wins: overlap with the previous mask moved along, plus the
 similarity of its colours to the object's (a colour histogram kept per track); a whole
 object whose winner barely overlaps its moved mask keeps the moved mask (the candidate spilled
-onto a neighbour). Edges are snapped to the image, and each mask drops the pixels whose
-colour belongs far likelier to another object or to its surroundings. When no
-candidate looks like the object (hidden, or gone), the track waits: its last whole mask
-coasts at its velocity, minus the objects in front, for a few frames; meanwhile each frame's
-masks in everything mode are searched for one that looks like it, and the track resumes with
-the same id. Frames it waited through have no mask (the timeline shows the gap)."""
+onto a neighbour). Edges are snapped to the image; each mask drops the pixels whose colour
+belongs far likelier to another object or to its surroundings, and takes in the bordering
+pixels whose colour is far likelier its own. When no candidate looks like the object
+(hidden, or gone), the track waits: its last whole mask coasts at its velocity, minus the
+objects in front, for a few frames; meanwhile each frame's masks in everything mode are
+searched for one that looks like it, and the track resumes with the same id. Frames it
+waited through have no mask (the timeline shows the gap)."""
 
 from __future__ import annotations
 
@@ -348,15 +349,33 @@ class PointTracker(Tracker):
         """Each mask keeps only the pixels whose colour is not LIKELIER another object's, or
         its surroundings', than its own (by their colour histograms): where two shapes meet
         the segmenter's mask often spills onto the other, and the back object's visible part
-        is what the front one leaves. A mask that would lose half itself is kept as it is."""
+        is what the front one leaves. A mask that would lose half itself is kept as it is.
+        Then each takes in the pixels bordering it (and no other mask) whose colour is
+        LIKELIER its own than another's: the segmenter's coarse masks miss thin tips and
+        stripes."""
+        import cv2  # heavy: imported on first use
+
+        def theirs(o: int, bins: np.ndarray) -> np.ndarray:
+            rivals = [self._look[p] for p in self._look if p != o] + [self._around[o]]
+            return np.max([h[bins] for h in rivals], axis=0)
+
         for o, (mask, sim) in list(out.items()):
             bins = _bins(image[mask])
-            rivals = [self._look[p] for p in self._look if p != o] + [self._around[o]]
-            other = np.max([h[bins] for h in rivals], axis=0)
             kept = mask.copy()
-            kept[mask] = other <= LIKELIER * self._look[o][bins]
+            kept[mask] = theirs(o, bins) <= LIKELIER * self._look[o][bins]
             if kept.sum() >= 0.5 * mask.sum():
                 out[o] = (kept, sim)
+        separated = {o: mask for o, (mask, _) in out.items()}
+        for o, (mask, sim) in list(out.items()):
+            border = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            border &= ~mask
+            for p, other in separated.items():
+                if p != o:
+                    border &= ~other
+            bins = _bins(image[border])
+            grown = mask.copy()
+            grown[border] = self._look[o][bins] > LIKELIER * theirs(o, bins)
+            out[o] = (grown, sim)
 
     def _learn(self, o: int, f: int, mask: np.ndarray, sim: float) -> None:
         """Size from confident masks; from whole masks (about the object's whole area: a

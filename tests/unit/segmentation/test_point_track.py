@@ -137,3 +137,42 @@ def test_a_mask_spilling_onto_a_neighbour_stays_on_its_object(tmp_path):
     for f in range(1, 6):
         assert (tracker.mask(f, 1) & blue).sum() == 0
         assert (tracker.mask(f, 1) & red).sum() >= 0.9 * red.sum()
+
+
+class _Coarse:
+    """A stand-in segmenter whose every mask misses its object's outer pixel (as the demo
+    segmenter's low-resolution masks miss thin tips and stripes)."""
+
+    label, untrained, device = "coarse", False, "cpu"
+
+    def __init__(self, inner: np.ndarray):
+        import threading
+        self.lock = threading.RLock()
+        self.inner = inner
+
+    def predict(self, image, points=(), box=None, multimask=True):
+        from lib.segmentation.segment import MaskResult
+        return MaskResult(self.inner[None], np.array([0.9]), self.label)
+
+    def everything(self, image, **kw):
+        return []
+
+
+def test_a_coarse_mask_takes_in_its_objects_bordering_pixels(tmp_path):
+    """A thin striped bar (too thin for edge snapping to have an inside) on a noisy grey
+    ground, offered without its outer pixel on every frame: the tracked masks take in that
+    rim (its colours are the object's) and no more."""
+    from lib.media.video import VideoInfo
+    rng = np.random.default_rng(0)
+    image = rng.integers(90, 110, (64, 64, 3)).astype(np.uint8)
+    bar, inner = np.zeros((64, 64), bool), np.zeros((64, 64), bool)
+    bar[15:50, 30:35], inner[16:49, 31:34] = True, True
+    stripes = (np.arange(64)[:, None] // 2 % 2 == 0) & bar
+    image[bar & ~stripes], image[stripes] = (220, 30, 30), (230, 200, 40)
+    frames = [image.copy() for _ in range(4)]
+    info = VideoInfo(tmp_path / "x.mp4", "mp4", "h264", 64, 64, 10.0, 4, 0.4)
+    tracker = point_track.PointTracker(_Coarse(inner), info, frames)
+    assert np.array_equal(tracker.add_prompt(0, 1, box=(30.0, 15.0, 35.0, 50.0)), inner)
+    tracker.propagate()
+    for f in range(1, 4):
+        assert np.array_equal(tracker.mask(f, 1), bar)
