@@ -228,7 +228,7 @@ class PointTracker(Tracker):
         negative = _in_front(box, front, ~cover)
         best, best_sim = self._pick(o, image, box, ([point, *negative], [point]), visible,
                                     cover, 0.15 * whole.sum())
-        if best is None or best_sim < FIND or mask_ops.iou(best, visible) < 0.3:
+        if best is None or best_sim < FIND:
             return None
         return best, best_sim
 

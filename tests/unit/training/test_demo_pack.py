@@ -94,6 +94,8 @@ def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
     manifest = json.loads((folder / "model.json").read_text())
     m, check = manifest["metrics"], manifest["check"]
     assert m["click_iou"] >= 0.8 and m["box_iou"] >= 0.9
+    assert m["point_J"] >= 0.85 and m["point_J_after_occlusion"] >= 0.6     # the goals of #28
+    assert m["point_ids_regained"] >= 0.8
     assert manifest["label_set"] == "synthetic shapes"
     assert (check["clips"], check["images"]) == (sam_measure.CHECK["clips"],
                                                  sam_measure.CHECK["images"])
