@@ -53,6 +53,15 @@ def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+def interior_point(mask: np.ndarray) -> tuple[float, float]:
+    """The point of a mask farthest from its edge: where a user clicks on an object, and
+    where a correction click goes in an error region."""
+    import cv2  # heavy: imported on first use
+    dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(np.argmax(dist), dist.shape)
+    return float(x), float(y)
+
+
 def stability_score(logits: np.ndarray, threshold: float = 0.0, offset: float = 1.0) -> float:
     """SAM's stability: IoU of the masks thresholded at `threshold +- offset`."""
     big = (logits > threshold - offset).sum()
@@ -237,14 +246,30 @@ def grabcut(image: np.ndarray, box: tuple[float, float, float, float],
         raise PromptError("The box has (almost) no area: drag a larger rectangle.")
     mask = np.full((h, w), cv2.GC_BGD, np.uint8)
     mask[y0:y1, x0:x1] = cv2.GC_PR_FGD
+    if (mask == cv2.GC_BGD).sum() < GRABCUT_MIN_BACKGROUND * h * w:
+        # a box (almost) as large as the image leaves no background to learn colours from:
+        # the image's outer band becomes probable background, as a user's box would leave it
+        band = max(2, round(GRABCUT_BAND * min(h, w)))
+        edge = np.ones((h, w), bool)
+        edge[band:h - band, band:w - band] = False
+        mask[edge & (mask == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
     r = max(2, round(min(h, w) / 100))
     for x, y, label in points:
         cv2.circle(mask, (round(x), round(y)), r, cv2.GC_FGD if label == 1 else cv2.GC_BGD, -1)
+    if not ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).any():
+        raise PromptError("The clicks leave nothing inside the box to segment: drag a larger "
+                          "box, or click on the object.")
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     cv2.setRNGSeed(0)
     cv2.grabCut(bgr, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+
+
+#: GrabCut needs background colours: below this share of the image outside the box, the
+#: image's outer band (this share of its shorter side) is taken as probable background
+GRABCUT_MIN_BACKGROUND = 0.02
+GRABCUT_BAND = 0.03
 
 
 def refine_edges(image: np.ndarray, mask: np.ndarray, band: int = 4,

@@ -18,14 +18,6 @@ from lib.segmentation import classical, quality, segment, segment_video
 from lib.training.sam_data import val_clips
 
 
-def center_click(mask: np.ndarray) -> tuple[float, float]:
-    """The interior point farthest from the shape's edge: where a user clicks."""
-    import cv2  # heavy: imported on first use
-    dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    y, x = np.unravel_index(np.argmax(dist), dist.shape)
-    return float(x), float(y)
-
-
 def measure_images(segmenter, val_dir: str | Path, limit: int | None = None) -> dict:
     """Mean mask IoU on a `lib.synth` COCO split through `Segmenter.predict`, as the page
     calls it (multimask on, the best candidate by predicted IoU): one click at each shape's
@@ -42,7 +34,7 @@ def measure_images(segmenter, val_dir: str | Path, limit: int | None = None) -> 
         for a in by_image.get(info["id"], []):
             truth = mask_ops.from_rle(a["segmentation"])
             x, y, w, h = a["bbox"]
-            for prompt, out in (({"points": [(*center_click(truth), 1)]}, click),
+            for prompt, out in (({"points": [(*mask_ops.interior_point(truth), 1)]}, click),
                                 ({"box": (x, y, x + w, y + h)}, box)):
                 res = segmenter.predict(image, multimask=True, **prompt)
                 ious = [float((m & truth).sum() / max(1, (m | truth).sum())) for m in res.masks]

@@ -248,8 +248,8 @@ def _clickable_image(page, side: int = 256):
 def _click_shape(page, mask) -> None:
     """Click the prompt canvas where a user clicks a shape: its interior point farthest from
     the edge (`mask` in image pixels, the canvas as wide as the image)."""
-    from lib.training.sam_measure import center_click
-    x, y = center_click(mask)
+    from lib.media.masks import interior_point
+    x, y = interior_point(mask)
     box, scale = _clickable_image(page, side=mask.shape[1])
     page.mouse.click(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale)
 

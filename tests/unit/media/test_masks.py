@@ -131,3 +131,17 @@ def test_box_iou_equals_torchvisions():
             assert mask_ops.box_iou(a, b) == pytest.approx(expected[i, j])
     assert mask_ops.box_intersection((0, 0, 10, 10), (5, 0, 15, 10)) == 50
     assert mask_ops.box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0          # no area: no overlap
+
+
+@pytest.mark.parametrize("box", [(0, 0, 160, 120), (-30, -30, 200, 170), (1, 1, 159, 119)])
+def test_grabcut_with_a_box_as_large_as_the_image_finds_the_object(box):
+    """A box covering the whole image or reaching past its edges left GrabCut no background
+    (OpenCV's `!bgdSamples.empty()` assertion, or an empty mask a pixel inside): the image's
+    outer band is taken as probable background, and the object is found."""
+    rng = np.random.default_rng(1)
+    h, w = 120, 160
+    image = np.clip(rng.normal((60, 90, 160), 15, (h, w, 3)), 0, 255).astype(np.uint8)
+    truth = disc(h, w, cx=80, cy=60, r=35)
+    image[truth] = np.clip(rng.normal((220, 140, 30), 15, (h, w, 3)), 0, 255)[truth]
+    mask = mask_ops.grabcut(image, box)
+    assert mask_ops.iou(mask, truth) >= 0.8
