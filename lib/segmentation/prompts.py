@@ -8,6 +8,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from lib.core.errors import PromptError
 
 #: a drag shorter than this (displayed pixels, both ways) is a click
@@ -86,4 +88,52 @@ def processor_inputs(points: Iterable[Point], box: Box | None) -> dict[str, Any]
         out["input_labels"] = [[[int(lab) for _, _, lab in points]]]
     if box is not None:
         out["input_boxes"] = [[[float(v) for v in box]]]
+    return out
+
+
+#: a zoom window is never smaller than this (image pixels): tiny objects keep some context
+MIN_ZOOM_SIDE = 48
+
+
+def zoom_window(box: Box, width: int, height: int, context: float) -> tuple[int, int, int, int]:
+    """The square window (x0, y0, x1, y1, in image pixels) a zooming segmenter looks through
+    around `box`: the box's longer side times `context`, centred on the box and shifted to
+    stay inside the image where the image is large enough (it may reach past an edge of a
+    smaller image; `crop_window` pads there)."""
+    x0, y0, x1, y1 = box
+    side = max(MIN_ZOOM_SIDE, round(max(x1 - x0, y1 - y0) * context))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+
+    def place(c: float, extent: int) -> int:
+        lo = round(c - side / 2)
+        if side <= extent:
+            lo = min(max(lo, 0), extent - side)
+        return int(lo)
+
+    wx, wy = place(cx, width), place(cy, height)
+    return wx, wy, wx + side, wy + side
+
+
+PAD_VALUE = 128   # what a window shows beyond the image's edge (mid-grey: zero after normalising)
+
+
+def crop_window(image, window: tuple[int, int, int, int]):
+    """The pixels of `image` (H x W x C) inside `window`, padded with `PAD_VALUE` where the
+    window reaches past the image."""
+    x0, y0, x1, y1 = window
+    h, w = image.shape[:2]
+    out = np.full((y1 - y0, x1 - x0, *image.shape[2:]), PAD_VALUE, dtype=image.dtype)
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+    return out
+
+
+def paste_window(masks, window: tuple[int, int, int, int], height: int, width: int):
+    """Masks made inside `window` (k x side x side) placed back into k x height x width."""
+    x0, y0, x1, y1 = window
+    out = np.zeros((len(masks), height, width), dtype=bool)
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    if sx1 > sx0 and sy1 > sy0:
+        out[:, sy0:sy1, sx0:sx1] = masks[:, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
     return out

@@ -25,12 +25,24 @@ from lib.media import masks as mask_ops
 from lib.models import cache, registry
 from lib.models.build import builder
 from lib.models.spec import Source, Task
-from lib.segmentation.prompts import check_prompts, processor_inputs
+from lib.segmentation.prompts import (
+    check_prompts,
+    crop_window,
+    paste_window,
+    processor_inputs,
+    zoom_window,
+)
 
 GRABCUT = "GrabCut (classical fallback, not SAM2)"
 
 
 EMBED_CACHE_SIZE = 8     # embeddings kept per process (about 6 MB each for SAM 2.1 at 1024 px)
+
+
+#: the windows a zooming segmenter tries for clicks alone, as shares of the image's shorter
+#: side (chosen on the demo segmenter's validation images, against one window and against a
+#: window around a first pass's mask; docs/guides/segmentation.md)
+CLICK_WINDOWS = (0.2, 0.35, 0.5, 0.8)
 
 
 @dataclass
@@ -61,6 +73,70 @@ class AutoMask:
     bbox: tuple[int, int, int, int]
 
 
+@dataclass(frozen=True)
+class IouCalibration:
+    """A monotone map from a model's predicted IoU to the IoU measured on held-out masks
+    (the points of an isotonic fit, as a manifest stores them)."""
+
+    predicted: tuple[float, ...]
+    measured: tuple[float, ...]
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        return np.interp(scores, self.predicted, self.measured).astype(np.float32)
+
+    @classmethod
+    def from_manifest(cls, value: Any) -> IouCalibration | None:
+        """The manifest's `iou_calibration` ({"predicted": [...], "measured": [...]},
+        increasing, in [0, 1]), or None when absent or malformed (a manifest is input)."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            xs = tuple(float(v) for v in value["predicted"])
+            ys = tuple(float(v) for v in value["measured"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        ok = (2 <= len(xs) == len(ys) <= 1000 and all(map(math.isfinite, xs + ys))
+              and all(0 <= v <= 1 for v in xs + ys)
+              and all(a < b for a, b in zip(xs, xs[1:]))
+              and all(a <= b for a, b in zip(ys, ys[1:])))
+        return cls(xs, ys) if ok else None
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """The per-channel mean and spread of a model's pooled image embedding over its training
+    images, and the largest distance any of them had: an image farther than that looks unlike
+    anything it was trained on."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    limit: float
+
+    def distance(self, pooled: np.ndarray) -> float:
+        """Root-mean-square z-score of a pooled embedding."""
+        return float(np.sqrt(np.mean(((pooled - self.mean) / self.std) ** 2)))
+
+    def as_manifest(self) -> dict:
+        return {"mean": [round(float(v), 5) for v in self.mean],
+                "std": [round(float(v), 5) for v in self.std], "limit": round(self.limit, 4)}
+
+    @classmethod
+    def from_manifest(cls, value: Any) -> FeatureStats | None:
+        """The manifest's `familiar`, or None when absent or malformed."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            mean = np.asarray(value["mean"], float)
+            std = np.asarray(value["std"], float)
+            limit = float(value["limit"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        ok = (mean.ndim == 1 and mean.shape == std.shape and 0 < len(mean) <= 4096
+              and np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()
+              and math.isfinite(limit) and limit > 0)
+        return cls(mean, std, limit) if ok else None
+
+
 @dataclass
 class Segmenter:
     name: str
@@ -69,6 +145,15 @@ class Segmenter:
     processor: Any = None
     device: str = "cpu"
     untrained: bool = False      # tiny test models only: never shown to a user
+    #: a box (or the first pass's mask) is segmented again through a square window this many
+    #: times its longer side, so the model's whole input is spent on the object (its
+    #: manifest's `prompt_zoom`; 0: the whole image only, as SAM 2.1 at 1024 px needs)
+    zoom: float = 0.0
+    #: predicted IoU -> IoU measured on held-out masks (its manifest's `iou_calibration`,
+    #: points of an isotonic fit); None: the model's own scores
+    calibration: IouCalibration | None = None
+    #: what its training images look like to it (its manifest's `familiar`)
+    familiar_stats: FeatureStats | None = None
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
@@ -88,7 +173,45 @@ class Segmenter:
                                   "the object (points then refine it).")
             mask = mask_ops.grabcut(image, box, points)
             return MaskResult(mask[None], np.array([np.nan]), GRABCUT)
+        if not self.zoom:
+            return self._decode(image, points, box, multimask)
+        return self._zoomed(image, list(points), box, multimask)
+
+    def _zoomed(self, image: np.ndarray, points: list, box, multimask: bool) -> MaskResult:
+        """Segment through a window around the object: around the box; for clicks alone,
+        through square windows of several sizes centred on the positive clicks, keeping the
+        one whose best candidate has the highest predicted IoU."""
+        h, w = image.shape[:2]
+        if box is not None:
+            return self._through(image, zoom_window(box, w, h, self.zoom), points, box,
+                                 multimask)
+        pos = [(x, y) for x, y, lab in points if lab == 1] or [(x, y) for x, y, _ in points]
+        xs, ys = [x for x, _ in pos], [y for _, y in pos]
+        spread = max(max(xs) - min(xs), max(ys) - min(ys))
+        cx, cy = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2
+        best = None
+        for share in CLICK_WINDOWS:
+            half = max(share * min(h, w), 1.3 * spread) / 2
+            window = zoom_window((cx - half, cy - half, cx + half, cy + half), w, h, 1.0)
+            res = self._through(image, window, points, None, multimask)
+            if best is None or res.scores[res.best] > best.scores[best.best]:
+                best = res
+        return best
+
+    def _through(self, image: np.ndarray, window, points, box, multimask: bool) -> MaskResult:
+        """The model's candidates for prompts on the pixels inside `window`, placed back."""
+        h, w = image.shape[:2]
+        x0, y0 = window[:2]
+        shifted = [(x - x0, y - y0, lab) for x, y, lab in points]
+        moved = None if box is None else (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0)
+        res = self._decode(crop_window(image, window), shifted, moved, multimask)
+        return MaskResult(paste_window(res.masks, window, h, w), res.scores, res.source)
+
+    def _decode(self, image: np.ndarray, points, box, multimask: bool) -> MaskResult:
+        """The model's candidates for prompts in `image`'s pixels (checked by the caller),
+        best first by predicted IoU (calibrated where the manifest says how)."""
         import torch  # heavy: imported on first use
+        h, w = image.shape[:2]
         emb = self.embed(image)
         kwargs = processor_inputs(points, box)
         enc = self.processor(images=None, original_sizes=[[h, w]], return_tensors="pt",
@@ -100,8 +223,23 @@ class Segmenter:
             full = self.processor.post_process_masks(out.pred_masks.float().cpu(), [[h, w]],
                                                      binarize=False)[0][0]
         scores = out.iou_scores[0, 0].float().cpu().numpy()
+        if self.calibration is not None:
+            scores = self.calibration(scores)
         order = np.argsort(-scores, kind="stable")
         return MaskResult((full > 0).numpy()[order], scores[order], self.name)
+
+    def pooled(self, image: np.ndarray) -> np.ndarray:
+        """The whole image's coarsest embedding, averaged over positions."""
+        emb = self.embed(image)
+        last = emb[-1] if isinstance(emb, (list, tuple)) else emb
+        return last.float().mean(dim=(-2, -1))[0].cpu().numpy()
+
+    def unfamiliar(self, image: np.ndarray) -> bool:
+        """Whether `image` looks unlike every image the model was trained on (False when its
+        manifest does not say what those look like)."""
+        if self.familiar_stats is None or self.kind != "sam2":
+            return False
+        return self.familiar_stats.distance(self.pooled(image)) > self.familiar_stats.limit
 
     def embed(self, image: np.ndarray):
         """The image embedding for this model, from the process-wide cache."""
@@ -248,7 +386,12 @@ def build_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segm
     from transformers import Sam2Processor  # heavy: imported on first use
     model, processor, device = load_pretrained(spec, _model_class(spec.arch), Sam2Processor,
                                                device)
-    return Segmenter(spec.name, "sam2", model, processor, device)
+    manifest = spec.manifest or {}
+    zoom = manifest.get("prompt_zoom")
+    zoom = float(zoom) if isinstance(zoom, (int, float)) and 1 <= zoom <= 8 else 0.0
+    return Segmenter(spec.name, "sam2", model, processor, device, zoom=zoom,
+                     calibration=IouCalibration.from_manifest(manifest.get("iou_calibration")),
+                     familiar_stats=FeatureStats.from_manifest(manifest.get("familiar")))
 
 
 def tiny_sam2_config(image_size: int = 256, hidden: int = 128):
@@ -336,18 +479,77 @@ def model_choices() -> list[tuple[str, bool]]:
     return real + [(GRABCUT, True)] + demo + [(s.name, ok) for s, ok in specs if not ok]
 
 
+def _figures(spec: registry.ModelSpec, key: str, prefix: str = "") -> dict[str, float]:
+    """The numeric figures of a manifest's `key` section, named `prefix` + their name
+    (numbers only: a manifest is input like any other)."""
+    section = (spec.manifest or {}).get(key)
+    section = section if isinstance(section, dict) else {}
+    return {prefix + k: v for k, v in section.items() if isinstance(v, (int, float))
+            and not isinstance(v, bool) and math.isfinite(v)}
+
+
 def synthetic_models() -> dict[str, dict]:
     """Segmentation checkpoints trained on synthetic shapes only, name -> the figures their
-    manifest measured (numbers only: a manifest is input like any other)."""
+    manifest measured."""
+    return {spec.name: _figures(spec, "metrics") for spec in registry.all_specs("segmentation")
+            if spec.label_set == SYNTHETIC_LABEL_SET}
+
+
+def measured_figures() -> dict[str, dict]:
+    """Every segmentation checkpoint that records measured figures, name -> its figures:
+    `metrics` as they are (the demo pack's, on synthetic data), then `val:` (its own
+    validation images, `lib.train segmenter`), `held_out:` (real photos never trained or
+    tuned on) and `real_clips:` (tracking on real-texture clips) before each name."""
     out = {}
     for spec in registry.all_specs("segmentation"):
-        if spec.label_set != SYNTHETIC_LABEL_SET:
-            continue
-        metrics = (spec.manifest or {}).get("metrics")
-        metrics = metrics if isinstance(metrics, dict) else {}
-        out[spec.name] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))
-                          and not isinstance(v, bool) and math.isfinite(v)}
+        figs = {**_figures(spec, "metrics"), **_figures(spec, "val", "val:"),
+                **_figures(spec, "held_out", "held_out:"),
+                **_figures(spec, "real_clips", "real_clips:")}
+        if spec.source == "checkpoint" and figs:
+            out[spec.name] = figs
     return out
+
+
+def untrained_memory() -> set[str]:
+    """Segmentation checkpoints whose memory path (SAM 2 / EdgeTAM video) was never trained:
+    those trained on synthetic shapes only, and those whose manifest says so (`memory_path`
+    "untrained", as Lens' demo segmenter fine-tuned on photos). They track by points."""
+    return {spec.name for spec in registry.all_specs("segmentation")
+            if spec.label_set == SYNTHETIC_LABEL_SET
+            or (spec.manifest or {}).get("memory_path") == "untrained"}
+
+
+def own_models() -> set[str]:
+    """Checkpoints Lens trained on real masks (`lib.train segmenter`): they record figures
+    on held-out or validation photos."""
+    return {name for name, figs in measured_figures().items()
+            if "held_out:box_miou" in figs or "val:box_miou" in figs}
+
+
+#: below this (calibrated) predicted IoU the page calls a mask unsure and suggests a click
+UNSURE_IOU = 0.6
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """How sure a shown mask is, in words the page shows beside it."""
+
+    score: float                 # predicted IoU (NaN: the model predicts none)
+    calibrated: bool             # mapped to IoU measured on held-out masks
+    unsure: bool
+
+    @property
+    def text(self) -> str:
+        if math.isnan(self.score):
+            return "no predicted IoU (a classical method)"
+        what = "calibrated predicted IoU" if self.calibrated else "predicted IoU (uncalibrated)"
+        return f"{what} {self.score:.2f}"
+
+
+def confidence(segmenter: Segmenter, result: MaskResult, choice: int) -> Confidence:
+    score = float(result.scores[min(choice, len(result.scores) - 1)])
+    return Confidence(score, segmenter.calibration is not None,
+                      not math.isnan(score) and score < UNSURE_IOU)
 
 
 def load_segmenter(name: str) -> Segmenter:

@@ -1,5 +1,6 @@
 """Prompts as a visitor makes them: clicks and drags in displayed pixels, typed edits."""
 
+import numpy as np
 import pytest
 
 from lib.core.errors import PromptError
@@ -38,3 +39,22 @@ def test_typed_edits_are_parsed_clipped_and_checked():
 def test_bad_edits_say_what_is_wrong(rows, box, message):
     with pytest.raises(PromptError, match=message):
         prompts.parse_edits(rows, box, 80, 60)
+
+
+def test_zoom_windows_are_square_around_the_box_and_inside_large_images():
+    from lib.segmentation.prompts import MIN_ZOOM_SIDE, crop_window, paste_window, zoom_window
+    x0, y0, x1, y1 = zoom_window((100, 50, 140, 70), 640, 480, 1.5)
+    assert x1 - x0 == y1 - y0 == 60 and (x0 + x1) / 2 == 120 and (y0 + y1) / 2 == 60
+    # near an edge: shifted inside; a tiny box: at least MIN_ZOOM_SIDE
+    assert zoom_window((600, 0, 640, 40), 640, 480, 2.0) == (560, 0, 640, 80)
+    assert zoom_window((10, 10, 12, 12), 640, 480, 1.5)[2] - 0 >= MIN_ZOOM_SIDE
+    # larger than the image: it reaches past the edges, padded grey, pasted back exactly
+    image = np.arange(30 * 40 * 3, dtype=np.uint8).reshape(30, 40, 3)
+    win = zoom_window((0, 0, 40, 30), 40, 30, 1.5)
+    crop = crop_window(image, win)
+    assert crop.shape == (60, 60, 3) and (crop[0, 0] == 128).all()
+    inside = crop[-win[1]:-win[1] + 30, -win[0]:-win[0] + 40]
+    assert np.array_equal(inside, image)
+    masks = (crop[None, ..., 0] > 100)
+    back = paste_window(masks, win, 30, 40)
+    assert back.shape == (1, 30, 40) and np.array_equal(back[0], image[..., 0] > 100)

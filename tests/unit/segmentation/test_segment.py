@@ -180,3 +180,46 @@ def _box_iou(a, b) -> float:
     x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
     inter = max(0, x1 - x0) * max(0, y1 - y0)
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_a_zooming_segmenter_segments_through_a_window_around_the_object(image):
+    """With `zoom` (a manifest's `prompt_zoom`) a box is segmented in a square window around
+    it: masks come back at image size, nothing outside the window, and equal to segmenting
+    that window alone; clicks alone are segmented through windows of several sizes around
+    them, the one with the highest predicted IoU kept."""
+    from dataclasses import replace
+    seg = replace(segment.tiny_segmenter(), zoom=1.5)
+    box = (30, 20, 70, 50)
+    window = prompts.zoom_window(box, 140, 90, 1.5)
+    res = seg.predict(image, [], box)
+    assert res.masks.shape == (3, 90, 140)
+    outside = np.ones((90, 140), bool)
+    outside[max(0, window[1]):window[3], max(0, window[0]):window[2]] = False
+    assert not res.masks[:, outside].any()
+    alone = replace(seg, zoom=0.0).predict(prompts.crop_window(image, window), [],
+                                           (box[0] - window[0], box[1] - window[1],
+                                            box[2] - window[0], box[3] - window[1]))
+    assert np.allclose(alone.scores, res.scores)
+    assert np.array_equal(prompts.paste_window(alone.masks, window, 90, 140), res.masks)
+    clicked = seg.predict(image, [(50, 35, 1)])
+    assert clicked.masks.shape == (3, 90, 140)
+    tries = [replace(seg, zoom=0.0).predict(prompts.crop_window(image, win), [(50 - win[0],
+                                                                               35 - win[1], 1)])
+             for share in segment.CLICK_WINDOWS
+             for half in [share * 90 / 2]
+             for win in [prompts.zoom_window((50 - half, 35 - half, 50 + half, 35 + half),
+                                             140, 90, 1.0)]]
+    assert clicked.scores.max() == pytest.approx(max(t.scores.max() for t in tries))
+
+
+def test_calibrated_scores_and_unsure_masks(image):
+    from dataclasses import replace
+    cal = segment.IouCalibration((0.0, 0.5, 1.0), (0.0, 0.2, 0.4))
+    seg = replace(segment.tiny_segmenter(), calibration=cal)
+    raw = segment.tiny_segmenter().predict(image, [(50, 35, 1)])
+    res = seg.predict(image, [(50, 35, 1)])
+    assert np.allclose(np.sort(res.scores), np.sort(cal(raw.scores)), atol=1e-6)
+    conf = segment.confidence(seg, res, res.best)
+    assert conf.calibrated and conf.unsure and "calibrated predicted IoU" in conf.text
+    gc = segment.grabcut_segmenter()
+    assert not segment.confidence(gc, gc.predict(image, [], (20, 20, 100, 70)), 0).unsure
