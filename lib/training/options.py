@@ -62,3 +62,35 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = parser()[0].parse_args(argv)
     args.argv = list(argv)
     return args
+
+
+def segmenter(sub) -> None:
+    """`python -m lib.train segmenter ...` (its options; the defaults are `Recipe`'s)."""
+    from lib.training.seg_finetune import TRAIN_CHOICES, Recipe
+    r = Recipe()
+    c = sub.add_parser("segmenter", help="fine-tune a promptable segmenter (the demo "
+                                         "segmenter, SAM 2.1, EdgeTAM) on COCO instance masks")
+    c.add_argument("--coco", required=True, help="the folder of the images")
+    c.add_argument("--annotations", required=True, help="COCO instances .json with masks")
+    c.add_argument("--out", required=True, help="the checkpoint folder to write")
+    split = c.add_mutually_exclusive_group()
+    split.add_argument("--val-fraction", type=float, default=0.2)
+    split.add_argument("--val-ids", type=int, nargs="+")
+    c.add_argument("--init", default="demo-segmenter",
+                   help="a segmentation model Lens lists, or a transformers folder")
+    c.add_argument("--train", default=r.train, choices=TRAIN_CHOICES,
+                   help="decoder: neck, prompt encoder, mask decoder; last: also the image "
+                        "encoder's last four blocks")
+    length = c.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, default=r.steps)
+    length.add_argument("--epochs", type=int,
+                        help="instead of --steps: passes over the training objects")
+    c.add_argument("--batch", type=int, default=r.batch)
+    c.add_argument("--lr", type=float, default=r.lr)
+    c.add_argument("--zoom", type=float, default=r.zoom,
+                   help="window side over the object's side (the page zooms the same)")
+    c.add_argument("--seed", type=int, default=r.seed)
+    c.add_argument("--save-every", type=int, default=r.save_every,
+                   help="steps between saves of the state a killed run resumes from")
+    c.add_argument("--label-set", default="custom")
+    c.add_argument("--quiet", action="store_true")

@@ -5,6 +5,11 @@ image, PyTorch's default initialisation, a quiet neck)."""
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
+from lib.core.errors import InputError
 from lib.models import registry
 
 SIZE = 256               # model input side
@@ -151,3 +156,88 @@ def video_model_from(image_model):
     if stray or unexpected:
         raise RuntimeError(f"image weights do not fit the video model: {(stray + unexpected)[:3]}")
     return video.eval()
+
+
+# -- any SAM 2 / EdgeTAM folder, for fine-tuning (lib.training.seg_finetune) ------------------
+
+def _video_classes(folder: Path):
+    """(video model class, image model class) for a transformers SAM 2 / EdgeTAM folder."""
+    import transformers  # heavy: imported on first use
+    try:
+        kind = json.loads((folder / "config.json").read_text()).get("model_type", "")
+    except (OSError, ValueError, AttributeError):
+        kind = ""
+    if kind.startswith("edgetam"):
+        return transformers.EdgeTamVideoModel, transformers.EdgeTamModel
+    if kind.startswith("sam2"):
+        return transformers.Sam2VideoModel, transformers.Sam2Model
+    raise InputError(f"--init {folder.name} is not a SAM 2 or EdgeTAM model folder "
+                     "(config.json of model_type sam2 / edgetam).",
+                     "Name a segmentation model Lens lists, or a transformers folder.")
+
+
+def resolve_init(init: str) -> Path:
+    """The folder of the model to start from: a segmentation model Lens lists (a checkpoint
+    folder, or a hub id present in the Hugging Face cache), or a folder path."""
+    path = Path(init)
+    if path.is_dir():
+        return path.resolve()
+    for spec in registry.all_specs("segmentation"):
+        if spec.name != init:
+            continue
+        if spec.source == "checkpoint" and spec.folder is not None:
+            return Path(spec.folder)
+        from huggingface_hub import snapshot_download  # heavy: imported on first use
+        try:
+            return Path(snapshot_download(spec.arch, local_files_only=True))
+        except Exception as exc:
+            raise registry.weights_missing(spec, "not in the Hugging Face cache") from exc
+    raise InputError(f"--init {init}: no segmentation model or folder of that name.",
+                     "python -m lib.weights list shows the segmentation models.")
+
+
+def load_models(folder: Path):
+    """(video model, image view sharing its image encoder, prompt encoder and decoder)."""
+    video_cls, image_cls = _video_classes(folder)
+    video = video_cls.from_pretrained(folder, local_files_only=True, dtype="float32")
+    view = image_cls.__new__(image_cls)
+    image_cfg = image_cls.config_class(
+        vision_config=video.config.vision_config.to_dict(),
+        prompt_encoder_config=video.config.prompt_encoder_config.to_dict(),
+        mask_decoder_config=video.config.mask_decoder_config.to_dict())
+    image_cls.__init__(view, image_cfg)
+    for name in ("shared_image_embedding", "vision_encoder", "prompt_encoder", "mask_decoder"):
+        setattr(view, name, getattr(video, name))
+    view.no_memory_embedding = video.no_memory_embedding
+    return video.float(), view.float()
+
+
+def _last_stages(names: list[str], stages: int = 4) -> set[str]:
+    """The image encoder's parameters in its last `stages` numbered blocks."""
+    idx = {}
+    for n in names:
+        m = re.search(r"\.blocks\.(\d+)\.", n)
+        if m:
+            idx[n] = int(m.group(1))
+    top = sorted(set(idx.values()))[-stages:]
+    return {n for n, i in idx.items() if i in top}
+
+
+def param_groups(view, train: str, lr: float, backbone_lr: float) -> list[dict]:
+    """Parameter groups: the neck, prompt encoder and decoder at `lr`; with `train` "last",
+    the image encoder's last four numbered blocks at `backbone_lr`; the rest frozen."""
+    head, body = [], []
+    backbone = [n for n, _ in view.named_parameters() if n.startswith("vision_encoder.backbone")]
+    last = _last_stages(backbone) if train == "last" else set()
+    for name, p in view.named_parameters():
+        if name.startswith("vision_encoder.backbone"):
+            p.requires_grad = name in last
+            if p.requires_grad:
+                body.append(p)
+        else:
+            p.requires_grad = True
+            head.append(p)
+    groups = [{"params": head, "lr": lr}]
+    if body:
+        groups.append({"params": body, "lr": backbone_lr})
+    return groups

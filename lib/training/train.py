@@ -9,6 +9,11 @@
     python -m lib.train demo-segmenter        (EdgeTAM-style segmenter + tracker;
                                                lib.training.train_sam)
     python -m lib.train demo-segmenter --measure   (its figures again, nothing trained)
+    python -m lib.train demo-segmenter --coco ../shared/assets/data/coco_val2017_tiny
+        [--from FOLDER]   (then fine-tuned on real photos; lib.training.seg_finetune)
+    python -m lib.train segmenter --coco DIR --annotations FILE --out checkpoints/NAME
+        [--val-fraction 0.2 | --val-ids ID ...] [--init demo-segmenter] [--train decoder|last]
+        (fine-tune a promptable segmenter on your own masks; lib.training.seg_finetune)
 
 Detection: COCO_DIR holds train/ and val/ (annotations.json + images/, as `lib.synth` writes).
 
@@ -27,7 +32,7 @@ from pathlib import Path
 
 from lib.core import cli
 from lib.models import checkpoints
-from lib.training import options, sam_measure, train_sam
+from lib.training import options, sam_measure, seg_finetune, seg_real, train_sam
 from lib.training.classifier import train_classifier
 from lib.training.demo_pack import (
     DEMO_DETECTORS,
@@ -56,9 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     sg.add_argument("--out", default=str(checkpoints.checkpoints_dir()))
     sg.add_argument("--save-stage1", help="also keep the image model after stage 1 here")
     sg.add_argument("--stage1", help="start from a saved stage 1 instead of training it")
+    sg.add_argument("--coco", help="the real COCO sample (../shared/assets/data/"
+                                   "coco_val2017_tiny): fine-tune on its training images "
+                                   "(id %% 3 != 0) after the synthetic stage")
+    sg.add_argument("--from", dest="start", help="with --coco: start from this synthetic-stage "
+                                                 "folder instead of training that stage")
     sg.add_argument("--measure", action="store_true",
                     help="train nothing: measure OUT/demo-segmenter again through the page's "
                          "current code (after a change to tracking) and record its figures")
+    options.segmenter(sub)
     args = parser.parse_args(argv)
     args.argv = argv
     try:
@@ -66,12 +77,19 @@ def main(argv: list[str] | None = None) -> int:
             sanity_classifier(Path(args.out), args.which)
         elif args.command == "demo-classifier":
             demo_classifier(Path(args.out))
+        elif args.command == "demo-segmenter" and args.measure and args.coco:
+            seg_real.remeasure(Path(args.out) / train_sam.NAME, Path(args.coco))
         elif args.command == "demo-segmenter" and args.measure:
             sam_measure.record(Path(args.out) / train_sam.NAME)
+        elif args.command == "demo-segmenter" and args.coco:
+            seg_real.demo_segmenter(Path(args.coco), Path(args.out),
+                                    Path(args.start) if args.start else None)
         elif args.command == "demo-segmenter":
             train_sam.demo_segmenter(Path(args.out),
                                      stage1=Path(args.stage1) if args.stage1 else None,
                                      save_stage1=args.save_stage1)
+        elif args.command == "segmenter":
+            seg_finetune.run_command(args)
         elif args.command == "demo-detector":
             demo_detector(Path(args.out), args.which)
         elif args.command == "detect":

@@ -35,7 +35,7 @@ def test_demo_classifier_is_listed_and_small(demo):
     assert registry.find("demo-classifier").source == "checkpoint"
     assert lm.labels == sorted(synth.CLASSES)
     total = sum(p.stat().st_size for p in (ROOT / "checkpoints").rglob("*") if p.is_file())
-    assert total <= 50 * 2**20                      # the whole demo pack (issue #16's budget)
+    assert total <= 80 * 2**20                      # the whole demo pack (issue #41: 80 MB)
     assert manifest["init"].startswith("packaged ImageNet weights")
 
 
