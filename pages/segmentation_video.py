@@ -104,7 +104,7 @@ def video_mode() -> None:
         name = vm.name
         st.caption(f"Tracking with {classical.CLASSICAL}: drag a box to start an object.")
     else:
-        demo = name in segment.synthetic_models()     # its memory path is not trained
+        demo = name in segment.untrained_memory()     # its memory path is not trained
         # the memory path where weights trained it; point tracking for the demo segmenter
         method = st.radio("Tracking", ["memory", "points"], horizontal=True, key="seg_vmethod",
                           index=1 if demo else 0,
@@ -125,6 +125,12 @@ def video_mode() -> None:
         st.caption(f"Tracking with **{vm.name}**." + (
             f" Recommended for {name}: *{point_track.LABEL}* (its memory path is untrained)."
             if demo and method == "memory" else ""))
+        if name in segment.own_models():
+            figures = segment.measured_figures().get(name, {})
+            better = common.recommended_tracker(name) == "classical"
+            st.caption(f"Measured {common.clip_sentence(figures)}." + (
+                f" On real footage pick **{segment.GRABCUT}** in the sidebar: it tracks with "
+                f"{classical.CLASSICAL}, which measured better." if better else ""))
     ui.untrained_warning(vm)
     common.off_distribution(name, synthetic, "footage (classical tracking)")
     every = _rate_every(info)
@@ -199,7 +205,10 @@ def _tracking(tracker: segment_video.Tracker) -> None:
         go = False
     else:
         c1, c2 = st.columns([3, 1])
-        label = "Track the new objects" if tracked else "Propagate through the clip"
+        fixes = getattr(tracker, "corrections", {})
+        label = ("Re-track " + ", ".join(f"object {o} from frame {f}" for o, f in
+                                          sorted(fixes.items())) if fixes else
+                 "Track the new objects" if tracked else "Propagate through the clip")
         go = c1.button(label, type="primary", key="seg_propagate")
         c2.button("Cancel", key="seg_cancel", help="Stops tracking; the frames tracked so far "
                                                     "keep their masks.")

@@ -4,9 +4,11 @@
 only its offset; `get(frame)` reads the frame's lines back. A clip's masks never sit in RAM
 as arrays, and the index is a few integers per frame. Tracking an object again (a new
 prompt after it was tracked) bumps its epoch, so its older lines stop counting without
-rewriting the file. The journal is the one Lens appends everywhere (`lib.core.journal`):
-reopened after a crash, a torn last line is cut off and the whole lines are indexed again.
-The file goes when the store is closed or collected (a visitor's session ending).
+rewriting the file; an object re-tracked from a frame on (a correction) gets lines with no
+mask (`None`) on the frames it no longer has one. The journal is the one Lens appends
+everywhere (`lib.core.journal`): reopened after a crash, a torn last line is cut off and the
+whole lines are indexed again. The file goes when the store is closed or collected (a
+visitor's session ending).
 """
 
 from __future__ import annotations
@@ -58,10 +60,11 @@ class MaskStore:
             offset += len(line)
 
     # -- writing ----------------------------------------------------------------------------
-    def put(self, frame: int, masks: Mapping[int, np.ndarray | dict]) -> None:
-        """Append the masks (arrays or RLE) of some objects on `frame`."""
+    def put(self, frame: int, masks: Mapping[int, np.ndarray | dict | None]) -> None:
+        """Append the masks (arrays or RLE; None: no mask any more) of some objects on
+        `frame`."""
         objs = {str(int(o)): [self._epoch.get(int(o), 0),
-                              m if isinstance(m, dict) else mask_ops.to_rle(m)]
+                              m if m is None or isinstance(m, dict) else mask_ops.to_rle(m)]
                 for o, m in masks.items()}
         line = (json.dumps({"f": int(frame), "o": objs}, separators=(",", ":")) + "\n").encode()
         with self._lock:
@@ -88,7 +91,7 @@ class MaskStore:
                 for o, (epoch, rle) in record["o"].items():
                     if epoch == self._epoch.get(int(o), 0):
                         out[int(o)] = rle
-            return out
+            return {o: rle for o, rle in out.items() if rle is not None}
 
     def frames(self) -> list[int]:
         """Frames with at least one line, in order."""

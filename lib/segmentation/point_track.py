@@ -60,6 +60,25 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(a * b).sum())
 
 
+def pooled_features(embedding, mask: np.ndarray) -> np.ndarray | None:
+    """A segmenter's coarsest image embedding (1 x C x h x w) averaged inside `mask` (its
+    share of each embedding cell as the weight), unit length; None for an empty mask."""
+    import cv2  # heavy: imported on first use
+    feats = embedding[0].float().cpu().numpy()                  # C x h x w
+    weight = cv2.resize(mask.astype(np.float32), feats.shape[:0:-1], interpolation=cv2.INTER_AREA)
+    total = float(weight.sum())
+    if total <= 0:
+        return None
+    v = (feats * weight).reshape(len(feats), -1).sum(1) / total
+    return v / max(1e-6, float(np.linalg.norm(v)))
+
+
+#: the appearance a track is recognised by: "features" (the segmenter's own embedding pooled
+#: inside the mask, colour as the tie-breaker) or "colour" (histograms alone)
+APPEARANCE = "features"
+FEATURE_WEIGHT = 0.8
+
+
 def _shift(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
     import cv2  # heavy: imported on first use
     h, w = mask.shape
@@ -91,6 +110,7 @@ class PointTracker(Tracker):
         self.segmenter = segmenter
         self.untrained = getattr(segmenter, "untrained", False)
         self._look: dict[int, np.ndarray] = {}           # colour histogram per object
+        self._feat: dict[int, np.ndarray] = {}           # pooled embedding per object
         self._around: dict[int, np.ndarray] = {}         # and of what surrounds it
         self._size: dict[int, np.ndarray] = {}           # its box size, smoothed
         self._whole: dict[int, tuple[int, np.ndarray]] = {}   # last whole mask (frame, mask)
@@ -106,8 +126,15 @@ class PointTracker(Tracker):
         self._waiting: dict[int, bool] = {}
         self._grey: np.ndarray | None = None
         self._restart = True
+        self._corrections: dict[int, int] = {}   # object -> first frame a click corrected
 
     resumable = True     # propagate(until=f) tracks up to f and a later call goes on from it
+
+    @property
+    def corrections(self) -> dict[int, int]:
+        """Objects corrected by a click since the last pass -> the frame corrected (the next
+        `propagate` tracks each again from there alone)."""
+        return dict(self._corrections)
 
     def _predict(self, image, points, box):
         with self.segmenter.lock:
@@ -126,9 +153,14 @@ class PointTracker(Tracker):
         self._note_prompt(frame_idx, obj_id, points, box, label)
         self._store(frame_idx, [obj_id], [mask])
         self.propagated = False
-        # a prompt behind where tracking stands, or on an object tracked up to here: track
-        # again from the prompts; a new object where tracking stands or later: go on
-        if self._cursor is None or frame_idx < self._cursor or (
+        # a correction of a tracked object after its start, up to where tracking stands:
+        # that object alone is tracked again from there (every earlier frame kept); another
+        # prompt behind where tracking stands: track again from the prompts; a new object
+        # where tracking stands or later: go on
+        start = self._starts.get(obj_id)
+        if not self._restart and start is not None and start < frame_idx <= self._cursor:
+            self._corrections[obj_id] = min(frame_idx, self._corrections.get(obj_id, frame_idx))
+        elif self._cursor is None or frame_idx < self._cursor or (
                 obj_id in self._starts and frame_idx <= self._cursor):
             self._restart = True
         return mask
@@ -137,6 +169,9 @@ class PointTracker(Tracker):
         """An object's appearance, size and motion as its first prompt gives them."""
         import cv2  # heavy: imported on first use
         self._look[o] = colours(image, mask)
+        feat = self._features(image, mask)
+        if feat is not None:
+            self._feat[o] = feat
         ring = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8),
                           iterations=RING).astype(bool) & ~mask
         self._around[o] = colours(image, ring)
@@ -186,6 +221,25 @@ class PointTracker(Tracker):
             best = sharp
         return best, best_sim
 
+    def _features(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+        if APPEARANCE != "features" or getattr(self.segmenter, "kind", "") != "sam2":
+            return None
+        with self.segmenter.lock:
+            emb = self.segmenter.embed(image)
+        return pooled_features(emb[-1] if isinstance(emb, (list, tuple)) else emb, mask)
+
+    def _likeness(self, o: int, image: np.ndarray, mask: np.ndarray) -> float:
+        """How much `mask` looks like object `o`, 0 to 1: its embedding's cosine with the
+        object's (weight FEATURE_WEIGHT) and its colours' (the rest); colours alone where the
+        segmenter has no embedding."""
+        colour = similarity(colours(image, mask), self._look[o])
+        ref = self._feat.get(o)
+        if ref is None:
+            return colour
+        feat = self._features(image, mask)
+        cos = 0.0 if feat is None else max(0.0, float(feat @ ref))
+        return FEATURE_WEIGHT * cos + (1 - FEATURE_WEIGHT) * colour
+
     def _pick(self, o: int, image: np.ndarray, box, point_sets, expected: np.ndarray,
               cover: np.ndarray | None = None, min_area: float = 4
               ) -> tuple[np.ndarray | None, float]:
@@ -199,7 +253,7 @@ class PointTracker(Tracker):
                     mask = mask & ~cover
                 if mask.sum() < min_area:
                     continue
-                sim = similarity(colours(image, mask), self._look[o])
+                sim = self._likeness(o, image, mask)
                 if mask_ops.iou(mask, expected) + sim > best_score:
                     best, best_score, best_sim = mask, mask_ops.iou(mask, expected) + sim, sim
         return best, best_sim
@@ -240,7 +294,7 @@ class PointTracker(Tracker):
             if not 0.15 * area <= mask.sum() <= 3 * area or any(mask_ops.iou(mask, t) > 0.3
                                                                 for t in taken):
                 continue
-            sim = similarity(colours(image, mask), self._look[o])
+            sim = self._likeness(o, image, mask)
             if sim > best_sim:
                 best, best_sim = mask, sim
         return best
@@ -257,6 +311,7 @@ class PointTracker(Tracker):
                 self._store(f, [o], [m])
         self._starts = {}
         self._waiting = {}
+        self._corrections = {}
         self._cursor = min(min(obj.prompts) for obj in self.objects.values())
         self._grey = cv2.cvtColor(np.asarray(self.frames[self._cursor]), cv2.COLOR_RGB2GRAY)
 
@@ -275,7 +330,9 @@ class PointTracker(Tracker):
             if o not in self._starts:
                 f0 = self._starts[o] = min(obj.prompts)
                 self._begin(o, f0, np.asarray(self.frames[f0]), self.mask(f0, o))
-        starts, waiting = self._starts, self._waiting
+        for o, t in sorted(self._corrections.items(), key=lambda kv: kv[1]):
+            self._retrack(o, t)
+        self._corrections = {}
         end = self.num_frames - 1 if until is None else min(int(until), self.num_frames - 1)
         tracked = list(range(self._cursor + self.every, end + 1, self.every))
         t0, done = time.perf_counter(), 0
@@ -283,60 +340,7 @@ class PointTracker(Tracker):
         for f in tracked:
             image = np.asarray(self.frames[f])
             grey1 = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-            before = f - self.every
-            out: dict[int, tuple[np.ndarray, float]] = {}
-            for o in self.objects:                # where each object should be now
-                if f > starts[o]:
-                    self._offset[o] += self._velocity[o]
-            live = [o for o in self.objects if f > starts[o] and not waiting.get(o)
-                    and f not in self.objects[o].prompts]
-            for o in live:
-                prev = self.mask(before, o)
-                others = [m for q in live if q != o and (m := self.mask(before, q)) is not None]
-                found = self._follow(o, image, grey, grey1, prev, others) \
-                    if prev is not None and prev.sum() >= 4 else None
-                if found is None:
-                    waiting[o] = True
-                else:
-                    out[o] = found
-            for a in list(out):                  # two tracks on one region: one is hidden
-                for b in list(out):
-                    if a < b and a in out and b in out and mask_ops.iou(out[a][0], out[b][0]) > 0.5:
-                        hidden = a if out[a][1] < out[b][1] else b
-                        out.pop(hidden)
-                        waiting[hidden] = True
-            lost = [o for o in self.objects if f > starts[o] and waiting.get(o)]
-            for o in lost:                       # where it should be: its visible part?
-                back = self._reappear(o, f, image, [m for m, _ in out.values()])
-                if back is not None:
-                    out[o], waiting[o] = back, False
-                    self.regained += 1
-            lost = [o for o in lost if waiting.get(o)]
-            if lost:
-                with self.segmenter.lock:
-                    candidates = [m.mask for m in self.segmenter.everything(
-                        image, points_per_side=8, min_iou=0.5, min_stability=0.7)]
-                taken = [m for m, _ in out.values()]
-                for o in lost:
-                    mask = self._find_again(o, image, candidates, taken)
-                    if mask is not None:
-                        out[o], waiting[o] = (mask, 1.0), False
-                        taken.append(mask)
-                        self.regained += 1
-            self._separate(image, out)
-            for o, (mask, sim) in out.items():
-                self._store(f, [o], [mask])
-                self._learn(o, f, mask, sim)
-            front = [m for m, _ in out.values()]
-            for o in lost:                       # still waiting: the last whole mask coasts
-                if o in out or f - self._whole[o][0] > COAST:
-                    continue
-                f0, whole = self._whole[o]
-                ghost = _shift(whole, *self._offset[o])
-                for m in front:
-                    ghost &= ~m
-                if ghost.sum() >= 0.15 * whole.sum():
-                    self._store(f, [o], [ghost])
+            self._step(f, image, grey, grey1)
             grey = self._grey = grey1
             self._cursor = f
             done += 1
@@ -345,7 +349,98 @@ class PointTracker(Tracker):
         self.propagated = self._cursor + self.every >= self.num_frames
         return done
 
-    def _separate(self, image: np.ndarray, out: dict[int, tuple[np.ndarray, float]]) -> None:
+    def _retrack(self, o: int, t: int) -> None:
+        """A correction: object `o` tracked again from its corrected mask on frame `t` up to
+        where tracking stands, every other object's masks (and every frame before `t`) as
+        they are; it then goes on with the others."""
+        import cv2  # heavy: imported on first use
+        image = np.asarray(self.frames[t])
+        self._begin(o, t, image, self.mask(t, o))
+        self._waiting[o] = False
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        for f in range(t + self.every, self._cursor + 1, self.every):
+            image = np.asarray(self.frames[f])
+            grey1 = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+            if f not in self.objects[o].prompts:
+                fixed = {q: m for q in self.objects if q != o
+                         and (m := self.mask(f, q)) is not None}
+                self._step(f, image, grey, grey1, {o}, fixed)
+            grey = grey1
+
+    def _step(self, f: int, image: np.ndarray, grey, grey1, movable: set[int] | None = None,
+              fixed: dict[int, np.ndarray] | None = None) -> None:
+        """Track frame `f` from the last tracked frame: the `movable` objects (None: all),
+        the others' masks on `f` (`fixed`) standing as they are."""
+        starts, waiting = self._starts, self._waiting
+        fixed = fixed or {}
+        mine = [o for o in self.objects if movable is None or o in movable]
+        before = f - self.every
+        out: dict[int, tuple[np.ndarray, float]] = {}
+        for o in mine:                           # where each object should be now
+            if f > starts[o]:
+                self._offset[o] += self._velocity[o]
+        live = [o for o in mine if f > starts[o] and not waiting.get(o)
+                and f not in self.objects[o].prompts]
+        for o in live:
+            prev = self.mask(before, o)
+            others = [m for q in self.objects if q != o and (q in live or q in fixed)
+                      and (m := self.mask(before, q)) is not None]
+            found = self._follow(o, image, grey, grey1, prev, others) \
+                if prev is not None and prev.sum() >= 4 else None
+            if found is None:
+                waiting[o] = True
+            else:
+                out[o] = found
+        for a in list(out):                      # two tracks on one region: one is hidden
+            for b in list(out):
+                if a < b and a in out and b in out and mask_ops.iou(out[a][0], out[b][0]) > 0.5:
+                    hidden = a if out[a][1] < out[b][1] else b
+                    out.pop(hidden)
+                    waiting[hidden] = True
+        for a in list(out):                      # on a region an unmoved object holds
+            if any(mask_ops.iou(out[a][0], m) > 0.5 for m in fixed.values()):
+                out.pop(a)
+                waiting[a] = True
+        lost = [o for o in mine if f > starts[o] and waiting.get(o)]
+        for o in lost:                           # where it should be: its visible part?
+            back = self._reappear(o, f, image, [m for m, _ in out.values()]
+                                  + list(fixed.values()))
+            if back is not None:
+                out[o], waiting[o] = back, False
+                self.regained += 1
+        lost = [o for o in lost if waiting.get(o)]
+        if lost:
+            with self.segmenter.lock:
+                candidates = [m.mask for m in self.segmenter.everything(
+                    image, points_per_side=8, min_iou=0.5, min_stability=0.7)]
+            taken = [m for m, _ in out.values()] + list(fixed.values())
+            for o in lost:
+                mask = self._find_again(o, image, candidates, taken)
+                if mask is not None:
+                    out[o], waiting[o] = (mask, 1.0), False
+                    taken.append(mask)
+                    self.regained += 1
+        self._separate(image, out, fixed)
+        for o, (mask, sim) in out.items():
+            self._store(f, [o], [mask])
+            self._learn(o, f, mask, sim)
+        front = [m for m, _ in out.values()] + list(fixed.values())
+        for o in lost:                           # still waiting: the last whole mask coasts
+            ghost = None
+            if o not in out and f - self._whole[o][0] <= COAST:
+                f0, whole = self._whole[o]
+                ghost = _shift(whole, *self._offset[o])
+                for m in front:
+                    ghost &= ~m
+                if ghost.sum() < 0.15 * whole.sum():
+                    ghost = None
+            if ghost is not None:
+                self._store(f, [o], [ghost])
+            elif o not in out and movable is not None:
+                self._store(f, [o], [None])      # a correction: its old mask is gone here
+
+    def _separate(self, image: np.ndarray, out: dict[int, tuple[np.ndarray, float]],
+                  fixed: dict[int, np.ndarray] | None = None) -> None:
         """Each mask keeps only the pixels whose colour is not LIKELIER another object's, or
         its surroundings', than its own (by their colour histograms): where two shapes meet
         the segmenter's mask often spills onto the other, and the back object's visible part
@@ -365,7 +460,7 @@ class PointTracker(Tracker):
             kept[mask] = theirs(o, bins) <= LIKELIER * self._look[o][bins]
             if kept.sum() >= 0.5 * mask.sum():
                 out[o] = (kept, sim)
-        separated = {o: mask for o, (mask, _) in out.items()}
+        separated = {**(fixed or {}), **{o: mask for o, (mask, _) in out.items()}}
         for o, (mask, sim) in list(out.items()):
             border = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
             border &= ~mask

@@ -5,6 +5,7 @@ occlusion keep their id."""
 import numpy as np
 import pytest
 
+from lib.media import masks as mask_ops
 from lib.segmentation import classical, point_track, quality
 
 
@@ -178,3 +179,37 @@ def test_a_coarse_mask_takes_in_its_objects_bordering_pixels(tmp_path):
     tracker.propagate()
     for f in range(1, 4):
         assert np.array_equal(tracker.mask(f, 1), bar)
+
+
+def test_a_correction_retracks_that_object_from_its_frame_only(clips, segmenter):
+    """A click on a tracked object at frame t (SAM 2's most-reported video complaint: a fix
+    does not carry forward): object 1 was started on the wrong shape and is corrected onto
+    the right one at t. Every frame before t is byte-identical, the other object is
+    untouched on every frame, and from t on object 1 follows the shape it was corrected to."""
+    from lib.segmentation.segment_video import open_clip
+    clip = quality.load_clips(clips, 1)[0]
+    n = len(clip.masks)
+    late = next(o for o in clip.objects if o["first_frame"] > 0)
+    tracker = point_track.PointTracker(segmenter, open_clip(clip.path))
+    tracker.add_prompt(0, 1, [], quality._box(clip.masks[0][1]))          # the wrong shape
+    tracker.add_prompt(late["first_frame"], 2, [],
+                       quality._box(clip.masks[late["first_frame"]][late["id"]]))
+    tracker.propagate()
+    before = [tracker.store.get(f) for f in range(n)]
+    lines = {f: len(tracker.store._index.get(f, ())) for f in range(n)}
+    # t: where the right shape (0) is most fully visible in the first half of the clip
+    t = max(range(1, n // 2), key=lambda f: int(clip.masks[f].get(0, np.zeros(1)).sum()))
+    tracker.add_prompt(t, 1, [], quality._box(clip.masks[t][0]))
+    assert not tracker.propagated
+    tracker.propagate()
+    after = [tracker.store.get(f) for f in range(n)]
+    assert tracker.propagated
+    assert after[:t] == before[:t]                                   # byte-identical RLE
+    assert all(len(tracker.store._index.get(f, ())) == lines[f] for f in range(t))  # not redone
+    assert all(a.get(2) == b.get(2) for a, b in zip(after, before))  # the other object
+
+    def on_right_shape(masks):
+        return np.mean([quality._iou(mask_ops.from_rle(masks[f][1]) if 1 in masks[f]
+                                     else None, truth)
+                        for f in range(t + 1, n) if (truth := clip.visible(f, 0)) is not None])
+    assert on_right_shape(before) < 0.3 < 0.7 < on_right_shape(after)
