@@ -26,33 +26,62 @@ def model_picker(key: str, video: bool = False) -> str:
     ready = dict(choices)
     synthetic = segment.synthetic_models()
     demo = {n for n, ok in choices if ok and n in synthetic}
-    have_sam = any(ok for n, ok in choices if n != segment.GRABCUT and n not in demo)
+    own = {n for n, ok in choices if ok} & segment.own_models()
+    have_sam = any(ok for n, ok in choices if n != segment.GRABCUT and n not in demo | own)
 
     def label(n: str) -> str:
         if not ready[n]:
             return f"{n} (weights missing)"
         return f"{n} (trained on synthetic shapes)" if n in demo else n
     name = st.sidebar.selectbox("Segmentation model", names, key=key, format_func=label)
+    figures = segment.measured_figures()
+    if name in own and (text := photo_figures(figures.get(name, {}))):
+        st.sidebar.caption(text[0].upper() + text[1:] + ".")
     if not have_sam:
         spec = registry.find(registry.SAM2_IDS[0])
-        if video:
+        text = "No SAM 2 weights on this machine (no hub access)."
+        for n in sorted(own):
+            text += (f" **{n}** is a small segmenter trained by Lens on real photos "
+                     f"({photo_figures(figures.get(n, {})) or 'no measured figures'})")
+            text += f" {clip_sentence(figures.get(n, {}))}." if video else "."
+        if video and not own:
             measured = next((m for m in synthetic.values() if "classical_J" in m), None)
-            figures = (f" (mean J {measured['classical_J']:.2f} on the "
-                       f"{measured['video_clips']:.0f} synthetic validation clips, "
-                       f"{measured['classical_J_after_occlusion']:.2f} after an occlusion)"
-                       if measured else "")
-            text = (f"No SAM 2 weights on this machine (no hub access). By default, "
-                    f"**{classical.CLASSICAL}**: objects are followed by dense optical "
-                    "flow and refined by GrabCut, frame by frame, from a box you drag. It has "
-                    f"no memory: an object hidden behind another is lost{figures}.")
+            more = (f" (mean J {measured['classical_J']:.2f} on the "
+                    f"{measured['video_clips']:.0f} synthetic validation clips, "
+                    f"{measured['classical_J_after_occlusion']:.2f} after an occlusion)"
+                    if measured else "")
+            text += (f" By default, **{classical.CLASSICAL}**: objects are followed by dense "
+                     "optical flow and refined by GrabCut, frame by frame, from a box you "
+                     f"drag. It has no memory: an object hidden behind another is lost{more}.")
+        elif not own:
+            text += (" For photos, the **GrabCut** classical fallback segments inside a box "
+                     "you drag; its masks are labelled as such, never as SAM 2.")
         else:
-            text = ("No SAM 2 weights on this machine (no hub access). For photos, the "
-                    "**GrabCut** classical fallback segments inside a box you drag; its masks "
-                    "are labelled as such, never as SAM 2.")
+            text += " **GrabCut** stays offered as the classical fallback."
         for n in sorted(demo):
             text += " " + demo_sentence(n, synthetic[n], video)
         st.info(text + f" To get SAM 2.1 on a connected machine: `{spec.fetch_command}`.")
     return name
+
+
+def clip_sentence(m: dict) -> str:
+    """What the real-texture clips measured for a checkpoint: point tracking against the
+    classical tracker (the page recommends the better one)."""
+    keys = {"real_clips:point_J", "real_clips:classical_J", "real_clips:clips"}
+    if not keys <= m.keys():
+        return "no tracking figures on real clips"
+    return (f"on {m['real_clips:clips']:.0f} real-texture clips, *{point_track.LABEL}* "
+            f"tracks at mean J {m['real_clips:point_J']:.2f}, "
+            f"{classical.CLASSICAL} at {m['real_clips:classical_J']:.2f}")
+
+
+def recommended_tracker(name: str) -> str:
+    """"points" or "classical" for a Lens-trained checkpoint, by its real-clip figures
+    (points where none are recorded)."""
+    m = segment.measured_figures().get(name, {})
+    if m.get("real_clips:classical_J", -1) > m.get("real_clips:point_J", 0):
+        return "classical"
+    return "points"
 
 
 def demo_sentence(name: str, m: dict, video: bool) -> str:
@@ -76,6 +105,20 @@ def demo_sentence(name: str, m: dict, video: bool) -> str:
         where = "the *synthetic shapes* sample"
     return (f"**{name}** is **trained on synthetic shapes** ({figures}): pick it for {where}; "
             "on photos its masks mean nothing.")
+
+
+def photo_figures(m: dict) -> str:
+    """What a checkpoint trained on real masks measured on photos it never saw (or on its
+    own validation images), from its manifest."""
+    for key, where in (("held_out", "held-out real photos"), ("val", "its validation images")):
+        section = {k[len(key) + 1:]: v for k, v in m.items() if k.startswith(key + ":")}
+        if {"box_miou", "click_miou", "objects"} <= section.keys():
+            ece = (f", predicted IoU off by {section['iou_ece_calibrated']:.2f} on average "
+                   "once calibrated" if "iou_ece_calibrated" in section else "")
+            return (f"measured on {section['objects']:.0f} objects of {where}: mean IoU "
+                    f"{section['box_miou']:.2f} from a box, {section['click_miou']:.2f} from "
+                    f"one click{ece}")
+    return ""
 
 
 def off_distribution(name: str, synthetic_input: bool, what: str = "photos") -> None:

@@ -67,6 +67,10 @@ def image_mode() -> None:
         return
     ui.untrained_warning(seg)
     common.off_distribution(name, upload is None and sample == samples.SYNTHETIC)
+    if seg.unfamiliar(image):
+        st.warning(f"This image looks unlike every image **{name}** was trained on: its "
+                   "masks and predicted IoU may be off here. Check each mask, and correct it "
+                   "with clicks.")
     if state.get("notice"):
         st.warning(state.pop("notice"))
 
@@ -126,7 +130,7 @@ def image_mode() -> None:
         _run(seg, image, obj, multimask)
         st.rerun()
 
-    _candidates(obj)
+    _candidates(seg, obj)
     st.dataframe([{"id": o.obj_id, "object": o.name,
                    "points +/-": f"{sum(p[2] == 1 for p in o.points)}/"
                                  f"{sum(p[2] == 0 for p in o.points)}",
@@ -142,19 +146,27 @@ def image_mode() -> None:
     _effects_and_export(image, objs, intake.name)
 
 
-def _candidates(obj: segment.SegObject) -> None:
+def _candidates(seg, obj: segment.SegObject) -> None:
     r = obj.result
-    if r is None or len(r.masks) < 2:
-        if r is not None:
-            st.caption(f"{obj.name}: 1 mask from {r.source}"
-                       + ("" if np.isnan(r.scores[0]) else f", predicted IoU {r.scores[0]:.3f}"))
+    if r is None:
         return
-    labels = [f"Mask {i + 1}: predicted IoU {s:.3f}, {int(m.sum())} px"
-              for i, (m, s) in enumerate(zip(r.masks, r.scores))]
-    result_id = hashlib.sha1(r.scores.tobytes()).hexdigest()[:8]   # new candidates: new radio
-    obj.choice = st.radio(f"Candidates for {obj.name} ({r.source})", range(len(labels)),
-                          index=obj.choice, format_func=lambda i: labels[i], horizontal=True,
-                          key=f"seg_choice_{obj.obj_id}_{result_id}")
+    if len(r.masks) < 2:
+        st.caption(f"{obj.name}: 1 mask from {r.source}, "
+                   f"{segment.confidence(seg, r, 0).text}")
+    else:
+        labels = [f"Mask {i + 1}: predicted IoU {s:.3f}, {int(m.sum())} px"
+                  for i, (m, s) in enumerate(zip(r.masks, r.scores))]
+        result_id = hashlib.sha1(r.scores.tobytes()).hexdigest()[:8]  # new candidates: new radio
+        obj.choice = st.radio(f"Candidates for {obj.name} ({r.source})", range(len(labels)),
+                              index=obj.choice, format_func=lambda i: labels[i],
+                              horizontal=True, key=f"seg_choice_{obj.obj_id}_{result_id}")
+    conf = segment.confidence(seg, r, obj.choice)
+    if conf.unsure:
+        st.warning(f"**Unsure**: {obj.name}'s mask has a {conf.text}. Click where it is "
+                   "wrong to correct it: a positive click on a part it missed, a negative one "
+                   "(toggle *Negative*) where it spills.")
+    elif len(r.masks) >= 2:
+        st.caption(f"{obj.name}: {conf.text}")
 
 
 def _prompt_editor(seg, image, obj: segment.SegObject, multimask: bool) -> None:

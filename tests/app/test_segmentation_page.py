@@ -431,3 +431,43 @@ def test_point_tracking_on_the_demo_segmenter_is_offered_and_labelled(offline):
     assert not at.exception and not at.error
     tracker = at.session_state["seg_video_state"]["tracker"]
     assert tracker.propagated and len(tracker.objects) >= len(objects)
+
+
+def test_a_checkpoint_trained_on_real_masks_is_offered_first_with_its_figures(
+        offline, checkpoints_dir, monkeypatch):
+    """A checkpoint `lib.train segmenter` wrote (figures on held-out photos in its manifest) is
+    offered first, its figures beside it, GrabCut still offered; the mask shown carries the
+    page's confidence, and an unsure one asks for a correction click."""
+    import json
+    folder = checkpoints_dir / "photo-sam"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"")
+    (folder / "model.json").write_text(json.dumps({
+        "task": "segmentation", "architecture": "edgetam", "weights": "model.safetensors",
+        "label_set": "COCO sample", "memory_path": "untrained",
+        "held_out": {"objects": 203, "box_miou": 0.612, "click_miou": 0.401,
+                     "clicks3_miou": 0.55, "iou_ece": 0.05},
+        "real_clips": {"clips": 6, "point_J": 0.41, "classical_J": 0.52}}))
+    tiny = segment.tiny_segmenter()
+    monkeypatch.setattr(segment, "load_segmenter",
+                        lambda name: tiny if name == "photo-sam" else segment.grabcut_segmenter())
+    at = run_page("segmentation")
+    assert not at.exception
+    picker = at.sidebar.selectbox[0]
+    assert picker.value == "photo-sam" and segment.GRABCUT in picker.options
+    assert any("Measured on 203 objects of held-out real photos: mean IoU 0.61 from a box, "
+               "0.40 from one click." == c.value for c in at.sidebar.caption)
+    info = at.info[0].value
+    assert "**photo-sam** is a small segmenter trained by Lens on real photos" in info
+    assert "lib.weights fetch" in info
+    at = set_box(at, "120, 20, 330, 300")
+    assert not at.exception
+    # the tiny random model's predicted IoU is low: the page says it is unsure
+    assert any("Unsure" in w.value and "correct" in w.value for w in at.warning), \
+        [w.value for w in at.warning]
+    assert "predicted IoU (uncalibrated)" in "\n".join(w.value for w in at.warning)
+    # video: its memory path is untrained (points by default), and the real-clip figures
+    # recommend the classical tracker, which measured better here
+    assert segment.untrained_memory() >= {"photo-sam"}
+    from pages import segmentation_common
+    assert segmentation_common.recommended_tracker("photo-sam") == "classical"
