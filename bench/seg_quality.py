@@ -2,7 +2,7 @@
 `../shared/assets` (image id % 3 == 0, never trained or tuned on), every object of at least
 1,024 px, prompted as a user prompts (`lib.segmentation.photo_quality`).
 
-    python bench/seg_quality.py [--model demo-segmenter] [--limit N] [--zoom Z]
+    python bench/seg_quality.py [--model demo-segmenter-photos] [--limit N] [--zoom Z]
                                 [--coco DIR] [--min-area 1024] [--clips 6] [--seed 0]
 
 - box mIoU: each object's true box;
@@ -50,7 +50,7 @@ def held_out(coco: Path, min_area: float, limit: int | None):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="demo-segmenter")
+    ap.add_argument("--model", default="demo-segmenter-photos")
     ap.add_argument("--coco", default=str(COCO))
     ap.add_argument("--min-area", type=float, default=1024)
     ap.add_argument("--limit", type=int)

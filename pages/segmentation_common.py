@@ -8,7 +8,15 @@ import streamlit as st
 from lib import ui
 from lib.core.errors import LensError
 from lib.models import registry
-from lib.segmentation import classical, grounding, point_track, prompts, quality, segment
+from lib.segmentation import (
+    classical,
+    figures,
+    grounding,
+    point_track,
+    prompts,
+    quality,
+    segment,
+)
 
 DISPLAY_WIDTH = 720     # the shown image's width; clicks are mapped back to image pixels
 
@@ -24,9 +32,9 @@ def model_picker(key: str, video: bool = False) -> str:
     choices = segment.model_choices()
     names = [n for n, _ in choices]
     ready = dict(choices)
-    synthetic = segment.synthetic_models()
+    synthetic = figures.synthetic_models()
     demo = {n for n, ok in choices if ok and n in synthetic}
-    own = {n for n, ok in choices if ok} & segment.own_models()
+    own = {n for n, ok in choices if ok} & figures.own_models()
     have_sam = any(ok for n, ok in choices if n != segment.GRABCUT and n not in demo | own)
 
     def label(n: str) -> str:
@@ -34,22 +42,22 @@ def model_picker(key: str, video: bool = False) -> str:
             return f"{n} (weights missing)"
         return f"{n} (trained on synthetic shapes)" if n in demo else n
     name = st.sidebar.selectbox("Segmentation model", names, key=key, format_func=label)
-    figures = segment.measured_figures()
-    if name in own and (text := photo_figures(figures.get(name, {}))):
+    measured = figures.measured_figures()
+    if name in own and (text := photo_figures(measured.get(name, {}))):
         st.sidebar.caption(text[0].upper() + text[1:] + ".")
     if not have_sam:
         spec = registry.find(registry.SAM2_IDS[0])
         text = "No SAM 2 weights on this machine (no hub access)."
         for n in sorted(own):
             text += (f" **{n}** is a small segmenter trained by Lens on real photos "
-                     f"({photo_figures(figures.get(n, {})) or 'no measured figures'})")
-            text += f" {clip_sentence(figures.get(n, {}))}." if video else "."
+                     f"({photo_figures(measured.get(n, {})) or 'no measured figures'})")
+            text += f" {clip_sentence(measured.get(n, {}))}." if video else "."
         if video and not own:
-            measured = next((m for m in synthetic.values() if "classical_J" in m), None)
-            more = (f" (mean J {measured['classical_J']:.2f} on the "
-                    f"{measured['video_clips']:.0f} synthetic validation clips, "
-                    f"{measured['classical_J_after_occlusion']:.2f} after an occlusion)"
-                    if measured else "")
+            demo_m = next((m for m in synthetic.values() if "classical_J" in m), None)
+            more = (f" (mean J {demo_m['classical_J']:.2f} on the "
+                    f"{demo_m['video_clips']:.0f} synthetic validation clips, "
+                    f"{demo_m['classical_J_after_occlusion']:.2f} after an occlusion)"
+                    if demo_m else "")
             text += (f" By default, **{classical.CLASSICAL}**: objects are followed by dense "
                      "optical flow and refined by GrabCut, frame by frame, from a box you "
                      f"drag. It has no memory: an object hidden behind another is lost{more}.")
@@ -78,7 +86,7 @@ def clip_sentence(m: dict) -> str:
 def recommended_tracker(name: str) -> str:
     """"points" or "classical" for a Lens-trained checkpoint, by its real-clip figures
     (points where none are recorded)."""
-    m = segment.measured_figures().get(name, {})
+    m = figures.measured_figures().get(name, {})
     if m.get("real_clips:classical_J", -1) > m.get("real_clips:point_J", 0):
         return "classical"
     return "points"
@@ -87,7 +95,7 @@ def recommended_tracker(name: str) -> str:
 def demo_sentence(name: str, m: dict, video: bool) -> str:
     """What a synthetic-shapes model is, with the figures its manifest measured."""
     if video:
-        figures = (f"on its {m['video_clips']:.0f} synthetic validation clips, "
+        said = (f"on its {m['video_clips']:.0f} synthetic validation clips, "
                    f"*{point_track.LABEL}* tracks at mean J {m['point_J']:.2f} "
                    f"({m['point_J_after_occlusion']:.2f} after an occlusion, "
                    f"{100 * m['point_ids_regained']:.0f}% of hidden objects back within "
@@ -98,12 +106,12 @@ def demo_sentence(name: str, m: dict, video: bool) -> str:
                    else "no measured figures")
         where = "the sample clip"
     else:
-        figures = (f"mean IoU {m['click_iou']:.2f} from one click, {m['box_iou']:.2f} from a "
+        said = (f"mean IoU {m['click_iou']:.2f} from one click, {m['box_iou']:.2f} from a "
                    f"box, on {m['images']:.0f} synthetic images"
                    if {"click_iou", "box_iou", "images"} <= m.keys()
                    else "no measured figures")
         where = "the *synthetic shapes* sample"
-    return (f"**{name}** is **trained on synthetic shapes** ({figures}): pick it for {where}; "
+    return (f"**{name}** is **trained on synthetic shapes** ({said}): pick it for {where}; "
             "on photos its masks mean nothing.")
 
 
@@ -123,7 +131,7 @@ def photo_figures(m: dict) -> str:
 
 def off_distribution(name: str, synthetic_input: bool, what: str = "photos") -> None:
     """A plain warning when a synthetic-shapes model is used on anything else."""
-    if not synthetic_input and name in segment.synthetic_models():
+    if not synthetic_input and name in figures.synthetic_models():
         st.warning(f"**{name}** was trained on synthetic shapes only: on this input its masks "
                    f"are not meaningful. For {what} use **{segment.GRABCUT}**.")
 

@@ -13,7 +13,7 @@ from lib.core.errors import LensError
 from lib.demo import samples
 from lib.media import images
 from lib.media import masks as mask_ops
-from lib.segmentation import grounding, prompts, segment
+from lib.segmentation import confidence, grounding, prompts, segment
 from pages import segmentation_common as common
 from pages.segmentation_common import DISPLAY_WIDTH
 
@@ -152,7 +152,7 @@ def _candidates(seg, obj: segment.SegObject) -> None:
         return
     if len(r.masks) < 2:
         st.caption(f"{obj.name}: 1 mask from {r.source}, "
-                   f"{segment.confidence(seg, r, 0).text}")
+                   f"{confidence.confidence(seg, r, 0).text}")
     else:
         labels = [f"Mask {i + 1}: predicted IoU {s:.3f}, {int(m.sum())} px"
                   for i, (m, s) in enumerate(zip(r.masks, r.scores))]
@@ -160,7 +160,7 @@ def _candidates(seg, obj: segment.SegObject) -> None:
         obj.choice = st.radio(f"Candidates for {obj.name} ({r.source})", range(len(labels)),
                               index=obj.choice, format_func=lambda i: labels[i],
                               horizontal=True, key=f"seg_choice_{obj.obj_id}_{result_id}")
-    conf = segment.confidence(seg, r, obj.choice)
+    conf = confidence.confidence(seg, r, obj.choice)
     if conf.unsure:
         st.warning(f"**Unsure**: {obj.name}'s mask has a {conf.text}. Click where it is "
                    "wrong to correct it: a positive click on a part it missed, a negative one "

@@ -17,6 +17,7 @@ from lib.media import masks as mask_ops
 from lib.media import video as video_io
 from lib.segmentation import (
     classical,
+    figures,
     grounding,
     point_track,
     prompts,
@@ -104,7 +105,7 @@ def video_mode() -> None:
         name = vm.name
         st.caption(f"Tracking with {classical.CLASSICAL}: drag a box to start an object.")
     else:
-        demo = name in segment.untrained_memory()     # its memory path is not trained
+        demo = name in figures.untrained_memory()     # its memory path is not trained
         # the memory path where weights trained it; point tracking for the demo segmenter
         method = st.radio("Tracking", ["memory", "points"], horizontal=True, key="seg_vmethod",
                           index=1 if demo else 0,
@@ -125,10 +126,9 @@ def video_mode() -> None:
         st.caption(f"Tracking with **{vm.name}**." + (
             f" Recommended for {name}: *{point_track.LABEL}* (its memory path is untrained)."
             if demo and method == "memory" else ""))
-        if name in segment.own_models():
-            figures = segment.measured_figures().get(name, {})
+        if name in figures.own_models():
             better = common.recommended_tracker(name) == "classical"
-            st.caption(f"Measured {common.clip_sentence(figures)}." + (
+            st.caption(f"Measured {common.clip_sentence(figures.measured_figures()[name])}." + (
                 f" On real footage pick **{segment.GRABCUT}** in the sidebar: it tracks with "
                 f"{classical.CLASSICAL}, which measured better." if better else ""))
     ui.untrained_warning(vm)

@@ -4,8 +4,8 @@ memory path needed, so it works on the demo segmenter, whose memory path is untr
 Each frame, an object's points (corners inside its last mask) are moved by pyramidal
 Lucas–Kanade flow, kept where the backward flow returns them within a pixel, and the
 segmenter is prompted with them and the previous box moved along. Among its candidate masks
-the one most like the object wins: overlap with the previous mask moved along, plus the
-similarity of its colours to the object's (a colour histogram kept per track); a whole
+the one most like the object wins: overlap with the previous mask moved along, plus how much
+it looks like the object (`appearance.Looks`: its embedding, then its colours); a whole
 object whose winner barely overlaps its moved mask keeps the moved mask (the candidate spilled
 onto a neighbour). Edges are snapped to the image; each mask drops the pixels whose colour
 belongs far likelier to another object or to its surroundings, and takes in the bordering
@@ -26,14 +26,13 @@ from lib.core.errors import PromptError
 from lib.core.progress import Progress
 from lib.media import masks as mask_ops
 from lib.media import video as video_io
+from lib.segmentation.appearance import Looks
 from lib.segmentation.segment_video import Tracker
 
-KEEP = 0.55              # colour similarity under which a candidate is not the object
-FIND = 0.65              # similarity a waiting object must reach to be found again
+KEEP = 0.55              # likeness under which a candidate is not the object
+FIND = 0.65              # likeness a waiting object must reach to be found again
 AGREE = 0.8              # a whole object's candidate overlapping its moved mask less is not it
 WHOLE = 0.85             # of its whole area, smoothed: the mask is the whole object
-LIKELIER = 4             # a pixel this much likelier another's colour than ours is not ours
-RING = 6                 # pixels around the first mask whose colours are its surroundings
 COAST = 12               # frames a waiting object's mask coasts along
 REAPPEAR = 30            # frames its last whole mask is looked for where it coasted to
 LABEL = "point tracking + re-finding"
@@ -41,42 +40,6 @@ LABEL = "point tracking + re-finding"
 
 def _box(mask: np.ndarray) -> np.ndarray:
     return np.asarray(mask_ops.bbox(mask), dtype=float)
-
-
-def _bins(pixels: np.ndarray) -> np.ndarray:
-    """Each RGB pixel's bin in a 6×6×6 colour histogram."""
-    q = (pixels[..., :3] // 43).astype(np.int32)
-    return q[..., 0] * 36 + q[..., 1] * 6 + q[..., 2]
-
-
-def colours(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """A normalised 6×6×6 RGB histogram of the pixels under `mask`."""
-    h = np.bincount(_bins(image[mask]), minlength=216).astype(float)
-    return h / max(1.0, h.sum())
-
-
-def similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Bhattacharyya coefficient of two histograms: 1 alike, 0 nothing in common."""
-    return float(np.sqrt(a * b).sum())
-
-
-def pooled_features(embedding, mask: np.ndarray) -> np.ndarray | None:
-    """A segmenter's coarsest image embedding (1 x C x h x w) averaged inside `mask` (its
-    share of each embedding cell as the weight), unit length; None for an empty mask."""
-    import cv2  # heavy: imported on first use
-    feats = embedding[0].float().cpu().numpy()                  # C x h x w
-    weight = cv2.resize(mask.astype(np.float32), feats.shape[:0:-1], interpolation=cv2.INTER_AREA)
-    total = float(weight.sum())
-    if total <= 0:
-        return None
-    v = (feats * weight).reshape(len(feats), -1).sum(1) / total
-    return v / max(1e-6, float(np.linalg.norm(v)))
-
-
-#: the appearance a track is recognised by: "features" (the segmenter's own embedding pooled
-#: inside the mask, colour as the tie-breaker) or "colour" (histograms alone)
-APPEARANCE = "features"
-FEATURE_WEIGHT = 0.8
 
 
 def _shift(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -109,9 +72,7 @@ class PointTracker(Tracker):
         super().__init__(f"{segmenter.label} · {LABEL}", None, None, info, frames, every=every)
         self.segmenter = segmenter
         self.untrained = getattr(segmenter, "untrained", False)
-        self._look: dict[int, np.ndarray] = {}           # colour histogram per object
-        self._feat: dict[int, np.ndarray] = {}           # pooled embedding per object
-        self._around: dict[int, np.ndarray] = {}         # and of what surrounds it
+        self.looks = Looks(segmenter)                     # what each object looks like
         self._size: dict[int, np.ndarray] = {}           # its box size, smoothed
         self._whole: dict[int, tuple[int, np.ndarray]] = {}   # last whole mask (frame, mask)
         self._area: dict[int, float] = {}                 # its whole area, smoothed
@@ -167,14 +128,7 @@ class PointTracker(Tracker):
 
     def _begin(self, o: int, f: int, image: np.ndarray, mask: np.ndarray) -> None:
         """An object's appearance, size and motion as its first prompt gives them."""
-        import cv2  # heavy: imported on first use
-        self._look[o] = colours(image, mask)
-        feat = self._features(image, mask)
-        if feat is not None:
-            self._feat[o] = feat
-        ring = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8),
-                          iterations=RING).astype(bool) & ~mask
-        self._around[o] = colours(image, ring)
+        self.looks.learn(o, image, mask)
         self._size[o] = _box(mask)[2:] - _box(mask)[:2]
         self._whole[o] = (f, mask)
         self._area[o] = float(mask.sum())
@@ -221,25 +175,6 @@ class PointTracker(Tracker):
             best = sharp
         return best, best_sim
 
-    def _features(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
-        if APPEARANCE != "features" or getattr(self.segmenter, "kind", "") != "sam2":
-            return None
-        with self.segmenter.lock:
-            emb = self.segmenter.embed(image)
-        return pooled_features(emb[-1] if isinstance(emb, (list, tuple)) else emb, mask)
-
-    def _likeness(self, o: int, image: np.ndarray, mask: np.ndarray) -> float:
-        """How much `mask` looks like object `o`, 0 to 1: its embedding's cosine with the
-        object's (weight FEATURE_WEIGHT) and its colours' (the rest); colours alone where the
-        segmenter has no embedding."""
-        colour = similarity(colours(image, mask), self._look[o])
-        ref = self._feat.get(o)
-        if ref is None:
-            return colour
-        feat = self._features(image, mask)
-        cos = 0.0 if feat is None else max(0.0, float(feat @ ref))
-        return FEATURE_WEIGHT * cos + (1 - FEATURE_WEIGHT) * colour
-
     def _pick(self, o: int, image: np.ndarray, box, point_sets, expected: np.ndarray,
               cover: np.ndarray | None = None, min_area: float = 4
               ) -> tuple[np.ndarray | None, float]:
@@ -253,7 +188,7 @@ class PointTracker(Tracker):
                     mask = mask & ~cover
                 if mask.sum() < min_area:
                     continue
-                sim = self._likeness(o, image, mask)
+                sim = self.looks.likeness(o, image, mask)
                 if mask_ops.iou(mask, expected) + sim > best_score:
                     best, best_score, best_sim = mask, mask_ops.iou(mask, expected) + sim, sim
         return best, best_sim
@@ -294,7 +229,7 @@ class PointTracker(Tracker):
             if not 0.15 * area <= mask.sum() <= 3 * area or any(mask_ops.iou(mask, t) > 0.3
                                                                 for t in taken):
                 continue
-            sim = self._likeness(o, image, mask)
+            sim = self.looks.likeness(o, image, mask)
             if sim > best_sim:
                 best, best_sim = mask, sim
         return best
@@ -420,7 +355,7 @@ class PointTracker(Tracker):
                     out[o], waiting[o] = (mask, 1.0), False
                     taken.append(mask)
                     self.regained += 1
-        self._separate(image, out, fixed)
+        self.looks.separate(image, out, fixed)
         for o, (mask, sim) in out.items():
             self._store(f, [o], [mask])
             self._learn(o, f, mask, sim)
@@ -438,39 +373,6 @@ class PointTracker(Tracker):
                 self._store(f, [o], [ghost])
             elif o not in out and movable is not None:
                 self._store(f, [o], [None])      # a correction: its old mask is gone here
-
-    def _separate(self, image: np.ndarray, out: dict[int, tuple[np.ndarray, float]],
-                  fixed: dict[int, np.ndarray] | None = None) -> None:
-        """Each mask keeps only the pixels whose colour is not LIKELIER another object's, or
-        its surroundings', than its own (by their colour histograms): where two shapes meet
-        the segmenter's mask often spills onto the other, and the back object's visible part
-        is what the front one leaves. A mask that would lose half itself is kept as it is.
-        Then each takes in the pixels bordering it (and no other mask) whose colour is
-        LIKELIER its own than another's: the segmenter's coarse masks miss thin tips and
-        stripes."""
-        import cv2  # heavy: imported on first use
-
-        def theirs(o: int, bins: np.ndarray) -> np.ndarray:
-            rivals = [self._look[p] for p in self._look if p != o] + [self._around[o]]
-            return np.max([h[bins] for h in rivals], axis=0)
-
-        for o, (mask, sim) in list(out.items()):
-            bins = _bins(image[mask])
-            kept = mask.copy()
-            kept[mask] = theirs(o, bins) <= LIKELIER * self._look[o][bins]
-            if kept.sum() >= 0.5 * mask.sum():
-                out[o] = (kept, sim)
-        separated = {**(fixed or {}), **{o: mask for o, (mask, _) in out.items()}}
-        for o, (mask, sim) in list(out.items()):
-            border = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-            border &= ~mask
-            for p, other in separated.items():
-                if p != o:
-                    border &= ~other
-            bins = _bins(image[border])
-            grown = mask.copy()
-            grown[border] = self._look[o][bins] > LIKELIER * theirs(o, bins)
-            out[o] = (grown, sim)
 
     def _learn(self, o: int, f: int, mask: np.ndarray, sim: float) -> None:
         """Size from confident masks; from whole masks (about the object's whole area: a

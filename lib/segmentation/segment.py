@@ -1,17 +1,14 @@
 """Promptable image segmentation: SAM 2.1 / EdgeTAM (transformers), or a labelled GrabCut
-fallback, plus Florence-2 phrase grounding for text prompts.
-
-`build_segmenter` (through `lib.models.cache.load`) loads real weights or raises
-`WeightsMissingError` naming the fetch command;
-`grabcut_segmenter()` is the classical fallback for box prompts, and its masks say so. The
-image embedding is computed once per (model, image) and kept in a small process-wide LRU, so
-each click only runs SAM2's prompt encoder and mask decoder.
-"""
+fallback. `build_segmenter` (through `lib.models.cache.load`) loads real weights or raises
+`WeightsMissingError` naming the fetch command; `grabcut_segmenter()` is the classical
+fallback for box prompts, and its masks say so. The image embedding is computed once per
+(model, image) and kept in a small process-wide LRU, so each click only runs SAM2's prompt
+encoder and mask decoder. How far to trust a mask: `confidence`; what each checkpoint
+measured: `figures`."""
 
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +22,8 @@ from lib.media import masks as mask_ops
 from lib.models import cache, registry
 from lib.models.build import builder
 from lib.models.spec import Source, Task
+from lib.segmentation.confidence import FeatureStats, IouCalibration
+from lib.segmentation.figures import SYNTHETIC_LABEL_SET
 from lib.segmentation.prompts import (
     check_prompts,
     crop_window,
@@ -73,70 +72,6 @@ class AutoMask:
     bbox: tuple[int, int, int, int]
 
 
-@dataclass(frozen=True)
-class IouCalibration:
-    """A monotone map from a model's predicted IoU to the IoU measured on held-out masks
-    (the points of an isotonic fit, as a manifest stores them)."""
-
-    predicted: tuple[float, ...]
-    measured: tuple[float, ...]
-
-    def __call__(self, scores: np.ndarray) -> np.ndarray:
-        return np.interp(scores, self.predicted, self.measured).astype(np.float32)
-
-    @classmethod
-    def from_manifest(cls, value: Any) -> IouCalibration | None:
-        """The manifest's `iou_calibration` ({"predicted": [...], "measured": [...]},
-        increasing, in [0, 1]), or None when absent or malformed (a manifest is input)."""
-        if not isinstance(value, dict):
-            return None
-        try:
-            xs = tuple(float(v) for v in value["predicted"])
-            ys = tuple(float(v) for v in value["measured"])
-        except (KeyError, TypeError, ValueError):
-            return None
-        ok = (2 <= len(xs) == len(ys) <= 1000 and all(map(math.isfinite, xs + ys))
-              and all(0 <= v <= 1 for v in xs + ys)
-              and all(a < b for a, b in zip(xs, xs[1:]))
-              and all(a <= b for a, b in zip(ys, ys[1:])))
-        return cls(xs, ys) if ok else None
-
-
-@dataclass(frozen=True)
-class FeatureStats:
-    """The per-channel mean and spread of a model's pooled image embedding over its training
-    images, and the largest distance any of them had: an image farther than that looks unlike
-    anything it was trained on."""
-
-    mean: np.ndarray
-    std: np.ndarray
-    limit: float
-
-    def distance(self, pooled: np.ndarray) -> float:
-        """Root-mean-square z-score of a pooled embedding."""
-        return float(np.sqrt(np.mean(((pooled - self.mean) / self.std) ** 2)))
-
-    def as_manifest(self) -> dict:
-        return {"mean": [round(float(v), 5) for v in self.mean],
-                "std": [round(float(v), 5) for v in self.std], "limit": round(self.limit, 4)}
-
-    @classmethod
-    def from_manifest(cls, value: Any) -> FeatureStats | None:
-        """The manifest's `familiar`, or None when absent or malformed."""
-        if not isinstance(value, dict):
-            return None
-        try:
-            mean = np.asarray(value["mean"], float)
-            std = np.asarray(value["std"], float)
-            limit = float(value["limit"])
-        except (KeyError, TypeError, ValueError):
-            return None
-        ok = (mean.ndim == 1 and mean.shape == std.shape and 0 < len(mean) <= 4096
-              and np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()
-              and math.isfinite(limit) and limit > 0)
-        return cls(mean, std, limit) if ok else None
-
-
 @dataclass
 class Segmenter:
     name: str
@@ -145,15 +80,14 @@ class Segmenter:
     processor: Any = None
     device: str = "cpu"
     untrained: bool = False      # tiny test models only: never shown to a user
-    #: a box (or the first pass's mask) is segmented again through a square window this many
-    #: times its longer side, so the model's whole input is spent on the object (its
-    #: manifest's `prompt_zoom`; 0: the whole image only, as SAM 2.1 at 1024 px needs)
+    #: manifest `prompt_zoom`: segment through a window this many times the object's side
+    #: (`_zoomed`); 0: the whole image only, as SAM 2.1 at 1024 px needs
     zoom: float = 0.0
-    #: predicted IoU -> IoU measured on held-out masks (its manifest's `iou_calibration`,
-    #: points of an isotonic fit); None: the model's own scores
-    calibration: IouCalibration | None = None
-    #: what its training images look like to it (its manifest's `familiar`)
-    familiar_stats: FeatureStats | None = None
+    calibration: IouCalibration | None = None      # manifest `iou_calibration`
+    familiar_stats: FeatureStats | None = None      # manifest `familiar`
+    #: what point tracking recognises objects by (manifest `track_appearance`): "features"
+    #: (its own embedding, colour the tie-breaker) or "colour" (a model of flat shapes)
+    appearance: str = "features"
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
@@ -391,7 +325,9 @@ def build_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segm
     zoom = float(zoom) if isinstance(zoom, (int, float)) and 1 <= zoom <= 8 else 0.0
     return Segmenter(spec.name, "sam2", model, processor, device, zoom=zoom,
                      calibration=IouCalibration.from_manifest(manifest.get("iou_calibration")),
-                     familiar_stats=FeatureStats.from_manifest(manifest.get("familiar")))
+                     familiar_stats=FeatureStats.from_manifest(manifest.get("familiar")),
+                     appearance="colour" if manifest.get("track_appearance") == "colour"
+                     else "features")
 
 
 def tiny_sam2_config(image_size: int = 256, hidden: int = 128):
@@ -466,9 +402,6 @@ class SegObject:
         return bool(self.points) or self.box is not None
 
 
-SYNTHETIC_LABEL_SET = "synthetic shapes"
-
-
 def model_choices() -> list[tuple[str, bool]]:
     """(name, weights present): SAM2/EdgeTAM ids and segmentation checkpoints whose weights are
     here, then the GrabCut fallback, then models trained on synthetic shapes only (the demo
@@ -477,79 +410,6 @@ def model_choices() -> list[tuple[str, bool]]:
     real = [(s.name, ok) for s, ok in specs if ok and s.label_set != SYNTHETIC_LABEL_SET]
     demo = [(s.name, ok) for s, ok in specs if ok and s.label_set == SYNTHETIC_LABEL_SET]
     return real + [(GRABCUT, True)] + demo + [(s.name, ok) for s, ok in specs if not ok]
-
-
-def _figures(spec: registry.ModelSpec, key: str, prefix: str = "") -> dict[str, float]:
-    """The numeric figures of a manifest's `key` section, named `prefix` + their name
-    (numbers only: a manifest is input like any other)."""
-    section = (spec.manifest or {}).get(key)
-    section = section if isinstance(section, dict) else {}
-    return {prefix + k: v for k, v in section.items() if isinstance(v, (int, float))
-            and not isinstance(v, bool) and math.isfinite(v)}
-
-
-def synthetic_models() -> dict[str, dict]:
-    """Segmentation checkpoints trained on synthetic shapes only, name -> the figures their
-    manifest measured."""
-    return {spec.name: _figures(spec, "metrics") for spec in registry.all_specs("segmentation")
-            if spec.label_set == SYNTHETIC_LABEL_SET}
-
-
-def measured_figures() -> dict[str, dict]:
-    """Every segmentation checkpoint that records measured figures, name -> its figures:
-    `metrics` as they are (the demo pack's, on synthetic data), then `val:` (its own
-    validation images, `lib.train segmenter`), `held_out:` (real photos never trained or
-    tuned on) and `real_clips:` (tracking on real-texture clips) before each name."""
-    out = {}
-    for spec in registry.all_specs("segmentation"):
-        figs = {**_figures(spec, "metrics"), **_figures(spec, "val", "val:"),
-                **_figures(spec, "held_out", "held_out:"),
-                **_figures(spec, "real_clips", "real_clips:")}
-        if spec.source == "checkpoint" and figs:
-            out[spec.name] = figs
-    return out
-
-
-def untrained_memory() -> set[str]:
-    """Segmentation checkpoints whose memory path (SAM 2 / EdgeTAM video) was never trained:
-    those trained on synthetic shapes only, and those whose manifest says so (`memory_path`
-    "untrained", as Lens' demo segmenter fine-tuned on photos). They track by points."""
-    return {spec.name for spec in registry.all_specs("segmentation")
-            if spec.label_set == SYNTHETIC_LABEL_SET
-            or (spec.manifest or {}).get("memory_path") == "untrained"}
-
-
-def own_models() -> set[str]:
-    """Checkpoints Lens trained on real masks (`lib.train segmenter`): they record figures
-    on held-out or validation photos."""
-    return {name for name, figs in measured_figures().items()
-            if "held_out:box_miou" in figs or "val:box_miou" in figs}
-
-
-#: below this (calibrated) predicted IoU the page calls a mask unsure and suggests a click
-UNSURE_IOU = 0.6
-
-
-@dataclass(frozen=True)
-class Confidence:
-    """How sure a shown mask is, in words the page shows beside it."""
-
-    score: float                 # predicted IoU (NaN: the model predicts none)
-    calibrated: bool             # mapped to IoU measured on held-out masks
-    unsure: bool
-
-    @property
-    def text(self) -> str:
-        if math.isnan(self.score):
-            return "no predicted IoU (a classical method)"
-        what = "calibrated predicted IoU" if self.calibrated else "predicted IoU (uncalibrated)"
-        return f"{what} {self.score:.2f}"
-
-
-def confidence(segmenter: Segmenter, result: MaskResult, choice: int) -> Confidence:
-    score = float(result.scores[min(choice, len(result.scores) - 1)])
-    return Confidence(score, segmenter.calibration is not None,
-                      not math.isnan(score) and score < UNSURE_IOU)
 
 
 def load_segmenter(name: str) -> Segmenter:

@@ -38,6 +38,7 @@ import numpy as np
 from lib.core import journal
 from lib.core.errors import InputError
 from lib.core.progress import Callback, Ticker
+from lib.media import masks as mask_ops
 from lib.models import checkpoints, registry
 from lib.training.mask_data import MaskSet, Sampler, open_masks
 from lib.training.sam_losses import decoder_loss, loss_size
@@ -59,6 +60,11 @@ class Recipe:
 
 
 TRAIN_CHOICES = ("decoder", "last")
+
+
+#: the windows (times a box's side) tried on the validation images after training; the best
+#: for boxes becomes the checkpoint's `prompt_zoom`
+ZOOM_CHOICES = (1.2, 1.5)
 
 
 def log_line(msg: str) -> None:
@@ -306,7 +312,7 @@ def measure_folder(folder: Path, pool: MaskSet, val: set[int], min_val_area: flo
     """Measure a saved checkpoint on its validation images through the page's code,
     calibrate its predicted IoU there (isotonic), record what its training images look like
     to it, and write all of it into its manifest; returns the manifest."""
-    from lib.segmentation import photo_quality, segment
+    from lib.segmentation import confidence, photo_quality, segment
     manifest = json.loads((folder / checkpoints.MANIFEST).read_text())
     manifest.pop("iou_calibration", None)
     manifest.pop("familiar", None)
@@ -315,12 +321,23 @@ def measure_folder(folder: Path, pool: MaskSet, val: set[int], min_val_area: flo
                                   device="cpu")
     objs = [(i, a) for i, a in pool.objects if i in val and a["area"] >= min_val_area] or \
         [(i, a) for i, a in pool.objects if i in val]
+    if seg.zoom:                 # the window that serves a box best, on the validation images
+        by_zoom = {}
+        for zoom in sorted({seg.zoom, *ZOOM_CHOICES}):
+            seg.zoom = zoom
+            by_zoom[zoom] = float(np.mean([photo_quality.iou(r.masks[r.best], m) for i, a in objs
+                                           for m in [pool.mask(i, a)]
+                                           for r in [seg.predict(pool.image(i),
+                                                                 box=mask_ops.bbox(m))]]))
+        seg.zoom = manifest["prompt_zoom"] = max(by_zoom, key=by_zoom.get)
+        manifest["val_box_miou_by_zoom"] = by_zoom
+        log(f"window per box on the validation images: {by_zoom}")
     log(f"measuring on {len(objs)} validation objects…")
     figs = photo_quality.measure(seg, ((pool.image(i), pool.mask(i, a)) for i, a in objs),
                                  len(objs))
     manifest["val"] = figs.as_dict()
     manifest["iou_calibration"] = calibration(figs.predicted, figs.measured)
-    cal = segment.IouCalibration.from_manifest(manifest["iou_calibration"])
+    cal = confidence.IouCalibration.from_manifest(manifest["iou_calibration"])
     if cal is not None:
         manifest["val"]["iou_ece_calibrated"] = photo_quality.expected_calibration_error(
             cal(np.array(figs.predicted)), figs.measured)
@@ -334,18 +351,18 @@ def measure_folder(folder: Path, pool: MaskSet, val: set[int], min_val_area: flo
 
 
 def familiarity(seg, images: list[np.ndarray]):
-    """What the training images look like to the trained model (`segment.FeatureStats`): an
+    """What the training images look like to the trained model (`confidence.FeatureStats`): an
     image farther than the farthest of them is called unlike its training data."""
-    from lib.segmentation import segment
+    from lib.segmentation import confidence
     pooled = np.stack([seg.pooled(im) for im in images])
     mean, std = pooled.mean(0), pooled.std(0) + 1e-6
-    stats = segment.FeatureStats(mean, std, 1.0)
-    return segment.FeatureStats(mean, std, max(stats.distance(p) for p in pooled))
+    stats = confidence.FeatureStats(mean, std, 1.0)
+    return confidence.FeatureStats(mean, std, max(stats.distance(p) for p in pooled))
 
 
 def calibration(predicted: list[float], measured: list[float], points: int = 21) -> dict:
     """An isotonic fit of measured IoU on predicted IoU, as increasing points (what
-    `segment.IouCalibration` reads)."""
+    `confidence.IouCalibration` reads)."""
     from sklearn.isotonic import IsotonicRegression  # heavy: imported on first use
     p = np.clip(np.asarray(predicted, float), 0, 1)
     fit = IsotonicRegression(y_min=0, y_max=1, increasing=True, out_of_bounds="clip")

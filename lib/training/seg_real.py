@@ -1,5 +1,6 @@
-"""The demo pack's segmenter on real photos: fine-tuned (`lib.training.seg_finetune`) on the
-real COCO sample's training images from its synthetic stage, measured on the held-out ones.
+"""The demo pack's segmenter for real photos, `checkpoints/demo-segmenter-photos`: the
+synthetic demo segmenter (`checkpoints/demo-segmenter`) fine-tuned (`lib.training.seg_finetune`)
+on the real COCO sample's training images, measured on the held-out ones.
 
     python -m lib.train demo-segmenter --coco ../shared/assets/data/coco_val2017_tiny [--from F]
 
@@ -28,6 +29,7 @@ def HELD_OUT(image_id: int) -> bool:
 #: the recipe of the demo pack's segmenter on real photos (from its synthetic stage)
 DEMO_RECIPE = Recipe(steps=4500, batch=12, train="last")
 DEMO_LABEL_SET = "COCO sample + synthetic shapes"
+NAME = "demo-segmenter-photos"
 
 
 def held_out_figures(folder: Path, coco: Path, min_area: float = 1024, log=log_line) -> dict:
@@ -49,35 +51,36 @@ def held_out_figures(folder: Path, coco: Path, min_area: float = 1024, log=log_l
 
 def demo_segmenter(coco: Path, out_root: Path, start: Path | None = None,
                    log=log_line) -> Path:
-    """`python -m lib.train demo-segmenter --coco DIR [--from FOLDER]`: the demo pack's
-    segmenter fine-tuned on the COCO sample's training images (id % 3 != 0) from its
-    synthetic stage (`start`, or trained first by `train_sam.demo_segmenter`); measured on
-    the held-out images (id % 3 == 0), on the synthetic validation data and clips."""
-    from lib.training import sam_measure, train_sam
+    """`python -m lib.train demo-segmenter --coco DIR [--from FOLDER]`: the synthetic demo
+    segmenter (`start`, else OUT/demo-segmenter, trained first when it is not there)
+    fine-tuned on the COCO sample's training images (id % 3 != 0) into OUT/NAME; measured on
+    the held-out images (id % 3 == 0) and on real-texture clips made from them."""
+    from lib.training import train_sam
     coco = Path(coco)
     if not (coco / "annotations" / "instances_val2017.json").is_file():
         raise InputError(f"--coco {coco}: no annotations/instances_val2017.json there.",
                          "Point it at ../shared/assets/data/coco_val2017_tiny.")
     if start is None:
-        start = train_sam.demo_segmenter(out_root / f".{train_sam.NAME}.synthetic", log=log)
+        start = Path(out_root) / train_sam.NAME
+        if not checkpoints.read_checkpoint(start).ok:
+            start = train_sam.demo_segmenter(Path(out_root), log=log)
     command = f"python -m lib.train demo-segmenter --coco {coco.name}"
     folder = finetune(coco / "val2017", coco / "annotations" / "instances_val2017.json",
-                      Path(out_root) / train_sam.NAME, init=str(start), recipe=DEMO_RECIPE,
+                      Path(out_root) / NAME, init=str(start), recipe=DEMO_RECIPE,
                       exclude=HELD_OUT, log=log, extra_manifest={
                           "label_set": DEMO_LABEL_SET, "command": command,
                           "backbone": "tf_efficientnet_lite0",
-                          "description": "Demo pack: EdgeTAM-style promptable segmenter "
-                          "(EfficientNet-Lite0 ImageNet backbone, width 128, 256 px) trained "
-                          "on Lens' synthetic shapes, then fine-tuned on the real COCO "
-                          "sample's training images (id % 3 != 0) with copy-paste, shapes "
-                          "filled with real photo textures and synthetic shapes; it segments "
-                          "through a window around the object (prompt_zoom). Its memory path "
-                          "is not trained: it tracks by points."})
+                          "description": "Demo pack: the demo segmenter (EdgeTAM-style, "
+                          "EfficientNet-Lite0 ImageNet backbone, width 128, 256 px) fine-tuned "
+                          "on the real COCO sample's training images (id % 3 != 0) with "
+                          "copy-paste, shapes filled with real photo textures and synthetic "
+                          "shapes; it segments through a window around the object "
+                          "(prompt_zoom). Its memory path is not trained: it tracks by "
+                          "points."})
     manifest = json.loads((folder / checkpoints.MANIFEST).read_text())
     manifest["held_out"] = held_out_figures(folder, coco, log=log)
     manifest["real_clips"] = real_clip_figures(folder, coco, log=log)
     journal.write_atomic(folder / checkpoints.MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    sam_measure.record(folder, log=log)           # the synthetic figures, as before
     return folder
 
 
@@ -121,9 +124,8 @@ def real_clip_figures(folder: Path, coco: Path, log=log_line) -> dict:
 
 def remeasure(folder: Path, coco: Path, log=log_line) -> dict:
     """`python -m lib.train demo-segmenter --coco DIR --measure`: every figure of a trained
-    folder again (validation figures and calibration, held-out figures, synthetic figures),
-    nothing trained; returns the manifest."""
-    from lib.training import sam_measure
+    folder again (validation figures, window and calibration; held-out figures; real-texture
+    clips), nothing trained; returns the manifest."""
     from lib.training.mask_data import MaskSet
     from lib.training.seg_finetune import measure_folder
     coco, folder = Path(coco), Path(folder)
@@ -139,4 +141,4 @@ def remeasure(folder: Path, coco: Path, log=log_line) -> dict:
     manifest["held_out"] = held_out_figures(folder, coco, log=log)
     manifest["real_clips"] = real_clip_figures(folder, coco, log=log)
     journal.write_atomic(folder / checkpoints.MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    return sam_measure.record(folder, log=log)
+    return manifest

@@ -10,7 +10,7 @@
                                                lib.training.train_sam)
     python -m lib.train demo-segmenter --measure   (its figures again, nothing trained)
     python -m lib.train demo-segmenter --coco ../shared/assets/data/coco_val2017_tiny
-        [--from FOLDER]   (then fine-tuned on real photos; lib.training.seg_finetune)
+        [--from FOLDER]   (demo-segmenter-photos: it fine-tuned on real photos)
     python -m lib.train segmenter --coco DIR --annotations FILE --out checkpoints/NAME
         [--val-fraction 0.2 | --val-ids ID ...] [--init demo-segmenter] [--train decoder|last]
         (fine-tune a promptable segmenter on your own masks; lib.training.seg_finetune)
@@ -62,10 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     sg.add_argument("--save-stage1", help="also keep the image model after stage 1 here")
     sg.add_argument("--stage1", help="start from a saved stage 1 instead of training it")
     sg.add_argument("--coco", help="the real COCO sample (../shared/assets/data/"
-                                   "coco_val2017_tiny): fine-tune on its training images "
-                                   "(id %% 3 != 0) after the synthetic stage")
-    sg.add_argument("--from", dest="start", help="with --coco: start from this synthetic-stage "
-                                                 "folder instead of training that stage")
+                                   "coco_val2017_tiny): fine-tune OUT/demo-segmenter on its "
+                                   "training images (id %% 3 != 0) into "
+                                   "OUT/demo-segmenter-photos")
+    sg.add_argument("--from", dest="start", help="with --coco: start from this synthetic "
+                                                 "demo segmenter folder instead")
     sg.add_argument("--measure", action="store_true",
                     help="train nothing: measure OUT/demo-segmenter again through the page's "
                          "current code (after a change to tracking) and record its figures")
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "demo-classifier":
             demo_classifier(Path(args.out))
         elif args.command == "demo-segmenter" and args.measure and args.coco:
-            seg_real.remeasure(Path(args.out) / train_sam.NAME, Path(args.coco))
+            seg_real.remeasure(Path(args.out) / seg_real.NAME, Path(args.coco))
         elif args.command == "demo-segmenter" and args.measure:
             sam_measure.record(Path(args.out) / train_sam.NAME)
         elif args.command == "demo-segmenter" and args.coco:

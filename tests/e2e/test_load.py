@@ -48,7 +48,7 @@ def test_four_visitors_at_once_get_what_one_gets(browser, coco, tmp_path):
     alone, crowd = outcome["alone"], outcome["crowd"]
     assert not alone.errors and not [e for v in crowd for e in v.errors], \
         alone.errors + [e for v in crowd for e in v.errors]
-    assert set(alone.results) == {"GradCAM overlay", "EigenCAM overlay", "GrabCut mask"}
+    assert set(alone.results) == {"GradCAM overlay", "EigenCAM overlay", "segmenter mask"}
     assert all(v.results == alone.results for v in crowd)
     # each visitor's CAM, mask and import had a server part (the server's own log), within
     # the time they waited

@@ -2,13 +2,13 @@
 Debian Chromium) each running a mixed journey, timed from each action until the page is
 idle. Used by `bench/load.py` (16 visitors) and `tests/e2e/test_load.py` (4).
 
-A journey: classification (sample photo -> CAM -> change the method), segmentation (drag a
-box -> GrabCut mask), detection (COCO data by path -> imported predictions -> switch tabs ->
-move the threshold), runs (a shared comparison URL -> curves). Heavy interactions compute
-(CAMs, masks); light ones switch, move or open over cached results. The visitor arrives by
-a link (the classification page, later the shared comparison) and moves between pages by
-the sidebar's links, as people do: a link loads the whole web app, a sidebar link only the
-page.
+A journey: classification (sample photo -> CAM -> change the method), segmentation (drag a box
+-> the offline photo segmenter's mask), detection (COCO data by path -> imported predictions ->
+switch tabs -> move the threshold), runs (a shared comparison URL -> curves). Heavy
+interactions compute (CAMs, masks); light ones switch, move or open over cached results. The
+visitor arrives by a link (the classification page, later the shared comparison) and moves
+between pages by the sidebar's links, as people do: a link loads the whole web app, a sidebar
+link only the page.
 """
 
 from __future__ import annotations
@@ -197,9 +197,9 @@ async def journey(context, server: str, coco: tuple[str, str], predictions: Path
                                   box["y"] + box["height"] * 0.75, steps=8)
             await page.mouse.up()
         await _timed(visit, "drag a box -> mask", page, drag,
-                     lambda: page.get_by_text("1 mask from GrabCut").wait_for())
+                     lambda: page.get_by_text("calibrated predicted IoU").first.wait_for())
         src = await frame.locator("#image").get_attribute("src")
-        visit.results["GrabCut mask"] = hashlib.sha256(src.encode()).hexdigest()
+        visit.results["segmenter mask"] = hashlib.sha256(src.encode()).hexdigest()
 
         # detection: the COCO data by path, imported predictions, tabs, the threshold
         await _timed(visit, "open a page", page, lambda: _open(page, "Detection"),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lib.media import masks as mask_ops
-from lib.segmentation import classical, point_track, quality
+from lib.segmentation import appearance, classical, point_track, quality
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +59,9 @@ def test_histogram_similarity():
     image[:, 2:] = 255
     left, right = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
     left[:, :2], right[:, 2:] = True, True
-    a, b = point_track.colours(image, left), point_track.colours(image, right)
-    assert point_track.similarity(a, a) == pytest.approx(1.0)
-    assert point_track.similarity(a, b) == 0.0
+    a, b = appearance.colours(image, left), appearance.colours(image, right)
+    assert appearance.similarity(a, a) == pytest.approx(1.0)
+    assert appearance.similarity(a, b) == 0.0
 
 
 def test_tracking_in_steps_equals_one_pass_and_goes_on_from_where_it_stopped(clips, segmenter):

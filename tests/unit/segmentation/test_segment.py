@@ -9,7 +9,7 @@ from PIL import Image
 
 from lib.media import masks as mask_ops
 from lib.models import registry
-from lib.segmentation import grounding, prompts, segment, segment_video
+from lib.segmentation import confidence, grounding, prompts, segment, segment_video
 
 
 @pytest.fixture(scope="module")
@@ -214,12 +214,23 @@ def test_a_zooming_segmenter_segments_through_a_window_around_the_object(image):
 
 def test_calibrated_scores_and_unsure_masks(image):
     from dataclasses import replace
-    cal = segment.IouCalibration((0.0, 0.5, 1.0), (0.0, 0.2, 0.4))
+    cal = confidence.IouCalibration((0.0, 0.5, 1.0), (0.0, 0.2, 0.4))
     seg = replace(segment.tiny_segmenter(), calibration=cal)
     raw = segment.tiny_segmenter().predict(image, [(50, 35, 1)])
     res = seg.predict(image, [(50, 35, 1)])
     assert np.allclose(np.sort(res.scores), np.sort(cal(raw.scores)), atol=1e-6)
-    conf = segment.confidence(seg, res, res.best)
+    conf = confidence.confidence(seg, res, res.best)
     assert conf.calibrated and conf.unsure and "calibrated predicted IoU" in conf.text
     gc = segment.grabcut_segmenter()
-    assert not segment.confidence(gc, gc.predict(image, [], (20, 20, 100, 70)), 0).unsure
+    assert not confidence.confidence(gc, gc.predict(image, [], (20, 20, 100, 70)), 0).unsure
+
+
+def test_point_tracking_recognises_objects_as_each_manifest_says():
+    """The demo segmenter of flat synthetic shapes tracks by colour (`track_appearance`), the
+    one for photos, like any other, by its own embedding; a malformed value means the
+    default."""
+    from lib.training import seg_real, train_sam
+    flat = segment.build_segmenter(registry.find(train_sam.NAME), device="cpu")
+    photos = segment.build_segmenter(registry.find(seg_real.NAME), device="cpu")
+    assert (flat.appearance, photos.appearance) == ("colour", "features")
+    assert photos.zoom > 1 and photos.calibration is not None and flat.zoom == 0

@@ -134,3 +134,29 @@ def test_shuffled_label_twin_recorded_and_reproduced(tmp_path):
                                                                     "val"))
     assert result.accuracy == pytest.approx(manifest["metrics"]["val_accuracy"], abs=1e-9)
     assert result.accuracy < 0.5
+
+
+def test_demo_segmenter_for_photos_records_what_it_measured():
+    """The demo pack's segmenter for photos (issue #41): fine-tuned from the synthetic demo
+    segmenter without the held-out images, its held-out and real-clip figures recorded for
+    the page, its predicted IoU calibrated on the validation images (which lowers their ECE),
+    its memory path marked untrained; it loads zooming, calibrated and with its training
+    images' statistics."""
+    from lib.models import checkpoints, registry
+    from lib.segmentation import segment
+    from lib.training import seg_real
+    folder = ROOT / "checkpoints" / seg_real.NAME
+    m = json.loads((folder / "model.json").read_text())
+    assert m["label_set"] == seg_real.DEMO_LABEL_SET and m["memory_path"] == "untrained"
+    assert m["val_image_ids"] and not any(seg_real.HELD_OUT(i) for i in m["val_image_ids"])
+    held = m["held_out"]
+    assert held["objects"] == 203 and held["min_area"] == 1024
+    for key in ("box_miou", "click_miou", "clicks3_miou", "iou_ece"):
+        assert 0 <= held[key] <= 1 and 0 <= m["val"][key] <= 1, key
+    assert m["val"]["iou_ece_calibrated"] < m["val"]["iou_ece"]
+    assert {"point_J", "point_J_after_occlusion", "point_ids_regained", "classical_J",
+            "clips"} <= m["real_clips"].keys()
+    seg = segment.build_segmenter(registry.checkpoint_spec(checkpoints.read_checkpoint(folder)),
+                                  device="cpu")
+    assert seg.zoom == m["prompt_zoom"] > 1
+    assert seg.calibration is not None and seg.familiar_stats is not None

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from lib.demo import synth
 from lib.models import registry
-from lib.segmentation import segment
+from lib.segmentation import confidence, figures, segment
 from lib.training import train
 from lib.training.mask_data import Sampler, decode_mask, open_masks
 
@@ -53,8 +53,8 @@ def test_two_epochs_make_a_checkpoint_the_page_lists_with_its_figures(tiny, chec
     spec = next(s for s in registry.all_specs("segmentation") if s.name == "my-segmenter")
     seg = segment.build_segmenter(spec, device="cpu")
     assert seg.zoom == manifest["prompt_zoom"] and seg.calibration is not None
-    figures = segment.measured_figures()["my-segmenter"]
-    assert figures["val:box_miou"] == manifest["val"]["box_miou"]
+    assert figures.measured_figures()["my-segmenter"]["val:box_miou"] == \
+        manifest["val"]["box_miou"]
     image = np.asarray(synth.sample_image(3, 128))
     res = seg.predict(image, box=(20, 20, 90, 90))
     assert res.masks.shape[1:] == (128, 128) and np.all((res.scores >= 0) & (res.scores <= 1))
@@ -218,13 +218,13 @@ def test_a_resume_with_another_recipe_is_refused(tiny, tmp_path, capsys):
 
 def test_calibration_is_read_only_when_well_formed():
     ok = {"predicted": [0, 0.5, 1], "measured": [0.1, 0.4, 0.9]}
-    cal = segment.IouCalibration.from_manifest(ok)
+    cal = confidence.IouCalibration.from_manifest(ok)
     assert np.allclose(cal(np.array([0.25, 1.0])), [0.25, 0.9])
     for bad in (None, [], {"predicted": [0, 1]}, {"predicted": [1, 0], "measured": [0, 1]},
                 {"predicted": [0, 1], "measured": [1, 0]},
                 {"predicted": [0, float("nan")], "measured": [0, 1]},
                 {"predicted": [0, 2], "measured": [0, 1]}, {"predicted": "ab", "measured": "cd"}):
-        assert segment.IouCalibration.from_manifest(bad) is None
+        assert confidence.IouCalibration.from_manifest(bad) is None
 
 
 
@@ -242,9 +242,9 @@ def test_an_image_unlike_the_training_images_is_called_unfamiliar():
     seg = replace(tiny, familiar_stats=stats)
     assert not any(seg.unfamiliar(p) for p in photos)
     assert seg.unfamiliar(np.full((64, 64, 3), 128, np.uint8))
-    back = segment.FeatureStats.from_manifest(json.loads(json.dumps(stats.as_manifest())))
+    back = confidence.FeatureStats.from_manifest(json.loads(json.dumps(stats.as_manifest())))
     assert back is not None and abs(back.limit - stats.limit) < 1e-3
     for bad in ({"mean": [0, 1], "std": [1], "limit": 1}, {"mean": [0], "std": [0], "limit": 1},
                 {"mean": ["a"], "std": [1], "limit": 1}, {"mean": [0], "std": [1], "limit": -1}):
-        assert segment.FeatureStats.from_manifest(bad) is None
+        assert confidence.FeatureStats.from_manifest(bad) is None
     assert not segment.grabcut_segmenter().unfamiliar(photos[0])
