@@ -85,9 +85,7 @@ class Segmenter:
     zoom: float = 0.0
     calibration: IouCalibration | None = None      # manifest `iou_calibration`
     familiar_stats: FeatureStats | None = None      # manifest `familiar`
-    #: what point tracking recognises objects by (manifest `track_appearance`): "features"
-    #: (its own embedding, colour the tie-breaker) or "colour" (a model of flat shapes)
-    appearance: str = "features"
+    appearance: str = "features"    # manifest `track_appearance` (`appearance.Looks`)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
@@ -112,9 +110,8 @@ class Segmenter:
         return self._zoomed(image, list(points), box, multimask)
 
     def _zoomed(self, image: np.ndarray, points: list, box, multimask: bool) -> MaskResult:
-        """Segment through a window around the object: around the box; for clicks alone,
-        through square windows of several sizes centred on the positive clicks, keeping the
-        one whose best candidate has the highest predicted IoU."""
+        """Segment through a window around the box; for clicks alone, through windows of
+        several sizes centred on the clicks, the best by predicted IoU kept."""
         h, w = image.shape[:2]
         if box is not None:
             return self._through(image, zoom_window(box, w, h, self.zoom), points, box,
@@ -320,14 +317,13 @@ def build_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segm
     from transformers import Sam2Processor  # heavy: imported on first use
     model, processor, device = load_pretrained(spec, _model_class(spec.arch), Sam2Processor,
                                                device)
-    manifest = spec.manifest or {}
-    zoom = manifest.get("prompt_zoom")
-    zoom = float(zoom) if isinstance(zoom, (int, float)) and 1 <= zoom <= 8 else 0.0
-    return Segmenter(spec.name, "sam2", model, processor, device, zoom=zoom,
-                     calibration=IouCalibration.from_manifest(manifest.get("iou_calibration")),
-                     familiar_stats=FeatureStats.from_manifest(manifest.get("familiar")),
-                     appearance="colour" if manifest.get("track_appearance") == "colour"
-                     else "features")
+    m = spec.manifest or {}
+    zoom = m.get("prompt_zoom")
+    return Segmenter(spec.name, "sam2", model, processor, device,
+                     zoom=float(zoom) if isinstance(zoom, (int, float)) and 1 <= zoom <= 8 else 0,
+                     calibration=IouCalibration.from_manifest(m.get("iou_calibration")),
+                     familiar_stats=FeatureStats.from_manifest(m.get("familiar")),
+                     appearance="colour" if m.get("track_appearance") == "colour" else "features")
 
 
 def tiny_sam2_config(image_size: int = 256, hidden: int = 128):
