@@ -50,15 +50,22 @@ def material(tmp_path_factory):
         photo, truth = held.image(image_id), held.mask(image_id, ann)
         cuts, backgrounds = mask_data.cutouts(held)
     else:
+        import cv2
+        from skimage import data
         rng = np.random.default_rng(4)
         photos = mask_data.texture_photos()
         photo, truth = mask_data.textured_scene(rng, photos, 384)
-        cuts, backgrounds = [], photos[:4]
-        for _ in range(6):
-            scene, shape = mask_data.textured_scene(rng, photos, 256)
-            ys, xs = np.nonzero(shape)
-            box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-            cuts.append(real_clips.Cutout(scene[box], shape[box], "shape"))
+        # discs of three photos (a cup, a cat, a face) over textures unlike them
+        cuts = []
+        for name in ("coffee", "chelsea", "astronaut"):
+            img = np.asarray(getattr(data, name)())[:, :, :3]
+            side = min(img.shape[:2])
+            rgb = cv2.resize(img[:side, :side], (160, 160), interpolation=cv2.INTER_AREA)
+            alpha = np.zeros((160, 160), np.uint8)
+            cv2.ellipse(alpha, (80, 80), (78, 60), 0, 0, 360, 1, -1)
+            cuts.append(real_clips.Cutout(rgb, alpha.astype(bool), name))
+        backgrounds = [np.repeat(np.asarray(getattr(data, n)())[..., None], 3, axis=2)
+                       for n in ("brick", "grass", "gravel")]
     path = out / "photo.png"
     Image.fromarray(photo).save(path)
     clips = real_clips.write_clips(out / "clips", cuts, backgrounds, 1, frames=FRAMES, seed=3)
