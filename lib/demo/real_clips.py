@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.core.errors import InputError
-from lib.media import masks as mask_ops
+from lib.demo.synth import encode_clip
 
 
 @dataclass
@@ -107,7 +107,6 @@ def write_clips(out: str | Path, cutouts: list[Cutout], backgrounds: list[np.nda
                 seed: int = 0, fps: int = 15) -> Path:
     """`count` clips as OUT/clipNNN.mp4 and OUT/clips.json (every object's visible mask per
     frame as RLE), the layout `lib.segmentation.quality.load_clips` reads."""
-    import av  # heavy: imported on first use
     if count < 1 or frames < 8 or width < 64 or height < 64 or not cutouts or not backgrounds:
         raise InputError("Real-texture clips need cut-outs, backgrounds, count >= 1, "
                          "frames >= 8 and a side of at least 64 px.")
@@ -120,17 +119,7 @@ def write_clips(out: str | Path, cutouts: list[Cutout], backgrounds: list[np.nda
                        frames, width, height)
         objects = next(it)
         name = f"clip{c:03d}.mp4"
-        clip_masks = []
-        with av.open(str(out / name), "w") as container:
-            stream = container.add_stream("libx264", rate=fps, options={"crf": "12"})
-            stream.width, stream.height = width, height
-            stream.pix_fmt = "yuv420p"
-            for img, visible in it:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                    container.mux(packet)
-                clip_masks.append({str(k): mask_ops.to_rle(m) for k, m in visible.items()})
-            for packet in stream.encode():
-                container.mux(packet)
+        clip_masks = encode_clip(out / name, it, width, height, fps, crf=12)
         index.append({"file": name, "frames": frames, "width": width, "height": height,
                       "objects": [{"id": k, "category": cat, "first_frame": f0}
                                   for k, (cat, f0) in objects.items()],

@@ -269,11 +269,27 @@ def make_clip(rng: np.random.Generator, frames: int = 30, size: int = 128):
     return out_frames, masks, objects
 
 
+def encode_clip(path: Path, frames, width: int, height: int, fps: int, crf: int) -> list[dict]:
+    """Encode (frame, {obj: visible mask}) pairs as an H.264 MP4 at `path`, one frame at a
+    time (a long clip is never in RAM); returns each frame's masks as {obj: RLE}."""
+    import av  # heavy: imported on first use
+    masks = []
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf)})
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        for img, visible in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+            masks.append({str(k): mask_ops.to_rle(m) for k, m in visible.items()})
+        for packet in stream.encode():
+            container.mux(packet)
+    return masks
+
+
 def write_clips(out: str | Path, count: int, frames: int = 30, size: int = 128,
                 seed: int = 0, fps: int = 10) -> Path:
     """`count` clips as OUT/clipNNN.mp4 (H.264) and OUT/clips.json with their masks (RLE)."""
-    import av  # heavy: imported on first use
-
     if count < 0 or frames < 4 or size < 32 or fps < 1:
         raise InputError(f"Clips need count >= 0, frames >= 4, size >= 32 and fps >= 1 "
                          f"(got {count}, {frames}, {size}, {fps}).",
@@ -286,17 +302,7 @@ def write_clips(out: str | Path, count: int, frames: int = 30, size: int = 128,
         it = iter_clip(rng, frames, size)       # frame by frame: a long clip is never in RAM
         objects = next(it)
         name = f"clip{c:03d}.mp4"
-        clip_masks = []
-        with av.open(str(out / name), "w") as container:
-            stream = container.add_stream("libx264", rate=fps, options={"crf": "10"})
-            stream.width = stream.height = size
-            stream.pix_fmt = "yuv420p"
-            for img, visible in it:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                    container.mux(packet)
-                clip_masks.append({str(k): mask_ops.to_rle(m) for k, m in visible.items()})
-            for packet in stream.encode():
-                container.mux(packet)
+        clip_masks = encode_clip(out / name, it, size, size, fps, crf=10)
         index.append({"file": name, "frames": frames, "width": size, "height": size,
                       "objects": [{"id": k, "category": CLASSES[cls], "first_frame": f0}
                                   for k, (cls, f0) in objects.items()],

@@ -32,6 +32,15 @@ DEMO_LABEL_SET = "COCO sample + synthetic shapes"
 NAME = "demo-segmenter-photos"
 
 
+def _sample(coco) -> Path:
+    """The COCO sample's folder, checked before anything trains or loads."""
+    coco = Path(coco)
+    if not (coco / "annotations" / "instances_val2017.json").is_file():
+        raise InputError(f"--coco {coco}: no annotations/instances_val2017.json there.",
+                         "Point it at ../shared/assets/data/coco_val2017_tiny.")
+    return coco
+
+
 def held_out_figures(folder: Path, coco: Path, min_area: float = 1024, log=log_line) -> dict:
     """The figures of `bench/seg_quality.py` (image part) for a checkpoint folder, on the
     held-out images of the COCO sample at `coco` (through the page's code)."""
@@ -56,10 +65,7 @@ def demo_segmenter(coco: Path, out_root: Path, start: Path | None = None,
     fine-tuned on the COCO sample's training images (id % 3 != 0) into OUT/NAME; measured on
     the held-out images (id % 3 == 0) and on real-texture clips made from them."""
     from lib.training import train_sam
-    coco = Path(coco)
-    if not (coco / "annotations" / "instances_val2017.json").is_file():
-        raise InputError(f"--coco {coco}: no annotations/instances_val2017.json there.",
-                         "Point it at ../shared/assets/data/coco_val2017_tiny.")
+    coco = _sample(coco)
     if start is None:
         start = Path(out_root) / train_sam.NAME
         if not checkpoints.read_checkpoint(start).ok:
@@ -128,7 +134,7 @@ def remeasure(folder: Path, coco: Path, log=log_line) -> dict:
     clips), nothing trained; returns the manifest."""
     from lib.training.mask_data import MaskSet
     from lib.training.seg_finetune import measure_folder
-    coco, folder = Path(coco), Path(folder)
+    coco, folder = _sample(coco), Path(folder)
     manifest = json.loads((folder / checkpoints.MANIFEST).read_text())
     val = set(manifest.get("val_image_ids") or [])
     if not val:

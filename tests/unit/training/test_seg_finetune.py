@@ -248,3 +248,14 @@ def test_an_image_unlike_the_training_images_is_called_unfamiliar():
                 {"mean": ["a"], "std": [1], "limit": 1}, {"mean": [0], "std": [1], "limit": -1}):
         assert confidence.FeatureStats.from_manifest(bad) is None
     assert not segment.grabcut_segmenter().unfamiliar(photos[0])
+
+
+def test_the_demo_recipe_refuses_a_folder_without_the_coco_sample(tmp_path, capsys):
+    """`lib.train demo-segmenter --coco DIR` (and with --measure) checks DIR before anything
+    trains or loads, and says where the sample is."""
+    for extra in ([], ["--measure"]):
+        args = ["demo-segmenter", "--coco", str(tmp_path), "--out", str(tmp_path / "o"), *extra]
+        assert train.main(args) == 2
+        err = capsys.readouterr().err
+        assert "coco_val2017_tiny" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
