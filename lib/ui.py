@@ -5,7 +5,9 @@
 - `show_error(exc)`: any `LensError` as one message (message and hint), nothing else.
 - `showing_errors()`: a context manager that shows the `LensError`s raised inside it.
 - `ProgressBar(what)`: a progress bar for `lib.core.progress.Progress` callbacks.
-- `queued(what)`: heavy work through the fair queue, showing the visitor's place in it.
+- `queued(what)`: heavy work through the fair queue, showing the visitor's place in it;
+  `busy(what)`: that with a spinner, the hook services take.
+- `service(name, make)`: this visitor's service object for a capability.
 """
 
 from __future__ import annotations
@@ -213,6 +215,24 @@ def spinner(text: str, show: bool = True):
         return
     with st.spinner(text):
         yield
+
+
+@contextlib.contextmanager
+def busy(what: str):
+    """Heavy work a service runs on a visitor's behalf: a spinner saying `what`, and the
+    fair queue (`queued`). Services take this as their `busy` hook."""
+    with spinner(what), queued(what.rstrip("…")):
+        yield
+
+
+def service(name: str, make):
+    """This visitor's service object for a capability (`make()` on first use): the page's
+    state lives on it and goes with the session."""
+    key = f"_lens_service_{name}"
+    obj = st.session_state.get(key)
+    if obj is None:
+        obj = st.session_state[key] = make()
+    return obj
 
 
 def tabs(labels: list[str], keep: tuple[str, ...] = ()) -> list:

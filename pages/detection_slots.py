@@ -1,22 +1,23 @@
 """The detection page's two model slots: imported predictions (a COCO results JSON from any
 model) or a registry detector run as a background job with progress, cancel and resume.
-UI only: the job is `lib.detection.jobs`, the checks `lib.detection.detections`."""
+UI only: the job is `lib.detection.jobs`, the checks `lib.detection.detections`, the mask
+metrics the visitor's `DetectionBenchmark`."""
 
-import hashlib
 from pathlib import Path
 
 import streamlit as st
 
 from lib import ui
 from lib.core.errors import LensError
-from lib.detection import coco_eval, detections, jobs
-from lib.models import cache, registry
+from lib.detection import detections, jobs
+from lib.detection.service import DetectionBenchmark
+from lib.models import registry
 
 IMPORT = "Import predictions (COCO results JSON)"
 OTHER_ID = "Other transformers detector id…"
 
 
-def imported_slot(k: int, slot: str, dataset, linked_imports: dict[int, str],
+def imported_slot(bench: DetectionBenchmark, k: int, slot: str, linked_imports: dict[int, str],
                   speeds: dict[str, dict], masks: dict[str, dict]) -> tuple[str, dict | None]:
     """A slot fed by a COCO results JSON (any other model): its name and detections; where
     every prediction carries a mask, its mask and boundary metrics go into `masks`."""
@@ -30,7 +31,7 @@ def imported_slot(k: int, slot: str, dataset, linked_imports: dict[int, str],
     if file is None:
         return label, None
     with ui.showing_errors():
-        checked = detections.check_results(file.getvalue(), dataset)
+        checked = detections.check_results(file.getvalue(), bench.dataset)
         if checked.refused:
             st.warning(f"{checked.refused} predictions with empty, negative or non-finite "
                        "boxes or scores were refused and not scored.")
@@ -41,13 +42,7 @@ def imported_slot(k: int, slot: str, dataset, linked_imports: dict[int, str],
             st.warning(f"{checked.bad_masks} masks were malformed or of another size than "
                        "their image and were left out.")
         if checked.all_masks:
-            with ui.spinner("Scoring the masks (mask and boundary IoU)…"), \
-                    ui.queued("Mask metrics"):
-                key = hashlib.sha256(file.getvalue()).hexdigest()[:16]
-                masks[label] = cache.shared(
-                    f"mask metrics: {dataset.fingerprint}|{key}",
-                    lambda: {t: coco_eval.evaluate_masks(dataset, checked.results, t)
-                             for t in coco_eval.MASK_TYPES})
+            masks[label] = bench.mask_metrics(checked.results, file.getvalue())
         elif checked.masks:
             st.caption(f"{checked.masks} of {len(checked.results)} predictions carry masks; "
                        "mask metrics need one on every prediction.")
@@ -55,7 +50,7 @@ def imported_slot(k: int, slot: str, dataset, linked_imports: dict[int, str],
     return label, None
 
 
-def detector_slot(choice: str, slot: str, dataset, map_by: str, fingerprint: str, ray_options,
+def detector_slot(bench: DetectionBenchmark, choice: str, slot: str, options,
                   speeds: dict[str, dict]) -> tuple[str | None, dict | None]:
     """A slot running a registry detector (or any transformers id) as a background job:
     run, resume, cancel, its progress, and its detections once finished."""
@@ -71,7 +66,7 @@ def detector_slot(choice: str, slot: str, dataset, map_by: str, fingerprint: str
             return None, None
     else:
         spec = registry.find(choice, "detection")
-    job = jobs.job_for(spec, dataset, map_by, fingerprint=fingerprint)
+    job = jobs.job_for(spec, bench.dataset, options.map_by, fingerprint=bench.fingerprint)
     if job.finished:
         dets, speeds[spec.name] = job.detections(), job.speed()
         st.caption(f"Cached predictions ({sum(map(len, dets.values()))} boxes).")
@@ -86,7 +81,7 @@ def detector_slot(choice: str, slot: str, dataset, map_by: str, fingerprint: str
         return spec.name, None
     b1, b2 = st.columns(2)
     if b1.button("Run" if not job.done else "Resume", key=f"run_{slot}", disabled=job.running):
-        job.start(ray=ray_options)
+        job.start(ray=options.ray_options)
     if b2.button("Cancel", key=f"cancel_{slot}", disabled=not job.running):
         job.cancel()
 

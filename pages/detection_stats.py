@@ -1,6 +1,6 @@
 """The detection page's Statistics tab: intervals on every model's numbers, a paired
 comparison of any two, and slices with the worst ones found automatically. UI only: the
-computations are `lib.detection.intervals` and `lib.detection.slices`."""
+computations are the visitor's `DetectionBenchmark` (lib/detection/service.py)."""
 
 from collections.abc import Callable
 
@@ -10,30 +10,16 @@ import streamlit as st
 from lib import plots, ui
 from lib.core import html_report
 from lib.core.errors import LensError
-from lib.detection import (
-    benchmark,
-    calibration,
-    coco_eval,
-    detections,
-    intervals,
-    slices,
-)
-from lib.models import cache
+from lib.detection import benchmark, calibration, coco_eval, intervals, slices
+from lib.detection.service import DetectionBenchmark
 
 
-def bootstrap(fingerprint: str, digest: str, matches, resamples: int = 1000,
-              seed: int = 0) -> intervals.Bootstrap:
-    """One model's intervals, computed once per process (the Metrics and Statistics tabs)."""
-    return cache.shared(f"bootstrap: {fingerprint}|{digest}|{resamples}|{seed}",
-                        lambda: intervals.bootstrap(matches, resamples, seed))
-
-
-def metrics_table(table: pd.DataFrame, reports: dict, fingerprint: str) -> None:
+def metrics_table(bench: DetectionBenchmark, table: pd.DataFrame, reports: dict) -> None:
     """The Metrics tab's COCO numbers, each model's headline ones with their interval."""
     numbers = list(table.columns)
     with ui.spinner("Bootstrap intervals…"), ui.queued("Bootstrap intervals"):
         for n, r in reports.items():        # the Statistics tab's defaults: 1,000 resamples
-            boot = bootstrap(fingerprint, detections.digest(r.detections), r.matches)
+            boot = bench.bootstrap(r)
             table[f"{n} ±"] = [f"{boot.intervals[k][0] - boot.point[k]:+.4f} "
                                f"{boot.intervals[k][1] - boot.point[k]:+.4f}"
                                if k in boot.intervals else "" for k in table.index]
@@ -52,8 +38,10 @@ def mask_table(mask_metrics: dict[str, dict]) -> None:
             "{:.4f}", na_rep="n/a"), key="mask_metrics")
 
 
-def view(board: dict, dataset, fingerprint: str, score_thr: float,
+def view(bench: DetectionBenchmark, board: dict, score_thr: float,
          gallery: Callable[[list[int]], None]) -> None:
+    """Intervals of every model on the board, a paired comparison, calibration, slices."""
+    dataset = bench.dataset
     c1, c2, c3 = st.columns(3)
     resamples = c1.number_input("Bootstrap resamples", value=1000, step=100, key="resamples",
                                 help="Images are drawn with replacement this many times; "
@@ -72,12 +60,9 @@ def view(board: dict, dataset, fingerprint: str, score_thr: float,
             f"{len(dataset.data['annotations']):,} objects · {dataset.annotations_path.name} · "
             f"made by Lens", sections), "detection-report.html", "text/html",
         key="export_report")
-    digests = {n: detections.digest(r.detections) for n, r in board.items()}
     with ui.spinner(f"{resamples:,} resamples per model…"), \
             ui.queued("Bootstrap intervals"):
-        matched = {n: r.matches for n, r in board.items()}
-        boots = {n: bootstrap(fingerprint, digests[n], m, resamples, int(seed))
-                 for n, m in matched.items()}
+        boots = {n: bench.bootstrap(r, resamples, int(seed)) for n, r in board.items()}
     c3.caption(f"95% bootstrap intervals from {resamples:,} resamples of the "
                f"{len(dataset.image_ids):,} images (seed {seed}). AP is biased upwards on a "
                "finite sample; the interval corrects for it, so it can sit a little below "
@@ -110,10 +95,7 @@ def view(board: dict, dataset, fingerprint: str, score_thr: float,
             st.info("Pick two different models.")
         else:
             with ui.showing_errors(), ui.queued("Paired bootstrap"):
-                pair = cache.shared(
-                    f"paired: {fingerprint}|{digests[a]}|{digests[b]}|{resamples}|{seed}",
-                    lambda: intervals.paired(matched[a], matched[b], a, b, resamples,
-                                             int(seed)))
+                pair = bench.paired((a, board[a]), (b, board[b]), resamples, int(seed))
                 verdict = pair.verdict()
                 (st.info if verdict.startswith("No distinguishable") else st.success)(verdict)
                 st.dataframe(pair.table(), hide_index=True, key="paired_table",
@@ -127,7 +109,7 @@ def view(board: dict, dataset, fingerprint: str, score_thr: float,
                 sections.append(html_report.Section(f"{b} against {a}", [
                     ("paired", pair.table())], [bars], [verdict]))
 
-    calibration_view(board, fingerprint, digests, score_thr, int(seed), sections)
+    calibration_view(bench, board, score_thr, int(seed), sections)
 
     st.subheader("Slices")
     s1, s2, s3 = st.columns(3)
@@ -144,12 +126,9 @@ def view(board: dict, dataset, fingerprint: str, score_thr: float,
         areas = slices.parse_areas(areas_text)
         groups = slices.parse_groups(groups_text)
         slices.category_groups(dataset, groups)            # unknown ids: a message here
-        result = cache.shared(
-            f"slices: {fingerprint}|{digests[model]}|{min_objects}|{areas}|{groups}|"
-            f"{resamples}|{seed}",
-            lambda: _slices(dataset, board[model].detections, matched[model], int(min_objects),
-                            areas, groups, resamples, int(seed)))
-        table, worst, skipped = result
+        found = bench.slices(board[model], int(min_objects), areas, groups, resamples,
+                             int(seed))
+        table, worst, skipped = found.table, found.worst, found.skipped
         if not len(table):
             st.info(f"No slice has {min_objects} objects or more.")
             return
@@ -171,13 +150,8 @@ def view(board: dict, dataset, fingerprint: str, score_thr: float,
             if st.toggle("Intervals for every slice (one bootstrap each)", key="slice_all_ci"):
                 bar = ui.ProgressBar("slices")
                 with ui.queued("Slice intervals"):
-                    table = cache.shared(
-                        f"slice intervals: {fingerprint}|{digests[model]}|{min_objects}|{areas}"
-                        f"|{groups}|{resamples}|{seed}",
-                        lambda: slices.with_intervals(
-                            slices.Slicer(dataset, board[model].detections, matched[model]),
-                            slices.candidates(dataset, int(min_objects), areas=areas,
-                                              groups=groups)[0], resamples, int(seed), bar))
+                    table = bench.slice_intervals(board[model], int(min_objects), areas,
+                                                  groups, resamples, int(seed), bar)
                 bar.clear()
             st.dataframe(table, hide_index=True, key="slice_table")
             if skipped:
@@ -192,8 +166,8 @@ def view(board: dict, dataset, fingerprint: str, score_thr: float,
         gallery(slices.images_of(dataset, chosen))
 
 
-def calibration_view(board: dict, fingerprint: str, digests: dict, score_thr: float,
-                     seed: int, sections: list) -> None:
+def calibration_view(bench: DetectionBenchmark, board: dict, score_thr: float, seed: int,
+                     sections: list) -> None:
     st.subheader("Can I trust the scores? Calibration")
     k1, k2 = st.columns(2)
     names = list(board)
@@ -201,9 +175,7 @@ def calibration_view(board: dict, fingerprint: str, digests: dict, score_thr: fl
     method = k2.radio("Re-calibrate with", calibration.METHODS, horizontal=True,
                       key="calib_method")
     with ui.showing_errors():
-        result = cache.shared(
-            f"calibration: {fingerprint}|{digests[model]}|{method}|{score_thr}|{seed}",
-            lambda: calibration.recalibrate(board[model].table, method, score_thr, seed))
+        result = bench.calibration(board[model], method, score_thr, seed)
         before, after = result.before, result.after
         diagram = plots.reliability_diagram([
             (f"{model} as scored", before.bins["confidence"], before.bins["precision"],
@@ -229,10 +201,3 @@ def calibration_view(board: dict, fingerprint: str, digests: dict, score_thr: fl
             ("calibration", calib)], [diagram], [
             f"Re-calibrated with {method} on half of the images; measured on the other "
             f"{result.held_out_images:,}. AP does not change (the order of scores is kept)."]))
-
-
-def _slices(dataset, dets, base, min_objects, areas, groups, resamples, seed):
-    slicer = slices.Slicer(dataset, dets, base)
-    cands, skipped = slices.candidates(dataset, min_objects, areas=areas, groups=groups)
-    table = slices.table(slicer, cands)
-    return table, slices.worst(slicer, cands, 5, resamples, seed, table), skipped

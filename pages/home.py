@@ -12,7 +12,7 @@ st.write("Inspect computer-vision models, demo them and try quick what-if upload
 # bench/startup.py times, and pandas with the model registry would delay it.
 import pandas as pd
 
-from lib.core import system
+from lib.core import paths, system
 from lib.models import registry
 from lib.models.cache import STORE
 
@@ -53,7 +53,8 @@ with right:
               help=f"Budget {STORE.budget_bytes / 2**20:.0f} MB (LENS_MODEL_BUDGET_MB); the "
                    "least recently used entry is released when a new one would exceed it.")
     st.caption(f"Budget: {STORE.budget_bytes / 2**20:.0f} MB · "
-               + (", ".join(f"{k} ({b / 2**20:.0f} MB)" for k, b in cached) or "none loaded yet"))
+               + (", ".join(f"{paths.shown(k)} ({b / 2**20:.0f} MB)" for k, b in cached)
+                  or "none loaded yet"))
 
 st.subheader("Models ready offline")
 st.caption("Local checkpoints, packaged weights and hub cache entries found on this machine. "
@@ -70,7 +71,8 @@ def _model_table():
         avail = registry.availability(spec)
         rows.append({"status": "ready" if avail.ready else ("broken" if spec.error else "download"),
                      "model": spec.name, "task": spec.task, "source": spec.source,
-                     "weights": avail.where if avail.ready or spec.error else spec.fetch_command})
+                     "weights": paths.shown(avail.where) if avail.ready or spec.error
+                     else spec.fetch_command})
     order = {"ready": 0, "broken": 1, "download": 2}  # what works here first
     return pd.DataFrame(rows).sort_values("status", key=lambda c: c.map(order), kind="stable")
 

@@ -39,29 +39,30 @@ infos: list[runs.RunInfo] = []
 problems: list[runs.ReadProblem] = []
 
 if source == "Local folder":
-    bundled = {  # folder -> what it is; the demo pack's runs open first
-        str(checkpoints.checkpoints_dir()): "the **demo pack's training runs** (the classifier "
-        "and detectors in `checkpoints/demo-*`, trained by `python -m lib.train`)",
-        str(runs.SAMPLE_RUNS): "the bundled **sample runs** (a tiny MLP trained on two spirals "
-        "by `python -m lib.demo.samples runs`)"}
+    demo_runs, sample_runs = checkpoints.checkpoints_dir(), runs.SAMPLE_RUNS
+    bundled = {  # folder as shown (relative to the project) -> (folder, what it is)
+        paths.shown(demo_runs): (demo_runs, "the **demo pack's training runs** (the classifier "
+                                 "and detectors in `checkpoints/demo-*`, trained by "
+                                 "`python -m lib.train`)"),
+        paths.shown(sample_runs): (sample_runs, "the bundled **sample runs** (a tiny MLP trained "
+                                   "on two spirals by `python -m lib.demo.samples runs`)")}
     c1, c2 = st.columns([3, 1])
-    default = ui.link_text("path", str(checkpoints.checkpoints_dir()))
+    default = ui.link_text("path", paths.shown(demo_runs))
 
     def show_bundled() -> None:
-        st.session_state["folder"] = str(checkpoints.checkpoints_dir() if st.session_state[
-            "bundled"] == "demo pack" else runs.SAMPLE_RUNS)
+        st.session_state["folder"] = paths.shown(demo_runs if st.session_state["bundled"]
+                                                 == "demo pack" else sample_runs)
     c2.selectbox("Bundled runs", ["demo pack", "spirals sweep"], key="bundled",
-                 index=1 if default == str(runs.SAMPLE_RUNS) else 0, on_change=show_bundled)
+                 index=1 if default == paths.shown(sample_runs) else 0, on_change=show_bundled)
     folder = c1.text_input("Folder holding wandb/offline-run-* (or run-*) folders",
                            value=default, key="folder")
-    bundled_as = next((k for k in bundled if paths.Path(folder).resolve()
-                       == paths.Path(k).resolve()), None)
+    bundled_as = folder.strip() if folder.strip() in bundled else None
     try:
-        root = paths.Path(bundled_as) if bundled_as else paths.data_path(folder, "any")
+        root = bundled[bundled_as][0] if bundled_as else paths.data_path(folder, "any")
         infos, problems = offline_runs(str(root), "sample" if bundled_as else "offline",
                                        runs.folder_stamp(root))
         if bundled_as:
-            st.info(f"Showing {bundled[bundled_as]}. Type another folder to compare your own.")
+            st.info(f"Showing {bundled[bundled_as][1]}. Type another folder to compare your own.")
         if not infos and not problems:
             st.warning(f"No W&B runs found under '{folder}' (looked for wandb/offline-run-*/"
                        "*.wandb and run-*/*.wandb).")

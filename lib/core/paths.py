@@ -1,11 +1,13 @@
 """What a visitor may name on the server, and the intake of files read on their behalf.
 
-- `data_path(text, kind)`: a typed path, resolved fully (symlinks included) and accepted only
+- `data_path(text, kind)`: a typed path (absolute, relative to the project, or `<root>/…` as
+  `shown` writes it), resolved fully (symlinks included) and accepted only
   when the resolved path lies inside an allowed root (`LENS_DATA_ROOTS`, roots resolved too).
   `..` components are refused outright; devices, FIFOs and sockets are refused; a path outside
   the roots gets the same message whether or not it exists.
 - `contained(path, base)`: the same containment for paths read from files (COCO `file_name`,
   entries of a folder walk), against a folder or the roots.
+- `shown(path)`: a server path as a visitor sees it (relative to the project or a root).
 - `read_json(...)`: JSON with a size cap (`LENS_MAX_JSON_MB`), errors as `DatasetError`.
 - `extract_zip(data)`: an uploaded zip unpacked into the scratch area, streamed, with limits
   on entries, total size and compression ratio, into a temporary folder renamed into place
@@ -19,6 +21,7 @@ import io
 import json
 import lzma
 import os
+import re
 import shutil
 import stat
 import zipfile
@@ -49,7 +52,7 @@ def _under(path: Path, roots: list[Path]) -> bool:
 
 
 def _refuse_outside(text: str) -> PathNotAllowedError:
-    roots = ", ".join(map(str, data_roots())) or "none"
+    roots = ", ".join(shown(r) for r in data_roots()) or "none"
     return PathNotAllowedError(f"'{text}' is not inside the folders Lens may read ({roots}).",
                                "An operator can allow another folder with LENS_DATA_ROOTS.")
 
@@ -66,7 +69,7 @@ def data_path(text: str, kind: str = "any") -> Path:
         raise PathNotAllowedError("No path given.", "Type a folder or file path on the server.")
     if "\x00" in text or len(text) > 4096:
         raise PathNotAllowedError("That is not a valid path.")
-    raw = Path(text).expanduser()
+    raw = _from_root_name(text) or Path(text).expanduser()
     if ".." in raw.parts:
         raise PathNotAllowedError(f"'{text}' contains '..'.", "Give the path without '..'.")
     if not raw.is_absolute():
@@ -78,6 +81,17 @@ def data_path(text: str, kind: str = "any") -> Path:
     if not _under(resolved, data_roots()):
         raise _refuse_outside(text)
     return _check_kind(resolved, text, kind)
+
+
+def _from_root_name(text: str) -> Path | None:
+    """`<name>/rest` (how `shown` writes a path under an allowed root) as that root / rest."""
+    m = re.fullmatch(r"<([^<>/]+)>(?:/(.*))?", text)
+    if not m:
+        return None
+    for root in settings.get().data_roots:
+        if root.name == m.group(1):
+            return root / (m.group(2) or "")
+    return None
 
 
 def _check_kind(path: Path, text: str, kind: str) -> Path:
@@ -106,6 +120,43 @@ def contained(path: str | Path, base: Path | None = None) -> Path | None:
     except (OSError, RuntimeError, ValueError):
         return None
     return resolved if _under(resolved, roots) else None
+
+
+def shown(text: str | Path) -> str:
+    """A server path (or a message holding one) as a visitor sees it: relative to the project
+    (`checkpoints/demo-x`), else to Lens' cache, the model caches, an allowed root or the
+    home folder (`<cache>/…`, `<hub cache>/…`, `<shared>/…`, `~/…`). A public demo never maps
+    the server's disk for its visitors; command lines, logs and operators see full paths."""
+    out = str(text)
+    for prefix, name in _shown_prefixes():   # a whole prefix only: /srv/lens, not /srv/lens2
+        out = re.sub(re.escape(prefix) + r"(?![\w.-])(/?)",
+                     lambda m, n=name: (n + m.group(1)) if n else ("" if m.group(1) else "."),
+                     out)
+    return out
+
+
+def _shown_prefixes() -> list[tuple[str, str]]:
+    """(absolute prefix, what replaces it), longest first so the most specific wins."""
+    home = Path.home()
+    named = {settings.PROJECT_ROOT: "", settings.cache_dir(): "<cache>",
+             Path(os.environ.get("HF_HOME", home / ".cache" / "huggingface")): "<hub cache>",
+             Path(os.environ.get("TORCH_HOME", home / ".cache" / "torch")): "<torch cache>",
+             home: "~"}
+    named.update({root: f"<{root.name}>" for root in settings.get().data_roots
+                  if root not in named})
+    pairs = []
+    for path, name in named.items():
+        for variant in {str(path), str(_resolved(path))}:
+            if len(variant) > 1:
+                pairs.append((variant, name))
+    return sorted(pairs, key=lambda p: -len(p[0]))
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
 
 
 def safe_relative(name: Any) -> bool:

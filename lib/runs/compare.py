@@ -8,11 +8,11 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 
+from lib.core import links, paths
 from lib.runs.info import ReadProblem, RunInfo
 
 
@@ -260,19 +260,20 @@ def disambiguate(infos: list[RunInfo]) -> list[RunInfo]:
 
 def detection_link(info: RunInfo) -> str | None:
     """The Detection page URL that reopens a benchmark logged from it (same data, subset,
-    seed and models), or None for other runs and for uploaded data (not kept)."""
+    seed and models), or None for other runs and for uploaded data (not kept). Paths are
+    written as the visitor sees them (`paths.shown`)."""
     c = info.config
     if "benchmark" not in info.tags or c.get("data") not in ("demo", "path"):
         return None
-    query: dict[str, Any] = {"data": c["data"]}
-    if c["data"] == "path":
-        if not c.get("dataset") or not c.get("images_dir"):
-            return None
-        query.update(ann=c["dataset"], img=c["images_dir"])
+    if c["data"] == "path" and (not c.get("dataset") or not c.get("images_dir")):
+        return None
+    files = ({"ann": paths.shown(c["dataset"]), "img": paths.shown(c["images_dir"])}
+             if c["data"] == "path" else {})
     models = c.get("models") or [c.get("model")]
-    query.update(models=",".join(str(m) for m in models if m), subset=c.get("subset") or 0,
-                 seed=c.get("seed") or 0, map_by=c.get("map_by") or "name")
-    return "detection?" + urlencode(query)
+    return links.DetectionLink.parse({
+        "data": c["data"], **files, "models": ",".join(str(m) for m in models if m),
+        "subset": c.get("subset") or 0, "seed": c.get("seed") or 0,
+        "map_by": c.get("map_by") or "name"}).url()
 
 
 def problem_reasons(problems: list[ReadProblem]) -> list[tuple[str, int]]:

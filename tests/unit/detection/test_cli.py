@@ -50,7 +50,7 @@ def test_benchmark_logged_to_wandb_is_readable_by_runs_page(tmp_path, monkeypatc
     query = {k: v[0] for k, v in parse_qs(link.query).items()}
     assert link.path == "detection" and query == {
         "data": "path", "ann": str(ds.annotations_path), "img": str(ds.images_dir),
-        "models": "my-yolo,demo-fasterrcnn", "subset": "5", "seed": "3", "map_by": "name"}
+        "models": "my-yolo,demo-fasterrcnn", "subset": "5", "seed": "3"}   # map_by: default
 
 
 def test_cli_evaluate_bootstrap_adds_intervals(coco, tmp_path, capsys):
