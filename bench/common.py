@@ -1,5 +1,6 @@
 """Helpers the benchmark scripts share."""
 
+import argparse
 import shutil
 import statistics
 import time
@@ -25,3 +26,20 @@ def make_project(root: Path, made: list[Path], runs: int) -> None:
         dst = root / "wandb" / f"offline-run-20260101_000000-r{i:05d}"
         dst.mkdir(parents=True)
         shutil.copy(next(src.glob("*.wandb")), dst / f"run-r{i:05d}.wandb")
+
+
+def options(**defaults) -> argparse.Namespace:
+    """The script's command line: one `--name` per keyword (underscores written as dashes),
+    typed by its default."""
+    parser = argparse.ArgumentParser()
+    for name, default in defaults.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+    return parser.parse_args()
+
+
+def written_runs(write_run, folder: Path, distinct: int, steps: int) -> list[Path]:
+    """`distinct` real wandb runs of `steps` steps each, written by `write_run` two at a time
+    (the run folders under `folder`)."""
+    from multiprocessing import Pool
+    with Pool(2) as pool:
+        return pool.map(write_run, [(folder, i, steps) for i in range(distinct)])

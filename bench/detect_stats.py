@@ -20,7 +20,6 @@ interval; the share holding the population's AP is printed (goal 93–97%).
 Last line: `bootstrap 1000 / evaluate ratio: B/E; slices / evaluate ratio: S/E`.
 """
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np
+from common import options
 from detect_scale import base_dataset, fixed_detections, library_evaluation, replicate, timed
 
 from lib.demo import synth
@@ -72,13 +72,7 @@ def coverage(draws: int, size: int, resamples: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--images", type=int, default=1600)
-    ap.add_argument("--per-image", type=int, default=213)
-    ap.add_argument("--resamples", type=int, default=1000)
-    ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--draw-size", type=int, default=500)
-    args = ap.parse_args()
+    args = options(images=1600, per_image=213, resamples=1000, draws=1000, draw_size=500)
     with tempfile.TemporaryDirectory() as tmp:
         ds = with_fields(replicate(base_dataset(Path(tmp)), args.images))
         dets = fixed_detections(ds, args.per_image)

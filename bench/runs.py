@@ -16,16 +16,14 @@ that just wrote them; the reader's compiled code is loaded first, as on any runn
 Last line: `first load 200x100k: X s (cached Y s)`.
 """
 
-import argparse
 import os
 import sys
 import tempfile
 import time
-from multiprocessing import Pool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import make_project  # bench/ is the script's own folder
+from common import make_project, options, written_runs  # bench/ is the script's own folder
 
 
 def write_run(args):
@@ -59,23 +57,14 @@ def load(root: Path, compare: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--steps", type=int, default=100_000)
-    parser.add_argument("--distinct", type=int, default=2)
-    parser.add_argument("--compare", type=int, default=8)
-    parser.add_argument("--table-runs", type=int, default=1000)
-    parser.add_argument("--table-steps", type=int, default=1000)
-    args = parser.parse_args()
+    args = options(runs=200, steps=100_000, distinct=2, compare=8, table_runs=1000,
+                   table_steps=1000)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ["LENS_CACHE"] = str(tmp / "cache")
         t0 = time.perf_counter()
-        with Pool(2) as pool:
-            made = pool.map(write_run, [(tmp / "real", i, args.steps)
-                                        for i in range(args.distinct)])
-            small = pool.map(write_run, [(tmp / "small", i, args.table_steps)
-                                         for i in range(args.distinct)])
+        made = written_runs(write_run, tmp / "real", args.distinct, args.steps)
+        small = written_runs(write_run, tmp / "small", args.distinct, args.table_steps)
         make_project(tmp / "project", made, args.runs)
         make_project(tmp / "sweep", small, args.table_runs)
         size = sum(p.stat().st_size for p in (tmp / "project").rglob("*.wandb"))

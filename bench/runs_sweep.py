@@ -19,17 +19,15 @@ The server's resident memory is printed after all of it.
 Last line: `10000 runs: table X s (cached Y s), filter+sort Z s, 1000 curves W s`.
 """
 
-import argparse
 import os
 import resource
 import sys
 import tempfile
 import time
-from multiprocessing import Pool
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import make_project  # bench/ is the script's own folder
+from common import make_project, options, written_runs  # bench/ is the script's own folder
 
 
 def write_run(args):
@@ -65,19 +63,12 @@ def table(root: Path):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=10_000)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--distinct", type=int, default=24)
-    parser.add_argument("--curves", type=int, default=1000)
-    args = parser.parse_args()
+    args = options(runs=10_000, steps=1000, distinct=24, curves=1000)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ["LENS_CACHE"] = str(tmp / "cache")
         t0 = time.perf_counter()
-        with Pool(2) as pool:
-            made = pool.map(write_run, [(tmp / "real", i, args.steps)
-                                        for i in range(args.distinct)])
+        made = written_runs(write_run, tmp / "real", args.distinct, args.steps)
         make_project(tmp / "sweep", made, args.runs)
         size = sum(p.stat().st_size for p in (tmp / "sweep").rglob("*.wandb"))
         made_s = time.perf_counter() - t0

@@ -80,12 +80,20 @@ EXPECTED_SKIPS = ("no real SAM2 weights on this machine",
                   *(("shared assets hidden",) if HIDDEN else ()))
 
 
+#: Whole folders and modules left out of the fast tier (`-m "not slow"`): they run pages
+#: (AppTest, a browser) for seconds each. Single slow tests elsewhere carry
+#: `@pytest.mark.slow` themselves (they train, kill processes, start Ray or write wandb runs).
+SLOW_PATHS = ("tests/app/", "tests/e2e/", "tests/security/test_pages_under_attack.py")
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark the tests that read ../shared (marker `shared_assets`): CI runs them a second
-    time with the folder hidden, as a fresh clone has it."""
+    time with the folder hidden, as a fresh clone has it. Mark `SLOW_PATHS` slow."""
     for item in items:
         if {"coco", "shared_assets"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.shared_assets)
+        if Path(item.fspath).relative_to(ROOT).as_posix().startswith(SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)
 _UNEXPECTED: list[str] = []
 
 

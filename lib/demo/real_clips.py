@@ -11,14 +11,13 @@ by their seed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lib.core.errors import InputError
-from lib.demo.synth import encode_clip
+from lib.demo import synth
 
 
 @dataclass
@@ -110,19 +109,7 @@ def write_clips(out: str | Path, cutouts: list[Cutout], backgrounds: list[np.nda
     if count < 1 or frames < 8 or width < 64 or height < 64 or not cutouts or not backgrounds:
         raise InputError("Real-texture clips need cut-outs, backgrounds, count >= 1, "
                          "frames >= 8 and a side of at least 64 px.")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    index = []
-    for c in range(count):
-        it = iter_clip(rng, cutouts, backgrounds[int(rng.integers(len(backgrounds)))],
-                       frames, width, height)
-        objects = next(it)
-        name = f"clip{c:03d}.mp4"
-        clip_masks = encode_clip(out / name, it, width, height, fps, crf=12)
-        index.append({"file": name, "frames": frames, "width": width, "height": height,
-                      "objects": [{"id": k, "category": cat, "first_frame": f0}
-                                  for k, (cat, f0) in objects.items()],
-                      "masks": clip_masks})
-    (out / "clips.json").write_text(json.dumps({"seed": seed, "clips": index}))
-    return out
+    clips = (iter_clip(rng, cutouts, backgrounds[int(rng.integers(len(backgrounds)))], frames,
+                       width, height) for _ in range(count))
+    return synth.write_clip_set(out, clips, seed, frames, width, height, fps, crf=12)

@@ -294,17 +294,26 @@ def write_clips(out: str | Path, count: int, frames: int = 30, size: int = 128,
         raise InputError(f"Clips need count >= 0, frames >= 4, size >= 32 and fps >= 1 "
                          f"(got {count}, {frames}, {size}, {fps}).",
                          "e.g. python -m lib.synth --video 20 --frames 30 --size 128")
+    rng = np.random.default_rng(seed)
+    clips = (iter_clip(rng, frames, size) for _ in range(count))   # frame by frame
+    return write_clip_set(out, clips, seed, frames, size, size, fps, crf=10,
+                          category=lambda cls: CLASSES[cls])
+
+
+def write_clip_set(out: str | Path, clips, seed: int, frames: int, width: int, height: int,
+                   fps: int, crf: int, category=str) -> Path:
+    """Clips as OUT/clipNNN.mp4 (H.264) and OUT/clips.json (every object's visible mask per
+    frame as RLE). Each of `clips` yields {object: (class, first frame)} first, then
+    (frame, {object: visible mask}) pairs; `category(class)` names a class."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     index = []
-    for c in range(count):
-        it = iter_clip(rng, frames, size)       # frame by frame: a long clip is never in RAM
+    for c, it in enumerate(clips):
         objects = next(it)
         name = f"clip{c:03d}.mp4"
-        clip_masks = encode_clip(out / name, it, size, size, fps, crf=10)
-        index.append({"file": name, "frames": frames, "width": size, "height": size,
-                      "objects": [{"id": k, "category": CLASSES[cls], "first_frame": f0}
+        clip_masks = encode_clip(out / name, it, width, height, fps, crf=crf)
+        index.append({"file": name, "frames": frames, "width": width, "height": height,
+                      "objects": [{"id": k, "category": category(cls), "first_frame": f0}
                                   for k, (cls, f0) in objects.items()],
                       "masks": clip_masks})
     (out / "clips.json").write_text(json.dumps({"seed": seed, "clips": index}))

@@ -9,9 +9,7 @@ per (model, dataset subset, settings), so reloading never recomputes.
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from PIL import Image
 
@@ -24,24 +22,15 @@ from lib.detection.detections import Detections, from_torchvision
 from lib.models import checkpoints as ckpts
 from lib.models import registry
 from lib.models.build import builder
-from lib.models.spec import Source, Task
+from lib.models.spec import HubModel, Source, Task
 
 
-@dataclass
-class Detector:
-    name: str
+@dataclass(kw_only=True)
+class Detector(HubModel):
+    """A detector: `HubModel`'s fields (its lock is held by every forward pass: an EigenCAM
+    hooks the shared model) and how to read its output."""
     kind: str                      # torchvision | transformers
-    model: Any
     labels: dict[int, str]         # model label index -> name
-    processor: Any = None
-    device: str = "cpu"
-    untrained: bool = False        # tiny test models only: never shown as a benchmark
-    #: held by every forward pass (an EigenCAM hooks the shared model)
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
-
-    @property
-    def label(self) -> str:
-        return self.name
 
     def predict(self, images: list[Image.Image], image_ids: list[int], label_map: dict[int, int],
                 threshold: float = 0.05) -> list[Detections]:
@@ -86,7 +75,8 @@ def build_torchvision(spec: registry.ModelSpec, device: str) -> Detector:
                                     num_classes=len(weights.meta["categories"]))
     model.load_state_dict(state)
     labels = dict(enumerate(weights.meta["categories"]))
-    return Detector(spec.name, "torchvision", model.eval().to(device), labels, device=device)
+    return Detector(name=spec.name, kind="torchvision", model=model.eval().to(device),
+                    labels=labels, device=device)
 
 
 @builder(Task.DETECTION, Source.TRANSFORMERS)
@@ -105,8 +95,9 @@ def build_transformers(spec: registry.ModelSpec, device: str) -> Detector:
     except ValueError as exc:   # an id that is not an object detector
         raise registry.ModelCreateError(f"'{spec.name}' is not an object detector "
                                         f"transformers can load.") from exc
-    return Detector(spec.name, "transformers", model.eval().to(device),
-                    {int(k): v for k, v in model.config.id2label.items()}, processor, device)
+    return Detector(name=spec.name, kind="transformers", model=model.eval().to(device),
+                    labels={int(k): v for k, v in model.config.id2label.items()},
+                    processor=processor, device=device)
 
 
 def is_faster_rcnn(spec: registry.ModelSpec) -> bool:
@@ -127,7 +118,8 @@ def tiny_detector(kind: str, labels: dict[int, str]) -> Detector:
         model = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None,
                                                       num_classes=max(labels) + 1,
                                                       box_score_thresh=0.0)
-        return Detector("tiny-fasterrcnn", kind, model.eval(), labels, untrained=True)
+        return Detector(name="tiny-fasterrcnn", kind=kind, model=model.eval(), labels=labels,
+                        untrained=True)
     from transformers import (  # heavy: imported on first use
         DetrConfig,
         DetrForObjectDetection,
@@ -139,8 +131,9 @@ def tiny_detector(kind: str, labels: dict[int, str]) -> Detector:
                         decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
                         num_queries=10, id2label=labels, label2id={v: k for k, v in labels.items()})
     processor = DetrImageProcessor(size={"shortest_edge": 128, "longest_edge": 160})
-    return Detector("tiny-detr", "transformers", DetrForObjectDetection(config).eval(), labels,
-                    processor, untrained=True)
+    return Detector(name="tiny-detr", kind="transformers",
+                    model=DetrForObjectDetection(config).eval(), labels=labels,
+                    processor=processor, untrained=True)
 
 
 @builder(Task.DETECTION, Source.CHECKPOINT)
@@ -172,4 +165,5 @@ def build_checkpoint(spec: registry.ModelSpec, device: str | None = None) -> Det
         raise registry.ModelCreateError(f"Checkpoint '{spec.name}' does not fit its manifest: "
                                         f"{str(exc).splitlines()[0]}") from exc
     device = device or registry.best_device()
-    return Detector(spec.name, kind, model.eval().to(device), names, processor, device)
+    return Detector(name=spec.name, kind=kind, model=model.eval().to(device), labels=names,
+                    processor=processor, device=device)

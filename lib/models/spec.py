@@ -146,12 +146,13 @@ class LoadedModel:
 
 @dataclass
 class HubModel:
-    """A transformers model with its processor, as the grounders and video models wrap one:
-    the fields that make it a `Model`."""
+    """A model with its processor (transformers' or none), the base every wrapper shares: the
+    detectors, segmenters, grounders and video models. Subclasses add their own fields as
+    keyword-only ones (`@dataclass(kw_only=True)`)."""
 
     name: str
-    model: Any
-    processor: Any
+    model: Any = None
+    processor: Any = None
     device: str = "cpu"
     untrained: bool = False       # tiny test models only: never shown as real output
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)

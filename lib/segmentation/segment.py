@@ -9,10 +9,8 @@ measured: `figures`."""
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -21,7 +19,7 @@ from lib.core.progress import Callback, Ticker
 from lib.media import masks as mask_ops
 from lib.models import cache, registry
 from lib.models.build import builder
-from lib.models.spec import Source, Task
+from lib.models.spec import HubModel, Source, Task
 from lib.segmentation.confidence import FeatureStats, IouCalibration
 from lib.segmentation.figures import SYNTHETIC_LABEL_SET
 from lib.segmentation.prompts import (
@@ -72,21 +70,17 @@ class AutoMask:
     bbox: tuple[int, int, int, int]
 
 
-@dataclass
-class Segmenter:
-    name: str
+@dataclass(kw_only=True)
+class Segmenter(HubModel):
+    """A promptable segmenter: `HubModel`'s fields (no model for GrabCut) and its manifest's
+    settings."""
     kind: str                    # sam2 | grabcut
-    model: Any = None
-    processor: Any = None
-    device: str = "cpu"
-    untrained: bool = False      # tiny test models only: never shown to a user
     #: manifest `prompt_zoom`: segment through a window this many times the object's side
     #: (`_zoomed`); 0: the whole image only, as SAM 2.1 at 1024 px needs
     zoom: float = 0.0
     calibration: IouCalibration | None = None      # manifest `iou_calibration`
     familiar_stats: FeatureStats | None = None      # manifest `familiar`
     appearance: str = "features"    # manifest `track_appearance` (`appearance.Looks`)
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -278,7 +272,7 @@ _EMBEDDINGS = _Embeddings(EMBED_CACHE_SIZE)
 
 
 def grabcut_segmenter() -> Segmenter:
-    return Segmenter(GRABCUT, "grabcut")
+    return Segmenter(name=GRABCUT, kind="grabcut")
 
 
 def _model_class(arch: str):
@@ -319,7 +313,7 @@ def build_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segm
                                                device)
     m = spec.manifest or {}
     zoom = m.get("prompt_zoom")
-    return Segmenter(spec.name, "sam2", model, processor, device,
+    return Segmenter(name=spec.name, kind="sam2", model=model, processor=processor, device=device,
                      zoom=float(zoom) if isinstance(zoom, (int, float)) and 1 <= zoom <= 8 else 0,
                      calibration=IouCalibration.from_manifest(m.get("iou_calibration")),
                      familiar_stats=FeatureStats.from_manifest(m.get("familiar")),
@@ -365,8 +359,8 @@ def tiny_segmenter(image_size: int = 256, seed: int = 0) -> Segmenter:
     from transformers import Sam2Model  # heavy: imported on first use
     torch.manual_seed(seed)
     model = Sam2Model(tiny_sam2_config(image_size)).eval()
-    return Segmenter(f"tiny-sam2-{seed}", "sam2", model, sam2_processor(image_size),
-                     untrained=True)
+    return Segmenter(name=f"tiny-sam2-{seed}", kind="sam2", model=model,
+                     processor=sam2_processor(image_size), untrained=True)
 
 
 @dataclass

@@ -266,7 +266,7 @@ def test_a_logged_benchmark_link_reopens_its_data_and_models(coco, monkeypatch):
     at.run()
     assert not at.exception
     assert at.radio(key="data_source").value == "Path"
-    from lib.core import paths            # the link shows paths relative to a data root
+    from lib.core import paths  # the link shows paths relative to a data root
     assert at.text_input(key="ann_path").value == paths.shown(coco.annotations_path)
     assert not at.text_input(key="ann_path").value.startswith("/")
     assert at.number_input(key="subset").value == 7 and at.number_input(key="seed").value == 2

@@ -33,6 +33,7 @@ from tests.security import attacks as A
 # -- 16 threads on one shared model ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sixteen_threads_classify_explain_and_measure_as_one():
     """classify, CAM and faithfulness from 16 threads on one cached model: no errors, every
     result identical to the serial one (CAM hooks never see another thread's forward)."""
@@ -203,6 +204,7 @@ def test_a_model_larger_than_the_budget_gets_a_message():
     assert [k for k, _ in models.summary()] == ["small"]
 
 
+@pytest.mark.slow
 def test_budget_counts_embeddings_and_open_clips():
     models = cache.ModelCache(budget_bytes=1000, sizeof=lambda v: v)
     models.get("model", lambda: 600)
@@ -282,6 +284,7 @@ def bad_files(tmp_path_factory) -> Path:
     (["lib.train", "demo-segmenter", "--measure", "--out", "{d}/torn"],
      "model.json is not valid JSON"),
 ])
+@pytest.mark.slow
 def test_command_lines_give_one_line_and_no_traceback(bad_files, args, expect):
     proc = _cli(*[a.format(d=bad_files) for a in args])
     assert proc.returncode in (1, 2), proc.stderr

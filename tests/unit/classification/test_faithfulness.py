@@ -108,6 +108,7 @@ def test_rank_methods_scores_every_method_and_counts_progress(case):
         ranking.rank_methods(lm, x, names, 99, "conv_head")
 
 
+@pytest.mark.slow
 def test_folder_ranking_intervals(tmp_path):
     from PIL import Image
     lm = tiny("test_efficientnet", classes=2, size=32)

@@ -31,6 +31,7 @@ def test_cli_run_without_weights_says_how_to_fetch(coco, tmp_path, capsys, monke
     assert "python -m lib.weights fetch 'fasterrcnn_resnet50_fpn'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_benchmark_logged_to_wandb_is_readable_by_runs_page(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))

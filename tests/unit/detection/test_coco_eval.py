@@ -58,6 +58,7 @@ def _mask_results(coco, drop=0.0, seed=0):
             if not a.get("iscrowd") and "segmentation" in a and rng.random() >= drop]
 
 
+@pytest.mark.slow
 def test_mask_metrics_are_faster_coco_evals_and_agree_with_pycocotools(coco):
     from lib.detection import detections
     perfect = _mask_results(coco)

@@ -101,6 +101,7 @@ def test_a_resample_is_faster_coco_eval_on_the_resampled_images(population, seed
         assert got[k][0] == pytest.approx(ref[k], abs=1e-9), k
 
 
+@pytest.mark.slow
 def test_interval_covers_the_population_ap():
     """Draws of 100 images from a population of 3,000: the 95% interval holds the
     population's AP in close to 95% of draws (93–97% at full size: bench/detect_stats.py)."""

@@ -71,6 +71,7 @@ def _by_image(results: list[dict]) -> dict[int, list[dict]]:
     return {i: sorted(rows, key=lambda r: -r["score"]) for i, rows in grouped.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine,subset", [("local", 24), ("ray", 48)])
 def test_a_run_killed_mid_write_resumes_to_the_uninterrupted_results(demo, tmp_path, engine,
                                                                      subset):

@@ -21,6 +21,7 @@ def demo(tmp_path_factory):
     return datasets.load_coco(split / "annotations.json", split / "images").subset(10, 0)
 
 
+@pytest.mark.slow
 def test_unreachable_cluster_is_a_clear_message_at_once(demo, tmp_path, monkeypatch):
     import ray
 
@@ -54,6 +55,7 @@ def _job(spec, dataset, folder):
                                   cache_dir=folder)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["demo-fasterrcnn", "demo-conditional-detr"])
 def test_ray_results_equal_this_servers(local_ray, demo, tmp_path, name):
     spec = registry.find(name)
@@ -73,6 +75,7 @@ def test_ray_results_equal_this_servers(local_ray, demo, tmp_path, name):
         assert x["bbox"] == pytest.approx(y["bbox"], abs=1e-4 + 0.01)   # both rounded to 0.01
 
 
+@pytest.mark.slow
 def test_cancelled_ray_run_resumes_with_only_the_missing_images(local_ray, demo, tmp_path,
                                                                 monkeypatch):
     spec = registry.find("demo-fasterrcnn")

@@ -4,6 +4,8 @@ replaced): both load. transformers' first imports from two threads at once used 
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 SCRIPT = """
@@ -26,6 +28,7 @@ print("ERRORS", errors)
 """
 
 
+@pytest.mark.slow
 def test_two_models_built_at_once_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)

@@ -4,11 +4,13 @@ again."""
 import subprocess
 
 import pandas as pd
+import pytest
 
 from lib import runs
 from tests.helpers import LIVE_WRITER, leet_summary
 
 
+@pytest.mark.slow
 def test_live_run_reads_only_what_was_appended(tmp_path):
     import sys
     import time

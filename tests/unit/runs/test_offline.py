@@ -12,6 +12,7 @@ from lib.runs import offline
 from tests.helpers import leet_history, leet_summary
 
 
+@pytest.mark.slow
 def test_reader_matches_wandb_leet(project):
     infos, problems = runs.load_offline(project)
     assert not problems and sorted(r.name for r in infos) == ["alpha", "beta", "gamma"]
@@ -96,6 +97,7 @@ def test_bundled_sample_runs_are_readable():
     assert all("sample" in r.tags and r.summary["best/val_acc"] > 0.5 for r in infos)
 
 
+@pytest.mark.slow
 def test_history_equals_wandb_leet(project, tmp_path):
     infos, _ = runs.load_offline(project)
     for info in infos:
@@ -141,6 +143,7 @@ def odd_runs(tmp_path_factory):
     return logs
 
 
+@pytest.mark.slow
 def test_summary_reader_equals_leet_on_failed_and_cut_off_logs(odd_runs):
     for log in odd_runs:
         ref = leet_summary(log)
@@ -171,6 +174,7 @@ def corrupt_copy(log, tmp_path, kind: int, which: int):
     return bad
 
 
+@pytest.mark.slow
 def test_corrupt_records_are_skipped_counted_and_agree_with_leet(odd_runs, tmp_path):
     from lib.runs import scanner
     full = runs.read_history(odd_runs[0])
@@ -311,6 +315,7 @@ def test_some_columns_of_a_history(project):
     pd.testing.assert_frame_equal(warm.reset_index(drop=True), cold[list(warm.columns)])
 
 
+@pytest.mark.slow
 def test_a_folder_of_ten_thousand_empty_runs(tmp_path, monkeypatch):
     """10,000 run folders whose logs are empty: each is counted as a problem, once (the
     folder's index keeps them), and the second load reads none of them."""

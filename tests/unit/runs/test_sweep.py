@@ -28,6 +28,7 @@ def synthetic(n, seed, signal=True):
     return infos
 
 
+@pytest.mark.slow
 def test_the_top_three_are_recovered_at_200_runs():
     seeds = range(20)
     hits = sum(set(runs.parameter_importance(synthetic(200, s), "val/acc")["parameter"][:3])
@@ -35,6 +36,7 @@ def test_the_top_three_are_recovered_at_200_runs():
     assert hits >= 19                                   # at least 95% of seeds
 
 
+@pytest.mark.slow
 def test_intervals_separate_signal_from_noise():
     result = sweeps.importance_intervals(synthetic(200, 1), "val/acc", resamples=40)
     assert set(result.findings) == TRUE
@@ -44,6 +46,7 @@ def test_intervals_separate_signal_from_noise():
     assert result.verdict().startswith("Above the noise floor with 200 runs")
 
 
+@pytest.mark.slow
 def test_a_sweep_of_noise_says_nothing():
     result = sweeps.importance_intervals(synthetic(40, 2, signal=False), "val/acc",
                                          resamples=40)
@@ -65,6 +68,7 @@ def test_a_sweep_where_every_run_has_the_same_config():
         sweeps.importance_intervals(infos, "val/acc")
 
 
+@pytest.mark.slow
 def test_on_a_sweep_written_by_wandb(tmp_path):
     import wandb
     for info in synthetic(60, 3):
@@ -119,6 +123,7 @@ def true_acc(c):
         + 0.03 * np.log2(c["width"] / 64)
 
 
+@pytest.mark.slow
 def test_best_configuration_with_its_interval():
     infos = synthetic(200, 4)
     best = sweeps.best_config(infos, "val/acc", resamples=40)

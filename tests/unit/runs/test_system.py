@@ -1,12 +1,14 @@
 """System metrics from a run's stats records: as wandb writes them, and with odd values."""
 
 import numpy as np
+import pytest
 
 from lib import runs
 from lib.runs import system
 from tests.unit.runs.test_offline import write_log
 
 
+@pytest.mark.slow
 def test_stats_written_by_wandb(tmp_path):
     import time
 

@@ -47,6 +47,7 @@ def _files(out):
             if p.is_file() and p.name != folder.JOURNAL}
 
 
+@pytest.mark.slow
 def test_each_clip_gets_coco_video_json_and_a_timeline_csv(clips, whole):
     lines = [json.loads(x) for x in (whole / folder.JOURNAL).read_text().splitlines()]
     assert sorted(r["clip"] for r in lines) == [f"clip{i:03d}.mp4" for i in range(4)]
@@ -65,6 +66,7 @@ def test_each_clip_gets_coco_video_json_and_a_timeline_csv(clips, whole):
                               .itertuples(index=False, name=None))
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_files(clips, whole, tmp_path):
     out = tmp_path / "out"
     args = ["-m", "lib.track", "run", "--clips", str(clips), "--text", TEXT, "--out", str(out),
@@ -89,6 +91,7 @@ def test_a_killed_run_resumes_to_the_same_files(clips, whole, tmp_path):
     assert _files(out) == _files(whole)
 
 
+@pytest.mark.slow
 def test_ray_gives_the_same_files(clips, whole, tmp_path):
     done = _run("--clips", str(clips), "--text", TEXT, "--out", str(tmp_path), "--every", "4",
                 "--engine", "ray", "--workers", "2", "--quiet")

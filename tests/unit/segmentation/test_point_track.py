@@ -23,6 +23,7 @@ def segmenter():
     return segment.build_segmenter(registry.find(train_sam.NAME), device="cpu")
 
 
+@pytest.mark.slow
 def test_it_tracks_and_keeps_objects_after_an_occlusion(clips, segmenter):
     """On the same clips, J at least the classical tracker's, and far more after an
     occlusion (the classical one has no way back); every object that was hidden is back with
@@ -42,6 +43,7 @@ def test_it_tracks_and_keeps_objects_after_an_occlusion(clips, segmenter):
     assert all(t.propagated and "point tracking" in t.name for t in made)
 
 
+@pytest.mark.slow
 def test_a_second_pass_gives_the_same_masks(clips, segmenter):
     """Propagating again (as after text prompts add objects) starts from the prompts."""
     from lib.segmentation.segment_video import open_clip
@@ -64,6 +66,7 @@ def test_histogram_similarity():
     assert appearance.similarity(a, b) == 0.0
 
 
+@pytest.mark.slow
 def test_tracking_in_steps_equals_one_pass_and_goes_on_from_where_it_stopped(clips, segmenter):
     """propagate(until=f) then on to the end gives the masks of one pass; an object added
     where tracking stopped is tracked on from there (the others are not tracked again); a
@@ -181,6 +184,7 @@ def test_a_coarse_mask_takes_in_its_objects_bordering_pixels(tmp_path):
         assert np.array_equal(tracker.mask(f, 1), bar)
 
 
+@pytest.mark.slow
 def test_a_correction_retracks_that_object_from_its_frame_only(clips, segmenter):
     """A click on a tracked object at frame t (SAM 2's most-reported video complaint: a fix
     does not carry forward): object 1 was started on the wrong shape and is corrected onto

@@ -38,6 +38,7 @@ def _all_masks(tracker):
     return [tracker.masks_on(f) for f in range(tracker.num_frames)]
 
 
+@pytest.mark.slow
 def test_tracking_streams_frames_spills_masks_and_exports(model, clip, tmp_path):
     tracker = model.tracker(clip)
     with pytest.raises(video_io.VideoError, match="Prompt at least one object"):
@@ -72,6 +73,7 @@ def test_tracking_streams_frames_spills_masks_and_exports(model, clip, tmp_path)
     assert len(z.namelist()) == 40 and "frame00000_obj1.png" in z.namelist()
 
 
+@pytest.mark.slow
 def test_bounded_memory_bank_tracks_exactly_as_the_whole_history(model, clip, monkeypatch):
     """Two objects prompted on different frames, 40 frames: more than twice the memory
     window (15 frames), so the bounded session drops outputs the whole-history one keeps,
@@ -92,6 +94,7 @@ def test_bounded_memory_bank_tracks_exactly_as_the_whole_history(model, clip, mo
     assert window == 15 and max(kept) <= 2 * window + 2 < min(kept_whole) == 39
 
 
+@pytest.mark.slow
 def test_objects_prompted_together_run_as_one_batch_with_the_same_masks(model, clip,
                                                                       monkeypatch):
     """Four objects, three prompted on frame 0 (one batch) and one on frame 9 (its own): the
@@ -127,6 +130,7 @@ def mask_iou(a, b) -> float:
     return float((a & b).sum() / union) if union else 1.0
 
 
+@pytest.mark.slow
 def test_objects_added_after_tracking_are_tracked_on_their_own(model, clip):
     tracker = model.tracker(clip)
     tracker.add_prompt(0, 1, [(30, 20, 1)])
@@ -143,6 +147,7 @@ def test_objects_added_after_tracking_are_tracked_on_their_own(model, clip):
     assert tracker.propagate() == 40 and tracker.propagated
 
 
+@pytest.mark.slow
 def test_cancel_keeps_what_was_tracked(model, clip):
     tracker = model.tracker(clip)
     tracker.add_prompt(0, 1, [(30, 20, 1)])
@@ -167,6 +172,7 @@ def test_processing_rate_tracks_one_frame_in_n_and_carries_masks(model, clip):
         assert tracker.masks_on(f) == tracker.masks_on(f - f % 3)
 
 
+@pytest.mark.slow
 def test_tracking_state_is_counted_in_the_memory_budget_and_released(model, clip,
                                                                      monkeypatch):
     tracker = model.tracker(clip)
@@ -238,6 +244,7 @@ def test_mask_store_survives_a_torn_line_and_forgets_retracked_objects(tmp_path)
     assert path.is_file()
 
 
+@pytest.mark.slow
 def test_classical_tracker_is_measured_on_synthetic_clips(tmp_path):
     """Optical flow + GrabCut, through the page's Tracker interface: J on regenerated clips
     (0.68 on the 20 validation clips, in the README; it has no memory, so occluded objects
@@ -299,6 +306,7 @@ def test_odd_clips_track_or_get_one_clear_message(model, tmp_path):
         segment_video.open_clip(empty)
 
 
+@pytest.mark.slow
 def test_timeline_counts_screen_time_from_the_masks_on_disk(model, clip):
     """Areas and frames from the stored RLE equal counting the decoded masks' pixels; the
     object most on screen comes first."""

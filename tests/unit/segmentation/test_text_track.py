@@ -27,6 +27,7 @@ def grounder():
                                       cache.load("demo-fasterrcnn", "detection").model)
 
 
+@pytest.mark.slow
 def test_objects_entering_later_are_found_within_k_frames(clips, grounder):
     """Every object that enters after frame 0 is started within K frames of entering, on
     its own box (the generator's mask), with its class as the label; the other tracks keep

@@ -4,6 +4,8 @@ for light work."""
 import threading
 import time
 
+import pytest
+
 from lib.serving import fair_queue
 from lib.serving.fair_queue import FairQueue
 
@@ -43,6 +45,7 @@ def test_nested_heavy_work_does_not_wait_for_itself():
         assert queue.status.running == 1
 
 
+@pytest.mark.slow
 def test_a_waiting_visitor_sees_their_place_on_the_page(monkeypatch):
     """While the only worker is busy, the classification page queues its CAM and tells the
     visitor their place; it goes on once the worker is free."""

@@ -38,6 +38,7 @@ def test_a_session_s_garbage_is_still_collected_after_a_freeze(frozen_gc):
     assert freed
 
 
+@pytest.mark.slow
 def test_state_alive_at_a_freeze_is_collected_at_the_next_one(frozen_gc, monkeypatch):
     freed: list = []
     alive = _Cyclic(freed)                         # a session alive while a model loaded
@@ -50,6 +51,7 @@ def test_state_alive_at_a_freeze_is_collected_at_the_next_one(frozen_gc, monkeyp
     assert freed
 
 
+@pytest.mark.slow
 def test_a_model_loaded_or_evicted_triggers_a_freeze_and_evicted_cycles_go(frozen_gc,
                                                                              monkeypatch):
     cache = ModelCache(budget_bytes=15, sizeof=lambda v: 10)

@@ -39,6 +39,7 @@ def test_demo_classifier_is_listed_and_small(demo):
     assert manifest["init"].startswith("packaged ImageNet weights")
 
 
+@pytest.mark.slow
 def test_demo_accuracy_recorded_and_reproduced(demo, val_split):
     manifest, lm = demo
     result = classify.evaluate(lm, classify.find_labelled_images(val_split))
@@ -46,6 +47,7 @@ def test_demo_accuracy_recorded_and_reproduced(demo, val_split):
     assert result.accuracy == pytest.approx(manifest["metrics"]["val_accuracy"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_demo_gradcam_peaks_inside_the_object(demo, val_split):
     _, lm = demo
     boxes = json.loads((val_split / "boxes.json").read_text())
@@ -63,6 +65,7 @@ def test_demo_gradcam_peaks_inside_the_object(demo, val_split):
 
 @pytest.mark.parametrize("name, floor", [("demo-fasterrcnn", 0.9),
                                          ("demo-conditional-detr", 0.8)])
+@pytest.mark.slow
 def test_demo_detector_map_recorded_and_reproduced(tmp_path_factory, name, floor):
     """mAP@0.5 in the manifest equals what the detection page's code measures now."""
     from lib.detection import coco_eval, datasets, detections
@@ -83,6 +86,7 @@ def test_demo_detector_map_recorded_and_reproduced(tmp_path_factory, name, floor
 
 
 
+@pytest.mark.slow
 def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
     """The demo segmenter's manifest figures meet the issue's goals, and its `check` figures
     (the first validation images and clips) equal what the Segmentation page's code measures
@@ -118,6 +122,7 @@ def test_demo_segmenter_figures_recorded_and_reproduced(tmp_path_factory):
         check["point_ids_regained"], abs=1 / check["point_hidings"] + 1e-9)
 
 
+@pytest.mark.slow
 def test_shuffled_label_twin_recorded_and_reproduced(tmp_path):
     """The data-randomisation twin: its recipe says so, it memorised its shuffled labels, and
     its held-out accuracy (chance, by design) is what the manifest records."""

@@ -130,6 +130,7 @@ def test_unusable_datasets_get_one_clear_message(tiny, tmp_path, capsys, case, f
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_large_dataset_is_indexed_not_decoded(tmp_path, tiny):
     """100,000 annotations: opening keeps an index (no mask decoded, no image read)."""
     import tracemalloc

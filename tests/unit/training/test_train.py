@@ -95,6 +95,7 @@ def test_few_step_training_run(small_synth, tmp_path, monkeypatch, capsys):
     ("fasterrcnn_timm", ["--fpn-channels", "32"], 1),             # 0 is the background
     ("conditional_detr", ["--d-model", "32", "--num-queries", "8", "--lr", "1e-3"], 0),
 ])
+@pytest.mark.slow
 def test_few_step_detector_training(small_synth, tmp_path, monkeypatch, model, extra,
                                     first_label):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

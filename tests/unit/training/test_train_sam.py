@@ -87,6 +87,7 @@ def test_image_content_starts_no_louder_than_the_positional_encoding():
     assert varying.norm(dim=1).mean() < 1.5 * pe.norm(dim=1).mean()
 
 
+@pytest.mark.slow
 def test_warm_up_batches_click_different_shapes_of_one_image():
     data = sam_data.make_images(12, 0, sam_model.processor(), log=None)
     model = sam_model.new_image_model().eval()
@@ -124,6 +125,7 @@ def test_the_backbone_starts_from_the_packaged_imagenet_weights():
     assert torch.isfinite(video.spatial_perceiver.latents_2d).all()   # initialised, not empty
 
 
+@pytest.mark.slow
 def test_few_step_recipe_writes_a_folder_both_models_load(tmp_path):
     """The whole recipe at toy size: a transformers folder with its processor, a manifest the
     registry reads as a segmentation checkpoint, measured figures and an offline W&B run."""
