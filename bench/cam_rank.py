@@ -26,11 +26,11 @@ from PIL import Image
 from skimage import data
 
 from lib.classification import cam, classify, ranking
-from lib.classification.faithfulness import Settings
+from lib.classification.faithfulness import Measuring
 from lib.models import registry
 
 
-def direct(lm, x, names, target, layer, settings: Settings) -> float:
+def direct(lm, x, names, target, layer, settings: Measuring) -> float:
     """Every method through the library's own classes, scored with its metric classes."""
     import pytorch_grad_cam
     from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
@@ -104,7 +104,7 @@ def main() -> None:
     target = classify.classify(lm, photo, 1)[0].best.index
     layer = cam.default_target_layer(lm.model)
     names = [n for n in cam.applicable(lm.model) if args.slow or n not in cam.SLOW]
-    settings = Settings()
+    settings = Measuring()
     with torch.inference_mode():   # the first pass at each batch shape pays for its kernels
         for batch in (1, 2, 3, 4, 16, 32):
             lm.model(x.expand(batch, -1, -1, -1).contiguous())

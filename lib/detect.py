@@ -1,6 +1,6 @@
-"""`python -m lib.detect`: the detection benchmark command line (`lib.detection.cli`)."""
+"""`python -m lib.detect`: the detection benchmark command line (`lib.detection.detect_command`)."""
 
-from lib.detection.cli import main
+from lib.detection.detect_command import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,6 +1,6 @@
-"""`python -m lib.track`: text to tracks over a folder of clips (`lib.segmentation.cli`)."""
+"""`python -m lib.track`: text to tracks over a folder of clips (lib/segmentation/track_command)."""
 
-from lib.segmentation.cli import main
+from lib.segmentation.track_command import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -352,6 +352,12 @@ def showing_errors():
 
 # -- what a visitor gives: links and images ---------------------------------------------------
 
+def write_link(link_type, **fields) -> None:
+    """Put `fields` of the page's link (a `lib.core.links.Link` type) into its URL, as that
+    type writes them (the same type reads them back)."""
+    st.query_params.update(link_type(**fields).query(only=tuple(fields)))
+
+
 def link_text(name: str, default: str = "") -> str:
     """A query parameter of the page's link (visitor input like any other: capped, and
     validated by whoever uses it)."""

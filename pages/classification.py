@@ -7,8 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from lib import ui
-from lib.classification import cam, classify, scenes
-from lib.classification import faithfulness as faith_lib
+from lib.classification import cam, classify, faithfulness, scenes
 from lib.classification.cam import COLORMAPS, heatmap_rgb
 
 ui.page_setup()
@@ -20,7 +19,7 @@ from lib.core.errors import LensError
 from lib.demo import samples
 from lib.media import images, video
 from lib.models import cache, registry
-from pages import classification_rank as rank_ui
+from pages import classification_rank
 
 OTHER = "Other timm model…"
 st.title("Scene classification")
@@ -72,11 +71,11 @@ def explain(sha: str, model: str, method: str, target: int, layer: str, _image: 
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def faithfulness(sha: str, model: str, method: str, target: int, layer: str,
+def faithfulness_of(sha: str, model: str, method: str, target: int, layer: str,
                  options: tuple, _image: Image.Image, _explanation):
     handle = classifier(model)
     with ui.queued("Faithfulness"):
-        return faith_lib.explain_faithfulness(handle.model, _image, _explanation, handle.lock)
+        return faithfulness.explain_faithfulness(handle.model, _image, _explanation, handle.lock)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -175,7 +174,7 @@ def explain_view() -> None:
                      "or attention layer to explain.")
             return
         c1, c2, c3, c4, c5 = st.columns([2, 3, 3, 2, 2])
-        method, options = rank_ui.method_picker(c1, method_list(model_name), model_name)
+        method, options = classification_rank.method_picker(c1, method_list(model_name), model_name)
         opts = tuple(sorted(options.items()))
         target = c2.selectbox("Explain class (type to search)", list(range(len(lm.labels))),
                               key="target", format_func=lambda i: f"{lm.labels[i]} ({i})")
@@ -210,12 +209,12 @@ def explain_view() -> None:
                                    "image/png", key="download_overlay")
         if expl is not None:
             with ui.spinner("Measuring how faithful the map is…"):
-                faith = faithfulness(item.sha256, model_name, method, target, layer, opts,
+                faith = faithfulness_of(item.sha256, model_name, method, target, layer, opts,
                                      item.image, expl)
-            rank_ui.faithfulness_metrics(faith)
+            classification_rank.faithfulness_metrics(faith)
         handle = classifier(model_name)
-        rank_ui.ranking_view(handle, model_name, item, target, layer, options)
-        rank_ui.sanity_view(handle, model_name, item, target, layer, options)
+        classification_rank.ranking_view(handle, model_name, item, target, layer, options)
+        classification_rank.sanity_view(handle, model_name, item, target, layer, options)
 
 
 def compare_view() -> None:
@@ -286,7 +285,7 @@ def evaluate_view() -> None:
         ui.download_button("Download predictions (CSV)", ev.to_csv(), "evaluation.csv",
                            "text/csv", key="download_csv")
         if ev_model == model_name and loaded:
-            rank_ui.folder_ranking_view(classifier(model_name), model_name, ev)
+            classification_rank.folder_ranking_view(classifier(model_name), model_name, ev)
         mistakes = ev.confident_mistakes()
         if mistakes:
             st.markdown("**Most confident mistakes** (CAM of the predicted class)")

@@ -16,7 +16,7 @@ from lib.demo import synth
 from lib.detection import benchmark
 from lib.detection.service import DetectionBenchmark
 from lib.models import registry
-from pages import detection_slots as slots
+from pages import detection_slots
 from pages.detection_tabs import Choice, Screen, show_tabs
 
 SHARED = settings.PROJECT_ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
@@ -114,25 +114,26 @@ def slot_reports(bench: DetectionBenchmark, choice: Choice, link: links.Detectio
     elif offline:
         st.caption("No model-hub access: DETR and torchvision COCO weights are missing unless "
                    "cached; imported predictions and the demo detectors work.")
-    choices = [slots.IMPORT] + [s.name for s in specs] + [slots.OTHER_ID]
+    choices = [detection_slots.IMPORT] + [s.name for s in specs] + [detection_slots.OTHER_ID]
     # On demo data the demo detectors are the defaults; otherwise imported predictions.
-    defaults = (demo_models + [slots.IMPORT] * 2 if choice.data == "demo"
-                else [slots.IMPORT] * 2)
+    defaults = (demo_models + [detection_slots.IMPORT] * 2 if choice.data == "demo"
+                else [detection_slots.IMPORT] * 2)
     defaults, linked_imports = benchmark.linked_slots(",".join(link.models), choices, defaults,
-                                                     slots.IMPORT)
+                                                     detection_slots.IMPORT)
     reports, speeds, masks = {}, {}, {}
     for k, (slot, col) in enumerate(zip(["A", "B"], st.columns(2))):
         with col.container(border=True):
             picked = st.selectbox(f"Model {slot}", choices, index=choices.index(defaults[k]),
                                   key=f"model_{slot}" + ("_demo" if choice.data == "demo"
                                                          else ""))
-            if picked == slots.IMPORT:
-                label, dets = slots.imported_slot(bench, k, slot, linked_imports, speeds, masks)
+            if picked == detection_slots.IMPORT:
+                label, dets = detection_slots.imported_slot(bench, k, slot, linked_imports,
+                                                            speeds, masks)
             else:
-                label, dets = slots.detector_slot(bench, picked, slot, choice, speeds)
+                label, dets = detection_slots.detector_slot(bench, picked, slot, choice, speeds)
             if dets is not None:
                 reports[label] = bench.report(dets)
-                if picked == slots.IMPORT:
+                if picked == detection_slots.IMPORT:
                     bench.remember_import(label, dets)
     return reports, speeds, masks
 

@@ -11,14 +11,14 @@ import streamlit as st
 from PIL import Image
 
 from lib import plots, ui
-from lib.classification import cam as cam_lib
+from lib.classification import cam
 from lib.core import paths
 from lib.detection import benchmark, coco_eval, datasets, detections, detectors, drawing
 from lib.detection.service import DetectionBenchmark
 from lib.detection.tide import ERROR_TYPES
 from lib.media import images
 from lib.models import cache, registry
-from pages import detection_stats as stats_tab
+from pages import detection_stats
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def false_positive_cam(model: str, image_id: int, index: int, map_by: str, _pict
     inverse = {v: k for k, v in detections.map_labels(detector.labels, _categories,
                                                      by=map_by).items()}
     with ui.queued("EigenCAM"):
-        return cam_lib.detector_cam(detector, _picture, _box, [inverse.get(_category, 0)])
+        return cam.detector_cam(detector, _picture, _box, [inverse.get(_category, 0)])
 
 
 def metrics_view(s: Screen) -> None:
@@ -82,8 +82,8 @@ def metrics_view(s: Screen) -> None:
     table = pd.DataFrame({n: r.metrics.stats for n, r in s.reports.items()}).where(lambda t: t >= 0)
     if len(s.names) == 2:
         table["B − A"] = table[s.names[1]] - table[s.names[0]]
-    stats_tab.metrics_table(s.bench, table, s.reports)
-    stats_tab.mask_table({n: m for n, m in s.mask_metrics.items() if n in s.reports})
+    detection_stats.metrics_table(s.bench, table, s.reports)
+    detection_stats.mask_table({n: m for n, m in s.mask_metrics.items() if n in s.reports})
     st.plotly_chart(plots.metrics_bars({n: r.metrics.stats for n, r in s.reports.items()},
                                        ["AP", "AP50", "AP75", "AR100"]), key="metrics_chart")
     c1, c2 = st.columns(2)
@@ -221,7 +221,7 @@ def images_view(s: Screen) -> None:
                     heat = false_positive_cam(n, lab.image_id, lab.index, s.map_by, picture,
                                               det.xyxy[lab.index:lab.index + 1],
                                               int(det.class_ids[lab.index]), s.dataset.categories)
-                    shown = drawing.draw(Image.fromarray(cam_lib.overlay(
+                    shown = drawing.draw(Image.fromarray(cam.overlay(
                         np.asarray(picture), heat)), [(det.xyxy[lab.index:lab.index + 1],
                         [f"{s.dataset.categories.get(int(det.class_ids[lab.index]))} "
                          f"{det.scores[lab.index]:.2f}"], drawing.PALETTE["a"])])
@@ -258,7 +258,7 @@ def whatif_view(s: Screen) -> None:
 
 def statistics_view(s: Screen) -> None:
     """Intervals, a paired comparison, slices (pages/detection_stats.py)."""
-    stats_tab.view(s.bench, s.board, s.score_thr, lambda ids: gallery(s, ids))
+    detection_stats.view(s.bench, s.board, s.score_thr, lambda ids: gallery(s, ids))
 
 
 VIEWS = {"Metrics": metrics_view, "Statistics": statistics_view, "Per class": classes_view,

@@ -1,6 +1,6 @@
 """The Runs page's per-run panes: histories as the page reads them, logged media (images,
 tables) side by side across runs, and a run's console output with its system metrics. UI
-only: the reading is `lib.runs`, `lib.runs.media`, `lib.runs.console` and `lib.runs.system`."""
+only: the reading is `lib.runs` and its `logged_media`, `console_log` and `system_metrics`."""
 
 import pandas as pd
 import streamlit as st
@@ -8,9 +8,8 @@ import streamlit as st
 from lib import plots, runs, ui
 from lib.core import paths
 from lib.core.errors import LensError
-from lib.runs import console as run_console
-from lib.runs import media as run_media
-from lib.runs import system as run_system
+from lib.runs import console_log, logged_media, system_metrics
+from lib.runs.service import RunsComparison
 
 MEDIA_RUNS = 8        # runs whose media are shown side by side
 
@@ -32,17 +31,16 @@ def stamp(path: str) -> tuple[str, int, int]:
     return path, st_.st_size, st_.st_mtime_ns
 
 
-def histories_of(chosen: list[runs.RunInfo], live: bool, keys: tuple[str, ...] | None = None
-                 ) -> tuple[dict[str, pd.DataFrame], set]:
+def histories_of(comparison: RunsComparison, chosen: list[runs.RunInfo], live: bool,
+                 keys: tuple[str, ...] | None = None) -> tuple[dict[str, pd.DataFrame], set]:
     """History frames by run name (only the columns `keys` of offline logs, when given);
-    offline runs followed live when asked."""
+    offline runs followed live when asked (by the visitor's comparison)."""
     histories: dict[str, pd.DataFrame] = {}
     notes = set()
     offline = [r for r in chosen if r.source != "cloud"]
     if live:
-        followed = st.session_state.setdefault("live_runs", {})   # released with the session
         for r in offline:
-            tail = followed.setdefault(r.path, runs.LiveRun(r.path, r.source))
+            tail = comparison.follow(r)
             try:
                 tail.poll()
                 histories[r.name] = tail.history
@@ -67,8 +65,7 @@ def histories_of(chosen: list[runs.RunInfo], live: bool, keys: tuple[str, ...] |
     for r in chosen:
         if r.source == "cloud":
             try:
-                histories[r.name], note = runs.cloud_history(
-                    r, api=runs.client_for(ui.session_id()))
+                histories[r.name], note = runs.cloud_history(r, api=comparison.client())
                 notes.add(note)
             except LensError as exc:
                 st.error(f"{r.name}: {exc}")
@@ -84,7 +81,7 @@ def console(selected: list) -> None:
 
     @st.fragment(run_every=3.0 if info.state == "running" else None)
     def panes() -> None:
-        out = run_console.console(info)
+        out = console_log.console(info)
         if out.note:
             st.info(out.note)
         else:
@@ -92,7 +89,7 @@ def console(selected: list) -> None:
             st.caption(f"The last {_size(out.shown)} of {_size(out.size)}"
                        + (" · following the running run" if info.state == "running" else ""))
         with ui.showing_errors():
-            metrics = run_system.system_metrics(info)
+            metrics = system_metrics.system_metrics(info)
             if metrics.note:
                 st.info(metrics.note)
                 return
@@ -109,20 +106,20 @@ def console(selected: list) -> None:
     panes()
 
 
-def media(selected: list) -> None:
+def media(comparison: RunsComparison, selected: list) -> None:
     """Logged images and tables: one key, a step slider, the selected runs side by side."""
     shown = [r for r in selected if r.source != "cloud"][:MEDIA_RUNS]
-    histories, _ = histories_of(shown, False)
+    histories, _ = histories_of(comparison, shown, False)
     keys: dict[str, str] = {}
     for frame in histories.values():
-        keys.update(run_media.media_keys(frame))
+        keys.update(logged_media.media_keys(frame))
     if not keys:
         st.info("None of the selected runs logged images (wandb.Image) or tables "
                 "(wandb.Table) that are on this machine.")
         return
     key = st.selectbox("Logged media", sorted(keys), key="media_key",
                        format_func=lambda k: f"{k} ({keys[k]})")
-    steps = {n: {m.step: m for m in run_media.media_steps(h, key)} for n, h in histories.items()}
+    steps = {n: {m.step: m for m in logged_media.media_steps(h, key)} for n, h in histories.items()}
     all_steps = sorted(set().union(*steps.values()))
     step = (st.select_slider("Step", all_steps, value=all_steps[-1], key="media_step")
             if len(all_steps) > 1 else all_steps[0])
@@ -136,11 +133,11 @@ def media(selected: list) -> None:
                 continue
             with ui.showing_errors():
                 if keys[key] == "image":
-                    st.image(run_media.load_image(by_name[name], item.path), width="stretch",
+                    st.image(logged_media.load_image(by_name[name], item.path), width="stretch",
                              caption=f"step {item.step}" + (f" · {item.caption}"
                                                             if item.caption else ""))
                 else:
-                    st.dataframe(run_media.load_table(by_name[name], item.path),
+                    st.dataframe(logged_media.load_table(by_name[name], item.path),
                                  hide_index=True, key=f"media_table_{name}")
                     st.caption(f"step {item.step}")
     if len(selected) > len(shown):

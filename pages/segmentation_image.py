@@ -11,10 +11,9 @@ import streamlit as st
 from lib import ui
 from lib.core.errors import LensError
 from lib.demo import samples
-from lib.media import images
-from lib.media import masks as mask_ops
+from lib.media import images, masks
 from lib.segmentation import confidence, grounding, prompts, segment
-from pages import segmentation_common as common
+from pages import segmentation_common
 from pages.segmentation_common import DISPLAY_WIDTH
 
 
@@ -61,12 +60,12 @@ def image_mode() -> None:
     if state.get("digest") != digest:
         state.clear()
         state["digest"] = digest
-    name = common.model_picker("seg_model")
-    seg = common.load(name)
+    name = segmentation_common.model_picker("seg_model")
+    seg = segmentation_common.load(name)
     if seg is None:
         return
     ui.untrained_warning(seg)
-    common.off_distribution(name, upload is None and sample == samples.SYNTHETIC)
+    segmentation_common.off_distribution(name, upload is None and sample == samples.SYNTHETIC)
     if seg.unfamiliar(image):
         st.warning(f"This image looks unlike every image **{name}** was trained on: its "
                    "masks and predicted IoU may be off here. Check each mask, and correct it "
@@ -105,13 +104,13 @@ def image_mode() -> None:
 
     # The canvas: masks of every object, prompts of the active one.
     layers = [(o.mask, o.color) for o in objs if o.mask is not None]
-    shown = mask_ops.overlay(image, layers, opacity, outline) if layers else image
-    shown = mask_ops.draw_prompts(shown, obj.points, [obj.box] if obj.box else [], obj.color)
+    shown = masks.overlay(image, layers, opacity, outline) if layers else image
+    shown = masks.draw_prompts(shown, obj.points, [obj.box] if obj.box else [], obj.color)
     disp = images.fit_width(shown, DISPLAY_WIDTH)
     st.caption(f"Click to add a {'negative' if negative else 'positive'} point to "
                f"**{obj.name}**; drag to draw its box.  Model: **{seg.label}**")
     value = ui.clickable_image(disp, key=f"seg_click_{digest}")
-    event = common.click(value, image.shape[1], state)
+    event = segmentation_common.click(value, image.shape[1], state)
     if event:
         kind, data = event
         h, w = image.shape[:2]
@@ -194,8 +193,8 @@ def _prompt_editor(seg, image, obj: segment.SegObject, multimask: bool) -> None:
 def _text_prompt(seg, image, state, multimask: bool) -> None:
     col1, col2, col3 = st.columns([3, 2, 1])
     phrase = col1.text_input("Find", placeholder="person, logo, dog…", key="seg_phrase")
-    gname = common.grounder_picker("seg_grounder", col2)
-    threshold = common.confidence("seg_threshold", col3)
+    gname = segmentation_common.grounder_picker("seg_grounder", col2)
+    threshold = segmentation_common.confidence("seg_threshold", col3)
     if st.button("Find boxes", key="seg_find"):
         if not phrase.strip():
             st.warning("Type what to find first, e.g. 'person' or 'logo'.")
@@ -214,7 +213,7 @@ def _text_prompt(seg, image, state, multimask: bool) -> None:
     if not boxes:
         st.info(f"Nothing in the image matched '{phrase}'. Try another phrase.")
         return
-    st.image(mask_ops.draw_prompts(image, [], [r.box for r in boxes], (255, 0, 255)),
+    st.image(masks.draw_prompts(image, [], [r.box for r in boxes], (255, 0, 255)),
              caption=f"{len(boxes)} box(es) for '{phrase}'", width=DISPLAY_WIDTH)
     if st.button(f"Segment these {len(boxes)} box(es)", key="seg_found_go"):
         objs = _objects(state)
@@ -246,8 +245,8 @@ def _everything(seg, image, state) -> None:
     if not auto:
         st.info("No mask passed the filters; lower the IoU or stability thresholds.")
         return
-    layers = [(a.mask, mask_ops.color_for(i + 1)) for i, a in enumerate(auto)]
-    st.image(mask_ops.overlay(image, layers, 0.5),
+    layers = [(a.mask, masks.color_for(i + 1)) for i, a in enumerate(auto)]
+    st.image(masks.overlay(image, layers, 0.5),
              caption=f"{len(auto)} masks, largest first", width=DISPLAY_WIDTH)
     st.dataframe([{"#": i + 1, "area (px)": a.area, "predicted IoU": round(a.predicted_iou, 3),
                    "stability": round(a.stability, 3), "box": a.bbox}
@@ -271,7 +270,7 @@ def _effects_and_export(image, objs, name: str) -> None:
     picked = c1.multiselect("Objects", [o.obj_id for o in done], default=[o.obj_id for o in done],
                             format_func=lambda i: next(o.name for o in done if o.obj_id == i),
                             key="seg_objects")
-    effect = c2.selectbox("Effect", ["none", *mask_ops.EFFECTS], key="seg_effect")
+    effect = c2.selectbox("Effect", ["none", *masks.EFFECTS], key="seg_effect")
     strength = c3.slider("Strength", 3, 99, 31, 2, key="seg_strength")
     color = (st.color_picker("Fill colour", "#000000", key="seg_fill_colour")
              if effect == "fill" else "#000000")
@@ -279,18 +278,18 @@ def _effects_and_export(image, objs, name: str) -> None:
     stem = Path(name).stem
     if effect != "none" and sel:
         rgb = tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
-        edited = mask_ops.apply_effect(image, [o.mask for o in sel], effect, strength, rgb)
+        edited = masks.apply_effect(image, [o.mask for o in sel], effect, strength, rgb)
         st.image(edited, caption=f"{effect} on {len(sel)} object(s)", width=DISPLAY_WIDTH)
-        ui.download_button("Download edited image (PNG)", lambda: mask_ops.png_bytes(edited),
+        ui.download_button("Download edited image (PNG)", lambda: masks.png_bytes(edited),
                            f"{stem}-{effect.replace(' ', '-')}.png", "image/png",
                            key="seg_download_edited_image")
     cols = st.columns(min(4, len(done)) or 1)
     for k, o in enumerate(done):
-        ui.download_button(f"Mask: {o.name}", lambda m=o.mask: mask_ops.png_bytes(m),
+        ui.download_button(f"Mask: {o.name}", lambda m=o.mask: masks.png_bytes(m),
                            f"{stem}-mask-{o.obj_id}.png", "image/png", key=f"seg_dl_{o.obj_id}",
                            where=cols[k % len(cols)])
     h, w = image.shape[:2]
-    ui.download_button("All masks (COCO JSON, RLE)", lambda: mask_ops.coco_json(   # built on click
+    ui.download_button("All masks (COCO JSON, RLE)", lambda: masks.coco_json(   # built on click
         [(name, w, h, [o.mask for o in done], [o.obj_id for o in done])],
         {o.obj_id: o.name for o in done}), f"{stem}-masks.json", "application/json",
         key="seg_all_masks_coco_json")

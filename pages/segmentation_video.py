@@ -12,9 +12,7 @@ from lib import plots, ui
 from lib.core import paths, scratch, settings
 from lib.core.errors import LensError
 from lib.demo import synth
-from lib.media import images
-from lib.media import masks as mask_ops
-from lib.media import video as video_io
+from lib.media import images, masks, video
 from lib.segmentation import (
     classical,
     figures,
@@ -27,7 +25,7 @@ from lib.segmentation import (
     timeline,
     video_export,
 )
-from pages import segmentation_common as common
+from pages import segmentation_common
 from pages.segmentation_common import DISPLAY_WIDTH
 
 RATES = {"every frame": None, "10 frames/s": 10.0, "5 frames/s": 5.0, "2 frames/s": 2.0,
@@ -45,7 +43,7 @@ def _clip() -> tuple[Path, str, bool] | None:
     """The clip to track: an upload (kept in the scratch area, named by its content), a file
     under the data roots, or the synthetic sample. Returns (path, shown name, synthetic) or
     None (a message was shown)."""
-    upload = st.file_uploader("Video (MP4, MOV, WebM, AVI)", type=video_io.ACCEPTED_EXTENSIONS,
+    upload = st.file_uploader("Video (MP4, MOV, WebM, AVI)", type=video.ACCEPTED_EXTENSIONS,
                               key="seg_video")
     typed = st.text_input("…or a clip's path on the server (large files need no upload)",
                           key="seg_video_path", placeholder="data/recordings/match.mp4")
@@ -82,7 +80,7 @@ def _rate_every(info) -> int:
 
 def video_mode() -> None:
     clip = _clip()
-    name = common.model_picker("seg_video_model", video=True)
+    name = segmentation_common.model_picker("seg_video_model", video=True)
     if clip is None:
         return
     path, upload_name, synthetic = clip
@@ -127,12 +125,13 @@ def video_mode() -> None:
             f" Recommended for {name}: *{point_track.LABEL}* (its memory path is untrained)."
             if demo and method == "memory" else ""))
         if name in figures.own_models():
-            better = common.recommended_tracker(name) == "classical"
-            st.caption(f"Measured {common.clip_sentence(figures.measured_figures()[name])}." + (
+            better = segmentation_common.recommended_tracker(name) == "classical"
+            measured = segmentation_common.clip_sentence(figures.measured_figures()[name])
+            st.caption(f"Measured {measured}." + (
                 f" On real footage pick **{segment.GRABCUT}** in the sidebar: it tracks with "
                 f"{classical.CLASSICAL}, which measured better." if better else ""))
     ui.untrained_warning(vm)
-    common.off_distribution(name, synthetic, "footage (classical tracking)")
+    segmentation_common.off_distribution(name, synthetic, "footage (classical tracking)")
     every = _rate_every(info)
     state = st.session_state.setdefault("seg_video_state", {})
     if state.get("key") != (digest, vm.name, every):
@@ -167,7 +166,7 @@ def video_mode() -> None:
         return
     disp = images.fit_width(shown, DISPLAY_WIDTH)
     value = ui.clickable_image(disp, key=f"seg_vclick_{digest}_{frame_idx}")
-    event = common.click(value, info.width, state)
+    event = segmentation_common.click(value, info.width, state)
     if event:
         kind, d = event
         obj = tracker.objects.get(state["active"])
@@ -179,7 +178,7 @@ def video_mode() -> None:
             box = prompts.clip_box(d, info.width, info.height)
         try:
             tracker.add_prompt(frame_idx, state["active"], points, box)
-        except (segment.PromptError, video_io.VideoError) as exc:
+        except (segment.PromptError, video.VideoError) as exc:
             st.warning(f"{exc} Prompts kept.")
         else:
             st.rerun()
@@ -235,14 +234,14 @@ def _size(n: int) -> str:
 def _video_text_prompt(tracker, frame_idx: int, state) -> None:
     col1, col2 = st.columns([3, 2])
     phrase = col1.text_input("Find", placeholder="person, logo…", key="seg_vphrase")
-    gname = common.grounder_picker("seg_vgrounder", col2)
+    gname = segmentation_common.grounder_picker("seg_vgrounder", col2)
     c1, c2, c3 = st.columns([2, 1, 1])
     whole = c1.toggle("Through the whole clip", value=True, key="seg_vwhole",
                       help="Ground again every k frames, so objects that enter later are "
                            "found; off: this frame only.")
     every = c2.number_input("k (frames)", value=min(10, tracker.num_frames), step=1,
                             key="seg_vevery", disabled=not whole)
-    threshold = common.confidence("seg_vthreshold", c3)
+    threshold = segmentation_common.confidence("seg_vthreshold", c3)
     if not st.button("Find and track", key="seg_vfind"):
         return
     if not phrase.strip():
@@ -311,7 +310,7 @@ def _where_when(tracker, name: str, state: dict) -> list[int]:
         st.plotly_chart(plots.object_timeline(
             rows["frame"].tolist(), rows["time_s"].tolist(), rows["object"].tolist(),
             rows["label"].tolist(), rows["area"].tolist(),
-            {o: mask_ops.color_for(o) for o in tracker.objects}), key="seg_timeline")
+            {o: masks.color_for(o) for o in tracker.objects}), key="seg_timeline")
     ui.download_button("Timeline: CSV", lambda: rows.to_csv(index=False),
                        f"{Path(name).stem}-timeline.csv", "text/csv", key="seg_timeline_csv")
     ranked = [int(o) for o in table["object"]] if not table.empty else []
@@ -323,7 +322,7 @@ def _video_exports(tracker, name: str, picked: list[int]) -> None:
     st.subheader("Effects and export")
     st.caption("Applies to: " + ", ".join(f"{tracker.objects[o].name} #{o}" for o in picked))
     c2, c3 = st.columns([3, 1])
-    effects = [e for e in mask_ops.EFFECTS if e != "cutout"]
+    effects = [e for e in masks.EFFECTS if e != "cutout"]
     effect = c2.selectbox("Effect", ["outline overlay", *effects],
                           key="seg_veffect")
     strength = c3.slider("Strength", 3, 99, 31, 2, key="seg_vstrength")

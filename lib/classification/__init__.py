@@ -1,1 +1,9 @@
-"""Scene classification: classifiers, CAMs with faithfulness, video scenes."""
+"""Scene classification and its explanations.
+
+- `classify`: preprocessing and top-k predictions.
+- `cam`: class activation maps with pytorch_grad_cam.
+- `methods`, `layers`, `attention`: the methods offered, target layers, attention rollout.
+- `faithfulness`, `ranking`, `sanity`: how faithful a map is, every method ranked, and
+  randomisation sanity checks.
+- `scenes`: video scene timelines.
+"""

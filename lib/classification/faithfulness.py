@@ -62,7 +62,9 @@ class Scores:
 
 
 @dataclass(frozen=True)
-class Settings:
+class Measuring:
+    """How the faithfulness measures perturb an image: the percentiles of the map removed or
+    kept, the steps of the deletion curve, the share kept, the seed and the batch size."""
     percentiles: tuple[int, ...] = (20, 80)
     steps: int = 10
     keep_top: float = 25.0   # percent of the map kept
@@ -70,7 +72,7 @@ class Settings:
     batch: int = 4          # images per forward pass: the fastest per image on CPU here
 
 
-DEFAULT = Settings()
+DEFAULT = Measuring()
 
 
 def _probs(lm: LoadedModel, batch, target: int, chunk: int) -> np.ndarray:
@@ -119,7 +121,7 @@ def _curve_images(x, blurred, heatmap: np.ndarray, steps: int) -> tuple[list, li
 
 
 def score_maps(lm: LoadedModel, tensor, heatmaps: list[np.ndarray], target: int,
-               settings: Settings = DEFAULT, lock: threading.RLock | None = None,
+               settings: Measuring = DEFAULT, lock: threading.RLock | None = None,
                on_done=None) -> list[Scores]:
     """The five measures for each HxW map (at the input size) of one image and class.
     `on_done(i)` after map i."""
@@ -188,7 +190,7 @@ class Faithfulness:
 
 def faithfulness(lm: LoadedModel, tensor, heatmap: np.ndarray, target_index: int,
                  layer_name: str, lock: threading.RLock | None = None,
-                 settings: Settings = DEFAULT) -> Faithfulness:
+                 settings: Measuring = DEFAULT) -> Faithfulness:
     """A map's five measures and the random baseline's, for the single-method view."""
     with lock or lm.lock:
         rand = random_cam(lm, tensor, layer_name, seed=settings.seed)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from lib.classification import cam, faithfulness
 from lib.classification.classify import match_classes, to_tensor
-from lib.classification.faithfulness import DEFAULT, MEASURES, RANKED, Scores, Settings
+from lib.classification.faithfulness import DEFAULT, MEASURES, RANKED, Measuring, Scores
 from lib.core.errors import ExplainError
 from lib.core.progress import Callback, Ticker
 from lib.media.images import ImageError, load_image
@@ -74,7 +74,7 @@ def rank_table(entries: list[tuple[str, Scores | None, float, str]]) -> pd.DataF
 
 def rank_methods(lm: LoadedModel, tensor, names: list[str], target_index: int,
                  layer_name: str, options: dict | None = None,
-                 settings: Settings = DEFAULT, lock: threading.RLock | None = None,
+                 settings: Measuring = DEFAULT, lock: threading.RLock | None = None,
                  progress: Callback | None = None) -> Ranking:
     """Compute each named method's map and score it, with the random baseline as a row.
     `progress` counts maps made and maps scored (2 per method, plus the baseline's)."""
@@ -135,7 +135,7 @@ def sample_items(items: list[tuple[Path, str]], n: int) -> list[tuple[Path, str]
 
 def rank_folder(lm: LoadedModel, items: list[tuple[Path, str]], names: list[str],
                 layer_name: str, n_images: int = 16, options: dict | None = None,
-                settings: Settings = DEFAULT, lock: threading.RLock | None = None,
+                settings: Measuring = DEFAULT, lock: threading.RLock | None = None,
                 progress: Callback | None = None) -> FolderRanking:
     """Rank the methods on up to `n_images` images of a labelled folder (each explained for
     its true class) and aggregate: mean rank and each measure with 95% intervals."""

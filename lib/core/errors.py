@@ -1,8 +1,8 @@
 """Lens' one family of errors: each says what is wrong and, in `hint`, what to do.
 
 Pages show any `LensError` with `lib.ui.show_error`; the command lines print it as one line
-and exit with status 2 (`lib.core.cli.main`). Messages never reveal whether a path outside the
-allowed roots exists, and never contain secrets.
+and exit with status 2 (`lib.core.command_line.command`). Messages never reveal whether a
+path outside the allowed roots exists, and never contain secrets.
 """
 
 from __future__ import annotations

@@ -35,12 +35,13 @@ class Link:
 
     PAGE: ClassVar[str] = ""
 
-    def query(self) -> dict[str, str]:
-        """The URL's parameters: every field that differs from its default, as text."""
+    def query(self, only: tuple[str, ...] = ()) -> dict[str, str]:
+        """The URL's parameters as text: every field that differs from its default, or the
+        fields named in `only` whatever their value (a page writing what it just changed)."""
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value == f.default:
+            if (only and f.name not in only) or (not only and value == f.default):
                 continue
             out[f.name] = ",".join(value) if isinstance(value, tuple) else str(value)
         return out

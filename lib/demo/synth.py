@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from lib.core import cli, settings
+from lib.core import command_line, settings
 from lib.core.errors import InputError
 from lib.media import masks as mask_ops
 
@@ -389,7 +389,7 @@ def detection_population(images: int, seed: int = 0, size: int = 256,
     return data, results
 
 
-@cli.command
+@command_line.command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lib.synth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,2 +1,16 @@
-"""Detection benchmark: COCO data and Detections, detector architectures and builders,
-the inference job (this server or Ray), matching, COCO metrics, TIDE errors, reports."""
+"""Detection benchmark. The page's entry is `service.DetectionBenchmark`.
+
+- `service`: one visitor's benchmark: dataset, reports, leaderboard, statistics, cache keys.
+- `datasets`: COCO data validated at the boundary, subsets, fingerprints.
+- `detections`: one `Detections` type and its converters (COCO results JSON, torchvision).
+- `architectures`, `detectors`: detector architectures and the built detectors.
+- `jobs`, `ray_inference`: a detector over a dataset, on this server or on Ray (resumable).
+- `coco_eval`, `coco_matching`, `weighted_coco`: COCO metrics (faster-coco-eval), COCO's
+  matching kept per detection, and the accumulate under image weights.
+- `matching`: match once, derive everything (one table per model and dataset).
+- `benchmark`: one model's report, A/B comparison, leaderboard rows, logging to W&B.
+- `intervals`, `slices`, `calibration`, `tide`: bootstrap intervals, slices, score
+  calibration, TIDE-style errors.
+- `drawing`: boxes drawn in one palette.
+- `detect_command`: the command line `python -m lib.detect`.
+"""

@@ -1,2 +1,7 @@
-"""Media intake and pixels: images (the one upload intake), video (streamed decode with
-limits), masks (geometry, effects, RLE, exports). Imports only lib.core."""
+"""Media intake and pixels. Imports only lib.core.
+
+- `images`: the one image intake every page uses.
+- `video`: the one video intake (probe, limits, streamed frames).
+- `frames`: a clip's frames decoded when asked for.
+- `masks`: mask geometry, overlays, effects, RLE, exports, GrabCut.
+"""

@@ -1,2 +1,12 @@
-"""Models: the spec and catalogue (registry), local checkpoint folders, the process-wide
-cache under one memory budget (cache.load: the one way to load a model), and weight fetching."""
+"""Models: every model Lens knows, checked and built one way.
+
+- `registry`: the package's interface: find, check availability, build.
+- `spec`: `ModelSpec` and `HubModel`, the base of every loaded wrapper.
+- `catalogue`: the models known by name, typed ids and `checkpoints/` folders.
+- `checkpoints`: local checkpoint folders, manifests, safe loading.
+- `sources`: where weights come from and how a connected machine fetches them.
+- `build`: builders registered next to their model code (`@builder`).
+- `cache`: models and shared state loaded once per process under one memory budget
+  (`cache.load`: the one way to load a model).
+- `weights`: the command line `python -m lib.weights`.
+"""

@@ -10,10 +10,9 @@ air-gapped machine is prepared by copying those folders.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from lib.core import cli
+from lib.core import command_line
 from lib.core.errors import LensError
 from lib.models import registry
 
@@ -22,11 +21,9 @@ DEFAULTS = ["efficientnet_b0", "facebook/sam2.1-hiera-tiny", "florence-community
             "facebook/detr-resnet-50", "fasterrcnn_resnet50_fpn"]
 
 
-@cli.command
+@command_line.command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.weights", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = command_line.with_commands("python -m lib.weights", __doc__)
     sub.add_parser("list", help="every known model and whether its weights are here")
     f = sub.add_parser("fetch", help="download weights into the standard caches")
     f.add_argument("names", nargs="*")

@@ -1,9 +1,21 @@
 """W&B runs, offline and cloud, read into one `RunInfo` type: the runs package's interface.
 
-Pages and other packages use these names; the modules behind them are
-`scanner` (the compiled `.wandb` record scanner), `offline` (logs on disk, cached),
-`live` (a run still being written), `cloud` (the W&B API), `compare` (table, diffs,
-importance) and `curves` (metric series). `python -m lib.runs` is the command line.
+Pages and other packages use the names below; the modules behind them:
+
+- `info`: one run's metadata, config and summary (`RunInfo`).
+- `offline`: offline runs read in-process from their `.wandb` logs (cached).
+- `scanner`: the compiled `.wandb` record scanner (numba), for sweep-scale folders.
+- `summary`, `history_rows`: a run's summary and history from a scan, as `wandb leet` gives them.
+- `live`: a run still being written, followed record by record.
+- `cloud`: the W&B API (one client per visitor's key, in server memory only).
+- `compare`: the run table, filters, config and summary diffs, parameter importance.
+- `curves`: metric series, smoothing, bands across runs.
+- `sweep`: what a sweep says, with intervals and a noise floor.
+- `logged_media`: images and tables a run logged.
+- `console_log`: a run's console output, read from its end.
+- `system_metrics`: a run's CPU, memory, GPU, disk and network metrics.
+- `service`: one visitor's comparison: sources, their W&B client, followed runs, the link.
+- `__main__`: the command line, `python -m lib.runs`.
 """
 
 from lib.runs.cloud import (

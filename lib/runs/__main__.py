@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from lib.core import cli
+from lib.core import command_line
 from lib.runs.compare import cell, export_rows
 from lib.runs.offline import load_offline
 
 
-@cli.command
+@command_line.command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.runs")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = command_line.with_commands("python -m lib.runs", __doc__)
     ex = sub.add_parser("export", help="one row (CSV) or object (JSON) per run under PATH")
     ex.add_argument("path")
     ex.add_argument("--format", choices=["csv", "json"], default="csv")

@@ -1,2 +1,16 @@
-"""Promptable segmentation: SAM 2 / EdgeTAM / demo segmenters and GrabCut on images,
-grounding by text, and video tracking."""
+"""Promptable segmentation and tracking.
+
+- `segment`: SAM 2.1 / EdgeTAM / demo segmenters and GrabCut on images (`Segmenter`).
+- `prompts`: clicks, boxes and zoom windows as a visitor makes them.
+- `confidence`: calibrated predicted IoU and how familiar an image looks.
+- `figures`: what each checkpoint measured (its manifest) and what follows for the page.
+- `photo_quality`, `quality`: how well a segmenter segments photos, and a tracker tracks clips.
+- `grounding`: text to boxes (Florence-2, OWLv2, Grounding DINO, SAM 3).
+- `segment_video`, `batched`, `memory_bank`: SAM 2 / EdgeTAM video tracking, objects
+  batched, memory bounded.
+- `point_track`, `appearance`: point tracking with re-prompting, and what an object looks like.
+- `classical`: optical flow and GrabCut tracking, offline.
+- `text_track`, `folder`: text prompts through a clip, and through a folder of clips.
+- `mask_store`, `timeline`, `video_export`: masks spilled to disk, screen time, exports.
+- `track_command`: the command line `python -m lib.track`.
+"""

@@ -1,2 +1,6 @@
-"""Serving many visitors from one process: the fair queue for heavy work and the page-run
-log (work)."""
+"""Serving many visitors from one process.
+
+- `fair_queue`: heavy work shares the machine fairly (one queue per process).
+- `memory`: the garbage collector kept off what lives as long as the process.
+- `page_log`: one JSON line per page run (with LENS_RUN_LOG).
+"""

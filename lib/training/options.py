@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import argparse
 
+from lib.core import command_line
 from lib.models import checkpoints
 
 
 def parser(description: str = "") -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     """The parser with the `classify` and `detect` commands, and its subparsers (to add more)."""
-    parser = argparse.ArgumentParser(prog="python -m lib.train", description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = command_line.with_commands("python -m lib.train", description)
     def common(cmd, epochs, batch, lr, wd, clip, patience):
         """Options both trainers take (defaults per task)."""
         cmd.add_argument("--name", required=True)

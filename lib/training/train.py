@@ -30,7 +30,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lib.core import cli
+from lib.core import command_line
 from lib.models import checkpoints
 from lib.training import options, sam_measure, seg_finetune, seg_real, train_sam
 from lib.training.classifier import train_classifier
@@ -45,7 +45,7 @@ from lib.training.detector import train_detector
 from lib.training.loop import TrainError
 
 
-@cli.command
+@command_line.command
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, sub = options.parser(__doc__)

@@ -45,3 +45,13 @@ def test_only_the_settings_module_reads_lens_variables():
                  if p != ROOT / "lib" / "core" / "settings.py"
                  and re.search(r"environ[^\n]*LENS_|getenv\([^)]*LENS_", p.read_text())]
     assert not offenders, offenders
+
+
+def test_the_architecture_table_states_the_layout_test_s_import_rules():
+    """docs/architecture.md quotes the import rules; tests/unit/test_layout.py enforces them."""
+    from tests.unit.test_layout import ALLOWED
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    rows = re.findall(r"^\| `lib/(\w+)(?:\.py)?` \|[^|]*\| ([^|]*) \|$", text, re.M)
+    stated = {name: {p.strip() for p in allowed.split(",")} - {"nothing"}
+              for name, allowed in rows}
+    assert stated == ALLOWED

@@ -114,3 +114,15 @@ def test_the_readme_is_short_and_its_layout_names_every_package():
     packages = {p.name for p in LIB.iterdir() if (p / "__init__.py").is_file()}
     named = set(re.findall(r"lib/(\w+)/", layout))
     assert named == packages, (named ^ packages)
+
+
+def test_every_package_docstring_names_its_modules():
+    """A package's `__init__` says what each of its modules is for: none left out."""
+    stale = {}
+    for init in LIB.glob("*/__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        missing = {p.stem for p in init.parent.glob("*.py") if p.stem != "__init__"
+                   and f"`{p.stem}`" not in doc}
+        if missing:
+            stale[init.parent.name] = sorted(missing)
+    assert not stale, stale

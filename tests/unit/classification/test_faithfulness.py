@@ -10,7 +10,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 from torchvision.transforms.functional import gaussian_blur
 
 from lib.classification import cam, faithfulness, ranking
-from lib.classification.faithfulness import MEASURES, RANKED, Scores, Settings
+from lib.classification.faithfulness import MEASURES, RANKED, Measuring, Scores
 from lib.core.errors import ExplainError
 from tests.unit.classification.test_cam import tiny
 
@@ -50,7 +50,7 @@ def reference_curves(model, x, heat, target, steps):
 
 def test_measures_equal_the_library_and_a_plain_reference(case):
     lm, x, heat = case
-    (scores,) = faithfulness.score_maps(lm, x, [heat], 3, Settings(steps=8))
+    (scores,) = faithfulness.score_maps(lm, x, [heat], 3, Measuring(steps=8))
     targets = [ClassifierOutputSoftmaxTarget(3)]
     for metric, mine in ((ROADMostRelevantFirst, scores.road_morf),
                          (ROADLeastRelevantFirst, scores.road_lerf)):

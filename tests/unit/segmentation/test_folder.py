@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from pycocotools.coco import COCO
 
-from lib.segmentation import cli, folder
+from lib.segmentation import folder, track_command
 from tests.conftest import ROOT
 
 TEXT = "star, square"
@@ -106,7 +106,7 @@ def test_bad_clips_are_reported_and_links_outside_are_not_followed(clips, tmp_pa
     (src / "broken.mp4").write_bytes(b"not a video")
     os.symlink(clips / "clip000.mp4", src / "outside.mp4")
     os.symlink(clips, src / "linked")
-    assert cli.main(["run", "--clips", str(src), "--text", "star", "--out",
+    assert track_command.main(["run", "--clips", str(src), "--text", "star", "--out",
                      str(tmp_path / "out"), "--quiet"]) == 0
     captured = capsys.readouterr()
     assert "tracked 0 clips" in captured.out and "1 failed" in captured.out
@@ -123,12 +123,12 @@ def test_bad_clips_are_reported_and_links_outside_are_not_followed(clips, tmp_pa
     (["--text", "star", "--method", "memory", "--model", "nope"], "Unknown model"),
 ])
 def test_bad_input_gets_one_line(clips, tmp_path, capsys, args, message):
-    assert cli.main(["run", "--clips", str(clips), "--out", str(tmp_path), *args]) == 2
+    assert track_command.main(["run", "--clips", str(clips), "--out", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "<b>" not in err
 
 
 def test_a_missing_folder_is_named(tmp_path, capsys):
-    assert cli.main(["run", "--clips", str(tmp_path / "none"), "--text", "star",
+    assert track_command.main(["run", "--clips", str(tmp_path / "none"), "--text", "star",
                      "--out", str(tmp_path)]) == 2
     assert "is not a folder of clips" in capsys.readouterr().err

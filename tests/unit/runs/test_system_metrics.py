@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lib import runs
-from lib.runs import system
+from lib.runs import system_metrics
 from tests.unit.runs.test_offline import write_log
 
 
@@ -21,7 +21,7 @@ def test_stats_written_by_wandb(tmp_path):
         time.sleep(0.2)
     run.finish()
     info = runs.load_offline(tmp_path)[0][0]
-    m = system.system_metrics(info)
+    m = system_metrics.system_metrics(info)
     assert len(m.frame) >= 2 and m.frame["seconds"].iloc[0] == 0
     assert "cpu" in m.group("CPU") and "memory_percent" in m.group("Memory")
     assert m.frame["seconds"].is_monotonic_increasing
@@ -43,12 +43,12 @@ def test_nan_text_and_no_stats(tmp_path):
     log = tmp_path / "wandb" / "offline-run-x" / "run-x1.wandb"
     write_log(log, records)
     info = runs.RunInfo(id="x1", name="x", project="p", path=str(log))
-    m = system.system_metrics(info)
+    m = system_metrics.system_metrics(info)
     assert m.left_out == 3 and m.frame["seconds"].tolist() == [0, 15, 30, 45]
     assert np.isfinite(m.frame[["cpu", "gpu.0.gpu"]].to_numpy()[~np.isnan(
         m.frame[["cpu", "gpu.0.gpu"]].to_numpy())]).all()
     assert m.group("GPU") == ["gpu.0.gpu"]
     write_log(log, records[:1])
-    assert "no system metrics" in system.system_metrics(info).note
+    assert "no system metrics" in system_metrics.system_metrics(info).note
     cloud = runs.RunInfo(id="c", name="c", project="p", source="cloud", path="e/p/c")
-    assert "local .wandb log" in system.system_metrics(cloud).note
+    assert "local .wandb log" in system_metrics.system_metrics(cloud).note

@@ -6,7 +6,7 @@ import pytest
 
 from lib import runs
 from lib.detection import benchmark, coco_eval
-from lib.detection import cli as detect
+from lib.detection import detect_command as detect
 from tests.helpers import gt_results, write_coco
 
 

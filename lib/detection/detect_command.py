@@ -17,21 +17,18 @@ from N image resamples (seeded with `--seed`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from lib.core import cli, journal, ray_cluster
+from lib.core import command_line, journal, ray_cluster
 from lib.core.progress import TerminalBar
 from lib.detection import benchmark, datasets, intervals
 
 
-@cli.command
+@command_line.command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.detect", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = command_line.with_commands("python -m lib.detect", __doc__)
     ev = sub.add_parser("evaluate", help="COCO metrics of a results JSON")
     run = sub.add_parser("run", help="run a model and write its COCO results JSON")
     for p in (ev, run):

@@ -3,7 +3,7 @@
 import os
 
 from lib import runs
-from lib.runs import console as consoles
+from lib.runs import console_log
 
 
 def _run(tmp_path, state="finished"):
@@ -19,7 +19,7 @@ def test_the_end_of_a_big_log(tmp_path):
     with open(folder / "files" / "output.log", "wb") as f:
         f.seek(2 * 2**30)                           # a 2 GB log (sparse): only its end is read
         f.write(b"\ntail line one\n\x1b[32mepoch 9 done\x1b[0m\n")
-    out = consoles.console(info, limit=4096)
+    out = console_log.console(info, limit=4096)
     assert out.size > 2 * 2**30 and out.shown <= 4096
     assert out.text.endswith("tail line one\nepoch 9 done\n") and "\x1b" not in out.text
 
@@ -27,16 +27,16 @@ def test_the_end_of_a_big_log(tmp_path):
 def test_a_running_runs_half_line_waits(tmp_path):
     folder, info = _run(tmp_path, state="running")
     (folder / "files" / "output.log").write_bytes(b"step 1\nstep 2\nstep 3 (writ")
-    assert consoles.console(info).text == "step 1\nstep 2\n"
+    assert console_log.console(info).text == "step 1\nstep 2\n"
 
 
 def test_missing_and_linked_out(tmp_path):
     folder, info = _run(tmp_path)
-    assert "no console output" in consoles.console(info).note
+    assert "no console output" in console_log.console(info).note
     secret = tmp_path / "secret.txt"
     secret.write_text("password")
     os.symlink(secret, folder / "files" / "output.log")
-    out = consoles.console(info)
+    out = console_log.console(info)
     assert "outside its folder" in out.note and "password" not in out.text
     cloud = runs.RunInfo(id="c", name="c", project="p", source="cloud", path="e/p/c")
-    assert "local folder" in consoles.console(cloud).note
+    assert "local folder" in console_log.console(cloud).note

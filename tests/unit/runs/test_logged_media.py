@@ -11,7 +11,7 @@ import pytest
 
 from lib import runs
 from lib.core.errors import LensError
-from lib.runs import media
+from lib.runs import logged_media
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +32,12 @@ def logged(tmp_path_factory):
 
 def test_images_and_tables_as_wandb_wrote_them(logged):
     info, history = logged
-    assert media.media_keys(history) == {"samples/pred": "image", "preds": "table"}
-    steps = media.media_steps(history, "samples/pred")
+    assert logged_media.media_keys(history) == {"samples/pred": "image", "preds": "table"}
+    steps = logged_media.media_steps(history, "samples/pred")
     assert [s.step for s in steps] == [0, 1, 2] and steps[2].caption == "step 2"
-    image = media.load_image(info, steps[2].path)
+    image = logged_media.load_image(info, steps[2].path)
     assert image.size == (40, 24) and np.asarray(image)[0, 0, 0] == 120
-    table = media.load_table(info, media.media_steps(history, "preds")[1].path)
+    table = logged_media.load_table(info, logged_media.media_steps(history, "preds")[1].path)
     assert table.columns.tolist() == ["id", "label"] and table["id"].tolist() == [1, 1]
 
 
@@ -53,20 +53,20 @@ def test_hostile_media(logged, tmp_path):
     info, history = logged
     files = Path(info.path).parent / "files"
     with pytest.raises(LensError, match="outside the run's folder"):
-        media.load_image(info, "../../../../etc/passwd")
+        logged_media.load_image(info, "../../../../etc/passwd")
     secret = tmp_path / "secret.png"
     secret.write_bytes(_png_header(8, 8))
     os.symlink(secret, files / "media" / "linked.png")
     with pytest.raises(LensError, match="leads outside its folder"):
-        media.load_image(info, "media/linked.png")
+        logged_media.load_image(info, "media/linked.png")
     (files / "media" / "fake.png").write_text("<html>not an image</html>")
     with pytest.raises(LensError, match="not a raster image"):
-        media.load_image(info, "media/fake.png")
+        logged_media.load_image(info, "media/fake.png")
     (files / "media" / "bomb.png").write_bytes(_png_header(40_000, 40_000))
     with pytest.raises(LensError):
-        media.load_image(info, "media/bomb.png")
+        logged_media.load_image(info, "media/bomb.png")
     (files / "media" / "bad.table.json").write_text('{"columns": ["a"], "data": [[1, 2]]}')
     with pytest.raises(LensError, match="not a wandb table"):
-        media.load_table(info, "media/bad.table.json")
+        logged_media.load_table(info, "media/bad.table.json")
     with pytest.raises(LensError, match="not in the run's folder"):
-        media.load_image(info, "media/missing.png")
+        logged_media.load_image(info, "media/missing.png")

@@ -19,19 +19,16 @@ RAY_ADDRESS / LENS_RAY_ADDRESS); the folders must be readable and writable there
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from lib.core import cli, ray_cluster
+from lib.core import command_line, ray_cluster
 from lib.core.progress import TerminalBar
 from lib.segmentation import folder
 
 
-@cli.command
+@command_line.command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lib.track", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = command_line.with_commands("python -m lib.track", __doc__)
     run = sub.add_parser("run", help="find and track by text through every clip of a folder")
     run.add_argument("--clips", required=True, help="folder of clips (searched recursively)")
     run.add_argument("--text", required=True, help="what to find, e.g. 'person, logo'")
