@@ -1,5 +1,6 @@
 """Scene classification and its explanations.
 
+- `service`: one visitor's classification: models offered, predictions, maps, evaluations.
 - `classify`: preprocessing and top-k predictions.
 - `cam`: class activation maps with pytorch_grad_cam.
 - `methods`, `layers`, `attention`: the methods offered, target layers, attention rollout.
