@@ -21,10 +21,10 @@ from lib.segmentation import (
 DISPLAY_WIDTH = 720     # the shown image's width; clicks are mapped back to image pixels
 
 
-def click(value, image_width: int, state: dict):
-    """A new click or drag on the image (`prompts.click_event`), remembered in `state`."""
-    event, state["last_click"] = prompts.click_event(value, image_width,
-                                                      state.get("last_click"))
+def click(value, image_width: int, work):
+    """A new click or drag on the image (`prompts.click_event`), remembered on `work` (the
+    session's `ImageWork` or `ClipWork`)."""
+    event, work.last_click = prompts.click_event(value, image_width, work.last_click)
     return event
 
 

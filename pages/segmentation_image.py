@@ -13,20 +13,12 @@ from lib.core.errors import LensError
 from lib.demo import samples
 from lib.media import images, masks
 from lib.segmentation import confidence, grounding, prompts, segment
+from lib.segmentation.service import ImageWork, SegmentationSession
 from pages import segmentation_common
 from pages.segmentation_common import DISPLAY_WIDTH
 
 
-def _objects(state) -> list[segment.SegObject]:
-    return state.setdefault("objects", [segment.SegObject(1)])
-
-
-def _active(state) -> segment.SegObject:
-    objs = _objects(state)
-    return next((o for o in objs if o.obj_id == state.get("active", 1)), objs[0])
-
-
-def _run(seg, image, obj: segment.SegObject, multimask: bool) -> None:
+def _run(seg, image, obj: segment.SegObject, multimask: bool, work: ImageWork) -> None:
     """Segment one object from its prompts; a problem becomes a notice shown after the rerun."""
     if not obj.has_prompts():
         obj.result = None
@@ -36,14 +28,11 @@ def _run(seg, image, obj: segment.SegObject, multimask: bool) -> None:
             obj.result = seg.predict(image, obj.points, obj.box, multimask=multimask)
         obj.choice = obj.result.best
     except segment.PromptError as exc:
-        _notice(str(exc))
+        work.notice = str(exc)
 
 
-def _notice(message: str) -> None:
-    st.session_state.setdefault("seg_state", {})["notice"] = message
-
-
-def image_mode() -> None:
+def image_mode(session: SegmentationSession) -> None:
+    """An image (an upload or a sample), its objects prompted by clicks, boxes and text."""
     src_col, sample_col = st.columns([3, 2])
     upload = src_col.file_uploader("Image", type=images.ACCEPTED_EXTENSIONS, key="seg_upload")
     sample = sample_col.selectbox("…or a sample", [*samples.SAMPLES, samples.SYNTHETIC],
@@ -56,10 +45,7 @@ def image_mode() -> None:
         return
     image = np.array(intake.image)   # writable: torch warns on read-only arrays
     digest = segment.image_digest(image)
-    state = st.session_state.setdefault("seg_state", {})
-    if state.get("digest") != digest:
-        state.clear()
-        state["digest"] = digest
+    work = session.open_image(digest)
     name = segmentation_common.model_picker("seg_model")
     seg = segmentation_common.load(name)
     if seg is None:
@@ -70,21 +56,20 @@ def image_mode() -> None:
         st.warning(f"This image looks unlike every image **{name}** was trained on: its "
                    "masks and predicted IoU may be off here. Check each mask, and correct it "
                    "with clicks.")
-    if state.get("notice"):
-        st.warning(state.pop("notice"))
+    if work.notice:
+        st.warning(work.notice)
+        work.notice = ""
 
-    objs = _objects(state)
+    objs = work.objects
     c1, c2, c3, c4, c5 = st.columns([2, 1, 1, 1, 1])
     ids = [o.obj_id for o in objs]
-    active_id = c1.selectbox("Object", ids, index=ids.index(_active(state).obj_id),
+    active_id = c1.selectbox("Object", ids, index=ids.index(work.active.obj_id),
                              format_func=lambda i: next(o.name for o in objs if o.obj_id == i),
                              key=f"seg_active_{len(ids)}")
-    state["active"] = active_id
-    obj = _active(state)
+    work.active_id = active_id
+    obj = work.active
     if c2.button("New object", key="seg_new_object"):
-        new = segment.SegObject(max(ids) + 1)
-        objs.append(new)
-        state["active"] = new.obj_id
+        work.new_object()
         st.rerun()
     negative = c3.toggle("Negative", help="Clicks add negative (background) points",
                          key="seg_negative")
@@ -98,7 +83,7 @@ def image_mode() -> None:
             obj.points.pop()
         else:
             obj.box = None
-        _run(seg, image, obj, multimask)
+        _run(seg, image, obj, multimask, work)
     if c5.button("Clear", disabled=not obj.has_prompts(), key="seg_clear"):
         obj.points, obj.box, obj.result = [], None, None
 
@@ -110,23 +95,24 @@ def image_mode() -> None:
     st.caption(f"Click to add a {'negative' if negative else 'positive'} point to "
                f"**{obj.name}**; drag to draw its box.  Model: **{seg.label}**")
     value = ui.clickable_image(disp, key=f"seg_click_{digest}")
-    event = segmentation_common.click(value, image.shape[1], state)
+    event = segmentation_common.click(value, image.shape[1], work)
     if event:
         kind, data = event
         h, w = image.shape[:2]
         if kind == "point":
             x, y = data
             if not (0 <= x < w and 0 <= y < h):
-                _notice(f"The click ({x:.0f}, {y:.0f}) is outside the image; prompts kept.")
+                work.notice = (f"The click ({x:.0f}, {y:.0f}) is outside the image; prompts "
+                               "kept.")
             else:
                 obj.points.append((x, y, 0 if negative else 1))
         else:
             box = prompts.clip_box(data, w, h)
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
-                _notice("The box has (almost) no area; prompts kept.")
+                work.notice = "The box has (almost) no area; prompts kept."
             else:
                 obj.box = box
-        _run(seg, image, obj, multimask)
+        _run(seg, image, obj, multimask, work)
         st.rerun()
 
     _candidates(seg, obj)
@@ -137,11 +123,11 @@ def image_mode() -> None:
                    "mask px": int(o.mask.sum()) if o.mask is not None else 0,
                    "from": o.result.source if o.result else ""} for o in objs],
                  hide_index=True)
-    _prompt_editor(seg, image, obj, multimask)
+    _prompt_editor(seg, image, obj, multimask, work)
     with st.expander("Text prompt: find objects by name"):
-        _text_prompt(seg, image, state, multimask)
+        _text_prompt(seg, image, work, multimask)
     with st.expander("Everything mode"):
-        _everything(seg, image, state)
+        _everything(seg, image, work)
     _effects_and_export(image, objs, intake.name)
 
 
@@ -168,7 +154,8 @@ def _candidates(seg, obj: segment.SegObject) -> None:
         st.caption(f"{obj.name}: {conf.text}")
 
 
-def _prompt_editor(seg, image, obj: segment.SegObject, multimask: bool) -> None:
+def _prompt_editor(seg, image, obj: segment.SegObject, multimask: bool,
+                   work: ImageWork) -> None:
     with st.expander(f"Prompts of {obj.name}", expanded=False):
         obj.label = st.text_input("Name", obj.label, key=f"seg_label_{obj.obj_id}")
         df = pd.DataFrame(obj.points, columns=["x", "y", "positive"]).astype(
@@ -186,11 +173,11 @@ def _prompt_editor(seg, image, obj: segment.SegObject, multimask: bool) -> None:
                 st.warning(f"Could not use the edits: {exc} The previous prompts are kept.")
                 return
             obj.points, obj.box = points, new_box
-            _run(seg, image, obj, multimask)
+            _run(seg, image, obj, multimask, work)
             st.rerun()
 
 
-def _text_prompt(seg, image, state, multimask: bool) -> None:
+def _text_prompt(seg, image, work: ImageWork, multimask: bool) -> None:
     col1, col2, col3 = st.columns([3, 2, 1])
     phrase = col1.text_input("Find", placeholder="person, logo, dog…", key="seg_phrase")
     gname = segmentation_common.grounder_picker("seg_grounder", col2)
@@ -201,12 +188,12 @@ def _text_prompt(seg, image, state, multimask: bool) -> None:
             return
         try:
             with ui.spinner(f"Grounding '{phrase}' with {gname}…"), ui.queued("Grounding"):
-                state["found"] = (phrase, grounding.load_grounder(gname, threshold)
-                                  .boxes(image, phrase))
+                work.found = (phrase, grounding.load_grounder(gname, threshold)
+                              .boxes(image, phrase))
         except LensError as exc:
             ui.show_error(exc)
             return
-    found = state.get("found")
+    found = work.found
     if not found:
         return
     phrase, boxes = found
@@ -216,17 +203,17 @@ def _text_prompt(seg, image, state, multimask: bool) -> None:
     st.image(masks.draw_prompts(image, [], [r.box for r in boxes], (255, 0, 255)),
              caption=f"{len(boxes)} box(es) for '{phrase}'", width=DISPLAY_WIDTH)
     if st.button(f"Segment these {len(boxes)} box(es)", key="seg_found_go"):
-        objs = _objects(state)
+        objs = work.objects
         for region in boxes:
             obj = segment.SegObject(max(o.obj_id for o in objs) + 1, box=region.box,
                               label=region.label)
-            _run(seg, image, obj, multimask)
+            _run(seg, image, obj, multimask, work)
             objs.append(obj)
-        state.pop("found")
+        work.found = None
         st.rerun()
 
 
-def _everything(seg, image, state) -> None:
+def _everything(seg, image, work: ImageWork) -> None:
     if seg.kind != "sam2":
         st.caption("Everything mode needs SAM2 weights.")
         return
@@ -237,9 +224,9 @@ def _everything(seg, image, state) -> None:
     if st.button("Segment everything", key="seg_everything"):
         bar = ui.ProgressBar("grid points prompted")
         with ui.queued("Everything mode"):
-            state["auto"] = seg.everything(image, side, min_iou, min_stab, progress=bar)
+            work.auto = seg.everything(image, side, min_iou, min_stab, progress=bar)
         bar.clear()
-    auto = state.get("auto")
+    auto = work.auto
     if auto is None:
         return
     if not auto:
@@ -252,7 +239,7 @@ def _everything(seg, image, state) -> None:
                    "stability": round(a.stability, 3), "box": a.bbox}
                   for i, a in enumerate(auto)], hide_index=True)
     if st.button("Add them as objects", key="seg_auto_add"):
-        objs = _objects(state)
+        objs = work.objects
         for a in auto:
             obj = segment.SegObject(max(o.obj_id for o in objs) + 1, label=f"auto {a.area} px")
             obj.result = segment.MaskResult(a.mask[None], np.array([a.predicted_iou]), seg.label)

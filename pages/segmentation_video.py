@@ -3,7 +3,6 @@ effects rendered to MP4 and the masks exported."""
 
 import functools
 import hashlib
-import weakref
 from pathlib import Path
 
 import streamlit as st
@@ -25,6 +24,7 @@ from lib.segmentation import (
     timeline,
     video_export,
 )
+from lib.segmentation.service import ClipWork, SegmentationSession
 from pages import segmentation_common
 from pages.segmentation_common import DISPLAY_WIDTH
 
@@ -78,7 +78,8 @@ def _rate_every(info) -> int:
     return 1 if rate is None else max(1, round(info.fps / rate))
 
 
-def video_mode() -> None:
+def video_mode(session: SegmentationSession) -> None:
+    """A clip (an upload or the sample), objects prompted on any frame, tracked through it."""
     clip = _clip()
     name = segmentation_common.model_picker("seg_video_model", video=True)
     if clip is None:
@@ -133,17 +134,9 @@ def video_mode() -> None:
     ui.untrained_warning(vm)
     segmentation_common.off_distribution(name, synthetic, "footage (classical tracking)")
     every = _rate_every(info)
-    state = st.session_state.setdefault("seg_video_state", {})
-    if state.get("key") != (digest, vm.name, every):
-        if state.get("tracker") is not None:
-            state["tracker"].close()          # its decoder and its mask file go now
-        state.clear()
-        tracker = vm.tracker(info, every=every)
-        state.update(key=(digest, vm.name, every), tracker=tracker, active=1)
-        ref = weakref.ref(tracker)       # the visitor leaving closes it (not kept alive here)
-        ui.on_session_end(lambda: (t := ref()) is not None and t.close())
-        st.session_state.pop("seg_render_mp4", None)   # a render of the previous clip
-    tracker: segment_video.Tracker = state["tracker"]
+    # another clip, model or rate: the old tracker's decoder and mask file go now
+    work = session.open_clip((digest, vm.name, every), lambda: vm.tracker(info, every=every))
+    tracker: segment_video.Tracker = work.tracker
     st.caption(f"{info.width}×{info.height}, {tracker.num_frames} frames at {info.fps:.1f} fps "
                f"({info.duration_s:.1f} s)" + (f"; one frame in {every} is tracked"
                                                 if every > 1 else ""))
@@ -152,11 +145,11 @@ def video_mode() -> None:
     frame_idx = st.slider("Frame", 0, max(1, tracker.num_frames - 1), 0, key="seg_frame",
                           disabled=tracker.num_frames < 2)
     c1, c2, c3 = st.columns([2, 1, 1])
-    ids = sorted(set(tracker.objects) | {state["active"]})
-    state["active"] = c1.selectbox("Object", ids, index=ids.index(state["active"]),
-                                   key=f"seg_vobj_{len(ids)}")
+    ids = sorted(set(tracker.objects) | {work.active_id})
+    work.active_id = c1.selectbox("Object", ids, index=ids.index(work.active_id),
+                                  key=f"seg_vobj_{len(ids)}")
     if c2.button("New object", key="seg_vnew"):
-        state["active"] = max(ids) + 1
+        work.active_id = max(ids) + 1
         st.rerun()
     negative = c3.toggle("Negative", key="seg_vneg")
     try:
@@ -166,10 +159,10 @@ def video_mode() -> None:
         return
     disp = images.fit_width(shown, DISPLAY_WIDTH)
     value = ui.clickable_image(disp, key=f"seg_vclick_{digest}_{frame_idx}")
-    event = segmentation_common.click(value, info.width, state)
+    event = segmentation_common.click(value, info.width, work)
     if event:
         kind, d = event
-        obj = tracker.objects.get(state["active"])
+        obj = tracker.objects.get(work.active_id)
         points, box = (obj.prompts.get(frame_idx, ([], None)) if obj else ([], None))
         points = list(points)
         if kind == "point":
@@ -177,21 +170,21 @@ def video_mode() -> None:
         else:
             box = prompts.clip_box(d, info.width, info.height)
         try:
-            tracker.add_prompt(frame_idx, state["active"], points, box)
+            tracker.add_prompt(frame_idx, work.active_id, points, box)
         except (segment.PromptError, video.VideoError) as exc:
             st.warning(f"{exc} Prompts kept.")
         else:
             st.rerun()
     with st.expander("Text prompt: find objects by name"):
-        _video_text_prompt(tracker, frame_idx, state)
+        _video_text_prompt(tracker, frame_idx, work)
     if tracker.objects:
         _tracking(tracker)
     if tracker.propagated:
         st.success(f"Tracked {len(tracker.objects)} object(s) through {tracker.num_frames} "
                    "frames; scrub the frame slider to check.")
     if tracker.store.frames():
-        picked = _where_when(tracker, upload_name, state)
-        _video_exports(tracker, upload_name, picked)
+        picked = _where_when(tracker, upload_name, work)
+        _video_exports(tracker, upload_name, picked, work)
 
 
 def _tracking(tracker: segment_video.Tracker) -> None:
@@ -231,7 +224,7 @@ def _size(n: int) -> str:
     return f"{n / 2**20:.1f} MB" if n >= 2**20 // 10 else f"{max(1, round(n / 1024))} KB"
 
 
-def _video_text_prompt(tracker, frame_idx: int, state) -> None:
+def _video_text_prompt(tracker, frame_idx: int, work: ClipWork) -> None:
     col1, col2 = st.columns([3, 2])
     phrase = col1.text_input("Find", placeholder="person, logo…", key="seg_vphrase")
     gname = segmentation_common.grounder_picker("seg_vgrounder", col2)
@@ -274,7 +267,7 @@ def _video_text_prompt(tracker, frame_idx: int, state) -> None:
     if not boxes:
         st.info(f"Nothing on frame {frame_idx} matched '{phrase}'. Try another phrase or frame.")
         return
-    next_id = max([*tracker.objects, state["active"]]) + 1
+    next_id = max([*tracker.objects, work.active_id]) + 1
     for k, region in enumerate(boxes):
         tracker.add_prompt(frame_idx, next_id + k, [], region.box, label=region.label)
     st.rerun()
@@ -291,14 +284,14 @@ def _export(write, tracker, suffix: str):
     return build
 
 
-def _where_when(tracker, name: str, state: dict) -> list[int]:
+def _where_when(tracker, name: str, work: ClipWork) -> list[int]:
     """Which object is on screen when, and for how long; returns the objects picked in the
     table (all of them when none is), the most on screen first."""
     st.subheader("Where, what, when")
     mark = tracker.store.disk_bytes          # the masks on disk change only when tracking does
-    if state.get("timeline", (None,))[0] != mark:
-        state["timeline"] = (mark, timeline.presence(tracker))
-    rows = state["timeline"][1]
+    if work.timeline is None or work.timeline[0] != mark:
+        work.timeline = (mark, timeline.presence(tracker))
+    rows = work.timeline[1]
     table = timeline.screen_time(tracker, rows)
     st.caption("Most on screen first. Select rows to choose the objects the effect applies "
                "to; with none selected, it applies to all.")
@@ -318,7 +311,7 @@ def _where_when(tracker, name: str, state: dict) -> list[int]:
     return [o for o in chosen or ranked if o in tracker.objects] or list(tracker.objects)
 
 
-def _video_exports(tracker, name: str, picked: list[int]) -> None:
+def _video_exports(tracker, name: str, picked: list[int], work: ClipWork) -> None:
     st.subheader("Effects and export")
     st.caption("Applies to: " + ", ".join(f"{tracker.objects[o].name} #{o}" for o in picked))
     c2, c3 = st.columns([3, 1])
@@ -334,9 +327,9 @@ def _video_exports(tracker, name: str, picked: list[int]) -> None:
             video_export.mp4(tracker, out, None if effect == "outline overlay" else effect,
                              picked, strength, progress=bar)
         bar.clear()
-        st.session_state["seg_render_mp4"] = str(out)     # the file, not its bytes
-    render = Path(st.session_state.get("seg_render_mp4") or "")
-    if render.name and render.is_file():
+        work.render = out                                 # the file, not its bytes
+    render = work.render
+    if render is not None and render.is_file():
         st.video(str(render))
         ui.download_button("Download MP4", render.read_bytes, f"{stem}-lens.mp4",
                            "video/mp4", key="seg_download_mp4")

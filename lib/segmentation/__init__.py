@@ -1,5 +1,6 @@
 """Promptable segmentation and tracking.
 
+- `service`: one visitor's image and clip at work (objects, tracker), closed when they leave.
 - `segment`: SAM 2.1 / EdgeTAM / demo segmenters and GrabCut on images (`Segmenter`).
 - `prompts`: clicks, boxes and zoom windows as a visitor makes them.
 - `confidence`: calibrated predicted IoU and how familiar an image looks.

@@ -263,7 +263,7 @@ def test_offline_video_mode_tracks_and_blurs_the_sample_clip(offline, monkeypatc
     at.button(key="seg_propagate").click().run()
     assert not at.exception
     assert any("Tracked 1 object(s) through 40 frames" in s_.value for s_ in at.success)
-    tracker = at.session_state["seg_video_state"]["tracker"]
+    tracker = at.session_state["_lens_service_segmentation"].clip.tracker
     ious = []
     for f in range(1, 8):                   # before the occlusion: the mask follows the shape
         gt = mask_ops.from_rle(truth[f]["0"])
@@ -368,7 +368,7 @@ def test_video_text_prompt_offline_finds_shapes_by_class_name(offline):
     at.text_input(key="seg_vphrase").set_value(f"{kind}s").run()
     at.button(key="seg_vfind").click().run()
     assert not at.exception and not at.error
-    tracker = at.session_state["seg_video_state"]["tracker"]
+    tracker = at.session_state["_lens_service_segmentation"].clip.tracker
     found = [o for o in tracker.objects.values() if o.label == kind]
     assert found and max(mask_ops.iou(tracker.mask(0, o.obj_id), truth) for o in found) >= 0.5
 
@@ -400,7 +400,7 @@ def test_text_through_the_whole_clip_finds_the_late_entrant(offline):
     at.text_input(key="seg_vphrase").set_value(words).run()
     at.button(key="seg_vfind").click().run(timeout=300)
     assert not at.exception and not at.error
-    tracker = at.session_state["seg_video_state"]["tracker"]
+    tracker = at.session_state["_lens_service_segmentation"].clip.tracker
     late = [o for o in objects if o["first_frame"] > 0]
     assert late and len(tracker.objects) >= len(objects)
     starts = {min(obj.prompts): obj.label for obj in tracker.objects.values()}
@@ -430,7 +430,7 @@ def test_point_tracking_on_the_demo_segmenter_is_offered_and_labelled(offline):
     assert any("Recommended for" in c.value for c in at.caption)
     at.radio(key="seg_vmethod").set_value("points").run()
     assert not at.exception and any(point_track.LABEL in c.value for c in at.caption)
-    tracker = at.session_state["seg_video_state"]["tracker"]
+    tracker = at.session_state["_lens_service_segmentation"].clip.tracker
     assert isinstance(tracker, point_track.PointTracker)
     closed = next(o for o in at.selectbox(key="seg_vgrounder").options
                   if o.startswith("demo-fasterrcnn") and o.endswith(grounding.CLOSED))
@@ -440,7 +440,7 @@ def test_point_tracking_on_the_demo_segmenter_is_offered_and_labelled(offline):
     at.text_input(key="seg_vphrase").set_value(words).run()
     at.button(key="seg_vfind").click().run(timeout=300)
     assert not at.exception and not at.error
-    tracker = at.session_state["seg_video_state"]["tracker"]
+    tracker = at.session_state["_lens_service_segmentation"].clip.tracker
     assert tracker.propagated and len(tracker.objects) >= len(objects)
 
 
