@@ -27,14 +27,18 @@ PAGES = [
     ("Runs", "pages/runs.py",
      "W&B runs from the cloud and local offline folders, side by side."),
 ]
-cols = st.columns(len(PAGES))
-for col, (title, path, blurb) in zip(cols, PAGES):
-    with col.container(border=True):
-        st.page_link(path, label=title)
-        st.caption(blurb)
 
-left, right = st.columns(2)
-with left:
+
+def pages_view() -> None:
+    """One card per page: what it is for."""
+    for col, (title, path, blurb) in zip(st.columns(len(PAGES)), PAGES):
+        with col.container(border=True):
+            st.page_link(path, label=title)
+            st.caption(blurb)
+
+
+def compute_view() -> None:
+    """The compute device and the library versions."""
     st.subheader("Compute")
     with ui.spinner("Looking for a GPU..."):
         dev = system.device_info()
@@ -43,8 +47,9 @@ with left:
     versions = system.library_versions()
     st.caption("Libraries: " + " · ".join(f"{k} {v}" for k, v in versions.items()))
 
-with right:
 
+def memory_view() -> None:
+    """What Lens keeps in memory, under its budget."""
     st.subheader("Models in memory")
     cached = STORE.summary()
     used_mb = STORE.used_bytes / 2**20
@@ -56,16 +61,11 @@ with right:
                + (", ".join(f"{paths.shown(k)} ({b / 2**20:.0f} MB)" for k, b in cached)
                   or "none loaded yet"))
 
-st.subheader("Models ready offline")
-st.caption("Local checkpoints, packaged weights and hub cache entries found on this machine. "
-           "Missing ones can be fetched on a connected machine with `python -m lib.weights fetch "
-           "NAME`, then the caches copied here. Drop a folder with a `model.json` into "
-           "`checkpoints/` and it appears below.")
-
 
 @st.cache_data(ttl=30, show_spinner="Checking which weights are on this machine...")
-def _model_table():
-
+def model_table():
+    """Every model Lens knows, whether its weights are here (shown relative to the project
+    or a cache, never as the server's absolute path) or how to fetch them."""
     rows = []
     for spec in registry.all_specs():
         avail = registry.availability(spec)
@@ -77,9 +77,29 @@ def _model_table():
     return pd.DataFrame(rows).sort_values("status", key=lambda c: c.map(order), kind="stable")
 
 
-table = _model_table()
-ready = int((table["status"] == "ready").sum())
-st.write(f"**{ready}** of {len(table)} models ready to use offline.")
-st.dataframe(table, hide_index=True, width="stretch", key="models_table",
-             column_config={"weights": st.column_config.TextColumn("weights / how to fetch",
-                                                                    width="large")})
+def models_view() -> None:
+    """The models ready offline, and how to fetch the others."""
+    st.subheader("Models ready offline")
+    st.caption("Local checkpoints, packaged weights and hub cache entries found on this "
+               "machine. Missing ones can be fetched on a connected machine with `python -m "
+               "lib.weights fetch NAME`, then the caches copied here. Drop a folder with a "
+               "`model.json` into `checkpoints/` and it appears below.")
+    table = model_table()
+    ready = int((table["status"] == "ready").sum())
+    st.write(f"**{ready}** of {len(table)} models ready to use offline.")
+    st.dataframe(table, hide_index=True, width="stretch", key="models_table",
+                 column_config={"weights": st.column_config.TextColumn("weights / how to fetch",
+                                                                        width="large")})
+
+
+def main() -> None:
+    pages_view()
+    left, right = st.columns(2)
+    with left:
+        compute_view()
+    with right:
+        memory_view()
+    models_view()
+
+
+main()

@@ -41,3 +41,20 @@ def test_home_lists_a_dropped_checkpoint(checkpoints_dir):
     row = table[table["model"] == "my-places-model"].iloc[0]
     assert row["status"] == "broken" and "no weights file" in row["weights"]
     assert any("models ready to use offline" in m.value for m in at.markdown)
+
+
+def test_no_page_shows_the_server_s_absolute_paths():
+    """Home's weights column, the memory caption and the Runs page's folder box show paths
+    relative to the project, a cache or a data root: a public demo never maps the server's
+    disk for its visitors."""
+    import streamlit as st
+    st.cache_data.clear()
+    root = str(ROOT)
+    home = run_page("home")
+    weights = home.dataframe[-1].value["weights"]
+    assert (weights == "checkpoints/demo-classifier/model.safetensors").any()
+    assert not weights.str.contains(root, regex=False).any()
+    assert all(root not in c.value for c in home.caption)
+    runs = run_page("runs")
+    assert runs.text_input(key="folder").value == "checkpoints"
+    assert not runs.exception and runs.dataframe          # and it reads the demo pack's runs
