@@ -172,9 +172,9 @@ def explain_view(s: Screen) -> None:
                 over = expl.overlay(colormap, opacity)
                 v1, v2, v3 = st.columns(3)
                 v1.image(expl.view, caption="as the model sees it", width="stretch")
-                v2.image(heatmap_rgb(expl.cam.heatmap, colormap),
-                         caption=f"{method} · {expl.cam.layer}", width="stretch")
-                v3.image(over, caption=f"overlay · {expl.cam.target_label}", width="stretch")
+                v2.image(heatmap_rgb(expl.heatmap, colormap),
+                         caption=f"{method} · {expl.layer}", width="stretch")
+                v3.image(over, caption=f"overlay · {expl.target_label}", width="stretch")
                 ui.download_button("Download overlay (PNG)", lambda: png_bytes(over),
                                    f"{Path(item.name).stem}_{method}_{target}.png",
                                    "image/png", key="download_overlay")

@@ -15,6 +15,7 @@ sessions never see each other's hooks.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 import time
@@ -47,7 +48,7 @@ from lib.models.registry import LoadedModel
 
 __all__ = [  # what callers use as cam.*, the layer and method helpers included
     "ATTENTION", "BATCH", "CATALOGUE", "COLORMAPS", "FAST", "FAST_METHODS", "MEASURED", "SLOW",
-    "CamResult", "Computed", "Explanation", "Method", "applicable", "check_target",
+    "CamResult", "Method", "applicable", "check_target",
     "compute_cam", "compute_cams", "default_target_layer", "detector_cam", "explain",
     "fast_activations", "get_layer", "heatmap_rgb", "installed", "is_vit", "layer_choices",
     "library_cam", "measured_time", "method", "overlay", "refine_layers", "reshape_transform",
@@ -83,11 +84,22 @@ def _options(m: Method, given: dict | None) -> tuple[dict, dict]:
 
 @dataclass(frozen=True)
 class CamResult:
-    heatmap: np.ndarray      # HxW float32 in [0, 1], at the model's input size
+    """One method's map on one image for one class: the one result every CAM path returns
+    (one method, every method at once, an explanation with the image as the model saw it).
+    A method that failed has no map and says why; `seconds` is what it cost alone here."""
+
     method: str
-    layer: str
-    target_index: int
-    target_label: str
+    heatmap: np.ndarray | None     # HxW float32 in [0, 1], at the model's input size
+    layer: str = ""
+    target_index: int = -1
+    target_label: str = ""
+    seconds: float = 0.0
+    error: str = ""
+    view: np.ndarray | None = None  # HxWx3 uint8: the resized, cropped model input (`explain`)
+
+    def overlay(self, colormap: str = "jet", opacity: float = 0.5) -> np.ndarray:
+        """The map over the image as the model saw it (results of `explain`)."""
+        return overlay(self.view, self.heatmap, colormap, opacity)
 
 
 @contextlib.contextmanager
@@ -149,16 +161,6 @@ def fast_activations(lm: LoadedModel, tensor, layer_name: str, target_index: int
     return logits.detach(), act.detach(), grad
 
 
-@dataclass(frozen=True)
-class Computed:
-    """One method's map on one image, or why it failed, and what it cost on this machine."""
-
-    method: str
-    heatmap: np.ndarray | None     # HxW float32 in [0, 1]
-    seconds: float                 # its time alone (a shared pass counted in full)
-    error: str = ""
-
-
 def check_target(lm: LoadedModel, target_index: int | None) -> None:
     if target_index is not None and not 0 <= int(target_index) < len(lm.labels):
         raise ExplainError(f"Class index {target_index} is out of range: the model has "
@@ -167,7 +169,7 @@ def check_target(lm: LoadedModel, target_index: int | None) -> None:
 
 def compute_cams(lm: LoadedModel, tensor, names: list[str], target_index: int,
                  layer_name: str, options: dict | None = None,
-                 lock: threading.RLock | None = None, on_done=None) -> list[Computed]:
+                 lock: threading.RLock | None = None, on_done=None) -> list[CamResult]:
     """Every named method's map for one image and class. Methods on the fast path share one
     forward (and short backward) pass; a method that fails gets its error, the rest go on.
     `options`: method name -> its options. `on_done(computed)` after each method."""
@@ -179,7 +181,7 @@ def compute_cams(lm: LoadedModel, tensor, names: list[str], target_index: int,
     get_layer(model, layer_name)
     to_nchw = reshape or (lambda t: t)
     wanted = [method(n) for n in names]
-    out: list[Computed] = []
+    out: list[CamResult] = []
     shared: dict = {}
     with lock or lm.lock:
         for m in wanted:
@@ -218,12 +220,14 @@ def compute_cams(lm: LoadedModel, tensor, names: list[str], target_index: int,
                 if m.path == FAST:
                     seconds += shared["pass_s"]    # what it costs alone
                 heat = np.nan_to_num(np.asarray(heat, dtype=np.float32))
-                done = Computed(m.name, heat, seconds)
+                done = CamResult(m.name, heat, layer_name, target_index,
+                                 lm.labels[target_index], seconds)
             except (ExplainError, RuntimeError, ValueError, IndexError, TypeError,
                     np.linalg.LinAlgError) as exc:   # one failing method must not stop the rest
-                done = Computed(m.name, None, time.perf_counter() - start,
-                                f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-                                if not isinstance(exc, ExplainError) else str(exc))
+                done = CamResult(m.name, None, layer_name, target_index,
+                                 lm.labels[target_index], time.perf_counter() - start,
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                                 if not isinstance(exc, ExplainError) else str(exc))
             _record_time(lm, m.name, done)
             out.append(done)
             if on_done:
@@ -235,7 +239,7 @@ def compute_cams(lm: LoadedModel, tensor, names: list[str], target_index: int,
 MEASURED: dict[tuple[str, str], float] = {}
 
 
-def _record_time(lm: LoadedModel, name: str, done: Computed) -> None:
+def _record_time(lm: LoadedModel, name: str, done: CamResult) -> None:
     if done.heatmap is not None:
         MEASURED[(lm.spec.name, name)] = done.seconds
 
@@ -261,8 +265,7 @@ def compute_cam(lm: LoadedModel, tensor, method: str = "GradCAM", target_index: 
     if done.heatmap is None:
         raise ExplainError(f"{method} failed on layer '{layer_name}': {done.error}",
                            "Pick another layer or method.")
-    return CamResult(heatmap=done.heatmap, method=method, layer=layer_name,
-                     target_index=target_index, target_label=lm.labels[target_index])
+    return done
 
 
 @contextlib.contextmanager
@@ -317,24 +320,14 @@ def heatmap_rgb(heatmap: np.ndarray, colormap: str = "jet") -> np.ndarray:
 COLORMAPS = ["jet", "turbo", "inferno", "viridis", "magma", "hot", "plasma"]
 
 
-@dataclass(frozen=True)
-class Explanation:
-    """A CAM together with the image as the model saw it."""
-
-    cam: CamResult
-    view: np.ndarray          # HxWx3 uint8, the resized and cropped model input
-
-    def overlay(self, colormap: str = "jet", opacity: float = 0.5) -> np.ndarray:
-        return overlay(self.view, self.cam.heatmap, colormap, opacity)
-
-
 def explain(lm: LoadedModel, image, method: str = "GradCAM", target_index: int | None = None,
             layer_name: str | None = None, lock: threading.RLock | None = None,
-            options: dict | None = None) -> Explanation:
-    """Preprocess a PIL image and compute its CAM (default target: the top class)."""
+            options: dict | None = None) -> CamResult:
+    """Preprocess a PIL image and compute its CAM (default target: the top class), with the
+    image as the model saw it (`view`, for `overlay`)."""
     tensor = to_tensor(lm, image)
-    return Explanation(compute_cam(lm, tensor, method, target_index, layer_name, lock, options),
-                       model_view(lm, tensor))
+    return dataclasses.replace(compute_cam(lm, tensor, method, target_index, layer_name, lock,
+                                           options), view=model_view(lm, tensor))
 
 
 def detector_cam(detector, image, boxes_xyxy: np.ndarray, model_labels: list[int],

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lib.classification.cam import Explanation, fast_activations, reshape_transform
+from lib.classification.cam import CamResult, fast_activations, reshape_transform
 from lib.classification.classify import to_tensor
 from lib.models.registry import LoadedModel
 
@@ -198,8 +198,8 @@ def faithfulness(lm: LoadedModel, tensor, heatmap: np.ndarray, target_index: int
     return Faithfulness(mine, base)
 
 
-def explain_faithfulness(lm: LoadedModel, image, explanation: Explanation,
+def explain_faithfulness(lm: LoadedModel, image, explanation: CamResult,
                          lock: threading.RLock | None = None) -> Faithfulness:
-    """`faithfulness` of an `Explanation` of a PIL image."""
-    return faithfulness(lm, to_tensor(lm, image), explanation.cam.heatmap,
-                        explanation.cam.target_index, explanation.cam.layer, lock)
+    """`faithfulness` of a CAM (`cam.explain`) of a PIL image."""
+    return faithfulness(lm, to_tensor(lm, image), explanation.heatmap,
+                        explanation.target_index, explanation.layer, lock)

@@ -90,7 +90,7 @@ class ClassificationSession:
         return cache.shared(f"prediction: {sha}|{name}|{k}", build)
 
     def explain(self, sha: str, name: str, method: str, target: int, layer: str, image,
-                options: tuple = ()) -> cam.Explanation:
+                options: tuple = ()) -> cam.CamResult:
         """A CAM of `target` on `layer` with the method's options (sorted pairs)."""
         def build():
             handle = self.model(name)
@@ -100,7 +100,7 @@ class ClassificationSession:
         return cache.shared(f"cam: {sha}|{name}|{method}|{target}|{layer}|{options}", build)
 
     def faithfulness_of(self, sha: str, name: str, method: str, target: int, layer: str,
-                        options: tuple, image, explanation: cam.Explanation
+                        options: tuple, image, explanation: cam.CamResult
                         ) -> faithfulness.Faithfulness:
         """How faithful that CAM is to the model (the perturbation measures)."""
         def build():

@@ -31,8 +31,8 @@ def cam_in_box_rate(folder: Path, val_dir: Path) -> float:
     for rel, (x, y, w, h) in boxes.items():
         image = images.load_image(val_dir / rel).image
         ex = cam.explain(lm, image, "GradCAM", lm.labels.index(rel.split("/")[0]))
-        row, col = np.unravel_index(np.argmax(ex.cam.heatmap), ex.cam.heatmap.shape)
-        scale = image.width / ex.cam.heatmap.shape[1]
+        row, col = np.unravel_index(np.argmax(ex.heatmap), ex.heatmap.shape)
+        scale = image.width / ex.heatmap.shape[1]
         hits += (x <= (col + 0.5) * scale <= x + w) and (y <= (row + 0.5) * scale <= y + h)
     return hits / len(boxes)
 

@@ -54,7 +54,7 @@ def test_sixteen_threads_classify_explain_and_measure_as_one():
         top = classify.classify(lm, image, 3)[0]
         expl = cam.explain(lm, image, method, top.best.index)
         faith = faithfulness.explain_faithfulness(lm, image, expl)
-        return top, expl.cam.heatmap, faith
+        return top, expl.heatmap, faith
 
     serial = [work(i) for i in range(16)]
     results: dict[int, tuple] = {}

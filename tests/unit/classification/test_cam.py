@@ -205,8 +205,8 @@ def test_real_cat_cam_peaks_on_the_head(lite0, photos):
     """Map the CAM peak back to the original photo: it must fall on the cat's face."""
     image = photos["chelsea"]                       # 451 x 300
     ex = cam.explain(lite0, image, "GradCAM", target_index=285)
-    assert ex.cam.target_label == "Egyptian cat"
-    row, col = np.unravel_index(np.argmax(ex.cam.heatmap), ex.cam.heatmap.shape)
+    assert ex.target_label == "Egyptian cat"
+    row, col = np.unravel_index(np.argmax(ex.heatmap), ex.heatmap.shape)
     # timm eval transform: resize the short side to 224 / crop_pct, then centre-crop 224.
     scale = image.height / (224 / lite0.preprocess.crop_pct)
     x0 = (image.width - 224 * scale) / 2

@@ -56,8 +56,8 @@ def test_demo_gradcam_peaks_inside_the_object(demo, val_split):
         from lib.media.images import load_image
         image = load_image(val_split / rel).image
         ex = cam.explain(lm, image, "GradCAM", lm.labels.index(rel.split("/")[0]))
-        row, col = np.unravel_index(np.argmax(ex.cam.heatmap), ex.cam.heatmap.shape)
-        scale = image.width / ex.cam.heatmap.shape[1]  # crop_pct 1.0: the whole image is seen
+        row, col = np.unravel_index(np.argmax(ex.heatmap), ex.heatmap.shape)
+        scale = image.width / ex.heatmap.shape[1]  # crop_pct 1.0: the whole image is seen
         hits += (x <= (col + 0.5) * scale <= x + w) and (y <= (row + 0.5) * scale <= y + h)
     assert hits / len(boxes) >= 0.9, f"{hits}/{len(boxes)}"
     assert checkpoints.read_checkpoint(DEMO).ok
