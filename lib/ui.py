@@ -358,21 +358,6 @@ def write_link(link_type, **fields) -> None:
     st.query_params.update(link_type(**fields).query(only=tuple(fields)))
 
 
-def link_text(name: str, default: str = "") -> str:
-    """A query parameter of the page's link (visitor input like any other: capped, and
-    validated by whoever uses it)."""
-    return str(st.query_params.get(name, default))[:2000]
-
-
-def link_number(name: str, default: float, lo: float, hi: float, kind: type = float):
-    """A number from the page's link, clamped to [lo, hi]; anything else gives `default`."""
-    try:
-        value = kind(float(link_text(name, str(default)) or default))
-    except (ValueError, OverflowError):
-        return default
-    return min(hi, max(lo, value)) if value == value else default
-
-
 @st.cache_data(max_entries=64, show_spinner=False)
 def decoded_image(data: bytes, name: str) -> IntakeImage:
     """An uploaded image through the one intake, once per file content (errors not cached)."""

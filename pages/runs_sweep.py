@@ -10,6 +10,7 @@ import numpy as np
 import streamlit as st
 
 from lib import plots, runs, ui
+from lib.core.links import RunsLink
 from lib.runs import sweep
 
 AXES = 6              # config axes drawn by default: the first keys that vary
@@ -41,7 +42,7 @@ def varying_keys(infos: list[runs.RunInfo], keys: list[str], limit: int) -> list
 def _link_brush() -> dict:
     """A brush from the link (`brush={"lr": [[0.001, 0.01]]}`); anything odd is ignored."""
     try:
-        data = json.loads(ui.link_text("brush", "{}"))
+        data = json.loads(RunsLink.parse(st.query_params).brush or "{}")
         return {str(k): [(float(a), float(b)) for a, b in v] for k, v in data.items()}
     except (ValueError, TypeError, AttributeError):
         return {}

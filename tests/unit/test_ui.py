@@ -162,19 +162,24 @@ def test_the_memory_watch_thread_logs_nothing(monkeypatch):
     assert not [m for m in seen if "ScriptRunContext" in m], seen
 
 
-def test_links_are_read_as_capped_text_and_clamped_numbers():
-    """A page's link is visitor input: text capped, numbers clamped, junk gives the default."""
+def test_a_page_s_link_is_read_from_and_written_to_its_url():
+    """Through Streamlit's own query parameters: a link is visitor input (text capped,
+    numbers clamped, junk gives the default), and what a page writes reads back."""
     from streamlit.testing.v1 import AppTest
     at = AppTest.from_string("""
 import streamlit as st
 from lib import ui
-st.write(repr([ui.link_text("name"), ui.link_text("none", "dflt"),
-               ui.link_number("n", 3, 0, 10, int), ui.link_number("big", 0.5, 0.0, 1.0),
-               ui.link_number("junk", 7, 0, 10, int), ui.link_number("nan", 0.2, 0.0, 1.0)]))
+from lib.core.links import RunsLink
+link = RunsLink.parse(st.query_params)
+st.write(repr([len(link.path), link.smooth, link.source, link.runs]))
+ui.write_link(RunsLink, metrics="train/*", runs=("a", "b c"), source="local")
 """)
-    for key, value in {"name": "x" * 5000, "n": "4.0", "big": "1e9", "junk": "<b>",
-                       "nan": "nan"}.items():
+    for key, value in {"path": "x" * 5000, "smooth": "1e9", "source": "<b>",
+                       "runs": "r1,,r2"}.items():
         at.query_params[key] = value
     at.run()
     assert not at.exception
-    assert at.markdown[0].value == repr(["x" * 2000, "dflt", 4, 1.0, 7, 0.2])
+    assert at.markdown[0].value == repr([2000, 0.99, "local", ("r1", "r2")])
+    written = {k: at.query_params[k] for k in ("metrics", "runs", "source")}
+    assert written == {"metrics": ["train/*"], "runs": ["a,b c"], "source": ["local"]} or \
+        written == {"metrics": "train/*", "runs": "a,b c", "source": "local"}
