@@ -48,7 +48,7 @@ def local_view(c: RunsComparison, link: RunsLink) -> Opened:
         picked = next(b for b in bundled if b.label == st.session_state["bundled"])
         st.session_state["folder"] = picked.shown
     c2.selectbox("Bundled runs", [b.label for b in bundled], key="bundled",
-                 index=next((i for i, b in enumerate(bundled) if b.shown == default), 0),
+                 index=bundled.index(c.bundled_as(default) or bundled[0]),
                  on_change=show_bundled)
     folder = c1.text_input("Folder holding wandb/offline-run-* (or run-*) folders",
                            value=default, key="folder")

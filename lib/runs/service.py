@@ -62,10 +62,18 @@ class RunsComparison:
                         "the bundled **sample runs** (a tiny MLP trained on two spirals by "
                         "`python -m lib.demo.samples runs`)")]
 
+    def bundled_as(self, text: str) -> Bundled | None:
+        """The bundled folder a typed path names: as it is shown, or any path to it."""
+        text = text.strip()
+        for b in self.bundled():
+            if text == b.shown or _same_folder(text, b.folder):
+                return b
+        return None
+
     def open_folder(self, text: str) -> Opened:
         """The runs of a folder: a bundled one by the path it is shown as, else a typed path
         resolved inside the allowed roots (`PathNotAllowedError` otherwise)."""
-        bundled = next((b for b in self.bundled() if b.shown == text.strip()), None)
+        bundled = self.bundled_as(text)
         root = bundled.folder if bundled else paths.data_path(text, "any")
         infos, problems = self._read_folder(str(root), "sample" if bundled else "offline",
                                             offline.folder_stamp(root))
@@ -106,6 +114,13 @@ class RunsComparison:
     def detection_link(info: RunInfo) -> str | None:
         """The Detection page link of a benchmark run logged from it (None for others)."""
         return compare.detection_link(info)
+
+
+def _same_folder(text: str, folder: Path) -> bool:
+    try:
+        return (settings.PROJECT_ROOT / Path(text).expanduser()).resolve() == folder.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
 
 
 def read_folder_runs(root: str, source: str, stamp: tuple = ()) -> tuple[list, list]:

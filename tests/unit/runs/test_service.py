@@ -16,6 +16,7 @@ def test_bundled_folders_open_by_the_path_they_are_shown_as():
     opened = c.open_folder(sample.shown)
     assert opened.bundled == sample and opened.infos and not opened.problems
     assert {r.source for r in opened.infos} == {"sample"}
+    assert c.open_folder(str(sample.folder)).bundled == sample      # any path to it
 
 
 def test_a_typed_folder_is_read_and_one_outside_the_roots_refused(project, monkeypatch):
