@@ -13,12 +13,12 @@ from lib.core.errors import LensError
 from lib.demo import samples
 from lib.media import images, masks
 from lib.segmentation import confidence, grounding, prompts, segment
-from lib.segmentation.service import ImageWork, SegmentationSession
+from lib.segmentation.service import ImageWork, SegmentationSession, SegObject
 from pages import segmentation_common
 from pages.segmentation_common import DISPLAY_WIDTH
 
 
-def _run(seg, image, obj: segment.SegObject, multimask: bool, work: ImageWork) -> None:
+def _run(seg, image, obj: SegObject, multimask: bool, work: ImageWork) -> None:
     """Segment one object from its prompts; a problem becomes a notice shown after the rerun."""
     if not obj.has_prompts():
         obj.result = None
@@ -131,7 +131,7 @@ def image_mode(session: SegmentationSession) -> None:
     _effects_and_export(image, objs, intake.name)
 
 
-def _candidates(seg, obj: segment.SegObject) -> None:
+def _candidates(seg, obj: SegObject) -> None:
     r = obj.result
     if r is None:
         return
@@ -154,7 +154,7 @@ def _candidates(seg, obj: segment.SegObject) -> None:
         st.caption(f"{obj.name}: {conf.text}")
 
 
-def _prompt_editor(seg, image, obj: segment.SegObject, multimask: bool,
+def _prompt_editor(seg, image, obj: SegObject, multimask: bool,
                    work: ImageWork) -> None:
     with st.expander(f"Prompts of {obj.name}", expanded=False):
         obj.label = st.text_input("Name", obj.label, key=f"seg_label_{obj.obj_id}")
@@ -205,7 +205,7 @@ def _text_prompt(seg, image, work: ImageWork, multimask: bool) -> None:
     if st.button(f"Segment these {len(boxes)} box(es)", key="seg_found_go"):
         objs = work.objects
         for region in boxes:
-            obj = segment.SegObject(max(o.obj_id for o in objs) + 1, box=region.box,
+            obj = SegObject(max(o.obj_id for o in objs) + 1, box=region.box,
                               label=region.label)
             _run(seg, image, obj, multimask, work)
             objs.append(obj)
@@ -241,7 +241,7 @@ def _everything(seg, image, work: ImageWork) -> None:
     if st.button("Add them as objects", key="seg_auto_add"):
         objs = work.objects
         for a in auto:
-            obj = segment.SegObject(max(o.obj_id for o in objs) + 1, label=f"auto {a.area} px")
+            obj = SegObject(max(o.obj_id for o in objs) + 1, label=f"auto {a.area} px")
             obj.result = segment.MaskResult(a.mask[None], np.array([a.predicted_iou]), seg.label)
             objs.append(obj)
         st.rerun()

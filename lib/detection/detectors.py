@@ -10,6 +10,7 @@ per (model, dataset subset, settings), so reloading never recomputes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from PIL import Image
 
@@ -28,8 +29,9 @@ from lib.models.spec import HubModel, Source, Task
 @dataclass(kw_only=True)
 class Detector(HubModel):
     """A detector: `HubModel`'s fields (its lock is held by every forward pass: an EigenCAM
-    hooks the shared model) and how to read its output."""
-    kind: str                      # torchvision | transformers
+    hooks the shared model) and its labels. Subclasses say how a batch goes through their
+    model (`_outputs`); `kind` names them."""
+    kind: ClassVar[str] = ""
     labels: dict[int, str]         # model label index -> name
 
     def predict(self, images: list[Image.Image], image_ids: list[int], label_map: dict[int, int],
@@ -37,21 +39,39 @@ class Detector(HubModel):
         """Detections for a batch of RGB images, class ids mapped to dataset categories."""
         import torch  # heavy: imported on first use
         with self.lock, torch.inference_mode():
-            if self.kind == "torchvision":
-                from torchvision.transforms.functional import (
-                    to_tensor,  # heavy: imported on first use
-                )
-                outs = self.model([to_tensor(im).to(self.device) for im in images])
-            else:
-                inputs = self.processor(images=images, return_tensors="pt").to(self.device)
-                raw = self.model(**inputs)
-                outs = self.processor.post_process_object_detection(
-                    raw, threshold=threshold, target_sizes=[(im.height, im.width) for im in images])
-        dets = []
-        for image_id, out in zip(image_ids, outs):
-            det = from_torchvision(image_id, out, label_map)
-            dets.append(det.above(threshold))
-        return dets
+            outs = self._outputs(images, threshold)
+        return [from_torchvision(image_id, out, label_map).above(threshold)
+                for image_id, out in zip(image_ids, outs)]
+
+    def _outputs(self, images: list[Image.Image], threshold: float) -> list[dict]:
+        """torchvision-style outputs (boxes, labels, scores) of a batch."""
+        raise NotImplementedError
+
+
+@dataclass(kw_only=True)
+class TorchvisionDetector(Detector):
+    """A torchvision detector (Faster R-CNN): images in, its own outputs back."""
+    kind: ClassVar[str] = "torchvision"
+
+    def _outputs(self, images, threshold):
+        from torchvision.transforms.functional import to_tensor  # heavy: imported on first use
+        return self.model([to_tensor(im).to(self.device) for im in images])
+
+
+@dataclass(kw_only=True)
+class TransformersDetector(Detector):
+    """A transformers detector (the DETR family) through its processor."""
+    kind: ClassVar[str] = "transformers"
+
+    def _outputs(self, images, threshold):
+        inputs = self.processor(images=images, return_tensors="pt").to(self.device)
+        raw = self.model(**inputs)
+        return self.processor.post_process_object_detection(
+            raw, threshold=threshold, target_sizes=[(im.height, im.width) for im in images])
+
+
+#: a manifest's or a caller's kind -> the detector class that reads that kind of model
+DETECTORS = {cls.kind: cls for cls in (TorchvisionDetector, TransformersDetector)}
 
 
 def _torchvision_weights(spec: registry.ModelSpec):
@@ -75,8 +95,8 @@ def build_torchvision(spec: registry.ModelSpec, device: str) -> Detector:
                                     num_classes=len(weights.meta["categories"]))
     model.load_state_dict(state)
     labels = dict(enumerate(weights.meta["categories"]))
-    return Detector(name=spec.name, kind="torchvision", model=model.eval().to(device),
-                    labels=labels, device=device)
+    return TorchvisionDetector(name=spec.name, model=model.eval().to(device), labels=labels,
+                               device=device)
 
 
 @builder(Task.DETECTION, Source.TRANSFORMERS)
@@ -95,7 +115,7 @@ def build_transformers(spec: registry.ModelSpec, device: str) -> Detector:
     except ValueError as exc:   # an id that is not an object detector
         raise registry.ModelCreateError(f"'{spec.name}' is not an object detector "
                                         f"transformers can load.") from exc
-    return Detector(name=spec.name, kind="transformers", model=model.eval().to(device),
+    return TransformersDetector(name=spec.name, model=model.eval().to(device),
                     labels={int(k): v for k, v in model.config.id2label.items()},
                     processor=processor, device=device)
 
@@ -118,8 +138,8 @@ def tiny_detector(kind: str, labels: dict[int, str]) -> Detector:
         model = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None,
                                                       num_classes=max(labels) + 1,
                                                       box_score_thresh=0.0)
-        return Detector(name="tiny-fasterrcnn", kind=kind, model=model.eval(), labels=labels,
-                        untrained=True)
+        return TorchvisionDetector(name="tiny-fasterrcnn", model=model.eval(), labels=labels,
+                                   untrained=True)
     from transformers import (  # heavy: imported on first use
         DetrConfig,
         DetrForObjectDetection,
@@ -131,9 +151,8 @@ def tiny_detector(kind: str, labels: dict[int, str]) -> Detector:
                         decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
                         num_queries=10, id2label=labels, label2id={v: k for k, v in labels.items()})
     processor = DetrImageProcessor(size={"shortest_edge": 128, "longest_edge": 160})
-    return Detector(name="tiny-detr", kind="transformers",
-                    model=DetrForObjectDetection(config).eval(), labels=labels,
-                    processor=processor, untrained=True)
+    return TransformersDetector(name="tiny-detr", model=DetrForObjectDetection(config).eval(),
+                                labels=labels, processor=processor, untrained=True)
 
 
 @builder(Task.DETECTION, Source.CHECKPOINT)
@@ -165,5 +184,5 @@ def build_checkpoint(spec: registry.ModelSpec, device: str | None = None) -> Det
         raise registry.ModelCreateError(f"Checkpoint '{spec.name}' does not fit its manifest: "
                                         f"{str(exc).splitlines()[0]}") from exc
     device = device or registry.best_device()
-    return Detector(name=spec.name, kind=kind, model=model.eval().to(device), labels=names,
-                    processor=processor, device=device)
+    return DETECTORS[kind](name=spec.name, model=model.eval().to(device), labels=names,
+                           processor=processor, device=device)

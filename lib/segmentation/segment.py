@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -72,9 +73,9 @@ class AutoMask:
 
 @dataclass(kw_only=True)
 class Segmenter(HubModel):
-    """A promptable segmenter: `HubModel`'s fields (no model for GrabCut) and its manifest's
-    settings."""
-    kind: str                    # sam2 | grabcut
+    """A promptable segmenter (SAM 2.1, EdgeTAM, the demo segmenters): `HubModel`'s fields
+    and its manifest's settings. `GrabCutSegmenter` overrides what differs without a model."""
+    kind: ClassVar[str] = "sam2"
     #: manifest `prompt_zoom`: segment through a window this many times the object's side
     #: (`_zoomed`); 0: the whole image only, as SAM 2.1 at 1024 px needs
     zoom: float = 0.0
@@ -84,7 +85,7 @@ class Segmenter(HubModel):
 
     @property
     def label(self) -> str:
-        return GRABCUT if self.kind == "grabcut" else self.name
+        return self.name
 
     # -- prompts -------------------------------------------------------------------------
     def predict(self, image: np.ndarray, points: Sequence[tuple[float, float, int]] = (),
@@ -93,12 +94,6 @@ class Segmenter(HubModel):
         """Masks for one object from its points (x, y, 1 positive / 0 negative) and box."""
         h, w = image.shape[:2]
         check_prompts(points, box, w, h)
-        if self.kind == "grabcut":
-            if box is None:
-                raise PromptError("The GrabCut fallback needs a box: drag a rectangle around "
-                                  "the object (points then refine it).")
-            mask = mask_ops.grabcut(image, box, points)
-            return MaskResult(mask[None], np.array([np.nan]), GRABCUT)
         if not self.zoom:
             return self._decode(image, points, box, multimask)
         return self._zoomed(image, list(points), box, multimask)
@@ -162,7 +157,7 @@ class Segmenter(HubModel):
     def unfamiliar(self, image: np.ndarray) -> bool:
         """Whether `image` looks unlike every image the model was trained on (False when its
         manifest does not say what those look like)."""
-        if self.familiar_stats is None or self.kind != "sam2":
+        if self.familiar_stats is None:
             return False
         return self.familiar_stats.distance(self.pooled(image)) > self.familiar_stats.limit
 
@@ -190,9 +185,6 @@ class Segmenter(HubModel):
                    progress: Callback | None = None) -> list[AutoMask]:
         """Automatic masks from a grid of single-point prompts, filtered by predicted IoU and
         stability, deduplicated by mask IoU, largest first."""
-        if self.kind != "sam2":
-            raise PromptError("Everything mode needs SAM2 weights; the GrabCut fallback only "
-                              "segments inside a box.")
         import torch  # heavy: imported on first use
         h, w = image.shape[:2]
         emb = self.embed(image)
@@ -271,8 +263,37 @@ class _Embeddings:
 _EMBEDDINGS = _Embeddings(EMBED_CACHE_SIZE)
 
 
+@dataclass(kw_only=True)
+class GrabCutSegmenter(Segmenter):
+    """The labelled offline fallback: OpenCV's GrabCut inside a box (points refine it); no
+    model, no predicted IoU, no everything mode."""
+    kind: ClassVar[str] = "grabcut"
+
+    @property
+    def label(self) -> str:
+        return GRABCUT
+
+    def predict(self, image: np.ndarray, points: Sequence[tuple[float, float, int]] = (),
+                box: tuple[float, float, float, float] | None = None,
+                multimask: bool = True) -> MaskResult:
+        h, w = image.shape[:2]
+        check_prompts(points, box, w, h)
+        if box is None:
+            raise PromptError("The GrabCut fallback needs a box: drag a rectangle around the "
+                              "object (points then refine it).")
+        mask = mask_ops.grabcut(image, box, points)
+        return MaskResult(mask[None], np.array([np.nan]), GRABCUT)
+
+    def unfamiliar(self, image: np.ndarray) -> bool:
+        return False
+
+    def everything(self, image: np.ndarray, *args, **kwargs) -> list[AutoMask]:
+        raise PromptError("Everything mode needs SAM2 weights; the GrabCut fallback only "
+                          "segments inside a box.")
+
+
 def grabcut_segmenter() -> Segmenter:
-    return Segmenter(name=GRABCUT, kind="grabcut")
+    return GrabCutSegmenter(name=GRABCUT)
 
 
 def _model_class(arch: str):
@@ -313,7 +334,7 @@ def build_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segm
                                                device)
     m = spec.manifest or {}
     zoom = m.get("prompt_zoom")
-    return Segmenter(name=spec.name, kind="sam2", model=model, processor=processor, device=device,
+    return Segmenter(name=spec.name, model=model, processor=processor, device=device,
                      zoom=float(zoom) if isinstance(zoom, (int, float)) and 1 <= zoom <= 8 else 0,
                      calibration=IouCalibration.from_manifest(m.get("iou_calibration")),
                      familiar_stats=FeatureStats.from_manifest(m.get("familiar")),
@@ -359,37 +380,8 @@ def tiny_segmenter(image_size: int = 256, seed: int = 0) -> Segmenter:
     from transformers import Sam2Model  # heavy: imported on first use
     torch.manual_seed(seed)
     model = Sam2Model(tiny_sam2_config(image_size)).eval()
-    return Segmenter(name=f"tiny-sam2-{seed}", kind="sam2", model=model,
+    return Segmenter(name=f"tiny-sam2-{seed}", model=model,
                      processor=sam2_processor(image_size), untrained=True)
-
-
-@dataclass
-class SegObject:
-    """One object being segmented: its prompts, candidate masks and the chosen one."""
-
-    obj_id: int
-    points: list[tuple[float, float, int]] = field(default_factory=list)
-    box: tuple[float, float, float, float] | None = None
-    label: str = ""
-    result: MaskResult | None = None
-    choice: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.label or f"object {self.obj_id}"
-
-    @property
-    def color(self) -> tuple[int, int, int]:
-        return mask_ops.color_for(self.obj_id)
-
-    @property
-    def mask(self) -> np.ndarray | None:
-        if self.result is None:
-            return None
-        return self.result.masks[min(self.choice, len(self.result.masks) - 1)]
-
-    def has_prompts(self) -> bool:
-        return bool(self.points) or self.box is not None
 
 
 def model_choices() -> list[tuple[str, bool]]:

@@ -1,7 +1,8 @@
 """Segmentation for one visitor: `SegmentationSession` owns what the Segmentation page works
-on: the image being segmented and its objects (`ImageWork`), the clip being tracked and its
-tracker (`ClipWork`, whose decoder and mask file are closed when another clip replaces it or
-the visitor leaves). The page reads widgets, calls the segmenter and tracker, renders.
+on: the image being segmented and its objects (`ImageWork` of `SegObject`s), the clip being
+tracked and its tracker (`ClipWork`, whose decoder and mask file are closed when another clip
+replaces it or the visitor leaves). The page reads widgets, calls the segmenter and tracker,
+renders.
 """
 
 from __future__ import annotations
@@ -11,14 +12,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from lib.media import masks
 from lib.segmentation import segment
+
+
+@dataclass
+class SegObject:
+    """One object being segmented: its prompts, candidate masks and the chosen one."""
+
+    obj_id: int
+    points: list[tuple[float, float, int]] = field(default_factory=list)
+    box: tuple[float, float, float, float] | None = None
+    label: str = ""
+    result: segment.MaskResult | None = None
+    choice: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.label or f"object {self.obj_id}"
+
+    @property
+    def color(self) -> tuple[int, int, int]:
+        return masks.color_for(self.obj_id)
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        if self.result is None:
+            return None
+        return self.result.masks[min(self.choice, len(self.result.masks) - 1)]
+
+    def has_prompts(self) -> bool:
+        return bool(self.points) or self.box is not None
 
 
 @dataclass
 class ImageWork:
     """One image's objects and what was found on it (reset when the image changes)."""
     digest: str = ""
-    objects: list[segment.SegObject] = field(default_factory=lambda: [segment.SegObject(1)])
+    objects: list[SegObject] = field(default_factory=lambda: [SegObject(1)])
     active_id: int = 1
     notice: str = ""                 # a message for the next run (a prompt refused)
     last_click: Any = None           # the canvas's last event, so a rerun does not repeat it
@@ -26,12 +59,12 @@ class ImageWork:
     auto: list | None = None         # everything mode's masks
 
     @property
-    def active(self) -> segment.SegObject:
+    def active(self) -> SegObject:
         return next((o for o in self.objects if o.obj_id == self.active_id), self.objects[0])
 
-    def new_object(self) -> segment.SegObject:
+    def new_object(self) -> SegObject:
         """A new object, made the active one."""
-        new = segment.SegObject(max(o.obj_id for o in self.objects) + 1)
+        new = SegObject(max(o.obj_id for o in self.objects) + 1)
         self.objects.append(new)
         self.active_id = new.obj_id
         return new

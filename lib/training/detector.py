@@ -129,9 +129,9 @@ def train_detector(args) -> Path:
 
     def validate():
         model.eval()
-        stats = predict_val(detectors.Detector(
-            name=args.name, kind="transformers" if detr else "torchvision", model=model,
-            labels=names, processor=processor, device=device))
+        make = detectors.TransformersDetector if detr else detectors.TorchvisionDetector
+        stats = predict_val(make(name=args.name, model=model, labels=names,
+                                 processor=processor, device=device))
         return stats["AP50"], {"val/mAP50": stats["AP50"], "val/mAP": stats["AP"]}, \
             f"val mAP@0.5 {stats['AP50']:.4f}"
 
