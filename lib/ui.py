@@ -48,52 +48,26 @@ def page_setup() -> None:
         st.rerun()
 
 
-_seen: dict[str, float] = {}     # session id -> when it was first seen inactive (0: active)
-_held: set[str] = set()          # sessions whose state existed at the last freeze
-_seen_lock = threading.Lock()
-
-
 def _settle_memory() -> None:
-    """`memory.freeze_long_lived` at the start of each page run (and every few seconds), and
-    give memory back once Streamlit has dropped a session (inactive for longer than
-    `server.disconnectedSessionTTL`): a collection of what is not frozen, or a forced
-    freeze when the session was alive at the last freeze (its state was frozen with the
-    rest and only the next freeze collects it). The first call also tunes the C allocator
-    so that what a session held can go back to the system (`heap.tune_allocator`)."""
+    """At the start of each page run (and every few seconds): tell `memory.VISITORS` which
+    session runs and which are alive, reap Streamlit's store of the dropped ones and their
+    media, and let `memory.release` give their memory back. The first call also tunes the C
+    allocator so that what a session held can go back to the system (`heap.tune_allocator`)."""
 
     from streamlit import config  # heavy: imported on first use
     from streamlit.runtime import Runtime  # heavy: imported on first use
 
     heap.tune_allocator()
-    sid = session_id()
     runtime = Runtime.instance() if Runtime.exists() else None
     ttl = float(config.get_option("server.disconnectedSessionTTL") or 0)
-    now = time.monotonic()
-    with _seen_lock:
-        if sid:
-            _seen[sid] = 0.0
-        dropped = set()
-        for s, since in list(_seen.items()):
-            if runtime is None or s == sid or runtime.is_active_session(s):
-                _seen[s] = 0.0
-            elif not since:
-                _seen[s] = now
-            elif now - since > ttl + 1:
-                dropped.add(s)
-        for s in dropped:
-            del _seen[s]
-        force = bool(dropped & _held)
-    if dropped and runtime is not None:
+    settled = memory.VISITORS.settle(
+        session_id(), lambda s: runtime is None or runtime.is_active_session(s), ttl)
+    if settled.dropped and runtime is not None:
         _reap_sessions(runtime)
         # the images and files their pages showed (Streamlit frees them only at the end of
         # someone's next script run)
         runtime.media_file_mgr.remove_orphaned_files()
-    if memory.freeze_long_lived(force=force):
-        with _seen_lock:
-            _held.clear()
-            _held.update(_seen)
-    elif dropped:            # their state was never frozen: a collection of the rest frees it
-        heap.collect_garbage()
+    memory.release(settled)
 
 
 def _reap_sessions(runtime, timeout_s: float = 2.0) -> None:
@@ -118,6 +92,7 @@ def _reap_sessions(runtime, timeout_s: float = 2.0) -> None:
 
 
 _watch: list[threading.Thread] = []
+_watch_lock = threading.Lock()
 
 
 def _start_memory_watch(every_s: float = 2.0) -> None:
@@ -127,7 +102,7 @@ def _start_memory_watch(every_s: float = 2.0) -> None:
     from streamlit import config  # heavy: imported on first use
     if config.get_option("global.appTest"):
         return
-    with _seen_lock:
+    with _watch_lock:
         if _watch:
             return
 

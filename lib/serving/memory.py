@@ -1,5 +1,16 @@
-"""The server's memory between visitors: the garbage collector kept off what lives as long
-as the process (`freeze_long_lived`), so each collection walks only what is new."""
+"""The server's memory between visitors, in one place:
+
+- what the process holds under the budget: models and shared results in `cache.STORE`;
+- what a visitor holds: their session state, with their service objects (`ui.service`),
+  released when Streamlit drops the session (callbacks through `ui.on_session_end` close what
+  lives outside Python: a tracker's decoder, a W&B client);
+- when that memory comes back: `VISITORS.settle` notices the sessions that were dropped (on
+  every page run and on a watch thread, so the last visitors to leave are not waiting for
+  the next one to arrive), and `freeze_long_lived` keeps the garbage collector off what lives
+  as long as the process, so each collection walks only what is new.
+
+`lib.ui` asks Streamlit which sessions are alive and reaps its store; the decisions are here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +18,8 @@ import gc
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from lib.core.heap import collect_garbage
 from lib.models.cache import STORE
@@ -50,3 +63,58 @@ def freeze_long_lived(force: bool = False) -> bool:
         return True
     finally:
         _freezing.release()
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What one look at the sessions found: those dropped since, and whether their state
+    needs a forced freeze to be collected (it was alive at the last freeze)."""
+    dropped: frozenset[str]
+    force: bool
+
+
+class Visitors:
+    """The sessions Lens has seen, and when each stopped being active: one is dropped once it
+    has been inactive for longer than Streamlit keeps a disconnected session (`ttl`)."""
+
+    def __init__(self):
+        self._seen: dict[str, float] = {}    # session id -> when first seen inactive (0: active)
+        self._held: set[str] = set()         # sessions alive at the last freeze
+        self._lock = threading.Lock()
+
+    def settle(self, current: str, is_active: Callable[[str], bool], ttl: float,
+               now: float | None = None) -> Settled:
+        """Note `current` (the session running now, "" off a script run) and find the
+        sessions that are gone."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if current:
+                self._seen[current] = 0.0
+            dropped = set()
+            for s, since in list(self._seen.items()):
+                if s == current or is_active(s):
+                    self._seen[s] = 0.0
+                elif not since:
+                    self._seen[s] = now
+                elif now - since > ttl + 1:
+                    dropped.add(s)
+            for s in dropped:
+                del self._seen[s]
+            return Settled(frozenset(dropped), bool(dropped & self._held))
+
+    def frozen(self) -> None:
+        """A freeze just ran: the sessions alive now had their state frozen with the rest."""
+        with self._lock:
+            self._held = set(self._seen)
+
+
+VISITORS = Visitors()
+
+
+def release(settled: Settled) -> None:
+    """Give back what dropped sessions held: a forced freeze where their state was frozen,
+    else a collection of what is not frozen (a freeze that is due anyway does both)."""
+    if freeze_long_lived(force=settled.force):
+        VISITORS.frozen()
+    elif settled.dropped:
+        collect_garbage()

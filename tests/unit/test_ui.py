@@ -26,7 +26,6 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
     from streamlit.runtime import Runtime
 
     from lib import ui
-    from lib.core import heap
     from lib.serving import memory
     active = {"a", "b"}
     clock = [100.0]
@@ -50,8 +49,7 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
     monkeypatch.setattr(Runtime, "exists", staticmethod(lambda: True))
     monkeypatch.setattr(Runtime, "instance", staticmethod(FakeRuntime))
     monkeypatch.setattr(memory, "freeze_long_lived", freeze)
-    monkeypatch.setattr(ui, "_seen", {})
-    monkeypatch.setattr(ui, "_held", set())
+    monkeypatch.setattr(memory, "VISITORS", memory.Visitors())
     monkeypatch.setattr("time.monotonic", lambda: clock[0])
     get_option = config.get_option
     monkeypatch.setattr(config, "get_option", lambda key: 5 if key ==
@@ -62,7 +60,7 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
     ui._settle_memory()                    # "a" runs a page: the first freeze holds "a"
     me[0] = "b"
     ui._settle_memory()                    # "b" was not alive at that freeze
-    assert forced == [False, False] and ui._held == {"a"}
+    assert forced == [False, False] and memory.VISITORS._held == {"a"}
     active.discard("a")                    # "a" closes its tab
     ui._settle_memory()                    # seen inactive: Streamlit keeps it for the TTL
     clock[0] += 3
@@ -70,9 +68,9 @@ def test_a_freeze_is_forced_once_a_session_alive_at_the_last_one_is_dropped(monk
     assert forced[-1] is False
     clock[0] += 4                          # past the TTL: dropped, so collect it
     ui._settle_memory()
-    assert forced[-1] is True and ui._held == {"b"} and media_swept == [True]
+    assert forced[-1] is True and memory.VISITORS._held == {"b"} and media_swept == [True]
     collected = []
-    monkeypatch.setattr(heap, "collect_garbage", lambda: collected.append(True))
+    monkeypatch.setattr(memory, "collect_garbage", lambda: collected.append(True))
     active.add("c")
     me[0] = "c"
     ui._settle_memory()                    # "c" came after the freeze: never frozen

@@ -71,3 +71,18 @@ class _Cyclic:
     def __init__(self, freed: list):
         self.me = self
         weakref.finalize(self, freed.append, True)
+
+
+def test_a_visitor_is_dropped_once_inactive_past_the_ttl_without_streamlit():
+    from lib.serving.memory import Visitors
+    v, alive = Visitors(), {"a", "b"}
+    assert not v.settle("a", alive.__contains__, ttl=5, now=0).dropped
+    v.frozen()                                    # "a" was alive at this freeze
+    alive.discard("a")
+    assert not v.settle("b", alive.__contains__, ttl=5, now=1).dropped   # within the TTL
+    settled = v.settle("b", alive.__contains__, ttl=5, now=8)
+    assert settled.dropped == {"a"} and settled.force          # frozen with the rest: force
+    alive.discard("b")
+    v.settle("", alive.__contains__, ttl=5, now=9)
+    late = v.settle("", alive.__contains__, ttl=5, now=20)
+    assert late.dropped == {"b"} and not late.force   # "b" came after it: a collection will do
