@@ -126,3 +126,12 @@ def test_every_package_docstring_names_its_modules():
         if missing:
             stale[init.parent.name] = sorted(missing)
     assert not stale, stale
+
+
+def test_the_builder_modules_lib_models_imports_are_exactly_those_that_register_builders():
+    """`lib.models.build` imports the modules whose builders register themselves (its one
+    upward edge, by name): the list must name every such module and no other."""
+    from lib.models.build import BUILDER_MODULES
+    registering = {name for name, path in modules().items()
+                   if "@builder(" in path.read_text() and name != "lib.models.build"}
+    assert set(BUILDER_MODULES) == registering
