@@ -135,3 +135,26 @@ def test_the_builder_modules_lib_models_imports_are_exactly_those_that_register_
     registering = {name for name, path in modules().items()
                    if "@builder(" in path.read_text() and name != "lib.models.build"}
     assert set(BUILDER_MODULES) == registering
+
+
+def test_pages_are_setup_views_and_dispatch_only():
+    """A page module holds imports, constants (UPPER_CASE), functions and classes; the only
+    calls at its top level are `ui.page_setup()`, `main()` and the first paint (`st.title`,
+    `st.write`, which Home draws before its heavy imports)."""
+    allowed_calls = {"ui.page_setup", "main", "st.title", "st.write"}
+    found = []
+    for path in sorted((ROOT / "pages").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+                continue
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+                continue                                            # the docstring
+            if isinstance(node, ast.Assign) and all(
+                    isinstance(t, (ast.Name, ast.Tuple)) and ast.unparse(t).isupper()
+                    for t in node.targets):
+                continue
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                    ast.unparse(node.value.func) in allowed_calls:
+                continue
+            found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)[:60]}")
+    assert not found, found
