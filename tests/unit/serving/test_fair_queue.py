@@ -83,11 +83,13 @@ def test_a_waiting_visitor_sees_their_place_on_the_page(monkeypatch):
 
     threading.Thread(target=finish_when_someone_waits).start()
     st.cache_data.clear()
-    t0 = time.time()
+    from lib.models import cache
+    for shared in ("prediction: ", "cam: ", "faithfulness: "):   # computed by earlier tests
+        cache.STORE.clear(shared)
     at = run_page("classification")
     holder.join()
     assert not at.exception
-    assert places and places[0] == 1 and time.time() - t0 >= 0.5
+    assert places and places[0] == 1 and release.is_set()     # it waited for the worker
     assert "top-1 **tiger cat**" in "\n".join(m.value for m in at.markdown)
 
 
