@@ -103,3 +103,46 @@ def http_error(status: int):
     response = requests.Response()
     response.status_code = status
     return wandb.errors.CommError(f"HTTP {status}", requests.HTTPError(response=response))
+
+
+def imagecorruptions_reference():
+    """`imagecorruptions.corrupt` 1.1.2 (the reference for `lib.media.corruptions`), imported
+    from its own wheel (`weather.REFERENCE_WHEEL`: installing it would pull in GUI OpenCV)
+    and made runnable on today's libraries: a stand-in for `pkg_resources` (gone from current
+    setuptools) that hands out its frost photos, scikit-image's renamed `multichannel`
+    argument, NumPy's `np.float_`."""
+    import sys
+    import tempfile
+    import types
+    import zipfile
+
+    from lib.media.weather import REFERENCE_WHEEL
+    frost = Path(tempfile.mkdtemp(prefix="imagecorruptions-"))
+    with zipfile.ZipFile(REFERENCE_WHEEL) as wheel:
+        for name in wheel.namelist():
+            if name.startswith("imagecorruptions/frost/"):
+                wheel.extract(name, frost)
+    shim = types.ModuleType("pkg_resources")
+    shim.resource_filename = lambda package, name: str(frost / "imagecorruptions" / name)
+    np.float_ = np.float64
+    if str(REFERENCE_WHEEL) not in sys.path:
+        sys.path.insert(0, str(REFERENCE_WHEEL))
+    before = sys.modules.get("pkg_resources")
+    sys.modules["pkg_resources"] = shim          # for the reference's import only
+    try:
+        import imagecorruptions
+        from imagecorruptions import corruptions as ref
+    finally:
+        if before is None:
+            sys.modules.pop("pkg_resources", None)
+        else:
+            sys.modules["pkg_resources"] = before
+    ref.resource_filename = shim.resource_filename
+    from skimage.filters import gaussian
+
+    def gaussian_multichannel(image, sigma=1, multichannel=None, **kwargs):
+        if multichannel:
+            kwargs["channel_axis"] = -1
+        return gaussian(image, sigma=sigma, **kwargs)
+    ref.gaussian = gaussian_multichannel
+    return imagecorruptions.corrupt
