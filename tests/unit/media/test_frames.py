@@ -17,7 +17,8 @@ def _packets(w, h, n, seed, pts=None, gop=10):
     cc = av.CodecContext.create("libx264", "w")
     cc.width, cc.height, cc.pix_fmt = w, h, "yuv420p"
     cc.time_base = Fraction(1, 25)
-    cc.options = {"x264-params": "repeat-headers=1", "g": str(gop), "crf": "18"}
+    cc.options = {"x264-params": "repeat-headers=1", "g": str(gop), "crf": "18",
+                  "threads": "1"}   # one thread: the same bytes whatever the machine or load
     rng = np.random.default_rng(seed)
     packets = []
     for i in range(n):
