@@ -39,6 +39,7 @@ class FrameSource:
         self._lock = threading.RLock()
         self._container = None
         self._frames = None          # the running decoder (an iterator of av frames)
+        self._pending = None         # a frame read ahead past a damaged one
         self._next = 0               # index of the frame it yields next
         self._pts: list[int] | None = None
         self.decoded = 0             # frames decoded so far (all seeks included)
@@ -84,7 +85,7 @@ class FrameSource:
         with self._lock:
             if self._container is not None:
                 self._container.close()
-            self._container = self._frames = None
+            self._container = self._frames = self._pending = None
             self._buffer.clear()
 
     # -- decoding ---------------------------------------------------------------------------
@@ -119,7 +120,7 @@ class FrameSource:
         else:
             self._container.seek(0)
             self._next = 0
-        self._frames = self._container.decode(stream)
+        self._frames, self._pending = self._container.decode(stream), None
         self._buffer.clear()
         while self._next is None or self._next < index:
             i, rgb = self._decode_next(index)
@@ -131,12 +132,14 @@ class FrameSource:
                 self._buffer[i] = rgb
 
     def _decode_next(self, wanted: int) -> tuple[int, np.ndarray]:
-        import av  # heavy: imported on first use
 
-        try:
-            frame = next(self._frames, None)
-        except (av.error.FFmpegError, OSError, MemoryError):
-            frame = None
+        frame, self._pending = self._pending or self._read(), None
+        if frame is not None and frame.is_corrupt:
+            # FFmpeg concealed damage: the last frame of a file cut short ends the clip here
+            # (the frames up to it are exact); one with frames after it is kept
+            self._pending = self._read()
+            if self._pending is None:
+                frame = None
         if frame is None:
             ended = self._next if self._next is not None else 0
             self.close()
@@ -153,6 +156,14 @@ class FrameSource:
         self._next += 1
         self.decoded += 1
         return index, self._rgb(frame)
+
+    def _read(self):
+        """The decoder's next frame, or None where the data ends or breaks."""
+        import av  # heavy: imported on first use
+        try:
+            return next(self._frames, None)
+        except (av.error.FFmpegError, OSError, MemoryError):
+            return None
 
     def _rgb(self, frame) -> np.ndarray:
         if frame.width * frame.height > self.max_pixels:
