@@ -9,24 +9,15 @@ memory budget), keyed by the image's content hash, the model and the method's se
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lib.classification import cam, classify, faithfulness, scenes
 from lib.core import paths
-from lib.core.progress import Callback
+from lib.core.progress import Busy, Callback, idle
 from lib.media import video
 from lib.models import cache, catalogue, registry
-
-Busy = Callable[[str], AbstractContextManager]
-
-
-def _idle(what: str) -> AbstractContextManager:
-    return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -40,7 +31,7 @@ class ClassificationSession:
     """One visitor's classification. `busy(what)` wraps heavy work that is not cached yet
     (the page passes the fair queue; scripts pass nothing)."""
 
-    def __init__(self, busy: Busy = _idle):
+    def __init__(self, busy: Busy = idle):
         self.busy = busy
         self.evaluation: tuple[str, classify.EvalResult] | None = None   # (model, result)
         self.video: tuple[Any, list] | None = None     # (clip, model, rate) -> predictions

@@ -8,8 +8,10 @@ on standard error); nothing else draws progress.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 
@@ -87,3 +89,13 @@ class TerminalBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+#: A service's hook around heavy work that is not cached yet: `busy(what)` is entered while it
+#: runs (pages pass `ui.busy`, a spinner and the fair queue; scripts and tests pass nothing).
+Busy = Callable[[str], AbstractContextManager]
+
+
+def idle(what: str) -> AbstractContextManager:
+    """The `Busy` hook that shows nothing."""
+    return contextlib.nullcontext()

@@ -11,14 +11,12 @@ results files they imported) lives on the object and goes with their session.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from lib.core import links, paths
+from lib.core.progress import Busy, idle
 from lib.detection import (
     benchmark,
     calibration,
@@ -29,12 +27,6 @@ from lib.detection import (
     slices,
 )
 from lib.models import cache, registry
-
-Busy = Callable[[str], AbstractContextManager]   # what the caller shows while work runs
-
-
-def _idle(what: str) -> AbstractContextManager:
-    return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -50,7 +42,7 @@ class DetectionBenchmark:
     """One visitor's detection benchmark. `busy(what)` wraps heavy work that is not cached
     yet (the page passes a spinner with the fair queue; scripts pass nothing)."""
 
-    def __init__(self, busy: Busy = _idle):
+    def __init__(self, busy: Busy = idle):
         self.busy = busy
         self.dataset: datasets.CocoDataset | None = None
         self._imported: dict[str, dict[str, dict]] = {}   # fingerprint -> name -> detections

@@ -59,3 +59,16 @@ def test_a_wandb_dir_keeps_logs_and_files_only(tmp_path):
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     assert left == ["wandb", "wandb/offline-run-1", "wandb/offline-run-1/files",
                     "wandb/offline-run-1/files/config.yaml", "wandb/offline-run-1/run-1.wandb"]
+
+
+def test_a_path_as_shown_is_read_back_and_a_hostile_one_refused(root):
+    """`shown` writes a path under a root as `<root>/…` (never the server's absolute path);
+    `data_path` reads that form back, with the same refusals as any typed path."""
+    shown = paths.shown(root / "data" / "a.json")
+    assert shown == "<root>/data/a.json" and str(root) not in paths.shown(f"at {root}/data.")
+    assert paths.data_path(shown, "file") == root / "data" / "a.json"
+    for hostile, message in (("<root>/../outside.json", "contains '..'"),
+                             ("<nowhere>/a.json", "not inside the folders"),
+                             ("<root>/data/missing.json", "does not exist")):
+        with pytest.raises(PathNotAllowedError, match=message):
+            paths.data_path(hostile, "file")
