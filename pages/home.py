@@ -57,9 +57,14 @@ def memory_view() -> None:
               f"{used_mb:.0f} MB",
               help=f"Budget {STORE.budget_bytes / 2**20:.0f} MB (LENS_MODEL_BUDGET_MB); the "
                    "least recently used entry is released when a new one would exceed it.")
-    st.caption(f"Budget: {STORE.budget_bytes / 2**20:.0f} MB · "
-               + (", ".join(f"{paths.shown(k)} ({b / 2**20:.0f} MB)" for k, b in cached)
-                  or "none loaded yet"))
+    groups: dict[str, list[float]] = {}   # shared results by kind, models by name
+    for key, nbytes in cached:
+        kind = key.split(": ", 1)[0] if ": " in key else paths.shown(key)
+        count, total = groups.get(kind, (0, 0))
+        groups[kind] = [count + 1, total + nbytes]
+    st.caption(f"Budget: {STORE.budget_bytes / 2**20:.0f} MB · " + (", ".join(
+        f"{kind}{f' ×{n}' if n > 1 else ''} ({b / 2**20:.0f} MB)" for kind, (n, b) in
+        groups.items()) or "none loaded yet"))
 
 
 @st.cache_data(ttl=30, show_spinner="Checking which weights are on this machine...")
