@@ -17,8 +17,7 @@ def _packets(w, h, n, seed, pts=None, gop=10):
     cc = av.CodecContext.create("libx264", "w")
     cc.width, cc.height, cc.pix_fmt = w, h, "yuv420p"
     cc.time_base = Fraction(1, 25)
-    cc.options = {"x264-params": "repeat-headers=1", "g": str(gop), "crf": "18",
-                  "threads": "1"}   # one thread: the same bytes whatever the machine or load
+    cc.options = {"x264-params": "repeat-headers=1", "g": str(gop), "crf": "18"}
     rng = np.random.default_rng(seed)
     packets = []
     for i in range(n):
@@ -77,11 +76,13 @@ def test_outside_the_clip_is_a_clear_error(clip):
         FrameSource(info)[len(truth)]
 
 
-def test_a_clip_cut_short_ends_where_its_frames_end(clip, tmp_path):
-    """The index up front (faststart) promises 60 frames; the data stops two thirds in."""
-    info, truth = clip
+def test_a_clip_cut_short_ends_where_its_frames_end(tmp_path):
+    """The index up front (faststart) promises 60 frames; the data stops two thirds in.
+    Every frame handed out equals the uncut file's (x264 can encode the same frames to other
+    bytes under load, so the reference is this very file, not another encode)."""
     whole = _noise_clip(tmp_path / "whole.mp4", [(64, 48, 60)],
                         options={"movflags": "faststart"})
+    truth = [f.rgb for f in iter_frames(open_video(whole))]
     data = whole.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) * 2 // 3])
