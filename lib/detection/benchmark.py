@@ -26,6 +26,7 @@ from lib.detection import (
     intervals,
     jobs,
     matching,
+    robustness,
     tide,
 )
 from lib.models import registry
@@ -133,6 +134,27 @@ def run_model(model: str, dataset: datasets.CocoDataset, threshold: float = 0.05
     (`ray_cluster.RayOptions`); returns the finished job."""
     spec = registry.find(model, "detection")
     job = jobs.job_for(spec, dataset, threshold=threshold, batch_size=batch_size)
+    _finish(job, progress, ray)
+    return job
+
+
+def run_robustness(model: str, dataset: datasets.CocoDataset,
+                   chosen: tuple[robustness.Condition, ...], threshold: float = 0.05,
+                   batch_size: int = 2, progress: Callback | None = None, ray=None,
+                   resamples: int = robustness.RESAMPLES, seed: int = 0
+                   ) -> robustness.Robustness:
+    """COCO-C for a registry detector (blocking): its clean run, then every image under each
+    chosen corruption; returns AP per corruption and severity, mPC and rPC."""
+    clean = run_model(model, dataset, threshold, batch_size, progress, ray)
+    spec = registry.find(model, "detection")
+    job = robustness.job_for(spec, dataset, chosen, threshold=threshold, batch_size=batch_size)
+    _finish(job, progress, ray)
+    return robustness.evaluate(model, dataset, clean.detections(),
+                               robustness.by_condition(job.results()), resamples, seed)
+
+
+def _finish(job: jobs.InferenceJob, progress: Callback | None, ray) -> None:
+    """Run a job to its end, reporting progress; a clear error if it did not finish."""
     job.start(ray=ray)
     while job.running:
         time.sleep(0.5)
@@ -143,7 +165,6 @@ def run_model(model: str, dataset: datasets.CocoDataset, threshold: float = 0.05
     if not job.finished:
         raise errors.ModelError("Inference stopped before every image was done.",
                                 "Run the same command again: it resumes where it stopped.")
-    return job
 
 
 def log_benchmark(model: str, dataset: datasets.CocoDataset, subset: int | None, seed: int,

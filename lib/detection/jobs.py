@@ -2,7 +2,13 @@
 Ray), with progress, cancel and resume. One JSON line per finished image goes to a partial
 shard (`lib.core.journal`: a torn last line is cut before resuming); the COCO results file is
 written in one step once every image is done, and is cached on disk per (model, dataset
-subset, settings), so reloading never recomputes."""
+subset, settings), so reloading never recomputes.
+
+A job can also run over corrupted copies of the images (`corruptions`: (name, severity)
+pairs, `lib.media.corruptions`): each image is corrupted on the fly as it is read, never
+written, seeded by its image id so that every engine and every resume makes the same
+pixels; its unit of work is then one image under one corruption, and each result row names
+the corruption and severity it was made under."""
 
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from lib.detection import ray_inference
 from lib.detection.datasets import CocoDataset
 from lib.detection.detections import Detections, from_coco_results, map_labels
 from lib.detection.detectors import Detector
-from lib.media.images import load_image
+from lib.media import corruptions
 from lib.models import cache, registry
 from lib.serving import fair_queue
 
@@ -60,7 +66,8 @@ class InferenceJob:
     def __init__(self, key: str, dataset: CocoDataset, make_detector: Callable[[], Detector],
                  label_map: Callable[[Detector], dict[int, int]], threshold: float = 0.05,
                  batch_size: int = 2, cache_dir: Path | None = None,
-                 spec: registry.ModelSpec | None = None, map_by: str = "name"):
+                 spec: registry.ModelSpec | None = None, map_by: str = "name",
+                 corruptions: tuple[tuple[str, int], ...] = ()):
         self.key, self.dataset = key, dataset
         self.threshold, self.batch_size = threshold, batch_size
         self._make, self._label_map = make_detector, label_map
@@ -71,7 +78,8 @@ class InferenceJob:
         self.partial_path = root / f"{key}.partial.jsonl"
         self.speed_path = root / f"{key}.speed.json"
         self.failed_path = root / f"{key}.failed.json"
-        self.total = len(dataset.image_ids)
+        self.corruptions = tuple((str(c), int(s)) for c, s in corruptions)
+        self.total = len(self._items())
         self.done = 0
         self.error: str | None = None
         self.started = 0.0
@@ -129,25 +137,32 @@ class InferenceJob:
             return {int(k): v for k, v in json.loads(self.failed_path.read_text()).items()}
         return self._partial()[2]
 
-    def _partial(self) -> tuple[set[int], list[dict], dict[int, str]]:
-        """The images the shard holds (a torn last line is skipped: that image is redone;
-        an image written twice, by a run that resumed, counts once, its last record)."""
-        latest: dict[int, dict] = {}
+    def _items(self) -> list[Item]:
+        """The units of work: every image, under each corruption when there are any."""
+        return [(i, c, s) for c, s in self.corruptions or (("", 0),)
+                for i in self.dataset.image_ids]
+
+    def _partial(self) -> tuple[set[Item], list[dict], dict[int, str]]:
+        """The items the shard holds (a torn last line is skipped: that image is redone;
+        an item written twice, by a run that resumed, counts once, its last record)."""
+        latest: dict[Item, dict] = {}
         for rec in journal.read(self.partial_path).records:
             if isinstance(rec.get("image_id"), int) and isinstance(rec.get("results"), list):
-                latest[rec["image_id"]] = rec
+                latest[_item(rec)] = rec
         rows = [row for rec in latest.values() for row in rec["results"]]
-        failed = {i: rec["failed"] for i, rec in latest.items() if rec.get("failed")}
+        failed = {i: rec["failed"] for (i, _, _), rec in latest.items() if rec.get("failed")}
         return set(latest), rows, failed
 
-    def _read(self, image_id: int):
-        """The image as RGB, or the reason it cannot be used."""
+    def _read(self, item: Item):
+        """The item's image as RGB (corrupted as it says), or the reason it cannot be used."""
+        image_id, name, severity = item
         try:
-            return load_image(self.dataset.image_path(image_id)).image
+            return corruptions.load(self.dataset.image_path(image_id), name, severity,
+                                    seed=image_id)
         except LensError as exc:
             return str(exc)
 
-    def _local_batches(self, todo: list[int]):
+    def _local_batches(self, todo: list[Item]):
         """This server's engine: the detector in this thread, batch by batch."""
         detector = self._make()
         label_map = self._label_map(detector)
@@ -155,18 +170,17 @@ class InferenceJob:
         for start in range(0, len(todo), self.batch_size):
             if self._cancel.is_set():
                 return
-            batch = [(i, self._read(i)) for i in todo[start:start + self.batch_size]]
-            records = [{"image_id": i, "results": [], "failed": im, "seconds": 0.0}
-                       for i, im in batch if isinstance(im, str)]
-            good = [(i, im) for i, im in batch if not isinstance(im, str)]
+            batch = [(item, self._read(item)) for item in todo[start:start + self.batch_size]]
+            records = [_record(item, [], im, 0.0) for item, im in batch if isinstance(im, str)]
+            good = [(item, im) for item, im in batch if not isinstance(im, str)]
             if good:
                 with fair_queue.HEAVY.slot():       # a batch waits its turn with the visitors
                     t0 = time.perf_counter()
-                    dets = detector.predict([im for _, im in good], [i for i, _ in good],
+                    dets = detector.predict([im for _, im in good], [i for (i, _, _), _ in good],
                                             label_map, self.threshold)
                     per_image = (time.perf_counter() - t0) / len(good)
-                records += [{"image_id": d.image_id, "results": d.to_coco(), "failed": "",
-                             "seconds": per_image} for d in dets]
+                records += [_record(item, d.to_coco(), "", per_image)
+                            for (item, _), d in zip(good, dets)]
             yield records
 
     def _run(self, ray_options=None) -> None:
@@ -175,13 +189,16 @@ class InferenceJob:
             self.results_path.parent.mkdir(parents=True, exist_ok=True)
             journal.repair(self.partial_path)   # a torn last line: the next record starts clean
             done, _, _ = self._partial()
-            self.done = len(done & set(self.dataset.image_ids))
-            todo = [i for i in self.dataset.image_ids if i not in done]
+            items = self._items()
+            self.done = len(done & set(items))
+            todo = [item for item in items if item not in done]
             if ray_options is not None:
                 self.device = f"ray ({ray_options.workers} workers)"
-                batches = ray_inference.run(ray_options, self.spec, self.dataset, todo,
-                                            self.map_by, self.threshold, self.batch_size,
-                                            self._cancel.is_set)
+                batches = ([_record(_item(r), r["results"], r["failed"], r["seconds"])
+                            for r in records]
+                           for records in ray_inference.run(
+                               ray_options, self.spec, self.dataset, todo, self.map_by,
+                               self.threshold, self.batch_size, self._cancel.is_set))
             else:
                 batches = self._local_batches(todo)
             speed = SpeedStats(device=self.device)
@@ -192,8 +209,7 @@ class InferenceJob:
                 for records in batches:
                     # one line per image: a shard a resume can trust
                     journal.append(self.partial_path, [
-                        {"image_id": rec["image_id"], "results": rec["results"],
-                         **({"failed": rec["failed"]} if rec["failed"] else {})}
+                        {k: v for k, v in rec.items() if k != "seconds" and v != ""}
                         for rec in records], out)
                     speed.latencies_s += [rec["seconds"] for rec in records if not rec["failed"]]
                     self.done += len(records)
@@ -203,11 +219,11 @@ class InferenceJob:
             if self._cancel.is_set():
                 return
             done, rows, failed = self._partial()
-            missing = [i for i in self.dataset.image_ids if i not in done]
+            missing = [item for item in items if item not in done]
             if missing:    # never call a run finished with images missing: a resume redoes them
-                self.done = len(self.dataset.image_ids) - len(missing)
+                self.done = len(items) - len(missing)
                 self.error = (f"{len(missing)} of {self.total} images have no results yet "
-                              f"(first: image id {missing[0]}); run again to finish them.")
+                              f"(first: image id {missing[0][0]}); run again to finish them.")
                 return
             speed.device = self.device
             if self.device == "cuda":
@@ -222,6 +238,22 @@ class InferenceJob:
             self.partial_path.unlink(missing_ok=True)
         except Exception as exc:  # noqa: BLE001 - shown on the page; partial results are kept
             self.error = str(exc)
+
+
+Item = tuple[int, str, int]      # image id, corruption ("" for none), severity (0 for none)
+
+
+def _item(rec: dict) -> Item:
+    return rec["image_id"], str(rec.get("corruption", "")), int(rec.get("severity", 0))
+
+
+def _record(item: Item, results: list[dict], failed: str, seconds: float) -> dict:
+    """One image's record; a corrupted one names its corruption in the record and each row."""
+    image_id, name, severity = item
+    if name:
+        results = [{**row, "corruption": name, "severity": severity} for row in results]
+    return {"image_id": image_id, "results": results, "failed": failed, "seconds": seconds,
+            **({"corruption": name, "severity": severity} if name else {})}
 
 
 _JOBS: dict[str, InferenceJob] = {}

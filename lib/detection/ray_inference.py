@@ -22,7 +22,7 @@ from lib.core import errors
 from lib.core.errors import LensError
 from lib.core.ray_cluster import RayOptions, connect
 from lib.detection import detections
-from lib.media.images import load_image
+from lib.media import corruptions
 from lib.models import cache
 
 
@@ -40,13 +40,15 @@ class DetectorWorker:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         ids, paths = [int(i) for i in batch["image_id"]], list(batch["path"])
+        names, severities = list(batch["corruption"]), [int(s) for s in batch["severity"]]
         results, failed = [""] * len(ids), [str(f) for f in batch["failed"]]
         good = []
         for k, path in enumerate(paths):
             if failed[k]:
                 continue
             try:
-                good.append((k, load_image(path).image))
+                good.append((k, corruptions.load(path, str(names[k]), severities[k],
+                                                 seed=ids[k])))
             except LensError as exc:
                 failed[k] = str(exc)
         seconds = [0.0] * len(ids)
@@ -57,25 +59,29 @@ class DetectorWorker:
             per_image = (time.perf_counter() - t0) / len(good)
             for (k, _), det in zip(good, dets):
                 results[k], seconds[k] = json.dumps(det.to_coco()), per_image
-        return {"image_id": ids, "results": results, "failed": failed, "seconds": seconds}
+        return {"image_id": ids, "results": results, "failed": failed, "seconds": seconds,
+                "corruption": names, "severity": severities}
 
 
-def run(options: RayOptions, spec, dataset, image_ids: list[int], map_by: str,
+def run(options: RayOptions, spec, dataset, items: list[tuple[int, str, int]], map_by: str,
         threshold: float, batch_size: int, should_stop: Callable[[], bool]
         ) -> Iterator[list[dict[str, Any]]]:
-    """Detect `image_ids` on Ray; yields the finished images' records as they arrive:
-    {image_id, results (COCO rows), failed (reason or ""), seconds (per image)}."""
+    """Detect `items` (image id, corruption or "", severity) on Ray; yields the finished
+    images' records as they arrive: {image_id, results (COCO rows), failed (reason or ""),
+    seconds (per image)}, and the corruption and severity of a corrupted one (`jobs`)."""
     connect(options)
     import ray.data  # heavy: imported on first use
-    items = []
-    for image_id in image_ids:
+    rows = []
+    for image_id, name, severity in items:
         try:
             path, reason = str(dataset.image_path(image_id)), ""
         except errors.LensError as exc:
             path, reason = "", str(exc)
-        items.append({"image_id": image_id, "path": path, "failed": reason})
-    if not items:
+        rows.append({"image_id": image_id, "path": path, "failed": reason, "corruption": name,
+                     "severity": severity})
+    if not rows:
         return
+    items = rows
     workers = max(1, options.workers)
     blocks = max(workers * 4, len(items) // max(batch_size * 4, 1))
     source = ray.data.from_items(items, override_num_blocks=min(len(items), blocks))
@@ -90,9 +96,11 @@ def run(options: RayOptions, spec, dataset, image_ids: list[int], map_by: str,
     try:
         for batch in batches:
             yield [{"image_id": int(i), "results": json.loads(r) if r else [],
-                    "failed": str(f), "seconds": float(s)}
-                   for i, r, f, s in zip(batch["image_id"], batch["results"], batch["failed"],
-                                         batch["seconds"])]
+                    "failed": str(f), "seconds": float(s), "corruption": str(c),
+                    "severity": int(v)}
+                   for i, r, f, s, c, v in zip(batch["image_id"], batch["results"],
+                                               batch["failed"], batch["seconds"],
+                                               batch["corruption"], batch["severity"])]
             if should_stop():
                 return
     finally:

@@ -153,3 +153,12 @@ def corrupt(image: np.ndarray, name: str, severity: int, seed: int = 0,
     rng = np.random.default_rng(seed) if rng is None else rng
     out = CORRUPTIONS[name](np.ascontiguousarray(x), severity, rng)
     return np.uint8(out)
+
+
+def load(path, name: str = "", severity: int = 0, seed: int = 0):
+    """The image file at `path`, read as every upload is (`images.load_image`: validated,
+    RGB), then corrupted with `name` at `severity` (an RGB array); no corruption (`name`
+    empty): the clean image as read. `seed`: any integer (an image id)."""
+    from lib.media.images import load_image
+    image = load_image(path).image
+    return corrupt(np.asarray(image), name, severity, seed=seed % 2**32) if name else image

@@ -108,9 +108,9 @@ def test_a_job_with_images_missing_is_never_finished(tmp_path, monkeypatch):
     images = tuple((f"{i}.png", i, 8, 8) for i in range(1, 7))
     ds = write_coco(tmp_path, [(1, 1, 4, 4, 1, i) for i in range(1, 7)], images=images)
 
-    def lossy(options, spec, dataset, image_ids, *args):
+    def lossy(options, spec, dataset, items, *args):
         yield [{"image_id": i, "results": [], "failed": "", "seconds": 0.0}
-               for i in image_ids[:-2]]
+               for i, _, _ in items[:-2]]
     monkeypatch.setattr(ray_inference, "run", lossy)
     spec = registry.find("demo-fasterrcnn")
     job = jobs.InferenceJob("k4", ds, FakeDetector, lambda d: {1: 1}, spec=spec,

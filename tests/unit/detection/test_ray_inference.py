@@ -107,3 +107,27 @@ def test_cancelled_ray_run_resumes_with_only_the_missing_images(local_ray, demo,
     assert len(seen[0]) == len(demo.image_ids) - first              # only what was missing
     assert sorted({r["image_id"] for r in job.results()} | set(job.failed())) <= sorted(
         demo.image_ids)
+
+
+@pytest.mark.slow
+def test_a_coco_c_run_on_ray_equals_this_servers(local_ray, demo, tmp_path):
+    """Corrupted on the fly on the workers, seeded by image id: the same detections."""
+    from lib.detection import robustness
+    spec = registry.find("demo-fasterrcnn")
+    chosen = robustness.conditions(["shot_noise", "glass_blur"], "2")
+    local = robustness.job_for(spec, demo.subset(4, 0), chosen)
+    made = [jobs.InferenceJob(f"r{k}", local.dataset, local._make, local._label_map,
+                              spec=spec, cache_dir=tmp_path / str(k), corruptions=chosen)
+            for k in range(2)]
+    made[0].start()
+    made[1].start(ray=local_ray)
+    for job in made:
+        job.wait(600)
+        assert job.finished, job.error
+    def key(r):
+        return r["corruption"], r["image_id"], r["category_id"], -r["score"]
+    a, b = (sorted(job.results(), key=key) for job in made)
+    assert len(a) == len(b) > 0 and {r["corruption"] for r in a} == {"shot_noise", "glass_blur"}
+    for x, y in zip(a, b):
+        assert key(x)[:3] == key(y)[:3] and x["severity"] == y["severity"] == 2
+        assert x["score"] == pytest.approx(y["score"], abs=1e-4)
