@@ -340,3 +340,19 @@ def metric_trend(x: Sequence[float], y: Sequence[float], fit_x: Sequence[float],
     fig.update_layout(title=f"{metric} against {parameter}", xaxis_title=parameter,
                       yaxis_title=metric, xaxis_type="log" if log_x else "linear", **_LAYOUT)
     return fig
+
+
+def corruption_heatmap(values: np.ndarray, corruptions: Sequence[str],
+                       severities: Sequence[int], title: str, value_name: str,
+                       marks: np.ndarray | None = None) -> go.Figure:
+    """A corruption × severity grid of one number (0-1, shown as %), e.g. a class's
+    probability or AP. `marks`: cells to flag with a ✕ (e.g. where top-1 changed)."""
+    text = [[f"{v:.0%}" + (" ✕" if marks is not None and marks[r, c] else "")
+             for c, v in enumerate(row)] for r, row in enumerate(np.asarray(values))]
+    fig = go.Figure(go.Heatmap(
+        z=values, x=[f"severity {s}" for s in severities], y=list(corruptions), zmin=0,
+        zmax=1, colorscale="Viridis", text=text, texttemplate="%{text}",
+        hovertemplate=f"%{{y}} at %{{x}}<br>{value_name} %{{z:.1%}}<extra></extra>"))
+    fig.update_layout(title=title, yaxis_autorange="reversed",
+                      height=max(300, 26 * len(corruptions) + 120), **_LAYOUT)
+    return fig

@@ -26,7 +26,7 @@ from lib.core.errors import LensError
 from lib.demo import samples
 from lib.media import images, video
 from lib.models import cache, registry
-from pages import classification_rank
+from pages import classification_rank, classification_whatif
 
 OTHER = "Other timm model…"
 
@@ -302,19 +302,21 @@ def main() -> None:
     online = registry.hub_reachable()
     offered = offered_models(online)
     model_name, top_k = sidebar(offered, online)
-    tab_explain, tab_compare, tab_eval, tab_video = ui.tabs(
-        ["Explain", "Compare", "Evaluate a folder", "Video scenes"],
-        keep=("compare_mode", "compare_models", "compare_methods"))
+    tab_explain, tab_whatif, tab_compare, tab_eval, tab_video = ui.tabs(
+        ["Explain", "What-if", "Compare", "Evaluate a folder", "Video scenes"],
+        keep=("compare_mode", "compare_models", "compare_methods", "wi_corruption",
+              "wi_severity", "method"))
     with tab_explain:
         intake = image_input()
     loaded = load_model(session, model_name) if model_name else None
     if loaded:
         ui.untrained_warning(loaded)
     s = Screen(session, offered, model_name, top_k, loaded, intake)
-    # Explain, Evaluate and Video hold uploads and are always drawn; Compare only when open.
-    for tab, view in ((tab_explain, explain_view), (tab_compare, compare_view),
-                      (tab_eval, evaluate_view), (tab_video, video_view)):
-        if tab.open or tab is not tab_compare:
+    # Explain, Evaluate and Video hold uploads and are always drawn; the others when open.
+    for tab, view in ((tab_explain, explain_view), (tab_whatif, classification_whatif.whatif_view),
+                      (tab_compare, compare_view), (tab_eval, evaluate_view),
+                      (tab_video, video_view)):
+        if tab.open or tab not in (tab_compare, tab_whatif):
             with tab:
                 view(s)
 

@@ -3,8 +3,10 @@
 - `service`: one visitor's classification: models offered, predictions, maps, evaluations.
 - `classify`: preprocessing and top-k predictions.
 - `cam`: class activation maps with pytorch_grad_cam.
-- `methods`, `layers`, `attention`: the methods offered, target layers, attention rollout.
+- `methods`, `layers`, `attention`, `occlusion`: the methods offered, target layers,
+  attention rollout, occlusion sensitivity.
 - `faithfulness`, `ranking`, `sanity`: how faithful a map is, every method ranked, and
   randomisation sanity checks.
+- `whatif`: one image under corruptions: the sweep and its flip points.
 - `scenes`: video scene timelines.
 """

@@ -36,6 +36,7 @@ from lib.classification.methods import (
     CATALOGUE,
     FAST,
     FAST_METHODS,
+    OCCLUSION,
     SLOW,
     Method,
     applicable,
@@ -191,6 +192,9 @@ def compute_cams(lm: LoadedModel, tensor, names: list[str], target_index: int,
                 if m.path == ATTENTION:
                     from lib.classification.attention import rollout
                     heat = rollout(model, tensor)
+                elif m.path == OCCLUSION:
+                    from lib.classification.occlusion import sensitivity
+                    heat = sensitivity(model, tensor, target_index)
                 elif m.path == FAST:
                     if not shared:   # the one pass every fast method of this call reads
                         _, act, grad = fast_activations(lm, tensor, layer_name, target_index)

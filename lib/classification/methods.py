@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from lib.classification.layers import _is_channels_last_model, default_target_layer
 from lib.core.errors import ExplainError
 
-FAST, LIBRARY, ATTENTION = "fast", "library", "attention"
+FAST, LIBRARY, ATTENTION, OCCLUSION = "fast", "library", "attention", "occlusion"
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class Method:
     `path`: FAST shares one forward pass (and a backward through only the layers after the
     target) among every method that reads the layer's activations and gradients, then lets
     the library's own method object turn them into a map; LIBRARY calls the library as is
-    (methods with their own forward passes); ATTENTION is attention rollout for ViTs.
+    (methods with their own forward passes); ATTENTION is attention rollout for ViTs;
+    OCCLUSION slides a patch over the image (`lib.classification.occlusion`).
     """
 
     name: str
@@ -69,9 +70,11 @@ CATALOGUE: tuple[Method, ...] = (
            note="GradCAM over scaled, sliding patches"),
     Method("Attention rollout", "", ATTENTION, gradients=False,
            note="ViTs only; class-agnostic (Abnar & Zuidema 2020)"),
+    Method("Occlusion", "", OCCLUSION, gradients=False,
+           note="a patch slid over the image: the drop in the class's probability"),
 )
 #: Methods slow enough (many forward passes) that a page says so before running them.
-SLOW = {"ScoreCAM", "AblationCAM", "FullGrad", "SESS"}
+SLOW = {"ScoreCAM", "AblationCAM", "FullGrad", "SESS", "Occlusion"}
 
 
 def installed() -> dict[str, Method]:
@@ -107,7 +110,9 @@ def applicable(model) -> list[str]:
     convs = any(type(m).__name__ == "Conv2d" for m in model.modules())
     out = []
     for m in installed().values():
-        if m.path == ATTENTION:
+        if m.path == OCCLUSION:
+            ok = True
+        elif m.path == ATTENTION:
             ok = vit
         elif m.name == "FullGrad":
             ok = convs and not vit and not _is_channels_last_model(model)

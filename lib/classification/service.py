@@ -1,6 +1,7 @@
 """Scene classification for one visitor: `ClassificationSession` owns what the Classification
-page shows (the classifiers offered, predictions, CAMs and their faithfulness, a labelled
-folder's evaluation, a clip's scenes), the process-wide cache keys they are kept under, and
+page shows (the classifiers offered, predictions, CAMs and their faithfulness, what-if
+versions of an image and its corruption sweep, a labelled folder's evaluation, a clip's
+scenes), the process-wide cache keys they are kept under, and
 what the visitor computed last. The page reads widgets, calls it, renders.
 
 Predictions and maps are read-only and shared by every visitor (`cache.shared`, under the
@@ -13,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib.classification import cam, classify, faithfulness, scenes
+from PIL import Image
+
+from lib.classification import cam, classify, faithfulness, scenes, whatif
 from lib.core import paths
 from lib.core.progress import Busy, Callback, idle
-from lib.media import video
+from lib.media import corruptions, edits, video
 from lib.models import cache, catalogue, registry
 
 
@@ -101,6 +104,29 @@ class ClassificationSession:
                                                          handle.lock)
         return cache.shared(f"faithfulness: {sha}|{name}|{method}|{target}|{layer}|{options}",
                             build)
+
+    # -- what-if -------------------------------------------------------------------------------
+    @staticmethod
+    def altered(sha: str, image, corruption: str, severity: int,
+                edit: edits.Edit) -> tuple[str, Image.Image]:
+        """The image with `edit` applied, then `corruption` ("" for none) at `severity`, and
+        the key it is cached and explained under (the clean image's hash and the change)."""
+        key = f"{sha}|{corruption}|{severity if corruption else 0}|{edit}"
+
+        def build():
+            arr = edits.apply(image, edit)
+            if corruption:
+                arr = corruptions.corrupt(arr, corruption, severity)
+            return Image.fromarray(arr)
+        return key, cache.shared(f"altered: {key}", build)
+
+    def sweep(self, sha: str, name: str, image, progress: Callback | None = None
+              ) -> whatif.Sweep:
+        """The image under all 19 corruptions × 5 severities through the model."""
+        def build():
+            with self.busy("Sweep"):
+                return whatif.sweep(self.model(name).model, image, progress=progress)
+        return cache.shared(f"sweep: {sha}|{name}", build)
 
     # -- a folder, a clip ----------------------------------------------------------------------
     def evaluate(self, name: str, folder_text: str = "", zip_data: bytes | None = None,

@@ -7,6 +7,7 @@ link still resolves it through `paths.data_path`.
 
 - `DetectionLink`: the Detection page reopening a benchmark (data, models, subset, seed).
 - `RunsLink`: the Runs page reopening a comparison (folder or cloud project, runs, metrics).
+- `WhatIfLink`: a what-if (corruption and severity) on a model page.
 """
 
 from __future__ import annotations
@@ -115,3 +116,13 @@ class RunsLink(Link):
     metrics: str = "val/*"
     smooth: float = _number(0.0, 0.0, 0.99)
     brush: str = ""
+
+
+@dataclass(frozen=True)
+class WhatIfLink(Link):
+    """A what-if on a model page: the corruption (checked by the page against
+    `lib.media.corruptions`, which this layer does not import) and its severity."""
+
+    PAGE: ClassVar[str] = "classification"
+    corruption: str = ""
+    severity: int = _number(3, 1, 5)

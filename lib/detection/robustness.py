@@ -13,7 +13,6 @@ interval of a ratio measured on the same images. AP is COCO's, from the one matc
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,33 +38,9 @@ Condition = tuple[str, int]
 def conditions(names: list[str] | tuple[str, ...] | None = None,
                severities: str | list[int] | tuple[int, ...] | None = None
                ) -> tuple[Condition, ...]:
-    """The (corruption, severity) pairs to run: `names` (default the benchmark's 15; any of
-    the 19) times `severities` (default 1-5; "1-5", "1,3,5" or a list)."""
-    names = list(names) if names else list(BENCHMARK)
-    for name in names:
-        if name not in corruptions.NAMES:
-            raise InputError(f"Unknown corruption '{str(name)[:40]}'.",
-                             f"Available: {', '.join(corruptions.NAMES)}.")
-    return tuple((n, s) for n in dict.fromkeys(names) for s in parse_severities(severities))
-
-
-def parse_severities(text: str | list[int] | tuple[int, ...] | None) -> tuple[int, ...]:
-    """Severities written as "1-5", "2", "1,3,5" (or given as a list): each from 1 to 5."""
-    if text is None:
-        return corruptions.SEVERITIES
-    if isinstance(text, str):
-        parts: list[int] = []
-        for part in text.replace(" ", "").split(","):
-            m = re.fullmatch(r"(\d)(?:-(\d))?", part)
-            if not m:
-                raise InputError(f"Severities '{text[:40]}' are not like 1-5 or 1,3,5.")
-            lo, hi = int(m[1]), int(m[2] or m[1])
-            parts += range(lo, hi + 1) if lo <= hi else [0]
-        text = parts
-    values = sorted(set(text))
-    if not values or any(isinstance(s, bool) or s not in corruptions.SEVERITIES for s in values):
-        raise InputError(f"Severities must be from 1 to 5; got {list(text)[:10]}.")
-    return tuple(int(s) for s in values)
+    """The (corruption, severity) pairs to run (`corruptions.conditions`), by default the
+    benchmark's 15 corruptions at severities 1-5."""
+    return corruptions.conditions(names, severities, default=BENCHMARK)
 
 
 def job_for(spec: registry.ModelSpec, dataset: CocoDataset, chosen: tuple[Condition, ...],

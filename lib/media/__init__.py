@@ -6,4 +6,5 @@
 - `masks`: mask geometry, overlays, effects, RLE, exports, GrabCut.
 - `corruptions`: the 19 ImageNet-C / COCO-C corruptions at five severities, as the reference
   computes them; `blurs` and `weather` hold their blur and weather kinds.
+- `edits`: what-if edits (rotate, scale, crop, flip, brightness, a patch, JPEG).
 """

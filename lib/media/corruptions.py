@@ -18,6 +18,7 @@ weather in `lib.media.weather`.
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 
@@ -153,6 +154,40 @@ def corrupt(image: np.ndarray, name: str, severity: int, seed: int = 0,
     rng = np.random.default_rng(seed) if rng is None else rng
     out = CORRUPTIONS[name](np.ascontiguousarray(x), severity, rng)
     return np.uint8(out)
+
+
+def conditions(names: list[str] | tuple[str, ...] | None = None,
+               severities: str | list[int] | tuple[int, ...] | None = None,
+               default: tuple[str, ...] = NAMES) -> tuple[tuple[str, int], ...]:
+    """The (corruption, severity) pairs asked for: `names` (default `default`; each one of
+    the 19, each once) times `severities` (default 1-5; "1-5", "1,3,5" or a list)."""
+    names = list(names) if names else list(default)
+    if len(names) > 4 * len(NAMES):
+        raise InputError(f"{len(names):,} corruptions asked for; there are {len(NAMES)}.")
+    for name in names:
+        if name not in CORRUPTIONS:
+            raise InputError(f"Unknown corruption '{str(name)[:40]}'.",
+                             f"Available: {', '.join(NAMES)}.")
+    return tuple((n, s) for n in dict.fromkeys(names) for s in parse_severities(severities))
+
+
+def parse_severities(text: str | list[int] | tuple[int, ...] | None) -> tuple[int, ...]:
+    """Severities written as "1-5", "2", "1,3,5" (or given as a list): each from 1 to 5."""
+    if text is None:
+        return SEVERITIES
+    if isinstance(text, str):
+        parts: list[int] = []
+        for part in text.replace(" ", "").split(","):
+            m = re.fullmatch(r"(\d)(?:-(\d))?", part)
+            if not m:
+                raise InputError(f"Severities '{text[:40]}' are not like 1-5 or 1,3,5.")
+            lo, hi = int(m[1]), int(m[2] or m[1])
+            parts += range(lo, hi + 1) if lo <= hi else [0]
+        text = parts
+    values = sorted(set(text))
+    if not values or any(isinstance(s, bool) or s not in SEVERITIES for s in values):
+        raise InputError(f"Severities must be from 1 to 5; got {list(text)[:10]}.")
+    return tuple(int(s) for s in values)
 
 
 def load(path, name: str = "", severity: int = 0, seed: int = 0):

@@ -201,3 +201,59 @@ def test_folder_ranking_with_intervals(tmp_path, monkeypatch):
     table = frame(at, "mean rank")
     assert (table["images"] == 2).all() and "Random map (baseline)" in set(table["method"])
     assert table.iloc[0]["mean rank"].count("[") == 1
+
+
+def _whatif(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(__import__("tests.conftest", fromlist=["ROOT"]).ROOT / "app.py"),
+                           default_timeout=300).run()
+    at.switch_page("pages/classification.py")
+    at.query_params.update({"tab": "What-if", **(query or {})})
+    return at.run()
+
+
+def test_whatif_link_opens_fog_3_beside_the_clean_image():
+    at = _whatif({"corruption": "fog", "severity": "3"})
+    assert not at.exception, at.exception
+    assert at.selectbox(key="wi_corruption").value == "fog"
+    assert at.slider(key="wi_severity").value == 3
+    said = texts(at)
+    assert "**clean** · top-1 **tiger cat**" in said and "**fog 3** · top-1 **" in said
+    assert sum(c.startswith("GradCAM · tiger cat") for c in captions(at)) >= 2
+    at.slider(key="wi_severity").set_value(5).run()
+    assert at.query_params["severity"] == "5" and at.query_params["corruption"] == "fog"
+
+
+@pytest.mark.parametrize("query", [{"corruption": "<b>x</b>", "severity": "3"},
+                                   {"corruption": "fog", "severity": "NaN"},
+                                   {"corruption": "fog", "severity": "0"},
+                                   {"corruption": "fog", "severity": "6"}])
+def test_odd_whatif_links_are_named_or_clamped(query):
+    at = _whatif(query)
+    assert not at.exception, at.exception
+    if query["corruption"] == "fog":
+        assert at.selectbox(key="wi_corruption").value == "fog"
+        assert at.slider(key="wi_severity").value in (1, 3, 5)
+    else:
+        assert any("Lens does not have" in e.value for e in at.error)
+        assert at.selectbox(key="wi_corruption").value == "none"
+
+
+def test_whatif_edits_and_the_sweep_with_flip_points():
+    at = _whatif()
+    at.slider(key="wi_rotate").set_value(90)
+    at.checkbox(key="wi_flip").check()
+    at.slider(key="wi_jpeg").set_value(10).run()
+    assert not at.exception, at.exception
+    assert "**rotated 90°, flipped, JPEG q=10** · top-1" in texts(at)
+    at.button(key="wi_sweep").click().run()
+    assert not at.exception, at.exception
+    flips = next(t.value for t in at.table if "flip point (severity)" in t.value.columns)
+    assert len(flips) == 19 and "Top-1 changes in" in texts(at)
+    from lib.classification import whatif
+    from lib.demo import samples
+    from lib.media import images
+    from lib.models import cache
+    lm = cache.load(at.selectbox(key="model").value, "classification").model
+    want = whatif.sweep(lm, images.load_image(samples.sample_bytes("cat (chelsea)")).image)
+    assert dict(zip(flips.index, flips["flip point (severity)"])) == {
+        k.replace("_", " "): str(v or "never") for k, v in want.flip_points().items()}
