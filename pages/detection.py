@@ -16,7 +16,7 @@ from lib.demo import synth
 from lib.detection import benchmark
 from lib.detection.service import DetectionBenchmark
 from lib.models import registry
-from pages import detection_slots
+from pages import detection_robust, detection_slots
 from pages.detection_tabs import Choice, Screen, show_tabs
 
 SHARED = settings.PROJECT_ROOT.parent / "shared" / "assets" / "data" / "coco_val2017_tiny"
@@ -138,17 +138,19 @@ def slot_reports(bench: DetectionBenchmark, choice: Choice, link: links.Detectio
     return reports, speeds, masks
 
 
-def leaderboard(board: dict, reports: dict) -> dict:
-    """Every model evaluated on this dataset, sortable; any two picked for the tabs."""
+def leaderboard(board: dict, reports: dict, robust: dict) -> dict:
+    """Every model evaluated on this dataset, sortable (with mPC and rPC where COCO-C was
+    run); any two picked for the tabs."""
     if len(board) <= 1:
         return reports
     st.subheader(f"Leaderboard · {len(board)} models on this dataset")
-    table = benchmark.leaderboard(board)
+    table = benchmark.leaderboard(board, robust)
     st.dataframe(table, hide_index=True, key="leaderboard",
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                for c in table.columns if c != "model"})
+                                for c in table.select_dtypes("number").columns})
     st.caption("Click a column to sort. ΔAP: the AP50 an oracle gains by fixing only that kind "
-               "of error. Pick any two below for the side-by-side views.")
+               "of error. mPC, rPC: COCO-C (the Robustness tab), with 95% intervals. Pick any "
+               "two below for the side-by-side views.")
     picked = st.multiselect("Compare", list(board), default=list(reports)[:2],
                             max_selections=2,   # follows the slots when they change
                             key="drill_down_" + "|".join(reports))
@@ -170,9 +172,10 @@ def main() -> None:
         st.info("Import a results JSON (e.g. from a YOLO run) or run a detector for model A "
                 "or B.")
         return
-    shown = leaderboard(board, reports)
+    robust = bench.robustness(specs, detection_robust.chosen(), choice.map_by)
+    shown = leaderboard(board, reports, robust)
     if shown:
-        show_tabs(Screen(bench, choice, shown, board, specs, speeds, masks))
+        show_tabs(Screen(bench, choice, shown, board, specs, speeds, masks, robust))
 
 
 main()

@@ -38,9 +38,23 @@ def mask_table(mask_metrics: dict[str, dict]) -> None:
             "{:.4f}", na_rep="n/a"), key="mask_metrics")
 
 
+def robust_sections(robust: dict) -> list[html_report.Section]:
+    """COCO-C in the HTML report: mPC and rPC with intervals, and AP per corruption."""
+    if not robust:
+        return []
+    summary = pd.DataFrame([{k: v for k, v in r.row().items()} | {"clean AP": r.clean_ap}
+                            for r in robust.values()])
+    return [html_report.Section("Robustness (COCO-C)", [("coco-c", summary)] + [
+        (f"coco-c-{n}", r.table().reset_index()) for n, r in robust.items()], notes=[
+        "mPC: mean AP over the corruptions and severities; rPC = mPC / clean AP; 95% "
+        f"intervals from {next(iter(robust.values())).resamples} bootstrap resamples of the "
+        "images. Tables after the first: AP per corruption (rows) and severity (columns)."])]
+
+
 def view(bench: DetectionBenchmark, board: dict, score_thr: float,
-         gallery: Callable[[list[int]], None]) -> None:
-    """Intervals of every model on the board, a paired comparison, calibration, slices."""
+         gallery: Callable[[list[int]], None], robust: dict | None = None) -> None:
+    """Intervals of every model on the board, a paired comparison, calibration, slices; the
+    HTML report also holds COCO-C (`robust`) where it was run."""
     dataset = bench.dataset
     c1, c2, c3 = st.columns(3)
     resamples = c1.number_input("Bootstrap resamples", value=1000, step=100, key="resamples",
@@ -78,7 +92,7 @@ def view(bench: DetectionBenchmark, board: dict, score_thr: float,
     coco = pd.DataFrame({n: r.metrics.stats for n, r in board.items()}).where(
         lambda t: t >= 0).rename_axis("metric").reset_index()
     sections += [html_report.Section("Leaderboard", [("leaderboard", benchmark.leaderboard(
-        board))]), html_report.Section(
+        board, robust))]), *robust_sections(robust or {}), html_report.Section(
         "Every model with its 95% interval", [("intervals", table)], [whiskers],
         [f"Basic bootstrap intervals from {resamples:,} resamples of the images (seed {seed})."
          ]), html_report.Section("The 12 COCO numbers", [("coco", coco)])]

@@ -13,12 +13,20 @@ from PIL import Image
 from lib import plots, ui
 from lib.classification import cam
 from lib.core import paths
-from lib.detection import benchmark, coco_eval, datasets, detections, detectors, drawing
+from lib.detection import (
+    benchmark,
+    coco_eval,
+    datasets,
+    detections,
+    detectors,
+    drawing,
+    robustness,
+)
 from lib.detection.service import DetectionBenchmark
 from lib.detection.tide import ERROR_TYPES
 from lib.media import images
 from lib.models import cache, registry
-from pages import detection_stats
+from pages import detection_robust, detection_stats
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class Screen:
     specs: list[registry.ModelSpec]
     speeds: dict[str, dict] = field(default_factory=dict)
     mask_metrics: dict[str, dict] = field(default_factory=dict)
+    robust: dict[str, robustness.Robustness] = field(default_factory=dict)   # COCO-C
 
     @property
     def dataset(self) -> datasets.CocoDataset:
@@ -258,15 +267,18 @@ def whatif_view(s: Screen) -> None:
 
 def statistics_view(s: Screen) -> None:
     """Intervals, a paired comparison, slices (pages/detection_stats.py)."""
-    detection_stats.view(s.bench, s.board, s.score_thr, lambda ids: gallery(s, ids))
+    detection_stats.view(s.bench, s.board, s.score_thr, lambda ids: gallery(s, ids),
+                         s.robust)
 
 
 VIEWS = {"Metrics": metrics_view, "Statistics": statistics_view, "Per class": classes_view,
-         "Errors": errors_view, "Images": images_view, "What-if": whatif_view}
+         "Errors": errors_view, "Images": images_view, "What-if": whatif_view,
+         "Robustness": detection_robust.view}
 #: widgets inside tabs whose values survive while their tab is closed (`ui.tabs`)
 KEEP = ("pr_class", "confusion_model", "bucket", "cam_model", "cam_fp", "resamples",
         "boot_seed", "paired_a", "paired_b", "slice_model", "slice_min", "slice_areas",
-        "slice_groups", "slice_images", "slice_all_ci", "calib_model", "calib_method")
+        "slice_groups", "slice_images", "slice_all_ci", "calib_model", "calib_method",
+        *detection_robust.KEEP)
 
 
 def show_tabs(s: Screen) -> None:

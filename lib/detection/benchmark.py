@@ -90,13 +90,23 @@ def _gc_paused():
             gc.enable()
 
 
-def leaderboard(reports: dict[str, Report]) -> Any:
+def leaderboard(reports: dict[str, Report],
+                robust: dict[str, robustness.Robustness] | None = None) -> Any:
     """One row per model: the 12 COCO numbers and the ΔAP50 of each TIDE-style error type
-    (n/a where COCO reports -1: no objects of that size)."""
+    (n/a where COCO reports -1: no objects of that size); with `robust`, COCO-C's mPC and rPC
+    and their 95% intervals (empty for a model not run under corruptions)."""
     rows = []
     for name, r in reports.items():
         row = {"model": name, **{k: (v if v >= 0 else float("nan"))
                                  for k, v in r.metrics.stats.items()}}
+        if robust:
+            c = robust.get(name)
+            row.update({"mPC": c.mpc if c else float("nan"),
+                        "mPC 95%": f"[{c.mpc_interval[0]:.4f}, {c.mpc_interval[1]:.4f}]"
+                                   if c else "",
+                        "rPC": c.rpc if c else float("nan"),
+                        "rPC 95%": f"[{c.rpc_interval[0]:.4f}, {c.rpc_interval[1]:.4f}]"
+                                   if c else ""})
         row.update({f"ΔAP {k}": v for k, v in r.errors.delta_ap.items()})
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -1,7 +1,8 @@
 """The detection benchmark for one visitor: `DetectionBenchmark` owns what the Detection page
 shows (the dataset, every model's report on it, the leaderboard, intervals, the paired
-comparison, calibration and slices), the process-wide cache keys they are kept under, the
-visitor's imported results, and the page's link. The page reads widgets, calls it, renders.
+comparison, calibration, slices and COCO-C robustness), the process-wide cache keys they are
+kept under, the visitor's imported results, and the page's link. The page reads widgets,
+calls it, renders.
 
 Reports and statistics are read-only and shared by every visitor (`cache.shared`, under the
 memory budget): a key names the dataset's fingerprint and the detections' digest, so two
@@ -24,6 +25,8 @@ from lib.detection import (
     datasets,
     detections,
     intervals,
+    jobs,
+    robustness,
     slices,
 )
 from lib.models import cache, registry
@@ -169,6 +172,33 @@ class DetectionBenchmark:
                 slices.Slicer(self.dataset, report.detections, report.matches),
                 slices.candidates(self.dataset, min_objects, areas=areas, groups=groups)[0],
                 resamples, seed, progress))
+
+    # -- robustness (COCO-C) ------------------------------------------------------------------
+    def robustness_jobs(self, spec: registry.ModelSpec, chosen: tuple, map_by: str
+                        ) -> tuple[jobs.InferenceJob, jobs.InferenceJob]:
+        """The clean job and the corrupted one of a registry detector on this dataset (shared
+        by every visitor and the command line; resumable)."""
+        return (jobs.job_for(spec, self.dataset, map_by, fingerprint=self.fingerprint),
+                robustness.job_for(spec, self.dataset, chosen, map_by,
+                                   fingerprint=self.fingerprint))
+
+    def robustness(self, specs: list[registry.ModelSpec], chosen: tuple, map_by: str
+                   ) -> dict[str, robustness.Robustness]:
+        """mPC and rPC of every detector whose clean and corrupted runs on this data are
+        finished (by anyone), each evaluated once per process."""
+        out = {}
+        for spec in specs:
+            clean, corrupted = self.robustness_jobs(spec, chosen, map_by)
+            if not (clean.finished and corrupted.finished):
+                continue
+
+            def build(clean=clean, corrupted=corrupted, name=spec.name):
+                with self.busy("Evaluating COCO-C…"):
+                    return robustness.evaluate(
+                        name, self.dataset, clean.detections(),
+                        robustness.by_condition(corrupted.results()))
+            out[spec.name] = cache.shared(f"robustness: {corrupted.key}|{clean.key}", build)
+        return out
 
     # -- links -------------------------------------------------------------------------------
     @staticmethod

@@ -192,8 +192,12 @@ def parse_severities(text: str | list[int] | tuple[int, ...] | None) -> tuple[in
 
 def load(path, name: str = "", severity: int = 0, seed: int = 0):
     """The image file at `path`, read as every upload is (`images.load_image`: validated,
-    RGB), then corrupted with `name` at `severity` (an RGB array); no corruption (`name`
-    empty): the clean image as read. `seed`: any integer (an image id)."""
+    RGB), then corrupted with `name` at `severity`; no corruption (`name` empty): the clean
+    image as read. A PIL image either way, as detectors take it. `seed`: any integer (an
+    image id)."""
+    from PIL import Image
+
     from lib.media.images import load_image
     image = load_image(path).image
-    return corrupt(np.asarray(image), name, severity, seed=seed % 2**32) if name else image
+    return Image.fromarray(corrupt(np.asarray(image), name, severity, seed=seed % 2**32)) \
+        if name else image

@@ -356,3 +356,40 @@ def test_results_with_masks_get_mask_and_boundary_metrics(page, coco):
     ref = coco_eval.evaluate_pycocotools(coco, rows, "segm")
     assert table.loc["AP", "masks · segm"] == pytest.approx(ref["AP"], abs=1e-6)
     assert 0 < table.loc["AP", "masks · boundary"] <= 1
+
+
+def test_coco_c_from_the_robustness_tab_reaches_the_leaderboard(demo_page, tmp_path):
+    """Both demo detectors under fog 3 on 12 images: mPC on the tab and the leaderboard is
+    pycocotools' AP of the corrupted run, with an interval; the HTML report holds it."""
+    from lib.detection import jobs
+    at = demo_page
+    for slot in "AB":
+        at.button(key=f"run_{slot}").click().run(timeout=300)
+    started = [j for j in jobs._JOBS.values()
+               if j.results_path.is_relative_to(tmp_path) and (j.running or j.done)]
+    assert len(started) == 2
+    for job in started:
+        _wait(job, lambda j: j.finished or j.error, timeout=600)
+    at.session_state["tab"] = "Robustness"
+    at.run(timeout=300)
+    at.multiselect(key="rob_corruptions").set_value(["fog"])
+    at.multiselect(key="rob_severities").set_value([3]).run(timeout=300)
+    assert at.multiselect(key="rob_models").value == ["demo-conditional-detr", "demo-fasterrcnn"]
+    assert any("1 corruption × severity pairs × 12 images" in c.value for c in at.caption)
+    at.button(key="rob_run").click().run(timeout=300)
+    mine = [j for j in jobs._JOBS.values()
+            if j.results_path.is_relative_to(tmp_path) and (j.running or j.done)]
+    assert len(mine) == 4
+    for job in mine:
+        _wait(job, lambda j: j.finished or j.error, timeout=600)
+    at.run(timeout=300)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (fog,) = [j for j in mine if j.corruptions and j.spec.name == "demo-fasterrcnn"]
+    want = coco_eval.evaluate_pycocotools(fog.dataset, fog.results())["AP"]
+    summary = next(t.value for t in at.table if "mPC [95% interval]" in t.value.columns)
+    cell = summary.loc["demo-fasterrcnn", "mPC [95% interval]"]      # "0.1234 [0.1, 0.2]"
+    assert float(cell.split()[0]) == pytest.approx(want, abs=5e-5) and "[" in cell
+    board = next(d.value for d in at.dataframe if "mPC" in d.value.columns)
+    row = board.set_index("model").loc["demo-fasterrcnn"]
+    assert row["mPC"] == pytest.approx(want, abs=1e-6) and row["mPC 95%"].startswith("[")
+    assert row["rPC"] == pytest.approx(want / row["AP"], rel=1e-6)
