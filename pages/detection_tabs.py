@@ -26,7 +26,7 @@ from lib.detection.service import DetectionBenchmark
 from lib.detection.tide import ERROR_TYPES
 from lib.media import images
 from lib.models import cache, registry
-from pages import detection_robust, detection_stats
+from pages import detection_robust, detection_stats, detection_whatif
 
 
 @dataclass(frozen=True)
@@ -238,33 +238,6 @@ def images_view(s: Screen) -> None:
                                                              f"the box is the {lab.kind} error")
 
 
-def whatif_view(s: Screen) -> None:
-    """One uploaded image through the built-in detectors."""
-    st.caption("Upload one image: both built-in detectors side by side, with a score slider.")
-    runnable = [n for n in s.names if n in [spec.name for spec in s.detector_specs]]
-    if not runnable:
-        st.info("What-if needs a built-in detector with its weights on this machine; imported "
-                "predictions cannot run on new images.")
-    else:
-        shot = st.file_uploader("Image", type=images.ACCEPTED_EXTENSIONS, key="whatif_image")
-        thr = st.slider("Score threshold", 0.05, 0.95, 0.5, 0.05, key="whatif_thr")
-        if shot is not None:
-            with ui.showing_errors():
-                picture = images.load_image(shot.getvalue(), shot.name).image
-                cols = st.columns(len(runnable))
-                for col, n in zip(cols, runnable):
-                    handle = cache.load(n, "detection")
-                    with col:
-                        ui.untrained_warning(handle)
-                    det = handle.model
-                    with ui.queued("Detecting"):
-                        out = det.predict([picture], [0], {i: i for i in det.labels}, thr)[0]
-                    col.image(drawing.draw(picture, [(out.xyxy, [
-                        f"{det.labels.get(int(c), c)} {score:.2f}" for c, score in
-                        zip(out.class_ids, out.scores)], drawing.PALETTE["a"])]),
-                        caption=n, width="stretch")
-
-
 def statistics_view(s: Screen) -> None:
     """Intervals, a paired comparison, slices (pages/detection_stats.py)."""
     detection_stats.view(s.bench, s.board, s.score_thr, lambda ids: gallery(s, ids),
@@ -272,7 +245,7 @@ def statistics_view(s: Screen) -> None:
 
 
 VIEWS = {"Metrics": metrics_view, "Statistics": statistics_view, "Per class": classes_view,
-         "Errors": errors_view, "Images": images_view, "What-if": whatif_view,
+         "Errors": errors_view, "Images": images_view, "What-if": detection_whatif.view,
          "Robustness": detection_robust.view}
 #: widgets inside tabs whose values survive while their tab is closed (`ui.tabs`)
 KEEP = ("pr_class", "confusion_model", "bucket", "cam_model", "cam_fp", "resamples",

@@ -1,5 +1,5 @@
 """The segmentation page's image view: click, box and text prompts on a photo, candidates,
-everything mode, effects and mask export."""
+everything mode, a what-if under corruptions, effects and mask export."""
 
 import hashlib
 from pathlib import Path
@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from lib import ui
+from lib import plots, ui
 from lib.core.errors import LensError
 from lib.demo import samples
-from lib.media import images, masks
-from lib.segmentation import confidence, grounding, prompts, segment
+from lib.media import corruptions, images, masks
+from lib.segmentation import confidence, grounding, prompts, segment, whatif
 from lib.segmentation.service import ImageWork, SegmentationSession, SegObject
 from pages import segmentation_common
 from pages.segmentation_common import DISPLAY_WIDTH
@@ -128,7 +128,45 @@ def image_mode(session: SegmentationSession) -> None:
         _text_prompt(seg, image, work, multimask)
     with st.expander("Everything mode"):
         _everything(seg, image, work)
+    with st.expander("What-if: the same prompt on a corrupted image"):
+        _whatif(seg, image, obj)
     _effects_and_export(image, objs, intake.name)
+
+
+def _whatif(seg, image, obj: SegObject) -> None:
+    """The active object's prompt on the image under a corruption: both masks, their IoU,
+    and the sweep of that IoU over every corruption and severity."""
+    if not obj.has_prompts():
+        st.caption("Prompt an object first (a click or a box).")
+        return
+    c1, c2 = st.columns([3, 2])
+    name = c1.selectbox("Corruption", corruptions.NAMES, index=corruptions.NAMES.index("fog"),
+                        key="seg_wi_corruption", format_func=lambda n: n.replace("_", " "))
+    severity = c2.slider("Severity", 1, 5, 3, key="seg_wi_severity")
+    altered = corruptions.corrupt(image, name, severity)
+    try:
+        with ui.queued("Segmenting"):
+            clean = whatif.best_mask(seg, image, obj.points, obj.box)
+            after = whatif.best_mask(seg, altered, obj.points, obj.box)
+    except segment.PromptError as exc:
+        ui.show_error(exc)
+        return
+    a, b = st.columns(2)
+    a.image(images.fit_width(masks.overlay(image, [(clean, obj.color)], 0.5, True),
+                             DISPLAY_WIDTH // 2), caption="clean", width="stretch")
+    b.image(images.fit_width(masks.overlay(altered, [(after, obj.color)], 0.5, True),
+                             DISPLAY_WIDTH // 2),
+            caption=f"{name.replace('_', ' ')} {severity}", width="stretch")
+    st.markdown(f"Mask IoU, clean against corrupted: **{masks.iou(clean, after):.3f}**")
+    if st.button("Sweep (19 corruptions × 5 severities)", key="seg_wi_sweep"):
+        bar = ui.ProgressBar("corrupted images segmented")
+        with ui.showing_errors(), ui.queued("Sweep"):
+            sw = whatif.sweep(seg, image, obj.points, obj.box, progress=bar)
+            bar.clear()
+            st.plotly_chart(plots.corruption_heatmap(
+                sw.iou, [n.replace("_", " ") for n in sw.names], sw.severities,
+                f"{obj.name}: mask IoU against the clean mask (mean {sw.mean:.2f})",
+                "mask IoU"), key="seg_wi_chart")
 
 
 def _candidates(seg, obj: SegObject) -> None:

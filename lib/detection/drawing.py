@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-PALETTE = {"gt": (60, 220, 120), "a": (255, 140, 0), "b": (80, 160, 255)}
+PALETTE = {"gt": (60, 220, 120), "a": (255, 140, 0), "b": (80, 160, 255),
+           "kept": (60, 220, 120), "moved": (255, 220, 0), "lost": (255, 60, 60),
+           "gained": (200, 90, 255)}
 
 
 def draw(image: Image.Image, boxes: list[tuple[np.ndarray, list[str], tuple[int, int, int]]],

@@ -161,9 +161,9 @@ def conditions(names: list[str] | tuple[str, ...] | None = None,
                default: tuple[str, ...] = NAMES) -> tuple[tuple[str, int], ...]:
     """The (corruption, severity) pairs asked for: `names` (default `default`; each one of
     the 19, each once) times `severities` (default 1-5; "1-5", "1,3,5" or a list)."""
-    names = list(names) if names else list(default)
-    if len(names) > 4 * len(NAMES):
+    if names is not None and len(names) > 4 * len(NAMES):
         raise InputError(f"{len(names):,} corruptions asked for; there are {len(NAMES)}.")
+    names = list(names) if names else list(default)
     for name in names:
         if name not in CORRUPTIONS:
             raise InputError(f"Unknown corruption '{str(name)[:40]}'.",

@@ -94,7 +94,7 @@ def apply(image, edit: Edit) -> np.ndarray:
                        cv2.INTER_LINEAR)
     if edit.rotate:
         h, w = x.shape[:2]
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), edit.rotate, 1.0)
+        m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), edit.rotate, 1.0)
         x = cv2.warpAffine(x, m, (w, h), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     if edit.flip:

@@ -3,6 +3,7 @@
 - `service`: one visitor's image and clip at work (objects, tracker), closed when they leave.
 - `segment`: SAM 2.1 / EdgeTAM / demo segmenters and GrabCut on images (`Segmenter`).
 - `prompts`: clicks, boxes and zoom windows as a visitor makes them.
+- `whatif`: one prompt's mask on a clean and a corrupted image, and the sweep of their IoU.
 - `confidence`: calibrated predicted IoU and how familiar an image looks.
 - `figures`: what each checkpoint measured (its manifest) and what follows for the page.
 - `photo_quality`, `quality`: how well a segmenter segments photos, and a tracker tracks clips.

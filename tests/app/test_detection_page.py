@@ -194,7 +194,15 @@ def test_run_cancel_resume_then_cam_and_what_if(demo_page, monkeypatch, tmp_path
                                                    "image/png")).run(timeout=300)
     assert not at.exception and not at.error
     captions = [i.caption for img in at.get("image") for i in img.proto.imgs]
-    assert "demo-fasterrcnn" in captions
+    assert any(c.startswith("demo-fasterrcnn · clean: ") for c in captions), captions
+    # ... under fog 3: the change counted, and the sweep of what each corruption keeps
+    at.selectbox(key="dwi_corruption").set_value("fog").run(timeout=300)
+    assert not at.exception and not at.error
+    captions = [i.caption for img in at.get("image") for i in img.proto.imgs]
+    assert any(c.startswith("demo-fasterrcnn · fog 3: ") for c in captions), captions
+    assert any("kept" in m.value and "gained" in m.value for m in at.markdown)
+    at.button(key="dwi_sweep").click().run(timeout=300)
+    assert not at.exception and at.get("plotly_chart")
 
 
 def test_dataset_zip_upload(monkeypatch, tmp_path):

@@ -483,3 +483,23 @@ def test_a_checkpoint_trained_on_real_masks_is_offered_first_with_its_figures(
     assert figures.untrained_memory() >= {"photo-sam"}
     from pages import segmentation_common
     assert segmentation_common.recommended_tracker("photo-sam") == "classical"
+
+
+def test_whatif_masks_the_same_box_on_a_corrupted_image_and_sweeps(offline):
+    """The photo segmenter, a box on the cat: its mask under fog 3 beside the clean one, the
+    IoU between them as `masks.iou` computes it, and the sweep's heatmap."""
+    from lib.demo import samples
+    from lib.media import corruptions, images, masks
+    from lib.segmentation import whatif
+    at = set_box(run_page("segmentation"), "120, 20, 330, 300")
+    assert not at.exception
+    said = next(m.value for m in at.markdown if m.value.startswith("Mask IoU, clean"))
+    seg = segment.load_segmenter(at.sidebar.selectbox[0].value)
+    photo = np.array(images.load_image(samples.sample_bytes("cat (chelsea)")).image)
+    box = (120.0, 20.0, 330.0, 300.0)
+    want = masks.iou(whatif.best_mask(seg, photo, [], box),
+                     whatif.best_mask(seg, corruptions.corrupt(photo, "fog", 3), [], box))
+    assert said.endswith(f"**{want:.3f}**")
+    assert "fog 3" in [i.caption for img in at.get("image") for i in img.proto.imgs]
+    at.button(key="seg_wi_sweep").click().run(timeout=600)
+    assert not at.exception and at.get("plotly_chart")

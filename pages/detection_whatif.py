@@ -1,0 +1,115 @@
+"""The Detection page's What-if tab: one uploaded image through the compared registry
+detectors, clean beside corrupted, their detections matched (kept, moved, lost, gained),
+and the sweep of how many detections each corruption and severity keeps. A view over
+`lib.detection.whatif`."""
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from lib import plots, ui
+from lib.core.links import WhatIfLink
+from lib.detection import drawing, whatif
+from lib.media import corruptions, images
+from lib.models import cache
+
+NONE = "none"
+
+
+def read_link() -> None:
+    """`?corruption=fog&severity=3` presets the pickers once per visit (unknown: ignored,
+    named on the Classification page that owns the link)."""
+    if st.session_state.get("dwi_linked"):
+        return
+    st.session_state["dwi_linked"] = True
+    link = WhatIfLink.parse(st.query_params)
+    if link.corruption in corruptions.NAMES:
+        st.session_state["dwi_corruption"] = link.corruption
+        st.session_state["dwi_severity"] = int(link.severity)
+
+
+def drawn(picture, dets, labels: dict, kinds: dict[str, list[int]]):
+    """The picture with its detections coloured by what happened to them."""
+    groups = []
+    for kind, idx in kinds.items():
+        groups.append((dets.xyxy[idx], [f"{kind}: {labels.get(int(dets.class_ids[i]), '?')} "
+                                        f"{dets.scores[i]:.2f}" for i in idx],
+                       drawing.PALETTE[kind]))
+    return drawing.draw(picture, groups)
+
+
+def detector_row(name: str, picture, altered, corruption: str, thr: float) -> None:
+    """One detector: clean and corrupted side by side, the change counted."""
+    handle = cache.load(name, "detection")
+    ui.untrained_warning(handle)
+    det = handle.model
+    label_map = {i: i for i in det.labels}
+    with ui.queued("Detecting"):
+        clean, after = det.predict([picture, altered], [0, 1], label_map, thr)
+    change = whatif.compare(clean, after)
+    counts = change.counts()
+    moved = set(change.moved)
+    kept = [a for a, _ in change.pairs if a not in moved]
+    c1, c2 = st.columns(2)
+    c1.image(drawn(picture, clean, det.labels, {"kept": kept, "moved": sorted(moved),
+                                                    "lost": list(change.lost)}),
+             caption=f"{name} · clean: {len(clean)} detections", width="stretch")
+    c2.image(drawn(altered, after, det.labels,
+                   {"kept": [b for a, b in change.pairs if a not in moved],
+                    "moved": [b for a, b in change.pairs if a in moved],
+                    "gained": list(change.gained)}),
+             caption=f"{name} · {corruption}: {len(after)} detections", width="stretch")
+    st.markdown(" · ".join(f"**{v}** {k}" for k, v in counts.items())
+                + f" (matched: same class, IoU ≥ {whatif.MATCH_IOU}; moved: IoU < "
+                  f"{whatif.MOVED_IOU})")
+
+
+def sweep_view(name: str, picture, thr: float, sha: str) -> None:
+    """The sweep for one detector: the share of its clean detections each pair keeps."""
+    key = f"{sha}|{name}|{thr}"
+    if st.session_state.get("dwi_swept") != key:
+        if not st.button(f"Sweep {name} (19 corruptions × 5 severities)", key="dwi_sweep"):
+            return
+        st.session_state["dwi_swept"] = key
+    det = cache.load(name, "detection").model
+    bar = ui.ProgressBar("corrupted images detected")
+    with ui.showing_errors(), ui.queued("Sweep"):
+        sw = cache.shared(f"detection sweep: {key}", lambda: whatif.sweep(
+            det, picture, {i: i for i in det.labels}, thr, progress=bar))
+        bar.clear()
+        st.plotly_chart(plots.corruption_heatmap(
+            sw.kept_share, [n.replace("_", " ") for n in sw.names], sw.severities,
+            f"{name}: share of its {sw.clean} clean detections kept", "kept"),
+            key="dwi_sweep_chart")
+        ui.download_button("Download the sweep (CSV)", sw.frame().to_csv(index=False),
+                           "detection-sweep.csv", "text/csv", key="dwi_sweep_csv")
+
+
+def view(s) -> None:
+    """The tab (drawn on every run: it holds an upload)."""
+    runnable = [n for n in s.names if n in [spec.name for spec in s.detector_specs]]
+    if not runnable:
+        st.info("What-if needs a built-in detector with its weights on this machine; imported "
+                "predictions cannot run on new images.")
+        return
+    read_link()
+    st.caption("Upload one image: the compared detectors on it, clean and corrupted.")
+    shot = st.file_uploader("Image", type=images.ACCEPTED_EXTENSIONS, key="whatif_image")
+    c1, c2, c3 = st.columns([3, 2, 2])
+    corruption = c1.selectbox("Corruption", [NONE, *corruptions.NAMES], key="dwi_corruption",
+                              format_func=lambda n: n.replace("_", " "))
+    severity = c2.slider("Severity", 1, 5, 3, key="dwi_severity")
+    thr = c3.slider("Score threshold", 0.05, 0.95, 0.5, 0.05, key="whatif_thr")
+    if shot is None:
+        return
+    with ui.showing_errors():
+        intake = images.load_image(shot.getvalue(), shot.name)
+        picture = intake.image
+        altered = picture if corruption == NONE else Image.fromarray(
+            corruptions.corrupt(np.asarray(picture), corruption, severity))
+        said = "clean" if corruption == NONE else f"{corruption.replace('_', ' ')} {severity}"
+        for name in runnable:
+            detector_row(name, picture, altered, said, thr)
+        st.divider()
+        pick = st.selectbox("Sweep with", runnable, key="dwi_sweep_model")
+        sweep_view(pick, picture, thr, intake.sha256)
