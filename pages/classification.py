@@ -26,7 +26,7 @@ from lib.core.errors import LensError
 from lib.demo import samples
 from lib.media import images, video
 from lib.models import cache, registry
-from pages import classification_rank, classification_whatif
+from pages import classification_rank, classification_robust, classification_whatif
 
 OTHER = "Other timm model…"
 
@@ -250,6 +250,7 @@ def evaluate_view(s: Screen) -> None:
         if ev_model == s.model_name and s.loaded:
             classification_rank.folder_ranking_view(s.session.model(s.model_name), s.model_name,
                                                     ev)
+            classification_robust.view(s, ev_model, ev)
         mistakes = ev.confident_mistakes()
         if mistakes:
             st.markdown("**Most confident mistakes** (CAM of the predicted class)")

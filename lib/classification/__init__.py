@@ -8,5 +8,6 @@
 - `faithfulness`, `ranking`, `sanity`: how faithful a map is, every method ranked, and
   randomisation sanity checks.
 - `whatif`: one image under corruptions: the sweep and its flip points.
+- `robustness`: a labelled folder under corruptions: error, flip rate, mCE, relative mCE.
 - `scenes`: video scene timelines.
 """

@@ -1,7 +1,7 @@
 """Scene classification for one visitor: `ClassificationSession` owns what the Classification
 page shows (the classifiers offered, predictions, CAMs and their faithfulness, what-if
-versions of an image and its corruption sweep, a labelled folder's evaluation, a clip's
-scenes), the process-wide cache keys they are kept under, and
+versions of an image and its corruption sweep, a labelled folder's evaluation and its
+robustness to corruptions, a clip's scenes), the process-wide cache keys they are kept under, and
 what the visitor computed last. The page reads widgets, calls it, renders.
 
 Predictions and maps are read-only and shared by every visitor (`cache.shared`, under the
@@ -10,13 +10,14 @@ memory budget), keyed by the image's content hash, the model and the method's se
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from lib.classification import cam, classify, faithfulness, scenes, whatif
+from lib.classification import cam, classify, faithfulness, robustness, scenes, whatif
 from lib.core import paths
 from lib.core.progress import Busy, Callback, idle
 from lib.media import corruptions, edits, video
@@ -127,6 +128,20 @@ class ClassificationSession:
             with self.busy("Sweep"):
                 return whatif.sweep(self.model(name).model, image, progress=progress)
         return cache.shared(f"sweep: {sha}|{name}", build)
+
+    def folder_robustness(self, name: str, items: list[tuple[str, str]], names: tuple,
+                          severities: tuple, progress: Callback | None = None
+                          ) -> robustness.FolderRobustness:
+        """A labelled folder's images under corruptions through the model (once per
+        process for the same images, model and corruptions)."""
+        digest = hashlib.sha256(repr((items, names, severities)).encode()).hexdigest()[:16]
+
+        def build():
+            with self.busy("Robustness"):
+                return robustness.evaluate(self.model(name).model,
+                                           [(Path(p), c) for p, c in items], names,
+                                           severities, progress)
+        return cache.shared(f"folder robustness: {name}|{digest}", build)
 
     # -- a folder, a clip ----------------------------------------------------------------------
     def evaluate(self, name: str, folder_text: str = "", zip_data: bytes | None = None,

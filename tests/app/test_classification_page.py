@@ -257,3 +257,30 @@ def test_whatif_edits_and_the_sweep_with_flip_points():
     want = whatif.sweep(lm, images.load_image(samples.sample_bytes("cat (chelsea)")).image)
     assert dict(zip(flips.index, flips["flip point (severity)"])) == {
         k.replace("_", " "): str(v or "never") for k, v in want.flip_points().items()}
+
+
+def test_folder_robustness_against_a_baseline(tmp_path, monkeypatch):
+    monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
+    for cls, arr in [("tiger cat", data.chelsea()), ("espresso", data.coffee())]:
+        (tmp_path / "set" / cls).mkdir(parents=True)
+        Image.fromarray(arr).save(tmp_path / "set" / cls / "a.png")
+    at = run_page("classification")
+    at.text_input(key="eval_path").set_value(str(tmp_path / "set"))
+    at.button(key="run_eval").click().run()
+    at.multiselect(key="frob_corruptions").set_value(["gaussian_noise", "contrast"])
+    at.multiselect(key="frob_severities").set_value([1, 5])
+    at.selectbox(key="frob_baseline").set_value("EfficientNet-Lite1 ImageNet (packaged)")
+    at.button(key="frob_run").click().run(timeout=600)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    from lib.classification import classify, robustness
+    from lib.models import cache
+    items = classify.find_labelled_images(tmp_path / "set")
+    got = {name: robustness.evaluate(cache.load(name, "classification").model, items,
+                                     ["gaussian_noise", "contrast"], [1, 5])
+           for name in ("EfficientNet-Lite0 ImageNet (packaged)",
+                        "EfficientNet-Lite1 ImageNet (packaged)")}
+    ce = robustness.corruption_error(*got.values())
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["mCE vs EfficientNet-Lite1 ImageNet (packaged)"] == (
+        f"{ce.mce:.1%}" if ce.mce == ce.mce else "nan%")
+    assert metrics["Flip rate"] == f"{got['EfficientNet-Lite0 ImageNet (packaged)'].flip_rate:.1%}"
