@@ -8,6 +8,7 @@
 - `progress`: the one way long work reports progress.
 - `scratch`: the one place for temporary files, capped.
 - `journal`: files that survive a kill (appended records, atomic replaces).
+- `compiled`: the one way to compile a kernel (numba, cached with Lens' caches).
 - `heap`: the C allocator and collections that give freed memory back.
 - `command_line`: how command lines parse sub-commands and end (one `error:` line).
 - `ray_cluster`: the one way Lens reaches Ray.

@@ -9,6 +9,7 @@
   matching kept per detection, and the accumulate under image weights.
 - `matching`: match once, derive everything (one table per model and dataset).
 - `benchmark`: one model's report, A/B comparison, leaderboard rows, logging to W&B.
+- `whatif`: one image clean against corrupted: detections matched, the sweep.
 - `robustness`: COCO-C: AP under corruptions made on the fly, mPC and rPC with intervals.
 - `intervals`, `slices`, `calibration`, `tide`: bootstrap intervals, slices, score
   calibration, TIDE-style errors.

@@ -8,19 +8,14 @@ needs besides is how often each image counts: `lib.detection.weighted_coco`.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from lib.core import settings
+from lib.core.compiled import njit
 from lib.core.errors import InputError
 from lib.detection.datasets import CocoDataset
 from lib.detection.detections import Detections
-
-# compiled code is cached with Lens's other caches (the source folder may be read-only)
-os.environ.setdefault("NUMBA_CACHE_DIR", str(settings.cache_dir("numba")))
-from numba import njit
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)        # COCO's, bit t of the match bits
 MAX_DETS = 100

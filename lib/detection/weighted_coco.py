@@ -20,10 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lib.detection.coco_matching import (
-    CocoMatches,
-    njit,  # numba, its cache placed with Lens's caches
-)
+from lib.core.compiled import njit
+from lib.detection.coco_matching import CocoMatches
 
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 

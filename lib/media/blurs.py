@@ -64,12 +64,8 @@ def _swapper():
     """`_swap_pixels` compiled once per process (numba, cached with Lens' caches)."""
     global _SWAP
     if _SWAP is None:
-        import os
-
-        from lib.core import settings
-        os.environ.setdefault("NUMBA_CACHE_DIR", str(settings.cache_dir("numba")))
-        import numba  # heavy: imported on first use
-        _SWAP = numba.njit(cache=True, nogil=True)(_swap_pixels)
+        from lib.core.compiled import njit
+        _SWAP = njit(cache=True, nogil=True)(_swap_pixels)
     return _SWAP
 
 

@@ -10,7 +10,8 @@ from collections.abc import Collection
 import numpy as np
 import pandas as pd
 
-from lib.runs.scanner import HISTORY, Scan, _field, _fnv, njit  # njit: after its cache dir
+from lib.core.compiled import njit
+from lib.runs.scanner import HISTORY, Scan, _field, _fnv
 
 
 @njit(cache=True, nogil=True)

@@ -20,16 +20,11 @@ A record cut off at the end of the file (a run still being written) is not retur
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from lib.core import settings
-
-# compiled code is cached with Lens's other caches (the source folder may be read-only)
-os.environ.setdefault("NUMBA_CACHE_DIR", str(settings.cache_dir("numba")))
-from numba import njit
+from lib.core.compiled import njit
 
 BLOCK = 32768
 HEADER = 7                      # the file header ":W&B" + 3 bytes fills the first chunk slot

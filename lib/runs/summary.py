@@ -11,7 +11,8 @@ import json
 
 import numpy as np
 
-from lib.runs.scanner import CONFIG, EXIT, RUN, SUMMARY, Scan, njit
+from lib.core.compiled import njit
+from lib.runs.scanner import CONFIG, EXIT, RUN, SUMMARY, Scan
 
 
 def _set(target: dict, key: str, path: list[str], value_json: str) -> None:

@@ -50,3 +50,51 @@ def test_classification_whatif_fog_3_and_the_sweep(page, server, tmp_path):
     lm = cache.load("EfficientNet-Lite0 ImageNet (packaged)", "classification").model
     want = whatif.sweep(lm, Image.open(photo)).flip_points()
     assert shown == {k.replace("_", " "): str(v or "never") for k, v in want.items()}
+
+
+def test_coco_c_for_two_demo_detectors_reaches_the_leaderboard(page, server):
+    """The demo set (4 images), both demo detectors run, then COCO-C's 15 x 5 from the
+    Robustness tab: mPC and rPC with intervals on the tab and the leaderboard; mPC is the mean
+    of pycocotools' AP over the 75 corrupted runs."""
+    import numpy as np
+
+    from lib.demo import synth
+    from lib.detection import coco_eval, datasets, robustness
+    from lib.models import registry
+    page.goto(f"{server}/detection")
+    page.get_by_text("150 images").wait_for()
+    subset = page.get_by_label("Subset size (0 = all)")
+    subset.fill("4")
+    subset.press("Enter")
+    page.get_by_text("4 images,").wait_for()
+    wait_idle(page)
+    for k in range(2):                  # slot A's, then slot B's
+        page.get_by_role("button", name="Run", exact=True).nth(k).click()
+        wait_idle(page)
+    page.get_by_text("Cached predictions").nth(1).wait_for(timeout=300_000)
+    wait_idle(page)
+    page.get_by_role("tab", name="Robustness").click()
+    page.get_by_text("75 corruption × severity pairs × 4 images").wait_for()
+    page.get_by_role("button", name="Run COCO-C").click()
+    table = page.locator("table", has_text="mPC [95% interval]")
+    table.wait_for(timeout=600_000)
+    wait_idle(page)
+    assert not page.get_by_test_id("stException").count()
+    page.screenshot(path=ARTIFACTS / "detection-robustness.png", full_page=True)
+    shown = {row.locator("th").inner_text().strip(): [c.inner_text() for c in
+                                                      row.locator("td").all()]
+             for row in table.locator("tbody tr").all()}
+    assert set(shown) == {"demo-fasterrcnn", "demo-conditional-detr"}
+    page.locator("th", has_text="mPC 95%").first.wait_for(state="attached")   # leaderboard
+    split = synth.demo_val()
+    demo = datasets.load_coco(split / "annotations.json", split / "images").subset(4, 0)
+    job = robustness.job_for(registry.find("demo-fasterrcnn"), demo, robustness.conditions())
+    assert job.finished
+    by = robustness.by_condition(job.results())
+    rows = {c: [r for d in by.get(c, {}).values() for r in d.to_coco()]
+            for c in robustness.conditions()}
+    want = np.mean([coco_eval.evaluate_pycocotools(demo, rows[c])["AP"] if rows[c] else 0.0
+                    for c in robustness.conditions()])
+    mpc = shown["demo-fasterrcnn"][1]                  # "0.1234 [0.1000, 0.2000]"
+    assert float(mpc.split()[0]) == pytest.approx(want, abs=5e-5) and "[" in mpc
+    assert "[" in shown["demo-fasterrcnn"][2] and "%" in shown["demo-fasterrcnn"][2]
