@@ -160,7 +160,7 @@ def run_robustness(model: str, dataset: datasets.CocoDataset,
     job = robustness.job_for(spec, dataset, chosen, threshold=threshold, batch_size=batch_size)
     _finish(job, progress, ray)
     return robustness.evaluate(model, dataset, clean.detections(),
-                               robustness.by_condition(job.results()), resamples, seed)
+                               robustness.by_condition(job.results(), chosen), resamples, seed)
 
 
 def _finish(job: jobs.InferenceJob, progress: Callback | None, ray) -> None:

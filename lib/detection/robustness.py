@@ -57,9 +57,11 @@ def job_for(spec: registry.ModelSpec, dataset: CocoDataset, chosen: tuple[Condit
         batch_size, spec=spec, map_by=map_by, corruptions=chosen))
 
 
-def by_condition(rows: list[dict]) -> dict[Condition, dict[int, Detections]]:
-    """A robustness job's result rows split per (corruption, severity)."""
-    split: dict[Condition, list[dict]] = {}
+def by_condition(rows: list[dict], chosen: tuple[Condition, ...]
+                 ) -> dict[Condition, dict[int, Detections]]:
+    """A robustness job's result rows split per (corruption, severity): every chosen pair,
+    one under which the detector found nothing included (its AP is 0, and it counts)."""
+    split: dict[Condition, list[dict]] = {c: [] for c in chosen}
     for row in rows:
         split.setdefault((row["corruption"], int(row["severity"])), []).append(row)
     return {c: from_coco_results(r) for c, r in split.items()}

@@ -196,7 +196,7 @@ class DetectionBenchmark:
                 with self.busy("Evaluating COCO-C…"):
                     return robustness.evaluate(
                         name, self.dataset, clean.detections(),
-                        robustness.by_condition(corrupted.results()))
+                        robustness.by_condition(corrupted.results(), chosen))
             out[spec.name] = cache.shared(f"robustness: {corrupted.key}|{clean.key}", build)
         return out
 

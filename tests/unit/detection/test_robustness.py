@@ -101,7 +101,7 @@ def test_a_corrupted_job_detects_the_corrupted_pixels_and_names_them(tmp_path):
         clean = np.asarray(corruptions.load(ds.image_path(i)))
         want = [corruptions.corrupt(clean, c, s, seed=i) for c, s in chosen]
         assert all(np.array_equal(a, b) for a, b in zip(recorder.seen[i], want))
-    split = robustness.by_condition(job.results())
+    split = robustness.by_condition(job.results(), chosen)
     assert set(split) == set(chosen) and all(set(d) == {3, 7} for d in split.values())
 
 
@@ -135,3 +135,15 @@ def test_a_coco_c_command_killed_midway_resumes_to_the_uninterrupted_result(demo
     assert json.loads((tmp_path / "b.json").read_text()) == \
         json.loads((tmp_path / "a.json").read_text())
     assert out.strip().splitlines()[-1].startswith("clean AP ")
+
+
+def test_a_corruption_with_no_detections_counts_as_ap_zero(demo):
+    ds = demo.subset(20, 0)
+    clean = from_coco_results(gt_results(ds, seed=1))
+    chosen = (("fog", 1), ("fog", 5))
+    rows = [{**r, "corruption": "fog", "severity": 1} for r in gt_results(ds, seed=1)]
+    split = robustness.by_condition(rows, chosen)          # fog 5: nothing found at all
+    assert split[("fog", 5)] == {}
+    result = robustness.evaluate("m", ds, clean, split, resamples=20)
+    assert result.grid["AP"].tolist() == pytest.approx([1.0, 0.0])
+    assert result.mpc == pytest.approx(0.5) and result.rpc == pytest.approx(0.5)
