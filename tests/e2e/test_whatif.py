@@ -102,3 +102,25 @@ def test_coco_c_for_two_demo_detectors_reaches_the_leaderboard(page, server):
     mpc = shown["demo-fasterrcnn"][1]                  # "0.1234 [0.1000, 0.2000]"
     assert float(mpc.split()[0]) == pytest.approx(want, abs=5e-5) and "[" in mpc
     assert "[" in shown["demo-fasterrcnn"][2] and "%" in shown["demo-fasterrcnn"][2]
+
+
+def test_segmentation_whatif_same_box_under_fog(page, server):
+    """A box dragged around the sample cat, then the What-if expander: the mask on the clean
+    and the foggy photo side by side, and their IoU."""
+    from tests.e2e.test_journeys import _clickable_image, _open_segmentation
+    from tests.e2e.test_real_material import _drag
+    _open_segmentation(page, server)
+    box, scale = _clickable_image(page, side=451)            # the cat photo, 451 px wide
+    _drag(page, box, scale, 120, 20, 330, 300)
+    page.get_by_text("calibrated predicted IoU").first.wait_for(timeout=120_000)
+    wait_idle(page)
+    page.get_by_text("What-if: the same prompt on a corrupted image").click()
+    said = page.get_by_text("Mask IoU, clean against corrupted")
+    said.wait_for(timeout=120_000)
+    wait_idle(page)
+    iou = float(said.inner_text().rsplit(" ", 1)[-1])
+    assert 0.0 <= iou <= 1.0
+    page.get_by_text("fog 3", exact=True).wait_for()
+    assert not page.get_by_test_id("stException").count()
+    said.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "segmentation-whatif.png", full_page=True)
