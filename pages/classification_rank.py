@@ -19,7 +19,7 @@ from lib.classification.faithfulness import MEASURES, RANKED
 from lib.core.errors import LensError
 from lib.models import cache, registry
 
-SLOW_NOTE = "ScoreCAM, AblationCAM, FullGrad, SESS: many forward passes each"
+SLOW_NOTE = "ScoreCAM, AblationCAM, FullGrad, SESS, Occlusion: many forward passes each"
 
 
 def method_label(model_name: str, name: str) -> str:

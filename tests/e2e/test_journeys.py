@@ -562,6 +562,7 @@ def test_rank_cam_methods_and_sanity_check_the_demo_classifier(page, server):
     page.get_by_role("button", name="Rank methods").click()
     page.get_by_text("Click a column to sort.").wait_for(timeout=240_000)
     wait_idle(page)
+    page.get_by_test_id("stDataFrame").first.wait_for(state="attached")   # drawn after idle
     assert page.get_by_test_id("stDataFrame").count() == 1        # the ranking table
     page.get_by_role("button", name="Run sanity checks").click()
     page.get_by_text("Data randomisation").wait_for(timeout=240_000)
