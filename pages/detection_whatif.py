@@ -64,18 +64,16 @@ def detector_row(name: str, picture, altered, corruption: str, thr: float) -> No
                   f"{whatif.MOVED_IOU})")
 
 
-def sweep_view(name: str, picture, thr: float, sha: str) -> None:
+def sweep_view(s, name: str, picture, thr: float, sha: str) -> None:
     """The sweep for one detector: the share of its clean detections each pair keeps."""
     key = f"{sha}|{name}|{thr}"
     if st.session_state.get("dwi_swept") != key:
         if not st.button(f"Sweep {name} (19 corruptions × 5 severities)", key="dwi_sweep"):
             return
         st.session_state["dwi_swept"] = key
-    det = cache.load(name, "detection").model
     bar = ui.ProgressBar("corrupted images detected")
-    with ui.showing_errors(), ui.queued("Sweep"):
-        sw = cache.shared(f"detection sweep: {key}", lambda: whatif.sweep(
-            det, picture, {i: i for i in det.labels}, thr, progress=bar))
+    with ui.showing_errors():
+        sw = s.bench.whatif_sweep(name, picture, sha, thr, bar)
         bar.clear()
         st.plotly_chart(plots.corruption_heatmap(
             sw.kept_share, [n.replace("_", " ") for n in sw.names], sw.severities,
@@ -112,4 +110,4 @@ def view(s) -> None:
             detector_row(name, picture, altered, said, thr)
         st.divider()
         pick = st.selectbox("Sweep with", runnable, key="dwi_sweep_model")
-        sweep_view(pick, picture, thr, intake.sha256)
+        sweep_view(s, pick, picture, thr, intake.sha256)

@@ -28,6 +28,7 @@ from lib.detection import (
     jobs,
     robustness,
     slices,
+    whatif,
 )
 from lib.models import cache, registry
 
@@ -172,6 +173,18 @@ class DetectionBenchmark:
                 slices.Slicer(self.dataset, report.detections, report.matches),
                 slices.candidates(self.dataset, min_objects, areas=areas, groups=groups)[0],
                 resamples, seed, progress))
+
+    # -- what-if on one image -----------------------------------------------------------------
+    def whatif_sweep(self, name: str, picture, sha: str, threshold: float,
+                     progress=None) -> whatif.Sweep:
+        """A registry detector on one uploaded image under all 19 × 5 corruptions: how many
+        of its clean detections each keeps (once per process per image, model, threshold)."""
+        def build():
+            det = cache.load(name, "detection").model
+            with self.busy("Sweep"):
+                return whatif.sweep(det, picture, {i: i for i in det.labels}, threshold,
+                                    progress=progress)
+        return cache.shared(f"detection sweep: {sha}|{name}|{threshold}", build)
 
     # -- robustness (COCO-C) ------------------------------------------------------------------
     def robustness_jobs(self, spec: registry.ModelSpec, chosen: tuple, map_by: str
