@@ -110,9 +110,7 @@ def applicable(model) -> list[str]:
     convs = any(type(m).__name__ == "Conv2d" for m in model.modules())
     out = []
     for m in installed().values():
-        if m.path == OCCLUSION:
-            ok = True
-        elif m.path == ATTENTION:
+        if m.path == ATTENTION:
             ok = vit
         elif m.name == "FullGrad":
             ok = convs and not vit and not _is_channels_last_model(model)
