@@ -4,7 +4,8 @@ own method classes and metric classes for each method in turn.
     python bench/cam_rank.py [--slow | --no-slow]
 
 The packaged EfficientNet-Lite0 (ImageNet) explains skimage's cat photo, centre-cropped to
-224 px, for its top class. Both sides make every applicable method's map and the random
+224 px, for its top class. Both sides make every applicable method's map (those the library
+has a class for) and the random
 baseline's, and score each with ROAD MoRF and LeRF at 20 and 80 percent, the keep-top-25%
 confidence change, and the deletion and insertion curves in 10 steps. The direct side calls
 the library's metric class once per percentile, per step and per method, as its examples do.
@@ -103,7 +104,9 @@ def main() -> None:
     x = classify.to_tensor(lm, photo)
     target = classify.classify(lm, photo, 1)[0].best.index
     layer = cam.default_target_layer(lm.model)
-    names = [n for n in cam.applicable(lm.model) if args.slow or n not in cam.SLOW]
+    # the methods the library has a class for (Occlusion is Lens' own: nothing to compare)
+    names = [n for n in cam.applicable(lm.model)
+             if cam.method(n).cls and (args.slow or n not in cam.SLOW)]
     settings = Measuring()
     with torch.inference_mode():   # the first pass at each batch shape pays for its kernels
         for batch in (1, 2, 3, 4, 16, 32):
