@@ -139,6 +139,8 @@ def _whatif(seg, image, obj: SegObject) -> None:
     if not obj.has_prompts():
         st.caption("Prompt an object first (a click or a box).")
         return
+    if not st.toggle("Compare with a corrupted image", key="seg_wi_on"):
+        return          # off: nothing recomputed on the page's other reruns (every click)
     c1, c2 = st.columns([3, 2])
     name = c1.selectbox("Corruption", corruptions.NAMES, index=corruptions.NAMES.index("fog"),
                         key="seg_wi_corruption", format_func=lambda n: n.replace("_", " "))

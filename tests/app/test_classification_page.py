@@ -9,6 +9,7 @@ from skimage import data
 from streamlit.testing.v1 import AppTest
 
 from tests.app.test_pages import run_page
+from tests.conftest import ROOT
 from tests.helpers import write_video
 
 
@@ -79,11 +80,16 @@ def test_compare_methods_grid(page):
     assert page.multiselect(key="compare_methods").value == ["GradCAM", "LayerCAM", "EigenCAM"]
 
 
-def test_evaluate_folder_and_bad_folder(tmp_path, monkeypatch):
+def labelled_set(tmp_path, monkeypatch) -> None:
+    """tmp_path/set: a cat and a coffee photo in class folders, readable by the page."""
     monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
     for cls, arr in [("tiger cat", data.chelsea()), ("espresso", data.coffee())]:
         (tmp_path / "set" / cls).mkdir(parents=True)
         Image.fromarray(arr).save(tmp_path / "set" / cls / "a.png")
+
+
+def test_evaluate_folder_and_bad_folder(tmp_path, monkeypatch):
+    labelled_set(tmp_path, monkeypatch)
     (tmp_path / "flat").mkdir()
     at = run_page("classification")
     at.text_input(key="eval_path").set_value(str(tmp_path / "flat"))
@@ -188,10 +194,7 @@ def test_an_all_black_image_ranks_without_crashing(page):
 
 
 def test_folder_ranking_with_intervals(tmp_path, monkeypatch):
-    monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
-    for cls, arr in [("tiger cat", data.chelsea()), ("espresso", data.coffee())]:
-        (tmp_path / "set" / cls).mkdir(parents=True)
-        Image.fromarray(arr).save(tmp_path / "set" / cls / "a.png")
+    labelled_set(tmp_path, monkeypatch)
     at = run_page("classification")
     at.text_input(key="eval_path").set_value(str(tmp_path / "set"))
     at.button(key="run_eval").click().run()
@@ -204,8 +207,7 @@ def test_folder_ranking_with_intervals(tmp_path, monkeypatch):
 
 
 def _whatif(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(__import__("tests.conftest", fromlist=["ROOT"]).ROOT / "app.py"),
-                           default_timeout=300).run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
     at.switch_page("pages/classification.py")
     at.query_params.update({"tab": "What-if", **(query or {})})
     return at.run()
@@ -260,10 +262,7 @@ def test_whatif_edits_and_the_sweep_with_flip_points():
 
 
 def test_folder_robustness_against_a_baseline(tmp_path, monkeypatch):
-    monkeypatch.setenv("LENS_DATA_ROOTS", str(tmp_path))
-    for cls, arr in [("tiger cat", data.chelsea()), ("espresso", data.coffee())]:
-        (tmp_path / "set" / cls).mkdir(parents=True)
-        Image.fromarray(arr).save(tmp_path / "set" / cls / "a.png")
+    labelled_set(tmp_path, monkeypatch)
     at = run_page("classification")
     at.text_input(key="eval_path").set_value(str(tmp_path / "set"))
     at.button(key="run_eval").click().run()

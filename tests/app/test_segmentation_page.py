@@ -493,6 +493,8 @@ def test_whatif_masks_the_same_box_on_a_corrupted_image_and_sweeps(offline):
     from lib.segmentation import whatif
     at = set_box(run_page("segmentation"), "120, 20, 330, 300")
     assert not at.exception
+    assert not any(m.value.startswith("Mask IoU") for m in at.markdown)   # off until asked
+    at.toggle(key="seg_wi_on").set_value(True).run()
     said = next(m.value for m in at.markdown if m.value.startswith("Mask IoU, clean"))
     seg = segment.load_segmenter(at.sidebar.selectbox[0].value)
     photo = np.array(images.load_image(samples.sample_bytes("cat (chelsea)")).image)

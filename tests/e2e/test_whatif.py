@@ -115,6 +115,7 @@ def test_segmentation_whatif_same_box_under_fog(page, server):
     page.get_by_text("calibrated predicted IoU").first.wait_for(timeout=120_000)
     wait_idle(page)
     page.get_by_text("What-if: the same prompt on a corrupted image").click()
+    page.get_by_text("Compare with a corrupted image").click()
     said = page.get_by_text("Mask IoU, clean against corrupted")
     said.wait_for(timeout=120_000)
     wait_idle(page)
