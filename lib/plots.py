@@ -356,3 +356,35 @@ def corruption_heatmap(values: np.ndarray, corruptions: Sequence[str],
     fig.update_layout(title=title, yaxis_autorange="reversed",
                       height=max(300, 26 * len(corruptions) + 120), **_LAYOUT)
     return fig
+
+
+def embedding_map(x: np.ndarray, y: np.ndarray, rows: np.ndarray, colour: Sequence,
+                  colour_name: str, selected: Collection[int] = (), title: str = "") -> go.Figure:
+    """Points of an embedding map drawn with WebGL (`Scattergl`; numpy columns go to the
+    browser as binary arrays): one trace per category when `colour` is text, one colour scale
+    when it is numeric. Each point carries its row (`customdata`) for selections; `selected`
+    rows are drawn selected."""
+    x, y, rows = np.asarray(x, np.float32), np.asarray(y, np.float32), np.asarray(rows)
+    colour = np.asarray(colour)
+    chosen = np.isin(rows, np.fromiter(selected, np.int64)) if len(selected) else None
+    hover = f"row %{{customdata}}<br>{colour_name} %{{meta}}<extra></extra>"
+    fig = go.Figure()
+    if colour.dtype.kind in "if":
+        fig.add_trace(go.Scattergl(
+            x=x, y=y, customdata=rows, mode="markers", name=colour_name,
+            marker=dict(size=5, color=colour.astype(np.float32), colorscale="Viridis",
+                        showscale=True, colorbar=dict(title=colour_name)),
+            hovertemplate=f"row %{{customdata}}<br>{colour_name} %{{marker.color:.3f}}"
+                          "<extra></extra>",
+            selectedpoints=np.flatnonzero(chosen) if chosen is not None else None))
+    else:
+        for value in sorted(set(colour.tolist())):
+            keep = colour == value
+            fig.add_trace(go.Scattergl(
+                x=x[keep], y=y[keep], customdata=rows[keep], mode="markers",
+                name=str(value) or "(none)", meta=str(value), marker=dict(size=5),
+                hovertemplate=hover,
+                selectedpoints=np.flatnonzero(chosen[keep]) if chosen is not None else None))
+    fig.update_layout(title=title, dragmode="lasso", height=520, xaxis_visible=False,
+                      yaxis_visible=False, legend_title_text=colour_name, **_LAYOUT)
+    return fig

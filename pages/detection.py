@@ -165,6 +165,13 @@ def main() -> None:
     choice, where = sidebar(link, offline)
     if not open_data(bench, choice, where):
         return
+    unknown = bench.follow_link(link)
+    if unknown:
+        st.warning(f"The link selects {len(unknown)} images this dataset does not have (e.g. "
+                   f"{unknown[0][:40]}); they are left out.")
+    if bench.selection:
+        st.info(f"Showing the {len(bench.selection)} images selected on the Dataset tab's "
+                "map: every number below is computed on them only.")
     specs = [s for s in registry.all_specs("detection") if not s.error]
     reports, speeds, masks = slot_reports(bench, choice, link, specs, offline)
     board = bench.board(reports, specs, choice.map_by)

@@ -79,13 +79,20 @@ def detector_slot(bench: DetectionBenchmark, choice: str, slot: str, options,
         st.error(f"Weights for {choice} are not on this machine. On a connected machine run "
                  f"`{spec.fetch_command}` and copy the caches here.")
         return spec.name, None
+    job_controls(job, slot, "Inference", options.ray_options)
+    return spec.name, None
+
+
+def job_controls(job, key: str, what: str, ray=None) -> None:
+    """Run (or Resume) and Cancel of a background job (`lib.detection.jobs`), and its
+    progress, polled only while it runs; the page reruns when it finishes."""
     b1, b2 = st.columns(2)
-    if b1.button("Run" if not job.done else "Resume", key=f"run_{slot}", disabled=job.running):
-        job.start(ray=options.ray_options)
-    if b2.button("Cancel", key=f"cancel_{slot}", disabled=not job.running):
+    if b1.button("Run" if not job.done else "Resume", key=f"run_{key}", disabled=job.running):
+        job.start(ray=ray)
+    if b2.button("Cancel", key=f"cancel_{key}", disabled=not job.running):
         job.cancel()
 
-    # polls only while the job runs (an idle slot costs no reruns); the finished job's
+    # polls only while the job runs (an idle job costs no reruns); the finished job's
     # st.rerun() redraws the page without the poll
     @st.fragment(run_every=1.0 if job.running else None)
     def progress(job=job):
@@ -94,9 +101,8 @@ def detector_slot(bench: DetectionBenchmark, choice: str, slot: str, options,
         elif job.finished:
             st.rerun()
         elif job.error:
-            st.error(f"Inference failed: {job.error} (partial results are kept; Resume "
+            st.error(f"{what} failed: {job.error} (partial results are kept; Resume "
                      "continues).")
         elif job.done:
             st.caption(f"Stopped at {job.done}/{job.total} images; Resume continues.")
     progress()
-    return spec.name, None

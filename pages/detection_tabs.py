@@ -1,4 +1,5 @@
-"""The Detection page's tabs (Metrics, Per class, Errors, Images, What-if) as views over one
+"""The Detection page's tabs (Metrics, Per class, Errors, Images, What-if, Robustness,
+Dataset) as views over one
 `Screen`: the visitor's benchmark service, their choices, and the reports on show."""
 
 import json
@@ -26,7 +27,7 @@ from lib.detection.service import DetectionBenchmark
 from lib.detection.tide import ERROR_TYPES
 from lib.media import images
 from lib.models import cache, registry
-from pages import detection_robust, detection_stats, detection_whatif
+from pages import detection_explore, detection_robust, detection_stats, detection_whatif
 
 
 @dataclass(frozen=True)
@@ -246,12 +247,12 @@ def statistics_view(s: Screen) -> None:
 
 VIEWS = {"Metrics": metrics_view, "Statistics": statistics_view, "Per class": classes_view,
          "Errors": errors_view, "Images": images_view, "What-if": detection_whatif.view,
-         "Robustness": detection_robust.view}
+         "Robustness": detection_robust.view, "Dataset": detection_explore.view}
 #: widgets inside tabs whose values survive while their tab is closed (`ui.tabs`)
 KEEP = ("pr_class", "confusion_model", "bucket", "cam_model", "cam_fp", "resamples",
         "boot_seed", "paired_a", "paired_b", "slice_model", "slice_min", "slice_areas",
         "slice_groups", "slice_images", "slice_all_ci", "calib_model", "calib_method",
-        *detection_robust.KEEP)
+        *detection_robust.KEEP, *detection_explore.KEEP)
 
 
 def show_tabs(s: Screen) -> None:

@@ -89,7 +89,8 @@ def _read(text: str, kind: Any, f: dataclasses.Field) -> Any:
 class DetectionLink(Link):
     """A benchmark on the Detection page: demo data or COCO files by path (as `paths.shown`
     writes them), the models compared (registry names; imported results by the name they were
-    given), the subset and its seed, and how model labels map to categories."""
+    given), the subset and its seed, how model labels map to categories, and the images
+    selected on the Dataset tab's map (their ids; checked against the dataset by the page)."""
 
     PAGE: ClassVar[str] = "detection"
     data: str = _choice("", "demo", "path")
@@ -99,6 +100,7 @@ class DetectionLink(Link):
     subset: int = _number(0, 0, 100_000)
     seed: int = _number(0, 0, 10_000)
     map_by: str = _choice("name", "id")
+    selected: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ SETTINGS: dict[str, Setting] = {s.env: s for s in [
     Setting("LENS_RAY_ADDRESS", "", "Ray cluster for dataset-scale inference (`host:port`, "
             "`ray://host:10001` or `auto`); empty: Ray's own RAY_ADDRESS, else a local Ray"),
     Setting("LENS_RAY_WORKERS", "2", "actors of a local Ray (and its CPUs)"),
+    Setting("LENS_EMBED_MAX_OBJECTS", "1000000", "most boxes one embedding job takes (the "
+            "projections of 10^6 objects hold about 0.5 GB)"),
     Setting("LENS_WANDB_DIR", str(Path.home() / ".cache" / "lens" / "benchmarks"),
             "where 'Log to W&B' writes offline benchmark runs"),
     Setting("LENS_RUN_LOG", "", "if set, a file each page run's duration is appended to "
@@ -90,6 +92,7 @@ class Settings:
     heavy_slots: int            # 0: auto
     ray_address: str
     ray_workers: int
+    embed_max_objects: int
     wandb_dir: Path
     run_log: str
 
@@ -136,6 +139,7 @@ def get() -> Settings:
         heavy_slots=0 if _text("LENS_HEAVY_SLOTS") == "auto" else _number("LENS_HEAVY_SLOTS"),
         ray_address=os.environ.get("LENS_RAY_ADDRESS", "").strip(),
         ray_workers=_number("LENS_RAY_WORKERS"),
+        embed_max_objects=_number("LENS_EMBED_MAX_OBJECTS"),
         wandb_dir=Path(os.environ.get("LENS_WANDB_DIR", "").strip() or cache / "benchmarks"),
         run_log=os.environ.get("LENS_RUN_LOG", "").strip(),
     )

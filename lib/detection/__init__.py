@@ -14,5 +14,7 @@
 - `intervals`, `slices`, `calibration`, `tide`: bootstrap intervals, slices, score
   calibration, TIDE-style errors.
 - `drawing`: boxes drawn in one palette.
+- `explore` (a package): the whole dataset: embeddings, the map, similar images,
+  duplicates and leaks, the annotations most likely wrong (the Dataset tab).
 - `detect_command`: the command line `python -m lib.detect`.
 """

@@ -85,7 +85,11 @@ class CocoDataset:
         ids = self.image_ids
         if size is None or size >= len(ids):
             return self
-        keep = set(random.Random(seed).sample(ids, size))
+        return self.only(random.Random(seed).sample(ids, size))
+
+    def only(self, image_ids) -> CocoDataset:
+        """The dataset restricted to these images (ids it does not have are ignored)."""
+        keep = set(image_ids)
         data = {**self.data, "images": [im for im in self.data["images"] if im["id"] in keep],
                 "annotations": [a for a in self.data["annotations"] if a["image_id"] in keep]}
         return CocoDataset(self.annotations_path, self.images_dir, data,

@@ -171,7 +171,7 @@ class InferenceJob:
             if self._cancel.is_set():
                 return
             batch = [(item, self._read(item)) for item in todo[start:start + self.batch_size]]
-            records = [_record(item, [], im, 0.0) for item, im in batch if isinstance(im, str)]
+            records = [record(item, [], im, 0.0) for item, im in batch if isinstance(im, str)]
             good = [(item, im) for item, im in batch if not isinstance(im, str)]
             if good:
                 with fair_queue.HEAVY.slot():       # a batch waits its turn with the visitors
@@ -179,7 +179,7 @@ class InferenceJob:
                     dets = detector.predict([im for _, im in good], [i for (i, _, _), _ in good],
                                             label_map, self.threshold)
                     per_image = (time.perf_counter() - t0) / len(good)
-                records += [_record(item, d.to_coco(), "", per_image)
+                records += [record(item, d.to_coco(), "", per_image)
                             for (item, _), d in zip(good, dets)]
             yield records
 
@@ -194,7 +194,7 @@ class InferenceJob:
             todo = [item for item in items if item not in done]
             if ray_options is not None:
                 self.device = f"ray ({ray_options.workers} workers)"
-                batches = ([_record(_item(r), r["results"], r["failed"], r["seconds"])
+                batches = ([record(_item(r), r["results"], r["failed"], r["seconds"])
                             for r in records]
                            for records in ray_inference.run(
                                ray_options, self.spec, self.dataset, todo, self.map_by,
@@ -247,7 +247,7 @@ def _item(rec: dict) -> Item:
     return rec["image_id"], str(rec.get("corruption", "")), int(rec.get("severity", 0))
 
 
-def _record(item: Item, results: list[dict], failed: str, seconds: float) -> dict:
+def record(item: Item, results: list[dict], failed: str, seconds: float) -> dict:
     """One image's record; a corrupted one names its corruption in the record and each row."""
     image_id, name, severity = item
     if name:

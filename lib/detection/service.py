@@ -1,8 +1,9 @@
 """The detection benchmark for one visitor: `DetectionBenchmark` owns what the Detection page
 shows (the dataset, every model's report on it, the leaderboard, intervals, the paired
-comparison, calibration, slices and COCO-C robustness), the process-wide cache keys they are
-kept under, the visitor's imported results, and the page's link. The page reads widgets,
-calls it, renders.
+comparison, calibration, slices, COCO-C robustness, and the Dataset tab's embeddings, map,
+neighbours and label errors, with the map's selection that every report then follows),
+the process-wide cache keys they are kept under, the visitor's imported results, and the
+page's link. The page reads widgets, calls it, renders.
 
 Reports and statistics are read-only and shared by every visitor (`cache.shared`, under the
 memory budget): a key names the dataset's fingerprint and the detections' digest, so two
@@ -30,7 +31,11 @@ from lib.detection import (
     slices,
     whatif,
 )
+from lib.detection.explore import embedding_job, embeddings, exploration, label_errors
+from lib.detection.explore.embedding_job import EmbeddingJob
+from lib.detection.explore.embeddings import GROUND_TRUTH
 from lib.models import cache, registry
+from lib.models.spec import Task
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,9 @@ class DetectionBenchmark:
         self.busy = busy
         self.dataset: datasets.CocoDataset | None = None
         self._imported: dict[str, dict[str, dict]] = {}   # fingerprint -> name -> detections
+        self.selection: tuple[int, ...] = ()    # images the Dataset tab's map selected
+        self._data_key = ""
+        self._linked: tuple[str, ...] = ()
 
     # -- data --------------------------------------------------------------------------------
     def open(self, annotations: Path, images: Path, subset: int | None = None,
@@ -58,9 +66,11 @@ class DetectionBenchmark:
         once per process and shared read-only; becomes this benchmark's dataset."""
         annotations, images = Path(annotations), Path(images)
         stamp = annotations.stat().st_mtime
+        key = f"dataset: {annotations}|{images}|{stamp}|{subset}|{seed}"
         self.dataset = cache.shared(
-            f"dataset: {annotations}|{images}|{stamp}|{subset}|{seed}",
-            lambda: datasets.load_coco(annotations, images).subset(subset, seed))
+            key, lambda: datasets.load_coco(annotations, images).subset(subset, seed))
+        if key != self._data_key:       # another dataset: the selection was of the last one
+            self.selection, self._data_key = (), key
         return self.dataset
 
     def open_typed(self, annotations: str, images: str, subset: int | None = None,
@@ -80,14 +90,55 @@ class DetectionBenchmark:
     def fingerprint(self) -> str:
         return self.dataset.fingerprint
 
+    # -- the selection: reports and statistics of the images picked on the map ---------------
+    def select(self, image_ids) -> list[int]:
+        """Restrict reports and statistics to these images (none, or every one: the whole
+        dataset); returns the ids asked for that the dataset does not have (left out)."""
+        known = set(self.dataset.image_ids)
+        asked = {int(i) for i in image_ids}
+        picked = tuple(sorted(asked & known))
+        self.selection = picked if 0 < len(picked) < len(known) else ()
+        return sorted(asked - known)
+
+    def follow_link(self, link: links.DetectionLink) -> list[str]:
+        """The link's selection, applied when the link changed (a selection made on the map
+        stays while the link is the one it wrote); returns what it names that the dataset
+        does not have."""
+        if link.selected == self._linked:
+            return []
+        self._linked = link.selected
+        ids = [int(t) for t in link.selected if t.strip().isdigit()]
+        bad = [t for t in link.selected if not t.strip().isdigit()]
+        return bad + [str(i) for i in self.select(ids)]
+
+    @property
+    def scope(self) -> datasets.CocoDataset:
+        """The dataset reports are made on: the selection's images, else all."""
+        if not self.selection:
+            return self.dataset
+        return cache.shared(f"dataset selection: {self.scope_key}",
+                            lambda: self.dataset.only(self.selection))
+
+    @property
+    def scope_key(self) -> str:
+        if not self.selection:
+            return self.fingerprint
+        ids = ",".join(map(str, self.selection)).encode()
+        return f"{self.fingerprint}|sel:{hashlib.sha256(ids).hexdigest()[:16]}"
+
     # -- reports -----------------------------------------------------------------------------
     def report(self, dets: dict) -> benchmark.Report:
         """One model's report on the dataset: evaluated and matched once per (dataset,
         detections) and shared; the score threshold only filters it."""
+        if self.selection:
+            keep = set(self.selection)
+            dets = {i: d for i, d in dets.items() if i in keep}
+        scope = self.scope
+
         def build():
             with self.busy("Evaluating the detections…"):
-                return benchmark.report(self.dataset, dets)
-        return cache.shared(f"detection report: {self.fingerprint}|{detections.digest(dets)}",
+                return benchmark.report(scope, dets)
+        return cache.shared(f"detection report: {self.scope_key}|{detections.digest(dets)}",
                             build)
 
     def remember_import(self, name: str, dets: dict) -> None:
@@ -132,7 +183,7 @@ class DetectionBenchmark:
                   seed: int = 0) -> intervals.Bootstrap:
         """One model's intervals (the Metrics tab's defaults: 1,000 resamples, seed 0)."""
         return cache.shared(
-            f"bootstrap: {self.fingerprint}|{_digest(report)}|{resamples}|{seed}",
+            f"bootstrap: {self.scope_key}|{_digest(report)}|{resamples}|{seed}",
             lambda: intervals.bootstrap(report.matches, resamples, seed))
 
     def paired(self, a: tuple[str, benchmark.Report], b: tuple[str, benchmark.Report],
@@ -140,38 +191,38 @@ class DetectionBenchmark:
         """Is B really better than A: a paired bootstrap of the two (name, report)."""
         (name_a, ra), (name_b, rb) = a, b
         return cache.shared(
-            f"paired: {self.fingerprint}|{_digest(ra)}|{_digest(rb)}|{resamples}|{seed}",
+            f"paired: {self.scope_key}|{_digest(ra)}|{_digest(rb)}|{resamples}|{seed}",
             lambda: intervals.paired(ra.matches, rb.matches, name_a, name_b, resamples, seed))
 
     def calibration(self, report: benchmark.Report, method: str, score_thr: float,
                     seed: int) -> calibration.Recalibration:
         """The model's scores re-calibrated on half the images, measured on the other."""
         return cache.shared(
-            f"calibration: {self.fingerprint}|{_digest(report)}|{method}|{score_thr}|{seed}",
+            f"calibration: {self.scope_key}|{_digest(report)}|{method}|{score_thr}|{seed}",
             lambda: calibration.recalibrate(report.table, method, score_thr, seed))
 
     def slices(self, report: benchmark.Report, min_objects: int, areas, groups,
                resamples: int, seed: int) -> Slices:
         """Every slice with at least `min_objects` objects and the worst five."""
         def build():
-            slicer = slices.Slicer(self.dataset, report.detections, report.matches)
-            cands, skipped = slices.candidates(self.dataset, min_objects, areas=areas,
+            slicer = slices.Slicer(self.scope, report.detections, report.matches)
+            cands, skipped = slices.candidates(self.scope, min_objects, areas=areas,
                                                groups=groups)
             table = slices.table(slicer, cands)
             return Slices(table, slices.worst(slicer, cands, 5, resamples, seed, table),
                           skipped)
-        return cache.shared(f"slices: {self.fingerprint}|{_digest(report)}|{min_objects}|"
+        return cache.shared(f"slices: {self.scope_key}|{_digest(report)}|{min_objects}|"
                             f"{areas}|{groups}|{resamples}|{seed}", build)
 
     def slice_intervals(self, report: benchmark.Report, min_objects: int, areas, groups,
                         resamples: int, seed: int, progress=None):
         """Every slice's table with an interval each (one bootstrap per slice)."""
         return cache.shared(
-            f"slice intervals: {self.fingerprint}|{_digest(report)}|{min_objects}|{areas}"
+            f"slice intervals: {self.scope_key}|{_digest(report)}|{min_objects}|{areas}"
             f"|{groups}|{resamples}|{seed}",
             lambda: slices.with_intervals(
-                slices.Slicer(self.dataset, report.detections, report.matches),
-                slices.candidates(self.dataset, min_objects, areas=areas, groups=groups)[0],
+                slices.Slicer(self.scope, report.detections, report.matches),
+                slices.candidates(self.scope, min_objects, areas=areas, groups=groups)[0],
                 resamples, seed, progress))
 
     # -- what-if on one image -----------------------------------------------------------------
@@ -212,6 +263,61 @@ class DetectionBenchmark:
                         robustness.by_condition(corrupted.results(), chosen))
             out[spec.name] = cache.shared(f"robustness: {corrupted.key}|{clean.key}", build)
         return out
+
+    # -- the whole dataset (the Dataset tab) --------------------------------------------------
+    def embedding_job(self, spec: registry.ModelSpec, source: str = GROUND_TRUTH,
+                      dets: dict | None = None, score_thr: float = 0.5,
+                      dataset: datasets.CocoDataset | None = None) -> EmbeddingJob:
+        """The job embedding this dataset's images and boxes (the ground truth, or `dets` of
+        the model `source` at `score_thr`) with a registry classifier or detector; shared
+        by every visitor, resumable, cached on disk. `dataset`: another split (leaks)."""
+        data = dataset or self.dataset
+        fingerprint = data.fingerprint if dataset else self.fingerprint
+        if source == GROUND_TRUTH:
+            boxes = cache.shared(f"ground-truth boxes: {fingerprint}",
+                                 lambda: embedding_job.ground_truth_boxes(data))
+        else:
+            boxes = embedding_job.predicted_boxes(dets or {}, score_thr)
+        task = "classification" if spec.task == Task.CLASSIFICATION else "detection"
+        return embedding_job.job_for(
+            data, spec.name, lambda: embeddings.embedder_for(cache.load(spec, task).model,
+                                                             spec.name),
+            boxes, source, fingerprint)
+
+    def exploration(self, job: EmbeddingJob, level: str) -> exploration.Exploration:
+        """A finished job's vectors at one level with their index and scores (once per
+        process)."""
+        def build():
+            with self.busy("Indexing the embeddings…"):
+                return exploration.explore(job.embeddings(level))
+        return cache.shared(f"exploration: {job.key}|{level}", build)
+
+    def map(self, ex: exploration.Exploration, method: str):
+        """The 2-D map of an exploration (UMAP waits its turn with the heavy work)."""
+        if ex.mapped(method):
+            return ex.map(method)
+        with self.busy(f"Mapping {len(ex.emb)} points by {method}…"):
+            return ex.map(method)
+
+    def open_split(self, annotations: str, images: str) -> datasets.CocoDataset:
+        """Another split (typed paths, resolved and contained) to check for leaks."""
+        annotations_path = paths.data_path(annotations, "file")
+        images_path = paths.data_path(images, "dir")
+        stamp = annotations_path.stat().st_mtime
+        return cache.shared(f"dataset: {annotations_path}|{images_path}|{stamp}|None|0",
+                            lambda: datasets.load_coco(annotations_path, images_path))
+
+    def label_errors(self, models: dict[str, dict]) -> label_errors.Findings:
+        """The annotations most likely wrong on the images in view, from these models'
+        detections (once per process per dataset, selection and detections)."""
+        keep = set(self.scope.image_ids)
+        chosen = {n: {i: d for i, d in dets.items() if i in keep} for n, dets in models.items()}
+        digest = "|".join(f"{n}:{detections.digest(d)}" for n, d in sorted(chosen.items()))
+
+        def build():
+            with self.busy("Scoring every annotation…"):
+                return label_errors.find(self.scope, chosen)
+        return cache.shared(f"label errors: {self.scope_key}|{digest}", build)
 
     # -- links -------------------------------------------------------------------------------
     @staticmethod
