@@ -4,6 +4,8 @@ graph taken from the faiss index instead of UMAP's own approximate search)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from lib.core.errors import InputError
@@ -31,4 +33,6 @@ def project(emb: Embeddings, method: str, index: Index | None = None,
     reducer = umap.UMAP(n_neighbors=UMAP_NEIGHBOURS, metric="cosine", random_state=seed,
                         n_jobs=1, precomputed_knn=(found.rows, found.distances, None),
                         low_memory=True, verbose=False)
-    return reducer.fit_transform(emb.vectors).astype(np.float32)
+    with warnings.catch_warnings():     # "no NNDescent index": Lens never transforms new data
+        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+        return reducer.fit_transform(emb.vectors).astype(np.float32)
