@@ -56,9 +56,10 @@ def view(s) -> None:
     except LensError as exc:
         return ui.show_error(exc)
     if not job.finished:
-        st.info(f"Embed the {job.total} images with {spec.name} (one pass per image; "
-                "cached for every visitor).")
-        return detection_slots.job_controls(job, "explore", "Embedding")
+        st.info(f"Embed the {job.total} images with {spec.name} (one pass per image; on "
+                "this server or Ray, as the sidebar says; cached for every visitor).")
+        return detection_slots.job_controls(job, "explore", "Embedding",
+                                            s.choice.ray_options)
     with ui.showing_errors():
         ex = s.bench.exploration(job, "image" if level == IMAGES else "object")
         if ex.emb.dropped:
@@ -178,7 +179,8 @@ def duplicates_view(s, ex: exploration.Exploration, spec, level: str) -> None:
                    "appearance only; classes are shown as each split names them.")
     job = s.bench.embedding_job(spec, GROUND_TRUTH, dataset=other)
     if not job.finished:
-        return detection_slots.job_controls(job, "leaks", "Embedding the other split")
+        return detection_slots.job_controls(job, "leaks", "Embedding the other split",
+                                            s.choice.ray_options)
     theirs = job.embeddings(ex.emb.level, basis=ex.emb.basis)
     leaks = ex.leaks(theirs, threshold)
     st.metric("Leaked", len(leaks), help=f"of {len(theirs)} {level} in the other split")

@@ -137,6 +137,10 @@ class InferenceJob:
             return {int(k): v for k, v in json.loads(self.failed_path.read_text()).items()}
         return self._partial()[2]
 
+    def _ray_worker(self) -> dict:
+        """The Ray actor class and its arguments (a detector's, unless a subclass says)."""
+        return {}
+
     def _items(self) -> list[Item]:
         """The units of work: every image, under each corruption when there are any."""
         return [(i, c, s) for c, s in self.corruptions or (("", 0),)
@@ -198,7 +202,8 @@ class InferenceJob:
                             for r in records]
                            for records in ray_inference.run(
                                ray_options, self.spec, self.dataset, todo, self.map_by,
-                               self.threshold, self.batch_size, self._cancel.is_set))
+                               self.threshold, self.batch_size, self._cancel.is_set,
+                               **self._ray_worker()))
             else:
                 batches = self._local_batches(todo)
             speed = SpeedStats(device=self.device)

@@ -64,11 +64,14 @@ class DetectorWorker:
 
 
 def run(options: RayOptions, spec, dataset, items: list[tuple[int, str, int]], map_by: str,
-        threshold: float, batch_size: int, should_stop: Callable[[], bool]
+        threshold: float, batch_size: int, should_stop: Callable[[], bool],
+        worker: type | None = None, worker_kwargs: dict | None = None
         ) -> Iterator[list[dict[str, Any]]]:
     """Detect `items` (image id, corruption or "", severity) on Ray; yields the finished
     images' records as they arrive: {image_id, results (COCO rows), failed (reason or ""),
-    seconds (per image)}, and the corruption and severity of a corrupted one (`jobs`)."""
+    seconds (per image)}, and the corruption and severity of a corrupted one (`jobs`).
+    Another job of the engine gives its own `worker` class (same batch columns in and out)
+    and the keyword arguments its actors are made with."""
     connect(options)
     import ray.data  # heavy: imported on first use
     rows = []
@@ -85,11 +88,11 @@ def run(options: RayOptions, spec, dataset, items: list[tuple[int, str, int]], m
     workers = max(1, options.workers)
     blocks = max(workers * 4, len(items) // max(batch_size * 4, 1))
     source = ray.data.from_items(items, override_num_blocks=min(len(items), blocks))
+    kwargs = worker_kwargs or {"spec": spec, "categories": dataset.categories,
+                               "map_by": map_by, "threshold": threshold}
     detected = source.map_batches(
-        DetectorWorker, batch_size=batch_size, batch_format="numpy",
-        fn_constructor_kwargs={"spec": spec, "categories": dataset.categories,
-                               "map_by": map_by, "threshold": threshold,
-                               "threads": options.threads_per_worker},
+        worker or DetectorWorker, batch_size=batch_size, batch_format="numpy",
+        fn_constructor_kwargs={**kwargs, "threads": options.threads_per_worker},
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=options.threads_per_worker, num_gpus=options.gpus_per_worker or None)
     batches = detected.iter_batches(batch_size=None, batch_format="numpy")

@@ -282,7 +282,7 @@ class DetectionBenchmark:
         return embedding_job.job_for(
             data, spec.name, lambda: embeddings.embedder_for(cache.load(spec, task).model,
                                                              spec.name),
-            boxes, source, fingerprint)
+            boxes, source, fingerprint, spec=spec, task=task)
 
     def exploration(self, job: EmbeddingJob, level: str) -> exploration.Exploration:
         """A finished job's vectors at one level with their index and scores (once per

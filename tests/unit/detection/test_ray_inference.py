@@ -131,3 +131,31 @@ def test_a_coco_c_run_on_ray_equals_this_servers(local_ray, demo, tmp_path):
     for x, y in zip(a, b):
         assert key(x)[:3] == key(y)[:3] and x["severity"] == y["severity"] == 2
         assert x["score"] == pytest.approx(y["score"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_ray_embeddings_equal_this_servers(local_ray, demo, tmp_path):
+    """The embedding job on Ray (actors writing their own parts) gives this server's
+    vectors, image by image and box by box."""
+    import numpy as np
+
+    from lib.detection.explore import embedding_job, embeddings
+    from lib.models import cache
+    spec = registry.find("EfficientNet-Lite0 ImageNet (packaged)", "classification")
+    boxes = embedding_job.ground_truth_boxes(demo)
+
+    def job(folder):
+        return embedding_job.EmbeddingJob(
+            "e", demo, lambda: embeddings.embedder_for(
+                cache.load(spec, "classification").model, spec.name),
+            boxes, spec.name, cache_dir=folder, spec=spec)
+    here, there = job(tmp_path / "here"), job(tmp_path / "there")
+    here.start()
+    there.start(ray=local_ray)
+    here.wait(600)
+    there.wait(600)
+    assert here.error is None and there.error is None and here.finished and there.finished
+    for level in ("image", "object"):
+        a, b = here.embeddings(level), there.embeddings(level)
+        assert a.image_ids.tolist() == b.image_ids.tolist() and len(a) > 0
+        np.testing.assert_allclose(np.abs(a.vectors @ b.vectors.T).diagonal(), 1, atol=2e-3)
