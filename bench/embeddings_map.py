@@ -5,7 +5,10 @@ to 10% of its size, seeded) until there are `--objects` of them; they are embedd
 packaged ImageNet EfficientNet-Lite0 through the embedding job (one pass per image, boxes
 pooled from its feature map), projected (PCA, then UMAP), and searched.
 
-    python bench/embeddings_map.py [--objects 100000]
+    python bench/embeddings_map.py [--objects 100000] [--umap 1]
+
+(`--umap 0` leaves UMAP out, e.g. for 10^6 objects; the line then says "not run".) A line
+before the last gives the peak resident memory.
 
 Last line: `N objects: embed X s, map Y s (UMAP) / Z s (PCA), 10 nearest of one query W ms;
 figure N MB`."""
@@ -51,7 +54,7 @@ def jittered_boxes(dataset, objects: int, seed: int = 0) -> dict:
 
 
 def main() -> None:
-    args = options(objects=100_000)
+    args = options(objects=100_000, umap=1)
     os.environ["LENS_CACHE"] = tempfile.mkdtemp(prefix="lens-bench-emb-")
     from lib import plots
     from lib.demo import synth
@@ -75,7 +78,7 @@ def main() -> None:
     pca_s = time.perf_counter() - t0
     index = neighbours.Index(emb.vectors)
     t0 = time.perf_counter()
-    coords = maps.project(emb, "UMAP", index)
+    coords = maps.project(emb, "UMAP" if args.umap else "PCA", index)
     umap_s = time.perf_counter() - t0
     queries = np.random.default_rng(1).integers(0, len(emb), 21)
     index.similar(int(queries[0]), 10)
@@ -90,7 +93,14 @@ def main() -> None:
     size_mb = len(fig.to_json()) / 1e6
     print(f"{len(emb)} objects from {len(dataset.image_ids)} images; "
           f"{emb.vectors.shape[1]} principal components; dropped {emb.dropped}")
-    print(f"{len(emb)} objects: embed {embed_s:.1f} s, map {umap_s:.1f} s (UMAP) / "
+    import psutil
+    peak = psutil.Process().memory_info().rss / 2**30
+    if hasattr(__import__("resource"), "getrusage"):
+        import resource
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"peak resident memory {peak:.1f} GB")
+    umap = f"{umap_s:.1f} s" if args.umap else "not run"
+    print(f"{len(emb)} objects: embed {embed_s:.1f} s, map {umap} (UMAP) / "
           f"{pca_s:.1f} s (PCA), 10 nearest of one query "
           f"{statistics.median(times) * 1000:.1f} ms; figure {size_mb:.1f} MB")
 

@@ -310,3 +310,47 @@ def test_a_dataset_of_one_image_maps_searches_and_scores(little, tmp_path):
         assert ex.similar(0).empty and ex.duplicates(0.5).empty
         table = exploration.points(ex, ex.map("PCA"), one)
         assert table["class"].tolist() == (["image"] if level == "image" else ["thing"])
+
+
+def test_a_million_objects_are_taken_show_progress_and_cancel(little, tmp_path, monkeypatch):
+    """10^6 boxes (the default cap) over six images: accepted, progress counted in images,
+    cancelled after the first batch with nothing called finished; one more box is refused."""
+    class Fast(_Tiny):
+        def embed(self, image, boxes):
+            return np.ones(4, np.float32), np.asarray(boxes, np.float32)[:, :4] + 1
+
+    monkeypatch.setenv("LENS_CACHE", str(tmp_path / "million"))
+    n = 1_000_000 // 6
+    boxes = {i: (np.arange(n + (i == 1) * (1_000_000 - 6 * n)),
+                 np.tile(np.float32([1, 1, 9, 9]), (n + (i == 1) * (1_000_000 - 6 * n), 1)),
+                 np.ones(n + (i == 1) * (1_000_000 - 6 * n), int)) for i in little.image_ids}
+    job = embedding_job.job_for(little, "fast", Fast, boxes)
+    original = job._local_batches
+
+    def one_then_cancel(todo):
+        for batch in original(todo):
+            yield batch
+            job.cancel()
+    job._local_batches = one_then_cancel
+    job.start()
+    job.wait(120)
+    assert not job.finished and 0 < job.progress.done < job.progress.total == 6
+    boxes[1] = tuple(np.concatenate([a, a[:1]]) for a in boxes[1])
+    with pytest.raises(LensError, match="1000001 objects"):
+        embedding_job.job_for(little, "fast", Fast, boxes)
+
+
+def test_a_torchvision_detector_embeds_with_its_own_fpn():
+    """The demo Faster R-CNN's backbone: one vector per image and per box, the same object
+    drawn twice nearer to itself than to an empty corner; a DETR is refused."""
+    from lib.models import cache, registry
+    handle = cache.load(registry.find("demo-fasterrcnn", "detection"), "detection").model
+    embedder = embeddings.embedder_for(handle, "demo-fasterrcnn")
+    assert isinstance(embedder, embeddings.TorchvisionDetectorEmbedder)
+    arr = np.full((256, 256, 3), 40, np.uint8)
+    arr[40:90, 40:90] = arr[40:90, 160:210] = (230, 60, 60)
+    whole, per = embedder.embed(Image.fromarray(arr), np.array(
+        [[40, 40, 90, 90], [160, 40, 210, 90], [150, 180, 200, 230]], np.float32))
+    unit, keep = embeddings.normalised(per.astype(np.float32))
+    assert keep.all() and whole.ndim == 1 and per.shape == (3, whole.shape[0])
+    assert unit[0] @ unit[1] > unit[0] @ unit[2]
