@@ -23,7 +23,7 @@ IMAGES = "images"
 SECTIONS = ("Map", "Duplicates and leaks", "Label errors")
 #: widgets whose values survive while the tab is closed
 KEEP = ("explore_model", "explore_level", "explore_method", "explore_colour", "explore_section",
-        "dup_threshold", "le_models", "le_count")
+        "explore_rank", "dup_threshold", "le_models", "le_count")
 
 
 def models(s) -> list[registry.ModelSpec]:
@@ -36,7 +36,8 @@ def models(s) -> list[registry.ModelSpec]:
                     sp.arch and "detr" not in sp.arch]
 
 
-def view(s) -> None:
+def view(s, show) -> None:
+    """The tab; `show(image_ids)` draws images with their boxes (the Images tab's gallery)."""
     st.caption("Every image or object of the dataset as a point: close points look alike to "
                "the chosen model. Select points with the lasso or box: the leaderboard, the "
                "metrics and every tab above then cover only their images.")
@@ -68,13 +69,14 @@ def view(s) -> None:
         if not len(ex.emb):
             return st.info("No points: the dataset has no objects at this level.")
         if section == "Map":
-            map_view(s, ex, c3, c4, job.source)
+            map_view(s, ex, c3, c4, job.source, show)
         else:
             duplicates_view(s, ex, spec, level)
 
 
-def map_view(s, ex: exploration.Exploration, c3, c4, source: str) -> None:
-    """The map, its selection (applied to the page), and more like this."""
+def map_view(s, ex: exploration.Exploration, c3, c4, source: str, show) -> None:
+    """The map, its selection (applied to the page, its images shown), the ranking, and
+    more like this."""
     method = c3.selectbox("Map", ["PCA", "UMAP"], key="explore_method",
                           help="PCA: instant. UMAP: keeps neighbourhoods, takes longer "
                                "(the first one in a process also compiles).")
@@ -99,6 +101,9 @@ def map_view(s, ex: exploration.Exploration, c3, c4, source: str) -> None:
             s.bench.select(())
             ui.write_link(links.DetectionLink, selected=())
             st.rerun()
+    if s.bench.selection:
+        show(list(s.bench.selection))
+    ranked_view(s, ex, table)
     similar_view(s, ex, table)
 
 
@@ -130,6 +135,27 @@ def crop(s, image_id: int, box) -> np.ndarray | None:
     pad = 0.15 * max(x1 - x0, y1 - y0)
     return np.asarray(picture.crop((max(0, x0 - pad), max(0, y0 - pad),
                                     min(picture.width, x1 + pad), min(picture.height, y1 + pad))))
+
+
+def ranked_view(s, ex: exploration.Exploration, table: pd.DataFrame) -> None:
+    """What to label next or check first: the points ranked by uniqueness or
+    representativeness, five thumbnails and the whole table (sortable by any column)."""
+    with st.expander("Rank by uniqueness or representativeness"):
+        by = st.radio("Rank by", ["most unique", "most representative", "least representative"],
+                      horizontal=True, key="explore_rank")
+        column = "uniqueness" if by == "most unique" else "representativeness"
+        ranked = table.sort_values(column, ascending=by == "least representative",
+                                   kind="stable")
+        cells = st.columns(5)
+        for k, r in enumerate(ranked["row"][:5]):
+            picture = crop(s, ex.emb.image_ids[r], None if ex.emb.level == "image"
+                           else ex.emb.boxes[r])
+            if picture is not None:
+                cells[k].image(picture, width="stretch",
+                               caption=f"row {r} · {column} {table[column][r]:.2f}")
+        st.dataframe(ranked[["row", "image_id", "ann_id", "class", "uniqueness",
+                             "representativeness", "cluster"]], hide_index=True,
+                     key="explore_ranked")
 
 
 def similar_view(s, ex: exploration.Exploration, table: pd.DataFrame) -> None:

@@ -245,9 +245,14 @@ def statistics_view(s: Screen) -> None:
                          s.robust)
 
 
+def dataset_view(s: Screen) -> None:
+    """The whole dataset: map, neighbours, duplicates, label errors (detection_explore.py)."""
+    detection_explore.view(s, lambda ids: gallery(s, ids))
+
+
 VIEWS = {"Metrics": metrics_view, "Statistics": statistics_view, "Per class": classes_view,
          "Errors": errors_view, "Images": images_view, "What-if": detection_whatif.view,
-         "Robustness": detection_robust.view, "Dataset": detection_explore.view}
+         "Robustness": detection_robust.view, "Dataset": dataset_view}
 #: widgets inside tabs whose values survive while their tab is closed (`ui.tabs`)
 KEEP = ("pr_class", "confusion_model", "bucket", "cam_model", "cam_fp", "resamples",
         "boot_seed", "paired_a", "paired_b", "slice_model", "slice_min", "slice_areas",
