@@ -431,3 +431,25 @@ def test_a_hostile_tab_in_the_link_opens_the_first_tab(value):
     assert not at.get("plotly_chart")                         # Config diff, not Curves
     assert any(t.key == "diff_all" for t in at.toggle)
     assert runs_page("Curves").get("plotly_chart")            # while a real label opens it
+
+
+# -- the map's selection from a link (`?selected=`) --------------------------------------------
+
+@pytest.mark.parametrize("value, named", [
+    ("<script>alert(1)</script>", True), ("../../etc/passwd,-1", True),
+    ("99999999999999999999,0", True), ("1," * 5000, False), (",,,", False)])
+def test_a_hostile_selection_in_the_link_is_named_not_obeyed(value, named, monkeypatch,
+                                                             tmp_path):
+    """Markup, paths, negative or unknown ids and 10,000 characters in `selected` on the
+    Detection page: named in a warning (never as markup) or, for ids the demo set has,
+    obeyed; the page stands."""
+    from lib.models import registry
+    monkeypatch.setattr(registry, "hub_reachable", lambda timeout=2.0: False)
+    at = run_page("detection", timeout=300)
+    at.query_params["selected"] = value
+    at.run(timeout=300)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    warned = [w.value for w in at.warning if "does not have" in w.value]
+    assert bool(warned) == named
+    shown = [i.value for i in at.info if "images selected on the Dataset tab" in i.value]
+    assert bool(shown) == value.startswith("1,")          # id 1 exists: a selection of one
