@@ -132,7 +132,7 @@ def slot_reports(bench: DetectionBenchmark, choice: Choice, link: links.Detectio
             else:
                 label, dets = detection_slots.detector_slot(bench, picked, slot, choice, speeds)
             if dets is not None:
-                reports[label] = bench.report(dets)
+                reports[label] = bench.report(dets, label)
                 if picked == detection_slots.IMPORT:
                     bench.remember_import(label, dets)
     return reports, speeds, masks

@@ -52,8 +52,8 @@ def view(s, show) -> None:
                          [f"objects: {n}" for n in s.names], key="explore_level")
     source = level.removeprefix("objects: ") if level != IMAGES else GROUND_TRUTH
     try:
-        job = s.bench.embedding_job(spec, source, s.reports.get(source, s.board.get(
-            source)).detections if source != GROUND_TRUTH else None, s.score_thr)
+        job = s.bench.embedding_job(spec, source, s.bench.detections_of.get(source),
+                                    s.score_thr)
     except LensError as exc:
         return ui.show_error(exc)
     if not job.finished:

@@ -58,6 +58,7 @@ class DetectionBenchmark:
         self.selection: tuple[int, ...] = ()    # images the Dataset tab's map selected
         self._data_key = ""
         self._linked: tuple[str, ...] = ()
+        self.detections_of: dict[str, dict] = {}   # model name -> its detections, all images
 
     # -- data --------------------------------------------------------------------------------
     def open(self, annotations: Path, images: Path, subset: int | None = None,
@@ -70,7 +71,7 @@ class DetectionBenchmark:
         self.dataset = cache.shared(
             key, lambda: datasets.load_coco(annotations, images).subset(subset, seed))
         if key != self._data_key:       # another dataset: the selection was of the last one
-            self.selection, self._data_key = (), key
+            self.selection, self._data_key, self.detections_of = (), key, {}
         return self.dataset
 
     def open_typed(self, annotations: str, images: str, subset: int | None = None,
@@ -127,9 +128,13 @@ class DetectionBenchmark:
         return f"{self.fingerprint}|sel:{hashlib.sha256(ids).hexdigest()[:16]}"
 
     # -- reports -----------------------------------------------------------------------------
-    def report(self, dets: dict) -> benchmark.Report:
-        """One model's report on the dataset: evaluated and matched once per (dataset,
-        detections) and shared; the score threshold only filters it."""
+    def report(self, dets: dict, name: str = "") -> benchmark.Report:
+        """One model's report on the dataset (on the selection's images when there is one):
+        evaluated and matched once per (images, detections) and shared; the score threshold
+        only filters it. `name`: the model's, whose whole detections `detections_of` then
+        keeps for this visitor (the Dataset tab embeds them whatever is selected)."""
+        if name:
+            self.detections_of[name] = dets
         if self.selection:
             keep = set(self.selection)
             dets = {i: d for i, d in dets.items() if i in keep}
@@ -161,10 +166,10 @@ class DetectionBenchmark:
         for name, path in benchmark.finished_runs(specs, self.dataset, map_by,
                                                   self.fingerprint).items():
             if name not in board:
-                board[name] = self.report(self.finished_detections(path))
+                board[name] = self.report(self.finished_detections(path), name)
         for name, dets in self._imported.get(self.fingerprint, {}).items():
             if name not in board:
-                board[name] = self.report(dets)
+                board[name] = self.report(dets, name)
         return board
 
     def mask_metrics(self, results: list[dict], content: bytes) -> dict[str, object]:

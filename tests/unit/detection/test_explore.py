@@ -271,7 +271,8 @@ def test_a_selection_restricts_reports_to_its_images_as_pycocotools_does(coco):
     everything = bench.report(dets)
     ids = coco.image_ids[: len(coco.image_ids) // 2]
     assert bench.select(ids + [10**9]) == [10**9]
-    part = bench.report(dets)
+    part = bench.report(dets, "m")
+    assert bench.detections_of["m"] is dets          # the Dataset tab embeds every image's
     want = coco_eval.evaluate_pycocotools(coco.only(ids),
                                           [r for r in results if r["image_id"] in set(ids)])
     assert part.metrics.stats["AP"] == pytest.approx(want["AP"], abs=1e-6)
