@@ -26,6 +26,14 @@ def metrics_table(at):
     return next(d.value for d in at.dataframe if "AP75" in getattr(d.value, "index", []))
 
 
+def open_tab(at, label: str):
+    """Open a tab as a click does: its value and the URL's `tab` both say so (a value set in
+    session state alone can lose to the URL the last run wrote, the tab being bound to it)."""
+    at.session_state["tab"] = label
+    at.query_params["tab"] = label
+    return at.run(timeout=300)
+
+
 def upload(at, slot, name, payload: bytes):
     at.file_uploader(key=f"preds_{slot}").set_value((name, payload, "application/json"))
     return at.run(timeout=300)
@@ -46,19 +54,15 @@ def test_imported_predictions_compared(page, coco):
                                                     abs=1e-6)
     assert table.loc["AP", "B − A"] < 0
     assert not page.get("image")             # only the open tab (Metrics) is drawn
-    page.session_state["tab"] = "Errors"
-    page.run(timeout=300)
+    open_tab(page, "Errors")
     errors_table = [d.value for d in page.dataframe if "missed" in getattr(d.value, "columns", [])]
     assert errors_table and errors_table[0].loc["worse", "missed"] > errors_table[0].loc["good",
                                                                                         "missed"]
-    page.session_state["tab"] = "Images"
-    page.run(timeout=300)
+    open_tab(page, "Images")
     page.selectbox(key="bucket").set_value("missed").run(timeout=300)
     assert not page.exception and page.get("image")
-    page.session_state["tab"] = "Metrics"    # the image filter is kept while Images is closed
-    page.run(timeout=300)
-    page.session_state["tab"] = "Images"
-    page.run(timeout=300)
+    open_tab(page, "Metrics")    # the image filter is kept while Images is closed
+    open_tab(page, "Images")
     assert page.selectbox(key="bucket").value == "missed"
 
 
