@@ -11,18 +11,9 @@ import pytest
 
 from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_journeys import wait_idle
-from tests.e2e.test_whatif import pick
+from tests.e2e.test_whatif import pick, run_detectors
 
 pytestmark = pytest.mark.e2e
-
-
-def _run_both(page):
-    runs = page.get_by_role("button", name="Run", exact=True)
-    for k in range(runs.count()):       # slot A's, then slot B's (none where cached already)
-        runs.nth(k).click()
-        wait_idle(page)
-    page.get_by_text("Cached predictions").nth(1).wait_for(timeout=300_000)
-    wait_idle(page)
 
 
 def _lasso(page, chart) -> None:
@@ -46,7 +37,7 @@ def test_map_lasso_metrics_more_like_this_and_label_errors(page, server, tmp_pat
     page.goto(f"{server}/detection")
     page.get_by_text("150 images").wait_for()
     wait_idle(page)
-    _run_both(page)
+    run_detectors(page)
     page.get_by_role("tab", name="Dataset").click()
     wait_idle(page)
     pick(page, "Points", "objects: ground truth")
@@ -113,7 +104,7 @@ def test_map_lasso_metrics_more_like_this_and_label_errors(page, server, tmp_pat
     wait_idle(page)
     pick(page, "Model A", "demo-fasterrcnn")
     pick(page, "Model B", "demo-conditional-detr")
-    _run_both(page)
+    run_detectors(page)
     page.get_by_role("tab", name="Dataset").click()
     wait_idle(page)
     page.get_by_text("Label errors", exact=True).click()

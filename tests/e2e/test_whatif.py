@@ -21,6 +21,16 @@ def pick(page, label: str, option: str) -> None:
     wait_idle(page)
 
 
+def run_detectors(page) -> None:
+    """Run both model slots' detectors on the Detection page and wait for their results."""
+    runs = page.get_by_role("button", name="Run", exact=True)
+    for k in range(runs.count()):       # slot A's, then slot B's (none where cached already)
+        runs.nth(k).click()
+        wait_idle(page)
+    page.get_by_text("Cached predictions").nth(1).wait_for(timeout=300_000)
+    wait_idle(page)
+
+
 def test_classification_whatif_fog_3_and_the_sweep(page, server, tmp_path):
     from lib.classification import whatif
     from lib.models import cache
@@ -68,12 +78,7 @@ def test_coco_c_for_two_demo_detectors_reaches_the_leaderboard(page, server):
     subset.press("Enter")
     page.get_by_text("4 images,").wait_for()
     wait_idle(page)
-    runs = page.get_by_role("button", name="Run", exact=True)
-    for k in range(runs.count()):       # slot A's, then slot B's (none where cached already)
-        runs.nth(k).click()
-        wait_idle(page)
-    page.get_by_text("Cached predictions").nth(1).wait_for(timeout=300_000)
-    wait_idle(page)
+    run_detectors(page)
     page.get_by_role("tab", name="Robustness").click()
     page.get_by_text("75 corruption × severity pairs × 4 images").wait_for()
     start = page.get_by_role("button", name="Run COCO-C")
