@@ -355,3 +355,17 @@ def test_a_torchvision_detector_embeds_with_its_own_fpn():
     unit, keep = embeddings.normalised(per.astype(np.float32))
     assert keep.all() and whole.ndim == 1 and per.shape == (3, whole.shape[0])
     assert unit[0] @ unit[1] > unit[0] @ unit[2]
+
+
+@pytest.mark.parametrize("annotations, images, said", [
+    ("/etc/passwd", "/etc", "not inside the folders Lens may read"),
+    ("../../../../etc/passwd", ".", "Give the path without '..'"),
+    ("<b>x</b>.json", "", "does not exist")])
+def test_another_split_outside_the_data_folders_is_refused_by_name(coco, annotations, images,
+                                                                   said):
+    """The leak check's second split is typed: resolved and contained like every path."""
+    from lib.core.errors import PathNotAllowedError
+    bench = DetectionBenchmark()
+    bench.open(coco.annotations_path, coco.images_dir)
+    with pytest.raises(PathNotAllowedError, match=said):
+        bench.open_split(annotations, images)
