@@ -12,6 +12,8 @@ import copy
 import random
 from dataclasses import dataclass
 
+from lib.media.masks import box_iou
+
 KINDS = ("mislocated", "swapped", "missing", "spurious")
 SHIFT_IOU = 0.3
 
@@ -73,14 +75,6 @@ def inject(data: dict, fraction: float = 0.1, seed: int = 0) -> tuple[dict, list
     return data, done
 
 
-def _iou(a, b) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def recall(flagged: list[dict], injected: list[Injected]) -> tuple[float, float, dict]:
     """Of the injected errors, the share found among `flagged` (rows with image_id, ann_id
     (-1 for a proposed missing box), x0, y0, x1, y1): an annotation flagged by id, a deleted
@@ -92,7 +86,7 @@ def recall(flagged: list[dict], injected: list[Injected]) -> tuple[float, float,
     for e in injected:
         if e.kind == "missing":
             match = [k for k, r in enumerate(proposed) if int(r["image_id"]) == e.image_id and
-                     _iou((r["x0"], r["y0"], r["x1"], r["y1"]), e.box) >= 0.5]
+                     box_iou((r["x0"], r["y0"], r["x1"], r["y1"]), e.box) >= 0.5]
             found[e] = bool(match)
             hits.update(("p", k) for k in match)
         else:

@@ -31,6 +31,7 @@ import pandas as pd
 
 from lib.detection.datasets import CocoDataset
 from lib.detection.detections import Detections
+from lib.media.masks import box_iou
 
 KINDS = ("missing", "spurious", "mislocated", "swapped")
 T_MATCH, T_NEAR = 0.5, 0.1
@@ -50,13 +51,12 @@ class Findings:
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Every box of `a` against every box of `b` (xyxy), by torchvision's `box_iou`."""
     if not len(a) or not len(b):
         return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(-1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None] - inter, 1e-9)
+    import torch  # heavy: imported on first use
+    from torchvision import ops  # heavy: imported on first use
+    return ops.box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
 
 
 def _one_model(dataset: CocoDataset, dets: dict[int, Detections]):
@@ -97,7 +97,7 @@ def _merge_missing(per_model: list[dict], image_id: int, n_models: int):
     groups: list[dict] = []
     for m, b, c, s in boxes:
         for grp in groups:
-            if _iou(b[None], grp["box"][None])[0, 0] >= T_MATCH:
+            if box_iou(b, grp["box"]) >= T_MATCH:
                 grp["best"][m] = max(grp["best"].get(m, 0), s)
                 break
         else:

@@ -13,6 +13,7 @@ from lib.demo import label_noise
 from lib.detection import coco_eval, datasets, detections
 from lib.detection.explore import embedding_job, embeddings, label_errors, maps, neighbours
 from lib.detection.service import DetectionBenchmark
+from lib.media.masks import box_iou
 from tests.helpers import gt_results
 
 
@@ -257,7 +258,7 @@ def test_injected_errors_are_scored_by_what_was_injected():
         if e.kind == "mislocated":
             old = next(a for a in data["annotations"] if a["id"] == e.ann_id)["bbox"]
             new = moved[e.ann_id]["bbox"]
-            assert label_noise._iou((old[0], old[1], old[0] + old[2], old[1] + old[3]),
+            assert box_iou((old[0], old[1], old[0] + old[2], old[1] + old[3]),
                                     (new[0], new[1], new[0] + new[2], new[1] + new[3])) == \
                 pytest.approx(0.3, abs=1e-6)
 
