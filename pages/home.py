@@ -14,7 +14,7 @@ import pandas as pd
 
 from lib.core import paths, system
 from lib.models import registry
-from lib.models.cache import STORE
+from lib.models.cache import MODEL, STORE
 
 PAGES = [
     ("Classification", "pages/classification.py",
@@ -57,11 +57,9 @@ def memory_view() -> None:
               f"{used_mb:.0f} MB",
               help=f"Budget {STORE.budget_bytes / 2**20:.0f} MB (LENS_MODEL_BUDGET_MB); the "
                    "least recently used entry is released when a new one would exceed it.")
-    groups: dict[str, list[float]] = {}   # shared results by kind, models by name
-    for key, nbytes in cached:
-        kind = key.split(": ", 1)[0] if ": " in key else paths.shown(key)
-        count, total = groups.get(kind, (0, 0))
-        groups[kind] = [count + 1, total + nbytes]
+    groups = {paths.shown(h.key): (1, h.nbytes) for h in cached if h.kind == MODEL}
+    groups.update({kind: held for kind, held in STORE.by_kind().items() if kind != MODEL})
+    # models by name, the rest by kind
     st.caption(f"Budget: {STORE.budget_bytes / 2**20:.0f} MB · " + (", ".join(
         f"{kind}{f' ×{n}' if n > 1 else ''} ({b / 2**20:.0f} MB)" for kind, (n, b) in
         groups.items()) or "none loaded yet"))

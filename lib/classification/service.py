@@ -68,12 +68,12 @@ class ClassificationSession:
 
     def methods(self, name: str) -> list[str]:
         """The explanation methods that apply to the model."""
-        return cache.shared(f"cam methods: {name}",
+        return cache.shared("cam methods", name,
                             lambda: cam.applicable(self.model(name).model.model))
 
     def layers(self, name: str) -> list[str]:
         """The layers a CAM may target, the model's default first."""
-        return cache.shared(f"cam layers: {name}",
+        return cache.shared("cam layers", name,
                             lambda: cam.layer_choices(self.model(name).model.model))
 
     # -- one image ---------------------------------------------------------------------------
@@ -82,7 +82,7 @@ class ClassificationSession:
         def build():
             with self.busy("Classifying"):
                 return classify.classify(self.model(name).model, image, k)[0]
-        return cache.shared(f"prediction: {sha}|{name}|{k}", build)
+        return cache.shared("prediction", f"{sha}|{name}|{k}", build)
 
     def explain(self, sha: str, name: str, method: str, target: int, layer: str, image,
                 options: tuple = ()) -> cam.CamResult:
@@ -92,7 +92,7 @@ class ClassificationSession:
             with self.busy(method):
                 return cam.explain(handle.model, image, method, target, layer, handle.lock,
                                    dict(options))
-        return cache.shared(f"cam: {sha}|{name}|{method}|{target}|{layer}|{options}", build)
+        return cache.shared("cam", f"{sha}|{name}|{method}|{target}|{layer}|{options}", build)
 
     def faithfulness_of(self, sha: str, name: str, method: str, target: int, layer: str,
                         options: tuple, image, explanation: cam.CamResult
@@ -103,7 +103,7 @@ class ClassificationSession:
             with self.busy("Faithfulness"):
                 return faithfulness.explain_faithfulness(handle.model, image, explanation,
                                                          handle.lock)
-        return cache.shared(f"faithfulness: {sha}|{name}|{method}|{target}|{layer}|{options}",
+        return cache.shared("faithfulness", f"{sha}|{name}|{method}|{target}|{layer}|{options}",
                             build)
 
     # -- what-if -------------------------------------------------------------------------------
@@ -119,7 +119,7 @@ class ClassificationSession:
             if corruption:
                 arr = corruptions.corrupt(arr, corruption, severity)
             return Image.fromarray(arr)
-        return key, cache.shared(f"altered: {key}", build)
+        return key, cache.shared("altered", key, build)
 
     def sweep(self, sha: str, name: str, image, progress: Callback | None = None
               ) -> whatif.Sweep:
@@ -127,7 +127,7 @@ class ClassificationSession:
         def build():
             with self.busy("Sweep"):
                 return whatif.sweep(self.model(name).model, image, progress=progress)
-        return cache.shared(f"sweep: {sha}|{name}", build)
+        return cache.shared("sweep", f"{sha}|{name}", build)
 
     def folder_robustness(self, name: str, items: list[tuple[str, str]], names: tuple,
                           severities: tuple, progress: Callback | None = None
@@ -141,7 +141,7 @@ class ClassificationSession:
                 return robustness.evaluate(self.model(name).model,
                                            [(Path(p), c) for p, c in items], names,
                                            severities, progress)
-        return cache.shared(f"folder robustness: {name}|{digest}", build)
+        return cache.shared("folder robustness", f"{name}|{digest}", build)
 
     # -- a folder, a clip ----------------------------------------------------------------------
     def evaluate(self, name: str, folder_text: str = "", zip_data: bytes | None = None,

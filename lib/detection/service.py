@@ -67,9 +67,9 @@ class DetectionBenchmark:
         once per process and shared read-only; becomes this benchmark's dataset."""
         annotations, images = Path(annotations), Path(images)
         stamp = annotations.stat().st_mtime
-        key = f"dataset: {annotations}|{images}|{stamp}|{subset}|{seed}"
+        key = f"{annotations}|{images}|{stamp}|{subset}|{seed}"
         self.dataset = cache.shared(
-            key, lambda: datasets.load_coco(annotations, images).subset(subset, seed))
+            "dataset", key, lambda: datasets.load_coco(annotations, images).subset(subset, seed))
         if key != self._data_key:       # another dataset: the selection was of the last one
             self.selection, self._data_key, self.detections_of = (), key, {}
         return self.dataset
@@ -117,7 +117,7 @@ class DetectionBenchmark:
         """The dataset reports are made on: the selection's images, else all."""
         if not self.selection:
             return self.dataset
-        return cache.shared(f"dataset selection: {self.scope_key}",
+        return cache.shared("dataset selection", self.scope_key,
                             lambda: self.dataset.only(self.selection))
 
     @property
@@ -143,7 +143,7 @@ class DetectionBenchmark:
         def build():
             with self.busy("Evaluating the detections…"):
                 return benchmark.report(scope, dets)
-        return cache.shared(f"detection report: {self.scope_key}|{detections.digest(dets)}",
+        return cache.shared("detection report", f"{self.scope_key}|{detections.digest(dets)}",
                             build)
 
     def remember_import(self, name: str, dets: dict) -> None:
@@ -154,7 +154,7 @@ class DetectionBenchmark:
         """A registry detector's finished results file, checked against the dataset."""
         results = Path(results)
         return cache.shared(
-            f"finished detections: {self.fingerprint}|{results}|{results.stat().st_mtime}",
+            "finished detections", f"{self.fingerprint}|{results}|{results.stat().st_mtime}",
             lambda: detections.from_coco_results(
                 detections.check_results(results, self.dataset).results))
 
@@ -181,14 +181,14 @@ class DetectionBenchmark:
             with self.busy("Scoring the masks (mask and boundary IoU)…"):
                 return {t: coco_eval.evaluate_masks(self.dataset, results, t)
                         for t in coco_eval.MASK_TYPES}
-        return cache.shared(f"mask metrics: {self.fingerprint}|{key}", build)
+        return cache.shared("mask metrics", f"{self.fingerprint}|{key}", build)
 
     # -- statistics --------------------------------------------------------------------------
     def bootstrap(self, report: benchmark.Report, resamples: int = 1000,
                   seed: int = 0) -> intervals.Bootstrap:
         """One model's intervals (the Metrics tab's defaults: 1,000 resamples, seed 0)."""
         return cache.shared(
-            f"bootstrap: {self.scope_key}|{_digest(report)}|{resamples}|{seed}",
+            "bootstrap", f"{self.scope_key}|{_digest(report)}|{resamples}|{seed}",
             lambda: intervals.bootstrap(report.matches, resamples, seed))
 
     def paired(self, a: tuple[str, benchmark.Report], b: tuple[str, benchmark.Report],
@@ -196,14 +196,14 @@ class DetectionBenchmark:
         """Is B really better than A: a paired bootstrap of the two (name, report)."""
         (name_a, ra), (name_b, rb) = a, b
         return cache.shared(
-            f"paired: {self.scope_key}|{_digest(ra)}|{_digest(rb)}|{resamples}|{seed}",
+            "paired", f"{self.scope_key}|{_digest(ra)}|{_digest(rb)}|{resamples}|{seed}",
             lambda: intervals.paired(ra.matches, rb.matches, name_a, name_b, resamples, seed))
 
     def calibration(self, report: benchmark.Report, method: str, score_thr: float,
                     seed: int) -> calibration.Recalibration:
         """The model's scores re-calibrated on half the images, measured on the other."""
         return cache.shared(
-            f"calibration: {self.scope_key}|{_digest(report)}|{method}|{score_thr}|{seed}",
+            "calibration", f"{self.scope_key}|{_digest(report)}|{method}|{score_thr}|{seed}",
             lambda: calibration.recalibrate(report.table, method, score_thr, seed))
 
     def slices(self, report: benchmark.Report, min_objects: int, areas, groups,
@@ -216,14 +216,14 @@ class DetectionBenchmark:
             table = slices.table(slicer, cands)
             return Slices(table, slices.worst(slicer, cands, 5, resamples, seed, table),
                           skipped)
-        return cache.shared(f"slices: {self.scope_key}|{_digest(report)}|{min_objects}|"
+        return cache.shared("slices", f"{self.scope_key}|{_digest(report)}|{min_objects}|"
                             f"{areas}|{groups}|{resamples}|{seed}", build)
 
     def slice_intervals(self, report: benchmark.Report, min_objects: int, areas, groups,
                         resamples: int, seed: int, progress=None):
         """Every slice's table with an interval each (one bootstrap per slice)."""
         return cache.shared(
-            f"slice intervals: {self.scope_key}|{_digest(report)}|{min_objects}|{areas}"
+            "slice intervals", f"{self.scope_key}|{_digest(report)}|{min_objects}|{areas}"
             f"|{groups}|{resamples}|{seed}",
             lambda: slices.with_intervals(
                 slices.Slicer(self.scope, report.detections, report.matches),
@@ -240,7 +240,7 @@ class DetectionBenchmark:
             with self.busy("Sweep"):
                 return whatif.sweep(det, picture, {i: i for i in det.labels}, threshold,
                                     progress=progress)
-        return cache.shared(f"detection sweep: {sha}|{name}|{threshold}", build)
+        return cache.shared("detection sweep", f"{sha}|{name}|{threshold}", build)
 
     # -- robustness (COCO-C) ------------------------------------------------------------------
     def robustness_jobs(self, spec: registry.ModelSpec, chosen: tuple, map_by: str
@@ -266,7 +266,7 @@ class DetectionBenchmark:
                     return robustness.evaluate(
                         name, self.dataset, clean.detections(),
                         robustness.by_condition(corrupted.results(), chosen))
-            out[spec.name] = cache.shared(f"robustness: {corrupted.key}|{clean.key}", build)
+            out[spec.name] = cache.shared("robustness", f"{corrupted.key}|{clean.key}", build)
         return out
 
     # -- the whole dataset (the Dataset tab) --------------------------------------------------
@@ -279,7 +279,7 @@ class DetectionBenchmark:
         data = dataset or self.dataset
         fingerprint = data.fingerprint if dataset else self.fingerprint
         if source == GROUND_TRUTH:
-            boxes = cache.shared(f"ground-truth boxes: {fingerprint}",
+            boxes = cache.shared("ground-truth boxes", fingerprint,
                                  lambda: embedding_job.ground_truth_boxes(data))
         else:
             boxes = embedding_job.predicted_boxes(dets or {}, score_thr)
@@ -295,7 +295,7 @@ class DetectionBenchmark:
         def build():
             with self.busy("Indexing the embeddings…"):
                 return exploration.explore(job.embeddings(level))
-        return cache.shared(f"exploration: {job.key}|{level}", build)
+        return cache.shared("exploration", f"{job.key}|{level}", build)
 
     def map(self, ex: exploration.Exploration, method: str):
         """The 2-D map of an exploration (UMAP waits its turn with the heavy work)."""
@@ -309,7 +309,7 @@ class DetectionBenchmark:
         annotations_path = paths.data_path(annotations, "file")
         images_path = paths.data_path(images, "dir")
         stamp = annotations_path.stat().st_mtime
-        return cache.shared(f"dataset: {annotations_path}|{images_path}|{stamp}|None|0",
+        return cache.shared("dataset", f"{annotations_path}|{images_path}|{stamp}|None|0",
                             lambda: datasets.load_coco(annotations_path, images_path))
 
     def label_errors(self, models: dict[str, dict]) -> label_errors.Findings:
@@ -322,7 +322,7 @@ class DetectionBenchmark:
         def build():
             with self.busy("Scoring every annotation…"):
                 return label_errors.find(self.scope, chosen)
-        return cache.shared(f"label errors: {self.scope_key}|{digest}", build)
+        return cache.shared("label errors", f"{self.scope_key}|{digest}", build)
 
     # -- links -------------------------------------------------------------------------------
     @staticmethod

@@ -3,12 +3,16 @@
 Streamlit runs every session as a thread of one process, so a module-level cache is shared
 by all of them. The budget (`LENS_MODEL_BUDGET_MB`) counts everything Lens keeps:
 
-- models (`get`): least recently used first out when room is needed;
-- other shared state (`put`, or `shared` to build it once): SAM2 image embeddings, datasets
-  and detection reports, likewise evictable;
+- models (`load`): least recently used first out when room is needed;
+- other shared state (`shared` to build it once, or `put`): datasets, detection reports,
+  SAM2 image embeddings, likewise evictable;
 - state owned elsewhere (`track`): decoded video clips and tracking sessions. It is counted
   while alive (a weak reference drops it when its owner lets go) and never evicted here;
   models make room for it.
+
+Every entry has a kind (`MODEL`, or what the state is: "detection report", "image
+embedding", "tracking session") and a key within its kind: `summary` and `by_kind` say what
+the memory holds without parsing keys.
 
 Something that cannot fit even in an empty cache raises `ModelTooLargeError`, a message
 instead of an out-of-memory kill. Each cached model carries a lock; every forward pass on a
@@ -58,12 +62,26 @@ def tensor_nbytes(obj: Any) -> int:
                if hasattr(v, "nbytes") or hasattr(v, "element_size"))
 
 
+#: the kind of every loaded model's entry (shared state is named by its callers)
+MODEL = "model"
+
+
 @dataclass
 class CacheEntry:
     key: str
     value: Any
     nbytes: int
     lock: threading.RLock = field(default_factory=threading.RLock)
+    kind: str = MODEL
+
+
+@dataclass(frozen=True)
+class Held:
+    """One thing the process keeps under the budget: its kind, key and size."""
+
+    kind: str
+    key: str
+    nbytes: int
 
 
 def _mb(n: float) -> str:
@@ -77,11 +95,11 @@ class ModelCache:
                  sizeof: Callable[[Any], int] = model_nbytes):
         self._budget = budget_bytes
         self._sizeof = sizeof
-        self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
-        self._tracked: dict[int, tuple[str, int]] = {}
+        self._entries: OrderedDict[tuple[str, str], CacheEntry] = OrderedDict()
+        self._tracked: dict[int, Held] = {}
         self._guard = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
-        self.evictions: list[str] = []
+        self.evictions: list[str] = []   # keys evicted so far, oldest first
         self.model_changes = 0      # models loaded or evicted so far (`freeze_long_lived`)
 
     @property
@@ -89,41 +107,42 @@ class ModelCache:
         return self._budget or settings.get().model_budget_mb * 2**20
 
     def get(self, key: str, loader: Callable[[], Any],
-            sizeof: Callable[[Any], int] | None = None) -> CacheEntry:
-        """Return the cached entry for `key`, loading it once (other callers wait); its size
-        by `sizeof`, else the cache's (a model's parameters)."""
+            sizeof: Callable[[Any], int] | None = None, kind: str = MODEL) -> CacheEntry:
+        """Return the cached entry for (`kind`, `key`), loading it once (other callers wait);
+        its size by `sizeof`, else the cache's (a model's parameters)."""
+        at = (kind, key)
         with self._guard:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return self._entries[key]
-            load_lock = self._loading.setdefault(key, threading.Lock())
+            if at in self._entries:
+                self._entries.move_to_end(at)
+                return self._entries[at]
+            load_lock = self._loading.setdefault(at, threading.Lock())
         with load_lock:
             with self._guard:
-                if key in self._entries:
-                    self._entries.move_to_end(key)
-                    return self._entries[key]
+                if at in self._entries:
+                    self._entries.move_to_end(at)
+                    return self._entries[at]
             try:
                 value = loader()
-                entry = self._insert(key, value, (sizeof or self._sizeof)(value))
+                entry = self._insert(kind, key, value, (sizeof or self._sizeof)(value))
                 self.model_changes += 1
                 return entry
             finally:
                 with self._guard:
-                    self._loading.pop(key, None)
+                    self._loading.pop(at, None)
 
-    def put(self, key: str, value: Any, nbytes: int) -> CacheEntry:
+    def put(self, kind: str, key: str, value: Any, nbytes: int) -> CacheEntry:
         """Keep shared state (not a model) under the budget; evictable like a model."""
-        return self._insert(key, value, nbytes)
+        return self._insert(kind, key, value, nbytes)
 
-    def peek(self, key: str) -> Any | None:
+    def peek(self, key: str, kind: str = MODEL) -> Any | None:
         with self._guard:
-            entry = self._entries.get(key)
+            entry = self._entries.get((kind, key))
             if entry is None:
                 return None
-            self._entries.move_to_end(key)
+            self._entries.move_to_end((kind, key))
             return entry.value
 
-    def track(self, key: str, owner: Any, nbytes: int) -> None:
+    def track(self, kind: str, key: str, owner: Any, nbytes: int) -> None:
         """Count `nbytes` held by `owner` (weakly referenced) until it is collected; called
         again for the same owner, its count becomes `nbytes` (state that grows and shrinks,
         like a tracking session). Raises `ModelTooLargeError` when the growth cannot fit."""
@@ -135,7 +154,7 @@ class ModelCache:
                 if known is not None:
                     self._tracked[id(owner)] = known
                 raise
-            self._tracked[id(owner)] = (key, nbytes)
+            self._tracked[id(owner)] = Held(kind, key, nbytes)
         if known is None:
             weakref.finalize(owner, self._untrack, id(owner))
 
@@ -148,19 +167,19 @@ class ModelCache:
         with self._guard:
             self._tracked.pop(ident, None)
 
-    def _insert(self, key: str, value: Any, nbytes: int) -> CacheEntry:
+    def _insert(self, kind: str, key: str, value: Any, nbytes: int) -> CacheEntry:
         own = value.lock if isinstance(value, Model) else None   # held by its forward passes
         entry = CacheEntry(key=key, value=value, nbytes=nbytes,
-                           lock=own if own is not None else threading.RLock())
+                           lock=own if own is not None else threading.RLock(), kind=kind)
         with self._guard:
             self._make_room(nbytes, key)
-            self._entries[key] = entry
+            self._entries[(kind, key)] = entry
         return entry
 
     def _make_room(self, incoming: int, key: str) -> None:
         """Evict least recently used entries until `incoming` fits (caller holds the guard)."""
         budget = self.budget_bytes
-        pinned = sum(n for _, n in self._tracked.values())
+        pinned = sum(h.nbytes for h in self._tracked.values())
         if incoming + pinned > budget:
             raise ModelTooLargeError(
                 f"'{key.split(':', 1)[-1]}' needs {_mb(incoming)}; with {_mb(pinned)} held by "
@@ -168,7 +187,7 @@ class ModelCache:
                 "Close other videos, pick a smaller model, or raise LENS_MODEL_BUDGET_MB.")
         freed = False
         while self._entries and self._used() + incoming > budget:
-            old_key, old = self._entries.popitem(last=False)
+            (_, old_key), old = self._entries.popitem(last=False)
             self.evictions.append(old_key)
             del old                  # nothing here may keep it alive through the collection
             freed = True
@@ -179,33 +198,41 @@ class ModelCache:
 
     def _used(self) -> int:
         return (sum(e.nbytes for e in self._entries.values())
-                + sum(n for _, n in self._tracked.values()))
+                + sum(h.nbytes for h in self._tracked.values()))
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, kind: str = MODEL) -> None:
         with self._guard:
-            self._entries.pop(key, None)
+            self._entries.pop((kind, key), None)
 
-    def clear(self, prefix: str = "") -> None:
-        """Drop every entry (or those whose key starts with `prefix`)."""
+    def clear(self, kind: str | None = None) -> None:
+        """Drop every entry (or every entry of one kind)."""
         with self._guard:
-            for key in [k for k in self._entries if k.startswith(prefix)]:
-                del self._entries[key]
+            for at in [at for at in self._entries if kind in (None, at[0])]:
+                del self._entries[at]
 
-    def keys(self, prefix: str = "") -> list[str]:
-        """Keys starting with `prefix`, least recently used first."""
+    def keys(self, kind: str = MODEL) -> list[str]:
+        """The keys of one kind, least recently used first."""
         with self._guard:
-            return [k for k in self._entries if k.startswith(prefix)]
+            return [key for k, key in self._entries if k == kind]
 
     @property
     def used_bytes(self) -> int:
         with self._guard:
             return self._used()
 
-    def summary(self) -> list[tuple[str, int]]:
-        """(key, bytes) of each entry, least recently used first, then tracked state."""
+    def summary(self) -> list[Held]:
+        """Each entry, least recently used first, then the tracked state."""
         with self._guard:
-            return ([(e.key, e.nbytes) for e in self._entries.values()]
+            return ([Held(e.kind, e.key, e.nbytes) for e in self._entries.values()]
                     + list(self._tracked.values()))
+
+    def by_kind(self) -> dict[str, tuple[int, int]]:
+        """kind -> (entries, bytes): models, each kind of shared state, tracked state."""
+        out: dict[str, tuple[int, int]] = {}
+        for held in self.summary():
+            count, total = out.get(held.kind, (0, 0))
+            out[held.kind] = (count + 1, total + held.nbytes)
+        return out
 
 
 #: Everything Lens keeps in this process under one budget: models, and the shared state
@@ -241,13 +268,13 @@ def load(name: Any, task: str, device: str | None = None) -> ModelHandle:
     return ModelHandle(_SPECS.get(key, given), model, model.lock, model.untrained)
 
 
-def shared(key: str, build: Callable[[], Any]) -> Any:
-    """Read-only state every session may share (a dataset, a detection report): built once
-    per process (callers asking meanwhile wait for it) and kept under the memory budget with
-    the models, least recently used out first. Its size is that of its pickle. Unlike
-    `st.cache_data`, a hit is the object itself, not a copy unpickled on every rerun: callers
-    must not change it."""
-    return STORE.get(key, build, sizeof=pickled_nbytes).value
+def shared(kind: str, key: str, build: Callable[[], Any]) -> Any:
+    """Read-only state every session may share (a dataset, a detection report: its `kind`),
+    built once per process per `key` (callers asking meanwhile wait for it) and kept under
+    the memory budget with the models, least recently used out first. Its size is that of
+    its pickle. Unlike `st.cache_data`, a hit is the object itself, not a copy unpickled on
+    every rerun: callers must not change it."""
+    return STORE.get(key, build, sizeof=pickled_nbytes, kind=kind).value
 
 
 def pickled_nbytes(value: Any) -> int:

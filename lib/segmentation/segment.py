@@ -238,26 +238,26 @@ class _Embeddings:
     """SAM2 image embeddings, kept in the process-wide cache (so the memory budget counts
     them), at most `size` at a time; one computation per key."""
 
-    PREFIX = "embedding:"
+    KIND = "image embedding"
 
     def __init__(self, size: int):
         self.size = size
         self.misses = 0
 
     def get(self, key, compute):
-        name = self.PREFIX + "|".join(map(str, key))
-        hit = cache.STORE.peek(name)
+        name = "|".join(map(str, key))
+        hit = cache.STORE.peek(name, self.KIND)
         if hit is not None:
             return hit
         value = compute()
         self.misses += 1
-        cache.STORE.put(name, value, cache.tensor_nbytes(value))
-        for old in cache.STORE.keys(self.PREFIX)[:-self.size]:
-            cache.STORE.release(old)
+        cache.STORE.put(self.KIND, name, value, cache.tensor_nbytes(value))
+        for old in cache.STORE.keys(self.KIND)[:-self.size]:
+            cache.STORE.release(old, self.KIND)
         return value
 
     def clear(self) -> None:
-        cache.STORE.clear(self.PREFIX)
+        cache.STORE.clear(self.KIND)
 
 
 _EMBEDDINGS = _Embeddings(EMBED_CACHE_SIZE)

@@ -177,7 +177,7 @@ class Tracker:
         n += getattr(self.frames, "nbytes", 0)
         self.state_bytes = n
         self.peak_state_bytes = max(self.peak_state_bytes, n)
-        cache.STORE.track(f"tracking: {self.info.path.name}", self, n)
+        cache.STORE.track("tracking session", self.info.path.name, self, n)
 
     # -- prompts ---------------------------------------------------------------------------
     def check_prompt(self, frame_idx: int, points: Sequence, box) -> None:

@@ -201,24 +201,24 @@ def test_a_model_larger_than_the_budget_gets_a_message():
     models.get("small", lambda: 400)
     with pytest.raises(ModelTooLargeError, match="does not fit the memory budget"):
         models.get("huge", lambda: 5000)
-    assert [k for k, _ in models.summary()] == ["small"]
+    assert [h.key for h in models.summary()] == ["small"]
 
 
 @pytest.mark.slow
 def test_budget_counts_embeddings_and_open_clips():
     models = cache.ModelCache(budget_bytes=1000, sizeof=lambda v: v)
     models.get("model", lambda: 600)
-    models.put("embedding:x", np.zeros(50, np.float32), 200)
+    models.put("embedding", "x", np.zeros(50, np.float32), 200)
     assert models.used_bytes == 800
 
     class Clip(list):
         pass
 
     clip = Clip([np.zeros(10)])
-    models.track("video frames: c.mp4", clip, 500)         # the model makes room
+    models.track("video frames", "c.mp4", clip, 500)         # the model makes room
     assert models.used_bytes == 700 and "model" in models.evictions
     with pytest.raises(ModelTooLargeError):
-        models.track("video frames: d.mp4", Clip(), 600)   # clips are never evicted
+        models.track("video frames", "d.mp4", Clip(), 600)   # clips are never evicted
     del clip
     import gc
     gc.collect()
@@ -238,7 +238,7 @@ def test_detector_jobs_load_through_the_shared_cache(monkeypatch):
         a = cache.load(spec, "detection").model
         b = cache.load(spec, "detection").model
         assert a is b and len(made) == 1
-        assert "detection:fake-det@auto" in [k for k, _ in cache.STORE.summary()]
+        assert "detection:fake-det@auto" in [h.key for h in cache.STORE.summary()]
     finally:
         cache.STORE.release("detection:fake-det@auto")
 

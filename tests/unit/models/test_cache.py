@@ -32,7 +32,7 @@ def test_least_recently_used_is_released_over_budget():
     cache.get("b", lambda: 10)
     cache.get("a", lambda: 10)          # a is now most recent
     cache.get("c", lambda: 10)          # 30 > 25: b goes
-    assert [k for k, _ in cache.summary()] == ["a", "c"]
+    assert [h.key for h in cache.summary()] == ["a", "c"]
     assert cache.evictions == ["b"] and cache.used_bytes == 20
 
 
@@ -50,12 +50,32 @@ def test_shared_state_is_one_object_counted_by_its_pickle(monkeypatch):
     def table():
         built.append(1)
         return {"scores": np.zeros(2**17)}          # 1 MiB of float64
-    first = cache.shared("report: a", table)
-    assert cache.shared("report: a", table) is first and built == [1]
+    first = cache.shared("report", "a", table)
+    assert cache.shared("report", "a", table) is first and built == [1]
     assert cache.STORE.used_bytes == len(pickle.dumps(first, protocol=5)) > 2**20
-    cache.shared("report: b", table)
-    cache.shared("report: c", table)                 # a third MiB and more: a goes
-    assert "report: a" in cache.STORE.evictions and built == [1, 1, 1]
+    cache.shared("report", "b", table)
+    cache.shared("report", "c", table)               # a third MiB and more: a goes
+    assert "a" in cache.STORE.evictions and built == [1, 1, 1]
+    assert cache.STORE.by_kind() == {"report": (2, cache.STORE.used_bytes)}
+
+
+def test_kinds_keep_their_keys_apart_and_say_what_memory_holds():
+    """A key means one thing within its kind: a report and a model of the same key are two
+    entries; `by_kind` counts each kind, tracked state included."""
+    cache = ModelCache(budget_bytes=100, sizeof=lambda v: v)
+    cache.get("x", lambda: 10)
+    cache.get("x", lambda: 20, kind="report")
+    cache.put("embedding", "x", object(), 5)
+
+    class Owner:
+        pass
+    owner = Owner()
+    cache.track("session", "x", owner, 7)
+    assert cache.get("x", lambda: 99).value == 10
+    assert cache.by_kind() == {"model": (1, 10), "report": (1, 20), "embedding": (1, 5),
+                               "session": (1, 7)}
+    cache.clear("report")
+    assert cache.keys("report") == [] and cache.keys() == ["x"] and cache.used_bytes == 22
 
 
 def test_each_model_has_its_own_lock():

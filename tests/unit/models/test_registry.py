@@ -97,7 +97,7 @@ def test_cache_load_is_the_one_entry_point(monkeypatch):
     a = cache.load(registry.DEFAULT_CLASSIFIER, "classification")
     b = cache.load(registry.DEFAULT_CLASSIFIER, "classification")
     assert a.model is b.model and built == ["classification"] and a.lock is a.model.lock
-    assert a.untrained and [k for k, _ in models.summary()] == [
+    assert a.untrained and [h.key for h in models.summary()] == [
         f"classification:{registry.DEFAULT_CLASSIFIER}@auto"]
 
 

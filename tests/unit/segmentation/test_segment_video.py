@@ -180,13 +180,13 @@ def test_tracking_state_is_counted_in_the_memory_budget_and_released(model, clip
     tracker.propagate()
     assert 0 < tracker.state_bytes <= tracker.peak_state_bytes
     held = dict((id(o), n) for o, n in [(tracker, tracker.state_bytes)])
-    assert ("tracking: clip.mp4", held[id(tracker)]) in cache.STORE.summary()
+    assert cache.Held("tracking session", "clip.mp4", held[id(tracker)]) in cache.STORE.summary()
     path = tracker.store.path
     assert path.is_file()
     del tracker
     gc.collect()
     assert not path.exists()                                        # the masks' file goes
-    assert not any(k.startswith("tracking: clip.mp4") for k, _ in cache.STORE.summary())
+    assert "tracking session" not in cache.STORE.by_kind()
     small = cache.ModelCache(budget_bytes=1)
     monkeypatch.setattr(cache, "STORE", small)
     tracker = model.tracker(clip)

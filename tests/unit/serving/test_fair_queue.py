@@ -84,7 +84,7 @@ def test_a_waiting_visitor_sees_their_place_on_the_page(monkeypatch):
     threading.Thread(target=finish_when_someone_waits).start()
     st.cache_data.clear()
     from lib.models import cache
-    for shared in ("prediction: ", "cam: ", "faithfulness: "):   # computed by earlier tests
+    for shared in ("prediction", "cam", "faithfulness"):         # computed by earlier tests
         cache.STORE.clear(shared)
     at = run_page("classification")
     holder.join()
