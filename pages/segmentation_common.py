@@ -46,7 +46,7 @@ def model_picker(key: str, video: bool = False) -> str:
     if name in own and (text := photo_figures(measured.get(name, {}))):
         st.sidebar.caption(text[0].upper() + text[1:] + ".")
     if not have_sam:
-        spec = registry.find(registry.SAM2_IDS[0])
+        spec = registry.find(segment.SAM2_IDS[0])
         text = "No SAM 2 weights on this machine (no hub access)."
         for n in sorted(own):
             text += (f" **{n}** is a small segmenter trained by Lens on real photos "

@@ -11,3 +11,7 @@
 - `robustness`: a labelled folder under corruptions: error, flip rate, mCE, relative mCE.
 - `scenes`: video scene timelines.
 """
+
+# the modules that build models, imported so their builders and names register (found by
+# `lib.models.build.discover`, as timm.models imports its model modules)
+from lib.classification import classify  # noqa: F401

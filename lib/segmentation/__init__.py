@@ -16,3 +16,7 @@
 - `mask_store`, `timeline`, `video_export`: masks spilled to disk, screen time, exports.
 - `track_command`: the command line `python -m lib.track`.
 """
+
+# the modules that build models, imported so their builders and names register (found by
+# `lib.models.build.discover`, as timm.models imports its model modules)
+from lib.segmentation import grounding, segment, segment_video  # noqa: F401

@@ -129,6 +129,18 @@ def _arch_of(spec: registry.ModelSpec) -> str:
     return f"{spec.arch} {spec.description}".lower().replace("_", "-")
 
 
+#: phrase grounders on the hub: Florence-2, then the open-vocabulary detectors (id -> what)
+GROUNDERS = {"florence-community/Florence-2-base": "Florence-2 phrase grounding",
+             "florence-community/Florence-2-large": "Florence-2 phrase grounding",
+             "google/owlv2-base-patch16-ensemble": "OWLv2 open-vocabulary detection",
+             "IDEA-Research/grounding-dino-tiny": "Grounding DINO open-set detection",
+             "facebook/sam3": "SAM 3 text (concept) prompts"}
+
+
+registry.known(*(registry.ModelSpec(name=i, task="grounding", source="transformers", arch=i,
+                                    weights=i, description=d) for i, d in GROUNDERS.items()))
+
+
 @builder(Task.GROUNDING, Source.TRANSFORMERS, Source.CHECKPOINT)
 def build_grounder(spec: registry.ModelSpec, device: str | None = None
                    ) -> Grounder | OpenVocabGrounder | Sam3Grounder:

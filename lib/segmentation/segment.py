@@ -325,6 +325,17 @@ def load_pretrained(spec: registry.ModelSpec, model_cls, processor_cls,
     return model.eval().to(device), processor, device
 
 
+#: SAM 2.1 and EdgeTAM on the hub (transformers format); the first is the page's default
+SAM2_IDS = ["facebook/sam2.1-hiera-tiny", "facebook/sam2.1-hiera-small",
+            "facebook/sam2.1-hiera-base-plus", "facebook/sam2.1-hiera-large",
+            "yonigozlan/EdgeTAM-hf"]
+
+
+registry.known(*(registry.ModelSpec(
+    name=i, task="segmentation", source="transformers", arch=i, weights=i,
+    description="SAM 2.1" if "sam2" in i else "EdgeTAM (fast)") for i in SAM2_IDS))
+
+
 @builder(Task.SEGMENTATION, Source.TRANSFORMERS, Source.CHECKPOINT)
 def build_segmenter(spec: registry.ModelSpec, device: str | None = None) -> Segmenter:
     """SAM 2.1 / EdgeTAM with real weights (hub cache or a `checkpoints/` folder in

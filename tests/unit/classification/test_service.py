@@ -9,7 +9,6 @@ from lib.classification.service import ClassificationSession
 from lib.core.errors import LensError
 from lib.demo import samples
 from lib.media import images
-from lib.models import catalogue
 
 LITE0 = "EfficientNet-Lite0 ImageNet (packaged)"
 
@@ -19,7 +18,7 @@ def test_offered_classifiers_never_include_a_shuffled_twin_and_put_the_hub_defau
     assert LITE0 in offline and "demo-classifier" in offline
     assert "demo-classifier-shuffled" not in offline
     online = [o.name for o in ClassificationSession.offered(online=True)]
-    assert online[0] == catalogue.CURATED_TIMM[0] and sorted(online) == sorted(offline)
+    assert online[0] == classify.CURATED_TIMM[0] and sorted(online) == sorted(offline)
 
 
 def test_predictions_and_maps_equal_the_library_s_and_are_shared():

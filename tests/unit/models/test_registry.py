@@ -12,8 +12,36 @@ def test_builtin_catalogue_covers_every_task():
     names = [s.name for s in specs]
     assert len(names) == len(set(names))
     assert registry.DEFAULT_CLASSIFIER in names
-    for arch in registry.CURATED_TIMM:
+    from lib.classification import classify
+    for arch in classify.CURATED_TIMM:
         assert registry.find(arch).source == "timm"
+
+
+def test_a_fresh_process_finds_every_builder_and_model_without_importing_them():
+    """Nothing lists the registering modules: a process that imports only the registry finds
+    the same builders and models as one that imported every capability."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    code = ("import json; from lib.models import registry; print(json.dumps([sorted("
+            "f'{t}/{s}' for t, s in registry.builders()), [s.name for s in "
+            "registry.builtin_specs()]]))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    fresh_builders, fresh_names = json.loads(out)
+    assert fresh_builders == sorted(f"{t}/{s}" for t, s in registry.builders())
+    assert fresh_names == [s.name for s in registry.builtin_specs()]
+    assert len(fresh_builders) == 12 and len(fresh_names) == 26
+
+
+def test_a_second_model_of_the_same_name_is_refused():
+    import dataclasses
+    spec = registry.builtin_specs()[0]
+    registry.known(spec)                                  # the same spec again: no change
+    with pytest.raises(RuntimeError, match="two models named"):
+        registry.known(dataclasses.replace(spec, description="another"))
 
 
 def test_unknown_model_names_the_fix():
@@ -54,13 +82,17 @@ def test_a_model_is_built_only_for_its_own_task():
 
 def test_every_known_model_has_a_builder_and_a_source_backend():
     """Builders register themselves next to their model code (`@registry.builder`); the
-    table is whole once `builders()` imported their modules, and each lives in one of them."""
+    table is whole once `builders()` discovered the packages, and each builder's module is
+    one its package imports in its `__init__` (how discovery finds it)."""
+    import importlib
+    import sys
     table = registry.builders()
     for spec in registry.all_specs():
         assert spec.source in registry.SOURCES
         assert callable(table[(spec.task, spec.source)])
-    for (task, source), fn in table.items():
-        assert fn.__module__ in registry.BUILDER_MODULES, (task, source, fn)
+    for fn in table.values():
+        package, module = fn.__module__.rsplit(".", 1)
+        assert getattr(importlib.import_module(package), module) is sys.modules[fn.__module__]
     assert {(t.value, s.value) for t, s in table} >= {
         ("classification", "package"), ("classification", "timm"), ("detection", "torchvision"),
         ("detection", "checkpoint"), ("segmentation", "transformers"), ("tracking", "checkpoint"),
