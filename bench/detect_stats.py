@@ -36,13 +36,12 @@ from lib.demo import synth
 from lib.detection import (
     benchmark,
     calibration,
-    coco_matching,
     datasets,
     detections,
     intervals,
     slices,
-    weighted_coco,
 )
+from lib.detection.metrics import coco_matching, weighted
 
 
 def with_fields(ds: datasets.CocoDataset, seed: int = 0) -> datasets.CocoDataset:
@@ -60,7 +59,7 @@ def coverage(draws: int, size: int, resamples: int) -> tuple[float, float]:
     clean, _ = datasets.validate_coco(data, "population.json")
     ds = datasets.CocoDataset(Path("population.json"), Path("."), clean)
     m = coco_matching.coco_matches(ds, detections.from_coco_results(results))
-    truth = float(weighted_coco.weighted(m, intervals.point_weights(m.n_images))
+    truth = float(weighted.weighted(m, intervals.point_weights(m.n_images))
                   .headline()["AP"][0])
     rng = np.random.default_rng(0)
     hits = 0
@@ -103,8 +102,9 @@ def main() -> None:
               f"{worst[0].slice.name} AP {worst[0].ap:.4f})")
 
         def page():
-            """As the page computes it: the report (COCO's matching made in its second
-            thread), then intervals, slices and calibration from its matches."""
+            """As the page computes it: the report (COCO's matching, its numbers from it,
+            the match table in a second thread), then intervals, slices and calibration
+            from its matches."""
             report = benchmark.report(ds, dets)
             intervals.bootstrap(report.matches, args.resamples, 0)
             slicer = slices.Slicer(ds, dets, report.matches)

@@ -10,7 +10,8 @@ import streamlit as st
 from lib import plots, ui
 from lib.core import html_report
 from lib.core.errors import LensError
-from lib.detection import benchmark, calibration, coco_eval, intervals, slices
+from lib.detection import benchmark, calibration, intervals, slices
+from lib.detection.metrics import masks
 from lib.detection.service import DetectionBenchmark
 
 
@@ -31,7 +32,7 @@ def metrics_table(bench: DetectionBenchmark, table: pd.DataFrame, reports: dict)
 
 def mask_table(mask_metrics: dict[str, dict]) -> None:
     """Mask and boundary IoU metrics of imported results that carry masks."""
-    shown = {f"{n} · {t}": m[t] for n, m in mask_metrics.items() for t in coco_eval.MASK_TYPES}
+    shown = {f"{n} · {t}": m[t] for n, m in mask_metrics.items() for t in masks.MASK_TYPES}
     if shown:
         st.markdown("**Masks** (the results carry them): mask IoU (`segm`) and boundary IoU")
         st.dataframe(pd.DataFrame(shown).where(lambda t: t >= 0).style.format(

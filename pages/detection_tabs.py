@@ -16,13 +16,13 @@ from lib.classification import cam
 from lib.core import paths
 from lib.detection import (
     benchmark,
-    coco_eval,
     datasets,
     detections,
     detectors,
     drawing,
     robustness,
 )
+from lib.detection.metrics import coco
 from lib.detection.service import DetectionBenchmark
 from lib.detection.tide import ERROR_TYPES
 from lib.media import images
@@ -97,7 +97,7 @@ def metrics_view(s: Screen) -> None:
     st.plotly_chart(plots.metrics_bars({n: r.metrics.stats for n, r in s.reports.items()},
                                        ["AP", "AP50", "AP75", "AR100"]), key="metrics_chart")
     c1, c2 = st.columns(2)
-    c1.plotly_chart(plots.pr_curves([(n, *coco_eval.pr_curve(r.metrics))
+    c1.plotly_chart(plots.pr_curves([(n, *coco.pr_curve(r.metrics))
                                      for n, r in s.reports.items()]), key="pr_overall")
     c2.plotly_chart(plots.f1_curves([(n, r.f1["threshold"], r.f1["F1"])
                                      for n, r in s.reports.items()]), key="f1_chart")
@@ -135,7 +135,7 @@ def classes_view(s: Screen) -> None:
     st.dataframe(per.reset_index(), hide_index=True, key="per_class_table")
     cat = st.selectbox("PR curve of class", sorted(s.dataset.categories), key="pr_class",
                        format_func=lambda c: s.dataset.categories[c])
-    st.plotly_chart(plots.pr_curves([(n, *coco_eval.pr_curve(r.metrics, cat))
+    st.plotly_chart(plots.pr_curves([(n, *coco.pr_curve(r.metrics, cat))
                                      for n, r in s.reports.items()],
                                     title=f"Precision–recall · {s.dataset.categories[cat]}"),
                     key="pr_class_chart")

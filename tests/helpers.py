@@ -57,6 +57,29 @@ def gt_results(dataset, shift=0.0, drop=0.0, seed=0):
     return out
 
 
+def noisy_detections(coco, seed=0):
+    """Jittered, relabelled and duplicated ground truth plus false positives: every branch of
+    COCO's matching (crowd regions in the COCO sample, ties, top-100 cut)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    cats = sorted(coco.categories)
+    for a in coco.data["annotations"]:
+        x, y, w, h = a["bbox"]
+        for _ in range(int(rng.integers(0, 3))):
+            j = rng.normal(0, 0.12, 4) * [w, h, w, h]
+            cat = a["category_id"] if rng.random() > 0.1 else int(rng.choice(cats))
+            out.append({"image_id": a["image_id"], "category_id": cat,
+                        "bbox": [x + j[0], y + j[1], max(w + j[2], 1), max(h + j[3], 1)],
+                        "score": round(float(rng.uniform(0, 1)), 2)})   # ties on purpose
+    for image_id in coco.image_ids:
+        for _ in range(int(rng.integers(0, 120))):
+            out.append({"image_id": image_id, "category_id": int(rng.choice(cats[:3])),
+                        "bbox": [*rng.uniform(0, 300, 2), *rng.uniform(5, 150, 2)],
+                        "score": float(rng.uniform(0, 0.3))})
+    from lib.detection import detections
+    return detections.from_coco_results(out)
+
+
 # -- wandb leet: the reference reader of .wandb logs in tests ----------------------------------
 
 def leet_json(path, summary: bool) -> str:

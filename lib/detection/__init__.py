@@ -5,9 +5,9 @@
 - `detections`: one `Detections` type and its converters (COCO results JSON, torchvision).
 - `architectures`, `detectors`: detector architectures and the built detectors.
 - `jobs`, `ray_inference`: a detector over a dataset, on this server or on Ray (resumable).
-- `coco_eval`, `coco_matching`, `weighted_coco`: COCO metrics (faster-coco-eval), COCO's
-  matching kept per detection, and the accumulate under image weights.
-- `matching`: match once, derive everything (one table per model and dataset).
+- `metrics` (a package): COCO metrics, one path: COCO's matching kept per detection, the 12
+  numbers and PR arrays accumulated from it, the same under image weights; mask AP.
+- `matching`: the class-agnostic match table at IoU 0.5 (confusion, TIDE, F1), made once.
 - `benchmark`: one model's report, A/B comparison, leaderboard rows, logging to W&B.
 - `whatif`: one image clean against corrupted: detections matched, the sweep.
 - `robustness`: COCO-C: AP under corruptions made on the fly, mPC and rPC with intervals.

@@ -4,8 +4,6 @@ detector over a dataset, and logging a benchmark to W&B."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import re
 import time
@@ -19,8 +17,6 @@ import pandas as pd
 from lib.core import errors, settings
 from lib.core.progress import Callback
 from lib.detection import (
-    coco_eval,
-    coco_matching,
     datasets,
     detections,
     intervals,
@@ -29,6 +25,7 @@ from lib.detection import (
     robustness,
     tide,
 )
+from lib.detection.metrics import coco, coco_matching
 from lib.models import registry
 
 
@@ -37,7 +34,7 @@ class Report:
     """Everything the detection page shows about one model on one dataset. Built once per
     (model, dataset); every view at a score threshold is a filter of its match table."""
 
-    metrics: coco_eval.CocoMetrics
+    metrics: coco.CocoMetrics
     errors: tide.ErrorReport
     table: matching.MatchTable
     f1: Any                   # DataFrame threshold, precision, recall, F1
@@ -60,34 +57,21 @@ class Report:
 def report(dataset: datasets.CocoDataset, dets: dict[int, detections.Detections]) -> Report:
     """The COCO evaluation and one match table of one model's detections, and what follows.
 
-    The match table, the TIDE analysis and COCO's matching at ten IoU thresholds (numpy and
-    numba, which release the GIL) are built in a second thread while faster-coco-eval
-    evaluates."""
+    Two matchings, each made once: COCO's (per area range, ten IoU thresholds: the 12
+    numbers, PR curves, and what the bootstrap and slices weigh) and the class-agnostic
+    table at IoU 0.5 (confusion, TIDE, F1). Both are compiled and release the GIL, so the
+    table is built in a second thread meanwhile."""
 
     def analysis():
         table = matching.match(dataset, dets)
-        return (table, tide.analyse(dataset, dets, table), table.f1_vs_confidence(),
-                coco_matching.coco_matches(dataset, dets))
+        return table, tide.analyse(dataset, dets, table), table.f1_vs_confidence()
 
     with ThreadPoolExecutor(1, thread_name_prefix="lens-analysis") as pool:
         future = pool.submit(analysis)
-        # hundreds of thousands of result rows become dicts here and in the library: no
-        # garbage collection passes over them meanwhile (they are all alive anyway)
-        with _gc_paused():
-            metrics = coco_eval.evaluate(dataset, detections.to_coco_results(dets), owned=True)
-        table, errors, f1, matches = future.result()
-    return Report(metrics, errors, table, f1, matches, dets, dataset.categories)
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+        evaluation = coco.evaluation(dataset, dets)
+        table, errors, f1 = future.result()
+    return Report(evaluation.metrics, errors, table, f1, evaluation.matches, dets,
+                  dataset.categories)
 
 
 def leaderboard(reports: dict[str, Report],
@@ -126,15 +110,14 @@ def compare_images(a: Report, b: Report, score_thr: float = 0.5) -> Any:
 
 def evaluate_files(images: str | Path, annotations: str | Path, predictions: str | Path,
                    subset: int | None = None, seed: int = 0, bootstrap: int | None = None
-                   ) -> tuple[coco_eval.CocoMetrics, intervals.Bootstrap | None]:
-    """COCO metrics of a results file and, with `bootstrap` resamples, their intervals."""
+                   ) -> tuple[coco.CocoMetrics, intervals.Bootstrap | None]:
+    """COCO metrics of a results file and, with `bootstrap` resamples, their intervals (from
+    the same matching)."""
     dataset = datasets.load_coco(annotations, images).subset(subset, seed)
     results = detections.read_results_json(Path(predictions), dataset)
-    cis = None
-    if bootstrap:
-        matches = coco_matching.coco_matches(dataset, detections.from_coco_results(results))
-        cis = intervals.bootstrap(matches, bootstrap, seed)
-    return coco_eval.evaluate(dataset, results), cis
+    evaluation = coco.evaluation(dataset, detections.from_coco_results(results))
+    cis = intervals.bootstrap(evaluation.matches, bootstrap, seed) if bootstrap else None
+    return evaluation.metrics, cis
 
 
 def run_model(model: str, dataset: datasets.CocoDataset, threshold: float = 0.05,

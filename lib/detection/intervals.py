@@ -1,7 +1,7 @@
 """Confidence intervals on COCO metrics: an image-level bootstrap that reweights, never re-matches.
 
 A bootstrap resample draws the images with replacement: a vector of image weights, for which
-`weighted_coco.weighted` recomputes COCO's numbers from the one matching. A resample equals
+`metrics.weighted.weighted` recomputes COCO's numbers from the one matching. A resample equals
 faster-coco-eval run on the resampled images with duplicates renamed (a test).
 
 Intervals are basic bootstrap intervals (see `interval`) of 1,000 seeded resamples by
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lib.core.errors import InputError
-from lib.detection.weighted_coco import CocoMatches, weighted
+from lib.detection.metrics.weighted import CocoMatches, weighted
 
 HEADLINE = ["AP", "AP50", "AP75", "AR100"]
 MAX_RESAMPLES = 10_000

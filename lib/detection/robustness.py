@@ -8,7 +8,7 @@ AP of each corruption and severity gives **mPC** (their mean) and **rPC** = mPC 
 Intervals come from the image bootstrap (`intervals`): one resample of the images weighs
 every corruption's matching and the clean one alike, so the interval of rPC is the
 interval of a ratio measured on the same images. AP is COCO's, from the one matching
-(`coco_matching`, `weighted_coco`).
+(`metrics.coco_matching`, `metrics.weighted`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import pandas as pd
 
 from lib.core.errors import InputError
 from lib.detection import jobs
-from lib.detection.coco_matching import coco_matches
 from lib.detection.datasets import CocoDataset
 from lib.detection.detections import Detections, from_coco_results, map_labels
 from lib.detection.intervals import check_resamples, interval, point_weights, weight_chunks
-from lib.detection.weighted_coco import weighted
+from lib.detection.metrics.coco_matching import coco_matches
+from lib.detection.metrics.weighted import weighted
 from lib.media import corruptions
 from lib.models import cache, registry
 

@@ -22,7 +22,6 @@ from lib.core.progress import Busy, idle
 from lib.detection import (
     benchmark,
     calibration,
-    coco_eval,
     datasets,
     detections,
     intervals,
@@ -34,6 +33,7 @@ from lib.detection import (
 from lib.detection.explore import embedding_job, embeddings, exploration, label_errors
 from lib.detection.explore.embedding_job import EmbeddingJob
 from lib.detection.explore.embeddings import GROUND_TRUTH
+from lib.detection.metrics import masks
 from lib.models import cache, registry
 from lib.models.spec import Task
 
@@ -179,8 +179,8 @@ class DetectionBenchmark:
 
         def build():
             with self.busy("Scoring the masks (mask and boundary IoU)…"):
-                return {t: coco_eval.evaluate_masks(self.dataset, results, t)
-                        for t in coco_eval.MASK_TYPES}
+                return {t: masks.evaluate_masks(self.dataset, results, t)
+                        for t in masks.MASK_TYPES}
         return cache.shared("mask metrics", f"{self.fingerprint}|{key}", build)
 
     # -- statistics --------------------------------------------------------------------------

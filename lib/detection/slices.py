@@ -28,9 +28,10 @@ import pandas as pd
 
 from lib.core.errors import InputError
 from lib.core.progress import Callback, Ticker
-from lib.detection import coco_matching, intervals, weighted_coco
+from lib.detection import intervals
 from lib.detection.datasets import CocoDataset
 from lib.detection.detections import Detections
+from lib.detection.metrics import coco_matching, weighted
 
 MAX_VALUES = 20          # a field with more distinct values is cut into quartiles (numbers)
 MAX_SLICES = 400         # candidates ranked at most (pairs included)
@@ -261,7 +262,7 @@ class Slicer:
                 prepared=self.prepared)
         return self._matched[s]
 
-    def _ap(self, s: Slice, w: weighted_coco.Weighted) -> np.ndarray:
+    def _ap(self, s: Slice, w: weighted.Weighted) -> np.ndarray:
         per_class = w.ap if s.classes is None else w.ap[:, list(s.classes)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)     # a weighting without a class
@@ -269,7 +270,7 @@ class Slicer:
 
     def ap(self, s: Slice) -> float:
         m = self.matches(s)
-        return float(self._ap(s, weighted_coco.weighted(m, intervals.point_weights(
+        return float(self._ap(s, weighted.weighted(m, intervals.point_weights(
             m.n_images, s.images), classes=s.classes))[0])
 
     def with_interval(self, s: Slice, resamples: int = 1000, seed: int = 0) -> SliceResult:
@@ -277,7 +278,7 @@ class Slicer:
         if s.images is not None:
             m = m.restricted(s.images)         # the cost follows the slice's size
         point = self.ap(s)
-        samples = np.concatenate([self._ap(s, weighted_coco.weighted(m, w, classes=s.classes))
+        samples = np.concatenate([self._ap(s, weighted.weighted(m, w, classes=s.classes))
                                   for w in
                                   intervals.weight_chunks(m.n_images, resamples, seed,
                                                           s.images)])

@@ -6,12 +6,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lib.detection import coco_eval, datasets, detectors
+from lib.detection import datasets, detectors
 from lib.detection.architectures import (
     build_conditional_detr,
     build_fasterrcnn_timm,
     detr_processor,
 )
+from lib.detection.metrics import coco
 from lib.media import images
 from lib.models import checkpoints, registry
 from lib.training import loop
@@ -119,13 +120,13 @@ def train_detector(args) -> Path:
                          [{k: v.to(device) for k, v in g.items()} for _, g in chunk]).values())
 
     def predict_val(det, batch_size=args.batch_size):
-        results = []
+        dets = {}
         for s in range(0, len(val_items), batch_size):
             chunk = val_items[s:s + batch_size]
             for d in det.predict([im for _, im, _ in chunk], [i for i, _, _ in chunk],
                                  label_map, 0.05):
-                results += d.to_coco()
-        return coco_eval.evaluate(val_ds, results).stats
+                dets[d.image_id] = d
+        return coco.evaluate(val_ds, dets).stats
 
     def validate():
         model.eval()

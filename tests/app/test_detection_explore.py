@@ -3,7 +3,7 @@
 
 import pytest
 
-from lib.detection import coco_eval
+from tests import reference
 from tests.app.test_detection_page import _wait, demo_page  # noqa: F401 - the fixture
 
 
@@ -55,7 +55,7 @@ def test_map_selection_by_link_recomputes_the_metrics(demo_page, tmp_path):  # n
               and j.results_path.is_relative_to(tmp_path) and j.spec.name == "demo-fasterrcnn")
     subset = fr.dataset.only(ids)
     rows = [r for r in fr.results() if r["image_id"] in set(ids)]
-    want = coco_eval.evaluate_pycocotools(subset, rows)["AP"]
+    want = reference.pycocotools(subset, rows)["AP"]
     got = board.set_index("model").loc["demo-fasterrcnn", "AP"]
     assert got == pytest.approx(want, abs=1e-6)
 

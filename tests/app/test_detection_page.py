@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lib.detection import coco_eval
+from tests import reference
 from tests.app.test_pages import run_page
 from tests.helpers import gt_results
 
@@ -50,7 +50,7 @@ def test_imported_predictions_compared(page, coco):
     low, high = (float(x) for x in table.loc["AP", "good ±"].split())   # "-0.0123 +0.0101"
     assert low < high and table.loc["APs", "good ±"] == ""
     # the page's numbers against the reference implementation, not against its own code
-    assert table.loc["AP", "good"] == pytest.approx(coco_eval.evaluate_pycocotools(coco, a)["AP"],
+    assert table.loc["AP", "good"] == pytest.approx(reference.pycocotools(coco, a)["AP"],
                                                     abs=1e-6)
     assert table.loc["AP", "B − A"] < 0
     assert not page.get("image")             # only the open tab (Metrics) is drawn
@@ -187,7 +187,7 @@ def test_run_cancel_resume_then_cam_and_what_if(demo_page, monkeypatch, tmp_path
     # the page's AP50 is pycocotools' on the same detections
     table = metrics_table(at)
     assert table.loc["AP50", "demo-fasterrcnn"] == pytest.approx(
-        coco_eval.evaluate_pycocotools(job.dataset, job.results())["AP50"], abs=1e-6)
+        reference.pycocotools(job.dataset, job.results())["AP50"], abs=1e-6)
     # EigenCAM of one of its false positives (Images tab, "What fired?")
     at.session_state["tab"] = "Images"
     at.run(timeout=300)
@@ -244,11 +244,11 @@ def test_leaderboard_of_every_model_evaluated_here(page, coco):
     assert not page.exception
     board = next(d.value for d in page.dataframe if "ΔAP missed" in getattr(d.value, "columns",
                                                                            []))
-    expected = sorted(files, key=lambda n: -coco_eval.evaluate_pycocotools(coco, files[n])["AP"])
+    expected = sorted(files, key=lambda n: -reference.pycocotools(coco, files[n])["AP"])
     assert board["model"].tolist() == expected
     for name, results in files.items():
         row = board[board["model"] == name].iloc[0]
-        assert row["AP"] == pytest.approx(coco_eval.evaluate_pycocotools(coco, results)["AP"],
+        assert row["AP"] == pytest.approx(reference.pycocotools(coco, results)["AP"],
                                           abs=1e-6)
     page.multiselect(key="drill_down_blurry|medium").set_value(["sharp", "blurry"]).run(
         timeout=300)
@@ -323,7 +323,7 @@ def test_statistics_tab_intervals_paired_and_slices(page, coco):
         cell = rows.loc[rows["model"] == name, "AP"].iloc[0]          # "0.4523 (0.43–0.47)"
         point, span = cell.split(" ", 1)
         low, high = (float(x) for x in span.strip("()").split("–"))
-        ref = coco_eval.evaluate_pycocotools(coco, results)["AP"]
+        ref = reference.pycocotools(coco, results)["AP"]
         assert float(point) == pytest.approx(ref, abs=1e-4) and low - 1e-4 <= ref <= high + 1e-4
         assert high - low > 1e-3
     assert any(s.value.startswith("good is better") for s in page.success)
@@ -365,7 +365,7 @@ def test_results_with_masks_get_mask_and_boundary_metrics(page, coco):
     assert not page.exception
     table = next(d.value for d in page.dataframe if "masks · segm" in getattr(d.value, "columns",
                                                                           []))
-    ref = coco_eval.evaluate_pycocotools(coco, rows, "segm")
+    ref = reference.pycocotools(coco, rows, "segm")
     assert table.loc["AP", "masks · segm"] == pytest.approx(ref["AP"], abs=1e-6)
     assert 0 < table.loc["AP", "masks · boundary"] <= 1
 
@@ -397,7 +397,7 @@ def test_coco_c_from_the_robustness_tab_reaches_the_leaderboard(demo_page, tmp_p
     at.run(timeout=300)
     assert not at.exception and not at.error, [e.value for e in at.error]
     (fog,) = [j for j in mine if j.corruptions and j.spec.name == "demo-fasterrcnn"]
-    want = coco_eval.evaluate_pycocotools(fog.dataset, fog.results())["AP"]
+    want = reference.pycocotools(fog.dataset, fog.results())["AP"]
     summary = next(t.value for t in at.table if "mPC [95% interval]" in t.value.columns)
     cell = summary.loc["demo-fasterrcnn", "mPC [95% interval]"]      # "0.1234 [0.1, 0.2]"
     assert float(cell.split()[0]) == pytest.approx(want, abs=5e-5) and "[" in cell

@@ -30,7 +30,7 @@ def _results(tmp_path):
 
 
 def test_statistics_paired_slice_calibration_confusion_and_report(browser, server, tmp_path):
-    from lib.detection import coco_eval
+    from tests import reference
     demo, good, worse = _results(tmp_path)
     context = browser.new_context(viewport={"width": 1400, "height": 1000},
                                   accept_downloads=True)
@@ -85,7 +85,7 @@ def test_statistics_paired_slice_calibration_confusion_and_report(browser, serve
     cells = {rows.nth(i).locator("td").nth(0).inner_text():
              rows.nth(i).locator("td").nth(1).inner_text() for i in range(rows.count())}
     for name, results in (("good", good), ("worse", worse)):
-        ref = coco_eval.evaluate_pycocotools(demo, results)["AP"]
+        ref = reference.pycocotools(demo, results)["AP"]
         assert cells[name].startswith(f"{ref:.4f} (")
     doc.screenshot(path=ARTIFACTS / "detection-report.png", full_page=True)
     offline.close()

@@ -32,8 +32,9 @@ def _lasso(page, chart) -> None:
 
 def test_map_lasso_metrics_more_like_this_and_label_errors(page, server, tmp_path):
     from lib.demo import label_noise, synth
-    from lib.detection import coco_eval, datasets, jobs
+    from lib.detection import datasets, jobs
     from lib.models import registry
+    from tests import reference
     page.goto(f"{server}/detection")
     page.get_by_text("150 images").wait_for()
     wait_idle(page)
@@ -63,7 +64,7 @@ def test_map_lasso_metrics_more_like_this_and_label_errors(page, server, tmp_pat
     demo = datasets.load_coco(split / "annotations.json", split / "images")
     job = jobs.job_for(registry.find("demo-fasterrcnn"), demo)
     rows = [r for r in job.results() if r["image_id"] in set(selected)]
-    want = coco_eval.evaluate_pycocotools(demo.only(selected), rows)["AP"]
+    want = reference.pycocotools(demo.only(selected), rows)["AP"]
     assert shown["demo-fasterrcnn"][0] == str(len(selected))
     assert float(shown["demo-fasterrcnn"][1]) == pytest.approx(want, abs=6e-5)
     plot.scroll_into_view_if_needed()

@@ -5,8 +5,11 @@ import json
 import pytest
 
 from lib import runs
-from lib.detection import benchmark, coco_eval
+from lib.detection import benchmark
 from lib.detection import detect_command as detect
+from lib.detection.detections import Detections
+from lib.detection.metrics import coco
+from tests import reference
 from tests.helpers import gt_results, write_coco
 
 
@@ -18,7 +21,7 @@ def test_cli_evaluate_prints_json_metrics(coco, tmp_path, capsys):
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert list(last) == ["AP", "AP50", "AP75", "APs", "APm", "APl",
                           "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
-    ref = coco_eval.evaluate_pycocotools(coco, gt_results(coco, 0.1, 0.2))
+    ref = reference.pycocotools(coco, gt_results(coco, 0.1, 0.2))
     assert all(abs(last[k] - ref[k]) <= 1e-6 for k in last)
 
 
@@ -36,8 +39,7 @@ def test_benchmark_logged_to_wandb_is_readable_by_runs_page(tmp_path, monkeypatc
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("LENS_CACHE", str(tmp_path / "cache"))
     ds = write_coco(tmp_path / "data", [(10, 10, 30, 30, 1)])
-    stats = coco_eval.evaluate(ds, [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30],
-                                     "score": 0.9}]).stats
+    stats = coco.evaluate(ds, {1: Detections(1, [[10, 10, 40, 40]], [0.9], [1])}).stats
     benchmark.log_benchmark("my-yolo", ds, 5, 3, 0.5, stats, {"images_per_s": 12.5},
                             out_dir=tmp_path / "wb", models=["demo-fasterrcnn", "my-yolo"])
     infos, problems = runs.load_offline(tmp_path / "wb")

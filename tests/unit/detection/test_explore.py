@@ -10,10 +10,11 @@ from PIL import Image
 
 from lib.core.errors import LensError, ModelError
 from lib.demo import label_noise
-from lib.detection import coco_eval, datasets, detections
+from lib.detection import datasets, detections
 from lib.detection.explore import embedding_job, embeddings, label_errors, maps, neighbours
 from lib.detection.service import DetectionBenchmark
 from lib.media.masks import box_iou
+from tests import reference
 from tests.helpers import gt_results
 
 
@@ -274,7 +275,7 @@ def test_a_selection_restricts_reports_to_its_images_as_pycocotools_does(coco):
     assert bench.select(ids + [10**9]) == [10**9]
     part = bench.report(dets, "m")
     assert bench.detections_of["m"] is dets          # the Dataset tab embeds every image's
-    want = coco_eval.evaluate_pycocotools(coco.only(ids),
+    want = reference.pycocotools(coco.only(ids),
                                           [r for r in results if r["image_id"] in set(ids)])
     assert part.metrics.stats["AP"] == pytest.approx(want["AP"], abs=1e-6)
     assert part is not everything

@@ -7,7 +7,10 @@ import pytest
 
 from lib.core.errors import InputError
 from lib.demo import synth
-from lib.detection import coco_eval, coco_matching, datasets, detections, intervals, weighted_coco
+from lib.detection import datasets, detections, intervals
+from lib.detection.metrics import coco_matching, weighted
+from tests import reference
+from tests.helpers import noisy_detections
 
 
 def _dataset(data) -> datasets.CocoDataset:
@@ -23,37 +26,15 @@ def population():
     return ds, detections.from_coco_results(results)
 
 
-def _noisy(coco, seed=0):
-    """Jittered, relabelled and duplicated ground truth plus false positives: every branch of
-    COCO's matching (crowd regions in the COCO sample, ties, top-100 cut)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    cats = sorted(coco.categories)
-    for a in coco.data["annotations"]:
-        x, y, w, h = a["bbox"]
-        for _ in range(int(rng.integers(0, 3))):
-            j = rng.normal(0, 0.12, 4) * [w, h, w, h]
-            cat = a["category_id"] if rng.random() > 0.1 else int(rng.choice(cats))
-            out.append({"image_id": a["image_id"], "category_id": cat,
-                        "bbox": [x + j[0], y + j[1], max(w + j[2], 1), max(h + j[3], 1)],
-                        "score": round(float(rng.uniform(0, 1)), 2)})   # ties on purpose
-    for image_id in coco.image_ids:
-        for _ in range(int(rng.integers(0, 120))):
-            out.append({"image_id": image_id, "category_id": int(rng.choice(cats[:3])),
-                        "bbox": [*rng.uniform(0, 300, 2), *rng.uniform(5, 150, 2)],
-                        "score": float(rng.uniform(0, 0.3))})
-    return detections.from_coco_results(out)
-
-
-def _library(ds, dets) -> coco_eval.CocoMetrics:
-    return coco_eval.evaluate(ds, detections.to_coco_results(dets))
+def _library(ds, dets) -> reference.Reference:
+    return reference.faster_coco_eval(ds, detections.to_coco_results(dets))
 
 
 def test_all_weights_one_is_faster_coco_eval(coco):
-    dets = _noisy(coco)
+    dets = noisy_detections(coco)
     ref = _library(coco, dets)
     m = coco_matching.coco_matches(coco, dets)
-    got = weighted_coco.weighted(m, intervals.point_weights(m.n_images))
+    got = weighted.weighted(m, intervals.point_weights(m.n_images))
     for k, v in got.headline().items():
         assert v[0] == pytest.approx(ref.stats[k], abs=1e-12), k
     per_class = ref.per_class.set_index("category_id")
@@ -65,10 +46,10 @@ def test_all_weights_one_is_faster_coco_eval(coco):
 
 @pytest.mark.parametrize("name,key", [("small", "APs"), ("medium", "APm"), ("large", "APl")])
 def test_area_ranges_are_cocos(coco, name, key):
-    dets = _noisy(coco, seed=1)
+    dets = noisy_detections(coco, seed=1)
     ref = _library(coco, dets).stats[key]
     m = coco_matching.coco_matches(coco, dets, area=coco_matching.AREAS[name])
-    got = weighted_coco.weighted(m, intervals.point_weights(m.n_images)).headline()["AP"][0]
+    got = weighted.weighted(m, intervals.point_weights(m.n_images)).headline()["AP"][0]
     assert got == pytest.approx(ref if ref >= 0 else np.nan, abs=1e-12, nan_ok=True)
 
 
@@ -95,7 +76,7 @@ def test_a_resample_is_faster_coco_eval_on_the_resampled_images(population, seed
     ds, dets = population
     m = coco_matching.coco_matches(ds, dets)
     w = intervals.resample_weights(m.n_images, 1, seed)
-    got = weighted_coco.weighted(m, w).headline()
+    got = weighted.weighted(m, w).headline()
     ref = _library(*_resampled(ds, dets, w[0])).stats
     for k in intervals.HEADLINE:
         assert got[k][0] == pytest.approx(ref[k], abs=1e-9), k
@@ -108,7 +89,7 @@ def test_interval_covers_the_population_ap():
     data, results = synth.detection_population(3000, seed=11)
     ds = _dataset(data)
     m = coco_matching.coco_matches(ds, detections.from_coco_results(results))
-    truth = weighted_coco.weighted(m, intervals.point_weights(m.n_images)).headline()["AP"][0]
+    truth = weighted.weighted(m, intervals.point_weights(m.n_images)).headline()["AP"][0]
     rng = np.random.default_rng(0)
     hits = []
     for draw in range(120):
@@ -144,7 +125,7 @@ def test_paired_refuses_other_datasets(population, coco):
     ds, dets = population
     with pytest.raises(InputError, match="different datasets"):
         intervals.paired(coco_matching.coco_matches(ds, dets),
-                         coco_matching.coco_matches(coco, _noisy(coco)))
+                         coco_matching.coco_matches(coco, noisy_detections(coco)))
 
 
 @pytest.mark.parametrize("n", [0, -1, 10**9, 2.5, "1000", True])
@@ -184,11 +165,11 @@ def test_federated_datasets_are_evaluated_as_lvis(coco):
         im["not_exhaustive_category_ids"] = sorted(present)[:1] if k % 2 else []
     ds = _dataset(data)
     assert ds.federated and not coco.federated
-    dets = _noisy(coco, seed=3)                     # many false positives in unjudged classes
+    dets = noisy_detections(coco, seed=3)     # many false positives in unjudged classes
     ref = _library(ds, dets).stats
     assert {"APr", "APc", "APf"} <= set(ref) and ref["AP"] != _library(coco, dets).stats["AP"]
     m = coco_matching.coco_matches(ds, dets)
-    got = weighted_coco.weighted(m, intervals.point_weights(m.n_images)).headline()
+    got = weighted.weighted(m, intervals.point_weights(m.n_images)).headline()
     for k in intervals.HEADLINE:
         assert got[k][0] == pytest.approx(ref[k], abs=1e-12), k
 
@@ -198,7 +179,7 @@ def test_a_slice_bootstrap_weighs_only_its_images(population):
     m = coco_matching.coco_matches(ds, dets)
     within = np.arange(0, m.n_images, 3)
     w = intervals.resample_weights(m.n_images, 40, 1, within)
-    full, part = weighted_coco.weighted(m, w), weighted_coco.weighted(m.restricted(within), w)
+    full, part = weighted.weighted(m, w), weighted.weighted(m.restricted(within), w)
     for a, b in ((full.ap, part.ap), (full.recall, part.recall)):
         assert np.array_equal(a, b, equal_nan=True)
     assert len(m.restricted(within).tp) < len(m.tp)

@@ -4,8 +4,9 @@ its leaderboard and its link."""
 
 import pytest
 
-from lib.detection import coco_eval, detections, slices
+from lib.detection import detections, slices
 from lib.detection.service import DetectionBenchmark
+from tests import reference
 from tests.helpers import gt_results
 
 
@@ -21,7 +22,7 @@ def test_a_report_equals_pycocotools_and_is_shared_between_visitors(bench, coco)
     dets = detections.from_coco_results(results)
     report = bench.report(dets)
     assert report.metrics.stats["AP"] == pytest.approx(
-        coco_eval.evaluate_pycocotools(coco, results)["AP"], abs=1e-6)
+        reference.pycocotools(coco, results)["AP"], abs=1e-6)
     other = DetectionBenchmark()                  # another visitor, the same data and model
     other.open(coco.annotations_path, coco.images_dir)
     assert other.report(detections.from_coco_results(results)) is report

@@ -9,7 +9,9 @@ import pytest
 
 from lib.core.errors import InputError
 from lib.demo import synth
-from lib.detection import coco_eval, coco_matching, datasets, detections, slices
+from lib.detection import datasets, detections, slices
+from lib.detection.metrics import coco_matching
+from tests import reference
 
 
 def _dataset(data):
@@ -41,7 +43,7 @@ def test_an_image_slice_is_faster_coco_eval_on_its_images(population):
     data = {**ds.data, "images": [im for im in ds.data["images"] if im["id"] in ids],
             "annotations": [a for a in ds.data["annotations"] if a["image_id"] in ids]}
     alone = datasets.CocoDataset(ds.annotations_path, ds.images_dir, data)
-    ref = coco_eval.evaluate(alone, detections.to_coco_results(
+    ref = reference.faster_coco_eval(alone, detections.to_coco_results(
         {i: d for i, d in dets.items() if i in ids})).stats["AP"]
     assert slicer.ap(fog) == pytest.approx(ref, abs=1e-12)
 

@@ -68,7 +68,8 @@ def test_demo_gradcam_peaks_inside_the_object(demo, val_split):
 @pytest.mark.slow
 def test_demo_detector_map_recorded_and_reproduced(tmp_path_factory, name, floor):
     """mAP@0.5 in the manifest equals what the detection page's code measures now."""
-    from lib.detection import coco_eval, datasets, detections
+    from lib.detection import datasets, detections
+    from tests import reference
     manifest = json.loads((ROOT / "checkpoints" / name / "model.json").read_text())
     assert manifest["metrics"]["val_map50"] >= floor
     assert manifest["synth"] == synth.DEMO        # measured on the demo split
@@ -81,8 +82,8 @@ def test_demo_detector_map_recorded_and_reproduced(tmp_path_factory, name, floor
         image = Image.open(val.image_path(image_id)).convert("RGB")
         results += det.predict([image], [image_id], label_map, 0.05)[0].to_coco()
     # measured again, by the reference implementation (pycocotools), not the page's own code
-    reference = coco_eval.evaluate_pycocotools(val, results)
-    assert reference["AP50"] == pytest.approx(manifest["metrics"]["val_map50"], abs=1e-6)
+    measured = reference.pycocotools(val, results)
+    assert measured["AP50"] == pytest.approx(manifest["metrics"]["val_map50"], abs=1e-6)
 
 
 

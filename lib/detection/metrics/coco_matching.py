@@ -2,7 +2,8 @@
 threshold (matched, ignored), by pycocotools' own rules (`evaluateImg`: per image and class,
 detections by score, each takes the best-IoU ground truth still free; crowd regions, ground
 truth outside the area range and LVIS's unjudged classes are "ignore"). What COCO's accumulate
-needs besides is how often each image counts: `lib.detection.weighted_coco`.
+needs besides is how often each image counts: `weighted` (under image weights) and `coco`
+(unweighted: the 12 numbers and PR arrays).
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ class Prepared:
     det_image: np.ndarray         # in accumulate order
     class_start: np.ndarray
     unlabelled: np.ndarray        # grouped: unmatched is ignored, not false (LVIS)
+    score: np.ndarray             # in accumulate order
+    group_rank: np.ndarray        # in accumulate order: place by score in its image and class
 
 
 def prepare(dataset: CocoDataset, dets: dict[int, Detections],
@@ -159,8 +162,9 @@ def prepare(dataset: CocoDataset, dets: dict[int, Detections],
     d_key = d_key[by_group]
     start = np.r_[True, d_key[1:] != d_key[:-1]] if len(d_key) else np.zeros(0, bool)
     first = np.maximum.accumulate(np.where(start, np.arange(len(d_key)), 0))
-    top = np.arange(len(d_key)) - first < MAX_DETS
-    by_group, d_key = by_group[top], d_key[top]
+    place = np.arange(len(d_key)) - first
+    top = place < MAX_DETS
+    by_group, d_key, place = by_group[top], d_key[top], place[top]
     unlabelled = unlabelled[by_group]
     group_keys, group_lo = np.unique(d_key, return_index=True)
     group_hi = np.r_[group_lo[1:], len(d_key)].astype(np.int64)
@@ -170,7 +174,8 @@ def prepare(dataset: CocoDataset, dets: dict[int, Detections],
     return Prepared(cats, len(position), key or dataset_key(dataset), g_ok, g_img, g_cls,
                     g_box, g_crowd, g_area, np.ascontiguousarray(xywh[by_group]), group_keys,
                     group_lo.astype(np.int64), group_hi, rank, image[by_group][rank],
-                    class_start, unlabelled)
+                    class_start, unlabelled, score[by_group][rank].astype(np.float64),
+                    place[rank].astype(np.int64))
 
 
 def coco_matches(dataset: CocoDataset | None, dets: dict[int, Detections] | None = None,

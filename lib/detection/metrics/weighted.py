@@ -1,5 +1,5 @@
 """COCO's evaluation under image weights: the accumulate recomputed for any weighting of the
-images from the matching kept per detection (`lib.detection.coco_matching`), without matching
+images from the matching kept per detection (`coco_matching`), without matching
 again.
 
 `coco_matching.coco_matches(dataset, dets)` applies COCO's matching rules once, at the ten
@@ -8,7 +8,8 @@ else in COCO's `accumulate` (one ranking per class, precision envelope, 101 reca
 depends on the images only through how often each is counted, so `weighted` computes COCO's
 numbers for a whole block of image-weight vectors in one compiled pass. With every weight one
 they are faster-coco-eval's numbers (tested to 1e-12). `lib.detection.intervals` (bootstrap)
-and `lib.detection.slices` are built on it.
+and `lib.detection.slices` are built on it; `lib.detection.metrics.coco` accumulates the
+same matching unweighted for the report's numbers and curves.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lib.core.compiled import njit
-from lib.detection.coco_matching import CocoMatches
+from lib.detection.metrics.coco_matching import CocoMatches
 
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
