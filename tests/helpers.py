@@ -80,6 +80,27 @@ def noisy_detections(coco, seed=0):
     return detections.from_coco_results(out)
 
 
+
+def lvis_copy(coco):
+    """An LVIS-style copy of a COCO dataset: class frequencies, classes checked absent per
+    image, classes not labelled exhaustively (a federated dataset)."""
+    import copy
+    from pathlib import Path
+
+    from lib.detection import datasets
+    data = copy.deepcopy(coco.data)
+    cats = [c["id"] for c in data["categories"]]
+    for k, c in enumerate(data["categories"]):
+        c["frequency"] = "rcf"[k % 3]
+    for k, im in enumerate(data["images"]):
+        present = {a["category_id"] for a in coco.annotations(im["id"])}
+        absent = [c for c in cats if c not in present]
+        im["neg_category_ids"] = absent[: 2 + k % 5]
+        im["not_exhaustive_category_ids"] = sorted(present)[:1] if k % 2 else []
+    clean, _ = datasets.validate_coco(data, "lvis.json")
+    return datasets.CocoDataset(Path("lvis.json"), Path("."), clean)
+
+
 # -- wandb leet: the reference reader of .wandb logs in tests ----------------------------------
 
 def leet_json(path, summary: bool) -> str:

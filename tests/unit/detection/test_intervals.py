@@ -10,7 +10,7 @@ from lib.demo import synth
 from lib.detection import datasets, detections, intervals
 from lib.detection.metrics import coco_matching, weighted
 from tests import reference
-from tests.helpers import noisy_detections
+from tests.helpers import lvis_copy, noisy_detections
 
 
 def _dataset(data) -> datasets.CocoDataset:
@@ -153,17 +153,7 @@ def test_no_detections(population):
 def test_federated_datasets_are_evaluated_as_lvis(coco):
     """An LVIS-style copy of the data (frequencies, classes checked absent, classes not
     labelled exhaustively): faster-coco-eval's LVIS evaluation, and the weighted one equal."""
-    import copy
-    data = copy.deepcopy(coco.data)
-    cats = [c["id"] for c in data["categories"]]
-    for k, c in enumerate(data["categories"]):
-        c["frequency"] = "rcf"[k % 3]
-    for k, im in enumerate(data["images"]):
-        present = {a["category_id"] for a in coco.annotations(im["id"])}
-        absent = [c for c in cats if c not in present]
-        im["neg_category_ids"] = absent[: 2 + k % 5]
-        im["not_exhaustive_category_ids"] = sorted(present)[:1] if k % 2 else []
-    ds = _dataset(data)
+    ds = lvis_copy(coco)
     assert ds.federated and not coco.federated
     dets = noisy_detections(coco, seed=3)     # many false positives in unjudged classes
     ref = _library(ds, dets).stats

@@ -6,12 +6,12 @@ small hand-made case."""
 import numpy as np
 import pytest
 
-from lib.detection import datasets, detections, matching
+from lib.detection import detections, matching
 from lib.detection.detections import Detections
 from lib.detection.metrics import masks
 from lib.detection.metrics.coco import METRIC_KEYS, evaluate
 from tests import reference
-from tests.helpers import gt_results, noisy_detections, write_coco
+from tests.helpers import gt_results, lvis_copy, noisy_detections, write_coco
 
 
 def _agree(dataset, dets):
@@ -66,19 +66,8 @@ def test_every_branch_of_cocos_matching_and_accumulate(coco, seed):
 def test_an_lvis_style_dataset_is_evaluated_as_lvis(coco):
     """Frequencies, classes checked absent and classes not labelled exhaustively: APr, APc,
     APf and the 12 numbers are faster-coco-eval's LVIS evaluation."""
-    import copy
-    from pathlib import Path
-    data = copy.deepcopy(coco.data)
-    cats = [c["id"] for c in data["categories"]]
-    for k, c in enumerate(data["categories"]):
-        c["frequency"] = "rcf"[k % 3]
-    for k, im in enumerate(data["images"]):
-        present = {a["category_id"] for a in coco.annotations(im["id"])}
-        absent = [c for c in cats if c not in present]
-        im["neg_category_ids"] = absent[: 2 + k % 5]
-        im["not_exhaustive_category_ids"] = sorted(present)[:1] if k % 2 else []
-    clean, _ = datasets.validate_coco(data, "lvis.json")
-    lvis = datasets.CocoDataset(Path("lvis.json"), Path("."), clean)
+    lvis = lvis_copy(coco)
+    assert lvis.federated
     ours = _agree(lvis, noisy_detections(coco, seed=3))
     assert {"APr", "APc", "APf"} <= set(ours.stats)
 
