@@ -65,10 +65,14 @@ def discover() -> None:
     if _discovered:
         return
     import lib
+    whole = True
     for found in pkgutil.iter_modules(lib.__path__):
         if found.ispkg:
-            importlib.import_module(f"lib.{found.name}")
-    _discovered = True
+            package = importlib.import_module(f"lib.{found.name}")
+            # asked while that package is still being imported (a look-up at import time):
+            # what it registers is not there yet, so look again next time
+            whole = whole and not getattr(package.__spec__, "_initializing", False)
+    _discovered = whole
 
 
 def builders() -> dict[tuple[Task, Source], Builder]:

@@ -145,3 +145,17 @@ def test_weights_cli_fetch_reports_failure(monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert weights.main(["fetch", "nope_net"]) == 1
     assert "error: nope_net: Unknown model" in capsys.readouterr().err
+
+
+def test_discovery_asked_during_a_package_import_looks_again(monkeypatch):
+    """A look-up made while a package is still being imported finds its models missing: the
+    registry does not call itself discovered then, so the next look-up imports it again."""
+    import lib.detection
+    from lib.models import build
+    monkeypatch.setattr(build, "_discovered", False)
+    monkeypatch.setattr(lib.detection.__spec__, "_initializing", True, raising=False)
+    build.discover()
+    assert build._discovered is False
+    monkeypatch.setattr(lib.detection.__spec__, "_initializing", False)
+    build.discover()
+    assert build._discovered is True
