@@ -1,4 +1,6 @@
-"""Match once, derive everything: one table of every detection of a model on a dataset.
+"""The analyses' matching, made once: one table of every detection of a model on a dataset.
+(COCO's own matching, per area range at ten IoUs, is the other one a report makes: the 12
+numbers, PR curves, intervals and slices come from it, `lib.detection.metrics`.)
 
 `match(dataset, dets)` walks the images once. Per image it computes the IoU matrix and, greedily
 by score as COCO does, matches each detection to a ground-truth box of its class at IoU 0.5
