@@ -6,10 +6,11 @@ numbers, PR curves, intervals and slices come from it, `lib.detection.metrics`.)
 by score as COCO does, matches each detection to a ground-truth box of its class at IoU 0.5
 (`gt`), and to one of any class (`agnostic_gt`, for the confusion matrix); it also keeps the
 best IoU with boxes of the same and of other classes, from which the TIDE-style error kind of
-every detection follows without another pass. Everything the detection page shows is then a
-vectorised query of this table: a score threshold is a filter, not a new evaluation. (Greedy
-matching by score means a detection's match depends only on higher-scoring detections, so the
-matches of the detections above a threshold are exactly the full table's.)
+every detection follows without another pass. Every analysis the detection page shows
+(confusion, per-image counts, IoUs, F1, TIDE) is then a vectorised query of this table: a score
+threshold is a filter, not a new evaluation. (Greedy matching by score means a detection's
+match depends only on higher-scoring detections, so the matches of the detections above a
+threshold are exactly the full table's.)
 
 Ground truth: non-crowd boxes only (crowd regions are COCO's "ignore" areas).
 """
