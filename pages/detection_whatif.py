@@ -3,15 +3,12 @@ detectors, clean beside corrupted, their detections matched (kept, moved, lost, 
 and the sweep of how many detections each corruption and severity keeps. A view over
 `lib.detection.whatif`."""
 
-import numpy as np
 import streamlit as st
-from PIL import Image
 
 from lib import plots, ui
 from lib.core.links import WhatIfLink
 from lib.detection import drawing, whatif
 from lib.media import corruptions, images
-from lib.models import cache
 
 NONE = "none"
 
@@ -38,27 +35,26 @@ def drawn(picture, dets, labels: dict, kinds: dict[str, list[int]]):
     return drawing.draw(picture, groups)
 
 
-def detector_row(name: str, picture, altered, corruption: str, thr: float) -> None:
+def detector_row(s, name: str, picture, sha: str, corruption: str | None, severity: int,
+                 thr: float) -> None:
     """One detector: clean and corrupted side by side, the change counted."""
-    handle = cache.load(name, "detection")
-    ui.untrained_warning(handle)
-    det = handle.model
-    label_map = {i: i for i in det.labels}
-    with ui.queued("Detecting"):
-        clean, after = det.predict([picture, altered], [0, 1], label_map, thr)
-    change = whatif.compare(clean, after)
+    result = s.bench.whatif(name, picture, sha, corruption, severity, thr)
+    ui.untrained_warning(result)
+    labels, clean, after, change = result.labels, result.clean, result.altered, result.change
     counts = change.counts()
     moved = set(change.moved)
     kept = [a for a, _ in change.pairs if a not in moved]
+    said = ("clean" if corruption is None
+            else f"{corruption.replace('_', ' ')} {severity}")
     c1, c2 = st.columns(2)
-    c1.image(drawn(picture, clean, det.labels, {"kept": kept, "moved": sorted(moved),
-                                                    "lost": list(change.lost)}),
+    c1.image(drawn(picture, clean, labels, {"kept": kept, "moved": sorted(moved),
+                                                "lost": list(change.lost)}),
              caption=f"{name} · clean: {len(clean)} detections", width="stretch")
-    c2.image(drawn(altered, after, det.labels,
+    c2.image(drawn(result.altered_image, after, labels,
                    {"kept": [b for a, b in change.pairs if a not in moved],
                     "moved": [b for a, b in change.pairs if a in moved],
                     "gained": list(change.gained)}),
-             caption=f"{name} · {corruption}: {len(after)} detections", width="stretch")
+             caption=f"{name} · {said}: {len(after)} detections", width="stretch")
     st.markdown(" · ".join(f"**{v}** {k}" for k, v in counts.items())
                 + f" (matched: same class, IoU ≥ {whatif.MATCH_IOU}; moved: IoU < "
                   f"{whatif.MOVED_IOU})")
@@ -103,11 +99,9 @@ def view(s) -> None:
     with ui.showing_errors():
         intake = images.load_image(shot.getvalue(), shot.name)
         picture = intake.image
-        altered = picture if corruption == NONE else Image.fromarray(
-            corruptions.corrupt(np.asarray(picture), corruption, severity))
-        said = "clean" if corruption == NONE else f"{corruption.replace('_', ' ')} {severity}"
         for name in runnable:
-            detector_row(name, picture, altered, said, thr)
+            detector_row(s, name, picture, intake.sha256, None if corruption == NONE
+                         else corruption, severity, thr)
         st.divider()
         pick = st.selectbox("Sweep with", runnable, key="dwi_sweep_model")
         sweep_view(s, pick, picture, thr, intake.sha256)

@@ -231,6 +231,17 @@ class DetectionBenchmark:
                 resamples, seed, progress))
 
     # -- what-if on one image -----------------------------------------------------------------
+    def whatif(self, name: str, picture, sha: str, corruption: str | None, severity: int,
+               threshold: float) -> whatif.Pair:
+        """A registry detector on one uploaded image, clean and corrupted, matched (once per
+        process per image, model, corruption, severity and threshold)."""
+        def build():
+            det = cache.load(name, "detection").model
+            with self.busy(f"Detecting with {name}…"):
+                return whatif.pair(det, picture, corruption, severity, threshold)
+        return cache.shared("detection what-if",
+                            f"{sha}|{name}|{corruption}|{severity}|{threshold}", build)
+
     def whatif_sweep(self, name: str, picture, sha: str, threshold: float,
                      progress=None) -> whatif.Sweep:
         """A registry detector on one uploaded image under all 19 × 5 corruptions: how many

@@ -63,6 +63,32 @@ def compare(clean: Detections, altered: Detections) -> Change:
 
 
 @dataclass(frozen=True)
+class Pair:
+    """One detector on one image, clean and altered: both images' detections, their change."""
+
+    altered_image: Image.Image
+    clean: Detections
+    altered: Detections
+    change: Change
+    labels: dict[int, str]         # the detector's class names
+    untrained: bool = False        # an untrained test model: a plumbing check, never real
+
+
+def pair(detector, image, corruption: str | None, severity: int, threshold: float,
+         seed: int = 0) -> Pair:
+    """The image and its corrupted copy (`corruption` None: the image itself) through the
+    detector in one batch, matched."""
+    rgb = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, np.uint8)
+    clean_image = Image.fromarray(rgb)
+    altered_image = clean_image if not corruption else Image.fromarray(
+        corruptions.corrupt(rgb, corruption, severity, seed))
+    clean, altered = detector.predict([clean_image, altered_image], [0, 1],
+                                      {i: i for i in detector.labels}, threshold)
+    return Pair(altered_image, clean, altered, compare(clean, altered), dict(detector.labels),
+                bool(getattr(detector, "untrained", False)))
+
+
+@dataclass(frozen=True)
 class Sweep:
     """How many of the clean detections each corruption and severity keeps."""
 

@@ -46,3 +46,38 @@ def test_the_sweep_counts_what_each_corruption_keeps():
         kept = corruptions.corrupt(image, n, s).mean() > 60
         assert k == int(kept) and sw.gained[sw.names.index(n), sw.severities.index(s)] == 1 - kept
     assert sw.clean == 1 and len(sw.frame()) == 4
+
+
+def test_the_benchmark_s_what_if_is_the_detector_s_own_and_computed_once(monkeypatch):
+    """`DetectionBenchmark.whatif` (what the What-if tab draws): the detector's detections on
+    the image and on its corrupted copy (the corruption's own pixels), matched by `compare`;
+    asked again with the same settings it is not recomputed, with another severity it is."""
+    from PIL import Image
+
+    from lib.detection.service import DetectionBenchmark
+    from lib.media import corruptions
+    from lib.models import cache
+
+    calls, seen = [], []
+
+    class Counting(Fixed):
+        labels = {1: "thing"}
+        untrained = True
+
+        def predict(self, images, ids, label_map, threshold):
+            calls.append(len(images))
+            seen.append([np.asarray(im) for im in images])
+            return super().predict(images, ids, label_map, threshold)
+
+    monkeypatch.setattr(cache, "load", lambda name, task: type(
+        "Handle", (), {"model": Counting(), "untrained": True})())
+    image = Image.fromarray(np.full((40, 40, 3), 120, np.uint8))
+    bench = DetectionBenchmark()
+    first = bench.whatif("fake", image, "sha-what-if", "brightness", 5, 0.5)
+    assert np.array_equal(seen[0][1], corruptions.corrupt(np.asarray(image), "brightness", 5))
+    clean, after = Fixed().predict(seen[0], [0, 1], {}, 0.5)
+    assert first.change == whatif.compare(clean, after) and first.untrained
+    assert bench.whatif("fake", image, "sha-what-if", "brightness", 5, 0.5) is first
+    bench.whatif("fake", image, "sha-what-if", "brightness", 1, 0.5)
+    plain = bench.whatif("fake", image, "sha-what-if", None, 3, 0.5)
+    assert calls == [2, 2, 2] and plain.change.counts()["kept"] == 1   # the repeat: none
