@@ -26,6 +26,7 @@ from lib.detection.metrics.coco_matching import (
     ALL_AREAS,
     AREAS,
     IOU_THRESHOLDS,
+    RECALL_POINTS,
     CocoMatches,
     Prepared,
     coco_matches,
@@ -35,7 +36,6 @@ from lib.detection.metrics.coco_matching import (
 METRIC_KEYS = ["AP", "AP50", "AP75", "APs", "APm", "APl",
                "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 LVIS_KEYS = ["APr", "APc", "APf"]          # added on federated (LVIS-style) datasets
-RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 #: COCO's area ranges in its order (A axis of the arrays) and detections kept (M axis)
 AREA_RANGES = (ALL_AREAS, AREAS["small"], AREAS["medium"], AREAS["large"])
 MAX_DETS = (1, 10, 100)
@@ -48,7 +48,7 @@ class CocoMetrics:
     precision: np.ndarray            # [T, R, K, A, M] as COCOeval.accumulate gives it
     scores: np.ndarray               # [T, R, K, A, M] score at each recall point
     category_ids: list[int]
-    recall: np.ndarray | None = None  # [T, K, A, M]
+    recall: np.ndarray               # [T, K, A, M]
 
 
 @dataclass
@@ -71,20 +71,15 @@ def evaluation(dataset: CocoDataset, dets: dict[int, Detections],
     p = prepared or prepare(dataset, dets)
     by_area = [coco_matches(None, area=area, prepared=p) for area in AREA_RANGES]
     cats = p.categories
-    if not len(p.score):                       # nothing detected: zeros, as Lens always said
-        shape = (len(IOU_THRESHOLDS), len(RECALL_POINTS), len(cats), 4, 3)
-        zeros = np.full(shape, -1.0)
-        keys = METRIC_KEYS + (LVIS_KEYS if dataset.federated else [])
-        metrics = CocoMetrics({k: 0.0 for k in keys}, _per_class(dataset, cats, zeros), zeros,
-                              zeros.copy(), cats, np.full((shape[0], *shape[2:]), -1.0))
-        return Evaluation(metrics, by_area[0])
     precision, scores, recall = accumulate(by_area, p)
     stats = summarize(precision, recall)
     if dataset.federated:                      # LVIS: AP of rare, common, frequent classes
         frequency = _frequencies(dataset, cats)
         for key, label in zip(LVIS_KEYS, "rcf"):
             group = [k for k, f in enumerate(frequency) if f == label]
-            stats[key] = _mean_or_minus_one(precision[:, :, group, 0, -1])
+            stats[key] = _mean(precision[:, :, group, 0, -1])
+    if not len(p.score):                       # nothing detected: zeros, as Lens always said
+        stats = dict.fromkeys(stats, 0.0)
     metrics = CocoMetrics(stats, _per_class(dataset, cats, precision), precision, scores,
                           cats, recall)
     return Evaluation(metrics, by_area[0])
@@ -169,17 +164,13 @@ def summarize(precision: np.ndarray, recall: np.ndarray) -> dict[str, float]:
           precision[..., 1, 2], precision[..., 2, 2], precision[..., 3, 2]]
     ar = [recall[:, :, 0, 0], recall[:, :, 0, 1], recall[:, :, 0, 2],
           recall[:, :, 1, 2], recall[:, :, 2, 2], recall[:, :, 3, 2]]
-    return {k: _mean_or_minus_one(v) for k, v in zip(METRIC_KEYS, ap + ar)}
+    return {k: _mean(v) for k, v in zip(METRIC_KEYS, ap + ar)}
 
 
-def _mean_or_minus_one(a: np.ndarray) -> float:
+def _mean(a: np.ndarray, empty: float = -1.0) -> float:
+    """The mean of the entries COCO counts (> -1); `empty` when there are none."""
     valid = a[a > -1]
-    return float(np.mean(valid)) if valid.size else -1.0
-
-
-def _mean_valid(a: np.ndarray) -> float:
-    valid = a[a > -1]
-    return float(valid.mean()) if valid.size else float("nan")
+    return float(np.mean(valid)) if valid.size else empty
 
 
 def _per_class(dataset: CocoDataset, cats: list[int], precision: np.ndarray) -> pd.DataFrame:
@@ -189,8 +180,8 @@ def _per_class(dataset: CocoDataset, cats: list[int], precision: np.ndarray) -> 
     for k, cid in enumerate(cats):
         rows.append({"category_id": cid, "name": dataset.categories[cid],
                      "objects": int(counts.get(cid, 0)),
-                     "AP": _mean_valid(precision[:, :, k, 0, 2]),
-                     "AP50": _mean_valid(precision[0, :, k, 0, 2])})
+                     "AP": _mean(precision[:, :, k, 0, 2], float("nan")),
+                     "AP50": _mean(precision[0, :, k, 0, 2], float("nan"))})
     return pd.DataFrame(rows)
 
 

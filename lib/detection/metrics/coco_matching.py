@@ -19,6 +19,7 @@ from lib.detection.datasets import CocoDataset
 from lib.detection.detections import Detections
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)        # COCO's, bit t of the match bits
+RECALL_POINTS = np.linspace(0.0, 1.0, 101)         # COCO's, where precision is read
 MAX_DETS = 100
 ALL_AREAS = (0.0, 1e10)
 #: COCO's area ranges (pixels²) by name; a slice may use any other.

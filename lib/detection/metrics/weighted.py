@@ -22,10 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lib.core.compiled import njit
-from lib.detection.metrics.coco_matching import CocoMatches
-
-RECALL_POINTS = np.linspace(0.0, 1.0, 101)
-
+from lib.detection.metrics.coco_matching import RECALL_POINTS, CocoMatches
 
 BLOCK = 16     # weightings computed together: one pass over the detections serves them all
 
