@@ -14,7 +14,7 @@ import pandas as pd
 
 from lib.core import paths, system
 from lib.models import registry
-from lib.models.cache import MODEL, STORE
+from lib.models.cache import MODEL, STORE, model_label
 
 PAGES = [
     ("Classification", "pages/classification.py",
@@ -57,7 +57,8 @@ def memory_view() -> None:
               f"{used_mb:.0f} MB",
               help=f"Budget {STORE.budget_bytes / 2**20:.0f} MB (LENS_MODEL_BUDGET_MB); the "
                    "least recently used entry is released when a new one would exceed it.")
-    groups = {paths.shown(h.key): (1, h.nbytes) for h in cached if h.kind == MODEL}
+    groups = {paths.shown(model_label(h.key)): (1, h.nbytes) for h in cached
+              if h.kind == MODEL}
     groups.update({kind: held for kind, held in STORE.by_kind().items() if kind != MODEL})
     # models by name, the rest by kind
     st.caption(f"Budget: {STORE.budget_bytes / 2**20:.0f} MB · " + (", ".join(

@@ -292,4 +292,12 @@ def _key(name: Any, task: str, device: str | None) -> str:
     return f"{registry.Task(task)}:{name}@{device or 'auto'}"
 
 
+def model_label(key: str) -> str:
+    """A model entry's key as a person reads it: "name (task)", the device when one was
+    asked for (the inverse of the one key format, `_key`)."""
+    task, _, rest = key.partition(":")
+    name, _, device = rest.rpartition("@")
+    return f"{name} ({task}{'' if device == 'auto' else ', ' + device})"
+
+
 _SPECS: dict[str, Any] = {}   # cache key -> the spec its model was built from

@@ -88,3 +88,10 @@ def test_model_nbytes_counts_parameters_and_buffers():
     import torch
     m = torch.nn.BatchNorm1d(4)  # 8 params + 8 running stats (float32) + 1 int64 counter
     assert model_nbytes(m) == (4 + 4 + 4 + 4) * 4 + 8
+
+
+def test_a_model_entry_reads_as_its_name_and_task():
+    from lib.models.cache import _key, model_label
+    assert model_label(_key("facebook/detr-resnet-50", "detection", None)) == \
+        "facebook/detr-resnet-50 (detection)"
+    assert model_label(_key("a@b:c", "classification", "cuda")) == "a@b:c (classification, cuda)"
